@@ -1,0 +1,65 @@
+"""The ``mtsc-sdr`` command line. Each subcommand is thin: it parses arguments and delegates.
+
+Subcommand modules are imported only when their command runs, so ``mtsc-sdr --help`` and the
+channel process start fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from mtsc_sdr.config import ConfigError
+
+# name -> (module that defines ``add_arguments(parser)`` and ``run(args) -> int``, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "channel": ("mtsc_sdr.channel.cli", "run the software channel between two ZeroMQ IQ streams"),
+    "flowgraph": ("mtsc_sdr.radio.cli", "launch a GNU Radio flowgraph (sim channel, Pluto, USRP)"),
+    "link-test": ("mtsc_sdr.runtime.link_test", "send frames end to end across processes and report the link"),
+    "demo": ("mtsc_sdr.runtime.demo", "run the built-in demo (link test over the simulated channels)"),
+}
+
+
+def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
+    parser = argparse.ArgumentParser(
+        prog="mtsc-sdr",
+        description="Multi-task semantic communication testbed over software-defined radios.",
+    )
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    subparsers = {}
+    for name, (_, help_text) in COMMANDS.items():
+        subparsers[name] = sub.add_parser(name, help=help_text, description=help_text)
+    return parser, subparsers
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    parser, subparsers = build_parser()
+    # Parse the command name first so only that command's module is imported.
+    pre, _ = parser.parse_known_args(argv)
+    if pre.command is None:
+        parser.print_help()
+        return 2
+    module = importlib.import_module(COMMANDS[pre.command][0])
+    module.add_arguments(subparsers[pre.command])
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.WARNING - 10 * min(args.verbose, 2),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        return int(module.run(args) or 0)
+    except ConfigError as exc:
+        print(f"mtsc-sdr {pre.command}: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"mtsc-sdr {pre.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

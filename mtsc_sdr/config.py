@@ -1,0 +1,158 @@
+"""Typed configuration: YAML (or dicts) in, validated dataclasses out.
+
+Every error names the offending field with its full dotted path, e.g.
+``channel.fading.k_factor_db: expected a number, got 'high'``.
+
+Configuration classes are plain ``@dataclass`` types whose fields have simple annotations
+(``int``, ``float``, ``str``, ``bool``, ``Optional[...]``, ``list[...]``, ``tuple[...]``, a nested dataclass,
+or a ``Literal[...]`` of allowed strings). A class may define ``validate(self, path)`` for range
+checks; it raises :class:`ConfigError` through :func:`check`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from pathlib import Path
+from typing import Any, Literal, TypeVar, Union
+
+T = TypeVar("T")
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing, unknown, of the wrong type or out of range."""
+
+    def __init__(self, field: str, message: str):
+        self.field = field
+        super().__init__(f"{field}: {message}" if field else message)
+
+
+def check(condition: bool, field: str, message: str) -> None:
+    """Raise :class:`ConfigError` for ``field`` unless ``condition`` holds."""
+    if not condition:
+        raise ConfigError(field, message)
+
+
+def _join(path: str, name: str) -> str:
+    return f"{path}.{name}" if path else name
+
+
+def _coerce(value: Any, tp: Any, path: str) -> Any:
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if tp is Any:
+        return value
+    if origin in (Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        real = [a for a in args if a is not type(None)]
+        if len(real) == 1:  # Optional[X]: report X's own error
+            return _coerce(value, real[0], path)
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(value, arg, path)
+            except ConfigError as exc:
+                errors.append(str(exc))
+        raise ConfigError(path, f"does not match any of {[getattr(a, '__name__', str(a)) for a in args]}: "
+                          + "; ".join(errors))
+    if origin is Literal:
+        if value not in args:
+            raise ConfigError(path, f"expected one of {list(args)}, got {value!r}")
+        return value
+    if dataclasses.is_dataclass(tp):
+        return from_dict(tp, value, path)
+    if origin in (list, tuple):
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(path, f"expected a list, got {value!r}")
+        if origin is tuple and args and args[-1] is not Ellipsis:
+            if len(value) != len(args):
+                raise ConfigError(path, f"expected {len(args)} items, got {len(value)}")
+            return tuple(_coerce(v, a, f"{path}[{i}]") for i, (v, a) in enumerate(zip(value, args)))
+        item_tp = args[0] if args else Any
+        items = [_coerce(v, item_tp, f"{path}[{i}]") for i, v in enumerate(value)]
+        return tuple(items) if origin is tuple else items
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(path, f"expected a mapping, got {value!r}")
+        return dict(value)
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(path, f"expected true or false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(path, f"expected an integer, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(path, f"expected a number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(path, f"expected a string, got {value!r}")
+        return value
+    if tp is Path:
+        if not isinstance(value, (str, Path)):
+            raise ConfigError(path, f"expected a path, got {value!r}")
+        return Path(value)
+    raise TypeError(f"config type {tp!r} at {path} is not supported")
+
+
+def from_dict(cls: type[T], data: Any, path: str = "") -> T:
+    """Build dataclass ``cls`` from a mapping, validating names, types and (via ``validate``) ranges."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(path, f"expected a mapping, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise ConfigError(_join(path, str(unknown[0])), f"unknown field (known: {', '.join(sorted(fields))})")
+    kwargs = {}
+    for name, f in fields.items():
+        fpath = _join(path, name)
+        if name in data:
+            kwargs[name] = _coerce(data[name], hints[name], fpath)
+        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            raise ConfigError(fpath, "required field is missing")
+    obj = cls(**kwargs)
+    validate = getattr(obj, "validate", None)
+    if callable(validate):
+        validate(path)
+    return obj
+
+
+def load_yaml(cls: type[T], file: str | Path, section: str | None = None) -> T:
+    """Read YAML ``file`` (optionally one top-level ``section``) into dataclass ``cls``."""
+    import yaml
+
+    file = Path(file)
+    try:
+        text = file.read_text()
+    except OSError as exc:
+        raise ConfigError("", f"cannot read config file {file}: {exc.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError("", f"{file} is not valid YAML: {exc}") from None
+    if section is not None:
+        if not isinstance(data, dict) or section not in data:
+            raise ConfigError(section, f"section missing in {file}")
+        data = data[section]
+    return from_dict(cls, data, section or "")
+
+
+def to_dict(obj: Any) -> Any:
+    """Dataclass (nested) -> plain JSON/YAML-friendly structures."""
+    if dataclasses.is_dataclass(obj):
+        return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, (list, tuple)):
+        return [to_dict(v) for v in obj]
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj
