@@ -1,0 +1,31 @@
+"""ZeroMQ links: IQ sample streams compatible with GNU Radio's gr-zeromq, and tensor/control messages.
+
+* :mod:`.iq` - :class:`IQPush` (binds PUSH) / :class:`IQPull` (connects PULL): raw complex64,
+  optional gr-zeromq tag headers (:mod:`.tags`, PMTs via :mod:`.pmtcodec`).
+* :mod:`.messages` - :class:`MessageServer` (ROUTER, binds) / :class:`MessageClient` (DEALER,
+  connects): versioned JSON header + raw tensor frames, sequence tracking, no pickle.
+* :mod:`.curve` - optional CURVE authentication and encryption.
+* :mod:`.endpoints` - loopback-by-default binding, free ports, common socket options.
+"""
+
+from .curve import CurveClient, CurveKeyPair, CurveServer, curve_keypair, load_keypair
+from .endpoints import (
+    NonLoopbackBindError,
+    check_bind_endpoint,
+    free_tcp_endpoint,
+    free_tcp_port,
+    is_loopback_endpoint,
+)
+from .iq import IQChunk, IQPull, IQPush, IQSendTimeout, IQStats
+from .messages import LinkTimeout, Message, MessageClient, MessageServer, MessageStats, PeerUnreachable
+from .pmtcodec import Pair, PMTDecodeError, UInt64
+from .tags import Tag, TagHeaderError, decode_tag_header, encode_tag_header
+
+__all__ = [
+    "CurveClient", "CurveKeyPair", "CurveServer", "curve_keypair", "load_keypair",
+    "NonLoopbackBindError", "check_bind_endpoint", "free_tcp_endpoint", "free_tcp_port", "is_loopback_endpoint",
+    "IQChunk", "IQPull", "IQPush", "IQSendTimeout", "IQStats",
+    "LinkTimeout", "Message", "MessageClient", "MessageServer", "MessageStats", "PeerUnreachable",
+    "Pair", "PMTDecodeError", "UInt64",
+    "Tag", "TagHeaderError", "decode_tag_header", "encode_tag_header",
+]
