@@ -334,9 +334,11 @@ class IQPull:
             st.empty_messages += 1
             return None
         samples = np.frombuffer(buf, dtype=np.complex64, offset=start)
-        if start % SAMPLE_BYTES:
-            samples = samples.copy()  # a tag header of odd length leaves the samples unaligned
-            samples.flags.writeable = False
+        if not samples.flags.aligned:
+            # libzmq hands small messages over inside its batch buffer at any offset, and a tag
+            # header of odd length shifts the samples: copy those (cheap) so callers get aligned data
+            samples = samples.copy()
+        samples.flags.writeable = False
         if self.check_finite and not np.isfinite(samples.view(np.float32)).all():
             bad = int(np.count_nonzero(~np.isfinite(samples.view(np.float32)).reshape(-1, 2).all(axis=1)))
             st.dropped_nonfinite += 1

@@ -149,7 +149,7 @@ def _to_numpy(value: Any, name: str) -> np.ndarray:
         raise ValueError(f"tensor {name!r}: more than {MAX_NDIM} dimensions")
     if arr.dtype.byteorder == ">":
         arr = arr.astype(arr.dtype.newbyteorder("<"))
-    return np.ascontiguousarray(arr)
+    return arr if arr.flags.c_contiguous else arr.copy(order="C")  # (ascontiguousarray makes 0-d 1-d)
 
 
 def encode(kind: str, session: int, seq: int, src: int, tensors: Mapping[str, Any] | None = None,
@@ -223,10 +223,12 @@ def decode(frames: list[zmq.Frame], *, max_message_bytes: int = DEFAULT_MAX_MESS
             raise _Malformed("dropped_size_mismatch",
                              f"tensor {name!r}: {dtype}{shape} needs {expected} bytes, frame has {len(buf)}")
         arr = np.frombuffer(buf, dtype=dt).reshape(shape)
-        if not arr.flags.aligned:
+        if not dt.isnative:
+            arr = arr.astype(dt.newbyteorder("="))
+        elif not arr.flags.aligned:  # small frames may sit at any offset in libzmq's batch buffer
             arr = arr.copy()
-            arr.flags.writeable = False
-        tensors[name] = arr if dt.isnative else arr.astype(dt.newbyteorder("="))
+        arr.flags.writeable = False
+        tensors[name] = arr
     return Message(kind, session, seq, tensors, meta, src)
 
 
