@@ -1,0 +1,61 @@
+"""Run metadata and tidy result rows: the one report schema of DESIGN.md.
+
+Every ``--json`` output is one object ``{"meta": {...}, "rows": [...]}`` (commands may add keys of
+their own beside these two). ``meta`` records the configuration, seeds, versions, machine and
+threads; each row is ``{"system", "task", "channel", "snr_db", "metric", "value"}`` plus optional
+keys such as ``unit``, ``stage``, ``precision`` or ``peer``.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import platform
+import sys
+from importlib import metadata
+from typing import Any
+
+_PACKAGES = ("mtsc-sdr", "numpy", "scipy", "pyzmq", "torch")
+
+
+def versions(extra: dict[str, str | None] | None = None) -> dict[str, str | None]:
+    """Python and package versions (None for a package that is not installed)."""
+    out: dict[str, str | None] = {"python": platform.python_version()}
+    for name in _PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    out.update(extra or {})
+    return out
+
+
+def machine() -> dict[str, Any]:
+    """What ran it: OS, CPU, cores and the thread settings that change speed."""
+    return {
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "threads": {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS",
+                                                     "OPENBLAS_NUM_THREADS")},
+        "argv": sys.argv,
+    }
+
+
+def run_meta(config: dict[str, Any], seeds: dict[str, int], *,
+             extra_versions: dict[str, str | None] | None = None) -> dict[str, Any]:
+    """The ``meta`` object of a report."""
+    return {
+        "config": config,
+        "seeds": seeds,
+        "versions": versions(extra_versions),
+        "machine": machine(),
+        "time_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def row(system: str, task: str, channel: str, snr_db: float | None, metric: str, value: float | int | None,
+        **extra: Any) -> dict[str, Any]:
+    """One tidy result record."""
+    return {"system": system, "task": task, "channel": channel, "snr_db": snr_db,
+            "metric": metric, "value": value, **extra}
