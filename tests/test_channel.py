@@ -250,7 +250,7 @@ def test_integer_delay_is_an_exact_shift():
     assert np.array_equal(y[37:], x[:-37])
 
 
-@pytest.mark.parametrize("delay", [0.0, 0.25, 0.5, 3.7])
+@pytest.mark.parametrize("delay", [0.0, 0.25, 0.5, 3.7, 0.123456])
 def test_fractional_delay_of_a_bandlimited_signal(delay):
     n = 8192
     x = bandlimited_signal(n, seed=8)
@@ -260,7 +260,7 @@ def test_fractional_delay_of_a_bandlimited_signal(delay):
     reference = np.fft.ifft(np.fft.fft(x) * np.exp(-2j * np.pi * f * delay))
     got = y[n:2 * n - 64]
     err_db = 10 * np.log10(np.mean(np.abs(got - reference[:n - 64]) ** 2) / np.mean(np.abs(reference) ** 2))
-    assert err_db < -50
+    assert err_db < -70
 
 
 def test_sample_rate_offset_scales_frequency_and_length():

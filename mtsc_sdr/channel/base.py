@@ -32,8 +32,13 @@ def seed_sequence(seed: Seed) -> np.random.SeedSequence:
 
 
 def make_rng(seed: Seed) -> np.random.Generator:
-    """A numpy Generator (PCG64) from an explicit seed."""
-    return np.random.Generator(np.random.PCG64(seed_sequence(seed)))
+    """A numpy Generator from an explicit seed.
+
+    The bit generator is SFC64: statistically strong (passes PractRand and BigCrush), not meant for
+    cryptography, and the fastest numpy offers (about 20% more Gaussian samples per second than
+    PCG64, which is what bounds the AWGN stage's throughput).
+    """
+    return np.random.Generator(np.random.SFC64(seed_sequence(seed)))
 
 
 def as_complex64(x: np.ndarray) -> np.ndarray:

@@ -17,12 +17,15 @@ from .base import Stage
 
 #: Half-width W of the windowed-sinc interpolator (2W taps).
 SINC_HALF_WIDTH = 16
-#: Fractional positions tabulated between two samples (linear interpolation in between).
-SINC_PHASES = 256
+#: Fractional positions tabulated between two samples; the nearest one is used, so timing is
+#: quantised to 1/(2*4096) sample (error below -65 dB for a tone at 0.4 cycles/sample).
+SINC_PHASES = 4096
 #: Kaiser window shape parameter (stop-band about -80 dB; passband flat to ~0.4 cycles/sample).
 KAISER_BETA = 8.0
 #: Outputs computed per vectorised batch (bounds temporary memory).
 RESAMPLE_BATCH = 1 << 14
+#: Use one FIR per run of outputs with the same phase when runs average at least this long.
+MIN_MEAN_RUN = 64
 
 
 class IntegerDelay(Stage):
@@ -47,7 +50,7 @@ class IntegerDelay(Stage):
 
 
 def _sinc_table(half_width: int, phases: int, beta: float) -> np.ndarray:
-    """(phases + 1, 2W) float32: row p holds the 2W taps for fractional position mu = p / phases.
+    """(phases + 1, 2W) complex64 (real values): row p holds the 2W taps for fractional position mu = p / phases.
 
     Tap j multiplies input sample ``k - W + 1 + j`` where ``k = floor(t)``, ``mu = t - k``; its value
     is the Kaiser-windowed sinc at distance ``mu + W - 1 - j``. Each row is normalised to sum to 1
@@ -57,7 +60,7 @@ def _sinc_table(half_width: int, phases: int, beta: float) -> np.ndarray:
     dist = mu + half_width - 1 - np.arange(2 * half_width)[None, :]
     window = np.i0(beta * np.sqrt(np.clip(1.0 - (dist / half_width) ** 2, 0.0, None))) / np.i0(beta)
     taps = np.sinc(dist) * window
-    return (taps / taps.sum(axis=1, keepdims=True)).astype(np.float32)
+    return (taps / taps.sum(axis=1, keepdims=True)).astype(np.complex64)
 
 
 class Resampler(Stage):
@@ -112,6 +115,25 @@ class Resampler(Stage):
             m += 1
         return m
 
+    def _interpolate(self, buf: np.ndarray, base: np.ndarray, phase: np.ndarray) -> np.ndarray:
+        """(M,) outputs ``sum_j table[phase_m, j] buf[base_m + j]``.
+
+        With a small clock offset the phase and the window's step stay constant over long runs
+        (all the way for a pure fractional delay): each run is one FIR over a contiguous slice.
+        Otherwise every output gathers its own window and taps.
+        """
+        two_w = 2 * SINC_HALF_WIDTH
+        breaks = np.flatnonzero((np.diff(phase) != 0) | (np.diff(base) != 1)) + 1
+        if (breaks.size + 1) * MIN_MEAN_RUN > base.size:
+            windows = np.lib.stride_tricks.sliding_window_view(buf, two_w)
+            return np.einsum("mj,mj->m", windows[base], self._table[phase])
+        out = np.empty(base.size, dtype=np.complex64)
+        for start, stop in zip([0, *breaks], [*breaks, base.size]):
+            taps = self._table[phase[start]]
+            segment = buf[base[start]:base[stop - 1] + two_w]
+            out[start:stop] = np.correlate(segment, taps, mode="valid")  # taps are real: no conj
+        return out
+
     def process_(self, x: np.ndarray) -> np.ndarray:
         W = SINC_HALF_WIDTH
         buf = np.concatenate([self._buf, x]) if x.size else self._buf
@@ -121,12 +143,9 @@ class Resampler(Stage):
         for first in range(self._next_out, last + 1, RESAMPLE_BATCH):
             m = np.arange(first, min(first + RESAMPLE_BATCH, last + 1), dtype=np.int64)
             k, mu = self._times(m)
-            pos = mu * SINC_PHASES
-            p = np.minimum(pos.astype(np.int64), SINC_PHASES - 1)
-            a = (pos - p).astype(np.float32)[:, None]
-            coef = self._table[p] * (1.0 - a) + self._table[p + 1] * a  # (M, 2W)
-            idx = (k - W + 1 - self._buf_start)[:, None] + np.arange(2 * W)[None, :]
-            outs.append(np.einsum("mj,mj->m", buf[idx], coef.astype(np.complex64)))
+            phase = np.rint(mu * SINC_PHASES).astype(np.int64)  # nearest tabulated position
+            base = k - W + 1 - self._buf_start  # where each output's 2W-sample window starts in buf
+            outs.append(self._interpolate(buf, base, phase))
         self._next_out = last + 1
         keep_from = int(self._times(np.array([self._next_out]))[0][0]) - W + 1  # first index still needed
         drop = min(max(keep_from - self._buf_start, 0), buf.size)
