@@ -72,9 +72,17 @@ def decode_word(word: int) -> int:
 # ----------------------------------------------------------------------------- mtsc processes
 
 
+def _tune(args: argparse.Namespace) -> None:
+    if not args.no_tune_allocator:
+        from mtsc_sdr.link.alloc import tune_allocator_for_streaming
+
+        tune_allocator_for_streaming(args.message_samples * 8)
+
+
 def role_mtsc_send(args: argparse.Namespace) -> int:
     from mtsc_sdr.link import IQPush, IQSendTimeout
 
+    _tune(args)
     n = args.message_samples
     base = np.arange(n, dtype=np.uint64)
     push = IQPush(args.endpoint, hwm=args.hwm, max_message_samples=n, send_timeout_ms=30_000, linger_ms=0)
@@ -123,6 +131,7 @@ class PatternChecker:
 def role_mtsc_recv(args: argparse.Namespace) -> int:
     from mtsc_sdr.link import IQPull
 
+    _tune(args)
     pull = IQPull(args.endpoint, hwm=args.hwm)  # check_finite stays on
     checker = PatternChecker(args.message_samples)
     verify = checker.check
@@ -233,12 +242,14 @@ def _pair(recv_cmd: list[str], send_cmd: list[str], seconds: float, env: dict[st
     return result
 
 
-def run_mtsc(seconds: float, message_samples: int, hwm: int) -> dict:
+def run_mtsc(seconds: float, message_samples: int, hwm: int, tune_allocator: bool = True) -> dict:
     from mtsc_sdr.link import free_tcp_endpoint
 
     endpoint = free_tcp_endpoint()
     me = [sys.executable, str(Path(__file__).resolve())]
     common = ["--endpoint", endpoint, "--message-samples", str(message_samples), "--hwm", str(hwm)]
+    if not tune_allocator:
+        common.append("--no-tune-allocator")
     env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     return _pair(me + ["--role", "mtsc-recv", "--seconds", str(seconds)] + common,
                  me + ["--role", "mtsc-send"] + common, seconds, env)
@@ -266,6 +277,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="samples per ZMQ message for mtsc, a power of two (default 131072 = 1 MiB)")
     p.add_argument("--hwm", type=int, default=32, help="mtsc high-water mark in messages (default 32)")
     p.add_argument("--no-gnuradio", action="store_true", help="skip the GNU Radio run")
+    p.add_argument("--no-tune-allocator", action="store_true",
+                   help="leave glibc malloc's thresholds alone in the mtsc processes (see mtsc_sdr.link.alloc)")
     p.add_argument("--gr-python", default=None, help="Python with GNU Radio (default: found automatically)")
     p.add_argument("--role", choices=("mtsc-send", "mtsc-recv"), help=argparse.SUPPRESS)
     p.add_argument("--endpoint", help=argparse.SUPPRESS)
@@ -305,7 +318,7 @@ def main(argv: list[str] | None = None) -> int:
     failed = False
     for r in range(args.rounds):
         say(f"round {r + 1}/{args.rounds} mtsc: IQPush -> IQPull over {CHANNEL} for {args.seconds:g} s ...")
-        ours = run_mtsc(args.seconds, n, args.hwm)
+        ours = run_mtsc(args.seconds, n, args.hwm, not args.no_tune_allocator)
         if "error" in ours:
             notes["mtsc"] = ours["error"]
             failed = True
@@ -351,6 +364,7 @@ def main(argv: list[str] | None = None) -> int:
 
     meta = run_meta(
         {"seconds": args.seconds, "rounds": args.rounds, "message_samples": n, "hwm": args.hwm, "transport": "tcp://127.0.0.1",
+         "mtsc_allocator_tuned": not args.no_tune_allocator,
          "gnuradio_blocks": "null_source -> push_sink | pull_source -> null_sink (defaults)",
          "mtsc_receiver_checks": "length, NaN/inf of every sample, every sample against its index"},
         {}, extra_versions={"gnuradio": gr_version},

@@ -61,3 +61,15 @@ def test_short_run_reports_rows_and_zero_loss():
     assert (row["system"], row["task"], row["channel"], row["snr_db"], row["metric"], row["unit"]) == (
         "mtsc", "link", "zmq-loopback", None, "msps", "Msamples/s")
     assert row["value"] > 0 and row["lost_samples"] == 0 and row["corrupt_samples"] == 0 and row["verified"]
+
+
+def test_allocator_tuning_is_opt_in_and_reports_whether_applied():
+    from mtsc_sdr.link.alloc import tune_allocator_for_streaming
+
+    code = "from mtsc_sdr.link.alloc import tune_allocator_for_streaming as t; print(t(1 << 20))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                         cwd=str(SCRIPT.parents[1]))
+    assert out.returncode == 0, out.stderr
+    expected = sys.platform.startswith("linux") and "glibc" in " ".join(__import__("platform").libc_ver())
+    assert out.stdout.strip() == str(bool(expected))
+    assert callable(tune_allocator_for_streaming)
