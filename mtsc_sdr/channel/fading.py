@@ -59,8 +59,6 @@ class BlockFading(Stage):
         k_factor_db: Rician K in dB, or None for Rayleigh.
         los_phase_rad: LOS phase; None draws it uniformly per block.
     Shapes: (N,) complex64 -> (N,) complex64.
-    Attributes:
-        current_gain: the gain of the block the last processed sample belonged to (None before any).
     """
 
     def __init__(self, coherence_samples: int, seed: Seed, k_factor_db: float | None = None,
@@ -73,8 +71,13 @@ class BlockFading(Stage):
         self._k = k_factor_linear(k_factor_db)
         self._rng = make_rng(seed)
         self._gains = BlockStream(GAIN_BATCH, self._next_batch)
-        self.current_gain: np.complex64 | None = None
+        self._gain: np.complex64 | None = None  # gain of the current block
         self._left = 0  # samples left in the current block
+
+    @property
+    def current_gain(self) -> np.complex64 | None:
+        """Gain of the block the last processed sample belonged to (None before any sample)."""
+        return self._gain
 
     def _next_batch(self) -> np.ndarray:
         return rician_gains(self._rng, GAIN_BATCH, self._k, self.los_phase_rad).astype(np.complex64)
@@ -83,7 +86,7 @@ class BlockFading(Stage):
         n, c = x.size, self.coherence_samples
         i = min(self._left, n)  # finish the block begun in an earlier chunk
         if i:
-            x[:i] *= self.current_gain
+            x[:i] *= self._gain
             self._left -= i
         full = (n - i) // c
         if full:
@@ -91,9 +94,9 @@ class BlockFading(Stage):
             blocks = x[i:i + full * c].reshape(full, c)  # a view: one row per coherence block
             blocks *= h[:, None]
             i += full * c
-            self.current_gain = h[-1]
+            self._gain = h[-1]
         if i < n:
-            self.current_gain = self._gains.take(1)[0]
-            x[i:] *= self.current_gain
+            self._gain = self._gains.take(1)[0]
+            x[i:] *= self._gain
             self._left = c - (n - i)
         return x
