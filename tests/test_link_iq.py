@@ -178,6 +178,29 @@ def test_bad_tag_headers_are_dropped_and_stream_continues(ctx, caplog):
         raw.close()
 
 
+def test_tag_header_offsets_expose_missing_samples_and_sender_restarts(ctx, caplog):
+    raw, endpoint = _raw_push(ctx)
+    pull = IQPull(endpoint, pass_tags=True, context=ctx)
+    x = _samples(100)
+    nan = x.copy()
+    nan[0] = np.nan
+    try:
+        with caplog.at_level(logging.WARNING, logger="mtsc_sdr.link"):
+            raw.send(encode_tag_header(0) + x.tobytes())
+            raw.send(encode_tag_header(100) + nan.tobytes())  # dropped, but not "missed"
+            raw.send(encode_tag_header(200) + x.tobytes())
+            raw.send(encode_tag_header(500) + x.tobytes())   # 200 samples never arrived
+            raw.send(encode_tag_header(0) + x.tobytes())     # sender restarted
+            got = [c.offset for c in pull.chunks(timeout_ms=500)]
+        assert got == [0, 100, 200, 300]
+        st = pull.stats
+        assert (st.sender_gaps, st.sender_samples_missed, st.sender_restarts, st.dropped_nonfinite) == (1, 200, 1, 1)
+        assert "200 samples never arrived" in caplog.text
+    finally:
+        pull.close()
+        raw.close()
+
+
 def test_finite_check_can_be_disabled(ctx):
     raw, endpoint = _raw_push(ctx)
     pull = IQPull(endpoint, check_finite=False, context=ctx)

@@ -6,8 +6,10 @@
   connects): versioned JSON header + raw tensor frames, sequence tracking, no pickle.
 * :mod:`.curve` - optional CURVE authentication and encryption.
 * :mod:`.endpoints` - loopback-by-default binding, free ports, common socket options.
+* :mod:`.alloc` - opt-in malloc tuning for processes streaming MiB-sized messages.
 """
 
+from .alloc import tune_allocator_for_streaming
 from .curve import CurveClient, CurveKeyPair, CurveServer, curve_keypair, load_keypair
 from .endpoints import (
     NonLoopbackBindError,
@@ -28,4 +30,5 @@ __all__ = [
     "LinkTimeout", "Message", "MessageClient", "MessageServer", "MessageStats", "PeerUnreachable",
     "Pair", "PMTDecodeError", "UInt64",
     "Tag", "TagHeaderError", "decode_tag_header", "encode_tag_header",
+    "tune_allocator_for_streaming",
 ]

@@ -24,6 +24,11 @@ while the receiver carries on with the next message:
   (an unreadable PMT hides where the samples start, so the whole message goes, not just its tags)
 * payload length not a multiple of 8 bytes             -> ``dropped_not_multiple_of_8``
 * any NaN or infinity among the samples                -> ``dropped_nonfinite``
+
+With ``pass_tags`` the header's offset is the sender's running sample count, so the receiver also
+sees samples that never arrived (``sender_samples_missed``, e.g. queued for a receiver that went
+away and came back) and a sender that restarted (``sender_restarts``). Without tags, raw samples
+carry no sequence information, as in GNU Radio.
 """
 
 from __future__ import annotations
@@ -82,6 +87,11 @@ class IQStats:
     dropped_nonfinite: int = 0
     #: samples inside dropped messages, where their number is known (non-finite ones)
     dropped_samples: int = 0
+    #: (pass_tags) jumps forward in the sender's stream offset: samples that never arrived
+    sender_gaps: int = 0
+    sender_samples_missed: int = 0
+    #: (pass_tags) the sender's offset went backwards: it restarted (or a second sender joined)
+    sender_restarts: int = 0
 
     @property
     def dropped(self) -> int:
@@ -169,7 +179,8 @@ class IQPush:
         ``tags`` (needs ``pass_tags=True``): offsets relative to ``samples`` (0 is ``samples[0]``);
         they go out with absolute stream offsets, as GNU Radio expects.
         ``copy=False`` hands the array's memory to ZeroMQ without copying: then do not modify
-        ``samples`` afterwards (its memory is read while in flight).
+        ``samples`` afterwards (its memory is read while in flight). With ``pass_tags`` the header
+        and samples are joined into one frame, which is always a copy.
         Raises :class:`IQSendTimeout` when the queue stays full (or nobody connects) for
         ``send_timeout_ms``; the exception says how many samples of this call went out.
         """
@@ -261,6 +272,7 @@ class IQPull:
         self.max_message_bytes = int(max_message_bytes)
         self.check_finite = check_finite
         self.stats = IQStats()
+        self._next_sender_offset: int | None = None
         self._drops = DropLog(log, f"IQPull {endpoint}")
         self._ctx, self._auth, self._own_ctx = context_for(curve, context)
         self._sock = self._ctx.socket(zmq.PULL)
@@ -339,6 +351,8 @@ class IQPull:
             # header of odd length shifts the samples: copy those (cheap) so callers get aligned data
             samples = samples.copy()
         samples.flags.writeable = False
+        if sender_offset is not None:
+            self._track_sender(sender_offset, len(samples))
         if self.check_finite and not np.isfinite(samples.view(np.float32)).all():
             bad = int(np.count_nonzero(~np.isfinite(samples.view(np.float32)).reshape(-1, 2).all(axis=1)))
             st.dropped_nonfinite += 1
@@ -353,6 +367,21 @@ class IQPull:
         st.bytes += nbytes
         st.tags_seen += len(tags)
         return IQChunk(samples, offset, tuple(tags), sender_offset)
+
+    def _track_sender(self, sender_offset: int, n: int) -> None:
+        """The tag header's offset is the sender's sample count: a jump means lost samples."""
+        expected = self._next_sender_offset
+        st = self.stats
+        if expected is not None and sender_offset > expected:
+            st.sender_gaps += 1
+            st.sender_samples_missed += sender_offset - expected
+            log.warning("IQPull %s: %d samples never arrived (sender offset %d, expected %d)",
+                        self.endpoint, sender_offset - expected, sender_offset, expected)
+        elif expected is not None and sender_offset < expected:
+            st.sender_restarts += 1
+            log.info("IQPull %s: sender offset went back from %d to %d (sender restarted)",
+                     self.endpoint, expected, sender_offset)
+        self._next_sender_offset = sender_offset + n
 
     def chunks(self, timeout_ms: int = DEFAULT_RECV_TIMEOUT_MS) -> Iterator[IQChunk]:
         """Yield chunks until none arrives within ``timeout_ms`` (end of a burst or a dead sender)."""
