@@ -274,7 +274,7 @@ def test_curve_encrypted_stream_and_wrong_server_key_gets_nothing(ctx):
 
 def test_curve_allow_list_rejects_unlisted_client(ctx):
     server, listed, unlisted = curve_keypair(), curve_keypair(), curve_keypair()
-    push = IQPush(ANY_PORT, curve=CurveServer(server, frozenset({listed.public})), send_timeout_ms=300)
+    push = IQPush(ANY_PORT, curve=CurveServer(server, frozenset({listed.public})), send_timeout_ms=10_000)
     ok = IQPull(push.endpoint, curve=CurveClient(server.public, listed), context=ctx)
     bad = IQPull(push.endpoint, curve=CurveClient(server.public, unlisted), context=ctx)
     try:
