@@ -127,6 +127,26 @@ def from_dict(cls: type[T], data: Any, path: str = "") -> T:
     return obj
 
 
+def _yaml_loader():
+    """PyYAML's SafeLoader, but reading ``1e6`` and ``1.0e6`` as floats (YAML 1.2), not strings."""
+    import re
+
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    Loader.add_implicit_resolver(
+        "tag:yaml.org,2002:float",
+        re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+                    |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+                    |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+                    |[-+]?\.(?:inf|Inf|INF)
+                    |\.(?:nan|NaN|NAN))$""", re.X),
+        list("-+0123456789."))
+    return Loader
+
+
 def load_yaml(cls: type[T], file: str | Path, section: str | None = None) -> T:
     """Read YAML ``file`` (optionally one top-level ``section``) into dataclass ``cls``."""
     import yaml
@@ -137,7 +157,7 @@ def load_yaml(cls: type[T], file: str | Path, section: str | None = None) -> T:
     except OSError as exc:
         raise ConfigError("", f"cannot read config file {file}: {exc.strerror}") from None
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_yaml_loader())  # safe: SafeLoader subclass
     except yaml.YAMLError as exc:
         raise ConfigError("", f"{file} is not valid YAML: {exc}") from None
     if section is not None:
