@@ -57,10 +57,14 @@ def test_short_run_reports_rows_and_zero_loss():
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
     assert set(report) == {"meta", "rows"} and report["meta"]["notes"]["gnuradio"].startswith("skipped")
-    (row,) = report["rows"]
+    rows = {r["metric"]: r for r in report["rows"]}
+    assert set(rows) <= {"msps", "cpu_s_per_gsample"} and all(r["system"] == "mtsc" for r in rows.values())
+    row = rows["msps"]
     assert (row["system"], row["task"], row["channel"], row["snr_db"], row["metric"], row["unit"]) == (
         "mtsc", "link", "zmq-loopback", None, "msps", "Msamples/s")
     assert row["value"] > 0 and row["lost_samples"] == 0 and row["corrupt_samples"] == 0 and row["verified"]
+    if "cpu_s_per_gsample" in rows:  # needs /proc
+        assert rows["cpu_s_per_gsample"]["value"] > 0
 
 
 def test_allocator_tuning_is_opt_in_and_reports_whether_applied():
