@@ -16,6 +16,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import socket
+import time
 from urllib.parse import urlsplit
 
 import zmq
@@ -33,6 +34,8 @@ RECONNECT_IVL_MAX_MS = 2000
 HEARTBEAT_IVL_MS = 1000
 HEARTBEAT_TIMEOUT_MS = 5000
 HEARTBEAT_TTL_MS = 10000
+#: How long :func:`bind` retries a port that is still being released (seconds).
+BIND_RETRY_S = 2.0
 
 
 class NonLoopbackBindError(ValueError):
@@ -115,9 +118,22 @@ def set_common_options(sock: zmq.Socket, *, linger_ms: int) -> None:
     sock.setsockopt(zmq.HEARTBEAT_TTL, HEARTBEAT_TTL_MS)
 
 
-def bind(sock: zmq.Socket, endpoint: str, *, allow_remote: bool = False, encrypted: bool = False) -> str:
-    """Bind after :func:`check_bind_endpoint`; returns the endpoint actually bound (port resolved)."""
+def bind(sock: zmq.Socket, endpoint: str, *, allow_remote: bool = False, encrypted: bool = False,
+         retry_s: float = BIND_RETRY_S) -> str:
+    """Bind after :func:`check_bind_endpoint`; returns the endpoint actually bound (port resolved).
+
+    ZeroMQ closes sockets asynchronously, so re-binding a port that a socket of this process has
+    just closed can fail with EADDRINUSE for a moment: that is retried for up to ``retry_s``.
+    """
     check_bind_endpoint(endpoint, allow_remote=allow_remote, encrypted=encrypted)
-    sock.bind(endpoint)
+    deadline = time.monotonic() + retry_s
+    while True:
+        try:
+            sock.bind(endpoint)
+            break
+        except zmq.ZMQError as e:
+            if e.errno != zmq.EADDRINUSE or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.02)
     last = sock.getsockopt(zmq.LAST_ENDPOINT)
     return last.decode() if isinstance(last, bytes) else str(last)
