@@ -1,0 +1,629 @@
+"""GNU Radio flowgraphs: the registry of ``flowgraphs/*.grc`` and a launcher that runs one as a subprocess.
+
+``mtsc_sdr`` never imports ``gnuradio``: each flowgraph is the Python that ``grcc`` generated from its
+``.grc`` file, run under a Python that has GNU Radio (:func:`~mtsc_sdr.radio.grpython.require_gr_python`,
+overridable with ``MTSC_GR_PYTHON`` or ``python=``). A flowgraph's parameters are read from its
+``.grc`` file (GRC "parameter" blocks, which ``grcc`` turns into ``--name value`` command-line
+options), so there is no second list to keep in step.
+
+ZeroMQ topology (gr-zeromq sinks bind, sources connect): a flowgraph's ``in_addr`` is where an
+upstream sender has *bound* a PUSH socket (:class:`mtsc_sdr.link.IQPush`); its ``out_addr`` is
+*bound* by the flowgraph's ``push_sink`` for a downstream receiver that connects
+(:class:`mtsc_sdr.link.IQPull`). Samples are raw complex64, full scale 1.0, no tag headers.
+
+Lifecycle of :class:`Flowgraph`: :meth:`~Flowgraph.start` launches it and waits until the flowgraph
+prints :data:`READY_MARKER` (a Python snippet in every ``.grc`` prints it right after
+``tb.start()``, so its blocks are built and its endpoints bound); :meth:`~Flowgraph.check` raises
+:class:`FlowgraphFailed` with the exit code and the tail of its output if it has died;
+:meth:`~Flowgraph.stop` sends SIGINT (the generated ``main()`` stops the top block and exits 0),
+then SIGTERM, then SIGKILL, each after a timeout. It is a context manager.
+
+Example::
+
+    with Flowgraph("sim_channel", {"in_addr": tx.endpoint, "out_addr": "tcp://127.0.0.1:5556",
+                                   "snr_db": 20, "seed": 1}) as fg:
+        ...            # stream samples through it
+        fg.check()     # raises FlowgraphFailed if it died
+"""
+
+from __future__ import annotations
+
+import atexit
+import collections
+import dataclasses
+import functools
+import logging
+import math
+import os
+import re
+import shutil
+import signal
+import subprocess
+import threading
+import time
+import weakref
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import IO, Any
+
+from .grpython import require_gr_python
+
+log = logging.getLogger("mtsc_sdr.radio.flowgraph")
+
+#: Environment variable naming a directory of ``.grc`` files and their generated ``.py`` files.
+DIR_ENV_VAR = "MTSC_FLOWGRAPH_DIR"
+#: Printed on stdout by every flowgraph right after ``tb.start()`` (a GRC Python snippet).
+READY_MARKER = "mtsc-sdr: flowgraph running"
+#: Lines of a flowgraph's output kept for failure reports.
+OUTPUT_TAIL_LINES = 200
+#: Seconds :meth:`Flowgraph.start` waits for :data:`READY_MARKER` (radios can take a while to open).
+DEFAULT_STARTUP_TIMEOUT_S = 30.0
+#: Seconds :meth:`Flowgraph.stop` waits after SIGINT, and again after SIGTERM, before escalating.
+DEFAULT_STOP_TIMEOUT_S = 5.0
+#: Without a ready marker in its ``.grc``: seconds a flowgraph must stay alive to count as started.
+DEFAULT_GRACE_S = 2.0
+
+# GRC parameter types that become command-line options, and how the generated script parses them.
+_OPTION_TYPES = {"eng_float", "intx", "long", "str", "complex"}
+
+
+def flowgraph_dir() -> Path:
+    """Directory holding the ``.grc`` files and their generated Python (``$MTSC_FLOWGRAPH_DIR`` or
+    the repository's ``flowgraphs/``)."""
+    explicit = os.environ.get(DIR_ENV_VAR)
+    if explicit:
+        return Path(explicit)
+    return Path(__file__).resolve().parents[2] / "flowgraphs"
+
+
+# --------------------------------------------------------------------------------------------
+# Errors
+# --------------------------------------------------------------------------------------------
+
+
+class FlowgraphError(RuntimeError):
+    """Base class of the flowgraph errors."""
+
+
+class UnknownFlowgraph(FlowgraphError, KeyError):
+    """No flowgraph of that name; the message lists the known ones."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0])
+
+
+class FlowgraphParamError(FlowgraphError, ValueError):
+    """A parameter name the flowgraph does not declare, or a value of the wrong type."""
+
+
+class FlowgraphFailed(FlowgraphError):
+    """The flowgraph process died (or never started); carries its exit code and output tail.
+
+    Attributes:
+        name: flowgraph name.
+        returncode: exit status (negative: killed by that signal), or None if it is still running
+            (it did not become ready in time and was stopped).
+        output_tail: the last lines of its merged stdout/stderr.
+        argv: the command line it was started with.
+        summary: one line: what happened and the exception (or last) line of its output.
+    """
+
+    def __init__(self, name: str, message: str, *, returncode: int | None, output_tail: str,
+                 argv: list[str]) -> None:
+        self.name = name
+        self.returncode = returncode
+        self.output_tail = output_tail
+        self.argv = list(argv)
+        self.summary = f"flowgraph {name}: {message}"
+        last = last_error_line(output_tail)
+        if last:
+            self.summary += f": {last}"
+        text = self.summary
+        if output_tail.strip():
+            text += "\n--- last output lines ---\n" + output_tail.rstrip("\n")
+        else:
+            text += " (it printed nothing)"
+        super().__init__(text)
+
+
+def last_error_line(output: str) -> str:
+    """The most telling line of a failed flowgraph's output: the exception line of the last Python
+    traceback if there is one, else the last non-empty line."""
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    if not lines:
+        return ""
+    if any(line.startswith("Traceback (most recent call last)") for line in lines):
+        for line in reversed(lines):
+            if re.match(r"^[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt|NotFound|Warning)\b.*", line) \
+                    or re.match(r"^[A-Za-z_][\w.]*: ", line):
+                return line
+    return lines[-1]
+
+
+# --------------------------------------------------------------------------------------------
+# Registry: parameters read from the .grc files
+# --------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class FlowgraphParam:
+    """One GRC parameter block: becomes the ``--name-with-dashes VALUE`` option of the script.
+
+    ``type`` is GRC's (``eng_float``, ``intx``, ``long``, ``str``, ``complex``); ``default`` is the
+    parameter's value expression in the ``.grc`` file.
+    """
+
+    name: str
+    type: str
+    default: str
+    label: str
+
+    @property
+    def option(self) -> str:
+        """The generated script's command-line switch, e.g. ``--snr-db``."""
+        return "--" + self.name.replace("_", "-")
+
+    def format_value(self, value: Any) -> str:
+        """``value`` as the command-line string the generated script parses; raises
+        :class:`FlowgraphParamError` naming the parameter when it is not of the right type."""
+        try:
+            if self.type == "eng_float":
+                if isinstance(value, bool):
+                    raise ValueError
+                number = value if isinstance(value, (int, float)) else parse_eng_float(str(value))
+                if not math.isfinite(float(number)):
+                    raise ValueError
+                return repr(float(number))
+            if self.type in ("intx", "long"):
+                if isinstance(value, bool):
+                    raise ValueError
+                if isinstance(value, float):
+                    if not value.is_integer():
+                        raise ValueError
+                    value = int(value)
+                return str(value if isinstance(value, int) else int(str(value), 0))
+            if self.type == "complex":
+                return repr(complex(value) if not isinstance(value, str) else complex(value.replace(" ", "")))
+        except (TypeError, ValueError):
+            kind = {"eng_float": "a number", "intx": "an integer", "long": "an integer",
+                    "complex": "a complex number"}[self.type]
+            raise FlowgraphParamError(f"{self.name}: expected {kind}, got {value!r}") from None
+        if isinstance(value, (list, tuple)):
+            return ",".join(str(v) for v in value)
+        return str(value)
+
+
+_ENG_SUFFIXES = {"y": -24, "z": -21, "a": -18, "f": -15, "p": -12, "n": -9, "u": -6, "m": -3,
+                 "k": 3, "K": 3, "M": 6, "G": 9, "T": 12, "P": 15, "E": 18, "Z": 21, "Y": 24}
+
+
+def parse_eng_float(text: str) -> float:
+    """Parse a float as GNU Radio's ``eng_float`` does: ``2.4e9``, ``2.4G``, ``100k``, ``-3``."""
+    text = text.strip()
+    if text and text[-1] in _ENG_SUFFIXES:
+        return float(text[:-1]) * 10.0 ** _ENG_SUFFIXES[text[-1]]
+    return float(text)
+
+
+@dataclasses.dataclass(frozen=True)
+class FlowgraphSpec:
+    """A flowgraph in the registry: its files, title, parameters and ZeroMQ endpoints.
+
+    Attributes:
+        name: the ``.grc`` options block id, also the generated script's file name.
+        grc: path of the ``.grc`` file; script: path of the Python generated from it.
+        params: parameter name -> :class:`FlowgraphParam`, in the order of the ``.grc`` file.
+        binds: parameters holding endpoints the flowgraph binds (its ``push_sink`` addresses).
+        connects: parameters holding endpoints it connects to (its ``pull_source`` addresses).
+        ready_marker: whether it prints :data:`READY_MARKER` once started.
+    """
+
+    name: str
+    grc: Path
+    script: Path
+    title: str
+    description: str
+    params: dict[str, FlowgraphParam]
+    binds: tuple[str, ...]
+    connects: tuple[str, ...]
+    ready_marker: bool
+
+    def resolve_param(self, key: str) -> FlowgraphParam:
+        """The parameter called ``key`` (``snr_db``, ``snr-db`` or ``--snr-db``); raises
+        :class:`FlowgraphParamError` naming it and listing the known ones."""
+        name = key.lstrip("-").replace("-", "_")
+        try:
+            return self.params[name]
+        except KeyError:
+            known = ", ".join(self.params) or "(none)"
+            raise FlowgraphParamError(
+                f"flowgraph {self.name} has no parameter {key!r} (its parameters: {known})") from None
+
+    def command_args(self, params: Mapping[str, Any] | None = None) -> list[str]:
+        """``["--option=value", ...]`` for ``params`` (validated; unset ones keep their defaults)."""
+        args: list[str] = []
+        seen: dict[str, str] = {}
+        for key, value in (params or {}).items():
+            param = self.resolve_param(key)
+            if param.name in seen:
+                raise FlowgraphParamError(f"flowgraph {self.name}: parameter {param.name} given twice "
+                                          f"(as {seen[param.name]!r} and {key!r})")
+            seen[param.name] = key
+            # --name=value: a value starting with "-" is never taken for an option
+            args.append(f"{param.option}={param.format_value(value)}")
+        return args
+
+
+def load_spec(grc: str | Path) -> FlowgraphSpec:
+    """Read a ``.grc`` file (GRC 3.10 YAML) into a :class:`FlowgraphSpec`."""
+    import yaml
+
+    grc = Path(grc)
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    data = yaml.load(grc.read_text(encoding="utf-8"), Loader=loader)
+    if not isinstance(data, dict) or "options" not in data:
+        raise FlowgraphError(f"{grc} is not a GRC 3.10 YAML flowgraph (no options block)")
+    options = data["options"].get("parameters", {})
+    name = str(options.get("id") or grc.stem)
+    blocks = [b for b in data.get("blocks", []) if b.get("states", {}).get("state", "enabled") != "disabled"]
+    params: dict[str, FlowgraphParam] = {}
+    binds: list[str] = []
+    connects: list[str] = []
+    ready = False
+    for block in blocks:
+        p = block.get("parameters", {}) or {}
+        if block.get("id") == "parameter" and str(p.get("type", "")) in _OPTION_TYPES:
+            params[block["name"]] = FlowgraphParam(block["name"], str(p["type"]), str(p.get("value", "")),
+                                                   str(p.get("label") or block["name"]))
+        elif block.get("id") in ("zeromq_push_sink", "zeromq_pub_sink", "zeromq_rep_sink"):
+            binds.append(str(p.get("address", "")))
+        elif block.get("id") in ("zeromq_pull_source", "zeromq_sub_source", "zeromq_req_source"):
+            connects.append(str(p.get("address", "")))
+        elif block.get("id") == "snippet" and READY_MARKER in str(p.get("code", "")) \
+                and p.get("section") == "main_after_start":
+            ready = True
+    return FlowgraphSpec(
+        name=name, grc=grc, script=grc.with_name(name + ".py"),
+        title=str(options.get("title") or name), description=str(options.get("description") or ""),
+        params=params,
+        binds=tuple(a for a in binds if a in params), connects=tuple(a for a in connects if a in params),
+        ready_marker=ready,
+    )
+
+
+@functools.lru_cache(maxsize=4)
+def _load_registry(directory: str) -> dict[str, FlowgraphSpec]:
+    specs = {}
+    for grc in sorted(Path(directory).glob("*.grc")):
+        spec = load_spec(grc)
+        specs[spec.name] = spec
+    return specs
+
+
+class _Registry(Mapping):
+    """Name -> :class:`FlowgraphSpec` for every ``.grc`` in :func:`flowgraph_dir` (read on first use)."""
+
+    def _specs(self) -> dict[str, FlowgraphSpec]:
+        return _load_registry(str(flowgraph_dir()))
+
+    def __getitem__(self, name: str) -> FlowgraphSpec:
+        specs = self._specs()
+        try:
+            return specs[name]
+        except KeyError:
+            raise UnknownFlowgraph(f"no flowgraph named {name!r} in {flowgraph_dir()} "
+                                   f"(known: {', '.join(specs) or 'none'})") from None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._specs())
+
+    def __len__(self) -> int:
+        return len(self._specs())
+
+    def __repr__(self) -> str:
+        return f"FLOWGRAPHS({', '.join(self)})"
+
+
+#: Every flowgraph: name -> :class:`FlowgraphSpec` (``sim_channel``, ``pluto_tx``, ``pluto_rx``,
+#: ``usrp_tx``, ``usrp_rx``).
+FLOWGRAPHS: Mapping[str, FlowgraphSpec] = _Registry()
+
+
+# --------------------------------------------------------------------------------------------
+# Compiling .grc files (grcc)
+# --------------------------------------------------------------------------------------------
+
+_GRCC_MODULE = "import sys; from gnuradio.grc.compiler import main; sys.argv[0] = 'grcc'; sys.exit(main())"
+
+
+def grcc_command(python: str | None = None) -> list[str]:
+    """Command that runs ``grcc`` under ``python`` (default: the GNU Radio Python): the ``grcc``
+    script beside that interpreter or on ``PATH``, else GRC's compiler module (what ``grcc`` runs)."""
+    python = python or require_gr_python()
+    for candidate in (Path(python).parent / "grcc", shutil.which("grcc")):
+        if candidate and Path(candidate).is_file():
+            return [python, str(candidate)]
+    return [python, "-c", _GRCC_MODULE]
+
+
+def compile_grc(grc: str | Path, out_dir: str | Path, *, python: str | None = None,
+                timeout_s: float = 120.0) -> Path:
+    """Compile ``grc`` with ``grcc`` into ``out_dir``; returns the generated script's path.
+
+    Raises :class:`FlowgraphError` with grcc's output when it fails.
+    """
+    grc = Path(grc)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    cmd = grcc_command(python) + ["-o", str(out_dir), str(grc)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s)
+    script = out_dir / (load_spec(grc).name + ".py")
+    if proc.returncode != 0 or not script.is_file():
+        raise FlowgraphError(f"grcc failed on {grc} (exit {proc.returncode}):\n{proc.stdout}{proc.stderr}")
+    return script
+
+
+def generated_source_lines(text: str) -> list[str]:
+    """Lines of a generated script that must match its ``.grc`` (drops the GNU Radio version line
+    of the header, the only line that differs between GNU Radio 3.10.x releases for our graphs)."""
+    return [line for line in text.splitlines() if not line.startswith("# GNU Radio version:")]
+
+
+# --------------------------------------------------------------------------------------------
+# Launcher
+# --------------------------------------------------------------------------------------------
+
+_LIVE: weakref.WeakSet[Flowgraph] = weakref.WeakSet()
+
+
+@atexit.register
+def _stop_leftovers() -> None:  # never leave a flowgraph holding ports or a radio after we exit
+    for fg in list(_LIVE):
+        try:
+            fg.stop(timeout_s=2.0)
+        except Exception:  # noqa: BLE001 - best effort at interpreter exit
+            pass
+
+
+class Flowgraph:
+    """Runs one registered flowgraph as a subprocess under a Python that has GNU Radio.
+
+    Args:
+        name: a key of :data:`FLOWGRAPHS`.
+        params: parameter values, e.g. ``{"snr_db": 20, "seed": 1}`` (``snr-db`` works too);
+            unknown names and ill-typed values raise :class:`FlowgraphParamError`.
+        python: interpreter to use (default: :func:`~mtsc_sdr.radio.grpython.require_gr_python`,
+            which raises :class:`~mtsc_sdr.radio.grpython.GnuRadioNotFound` with install advice).
+        echo: a text stream to copy the flowgraph's output to, line by line (None: keep it only
+            for failure reports).
+        startup_timeout_s: how long :meth:`start` waits for the flowgraph to report it is running.
+        stop_timeout_s: how long :meth:`stop` waits after SIGINT and again after SIGTERM.
+    """
+
+    def __init__(self, name: str, params: Mapping[str, Any] | None = None, *, python: str | None = None,
+                 echo: IO[str] | None = None, startup_timeout_s: float = DEFAULT_STARTUP_TIMEOUT_S,
+                 stop_timeout_s: float = DEFAULT_STOP_TIMEOUT_S) -> None:
+        self.spec = FLOWGRAPHS[name]
+        self.name = self.spec.name
+        self.params = dict(params or {})
+        self._args = self.spec.command_args(self.params)  # validate before anything starts
+        self.python = python
+        self.echo = echo
+        self.startup_timeout_s = startup_timeout_s
+        self.stop_timeout_s = stop_timeout_s
+        self._proc: subprocess.Popen[str] | None = None
+        self._tail: collections.deque[str] = collections.deque(maxlen=OUTPUT_TAIL_LINES)
+        self._ready = threading.Event()
+        self._reader: threading.Thread | None = None
+        self._stopping = False
+        self.argv: list[str] = []
+
+    # -- state -----------------------------------------------------------------------------
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc else None
+
+    @property
+    def returncode(self) -> int | None:
+        """Exit status once it has exited (negative: killed by that signal), else None."""
+        return self._proc.poll() if self._proc else None
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def output_tail(self, lines: int = 40) -> str:
+        """The last ``lines`` lines of the flowgraph's merged stdout and stderr."""
+        return "".join(list(self._tail)[-lines:])
+
+    def __repr__(self) -> str:
+        state = "not started" if self._proc is None else (
+            f"running, pid {self.pid}" if self.running else f"exited {self.returncode}")
+        return f"<Flowgraph {self.name} ({state})>"
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> Flowgraph:
+        """Launch the flowgraph and wait until it runs.
+
+        Raises:
+            GnuRadioNotFound: no Python with GNU Radio (and none given).
+            FlowgraphFailed: it exited during startup, or did not report running within
+                ``startup_timeout_s`` (it is stopped then); the error carries its output tail.
+        """
+        if self._proc is not None:
+            raise FlowgraphError(f"flowgraph {self.name} was already started")
+        if not self.spec.script.is_file():
+            raise FlowgraphError(f"{self.spec.script} is missing: generate it with "
+                                 f"`grcc -o {self.spec.script.parent} {self.spec.grc}`")
+        python = self.python or require_gr_python()
+        self.argv = [python, "-u", str(self.spec.script), *self._args]
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        log.info("starting flowgraph %s: %s", self.name, " ".join(self.argv))
+        try:
+            self._proc = subprocess.Popen(
+                self.argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                text=True, errors="replace", bufsize=1, env=env, cwd=str(self.spec.script.parent),
+                start_new_session=True,  # Ctrl-C reaches us; we stop it in order
+            )
+        except OSError as exc:
+            raise FlowgraphFailed(self.name, f"could not start {python}: {exc}", returncode=None,
+                                  output_tail="", argv=self.argv) from None
+        _LIVE.add(self)
+        self._reader = threading.Thread(target=self._read_output, name=f"flowgraph-{self.name}-output",
+                                        daemon=True)
+        self._reader.start()
+        self._wait_ready()
+        log.info("flowgraph %s running (pid %d)", self.name, self.pid)
+        return self
+
+    def _read_output(self) -> None:
+        assert self._proc is not None and self._proc.stdout is not None
+        for line in self._proc.stdout:
+            self._tail.append(line)
+            if READY_MARKER in line:
+                self._ready.set()
+            if self.echo is not None:
+                try:
+                    self.echo.write(f"[{self.name}] {line}")
+                    self.echo.flush()
+                except (OSError, ValueError):
+                    pass
+
+    def _wait_ready(self) -> None:
+        assert self._proc is not None
+        deadline = time.monotonic() + self.startup_timeout_s
+        grace_until = time.monotonic() + min(DEFAULT_GRACE_S, self.startup_timeout_s)
+        while True:
+            if self._proc.poll() is not None:
+                self._drain()
+                raise self._failure(f"exited with code {self._proc.returncode} during startup")
+            if self._ready.is_set() or (not self.spec.ready_marker and time.monotonic() >= grace_until):
+                return
+            if time.monotonic() >= deadline:
+                self.stop()
+                raise FlowgraphFailed(self.name, f"did not report running within {self.startup_timeout_s:g} s "
+                                      "(stopped it)", returncode=None, output_tail=self.output_tail(),
+                                      argv=self.argv)
+            self._ready.wait(0.05)
+
+    def _drain(self, timeout_s: float = 2.0) -> None:
+        if self._reader is not None:
+            self._reader.join(timeout_s)
+
+    def _failure(self, message: str) -> FlowgraphFailed:
+        return FlowgraphFailed(self.name, message, returncode=self.returncode, output_tail=self.output_tail(),
+                               argv=self.argv)
+
+    def check(self) -> None:
+        """Raise :class:`FlowgraphFailed` (exit code, output tail) if the flowgraph has exited
+        without being asked to stop; return quietly while it runs."""
+        if self._proc is None:
+            raise FlowgraphError(f"flowgraph {self.name} was not started")
+        if self._proc.poll() is not None and not self._stopping:
+            self._drain()
+            raise self._failure(f"exited unexpectedly with code {self._proc.returncode}")
+
+    def wait(self, timeout_s: float | None = None) -> int | None:
+        """Wait until the flowgraph exits by itself; its exit code, or None on timeout."""
+        if self._proc is None:
+            raise FlowgraphError(f"flowgraph {self.name} was not started")
+        try:
+            code = self._proc.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            return None
+        self._drain()
+        return code
+
+    def stop(self, timeout_s: float | None = None) -> int | None:
+        """Stop the flowgraph: SIGINT, then SIGTERM, then SIGKILL, waiting ``timeout_s`` (default
+        ``stop_timeout_s``) after each. Returns its exit code (0 after a clean stop; None if it was
+        never started). Safe to call more than once."""
+        if self._proc is None:
+            return None
+        timeout_s = self.stop_timeout_s if timeout_s is None else timeout_s
+        if self._proc.poll() is None:
+            self._stopping = True
+            for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGKILL):
+                try:
+                    self._proc.send_signal(sig)
+                except ProcessLookupError:
+                    break
+                try:
+                    self._proc.wait(timeout_s)
+                    break
+                except subprocess.TimeoutExpired:
+                    log.warning("flowgraph %s did not stop %.1f s after %s", self.name, timeout_s,
+                                signal.Signals(sig).name)
+            else:
+                self._proc.wait()
+        self._drain()
+        if self._proc.stdout is not None:
+            self._proc.stdout.close()
+        _LIVE.discard(self)
+        return self._proc.returncode
+
+    def __enter__(self) -> Flowgraph:
+        return self.start()
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        died = self._proc is not None and self._proc.poll() is not None and not self._stopping
+        self.stop()
+        if died and exc_type is None and self._proc is not None and self._proc.returncode != 0:
+            raise self._failure(f"exited unexpectedly with code {self._proc.returncode}")
+
+    def __del__(self) -> None:
+        proc = getattr(self, "_proc", None)
+        if proc is not None and proc.poll() is None:
+            try:
+                proc.kill()
+            except OSError:
+                pass
+
+
+def describe(spec: FlowgraphSpec) -> str:
+    """Human-readable summary of a flowgraph and its parameters (for ``--list``)."""
+    lines = [f"{spec.name}: {spec.title}"]
+    if spec.description:
+        lines.append(f"    {spec.description}")
+    width = max((len(p.option) for p in spec.params.values()), default=0)
+    for p in spec.params.values():
+        role = " [binds]" if p.name in spec.binds else " [connects]" if p.name in spec.connects else ""
+        lines.append(f"    {p.option:<{width}}  {p.label} (default {p.default!r}){role}")
+    return "\n".join(lines)
+
+
+def split_param_args(tokens: list[str]) -> dict[str, str]:
+    """``["--snr-db", "20", "--seed=3"]`` -> ``{"snr-db": "20", "seed": "3"}``.
+
+    Raises :class:`FlowgraphParamError` for a token that is not ``--name`` or lacks its value.
+    """
+    out: dict[str, str] = {}
+    i = 0
+    while i < len(tokens):
+        token = tokens[i]
+        if not token.startswith("--") or len(token) == 2:
+            raise FlowgraphParamError(f"expected --name VALUE, got {token!r}")
+        if "=" in token:
+            key, value = token[2:].split("=", 1)
+            i += 1
+        else:
+            if i + 1 >= len(tokens):
+                raise FlowgraphParamError(f"{token} needs a value")
+            key, value = token[2:], tokens[i + 1]
+            i += 2
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_-]*", key):
+            raise FlowgraphParamError(f"not a parameter name: {token!r}")
+        if key in out:
+            raise FlowgraphParamError(f"--{key} given twice")
+        out[key] = value
+    return out
+
+
+__all__ = [
+    "DIR_ENV_VAR", "FLOWGRAPHS", "READY_MARKER", "Flowgraph", "FlowgraphError", "FlowgraphFailed",
+    "FlowgraphParam", "FlowgraphParamError", "FlowgraphSpec", "UnknownFlowgraph", "compile_grc",
+    "describe", "flowgraph_dir", "last_error_line", "generated_source_lines", "grcc_command", "load_spec",
+    "parse_eng_float", "split_param_args",
+]
