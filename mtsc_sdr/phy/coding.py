@@ -1,0 +1,145 @@
+"""Bit-level coding for the frame header: CRC-16, a K=7 rate-1/2 convolutional code with a soft
+max-log Viterbi decoder (vectorised over states and over a batch of frames), and a fixed interleaver.
+
+Bits are ``uint8`` arrays of 0/1. LLRs follow ``llr = log P(bit=0) / P(bit=1)`` (positive -> 0).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+# --- CRC-16 (CCITT polynomial 0x1021, initial value 0xFFFF, no reflection, no final XOR) ----------
+CRC_POLY = 0x1021
+CRC_INIT = 0xFFFF
+
+
+def crc16(bits: np.ndarray) -> np.ndarray:
+    """CRC-16 of a bit array (MSB-first); returns its 16 bits, MSB first."""
+    reg = CRC_INIT
+    for b in np.asarray(bits, dtype=np.uint8).tolist():
+        fb = ((reg >> 15) & 1) ^ b
+        reg = (reg << 1) & 0xFFFF
+        if fb:
+            reg ^= CRC_POLY
+    return int_to_bits(reg, 16)
+
+
+def int_to_bits(value: int, width: int) -> np.ndarray:
+    """``width`` bits of a non-negative int, MSB first."""
+    return np.array([(value >> (width - 1 - i)) & 1 for i in range(width)], dtype=np.uint8)
+
+
+def bits_to_int(bits: np.ndarray) -> int:
+    out = 0
+    for b in np.asarray(bits).tolist():
+        out = (out << 1) | int(b)
+    return out
+
+
+# --- convolutional code ---------------------------------------------------------------------------
+K = 7
+N_STATES = 1 << (K - 1)  # 64
+GENERATORS = (0o133, 0o171)  # the industry-standard K=7 pair, free distance 10
+TAIL = K - 1
+
+
+def _parity(x: np.ndarray) -> np.ndarray:
+    x = x.copy()
+    out = np.zeros_like(x)
+    while np.any(x):
+        out ^= x & 1
+        x >>= 1
+    return out
+
+
+def conv_encode(bits: np.ndarray) -> np.ndarray:
+    """Rate-1/2 encoding of ``bits`` followed by K-1 zero tail bits -> 2 * (len + 6) coded bits.
+
+    Output order c0[0], c1[0], c0[1], c1[1], ... The register's MSB is the newest input bit.
+    """
+    u = np.concatenate([np.asarray(bits, dtype=np.int64), np.zeros(TAIL, dtype=np.int64)])
+    reg = np.zeros(u.size, dtype=np.int64)
+    for d in range(K):  # reg[n] = sum_d u[n-d] << (K-1-d)
+        reg[d:] |= u[: u.size - d] << (K - 1 - d)
+    out = np.empty((u.size, 2), dtype=np.uint8)
+    for j, g in enumerate(GENERATORS):
+        out[:, j] = _parity(reg & g)
+    return out.reshape(-1)
+
+
+def _trellis2():
+    """Branch signs of two trellis steps at once (radix 4).
+
+    State = the 6 most recent inputs, bit 5 newest. Inputs b0 then b1 take state s to
+    ((b1 << 5) | (b0 << 4) | (s >> 2)), so the four predecessors of states (B << 4) | q are 4q + d,
+    d = 0..3. signs[B, q, d, j] is +1 when coded bit j (of 4) on that path is 0, else -1.
+    """
+    q = np.arange(N_STATES // 4)
+    signs = np.empty((4, N_STATES // 4, 4, 4))
+    for B in range(4):
+        b1, b0 = B >> 1, B & 1
+        for d in range(4):
+            s = (q << 2) | d
+            reg0 = (b0 << 6) | s  # first step: 7-bit register, MSB = newest input
+            s1 = (b0 << 5) | (s >> 1)
+            reg1 = (b1 << 6) | s1
+            for j, g in enumerate(GENERATORS):
+                signs[B, :, d, j] = 1.0 - 2.0 * _parity(reg0 & g)
+                signs[B, :, d, 2 + j] = 1.0 - 2.0 * _parity(reg1 & g)
+    return signs
+
+
+_SIGNS2 = _trellis2()
+
+
+def viterbi_decode(llr: np.ndarray, n_bits: int) -> np.ndarray:
+    """Max-log soft Viterbi for :func:`conv_encode` (terminated by the zero tail).
+
+    llr: float (2 * (n_bits + 6),) or batched (F, 2 * (n_bits + 6)). Returns uint8 (n_bits,) or
+    (F, n_bits). Add-compare-select runs over all states (and frames) at once, two trellis steps
+    per iteration.
+    """
+    llr = np.asarray(llr, dtype=np.float64)
+    single = llr.ndim == 1
+    if single:
+        llr = llr[None, :]
+    n_frames = llr.shape[0]
+    steps = n_bits + TAIL
+    if llr.shape[1] != 2 * steps:
+        raise ValueError(f"expected {2 * steps} LLRs per frame, got {llr.shape[1]}")
+    if steps % 2:  # one extra step with input 0 and no information keeps the tail intact
+        llr = np.concatenate([llr, np.zeros((n_frames, 2))], axis=1)
+        steps += 1
+    pairs = steps // 2
+    bm = np.einsum("tfj,bqdj->tfbqd", llr.reshape(n_frames, pairs, 4).transpose(1, 0, 2), _SIGNS2)
+    pm = np.full((n_frames, N_STATES), -1e30)
+    pm[:, 0] = 0.0
+    decisions = np.empty((pairs, n_frames, N_STATES), dtype=np.intp)
+    for t in range(pairs):
+        m = bm[t] + pm.reshape(n_frames, 1, N_STATES // 4, 4)  # (F, B, q, d)
+        decisions[t] = m.argmax(axis=3).reshape(n_frames, N_STATES)
+        pm = m.max(axis=3).reshape(n_frames, N_STATES)
+        if t % 8 == 7:
+            pm -= pm.max(axis=1, keepdims=True)
+    # traceback from state 0 (terminated trellis)
+    state = np.zeros(n_frames, dtype=np.intp)
+    bits = np.empty((n_frames, steps), dtype=np.uint8)
+    rows = np.arange(n_frames)
+    for t in range(pairs - 1, -1, -1):
+        bits[:, 2 * t + 1] = state >> 5
+        bits[:, 2 * t] = (state >> 4) & 1
+        state = ((state & 15) << 2) | decisions[t, rows, state]
+    out = bits[:, :n_bits]
+    return out[0] if single else out
+
+
+# --- interleaver ----------------------------------------------------------------------------------
+def permutation(n: int, seed: int) -> np.ndarray:
+    """A fixed pseudo-random permutation of range(n) (Fisher-Yates driven by a 32-bit LCG)."""
+    perm = np.arange(n)
+    x = seed & 0xFFFFFFFF
+    for i in range(n - 1, 0, -1):
+        x = (1664525 * x + 1013904223) & 0xFFFFFFFF
+        j = (x >> 8) % (i + 1)
+        perm[i], perm[j] = perm[j], perm[i]
+    return perm

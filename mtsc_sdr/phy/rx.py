@@ -1,0 +1,557 @@
+"""Streaming receiver: continuous complex64 samples in, equalised frames out.
+
+Pipeline per frame (all estimates come from known training; the analog payload is never used for
+decisions, so nothing is decision-directed):
+
+1. **Detection** (vectorised over the stream with cumulative sums): normalised lag-16
+   autocorrelation of the STF, ``M(d) = |P(d)|^2 / (E_a(d) E_b(d))`` over a 128-sample window
+   (Schmidl-Cox style; scale-invariant, unaffected by CFO and by multipath shorter than the STF).
+   A trigger is the first ``d`` with ``M > detect_threshold``; the STF position is the centre of
+   the half-maximum plateau of ``M`` in the following 192 samples.
+2. **Coarse CFO** from the phase of the lag-16 correlation inside the STF: unambiguous to
+   +-fs/32 (+-3.1 %).
+3. **Confirmation and fine timing**: cross-correlation of the coarsely derotated signal with the
+   known 64-sample LTF symbol over +-48 samples, the three LTF copies combined. The frame is confirmed
+   ("detected") when the normalised matched-filter peak exceeds ``xcorr_threshold`` and the
+   normalised lag-64 autocorrelation over the LTF exceeds ``confirm_threshold``. Timing follows the
+   first path: the latest start of a (16 - fft_backoff)-lag window that still holds 90 % of the
+   best window's correlation energy (a weak early path is not chased into the noise, a strong one
+   is kept); the FFT window starts ``fft_backoff`` samples earlier, inside the cyclic prefix, so
+   paths from ``fft_backoff`` samples before to 16 - fft_backoff after the detected first path are
+   free of inter-symbol interference and inside the channel model.
+4. **Fine CFO** from the lag-64 autocorrelation over guard interval + LTF (+-fs/128 around
+   coarse), then the lag-128 autocorrelation (twice the lever arm, +-fs/256 around that).
+5. **Channel estimate**: LS on the 52 used subcarriers (average of the three LTF symbols), then an
+   LMMSE fit of a ``channel_taps``-long impulse response (uniform power-delay prior, then a prior
+   re-estimated per tap from the data: noise-only taps are shrunk away). This is the DFT-domain
+   truncation to the cyclic-prefix length done properly for a band with guard carriers and an
+   empty DC bin.
+6. **SNR estimate**: noise N0 from the spread of the three LTF symbols around their mean, signal
+   from the mean minus its remaining noise; converted to the project's definition (Es/N0 per complex payload symbol on the
+   wire, conventions.py): ``snr = mean_k |H_k X_k|^2 * 52/64 / N0`` where the 52/64 maps per-bin
+   power of the 52 used subcarriers to time-domain power.
+7. **Header**: pilot tracking, ZF equalisation, QPSK LLRs, soft Viterbi, CRC. A CRC failure, an
+   unknown version or an invalid length drops the frame and counts it; the payload is never
+   decoded.
+8. **Payload**: pilots of header and payload symbols are used jointly to estimate the sample-rate
+   offset (timing drift: a phase slope across subcarriers growing with time; grid search + parabolic
+   refinement) and the common phase per symbol (residual CFO and phase noise; linear trend plus a
+   +-``track_window``-symbol moving average). Then ZF with the LMMSE channel estimate, undoing the
+   transmitter's scaling: the payload comes back in the transmitter's units.
+
+Units: ``cfo`` is in cycles per sample (fraction of the sample rate; the received signal is
+``x[n] * exp(j 2 pi cfo n)``), ``cfo_hz = cfo * sample_rate_hz`` when the rate is known. ``start``
+is the absolute index (in the stream given to :meth:`Receiver.process`, counting from 0) of the
+frame's first sample as it arrives on the first path. ``sro_ppm`` is the receiver's sample clock
+error relative to the transmitter's (positive: the receiver samples faster). ``noise_var`` is the
+per-symbol noise variance of the equalised payload in the transmitter's units (unit-power payload),
+so ``1/noise_var`` is that symbol's SNR; on AWGN it is ``1 / (snr * 64/52)``.
+
+Chunking does not change results: the detector's sums are anchored at fixed absolute block
+boundaries and every per-frame computation works on slices at absolute positions, so feeding the
+stream in any chunk sizes gives identical frames.
+"""
+
+from __future__ import annotations
+
+import collections
+import math
+from dataclasses import dataclass, field
+from typing import Optional
+
+import numpy as np
+
+from mtsc_sdr.config import check
+from mtsc_sdr.phy import header as hdr
+from mtsc_sdr.phy import ofdm
+from mtsc_sdr.phy.ofdm import (AMP_USED, DATA_POS, LTF_GI, N_CP, N_FFT, N_LTF, N_USED, PILOT_POS, PILOTS,
+                               STF_LEN, STF_PERIOD, SYM_LEN, USED, USED_BINS)
+
+
+@dataclass
+class ReceiverConfig:
+    """Receiver settings. Thresholds are normalised correlations in (0, 1)."""
+
+    #: Stage 1: lag-16 autocorrelation metric M over the STF (0.25 at 0 dB SNR, ~1/128 on noise).
+    detect_threshold: float = 0.1
+    #: Stage 2: lag-64 autocorrelation metric over the LTF (0.25 at 0 dB, ~1/88 on noise).
+    confirm_threshold: float = 0.08
+    #: Stage 2: normalised LTF matched-filter peak (0.5 at 0 dB on one path, ~1/64 on noise).
+    xcorr_threshold: float = 0.06
+    #: FFT window starts this many samples before the detected first path (inside the CP).
+    fft_backoff: int = 4
+    #: Length of the impulse response the channel estimator fits (<= cyclic prefix).
+    channel_taps: int = 16
+    #: Half-width (symbols) of a moving average of the pilot phase residuals left by the linear
+    #: phase model (tracks oscillator phase noise on long frames); 0 = linear model only.
+    track_window: int = 0
+    #: Largest sample-rate offset the pilot tracker searches, in ppm.
+    max_sro_ppm: float = 150.0
+    #: Frames announcing a longer payload are dropped (counted as header_bad_length).
+    max_payload_len: int = 16384
+    #: Sample rate, only used to report cfo_hz.
+    sample_rate_hz: Optional[float] = None
+    #: How many drop records to keep in ``Receiver.drops``.
+    drop_log_size: int = 256
+
+    def validate(self, path: str = "") -> None:
+        p = f"{path}." if path else ""
+        for name in ("detect_threshold", "confirm_threshold", "xcorr_threshold"):
+            v = getattr(self, name)
+            check(0.0 < v < 1.0, p + name, f"must be in (0, 1), got {v!r}")
+        check(0 <= self.fft_backoff <= N_CP // 2, p + "fft_backoff", f"must be in 0..{N_CP // 2}")
+        check(1 <= self.channel_taps <= N_CP, p + "channel_taps", f"must be in 1..{N_CP}")
+        check(0 <= self.track_window <= 64, p + "track_window", "must be in 0..64")
+        check(0.0 <= self.max_sro_ppm <= 1000.0, p + "max_sro_ppm", "must be in 0..1000")
+        check(1 <= self.max_payload_len <= 65535, p + "max_payload_len", "must be in 1..65535")
+        check(self.sample_rate_hz is None or self.sample_rate_hz > 0, p + "sample_rate_hz",
+              "must be positive")
+        check(self.drop_log_size >= 0, p + "drop_log_size", "must be >= 0")
+
+
+@dataclass
+class RxFrame:
+    """One received frame. Shapes: payload and noise_var (header.payload_len,); channel (64,)."""
+
+    header: hdr.FrameHeader
+    #: complex64, equalised payload in the transmitter's units.
+    payload: np.ndarray
+    #: float32, noise variance of each equalised payload symbol (transmitter's units).
+    noise_var: np.ndarray
+    #: Estimated SNR, Es/N0 per complex payload symbol on the wire (conventions.py), dB.
+    snr_db: float
+    #: Estimated CFO in cycles per sample (fraction of the sample rate).
+    cfo: float
+    #: CFO in Hz when the receiver knows the sample rate, else None.
+    cfo_hz: Optional[float]
+    #: Absolute stream index of the frame's first sample (first path).
+    start: int
+    #: Estimated sample-rate offset, ppm (receiver clock relative to transmitter).
+    sro_ppm: float
+    #: complex64 (64,) channel estimate per FFT bin (numpy order), 0 on unused bins; 1.0 = unit channel.
+    channel: np.ndarray
+    #: Estimated per-sample noise power N0 at the receiver input (receiver's units).
+    noise_power: float
+
+
+@dataclass
+class DropRecord:
+    """A confirmed preamble whose frame was dropped. reason: header_crc_fail, header_bad_version,
+    header_bad_length or truncated."""
+
+    start: int
+    reason: str
+    snr_db: float
+    cfo: float
+    version: Optional[int] = None
+
+
+@dataclass
+class _Sync:
+    start: int  # absolute index of frame start (first path)
+    u: int  # absolute index of the first LTF FFT window
+    cfo: float
+    h_used: np.ndarray  # (52,) channel estimate on USED
+    n0: float
+    snr_db: float
+    omega_std: float  # predicted std of the residual CFO after the LTF estimate, rad/sample
+
+
+def _metric16(seg: np.ndarray, n_out: int, window: int) -> np.ndarray:
+    """Normalised lag-16 autocorrelation M(d) for d = 0..n_out-1 (seg needs n_out + window + 16 samples)."""
+    r = seg.astype(np.complex128)
+    D = STF_PERIOD
+    prod = np.conj(r[:-D]) * r[D:]
+    cp = np.empty(prod.size + 1, dtype=np.complex128)
+    cp[0] = 0.0
+    np.cumsum(prod, out=cp[1:])
+    en = np.empty(r.size + 1)
+    en[0] = 0.0
+    np.cumsum(r.real ** 2 + r.imag ** 2, out=en[1:])
+    P = cp[window:window + n_out] - cp[:n_out]
+    ea = en[window:window + n_out] - en[:n_out]
+    eb = en[D + window:D + window + n_out] - en[D:D + n_out]
+    den = ea * eb
+    num = P.real ** 2 + P.imag ** 2
+    out = np.zeros(n_out)
+    ok = den > 1e-30
+    out[ok] = num[ok] / den[ok]
+    return out
+
+
+class Receiver:
+    """Streaming OFDM receiver. Feed samples with :meth:`process`; call :meth:`flush` at the end.
+
+    ``stats`` counters: samples, triggers (stage-1 detections), detected (confirmed preambles),
+    header_ok, header_crc_fail, header_bad_version, header_bad_length, frames (delivered),
+    truncated (stream ended inside a frame). ``drops`` keeps the last ``drop_log_size`` DropRecords.
+    """
+
+    _BLOCK = 8192
+    _WIN = 128  # detection window (lag-16 products)
+    _PEAK_WIN = 192  # samples after a trigger searched for the STF plateau
+    _SEARCH = 48  # +- LTF timing search around the STF-based prediction
+    _ENERGY_SLACK = 0.1  # first-path timing: energy a later window start may lose
+    _SBL_ITERS = 10
+    _SRO_MIN_GAIN = 4.0  # log-likelihood gain needed to fit a timing drift rather than none
+    _MAX_RESIDUAL_CFO = 0.002  # cycles/sample left after the LTF fine estimate, searched by the tracker
+
+    def __init__(self, config: ReceiverConfig | None = None, *, sample_rate_hz: float | None = None):
+        self.config = config or ReceiverConfig()
+        if sample_rate_hz is not None:
+            self.config.sample_rate_hz = float(sample_rate_hz)
+        self.config.validate("ReceiverConfig")
+        cfg = self.config
+        self.stats = dict.fromkeys(("samples", "triggers", "detected", "header_ok", "header_crc_fail",
+                                    "header_bad_version", "header_bad_length", "frames", "truncated"), 0)
+        self.drops: collections.deque[DropRecord] = collections.deque(maxlen=cfg.drop_log_size)
+        self._buf = np.zeros(0, dtype=np.complex64)
+        self._base = 0  # absolute index of _buf[0]; always a multiple of _BLOCK
+        self._scan = 0  # absolute index where detection resumes
+        self._pending: tuple | None = None  # (trigger, sync, header) waiting for payload samples
+        # channel estimator matrices
+        taps = np.arange(cfg.channel_taps)
+        self._A = np.exp(-2j * np.pi * np.outer(USED, taps) / N_FFT)
+        self._AhA = self._A.conj().T @ self._A
+        self._ltf_x = ofdm.LTF_VALUES * AMP_USED
+        self._ltf_sym = ofdm.LTF_SYMBOL.astype(np.complex128)
+        self._ltf_energy = float(np.sum(np.abs(self._ltf_sym) ** 2))
+
+    # ------------------------------------------------------------------ public API
+    def process(self, samples: np.ndarray) -> list[RxFrame]:
+        """Append a chunk of complex baseband samples (1-D) and return the frames completed so far."""
+        x = np.asarray(samples)
+        if x.ndim != 1:
+            raise ValueError(f"samples: expected a 1-D array, got shape {x.shape}")
+        if x.size:
+            self._buf = np.concatenate([self._buf, x.astype(np.complex64, copy=False)])
+            self.stats["samples"] += x.size
+        frames = self._run(final=False)
+        self._trim()
+        return frames
+
+    def flush(self) -> list[RxFrame]:
+        """End of stream: decode what can be decoded, count frames cut off by the end, clear the buffer."""
+        frames = self._run(final=True)
+        end = self._base + self._buf.size
+        self._scan = end
+        self._base = (end // self._BLOCK) * self._BLOCK
+        self._buf = np.zeros(end - self._base, dtype=np.complex64)  # zeros keep block alignment
+        self._pending = None
+        return frames
+
+    @property
+    def position(self) -> int:
+        """Absolute index of the next sample the receiver expects."""
+        return self._base + self._buf.size
+
+    # ------------------------------------------------------------------ stream handling
+    def _avail(self) -> int:
+        return self._base + self._buf.size
+
+    def _slice(self, lo: int, hi: int) -> np.ndarray:
+        return self._buf[lo - self._base:hi - self._base]
+
+    def _trim(self) -> None:
+        keep_from = self._scan
+        if self._pending is not None:
+            keep_from = min(keep_from, self._pending[0])
+        new_base = (max(keep_from - 64, 0) // self._BLOCK) * self._BLOCK
+        if new_base > self._base:
+            self._buf = self._buf[new_base - self._base:].copy()
+            self._base = new_base
+
+    def _find_trigger(self) -> Optional[int]:
+        W, D = self._WIN, STF_PERIOD
+        d_end = self._avail() - (W + D)  # exclusive bound on d with a full window
+        d = max(self._scan, self._base)
+        thr = self.config.detect_threshold
+        while d < d_end:
+            b = (d // self._BLOCK) * self._BLOCK
+            hi = min(b + self._BLOCK, d_end)
+            m = _metric16(self._slice(b, hi + W + D), hi - b, W)
+            hits = np.flatnonzero(m[d - b:] > thr)
+            if hits.size:
+                return d + int(hits[0])
+            d = hi
+        self._scan = max(self._scan, d)
+        return None
+
+    def _run(self, final: bool) -> list[RxFrame]:
+        frames: list[RxFrame] = []
+        while True:
+            if self._pending is not None:
+                trig, sync, header = self._pending
+                status = self._finish(sync, header, frames, final)
+                if status == "wait":
+                    return frames
+                self._pending = None
+                continue
+            trig = self._find_trigger()
+            if trig is None:
+                return frames
+            status = self._attempt(trig, frames, final)
+            if status == "wait":
+                if final:
+                    self._scan = self._avail()
+                return frames
+
+    def _attempt(self, trig: int, frames: list[RxFrame], final: bool) -> str:
+        """Try a frame at trigger ``trig``. Returns 'wait' (needs more samples) or 'done'."""
+        W = self._WIN
+        if trig + self._PEAK_WIN + W + STF_PERIOD > self._avail():
+            return "wait"
+        m = _metric16(self._slice(trig, trig + self._PEAK_WIN + W + STF_PERIOD), self._PEAK_WIN, W)
+        idx = np.flatnonzero(m >= 0.5 * m.max())
+        stf_start = trig + int(round(0.5 * (idx[0] + idx[-1]))) - (STF_LEN - W - STF_PERIOD) // 2
+        need = stf_start + ofdm.PREAMBLE_LEN + self._SEARCH + SYM_LEN * hdr.N_HEADER_SYM + N_FFT
+        if need > self._avail():
+            return "wait"
+        self.stats["triggers"] += 1
+        sync = self._sync(stf_start)
+        if sync is None:
+            self._scan = trig + 64
+            return "done"
+        self.stats["detected"] += 1
+        header = self._decode_header(sync)
+        if header is None:
+            self._scan = sync.u + self.config.fft_backoff + N_LTF * N_FFT + SYM_LEN * hdr.N_HEADER_SYM
+            return "done"
+        self._pending = (trig, sync, header)
+        status = self._finish(sync, header, frames, final)
+        if status != "wait":
+            self._pending = None
+        return status if status == "wait" else "done"
+
+    def _finish(self, sync: _Sync, header: hdr.FrameHeader, frames: list[RxFrame], final: bool) -> str:
+        n_sym = hdr.N_HEADER_SYM + ofdm.n_payload_symbols(header.payload_len)
+        end = sync.u + N_LTF * N_FFT + SYM_LEN * n_sym
+        if end > self._avail():
+            if final:
+                self.stats["truncated"] += 1
+                self.drops.append(DropRecord(sync.start, "truncated", sync.snr_db, sync.cfo,
+                                             header.version))
+                self._scan = self._avail()
+                return "done"
+            return "wait"
+        frames.append(self._decode_payload(sync, header))
+        self.stats["frames"] += 1
+        frame_end = sync.start + ofdm.PREAMBLE_LEN + SYM_LEN * n_sym
+        self._scan = max(self._scan, frame_end - N_CP)
+        return "done"
+
+    # ------------------------------------------------------------------ synchronisation
+    def _derotate(self, lo: int, hi: int, cfo: float, ref: int) -> np.ndarray:
+        n = np.arange(lo - ref, hi - ref, dtype=np.float64)
+        return self._slice(lo, hi).astype(np.complex128) * np.exp(-2j * np.pi * cfo * n)
+
+    def _sync(self, s: int) -> Optional[_Sync]:
+        cfg = self.config
+        D = STF_PERIOD
+        stf = self._slice(s + 24, s + 152).astype(np.complex128)
+        cfo_c = float(np.angle(np.vdot(stf[:-D], stf[D:]))) / (2 * np.pi * D)
+        # LTF matched filter around the predicted position of the first LTF symbol
+        t_nom = s + STF_LEN + LTF_GI
+        t_lo, t_hi = t_nom - self._SEARCH, t_nom + self._SEARCH  # inclusive range
+        seg = self._derotate(t_lo, t_hi + (N_LTF + 1) * N_FFT, cfo_c, s)
+        xc = np.abs(np.correlate(seg, self._ltf_sym, mode="valid")) ** 2  # xc[i] for t = t_lo + i
+        n_t = t_hi - t_lo + 1
+        lam = sum(xc[j * N_FFT:j * N_FFT + n_t] for j in range(N_LTF))
+        en = np.concatenate([[0.0], np.cumsum(np.abs(seg) ** 2)])
+        ew = en[N_LTF * N_FFT:N_LTF * N_FFT + n_t] - en[:n_t]  # energy of the N_LTF symbols at t
+        rho = lam / (self._ltf_energy * ew + 1e-30)
+        # The LTF is periodic, so lam is nearly as large one symbol early (guard interval + two
+        # copies). Penalising a further copy right after the claimed LTF (where the header must
+        # be) separates the hypotheses: true 3 - 0, one symbol early 2.25 - 1, one late 2 - 0.
+        i_pk = int(np.argmax(lam - xc[N_LTF * N_FFT:N_LTF * N_FFT + n_t]))
+        if rho[i_pk] < cfg.xcorr_threshold:
+            return None
+        # first path: among windows of N_CP - fft_backoff lags containing the peak, the latest
+        # start still holding (1 - _ENERGY_SLACK) of the best such window's correlation energy
+        wl = N_CP - cfg.fft_backoff
+        cl = np.concatenate([[0.0], np.cumsum(lam)])
+        s_win = cl[wl:] - cl[:-wl]  # s_win[i] = sum lam[i : i + wl]
+        i0 = max(i_pk - wl + 1, 0)
+        win = s_win[i0:i_pk + 1]
+        t_first = t_lo + i0 + int(np.flatnonzero(win >= (1.0 - self._ENERGY_SLACK) * win.max())[-1])
+        # confirmation and fine CFO: lag-64 autocorrelation over the guard interval and the LTF,
+        # then lag 128 for twice the precision (unambiguous within +-1/256 of the lag-64 estimate)
+        a = self._derotate(t_first - 20, t_first + N_LTF * N_FFT, cfo_c, s)
+        p64 = np.vdot(a[:-N_FFT], a[N_FFT:])
+        ea = float(np.sum(np.abs(a[:-N_FFT]) ** 2))
+        eb = float(np.sum(np.abs(a[N_FFT:]) ** 2))
+        m64 = abs(p64) ** 2 / (ea * eb + 1e-30)
+        if m64 < cfg.confirm_threshold:
+            return None
+        cfo_f = cfo_c + float(np.angle(p64)) / (2 * np.pi * N_FFT)
+        n_a = np.arange(a.size)
+        a = a * np.exp(-2j * np.pi * (cfo_f - cfo_c) * n_a)
+        p128 = np.vdot(a[:-2 * N_FFT], a[2 * N_FFT:])
+        cfo = cfo_f + float(np.angle(p128)) / (2 * np.pi * 2 * N_FFT)
+        u = t_first - cfg.fft_backoff
+        ltf = self._derotate(u, u + N_LTF * N_FFT, cfo, u)
+        Y = np.fft.fft(ltf.reshape(N_LTF, N_FFT), axis=1) / math.sqrt(N_FFT)
+        h_used, n0, snr_db = self._estimate_channel(Y[:, USED_BINS])
+        start = t_first - (STF_LEN + LTF_GI)
+        # phase noise of the lag-128 correlation over its a.size - 128 products (high-SNR-exact
+        # variance (2/snr + 1/snr^2) / (2 M)), with a 1.5x margin and a floor for oscillator drift
+        snr = 10.0 ** (snr_db / 10.0)
+        var_ph = (2.0 / snr + 1.0 / snr ** 2) / (2.0 * (a.size - 2 * N_FFT))
+        omega_std = 1.5 * math.sqrt(var_ph) / (2 * N_FFT) + 2 * np.pi * 1e-6
+        return _Sync(start=start, u=u, cfo=cfo, h_used=h_used, n0=n0, snr_db=snr_db, omega_std=omega_std)
+
+    def _estimate_channel(self, y: np.ndarray) -> tuple[np.ndarray, float, float]:
+        """LS + LMMSE (impulse response of channel_taps taps) from the LTF symbols y (N_LTF, 52).
+
+        Returns (H on USED, N0 per sample, SNR dB per conventions)."""
+        ym = y.mean(axis=0)
+        n0 = max(float(np.sum(np.abs(y - ym) ** 2)) / ((N_LTF - 1) * y.shape[1]), 1e-30)
+        sig_bin = float(np.mean(np.abs(ym) ** 2)) - n0 / N_LTF
+        snr = max(sig_bin, 1e-3 * n0) * (N_USED / N_FFT) / n0
+        h_ls = ym / self._ltf_x
+        var_h = n0 / (N_LTF * AMP_USED ** 2)  # noise variance of h_ls per subcarrier
+        Lh = self.config.channel_taps
+        AhH = self._A.conj().T @ h_ls
+        p_total = max(float(np.mean(np.abs(h_ls) ** 2)) - var_h, 1e-2 * var_h)
+        # LMMSE of the taps with a prior power per tap, the prior re-estimated from the posterior
+        # (sparse Bayesian learning / EM): taps holding only noise are driven to zero.
+        p_tap = np.full(Lh, p_total / Lh)
+        gram = self._AhA / var_h
+        rhs = AhH / var_h
+        for _ in range(self._SBL_ITERS):
+            cov = np.linalg.inv(gram + np.diag(1.0 / p_tap))
+            mu = cov @ rhs
+            p_tap = np.abs(mu) ** 2 + np.real(np.diag(cov)) + 1e-9 * p_total
+        return self._A @ mu, n0, 10.0 * math.log10(snr)
+
+    # ------------------------------------------------------------------ demodulation
+    def _symbols(self, sync: _Sync, first: int, n_sym: int) -> np.ndarray:
+        """Unitary FFTs (n_sym, 64) of header/payload symbols first..first+n_sym-1, CFO removed."""
+        lo = sync.u + N_LTF * N_FFT + SYM_LEN * first
+        x = self._derotate(lo, lo + SYM_LEN * n_sym, sync.cfo, sync.u).reshape(n_sym, SYM_LEN)
+        return np.fft.fft(x[:, N_CP:], axis=1) / math.sqrt(N_FFT)
+
+    def _track(self, Y: np.ndarray, sync: _Sync, first: int) -> tuple[np.ndarray, float]:
+        """Remove the common phase and the sample-rate-offset timing drift using the pilots.
+
+        Y: (n, 64) bins of symbols first..first+n-1. Model for pilot k of symbol i at time t_i after
+        the LTF centre (where the channel estimate fixes phase 0 and phase slope 0)::
+
+            phase = theta0 + omega t_i + 2 pi k zeta t_i / 64   (+ a slowly varying residual)
+
+        omega is the residual CFO (rad/sample), zeta the timing drift per sample (SRO). Both are
+        found by maximising the log-likelihood of the coherent sum of all pilots plus the LTF anchor
+        (a phasor at phase 0 weighted by the channel estimate's reliability), with a Gaussian prior
+        on omega whose width is the LTF's predicted CFO error, over a grid (FFT over symbols for
+        omega), refined parabolically; theta0 is the phase of that sum. This is robust at low SNR where
+        per-symbol phase estimates wrap. A drift is only fitted when it raises the log-likelihood
+        by _SRO_MIN_GAIN over zeta = 0 (otherwise fitting it would add more noise than it removes). The optional residual is smoothed over +-track_window
+        symbols (oscillator phase noise). Returns (corrected Y on USED (n, 52), sro_ppm).
+        """
+        cfg = self.config
+        n = Y.shape[0]
+        Yu = Y[:, USED_BINS]
+        h = sync.h_used * AMP_USED
+        z = Yu[:, PILOT_POS] * np.conj(h[PILOT_POS] * ofdm.pilot_values(n, first))  # (n, 4)
+        # window centre of symbol i (u + 192 + 80 i + 16 + 32) relative to the LTF centre (u + 96)
+        t = N_LTF * N_FFT / 2 + N_CP + N_FFT / 2 + SYM_LEN * (first + np.arange(n, dtype=np.float64))
+        kp = PILOTS.astype(np.float64)
+        anchor = N_LTF * float(np.sum(np.abs(h) ** 2))  # LTF phase reference, in pilot-sum units
+        zmax = cfg.max_sro_ppm * 1e-6
+        if zmax > 0 and n >= 2:
+            step = 0.1 * N_FFT / (2 * np.pi * 21.0 * float(t[-1]))  # <= 0.1 rad at the outer pilots
+            n_grid = int(min(max(math.ceil(2 * zmax / step), 4), 400)) | 1
+            zgrid = np.linspace(-zmax, zmax, n_grid)
+        else:
+            zgrid = np.zeros(1)
+        cz = np.einsum("gnk,nk->gn", np.exp((-2j * np.pi / N_FFT) * zgrid[:, None, None]
+                                          * (t[:, None] * kp[None, :])[None]), z)  # (G, n)
+        n_fft = 8 * (1 << max(int(n - 1).bit_length(), 3))
+        spec = np.fft.fft(cz, n_fft, axis=1)  # sum_i cz_i exp(-j omega 80 i), omega = 2 pi b / (80 n_fft)
+        omegas = 2 * np.pi * np.fft.fftfreq(n_fft) / SYM_LEN
+        keep = np.abs(omegas) <= self._MAX_RESIDUAL_CFO * 2 * np.pi
+        omegas = omegas[keep]
+        obj_c = anchor + spec[:, keep] * np.exp(-1j * omegas * t[0])[None, :]
+        # log-likelihood (2/N0)|sum| plus a Gaussian prior on omega: the residual CFO the LTF left,
+        # so faded pilots cannot drag the phase away from what the LTF measured
+        n0 = max(sync.n0, 1e-30)
+        obj = (2.0 / n0) * np.abs(obj_c) - 0.5 * (omegas / sync.omega_std)[None, :] ** 2
+        g, b = np.unravel_index(int(np.argmax(obj)), obj.shape)
+        g0 = zgrid.size // 2  # zeta = 0 (odd grid)
+        if g != g0 and obj[g, b] - obj[g0].max() < self._SRO_MIN_GAIN:
+            # the drift is not significant against the noise: fitting it would only add noise
+            g = g0
+            b = int(np.argmax(obj[g0]))
+        order = np.argsort(omegas)  # parabolic refinement needs neighbours in omega order
+        pos = int(np.flatnonzero(order == b)[0])
+        zeta = float(zgrid[g])
+        if g != g0:
+            zeta += self._parabola(obj[:, b], g) * float(zgrid[1] - zgrid[0])
+        omega = float(omegas[b])
+        if 0 < pos < omegas.size - 1:
+            col = obj[g, order]
+            omega += self._parabola(col, pos) * float(omegas[order[pos + 1]] - omegas[order[pos]])
+        slope = np.exp((-2j * np.pi * zeta / N_FFT) * t[:, None] * USED[None, :].astype(np.float64))
+        c = np.sum(z * slope[:, PILOT_POS], axis=1) * np.exp(-1j * omega * t)  # (n,)
+        theta0 = float(np.angle(anchor + np.sum(c)))
+        phi = theta0 + omega * t
+        W = cfg.track_window
+        if W > 0 and n > 1:
+            cs = np.concatenate([[0.0], np.cumsum(c * np.exp(-1j * theta0))])
+            k = np.arange(n)
+            phi = phi + np.angle(cs[np.minimum(k + W + 1, n)] - cs[np.maximum(k - W, 0)])
+        corr = slope * np.exp(-1j * phi)[:, None]
+        # a receiver clock faster than the transmitter's makes the windows drift early (zeta < 0)
+        return Yu * corr, -zeta * 1e6
+
+    @staticmethod
+    def _parabola(v: np.ndarray, i: int) -> float:
+        """Offset (in grid steps) of the vertex of the parabola through v[i-1], v[i], v[i+1]."""
+        if not 0 < i < v.size - 1:
+            return 0.0
+        den = v[i - 1] - 2 * v[i] + v[i + 1]
+        if den >= 0:
+            return 0.0
+        return float(np.clip(0.5 * (v[i - 1] - v[i + 1]) / den, -0.5, 0.5))
+
+    def _equalise(self, Yc: np.ndarray, sync: _Sync) -> tuple[np.ndarray, np.ndarray]:
+        """ZF on USED: values (n, 52) in transmitter units and their noise variances (52,)."""
+        h = sync.h_used * AMP_USED
+        g2 = np.maximum(np.abs(h) ** 2, 1e-30)
+        return Yc * (np.conj(h) / g2)[None, :], sync.n0 / g2
+
+    def _decode_header(self, sync: _Sync) -> Optional[hdr.FrameHeader]:
+        Y = self._symbols(sync, 0, hdr.N_HEADER_SYM)
+        Yc, _ = self._track(Y, sync, 0)
+        X, nv = self._equalise(Yc, sync)
+        llr = hdr.slot_llrs(X[:, DATA_POS], np.broadcast_to(nv[DATA_POS], (hdr.N_HEADER_SYM, ofdm.N_DATA)))
+        header, version, crc_ok = hdr.decode(llr)
+        if not crc_ok:
+            self.stats["header_crc_fail"] += 1
+            self.drops.append(DropRecord(sync.start, "header_crc_fail", sync.snr_db, sync.cfo))
+            return None
+        if version not in hdr.SUPPORTED_VERSIONS:
+            self.stats["header_bad_version"] += 1
+            self.drops.append(DropRecord(sync.start, "header_bad_version", sync.snr_db, sync.cfo, version))
+            return None
+        if header is None or header.payload_len > self.config.max_payload_len:
+            self.stats["header_bad_length"] += 1
+            self.drops.append(DropRecord(sync.start, "header_bad_length", sync.snr_db, sync.cfo, version))
+            return None
+        self.stats["header_ok"] += 1
+        return header
+
+    def _decode_payload(self, sync: _Sync, header: hdr.FrameHeader) -> RxFrame:
+        L = header.payload_len
+        n_sym = hdr.N_HEADER_SYM + ofdm.n_payload_symbols(L)
+        Y = self._symbols(sync, 0, n_sym)
+        Yc, sro_ppm = self._track(Y, sync, 0)
+        X, nv = self._equalise(Yc[hdr.N_HEADER_SYM:], sync)
+        payload = X[:, DATA_POS].reshape(-1)[:L].astype(np.complex64)
+        noise_var = np.broadcast_to(nv[DATA_POS], X[:, DATA_POS].shape).reshape(-1)[:L].astype(np.float32)
+        channel = np.zeros(N_FFT, dtype=np.complex64)
+        channel[USED_BINS] = sync.h_used
+        rate = self.config.sample_rate_hz
+        return RxFrame(header=header, payload=payload, noise_var=noise_var, snr_db=sync.snr_db,
+                       cfo=sync.cfo, cfo_hz=None if rate is None else sync.cfo * rate, start=sync.start,
+                       sro_ppm=sro_ppm, channel=channel, noise_power=sync.n0)

@@ -1,0 +1,148 @@
+"""Small channel impairments for the PHY tests (kept local so the PHY tests do not depend on the
+software channel being written in parallel), and tests that the helpers themselves are right.
+
+Conventions: SNR is Es/N0 on the payload (mtsc_sdr.conventions.noise_power); CFO in cycles/sample;
+SRO in ppm, positive = the receiver's sample clock is faster than the transmitter's.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from mtsc_sdr.conventions import PAYLOAD_POWER, noise_power
+
+
+def complex_noise(rng: np.random.Generator, n: int, n0: float) -> np.ndarray:
+    """Circular complex Gaussian noise, total power n0 per sample."""
+    return math.sqrt(n0 / 2.0) * (rng.standard_normal(n) + 1j * rng.standard_normal(n))
+
+
+def awgn(rng: np.random.Generator, x: np.ndarray, snr_db: float) -> np.ndarray:
+    return x + complex_noise(rng, x.size, noise_power(snr_db))
+
+
+def rician_gain(rng: np.random.Generator, k_factor: float) -> complex:
+    """Flat Rician block-fading gain with E|h|^2 = 1 (LOS power K/(K+1), scattered 1/(K+1))."""
+    los = math.sqrt(k_factor / (k_factor + 1.0)) * np.exp(2j * np.pi * rng.random())
+    nlos = math.sqrt(1.0 / (k_factor + 1.0)) * (rng.standard_normal() + 1j * rng.standard_normal()) / math.sqrt(2)
+    return complex(los + nlos)
+
+
+def multipath_taps(rng: np.random.Generator, max_delay: int = 8, n_paths: int = 4,
+                   decay_samples: float = 3.0) -> np.ndarray:
+    """Random multipath: a path at delay 0 plus n_paths-1 at random delays <= max_delay, Rayleigh
+    amplitudes with an exponential power-delay profile, normalised to unit energy."""
+    h = np.zeros(max_delay + 1, dtype=np.complex128)
+    delays = np.concatenate([[0], rng.integers(1, max_delay + 1, n_paths - 1)])
+    for d in delays:
+        h[d] += math.sqrt(math.exp(-d / decay_samples)) * (rng.standard_normal() + 1j * rng.standard_normal())
+    return h / np.linalg.norm(h)
+
+
+def normalize_in_band(h: np.ndarray) -> np.ndarray:
+    """Scale taps so the mean |H_k|^2 over the 52 used OFDM subcarriers is 1: the received payload
+    power then equals the transmitted one, so the frame's SNR is exactly the nominal SNR."""
+    from mtsc_sdr.phy.ofdm import USED_BINS
+
+    H = np.fft.fft(h, 64)[USED_BINS]
+    return h / math.sqrt(np.mean(np.abs(H) ** 2))
+
+
+def apply_cfo(x: np.ndarray, cfo: float, n0: int = 0) -> np.ndarray:
+    """x[n] * exp(j 2 pi cfo (n0 + n))."""
+    return x * np.exp(2j * np.pi * cfo * (n0 + np.arange(x.size)))
+
+
+_PHASES = 4096
+_SINC_TABLES: dict = {}
+
+
+def _sinc_table(taps: int) -> np.ndarray:
+    """Kaiser-windowed sinc (beta 8) for fractional delays k / _PHASES: shape (_PHASES + 1, taps)."""
+    if taps not in _SINC_TABLES:
+        half = taps // 2
+        offs = np.arange(-half + 1, half + 1)
+        frac = np.arange(_PHASES + 1) / _PHASES
+        arg = frac[:, None] - offs[None, :]
+        win = np.i0(8.0 * np.sqrt(np.clip(1 - (arg / (half + 0.5)) ** 2, 0, 1))) / np.i0(8.0)
+        _SINC_TABLES[taps] = np.sinc(arg) * win
+    return _SINC_TABLES[taps]
+
+
+def resample_sro(x: np.ndarray, ppm: float, taps: int = 64, block: int = 1 << 14) -> np.ndarray:
+    """Sample-rate offset: y[m] = x(m / (1 + ppm 1e-6)) by Kaiser-windowed sinc interpolation
+    (fractional delay quantised to 1/4096 sample, error < -60 dB over the OFDM band).
+
+    Positive ppm = the receiver samples faster (more output samples for the same signal)."""
+    ratio = 1.0 + ppm * 1e-6
+    n_out = int(math.floor((x.size - 1) * ratio)) + 1
+    half = taps // 2
+    table = _sinc_table(taps)
+    xp = np.concatenate([np.zeros(half, dtype=np.complex128), np.asarray(x, np.complex128),
+                         np.zeros(half + 1, dtype=np.complex128)])
+    offs = np.arange(-half + 1, half + 1)
+    out = np.empty(n_out, dtype=np.complex128)
+    for b0 in range(0, n_out, block):
+        m = np.arange(b0, min(b0 + block, n_out))
+        t = m / ratio
+        i = np.floor(t).astype(np.int64)
+        ph = np.rint((t - i) * _PHASES).astype(np.int64)
+        out[m] = np.einsum("mk,mk->m", xp[i[:, None] + offs[None, :] + half], table[ph])
+    return out
+
+
+def place_frames(rng: np.random.Generator, frames: list[np.ndarray], gap=(100, 800), lead: int = 500):
+    """Concatenate frames with random noise-free gaps; returns (stream, start indices)."""
+    gaps = rng.integers(gap[0], gap[1] + 1, len(frames))
+    total = lead + sum(f.size for f in frames) + int(gaps.sum())
+    out = np.zeros(total, dtype=np.complex128)
+    starts = []
+    pos = lead
+    for f, g in zip(frames, gaps):
+        out[pos:pos + f.size] = f
+        starts.append(pos)
+        pos += f.size + int(g)
+    return out, np.array(starts)
+
+
+# --------------------------------------------------------------------------- tests of the helpers
+def test_awgn_power_matches_conventions():
+    rng = np.random.default_rng(0)
+    n = complex_noise(rng, 200_000, noise_power(10.0))
+    assert abs(np.mean(np.abs(n) ** 2) / (PAYLOAD_POWER / 10.0) - 1) < 0.02
+
+
+def test_rician_unit_average_power():
+    rng = np.random.default_rng(1)
+    g = np.array([rician_gain(rng, 3.0) for _ in range(40_000)])
+    assert abs(np.mean(np.abs(g) ** 2) - 1) < 0.03
+    # the LOS part shows up as a non-Rayleigh magnitude distribution: var|h|^2 = (1 + 2K)/(1 + K)^2
+    assert abs(np.var(np.abs(g) ** 2) - 7 / 16) < 0.05
+
+
+def test_multipath_taps_unit_energy():
+    rng = np.random.default_rng(2)
+    for _ in range(20):
+        h = multipath_taps(rng)
+        assert abs(np.sum(np.abs(h) ** 2) - 1) < 1e-12
+        assert h[0] != 0
+
+
+def test_resample_is_accurate_for_ofdm_band():
+    # A band-limited signal (|f| <= 26/64) interpolated at a fractional delay matches the exact shift.
+    rng = np.random.default_rng(3)
+    n = 4096
+    spec = np.zeros(n, dtype=np.complex128)
+    k = np.fft.fftfreq(n) * n
+    band = np.abs(k) <= 26 / 64 * n
+    spec[band] = rng.standard_normal(band.sum()) + 1j * rng.standard_normal(band.sum())
+    x = np.fft.ifft(spec)
+    ppm = 100.0
+    y = resample_sro(x, ppm)
+    ratio = 1 + ppm * 1e-6
+    m = np.arange(1000, 3000)
+    exact = np.array([np.sum(spec * np.exp(2j * np.pi * k * (mm / ratio) / n)) / n for mm in m])
+    err = np.mean(np.abs(y[m] - exact) ** 2) / np.mean(np.abs(exact) ** 2)
+    assert 10 * np.log10(err) < -45
