@@ -38,13 +38,15 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     parser, subparsers = build_parser()
-    # Parse the command name first so only that command's module is imported.
-    pre, _ = parser.parse_known_args(argv)
-    if pre.command is None:
+    # Add only the chosen command's arguments (its module is imported only then), before parsing,
+    # so `mtsc-sdr COMMAND --help` shows them.
+    command = next((a for a in argv if not a.startswith("-")), None)
+    if command not in COMMANDS:
+        args = parser.parse_args(argv)  # prints help / "invalid choice" and exits
         parser.print_help()
         return 2
-    module = importlib.import_module(COMMANDS[pre.command][0])
-    module.add_arguments(subparsers[pre.command])
+    module = importlib.import_module(COMMANDS[command][0])
+    module.add_arguments(subparsers[command])
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.WARNING - 10 * min(args.verbose, 2),
@@ -54,10 +56,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(module.run(args) or 0)
     except ConfigError as exc:
-        print(f"mtsc-sdr {pre.command}: configuration error: {exc}", file=sys.stderr)
+        print(f"mtsc-sdr {command}: configuration error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"mtsc-sdr {pre.command}: interrupted", file=sys.stderr)
+        print(f"mtsc-sdr {command}: interrupted", file=sys.stderr)
         return 130
 
 

@@ -161,7 +161,12 @@ class IQPush:
         self.max_message_samples = int(max_message_samples)
         self.samples_sent = 0
         self.messages_sent = 0
+        # A context of its own unless one is given: closing then terminates it, which is the only
+        # way ZeroMQ waits (up to linger_ms) for queued messages to go out. With the shared
+        # Context.instance() a process could exit with zero-copy messages still in flight.
         self._ctx, self._auth, self._own_ctx = context_for(curve, context)
+        if context is None and not self._own_ctx:
+            self._ctx, self._own_ctx = zmq.Context(), True
         self._sock = self._ctx.socket(zmq.PUSH)
         try:
             self._sock.setsockopt(zmq.SNDHWM, int(hwm))

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import re
 import shutil
 import socket
@@ -45,6 +46,17 @@ _LABEL = {"pluto": "Pluto", "usrp": "USRP"}
 IIOD_PORT = 30431
 #: Where a Pluto answers by default (USB network gadget address, and its mDNS name).
 PLUTO_HOSTS: tuple[str, ...] = ("192.168.2.1", "pluto.local")
+#: Environment variable overriding :data:`PLUTO_HOSTS` (comma-separated; empty: probe no host).
+#: The test suite sets it empty so that CI never sends traffic beyond loopback.
+PLUTO_HOSTS_ENV = "MTSC_PLUTO_HOSTS"
+
+
+def pluto_hosts() -> tuple[str, ...]:
+    """The hosts whose IIO daemon port is probed: ``$MTSC_PLUTO_HOSTS`` or :data:`PLUTO_HOSTS`."""
+    value = os.environ.get(PLUTO_HOSTS_ENV)
+    if value is None:
+        return PLUTO_HOSTS
+    return tuple(h.strip() for h in value.split(",") if h.strip())
 #: USB vendor:product ids (lower-case hex) -> (kind, model).
 USB_IDS: dict[tuple[str, str], tuple[str, str]] = {
     ("0456", "b673"): ("pluto", "ADALM-PLUTO (PlutoSDR)"),
@@ -107,7 +119,7 @@ class SearchEnv:
         run: runs a command (``subprocess.run``; called with ``capture_output``, ``text``, ``timeout``).
         gr_python: returns the Python with GNU Radio, or None.
         usb_root: sysfs USB device directory.
-        pluto_hosts: hosts whose IIO daemon port is tried.
+        pluto_hosts: hosts whose IIO daemon port is tried (default :func:`pluto_hosts`).
         iiod_port: that port.
     """
 
@@ -115,7 +127,7 @@ class SearchEnv:
     run: Runner = subprocess.run
     gr_python: Callable[[], str | None] = find_gr_python
     usb_root: Path = Path("/sys/bus/usb/devices")
-    pluto_hosts: Sequence[str] = PLUTO_HOSTS
+    pluto_hosts: Sequence[str] = dataclasses.field(default_factory=pluto_hosts)
     iiod_port: int = IIOD_PORT
 
 
@@ -297,6 +309,8 @@ def _search_iiod(env: SearchEnv, timeout_s: float) -> tuple[list[Radio], str]:
         else:
             notes.append(f"{host}: IIO daemon {version}")
             radios.append(Radio("pluto", f"ip:{host}", f"IIO daemon {version} at {host}:{env.iiod_port}", "iiod"))
+    if not notes:
+        return radios, f"IIO daemon port: no host to probe (${PLUTO_HOSTS_ENV} is empty)"
     return radios, f"IIO daemon port {env.iiod_port} at " + ", ".join(notes)
 
 
