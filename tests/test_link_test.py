@@ -73,3 +73,29 @@ def test_bad_channel_profile_names_the_field(tmp_path):
     out = _cli("channel", "--in", "tcp://127.0.0.1:1", "--out", "tcp://127.0.0.1:2", "--profile", str(bad))
     assert out.returncode == 2
     assert "fading.k_factor_db" in out.stderr
+
+
+def test_link_test_gnuradio_sim_flowgraph_recovers_every_frame_at_20db(gr_python):
+    """The GNU Radio sim_channel flowgraph (real GNU Radio) between our processes: every frame at 20 dB."""
+    cfg = LinkTestConfig(channel="gnuradio-sim", frames=100, snr_db=20.0, cfo_hz=8_000.0, sro_ppm=20.0, seed=3)
+    r = run_link_test(cfg)
+    assert r["frames_sent"] == 100
+    assert r["frames_header_ok"] == 100
+    assert abs(r["snr_est_db"] - 20.0) < 1.0
+    assert abs(r["cfo_est_hz"] - 8_000.0) < 200.0
+
+
+@pytest.mark.parametrize("kind, label", [("pluto", "Pluto"), ("usrp", "USRP")])
+def test_radio_link_without_radio_fails_fast_saying_what_was_searched(kind, label):
+    out = _cli("link-test", "--channel", kind, "--frames", "5", timeout=60)
+    assert out.returncode == 1
+    assert f"no {label} found; searched:" in out.stderr
+    assert "--radio-args" in out.stderr
+
+
+def test_dead_channel_process_is_reported_by_name(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("awgn: {snr_db: loud}\n")
+    out = _cli("link-test", "--profile", str(bad), "--frames", "5", timeout=60)
+    assert out.returncode == 1
+    assert "software channel" in out.stderr and "awgn.snr_db" in out.stderr
