@@ -146,3 +146,71 @@ def test_resample_is_accurate_for_ofdm_band():
     exact = np.array([np.sum(spec * np.exp(2j * np.pi * k * (mm / ratio) / n)) / n for mm in m])
     err = np.mean(np.abs(y[m] - exact) ** 2) / np.mean(np.abs(exact) ** 2)
     assert 10 * np.log10(err) < -45
+
+
+# --------------------------------------------------------------------------- frame streams
+class Truth:
+    """What the test channel did to each frame: start index in the stream, CFO, taps, payload."""
+
+    def __init__(self):
+        self.starts: list[int] = []
+        self.cfos: list[float] = []
+        self.taps: list[np.ndarray] = []
+        self.payloads: list[np.ndarray] = []
+
+
+def random_payload(rng: np.random.Generator, n: int) -> np.ndarray:
+    """Unit-power complex Gaussian payload symbols (what a JSC encoder emits), complex64."""
+    return ((rng.standard_normal(n) + 1j * rng.standard_normal(n)) / math.sqrt(2)).astype(np.complex64)
+
+
+def make_stream(rng: np.random.Generator, n_frames: int, snr_db: float, *, payload_len: int = 96,
+                channel: str = "awgn", max_cfo: float = 0.02, sro_ppm: float = 0.0, k_factor: float = 3.0,
+                gap=(100, 800), session_id: int = 1, noise: bool = True):
+    """Frames at random times between stretches of noise, through the chosen channel.
+
+    channel: "awgn" (unit gain), "rician" (flat block fading, E|h|^2 = 1, K = k_factor), or
+    "multipath" (random taps over 9 samples, unit mean gain over the used subcarriers). Each frame
+    gets its own CFO, uniform in +-max_cfo (cycles/sample, phase referenced to the stream index).
+    SRO resamples the whole stream. Returns (complex64 stream, Truth); with SRO, starts are rounded.
+    """
+    from mtsc_sdr.phy import FrameHeader, Transmitter
+
+    tx = Transmitter()
+    truth = Truth()
+    rx_frames = []
+    for i in range(n_frames):
+        payload = random_payload(rng, payload_len)
+        x = tx.build(payload, FrameHeader(session_id=session_id, seq=i % 65536, payload_len=payload_len))
+        if channel == "awgn":
+            h = np.array([1.0 + 0j])
+        elif channel == "rician":
+            h = np.array([rician_gain(rng, k_factor)])
+        elif channel == "multipath":
+            h = normalize_in_band(multipath_taps(rng))
+        else:
+            raise ValueError(channel)
+        truth.payloads.append(payload)
+        truth.taps.append(h)
+        truth.cfos.append(float(rng.uniform(-max_cfo, max_cfo)))
+        rx_frames.append(np.convolve(x.astype(np.complex128), h))
+    stream, starts = place_frames(rng, rx_frames, gap=gap)
+    for f, st, cfo in zip(rx_frames, starts, truth.cfos):
+        stream[st:st + f.size] = apply_cfo(f, cfo, int(st))
+    if sro_ppm:
+        stream = resample_sro(stream, sro_ppm)
+        starts = np.rint(starts * (1.0 + sro_ppm * 1e-6)).astype(np.int64)
+    truth.starts = [int(s) for s in starts]
+    if noise:
+        stream = stream + complex_noise(rng, stream.size, noise_power(snr_db))
+    return stream.astype(np.complex64), truth
+
+
+def match(frames, truth: Truth, tol: int):
+    """Map seq -> RxFrame for frames whose start is within tol samples of the truth."""
+    out = {}
+    for f in frames:
+        i = f.header.seq
+        if i < len(truth.starts) and abs(f.start - truth.starts[i]) <= tol:
+            out[i] = f
+    return out
