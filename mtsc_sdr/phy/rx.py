@@ -229,6 +229,7 @@ class Receiver:
         self._scan = 0  # absolute index where detection resumes
         self._pending: tuple | None = None  # (trigger, sync, header) waiting for payload samples
         self._limit: int | None = None  # end of the real samples while flushing
+        self._runs_cache: tuple | None = None  # (block start, end, run counts) of the last block
         # channel estimator matrices
         taps = np.arange(cfg.channel_taps)
         self._A = np.exp(-2j * np.pi * np.outer(USED, taps) / N_FFT)
@@ -267,6 +268,7 @@ class Receiver:
             self._base = new_base
             self._scan = end
             self._pending = None
+            self._runs_cache = None  # computed over the padding
         return frames
 
     @property
@@ -309,12 +311,16 @@ class Receiver:
             i_end = min(b + self._BLOCK, d_end - R + 1)  # run starts decidable now
             if d >= i_end:
                 break
-            n_m = i_end - b + R - 1
-            m = _metric16(self._slice(b, b + n_m + W + D), n_m, W)
-            # a frame's end (a few signal samples in an otherwise quiet window) makes M jump about
-            # for a few offsets; the STF keeps it up over its whole plateau
-            above = np.concatenate([[0], np.cumsum(m > thr)])
-            runs = above[R:] - above[:-R]  # runs[i]: offsets above threshold in [i, i + R)
+            if self._runs_cache is not None and self._runs_cache[:2] == (b, i_end):
+                runs = self._runs_cache[2]
+            else:
+                n_m = i_end - b + R - 1
+                m = _metric16(self._slice(b, b + n_m + W + D), n_m, W)
+                # a frame's end (a few signal samples in an otherwise quiet window) makes M jump
+                # about for a few offsets; the STF keeps it up over its whole plateau
+                above = np.concatenate([[0], np.cumsum(m > thr)])
+                runs = above[R:] - above[:-R]  # runs[i]: offsets above threshold in [i, i + R)
+                self._runs_cache = (b, i_end, runs)
             hits = np.flatnonzero(runs[d - b:i_end - b] == R)
             if hits.size:
                 return d + int(hits[0])
@@ -447,7 +453,6 @@ class Receiver:
         coh = sum(xc[j * N_FFT:j * N_FFT + N_CP] for j in range(N_LTF))
         e_win = float(np.sum(np.abs(seg[:N_LTF * N_FFT]) ** 2)) / N_LTF
         rho = float(np.sum(np.abs(coh) ** 2)) / (N_LTF ** 2 * self._ltf_energy * e_win + 1e-30)
-        self._last_rho = rho
         if rho < cfg.confirm_threshold:
             return None
         ltf = seg[:N_LTF * N_FFT]
