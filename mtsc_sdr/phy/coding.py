@@ -67,38 +67,43 @@ def conv_encode(bits: np.ndarray) -> np.ndarray:
     return out.reshape(-1)
 
 
-def _trellis2():
-    """Branch signs of two trellis steps at once (radix 4).
+RADIX_BITS = 4  # trellis steps per add-compare-select iteration (radix 16)
 
-    State = the 6 most recent inputs, bit 5 newest. Inputs b0 then b1 take state s to
-    ((b1 << 5) | (b0 << 4) | (s >> 2)), so the four predecessors of states (B << 4) | q are 4q + d,
-    d = 0..3. signs[B, q, d, j] is +1 when coded bit j (of 4) on that path is 0, else -1.
+
+def _trellis_r(r: int) -> np.ndarray:
+    """Branch signs of ``r`` trellis steps at once (radix 2**r).
+
+    State = the 6 most recent inputs, bit 5 newest. Inputs b_0 .. b_{r-1} (in time order) take
+    state s to ``(B << (6 - r)) | (s >> r)`` with ``B = sum_i b_i << i``, so the predecessors of
+    states ``(B << (6 - r)) | q`` are ``(q << r) | d``, d = 0 .. 2**r - 1.
+    ``signs[B, q, d, j]`` is +1 when coded bit j (of 2 r) on that path is 0, else -1.
     """
-    q = np.arange(N_STATES // 4)
-    signs = np.empty((4, N_STATES // 4, 4, 4))
-    for B in range(4):
-        b1, b0 = B >> 1, B & 1
-        for d in range(4):
-            s = (q << 2) | d
-            reg0 = (b0 << 6) | s  # first step: 7-bit register, MSB = newest input
-            s1 = (b0 << 5) | (s >> 1)
-            reg1 = (b1 << 6) | s1
-            for j, g in enumerate(GENERATORS):
-                signs[B, :, d, j] = 1.0 - 2.0 * _parity(reg0 & g)
-                signs[B, :, d, 2 + j] = 1.0 - 2.0 * _parity(reg1 & g)
+    nq = N_STATES >> r
+    q = np.arange(nq)
+    signs = np.empty((1 << r, nq, 1 << r, 2 * r))
+    for B in range(1 << r):
+        for d in range(1 << r):
+            state = (q << r) | d
+            for i in range(r):
+                b = (B >> i) & 1
+                reg = (b << 6) | state  # 7-bit register, MSB = newest input
+                for j, g in enumerate(GENERATORS):
+                    signs[B, :, d, 2 * i + j] = 1.0 - 2.0 * _parity(reg & g)
+                state = (b << 5) | (state >> 1)
     return signs
 
 
-_SIGNS2 = _trellis2()
+_SIGNS_R = _trellis_r(RADIX_BITS)
 
 
 def viterbi_decode(llr: np.ndarray, n_bits: int) -> np.ndarray:
     """Max-log soft Viterbi for :func:`conv_encode` (terminated by the zero tail).
 
     llr: float (2 * (n_bits + 6),) or batched (F, 2 * (n_bits + 6)). Returns uint8 (n_bits,) or
-    (F, n_bits). Add-compare-select runs over all states (and frames) at once, two trellis steps
-    per iteration.
+    (F, n_bits). Add-compare-select runs over all states (and frames) at once, RADIX_BITS trellis
+    steps per iteration.
     """
+    r = RADIX_BITS
     llr = np.asarray(llr, dtype=np.float64)
     single = llr.ndim == 1
     if single:
@@ -107,28 +112,33 @@ def viterbi_decode(llr: np.ndarray, n_bits: int) -> np.ndarray:
     steps = n_bits + TAIL
     if llr.shape[1] != 2 * steps:
         raise ValueError(f"expected {2 * steps} LLRs per frame, got {llr.shape[1]}")
-    if steps % 2:  # one extra step with input 0 and no information keeps the tail intact
-        llr = np.concatenate([llr, np.zeros((n_frames, 2))], axis=1)
-        steps += 1
-    pairs = steps // 2
-    bm = np.einsum("tfj,bqdj->tfbqd", llr.reshape(n_frames, pairs, 4).transpose(1, 0, 2), _SIGNS2)
-    pm = np.full((n_frames, N_STATES), -1e30)
-    pm[:, 0] = 0.0
-    decisions = np.empty((pairs, n_frames, N_STATES), dtype=np.intp)
-    for t in range(pairs):
-        m = bm[t] + pm.reshape(n_frames, 1, N_STATES // 4, 4)  # (F, B, q, d)
-        decisions[t] = m.argmax(axis=3).reshape(n_frames, N_STATES)
-        pm = m.max(axis=3).reshape(n_frames, N_STATES)
-        if t % 8 == 7:
-            pm -= pm.max(axis=1, keepdims=True)
+    pad = -steps % r  # extra steps with input 0 and no information keep the tail intact
+    if pad:
+        llr = np.concatenate([llr, np.zeros((n_frames, 2 * pad))], axis=1)
+    groups = (steps + pad) // r
+    nb, nq = 1 << r, N_STATES >> r
+    lt = llr.reshape(n_frames, groups, 2 * r).transpose(1, 0, 2).reshape(groups * n_frames, 2 * r)
+    bm = (lt @ _SIGNS_R.reshape(-1, 2 * r).T).reshape(groups, n_frames, nb, nq, nb)
+    pm = np.full((n_frames, nb, nq), -1e30)  # state (B << (6 - r)) | q at [:, B, q]
+    pm[:, 0, 0] = 0.0
+    decisions = np.empty((groups, n_frames, nb, nq), dtype=np.intp)
+    m = np.empty((n_frames, nb, nq, nb))
+    for t in range(groups):
+        # the predecessors (q << r) | d of every state are the previous states in memory order
+        np.add(bm[t], pm.reshape(n_frames, 1, nq, nb), out=m)
+        m.argmax(axis=3, out=decisions[t])
+        m.max(axis=3, out=pm)
+        if t % 4 == 3:
+            pm -= pm.max(axis=(1, 2), keepdims=True)
+    decisions = decisions.reshape(groups, n_frames, N_STATES)
     # traceback from state 0 (terminated trellis)
     state = np.zeros(n_frames, dtype=np.intp)
-    bits = np.empty((n_frames, steps), dtype=np.uint8)
+    bits = np.empty((n_frames, groups * r), dtype=np.uint8)
     rows = np.arange(n_frames)
-    for t in range(pairs - 1, -1, -1):
-        bits[:, 2 * t + 1] = state >> 5
-        bits[:, 2 * t] = (state >> 4) & 1
-        state = ((state & 15) << 2) | decisions[t, rows, state]
+    shifts = np.arange(6 - r, 6)
+    for t in range(groups - 1, -1, -1):
+        bits[:, t * r:(t + 1) * r] = (state[:, None] >> shifts) & 1
+        state = ((state & (nq - 1)) << r) | decisions[t, rows, state]
     out = bits[:, :n_bits]
     return out[0] if single else out
 

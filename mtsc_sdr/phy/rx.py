@@ -6,61 +6,77 @@ decisions, so nothing is decision-directed):
 1. **Detection** (vectorised over the stream with cumulative sums): normalised lag-16
    autocorrelation of the STF, ``M(d) = |P(d)|^2 / (E_a(d) E_b(d))`` over a 128-sample window
    (Schmidl-Cox style; scale-invariant, unaffected by CFO and by multipath shorter than the STF).
-   A trigger is the first ``d`` with ``M > detect_threshold``; the STF position is the centre of
-   the half-maximum region of the unnormalised ``|P(d)|`` around it (a trapezoid centred on the
-   STF at any SNR, unlike ``M`` whose top widens as noise vanishes).
+   A trigger is the first ``d`` from which ``M > detect_threshold`` holds for 16 consecutive
+   offsets (a frame's ragged end makes M jump about; the STF holds it up). The STF position is
+   the centre of the half-maximum region of the unnormalised ``|P(d)|`` around the trigger (a
+   trapezoid centred on the STF at any SNR, unlike ``M`` whose top widens as noise vanishes).
+   The threshold is deliberately low (0.03: ~0.06 is reached at -5 dB); stage 2 rejects noise.
 2. **Coarse CFO** from the phase of the lag-16 correlation inside the STF: unambiguous to
    +-fs/32 (+-3.1 %).
 3. **Fine timing**: cross-correlation of the coarsely derotated signal with the known 64-sample
-   LTF symbol over +-48 samples, the three LTF copies combined. Timing follows the
-   first path: the latest start of a (16 - fft_backoff)-lag window that still holds 90 % of the
-   best window's correlation energy (a weak early path is not chased into the noise, a strong one
-   is kept); the FFT window starts ``fft_backoff`` samples earlier, inside the cyclic prefix, so
-   paths from ``fft_backoff`` samples before to 16 - fft_backoff after the detected first path are
-   free of inter-symbol interference and inside the channel model.
+   LTF symbol over +-48 samples, the three copies combined, with a penalty on a fourth copy
+   (which would mean locking one LTF symbol early). Timing follows the first path: the latest
+   start of a (16 - fft_backoff)-lag window that still holds 90 % of the best window's
+   correlation energy; the FFT window starts ``fft_backoff`` samples earlier, inside the cyclic
+   prefix, so paths from ``fft_backoff`` samples before to ``16 - fft_backoff`` after the detected
+   first path are free of inter-symbol interference and inside the channel model.
 4. **Fine CFO** from the lag-64 autocorrelation over guard interval + LTF (+-fs/128 around
    coarse), then the lag-128 autocorrelation (twice the lever arm, +-fs/256 around that).
    **Confirmation** ("detected"): with the CFO removed, the three LTF copies are correlated
    coherently with the known symbol over the 16 lags of the channel model; the frame is confirmed
    when that explains more than ``confirm_threshold`` of the region's energy (S/(S+N) for a real
-   frame, Gamma(16)/192 for noise). Coherent combining is what keeps detection alive near -5 dB
-   while false alarms stay far below one per 10^4 frame lengths.
-5. **Channel estimate**: LS on the 52 used subcarriers (average of the three LTF symbols), then an
-   LMMSE fit of a ``channel_taps``-long impulse response (uniform power-delay prior, then a prior
-   re-estimated per tap from the data: noise-only taps are shrunk away). This is the DFT-domain
-   truncation to the cyclic-prefix length done properly for a band with guard carriers and an
-   empty DC bin.
+   frame, about Gamma(16)/192 for noise), and when the LTF's energy is spread over the band (at
+   least 8 effective subcarriers: a tone or spur is periodic too, but narrow). Coherent combining
+   is what keeps detection alive near -5 dB while false alarms stay below one per 10^4 frames.
+5. **Channel estimate**: LS on the 52 used subcarriers (average of the three LTF symbols), then
+   the LMMSE estimate of a ``channel_taps``-long impulse response whose per-tap prior powers are
+   learnt from the same data (sparse Bayesian learning, 10 EM iterations): taps holding only
+   noise are driven to zero. This is DFT-domain truncation to the cyclic-prefix length done
+   properly for a band with guard carriers and an empty DC bin (where plain truncation is
+   ill-conditioned). Its error is about 5 % of the payload noise, 0.2 dB of EVM.
 6. **SNR estimate**: noise N0 from the spread of the three LTF symbols around their mean, signal
-   from the mean minus its remaining noise; converted to the project's definition (Es/N0 per complex payload symbol on the
-   wire, conventions.py): ``snr = mean_k |H_k X_k|^2 * 52/64 / N0`` where the 52/64 maps per-bin
-   power of the 52 used subcarriers to time-domain power.
-7. **Header**: pilot tracking, ZF equalisation, QPSK LLRs, soft Viterbi, CRC. A CRC failure, an
-   unknown version or an invalid length drops the frame and counts it; the payload is never
-   decoded.
-8. **Payload**: pilots of header and payload symbols are used jointly to estimate the sample-rate
-   offset (timing drift: a phase slope across subcarriers growing with time; grid search + parabolic
-   refinement) and the common phase per symbol (residual CFO and phase noise; linear trend plus a
-   +-``track_window``-symbol moving average). Then ZF with the LMMSE channel estimate, undoing the
-   transmitter's scaling: the payload comes back in the transmitter's units.
+   from the mean minus its remaining noise, converted to the project's definition (Es/N0 per
+   complex payload symbol on the wire, conventions.py): ``snr = mean_k |H_k X_k|^2 * 52/64 / N0``,
+   the 52/64 mapping per-bin power of the 52 used subcarriers to time-domain power.
+7. **Pilot tracking** (:meth:`Receiver._track`): a linear phase model, residual CFO and the timing
+   drift of the sample-rate offset, fitted to all pilots at once by maximising their coherent
+   sum plus the LTF as a phase anchor, with the LTF's predicted CFO error as a Gaussian prior
+   (so pilots sitting in fades cannot drag the phase away); the drift is only fitted when it
+   is significant. Optionally (``track_window``) a moving average of the residual follows phase
+   noise.
+8. **Header**: tracking (no drift fit over 7 symbols), ZF equalisation, QPSK LLRs, soft Viterbi,
+   CRC. A CRC failure, an unknown version or an invalid length drops the frame and counts it
+   (``stats``, ``drops``); its payload is never decoded.
+9. **Payload**: tracking over header and payload pilots together, ZF with the LMMSE channel
+   estimate, undoing the transmitter's scaling: the payload comes back in the transmitter's units.
 
 Units: ``cfo`` is in cycles per sample (fraction of the sample rate; the received signal is
 ``x[n] * exp(j 2 pi cfo n)``), ``cfo_hz = cfo * sample_rate_hz`` when the rate is known. ``start``
 is the absolute index (in the stream given to :meth:`Receiver.process`, counting from 0) of the
 frame's first sample as it arrives on the first path. ``sro_ppm`` is the receiver's sample clock
-error relative to the transmitter's (positive: the receiver samples faster). ``noise_var`` is the
-per-symbol noise variance of the equalised payload in the transmitter's units (unit-power payload),
-so ``1/noise_var`` is that symbol's SNR; on AWGN it is ``1 / (snr * 64/52)``.
+error relative to the transmitter's (positive: the receiver samples faster; 0 when not
+significant). ``noise_var`` is the per-symbol noise variance of the equalised payload in the
+transmitter's units (unit-power payload), so ``1/noise_var`` is that symbol's SNR; on AWGN it is
+``1 / (snr * 64/52)``.
+
+Long frames: the FFT windows stay where the LTF put them; the pilots correct the phase of the
+sample-rate drift but not the window position, so ``|sro| * frame_length`` should stay below
+``fft_backoff`` samples (16384 payload symbols at 50 ppm drift 1.4 samples).
 
 Chunking does not change results: the detector's sums are anchored at fixed absolute block
-boundaries and every per-frame computation works on slices at absolute positions, so feeding the
-stream in any chunk sizes gives identical frames.
+boundaries, runs are judged only once complete, and every per-frame computation works on slices
+at absolute positions, so feeding the stream in any chunk sizes gives identical frames.
+
+Speed (one core, numpy): about 12 Msamples/s through noise, and about 2 ms of work per frame
+(header Viterbi, channel estimate, tracking), so back-to-back traffic runs at 0.7 Msamples/s with
+480-symbol payloads and 1.8 Msamples/s with 4800-symbol payloads (benchmarks/phy_receiver.py).
 """
 
 from __future__ import annotations
 
 import collections
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Optional
 
 import numpy as np
@@ -490,10 +506,14 @@ class Receiver:
         p_tap = np.full(Lh, p_total / Lh)
         gram = self._AhA / var_h
         rhs = AhH / var_h
+        m = np.empty_like(gram)
+        diag = m.reshape(-1)[::Lh + 1]  # a view of m's diagonal
         for _ in range(self._SBL_ITERS):
-            cov = np.linalg.inv(gram + np.diag(1.0 / p_tap))
+            m[...] = gram
+            diag += 1.0 / p_tap
+            cov = np.linalg.inv(m)
             mu = cov @ rhs
-            p_tap = np.abs(mu) ** 2 + np.real(np.diag(cov)) + 1e-9 * p_total
+            p_tap = mu.real ** 2 + mu.imag ** 2 + np.diagonal(cov).real + 1e-9 * p_total
         return self._A @ mu, n0, 10.0 * math.log10(snr)
 
     # ------------------------------------------------------------------ demodulation
@@ -503,7 +523,7 @@ class Receiver:
         x = self._derotate(lo, lo + SYM_LEN * n_sym, sync.cfo, sync.u).reshape(n_sym, SYM_LEN)
         return np.fft.fft(x[:, N_CP:], axis=1) / math.sqrt(N_FFT)
 
-    def _track(self, Y: np.ndarray, sync: _Sync, first: int) -> tuple[np.ndarray, float]:
+    def _track(self, Y: np.ndarray, sync: _Sync, first: int, fit_sro: bool = True) -> tuple[np.ndarray, float]:
         """Remove the common phase and the sample-rate-offset timing drift using the pilots.
 
         Y: (n, 64) bins of symbols first..first+n-1. Model for pilot k of symbol i at time t_i after
@@ -529,7 +549,7 @@ class Receiver:
         t = N_LTF * N_FFT / 2 + N_CP + N_FFT / 2 + SYM_LEN * (first + np.arange(n, dtype=np.float64))
         kp = PILOTS.astype(np.float64)
         anchor = N_LTF * float(np.sum(np.abs(h) ** 2))  # LTF phase reference, in pilot-sum units
-        zmax = cfg.max_sro_ppm * 1e-6
+        zmax = cfg.max_sro_ppm * 1e-6 if fit_sro else 0.0
         if zmax > 0 and n >= 2:
             step = 0.1 * N_FFT / (2 * np.pi * 21.0 * float(t[-1]))  # <= 0.1 rad at the outer pilots
             n_grid = int(min(max(math.ceil(2 * zmax / step), 4), 400)) | 1
@@ -594,7 +614,8 @@ class Receiver:
 
     def _decode_header(self, sync: _Sync) -> Optional[hdr.FrameHeader]:
         Y = self._symbols(sync, 0, hdr.N_HEADER_SYM)
-        Yc, _ = self._track(Y, sync, 0)
+        # over the header's 7 symbols even 50 ppm moves the window by only 0.03 samples: no SRO fit
+        Yc, _ = self._track(Y, sync, 0, fit_sro=False)
         X, nv = self._equalise(Yc, sync)
         llr = hdr.slot_llrs(X[:, DATA_POS], np.broadcast_to(nv[DATA_POS], (hdr.N_HEADER_SYM, ofdm.N_DATA)))
         header, version, crc_ok = hdr.decode(llr)
