@@ -75,6 +75,7 @@ Speed (one core, numpy): about 12 Msamples/s through noise, and about 2 ms of wo
 from __future__ import annotations
 
 import collections
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Optional
@@ -213,6 +214,9 @@ def _lag16(seg: np.ndarray, n_out: int, window: int) -> np.ndarray:
 class Receiver:
     """Streaming OFDM receiver. Feed samples with :meth:`process`; call :meth:`flush` at the end.
 
+    ``Receiver(config=None, *, sample_rate_hz=None)``; ``process(samples)`` takes a 1-D complex
+    chunk (any length, any dtype castable to complex64, full scale 1.0) and returns the
+    :class:`RxFrame` s completed by it, in stream order; frames may span any number of chunks.
     ``stats`` counters: samples, triggers (stage-1 detections), detected (confirmed preambles),
     header_ok, header_crc_fail, header_bad_version, header_bad_length, frames (delivered),
     truncated (stream ended inside a frame). ``drops`` keeps the last ``drop_log_size`` DropRecords.
@@ -232,7 +236,7 @@ class Receiver:
     _MAX_RESIDUAL_CFO = 0.002  # cycles/sample left after the LTF fine estimate, searched by the tracker
 
     def __init__(self, config: ReceiverConfig | None = None, *, sample_rate_hz: float | None = None):
-        self.config = config or ReceiverConfig()
+        self.config = dataclasses.replace(config) if config is not None else ReceiverConfig()
         if sample_rate_hz is not None:
             self.config.sample_rate_hz = float(sample_rate_hz)
         self.config.validate("ReceiverConfig")
