@@ -20,3 +20,13 @@ def gr_python() -> str:
     if python is None:
         pytest.skip(f"GNU Radio not available: {INSTALL_HINT}")
     return python
+
+
+@pytest.fixture
+def ctx():
+    """A private ZeroMQ context for one test, terminated afterwards."""
+    import zmq
+
+    context = zmq.Context()
+    yield context
+    context.term()

@@ -34,13 +34,6 @@ def _samples(n: int, seed: int = 0) -> np.ndarray:
 
 
 @pytest.fixture
-def ctx():
-    context = zmq.Context()
-    yield context
-    context.term()
-
-
-@pytest.fixture
 def pair(ctx):
     push = IQPush(ANY_PORT, max_message_samples=4096, context=ctx)
     pull = IQPull(push.endpoint, context=ctx)

@@ -33,13 +33,6 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
-def ctx():
-    context = zmq.Context()
-    yield context
-    context.term()
-
-
-@pytest.fixture
 def server(ctx):
     srv = MessageServer(ANY_PORT, context=ctx, linger_ms=0)
     yield srv

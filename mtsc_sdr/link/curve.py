@@ -91,6 +91,39 @@ def context_for(curve: CurveServer | CurveClient | None, context: zmq.Context | 
     return (context or zmq.Context.instance()), None, False
 
 
+class SocketOwner:
+    """One ZeroMQ socket with the context and authenticator it may own; closes them in order.
+
+    Subclasses set ``_sock``, ``_ctx``, ``_auth`` and ``_own_ctx`` (from :func:`context_for`).
+    """
+
+    _sock: zmq.Socket
+    _ctx: zmq.Context
+    _auth: object | None = None
+    _own_ctx: bool = False
+
+    def close(self, linger_ms: int | None = None) -> None:
+        """Close the socket; queued messages get ``linger_ms`` (default: the socket's) to go out.
+
+        When the context is this object's own, terminating it waits for them (bounded by linger).
+        """
+        sock = getattr(self, "_sock", None)
+        if sock is not None and not sock.closed:
+            sock.close(linger=linger_ms)
+        if self._auth is not None:
+            self._auth.stop()
+            self._auth = None
+        if self._own_ctx:
+            self._ctx.term()
+            self._own_ctx = False
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 def apply_curve(sock: zmq.Socket, curve: CurveServer | CurveClient | None) -> None:
     """Set the CURVE socket options for the role (before bind/connect)."""
     if curve is None:

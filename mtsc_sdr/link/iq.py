@@ -42,7 +42,7 @@ import numpy as np
 import zmq
 
 from ._droplog import DropLog
-from .curve import CurveClient, CurveServer, apply_curve, context_for
+from .curve import CurveClient, CurveServer, SocketOwner, apply_curve, context_for
 from .endpoints import bind, set_common_options
 from .tags import Tag, TagHeaderError, decode_tag_header, encode_tag_header
 
@@ -128,7 +128,7 @@ def _as_samples(samples: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(arr)
 
 
-class IQPush:
+class IQPush(SocketOwner):
     """Sends complex64 sample streams; binds a PUSH socket (a GNU Radio ``pull_source`` connects).
 
     Args:
@@ -227,26 +227,9 @@ class IQPush:
             messages += 1
         return messages
 
-    def close(self, linger_ms: int | None = None) -> None:
-        """Close the socket; queued messages get ``linger_ms`` (default: the constructor's) to flush."""
-        sock = getattr(self, "_sock", None)
-        if sock is not None and not sock.closed:
-            sock.close(linger=linger_ms)
-        if self._auth is not None:
-            self._auth.stop()
-            self._auth = None
-        if self._own_ctx:
-            self._ctx.term()
-            self._own_ctx = False
-
-    def __enter__(self) -> IQPush:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
-class IQPull:
+class IQPull(SocketOwner):
     """Receives complex64 sample streams; connects a PULL socket (to a GNU Radio ``push_sink``).
 
     Args:
@@ -411,20 +394,4 @@ class IQPull:
             have += len(chunk.samples)
         return np.concatenate(parts) if parts else np.zeros(0, np.complex64)
 
-    def close(self) -> None:
-        sock = getattr(self, "_sock", None)
-        if sock is not None and not sock.closed:
-            sock.close()
-        if self._auth is not None:
-            self._auth.stop()
-            self._auth = None
-        if self._own_ctx:
-            self._ctx.term()
-            self._own_ctx = False
-
-    def __enter__(self) -> IQPull:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 

@@ -53,7 +53,7 @@ import numpy as np
 import zmq
 
 from ._droplog import DropLog
-from .curve import CurveClient, CurveServer, apply_curve, context_for
+from .curve import CurveClient, CurveServer, SocketOwner, apply_curve, context_for
 from .endpoints import bind, set_common_options
 
 log = logging.getLogger("mtsc_sdr.link.messages")
@@ -268,7 +268,7 @@ class _SeqTracker:
         return True
 
 
-class _Endpoint:
+class _Endpoint(SocketOwner):
     """Shared receive path and lifecycle of the server and client."""
 
     _sock: zmq.Socket
@@ -329,23 +329,6 @@ class _Endpoint:
         except zmq.Again:
             raise LinkTimeout(f"{type(self).__name__}: {what} not sent: peer not taking messages within the send timeout") from None
 
-    def close(self, linger_ms: int | None = None) -> None:
-        """Close; queued messages get ``linger_ms`` (default: the constructor's) to go out."""
-        sock = getattr(self, "_sock", None)
-        if sock is not None and not sock.closed:
-            sock.close(linger=linger_ms)
-        if getattr(self, "_auth", None) is not None:
-            self._auth.stop()
-            self._auth = None
-        if getattr(self, "_own_ctx", False):
-            self._ctx.term()
-            self._own_ctx = False
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 class MessageServer(_Endpoint):
