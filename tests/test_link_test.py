@@ -99,3 +99,10 @@ def test_dead_channel_process_is_reported_by_name(tmp_path):
     out = _cli("link-test", "--profile", str(bad), "--frames", "5", timeout=60)
     assert out.returncode == 1
     assert "software channel" in out.stderr and "awgn.snr_db" in out.stderr
+
+
+def test_missing_gnuradio_says_how_to_install(monkeypatch):
+    monkeypatch.setenv("MTSC_GR_PYTHON", "/nonexistent/python")
+    out = _cli("link-test", "--channel", "gnuradio-sim", "--frames", "5", timeout=60)
+    assert out.returncode == 1
+    assert "apt-get install gnuradio" in out.stderr and "MTSC_GR_PYTHON" in out.stderr
