@@ -41,6 +41,8 @@ def _plot(rows: list[dict[str, Any]], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from mtsc_sdr.phy import SUBCARRIER_SNR_GAIN_DB
+
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     for channel in sorted({r["channel"] for r in rows}):
         for ax, metric in zip(axes, ("evm_db", "snr_est_db")):
@@ -49,7 +51,8 @@ def _plot(rows: list[dict[str, Any]], path: Path) -> None:
             if pts:
                 ax.plot(*zip(*pts), marker="o", label=channel)
     snrs = sorted({r["snr_db"] for r in rows})
-    axes[0].plot(snrs, [-s for s in snrs], "k:", label="-SNR (noise-limited)")
+    floor = [-(s + SUBCARRIER_SNR_GAIN_DB) for s in snrs]  # data subcarriers get 64/52 of the power
+    axes[0].plot(snrs, floor, "k:", label=f"noise floor -(SNR + {SUBCARRIER_SNR_GAIN_DB:.1f} dB)")
     axes[1].plot(snrs, snrs, "k:", label="truth")
     axes[0].set(xlabel="set SNR (dB)", ylabel="payload EVM (dB)", title="Equalised payload EVM")
     axes[1].set(xlabel="set SNR (dB)", ylabel="estimated SNR (dB)", title="Receiver SNR estimate")
