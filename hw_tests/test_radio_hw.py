@@ -17,17 +17,8 @@ import zmq
 from mtsc_sdr.link import free_tcp_endpoint
 from mtsc_sdr.radio.discovery import find_radios
 from mtsc_sdr.radio.flowgraph import Flowgraph
-from mtsc_sdr.radio.grpython import INSTALL_HINT, find_gr_python
 
 ADDRESS_PARAM = {"pluto": "uri", "usrp": "device_args"}
-
-
-@pytest.fixture(scope="module")
-def gr_python() -> str:
-    python = find_gr_python()
-    if python is None:
-        pytest.skip(f"GNU Radio not available: {INSTALL_HINT}")
-    return python
 
 
 def _radio(kind: str):
