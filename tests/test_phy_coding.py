@@ -59,6 +59,29 @@ def test_viterbi_batch_matches_single():
         assert np.array_equal(batch[i], coding.viterbi_decode(llr[i], 80))
 
 
+def test_viterbi_hard_decision_shortcut_is_exact():
+    # frames whose hard decisions are a codeword skip the trellis; the answer must be identical
+    rng = np.random.default_rng(11)
+    bits = rng.integers(0, 2, (300, 80)).astype(np.uint8)
+    coded = np.stack([coding.conv_encode(b) for b in bits])
+    shortcut = 0
+    for ebn0_db in (0.0, 6.0, 9.0, 20.0):
+        sigma = np.sqrt(1.0 / (2 * 0.5 * 10 ** (ebn0_db / 10)))
+        llr = 2 * ((1.0 - 2.0 * coded) + sigma * rng.standard_normal(coded.shape)) / sigma ** 2
+        assert np.array_equal(coding.viterbi_decode(llr, 80), coding._viterbi_trellis(llr, 80))
+        hits = [coding._hard_codeword(x, 80) for x in llr]
+        shortcut += sum(h is not None for h in hits)
+        for h, x in zip(hits, llr):
+            if h is not None:
+                assert np.array_equal(h, coding._viterbi_trellis(x[None], 80)[0])
+    assert shortcut > 300
+    # a single hard error is not a codeword: the trellis runs (and corrects it)
+    llr = 4.0 * (1.0 - 2.0 * coded[0])
+    llr[17] *= -1
+    assert coding._hard_codeword(llr, 80) is None
+    assert np.array_equal(coding.viterbi_decode(llr, 80), bits[0])
+
+
 def test_viterbi_soft_gain_at_4db():
     # Coding gain sanity: BER at Eb/N0 = 4 dB must be far below uncoded BPSK's 1.25e-2.
     rng = np.random.default_rng(7)

@@ -93,54 +93,143 @@ def _trellis_r(r: int) -> np.ndarray:
     return signs
 
 
-_SIGNS_R = _trellis_r(RADIX_BITS)
+#: (2 r, 64 * 2**r) branch-sign matrix: LLRs (groups, 2 r) @ it = branch metrics [state, d].
+_SIGNS_R = np.ascontiguousarray(_trellis_r(RADIX_BITS).reshape(-1, 2 * RADIX_BITS).T)
+
+
+# GF(2) polynomials as Python ints, bit i = coefficient of D^i. Coded stream j is u(D) g_j(D) with
+# g_j[d] = bit (K-1-d) of GENERATORS[j] (the register's MSB is the newest input, delay 0).
+def _poly_mul(a: int, b: int) -> int:
+    out = 0
+    while b:
+        if b & 1:
+            out ^= a
+        a <<= 1
+        b >>= 1
+    return out
+
+
+def _poly_divmod(a: int, b: int) -> tuple[int, int]:
+    q = 0
+    while a.bit_length() >= b.bit_length():
+        s = a.bit_length() - b.bit_length()
+        q |= 1 << s
+        a ^= b << s
+    return q, a
+
+
+def _poly_bezout(f: int, g: int) -> tuple[int, int]:
+    """(a, b) with a f + b g = 1 over GF(2) (extended Euclid; needs gcd(f, g) = 1)."""
+    r0, r1, a0, a1, b0, b1 = f, g, 1, 0, 0, 1
+    while r1:
+        q, r = _poly_divmod(r0, r1)
+        r0, r1 = r1, r
+        a0, a1 = a1, a0 ^ _poly_mul(q, a1)
+        b0, b1 = b1, b0 ^ _poly_mul(q, b1)
+    if r0 != 1:
+        raise ValueError("generators share a factor: the code is catastrophic")
+    return a0, b0
+
+
+def _taps(poly: int, n: int) -> np.ndarray:
+    return np.array([(poly >> i) & 1 for i in range(n)], dtype=np.int64)
+
+
+#: (2, K) generator taps per delay; (2, K) taps of the feedforward inverse a, b (a g0 + b g1 = 1)
+_GEN_TAPS = np.array([[(g >> (K - 1 - d)) & 1 for d in range(K)] for g in GENERATORS], dtype=np.int64)
+_INV_TAPS = np.stack([_taps(p, K) for p in _poly_bezout(*(int(sum(int(t) << d for d, t in enumerate(row)))
+                                                               for row in _GEN_TAPS))])
+
+
+def _hard_codeword(llr: np.ndarray, n_bits: int) -> np.ndarray | None:
+    """The information bits of the hard decisions ``llr < 0`` if they form a terminated codeword,
+    else None. llr: (2 * (n_bits + 6),), no zeros. Shapes out: uint8 (n_bits,).
+
+    The inverse ``u = a c0 + b c1`` recovers the input of any codeword; re-encoding it and
+    comparing with the hard decisions checks that they are one."""
+    hard = (llr < 0).astype(np.int64)
+    c0, c1 = hard[0::2], hard[1::2]
+    u = (np.convolve(c0, _INV_TAPS[0]) + np.convolve(c1, _INV_TAPS[1]))[:n_bits] & 1
+    if (np.array_equal(np.convolve(u, _GEN_TAPS[0]) & 1, c0)
+            and np.array_equal(np.convolve(u, _GEN_TAPS[1]) & 1, c1)):
+        return u.astype(np.uint8)
+    return None
 
 
 def viterbi_decode(llr: np.ndarray, n_bits: int) -> np.ndarray:
     """Max-log soft Viterbi for :func:`conv_encode` (terminated by the zero tail).
 
     llr: float (2 * (n_bits + 6),) or batched (F, 2 * (n_bits + 6)). Returns uint8 (n_bits,) or
-    (F, n_bits). Add-compare-select runs over all states (and frames) at once, RADIX_BITS trellis
+    (F, n_bits).
+
+    The decoder returns the codeword maximising the correlation ``sum_i llr_i s_i`` (s_i = +-1 its
+    bits). The hard decisions ``sign(llr)`` maximise it over *all* sign vectors, so when they
+    form a codeword (and no LLR is exactly 0, which could tie) that codeword is the Viterbi
+    answer: such frames (nearly all above a few dB) skip the trellis, with identical output.
+    The rest run add-compare-select over all states (and frames) at once, RADIX_BITS trellis
     steps per iteration.
     """
-    r = RADIX_BITS
     llr = np.asarray(llr, dtype=np.float64)
     single = llr.ndim == 1
     if single:
         llr = llr[None, :]
-    n_frames = llr.shape[0]
     steps = n_bits + TAIL
     if llr.shape[1] != 2 * steps:
         raise ValueError(f"expected {2 * steps} LLRs per frame, got {llr.shape[1]}")
+    out = np.empty((llr.shape[0], n_bits), dtype=np.uint8)
+    soft = []
+    for f in range(llr.shape[0]):
+        bits = _hard_codeword(llr[f], n_bits) if np.all(llr[f] != 0) else None
+        if bits is None:
+            soft.append(f)
+        else:
+            out[f] = bits
+    if soft:
+        out[soft] = _viterbi_trellis(llr[soft], n_bits)
+    return out[0] if single else out
+
+
+def _viterbi_trellis(llr: np.ndarray, n_bits: int) -> np.ndarray:
+    """The trellis search of :func:`viterbi_decode`: llr (F, 2 * (n_bits + 6)) -> uint8 (F, n_bits)."""
+    r = RADIX_BITS
+    n_frames = llr.shape[0]
+    steps = n_bits + TAIL
     pad = -steps % r  # extra steps with input 0 and no information keep the tail intact
     if pad:
         llr = np.concatenate([llr, np.zeros((n_frames, 2 * pad))], axis=1)
     groups = (steps + pad) // r
     nb, nq = 1 << r, N_STATES >> r
-    lt = llr.reshape(n_frames, groups, 2 * r).transpose(1, 0, 2).reshape(groups * n_frames, 2 * r)
-    bm = (lt @ _SIGNS_R.reshape(-1, 2 * r).T).reshape(groups, n_frames, nb, nq, nb)
-    pm = np.full((n_frames, nb, nq), -1e30)  # state (B << (6 - r)) | q at [:, B, q]
-    pm[:, 0, 0] = 0.0
-    decisions = np.empty((groups, n_frames, nb, nq), dtype=np.intp)
+    # bm[t, f, s, d]: metric of the r-step branch into state s from its predecessor (q << r) | d,
+    # state s = (B << (6 - r)) | q
+    lt = llr.reshape(n_frames, groups, 2 * r).transpose(1, 0, 2)
+    bm = (lt @ _SIGNS_R).reshape(groups, n_frames, nb, nq, nb)
+    pm = np.full((n_frames, N_STATES), -1e30)
+    pm[:, 0] = 0.0
+    decisions = np.empty((groups, n_frames, N_STATES), dtype=np.intp)
     m = np.empty((n_frames, nb, nq, nb))
+    m_flat = m.reshape(-1)
+    m_rows = m.reshape(n_frames, N_STATES, nb)
+    row_start = np.arange(n_frames * N_STATES).reshape(n_frames, N_STATES) * nb
+    best = np.empty((n_frames, N_STATES), dtype=np.intp)
     for t in range(groups):
         # the predecessors (q << r) | d of every state are the previous states in memory order
         np.add(bm[t], pm.reshape(n_frames, 1, nq, nb), out=m)
-        m.argmax(axis=3, out=decisions[t])
-        m.max(axis=3, out=pm)
+        m_rows.argmax(axis=2, out=decisions[t])  # argmax over a short last axis is fast, max is not
+        np.add(decisions[t], row_start, out=best)
+        np.take(m_flat, best, out=pm)
         if t % 4 == 3:
-            pm -= pm.max(axis=(1, 2), keepdims=True)
-    decisions = decisions.reshape(groups, n_frames, N_STATES)
-    # traceback from state 0 (terminated trellis)
-    state = np.zeros(n_frames, dtype=np.intp)
-    bits = np.empty((n_frames, groups * r), dtype=np.uint8)
-    rows = np.arange(n_frames)
-    shifts = np.arange(6 - r, 6)
-    for t in range(groups - 1, -1, -1):
-        bits[:, t * r:(t + 1) * r] = (state[:, None] >> shifts) & 1
-        state = ((state & (nq - 1)) << r) | decisions[t, rows, state]
-    out = bits[:, :n_bits]
-    return out[0] if single else out
+            pm -= pm.max(axis=1, keepdims=True)
+    # traceback from state 0 (terminated trellis), one frame at a time in Python integers
+    top = np.empty(groups, dtype=np.intp)  # B of the state after each group = its r input bits
+    out = np.empty((n_frames, groups * r), dtype=np.uint8)
+    shifts = np.arange(r)
+    for f in range(n_frames):
+        state = 0
+        for t in range(groups - 1, -1, -1):
+            top[t] = state >> (6 - r)
+            state = ((state & (nq - 1)) << r) | int(decisions[t, f, state])
+        out[f] = ((top[:, None] >> shifts) & 1).reshape(-1)
+    return out[:, :n_bits]
 
 
 # --- interleaver ----------------------------------------------------------------------------------
