@@ -81,6 +81,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 import numpy as np
+from scipy.linalg import lapack as _lapack
 
 from mtsc_sdr.config import check
 from mtsc_sdr.phy import header as hdr
@@ -252,8 +253,11 @@ class Receiver:
         self._runs_cache: tuple | None = None  # (block start, end, run counts) of the last block
         # channel estimator matrices
         taps = np.arange(cfg.channel_taps)
-        self._A = np.exp(-2j * np.pi * np.outer(USED, taps) / N_FFT)
-        self._AhA = self._A.conj().T @ self._A
+        self._A = np.exp(-2j * np.pi * np.outer(USED, taps) / N_FFT)  # (52, taps): taps -> USED bins
+        self._Ah = np.ascontiguousarray(self._A.conj().T)
+        # USED is symmetric about DC, so A^H A (a sum of cosines) is real: the SBL iterations run on
+        # real symmetric matrices (Cholesky) with the complex right-hand side as two real columns
+        self._AhA = (self._Ah @ self._A).real.copy()
         self._ltf_x = ofdm.LTF_VALUES * AMP_USED
         self._ltf_sym = ofdm.LTF_SYMBOL.astype(np.complex128)
         self._ltf_energy = float(np.sum(np.abs(self._ltf_sym) ** 2))
@@ -495,30 +499,36 @@ class Receiver:
     def _estimate_channel(self, y: np.ndarray) -> tuple[np.ndarray, float, float]:
         """LS + LMMSE (impulse response of channel_taps taps) from the LTF symbols y (N_LTF, 52).
 
-        Returns (H on USED, N0 per sample, SNR dB per conventions)."""
+        Returns (H on USED (52,) complex, N0 per sample, SNR dB per conventions)."""
         ym = y.mean(axis=0)
-        n0 = max(float(np.sum(np.abs(y - ym) ** 2)) / ((N_LTF - 1) * y.shape[1]), 1e-30)
-        sig_bin = float(np.mean(np.abs(ym) ** 2)) - n0 / N_LTF
-        snr = max(sig_bin, 1e-3 * n0) * (N_USED / N_FFT) / n0
+        dev = y - ym
+        n0 = max(float(np.vdot(dev, dev).real) / ((N_LTF - 1) * y.shape[1]), 1e-30)
         h_ls = ym / self._ltf_x
+        e_ls = float(np.vdot(h_ls, h_ls).real) / N_USED  # mean |h_ls|^2
+        sig_bin = e_ls * AMP_USED ** 2 - n0 / N_LTF  # mean |ym|^2 minus its noise
+        snr = max(sig_bin, 1e-3 * n0) * (N_USED / N_FFT) / n0
         var_h = n0 / (N_LTF * AMP_USED ** 2)  # noise variance of h_ls per subcarrier
         Lh = self.config.channel_taps
-        AhH = self._A.conj().T @ h_ls
-        p_total = max(float(np.mean(np.abs(h_ls) ** 2)) - var_h, 1e-2 * var_h)
+        AhH = self._Ah @ h_ls
+        p_total = max(e_ls - var_h, 1e-2 * var_h)
         # LMMSE of the taps with a prior power per tap, the prior re-estimated from the posterior
-        # (sparse Bayesian learning / EM): taps holding only noise are driven to zero.
+        # (sparse Bayesian learning / EM): taps holding only noise are driven to zero. Posterior
+        # precision m = A^H A / var_h + diag(1 / p_tap) (real, SPD); mean mu = m^-1 A^H h / var_h.
         p_tap = np.full(Lh, p_total / Lh)
         gram = self._AhA / var_h
-        rhs = AhH / var_h
+        rhs = np.stack([AhH.real, AhH.imag], axis=1) / var_h  # (Lh, 2)
         m = np.empty_like(gram)
         diag = m.reshape(-1)[::Lh + 1]  # a view of m's diagonal
         for _ in range(self._SBL_ITERS):
             m[...] = gram
             diag += 1.0 / p_tap
-            cov = np.linalg.inv(m)
-            mu = cov @ rhs
-            p_tap = mu.real ** 2 + mu.imag ** 2 + np.diagonal(cov).real + 1e-9 * p_total
-        return self._A @ mu, n0, 10.0 * math.log10(snr)
+            chol, info = _lapack.dpotrf(m)
+            if info:
+                raise np.linalg.LinAlgError(f"SBL posterior precision not positive definite ({info})")
+            mu, _ = _lapack.dpotrs(chol, rhs)  # (Lh, 2): real and imaginary parts of the mean
+            cov, _ = _lapack.dpotri(chol)  # upper triangle of m^-1; its diagonal is all we need
+            p_tap = mu[:, 0] ** 2 + mu[:, 1] ** 2 + np.diagonal(cov) + 1e-9 * p_total
+        return self._A @ (mu[:, 0] + 1j * mu[:, 1]), n0, 10.0 * math.log10(snr)
 
     # ------------------------------------------------------------------ demodulation
     def _symbols(self, sync: _Sync, first: int, n_sym: int) -> np.ndarray:
