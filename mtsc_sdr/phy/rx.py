@@ -86,7 +86,7 @@ from scipy.linalg import lapack as _lapack
 from mtsc_sdr.config import check
 from mtsc_sdr.phy import header as hdr
 from mtsc_sdr.phy import ofdm
-from mtsc_sdr.phy.ofdm import (AMP_USED, DATA_POS, LTF_GI, N_CP, N_FFT, N_LTF, N_USED, PILOT_POS, PILOTS,
+from mtsc_sdr.phy.ofdm import (AMP_USED, DATA_POS, LTF_GI, N_CP, N_FFT, N_LTF, N_USED, PILOT_BINS, PILOT_POS, PILOTS,
                                STF_LEN, STF_PERIOD, SYM_LEN, USED, USED_BINS)
 
 
@@ -261,6 +261,12 @@ class Receiver:
         self._ltf_x = ofdm.LTF_VALUES * AMP_USED
         self._ltf_sym = ofdm.LTF_SYMBOL.astype(np.complex128)
         self._ltf_energy = float(np.sum(np.abs(self._ltf_sym) ** 2))
+        # demodulation tables
+        self._ramp64 = np.arange(N_FFT, dtype=np.float64)  # sample index inside an FFT window
+        self._used_f = USED.astype(np.float64)
+        n_sym_max = hdr.N_HEADER_SYM + ofdm.n_payload_symbols(cfg.max_payload_len)
+        self._pilots = ofdm.pilot_values(n_sym_max)  # (n_sym_max, 4) known pilot values
+        self._omega_cache: dict[tuple[int, int], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
 
     # ------------------------------------------------------------------ public API
     def process(self, samples: np.ndarray) -> list[RxFrame]:
@@ -532,10 +538,38 @@ class Receiver:
 
     # ------------------------------------------------------------------ demodulation
     def _symbols(self, sync: _Sync, first: int, n_sym: int) -> np.ndarray:
-        """Unitary FFTs (n_sym, 64) of header/payload symbols first..first+n_sym-1, CFO removed."""
+        """Unitary FFTs (n_sym, 64) of header/payload symbols first..first+n_sym-1, CFO removed.
+
+        Only the 64 FFT samples of each symbol are derotated; the rotation of sample k of symbol i
+        factors into a per-symbol phasor times a per-sample ramp (an outer product of two short
+        exponentials), the unitary 1/8 folded into the ramp."""
         lo = sync.u + N_LTF * N_FFT + SYM_LEN * first
-        x = self._derotate(lo, lo + SYM_LEN * n_sym, sync.cfo, sync.u).reshape(n_sym, SYM_LEN)
-        return np.fft.fft(x[:, N_CP:], axis=1) / math.sqrt(N_FFT)
+        x = self._slice(lo, lo + SYM_LEN * n_sym).reshape(n_sym, SYM_LEN)[:, N_CP:]
+        w = -2j * np.pi * sync.cfo
+        rot_sym = np.exp(w * (lo - sync.u + N_CP + SYM_LEN * np.arange(n_sym, dtype=np.float64)))
+        rot = rot_sym[:, None] * (np.exp(w * self._ramp64) / math.sqrt(N_FFT))[None, :]
+        return np.fft.fft(x * rot, axis=1)
+
+    def _omega_grid(self, n_fft: int, first: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The residual-CFO grid of :meth:`_track` for an FFT over symbols of length n_fft:
+        (FFT bins with |omega| <= _MAX_RESIDUAL_CFO in increasing omega, omegas rad/sample,
+        phasors exp(-j omega t_first) referring the FFT to the time of symbol ``first``). Cached."""
+        key = (n_fft, first)
+        grid = self._omega_cache.get(key)
+        if grid is None:
+            omegas = 2 * np.pi * np.fft.fftfreq(n_fft) / SYM_LEN
+            bins = np.flatnonzero(np.abs(omegas) <= self._MAX_RESIDUAL_CFO * 2 * np.pi)
+            bins = bins[np.argsort(omegas[bins])]
+            t0 = float(self._t_sym(first, 1)[0])
+            grid = (bins, omegas[bins], np.exp(-1j * omegas[bins] * t0))
+            self._omega_cache[key] = grid
+        return grid
+
+    @staticmethod
+    def _t_sym(first: int, n: int) -> np.ndarray:
+        """Window centres (n,) of symbols first..first+n-1 in samples after the LTF centre:
+        u + 192 + 80 i + 16 + 32 relative to u + 96."""
+        return N_LTF * N_FFT / 2 + N_CP + N_FFT / 2 + SYM_LEN * (first + np.arange(n, dtype=np.float64))
 
     def _track(self, Y: np.ndarray, sync: _Sync, first: int, fit_sro: bool = True) -> tuple[np.ndarray, float]:
         """Remove the common phase and the sample-rate-offset timing drift using the pilots.
@@ -556,49 +590,48 @@ class Receiver:
         """
         cfg = self.config
         n = Y.shape[0]
-        Yu = Y[:, USED_BINS]
-        h = sync.h_used * AMP_USED
-        z = Yu[:, PILOT_POS] * np.conj(h[PILOT_POS] * ofdm.pilot_values(n, first))  # (n, 4)
-        # window centre of symbol i (u + 192 + 80 i + 16 + 32) relative to the LTF centre (u + 96)
-        t = N_LTF * N_FFT / 2 + N_CP + N_FFT / 2 + SYM_LEN * (first + np.arange(n, dtype=np.float64))
-        kp = PILOTS.astype(np.float64)
-        anchor = N_LTF * float(np.sum(np.abs(h) ** 2))  # LTF phase reference, in pilot-sum units
+        h_p = sync.h_used[PILOT_POS] * AMP_USED
+        z = Y[:, PILOT_BINS] * (self._pilots[first:first + n] * np.conj(h_p))  # (n, 4)
+        t = self._t_sym(first, n)
+        anchor = N_LTF * AMP_USED ** 2 * float(np.vdot(sync.h_used, sync.h_used).real)  # LTF phase reference
         zmax = cfg.max_sro_ppm * 1e-6 if fit_sro else 0.0
         if zmax > 0 and n >= 2:
             step = 0.1 * N_FFT / (2 * np.pi * 21.0 * float(t[-1]))  # <= 0.1 rad at the outer pilots
             n_grid = int(min(max(math.ceil(2 * zmax / step), 4), 400)) | 1
             zgrid = np.linspace(-zmax, zmax, n_grid)
+            cz = np.einsum("gnk,nk->gn", np.exp((-2j * np.pi / N_FFT) * zgrid[:, None, None]
+                                              * (t[:, None] * PILOTS)[None]), z)  # (G, n)
         else:
             zgrid = np.zeros(1)
-        cz = np.einsum("gnk,nk->gn", np.exp((-2j * np.pi / N_FFT) * zgrid[:, None, None]
-                                          * (t[:, None] * kp[None, :])[None]), z)  # (G, n)
+            cz = z.sum(axis=1)[None, :]
         n_fft = 8 * (1 << max(int(n - 1).bit_length(), 3))
-        spec = np.fft.fft(cz, n_fft, axis=1)  # sum_i cz_i exp(-j omega 80 i), omega = 2 pi b / (80 n_fft)
-        omegas = 2 * np.pi * np.fft.fftfreq(n_fft) / SYM_LEN
-        keep = np.abs(omegas) <= self._MAX_RESIDUAL_CFO * 2 * np.pi
-        omegas = omegas[keep]
-        obj_c = anchor + spec[:, keep] * np.exp(-1j * omegas * t[0])[None, :]
+        bins, omegas, ref = self._omega_grid(n_fft, first)
+        # sum_i cz_i exp(-j omega 80 i), omega = 2 pi b / (80 n_fft), referred to t[0]
+        obj_c = anchor + np.fft.fft(cz, n_fft, axis=1)[:, bins] * ref
         # log-likelihood (2/N0)|sum| plus a Gaussian prior on omega: the residual CFO the LTF left,
         # so faded pilots cannot drag the phase away from what the LTF measured
         n0 = max(sync.n0, 1e-30)
-        obj = (2.0 / n0) * np.abs(obj_c) - 0.5 * (omegas / sync.omega_std)[None, :] ** 2
-        g, b = np.unravel_index(int(np.argmax(obj)), obj.shape)
+        obj = (2.0 / n0) * np.abs(obj_c) - 0.5 * (omegas / sync.omega_std) ** 2
+        g, b = divmod(int(np.argmax(obj)), omegas.size)
         g0 = zgrid.size // 2  # zeta = 0 (odd grid)
         if g != g0 and obj[g, b] - obj[g0].max() < self._SRO_MIN_GAIN:
             # the drift is not significant against the noise: fitting it would only add noise
             g = g0
             b = int(np.argmax(obj[g0]))
-        order = np.argsort(omegas)  # parabolic refinement needs neighbours in omega order
-        pos = int(np.flatnonzero(order == b)[0])
         zeta = float(zgrid[g])
         if g != g0:
             zeta += self._parabola(obj[:, b], g) * float(zgrid[1] - zgrid[0])
         omega = float(omegas[b])
-        if 0 < pos < omegas.size - 1:
-            col = obj[g, order]
-            omega += self._parabola(col, pos) * float(omegas[order[pos + 1]] - omegas[order[pos]])
-        slope = np.exp((-2j * np.pi * zeta / N_FFT) * t[:, None] * USED[None, :].astype(np.float64))
-        c = np.sum(z * slope[:, PILOT_POS], axis=1) * np.exp(-1j * omega * t)  # (n,)
+        if 0 < b < omegas.size - 1:
+            omega += self._parabola(obj[g], b) * float(omegas[b + 1] - omegas[b])
+        # per-symbol phasors of the pilots' sum, drift and residual CFO removed
+        if zeta != 0.0:
+            slope = np.exp((-2j * np.pi * zeta / N_FFT) * t[:, None] * self._used_f[None, :])  # (n, 52)
+            c = np.sum(z * slope[:, PILOT_POS], axis=1)
+        else:
+            slope = None
+            c = cz[g0]
+        c = c * np.exp(-1j * omega * t)  # (n,)
         theta0 = float(np.angle(anchor + np.sum(c)))
         phi = theta0 + omega * t
         W = cfg.track_window
@@ -606,9 +639,11 @@ class Receiver:
             cs = np.concatenate([[0.0], np.cumsum(c * np.exp(-1j * theta0))])
             k = np.arange(n)
             phi = phi + np.angle(cs[np.minimum(k + W + 1, n)] - cs[np.maximum(k - W, 0)])
-        corr = slope * np.exp(-1j * phi)[:, None]
+        corr = np.exp(-1j * phi)[:, None]
+        if slope is not None:
+            corr = slope * corr
         # a receiver clock faster than the transmitter's makes the windows drift early (zeta < 0)
-        return Yu * corr, 0.0 - zeta * 1e6
+        return Y[:, USED_BINS] * corr, 0.0 - zeta * 1e6
 
     @staticmethod
     def _parabola(v: np.ndarray, i: int) -> float:
