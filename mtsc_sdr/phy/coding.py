@@ -13,15 +13,39 @@ CRC_POLY = 0x1021
 CRC_INIT = 0xFFFF
 
 
-def crc16(bits: np.ndarray) -> np.ndarray:
-    """CRC-16 of a bit array (MSB-first); returns its 16 bits, MSB first."""
+def _crc_table() -> list[int]:
+    """CRC register update for each value of (top byte of the register) XOR (input byte)."""
+    table = []
+    for byte in range(256):
+        reg = byte << 8
+        for _ in range(8):
+            reg = ((reg << 1) ^ CRC_POLY if reg & 0x8000 else reg << 1) & 0xFFFF
+        table.append(reg)
+    return table
+
+
+_CRC_TABLE = _crc_table()
+
+
+def crc16_value(bits: np.ndarray) -> int:
+    """CRC-16 of a bit array (MSB-first) as an integer: table-driven a byte at a time, the
+    remaining (len % 8) bits one by one."""
+    bits = np.asarray(bits, dtype=np.uint8)
+    n_bytes = bits.size // 8
     reg = CRC_INIT
-    for b in np.asarray(bits, dtype=np.uint8).tolist():
+    for byte in np.packbits(bits[:8 * n_bytes]).tolist():
+        reg = ((reg << 8) & 0xFFFF) ^ _CRC_TABLE[(reg >> 8) ^ byte]
+    for b in bits[8 * n_bytes:].tolist():
         fb = ((reg >> 15) & 1) ^ b
         reg = (reg << 1) & 0xFFFF
         if fb:
             reg ^= CRC_POLY
-    return int_to_bits(reg, 16)
+    return reg
+
+
+def crc16(bits: np.ndarray) -> np.ndarray:
+    """CRC-16 of a bit array (MSB-first); returns its 16 bits, MSB first."""
+    return int_to_bits(crc16_value(bits), 16)
 
 
 def int_to_bits(value: int, width: int) -> np.ndarray:
@@ -30,10 +54,11 @@ def int_to_bits(value: int, width: int) -> np.ndarray:
 
 
 def bits_to_int(bits: np.ndarray) -> int:
-    out = 0
-    for b in np.asarray(bits).tolist():
-        out = (out << 1) | int(b)
-    return out
+    """The unsigned integer of a bit array, MSB first."""
+    bits = np.asarray(bits, dtype=np.uint8)
+    if bits.size == 0:
+        return 0
+    return int.from_bytes(np.packbits(bits).tobytes(), "big") >> (-bits.size % 8)
 
 
 # --- convolutional code ---------------------------------------------------------------------------

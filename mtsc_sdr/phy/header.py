@@ -109,14 +109,14 @@ def decode(slot_llr: np.ndarray) -> tuple[FrameHeader | None, int, bool]:
     rep = slot_llr[_INTERLEAVER]
     coded = np.bincount(_REPEAT_INDEX, weights=rep, minlength=N_CODED)
     bits = coding.viterbi_decode(coded, N_INFO_BITS)
-    fields, crc = bits[:N_FIELD_BITS], bits[N_FIELD_BITS:]
-    if not np.array_equal(coding.crc16(fields), crc):
+    if coding.crc16_value(bits[:N_FIELD_BITS]) != coding.bits_to_int(bits[N_FIELD_BITS:]):
         return None, -1, False
+    word = coding.bits_to_int(bits[:N_FIELD_BITS])
     values = {}
-    pos = 0
+    pos = N_FIELD_BITS
     for name, width in FIELD_BITS:
-        values[name] = coding.bits_to_int(fields[pos:pos + width])
-        pos += width
+        pos -= width
+        values[name] = (word >> pos) & ((1 << width) - 1)
     if values["payload_len"] < 1:
         return None, values["version"], True
     return FrameHeader(**values), values["version"], True

@@ -523,17 +523,17 @@ class Receiver:
         p_tap = np.full(Lh, p_total / Lh)
         gram = self._AhA / var_h
         rhs = np.stack([AhH.real, AhH.imag], axis=1) / var_h  # (Lh, 2)
-        m = np.empty_like(gram)
-        diag = m.reshape(-1)[::Lh + 1]  # a view of m's diagonal
+        m = np.empty((Lh, Lh), order="F")  # Fortran order: LAPACK factors it in place
+        diag = np.einsum("ii->i", m)  # a view of m's diagonal
         for _ in range(self._SBL_ITERS):
-            m[...] = gram
+            np.copyto(m, gram)
             diag += 1.0 / p_tap
-            chol, info = _lapack.dpotrf(m)
+            # Cholesky factor and mean (Lh, 2: real and imaginary parts) in one call
+            chol, mu, info = _lapack.dposv(m, rhs, overwrite_a=1)
             if info:
                 raise np.linalg.LinAlgError(f"SBL posterior precision not positive definite ({info})")
-            mu, _ = _lapack.dpotrs(chol, rhs)  # (Lh, 2): real and imaginary parts of the mean
-            cov, _ = _lapack.dpotri(chol)  # upper triangle of m^-1; its diagonal is all we need
-            p_tap = mu[:, 0] ** 2 + mu[:, 1] ** 2 + np.diagonal(cov) + 1e-9 * p_total
+            cov, _ = _lapack.dpotri(chol, overwrite_c=1)  # upper triangle of m^-1: its diagonal is all we need
+            p_tap = (mu * mu).sum(axis=1) + cov.diagonal() + 1e-9 * p_total
         return self._A @ (mu[:, 0] + 1j * mu[:, 1]), n0, 10.0 * math.log10(snr)
 
     # ------------------------------------------------------------------ demodulation
