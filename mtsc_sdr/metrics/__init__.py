@@ -1,0 +1,74 @@
+"""Task metrics: BLEU, CIDEr-D, VQA accuracy, PSNR, SSIM, and :func:`score_task` for reports.
+
+Report scales (what :func:`score_task` returns and what goes into report rows):
+
+=========== ================================================ =====================================
+metric      definition                                       scale
+=========== ================================================ =====================================
+accuracy    VQA accuracy, official answer normalisation      0-100
+bleu        corpus BLEU-4, sacrebleu (13a, exp smoothing)    0-100
+cider       corpus CIDEr-D as pycocoevalcap computes it      x100 (pycocoevalcap's 0.9 -> 90)
+psnr_db     mean over images of per-image PSNR               dB
+ssim        mean over images of SSIM (Gaussian 11x11, 1.5)   0-1
+=========== ================================================ =====================================
+
+The functions themselves return: :func:`bleu` and :func:`vqa_accuracy` 0-100, :func:`cider`
+pycocoevalcap's own scale (multiply by :data:`CIDER_REPORT_SCALE` for reports, as papers do),
+:func:`psnr_db` dB, :func:`ssim` 0-1.
+"""
+
+from __future__ import annotations
+
+from .cider import cider, cider_scores, coco_tokenize
+from .image import psnr_db, psnr_db_per_image, psnr_db_torch, ssim, ssim_per_image, ssim_torch
+from .text import bleu, sentence_bleu
+from .vqa import answer_accuracy, normalize_answer, vqa_accuracy
+
+#: Reports show CIDEr x 100, the convention of caption papers ("CIDEr 90" = pycocoevalcap's 0.90).
+CIDER_REPORT_SCALE = 100.0
+
+#: The ``unit`` of each metric's report rows.
+METRIC_UNITS = {
+    "accuracy": "percent",
+    "bleu": "bleu4_0_100",
+    "cider": "ciderd_x100",
+    "psnr_db": "dB",
+    "ssim": "ssim_0_1",
+}
+
+#: Which metrics each task is scored with (task names as in DESIGN.md).
+TASK_METRICS = {
+    "vqa": ("accuracy", "bleu"),
+    "caption_image": ("cider", "bleu"),
+    "caption_audio": ("cider", "bleu"),
+    "caption_video": ("cider", "bleu"),
+    "reconstruct": ("psnr_db", "ssim"),
+}
+
+
+def score_task(task: str, hypotheses, references) -> dict[str, float]:
+    """Every metric of ``task`` on the report scale, as ``{metric_name: value}``.
+
+    Text tasks: ``hypotheses`` is one string per item, ``references`` per item a string or a list
+    of strings (VQA: the human answers; captions: the reference captions). ``reconstruct``:
+    ``hypotheses`` the reconstructed images, ``references`` the originals (layouts and ranges as
+    in :mod:`mtsc_sdr.metrics.image`).
+    """
+    if task not in TASK_METRICS:
+        raise ValueError(f"unknown task {task!r}; known tasks: {', '.join(TASK_METRICS)}")
+    if task == "reconstruct":
+        return {"psnr_db": psnr_db(hypotheses, references), "ssim": ssim(hypotheses, references)}
+    scores = {"bleu": bleu(hypotheses, references)}
+    if task == "vqa":
+        scores = {"accuracy": vqa_accuracy(hypotheses, references), **scores}
+    else:
+        scores = {"cider": CIDER_REPORT_SCALE * cider(hypotheses, references), **scores}
+    return scores
+
+
+__all__ = [
+    "CIDER_REPORT_SCALE", "METRIC_UNITS", "TASK_METRICS", "answer_accuracy", "bleu", "cider",
+    "cider_scores", "coco_tokenize", "normalize_answer", "psnr_db", "psnr_db_per_image",
+    "psnr_db_torch", "score_task", "sentence_bleu", "ssim", "ssim_per_image", "ssim_torch",
+    "vqa_accuracy",
+]
