@@ -1,0 +1,179 @@
+"""Synthetic world: determinism, split disjointness, captions/QA consistent with the content."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mtsc_sdr.data import SyntheticWorld, collate, examples, natural_patches
+from mtsc_sdr.data.audio import make_audio
+from mtsc_sdr.data.patches import SOURCES, source_path
+from mtsc_sdr.data.scenes import make_scene, scene_key
+from mtsc_sdr.data.video import make_video
+from mtsc_sdr.data.vocab import COLOURS, COLOURS_RGB, SHAPES, number_word
+
+W = SyntheticWorld(seed=3)
+
+
+def test_scene_deterministic_and_seed_dependent():
+    a, b = make_scene(3, "train", 11), make_scene(3, "train", 11)
+    assert a.image.tobytes() == b.image.tobytes() and a.captions == b.captions and a.qa == b.qa
+    assert a.image.shape == (32, 32, 3) and a.image.dtype == np.uint8
+    differ = sum(make_scene(3, "train", i).image.tobytes() != make_scene(4, "train", i).image.tobytes()
+                 for i in range(10))
+    assert differ == 10
+    assert make_scene(0, "val", 0, image_size=64).image.shape == (64, 64, 3)
+
+
+def test_audio_video_deterministic_and_seed_dependent():
+    assert make_audio(1, "test", 5).wave.tobytes() == make_audio(1, "test", 5).wave.tobytes()
+    assert make_audio(1, "test", 5).wave.tobytes() != make_audio(2, "test", 5).wave.tobytes()
+    assert make_video(1, "val", 2).frames.tobytes() == make_video(1, "val", 2).frames.tobytes()
+    assert make_video(1, "val", 2).frames.tobytes() != make_video(2, "val", 2).frames.tobytes()
+
+
+def _audio_key(a):
+    e = a.event
+    return (e.kind, e.count, e.pitch, e.direction, e.loudness, e.freq_hz, len(a.wave), e.onsets_s)
+
+
+def _video_key(v):
+    return tuple(sorted((o.colour, o.shape, o.direction, o.speed,
+                         round(o.center_px[0]), round(o.center_px[1])) for o in v.objects))
+
+
+@pytest.mark.parametrize("make,key,n", [
+    (lambda sp, i: make_scene(0, sp, i), lambda s: scene_key(s.objects), 2000),
+    (lambda sp, i: make_audio(0, sp, i), _audio_key, 1000),
+    (lambda sp, i: make_video(0, sp, i), _video_key, 600),
+])
+def test_splits_share_no_content(make, key, n):
+    keys = {sp: {key(make(sp, i)) for i in range(n if sp == "train" else n // 2)}
+            for sp in ("train", "val", "test")}
+    assert not keys["train"] & keys["val"]
+    assert not keys["train"] & keys["test"]
+    assert not keys["val"] & keys["test"]
+    assert all(len(k) > 50 for k in keys.values())  # varied content in every split
+
+
+def test_unknown_split_is_named():
+    with pytest.raises(ValueError, match="train"):
+        make_scene(0, "validation", 0)
+
+
+def test_scene_qa_and_captions_match_content():
+    for i in range(60):
+        s = W.scene("train", i)
+        objs = s.objects
+        assert 1 <= len(objs) <= 4
+        assert len({o.position for o in objs}) == len(objs)
+        qa = {q.question: q for q in s.qa}
+        assert qa["how many objects are there?"].answer == number_word(len(objs))
+        kinds = {q.kind for q in s.qa}
+        assert {"colour", "shape", "count", "position", "existence"} <= kinds
+        for o in objs:
+            assert qa[f"where is the {o.colour} {o.shape}?"].answer == o.position
+            assert qa[f"what size is the {o.colour} {o.shape}?"].answer == o.size
+            # the rendered pixel at the object's centre has the object's colour
+            x, y = int(o.center_px[0]), int(o.center_px[1])
+            pix = s.image[y, x].astype(int)
+            nearest = min(COLOURS, key=lambda c: np.abs(pix - COLOURS_RGB[c]).sum())
+            assert nearest == o.colour
+            assert all(o.colour in c and o.shape in c for c in s.captions)
+        for q in s.qa:
+            if q.kind == "existence":
+                c, sh = q.question[len("is there "):-1].split()[1:]
+                present = any(o.colour == c and o.shape == sh for o in objs)
+                assert q.answer == ("yes" if present else "no")
+            if q.question.startswith("how many ") and q.question != "how many objects are there?":
+                sh = q.question.split()[2][:-1]
+                assert sh in SHAPES
+                assert q.answer == number_word(sum(o.shape == sh for o in objs))
+            if q.kind == "colour" and q.question.count(" ") == 4:  # "what colour is the X?"
+                sh = q.question.split()[-1][:-1]
+                assert q.answer == next(o.colour for o in objs if o.shape == sh)
+
+
+def test_audio_format_and_event_count_by_envelope():
+    kinds = set()
+    for i in range(40):
+        a = W.audio("train", i)
+        kinds.add(a.event.kind)
+        assert a.sample_rate_hz == 16000 and a.wave.dtype == np.float32
+        assert 1.0 <= a.duration_s <= 2.0 and np.abs(a.wave).max() <= 1.0
+        env = np.convolve(np.abs(a.wave), np.ones(160) / 160, mode="same")
+        on = np.nonzero(env > 0.2 * env.max())[0]
+        # events are >= 100 ms apart: count runs of "on" samples separated by > 50 ms
+        n_events = 1 + int(np.sum(np.diff(on) > 800))
+        assert n_events == a.event.count, (a.captions, n_events)
+        assert number_word(a.event.count) in a.captions[0] or a.captions[0].startswith("a")
+        peak = np.abs(a.wave).max()
+        assert (peak > 0.5) == (a.event.loudness == "loud")
+        # pitch: dominant frequency of the first event
+        e = a.event
+        i0 = int(e.onsets_s[0] * 16000)
+        seg = a.wave[i0:i0 + int(e.event_duration_s * 16000)]
+        f = np.fft.rfftfreq(len(seg), 1 / 16000)[np.argmax(np.abs(np.fft.rfft(seg)))]
+        assert (f > 800) == (e.pitch == "high") or e.kind == "chirp"
+        if e.kind == "chirp":
+            half = len(seg) // 2
+            f1 = [np.fft.rfftfreq(half, 1 / 16000)[np.argmax(np.abs(np.fft.rfft(p)))]
+                  for p in (seg[:half], seg[half:2 * half])]
+            assert (f1[1] > f1[0]) == (e.direction == "rising")
+    assert kinds == {"beep", "chirp", "noise"}
+
+
+def test_video_motion_matches_caption():
+    for i in range(30):
+        v = W.video("val", i)
+        assert v.frames.shape == (8, 32, 32, 3) and v.frames.dtype == np.uint8
+        if len({o.colour for o in v.objects}) < len(v.objects):
+            continue  # same colour twice: the colour mask cannot tell them apart
+        for o in v.objects:
+            rgb = np.array(COLOURS_RGB[o.colour])
+            track = []
+            for f in v.frames:
+                mask = np.abs(f.astype(int) - rgb).sum(-1) < 60
+                ys, xs = np.nonzero(mask)
+                track.append((xs.mean(), ys.mean()))
+            dx, dy = np.subtract(track[-1], track[0])
+            moved = {"left": -dx, "right": dx, "up": -dy, "down": dy}[o.direction]
+            assert moved > 4, (v.captions, dx, dy)
+            assert (moved > 11) == (o.speed == "fast")
+            assert f"{o.colour} {o.shape} moving {o.direction}" in v.captions[0]
+    assert make_video(0, "train", 0, num_frames=12).frames.shape[0] == 12
+
+
+def test_natural_patches_split_and_offline():
+    for name in SOURCES:  # bundled in the wheel: read from disk, never fetched
+        assert source_path(name)
+    counts = {}
+    footprint = {}
+    for sp in ("train", "val", "test"):
+        ps = natural_patches(sp)
+        counts[sp] = len(ps)
+        assert all(p.image.shape == (32, 32, 3) and p.image.dtype == np.uint8 for p in ps)
+        assert len({p.item_id for p in ps}) == len(ps)
+        footprint[sp] = {p.item_id for p in ps}
+    assert counts == {"train": 3887, "val": 584, "test": 703}
+    assert not (footprint["train"] & footprint["val"]) and not (footprint["val"] & footprint["test"])
+    a, b = natural_patches("val", limit=5, seed=1), natural_patches("val", limit=5, seed=1)
+    assert [p.item_id for p in a] == [p.item_id for p in b]
+
+
+def test_examples_and_collate():
+    ex = examples("test", n_per_task=6, seed=2, world=W)
+    assert [e.task for e in ex] == [t for t in ("vqa", "caption_image", "caption_audio",
+                                                  "caption_video", "reconstruct") for _ in range(6)]
+    again = examples("test", n_per_task=6, seed=2, world=W)
+    assert [e.item_id for e in ex] == [e.item_id for e in again]
+    vqa = [e for e in ex if e.task == "vqa"]
+    assert all(e.question.endswith("?") and e.references and e.image is not None for e in vqa)
+    b = collate(vqa)
+    assert tuple(b["image"].shape) == (6, 3, 32, 32) and float(b["image"].max()) <= 1.0
+    b = collate([e for e in ex if e.task == "caption_audio"])
+    assert b["audio"].shape[0] == 6 and int(b["audio_length"].max()) == b["audio"].shape[1]
+    with pytest.raises(ValueError, match="group by task"):
+        collate(ex[10:14])  # caption_image + caption_audio
+    with pytest.raises(ValueError, match="unknown task"):
+        examples("test", ["captioning"], n_per_task=1)
