@@ -74,6 +74,7 @@ Speed (one core, numpy): about 12 Msamples/s through noise, and about 2 ms of wo
 
 from __future__ import annotations
 
+import cmath
 import collections
 import dataclasses
 import math
@@ -208,8 +209,12 @@ def _metric16(seg: np.ndarray, n_out: int, window: int) -> np.ndarray:
 
 
 def _lag16(seg: np.ndarray, n_out: int, window: int) -> np.ndarray:
-    """|P(d)|, the unnormalised lag-16 correlation magnitude."""
-    return np.abs(_sums16(seg, n_out, window)[0])
+    """|P(d)| (n_out,), the unnormalised lag-16 correlation magnitude (same sums as _sums16's P)."""
+    r = seg[:n_out + window + STF_PERIOD].astype(np.complex128)
+    cp = np.empty(r.size - STF_PERIOD + 1, dtype=np.complex128)
+    cp[0] = 0.0
+    np.cumsum(np.conj(r[:-STF_PERIOD]) * r[STF_PERIOD:], out=cp[1:])
+    return np.abs(cp[window:window + n_out] - cp[:n_out])
 
 
 class Receiver:
@@ -262,7 +267,10 @@ class Receiver:
         self._ltf_sym = ofdm.LTF_SYMBOL.astype(np.complex128)
         self._ltf_energy = float(np.sum(np.abs(self._ltf_sym) ** 2))
         # demodulation tables
-        self._ramp64 = np.arange(N_FFT, dtype=np.float64)  # sample index inside an FFT window
+        self._ramp64 = np.arange(N_FFT, dtype=np.float64)
+        # (64, 52) unitary DFT onto the used bins: time samples @ it = bins on USED (for 3 LTF symbols a
+        # matrix product is cheaper than an FFT and a gather)
+        self._dft_used = np.exp(-2j * np.pi * np.outer(self._ramp64, USED_BINS) / N_FFT) / math.sqrt(N_FFT)  # sample index inside an FFT window
         self._used_f = USED.astype(np.float64)
         n_sym_max = hdr.N_HEADER_SYM + ofdm.n_payload_symbols(cfg.max_payload_len)
         self._pilots = ofdm.pilot_values(n_sym_max)  # (n_sym_max, 4) known pilot values
@@ -444,7 +452,7 @@ class Receiver:
         cfg = self.config
         D = STF_PERIOD
         stf = self._slice(s + 24, s + 152).astype(np.complex128)
-        cfo_c = float(np.angle(np.vdot(stf[:-D], stf[D:]))) / (2 * np.pi * D)
+        cfo_c = cmath.phase(np.vdot(stf[:-D], stf[D:])) / (2 * np.pi * D)
         # LTF matched filter around the predicted position of the first LTF symbol
         t_nom = s + STF_LEN + LTF_GI
         t_lo, t_hi = t_nom - self._SEARCH, t_nom + self._SEARCH  # inclusive range
@@ -468,11 +476,11 @@ class Receiver:
         # twice the precision (unambiguous within +-1/256 of the lag-64 estimate)
         a = self._derotate(t_first - 20, t_first + N_LTF * N_FFT, cfo_c, s)
         p64 = np.vdot(a[:-N_FFT], a[N_FFT:])
-        cfo_f = cfo_c + float(np.angle(p64)) / (2 * np.pi * N_FFT)
+        cfo_f = cfo_c + cmath.phase(p64) / (2 * np.pi * N_FFT)
         n_a = np.arange(a.size)
         a = a * np.exp(-2j * np.pi * (cfo_f - cfo_c) * n_a)
         p128 = np.vdot(a[:-2 * N_FFT], a[2 * N_FFT:])
-        cfo = cfo_f + float(np.angle(p128)) / (2 * np.pi * 2 * N_FFT)
+        cfo = cfo_f + cmath.phase(p128) / (2 * np.pi * 2 * N_FFT)
         u = t_first - cfg.fft_backoff
         # confirmation: with the CFO removed the LTF copies add coherently; the fraction of the
         # LTF region's energy that the known LTF explains over the 16 lags of the channel model
@@ -485,15 +493,15 @@ class Receiver:
         rho = float(np.sum(np.abs(coh) ** 2)) / (N_LTF ** 2 * self._ltf_energy * e_win + 1e-30)
         if rho < cfg.confirm_threshold:
             return None
-        ltf = seg[:N_LTF * N_FFT]
-        Y = np.fft.fft(ltf.reshape(N_LTF, N_FFT), axis=1) / math.sqrt(N_FFT)
+        Y = seg[:N_LTF * N_FFT].reshape(N_LTF, N_FFT) @ self._dft_used  # (N_LTF, 52) unitary DFT on USED
+        ym = Y.mean(axis=0)
         # a periodic narrowband signal (a tone, a spur) also correlates with the LTF over all
         # lags; a frame spreads its energy over the 52 subcarriers (effective count = squared
         # sum over sum of squares of the per-subcarrier powers: 52 flat, ~20+ under multipath)
-        pw = np.abs(Y[:, USED_BINS].mean(axis=0)) ** 2
-        if float(np.sum(pw)) ** 2 < self._MIN_SPREAD * float(np.sum(pw ** 2)):
+        pw = ym.real ** 2 + ym.imag ** 2
+        if float(np.sum(pw)) ** 2 < self._MIN_SPREAD * float(np.dot(pw, pw)):
             return None
-        h_used, n0, snr_db = self._estimate_channel(Y[:, USED_BINS])
+        h_used, n0, snr_db = self._estimate_channel(Y, ym)
         start = t_first - (STF_LEN + LTF_GI)
         # phase noise of the lag-128 correlation over its a.size - 128 products (high-SNR-exact
         # variance (2/snr + 1/snr^2) / (2 M)), with a 1.5x margin and a floor for oscillator drift
@@ -502,11 +510,11 @@ class Receiver:
         omega_std = 1.5 * math.sqrt(var_ph) / (2 * N_FFT) + 2 * np.pi * 1e-6
         return _Sync(start=start, u=u, cfo=cfo, h_used=h_used, n0=n0, snr_db=snr_db, omega_std=omega_std)
 
-    def _estimate_channel(self, y: np.ndarray) -> tuple[np.ndarray, float, float]:
-        """LS + LMMSE (impulse response of channel_taps taps) from the LTF symbols y (N_LTF, 52).
+    def _estimate_channel(self, y: np.ndarray, ym: np.ndarray) -> tuple[np.ndarray, float, float]:
+        """LS + LMMSE (impulse response of channel_taps taps) from the LTF symbols y (N_LTF, 52)
+        and their mean ym (52,).
 
         Returns (H on USED (52,) complex, N0 per sample, SNR dB per conventions)."""
-        ym = y.mean(axis=0)
         dev = y - ym
         n0 = max(float(np.vdot(dev, dev).real) / ((N_LTF - 1) * y.shape[1]), 1e-30)
         h_ls = ym / self._ltf_x
@@ -598,7 +606,7 @@ class Receiver:
         if zmax > 0 and n >= 2:
             step = 0.1 * N_FFT / (2 * np.pi * 21.0 * float(t[-1]))  # <= 0.1 rad at the outer pilots
             n_grid = int(min(max(math.ceil(2 * zmax / step), 4), 400)) | 1
-            zgrid = np.linspace(-zmax, zmax, n_grid)
+            zgrid = np.arange(-(n_grid // 2), n_grid // 2 + 1) * (zmax / (n_grid // 2))  # 0 in the middle
             cz = np.einsum("gnk,nk->gn", np.exp((-2j * np.pi / N_FFT) * zgrid[:, None, None]
                                               * (t[:, None] * PILOTS)[None]), z)  # (G, n)
         else:
@@ -619,20 +627,20 @@ class Receiver:
             g = g0
             b = int(np.argmax(obj[g0]))
         zeta = float(zgrid[g])
-        if g != g0:
-            zeta += self._parabola(obj[:, b], g) * float(zgrid[1] - zgrid[0])
+        if g != g0 and 0 < g < zgrid.size - 1:
+            zeta += self._parabola(*obj[g - 1:g + 2, b].tolist()) * float(zgrid[1] - zgrid[0])
         omega = float(omegas[b])
         if 0 < b < omegas.size - 1:
-            omega += self._parabola(obj[g], b) * float(omegas[b + 1] - omegas[b])
+            omega += self._parabola(*obj[g, b - 1:b + 2].tolist()) * float(omegas[b + 1] - omegas[b])
         # per-symbol phasors of the pilots' sum, drift and residual CFO removed
-        if zeta != 0.0:
+        if g != g0:
             slope = np.exp((-2j * np.pi * zeta / N_FFT) * t[:, None] * self._used_f[None, :])  # (n, 52)
             c = np.sum(z * slope[:, PILOT_POS], axis=1)
         else:
             slope = None
             c = cz[g0]
         c = c * np.exp(-1j * omega * t)  # (n,)
-        theta0 = float(np.angle(anchor + np.sum(c)))
+        theta0 = cmath.phase(anchor + complex(np.sum(c)))
         phi = theta0 + omega * t
         W = cfg.track_window
         if W > 0 and n > 1:
@@ -646,14 +654,12 @@ class Receiver:
         return Y[:, USED_BINS] * corr, 0.0 - zeta * 1e6
 
     @staticmethod
-    def _parabola(v: np.ndarray, i: int) -> float:
-        """Offset (in grid steps) of the vertex of the parabola through v[i-1], v[i], v[i+1]."""
-        if not 0 < i < v.size - 1:
-            return 0.0
-        den = v[i - 1] - 2 * v[i] + v[i + 1]
+    def _parabola(v_left: float, v_mid: float, v_right: float) -> float:
+        """Offset (in grid steps) of the vertex of the parabola through three neighbouring values."""
+        den = v_left - 2 * v_mid + v_right
         if den >= 0:
             return 0.0
-        return float(np.clip(0.5 * (v[i - 1] - v[i + 1]) / den, -0.5, 0.5))
+        return min(max(0.5 * (v_left - v_right) / den, -0.5), 0.5)
 
     def _equalise(self, Yc: np.ndarray, sync: _Sync) -> tuple[np.ndarray, np.ndarray]:
         """ZF on USED: values (n, 52) in transmitter units and their noise variances (52,)."""
@@ -690,7 +696,7 @@ class Receiver:
         Yc, sro_ppm = self._track(Y, sync, 0)
         X, nv = self._equalise(Yc[hdr.N_HEADER_SYM:], sync)
         payload = X[:, DATA_POS].reshape(-1)[:L].astype(np.complex64)
-        noise_var = np.broadcast_to(nv[DATA_POS], X[:, DATA_POS].shape).reshape(-1)[:L].astype(np.float32)
+        noise_var = np.tile(nv[DATA_POS].astype(np.float32), X.shape[0])[:L]
         channel = np.zeros(N_FFT, dtype=np.complex64)
         channel[USED_BINS] = sync.h_used
         rate = self.config.sample_rate_hz
