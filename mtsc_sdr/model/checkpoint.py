@@ -1,0 +1,175 @@
+"""Checkpoints: a directory with ``model.safetensors``, ``config.json`` and the tokenizer.
+
+``config.json``::
+
+    {"format": "mtsc-sdr-model", "version": 1,
+     "model": {...ModelConfig...}, "bart": {...BartConfig.to_dict()...},
+     "tokenizer": {"kind": "trained" | "hf", "fingerprint": "...", "vocab_size": N},
+     "tied": {"alias": "stored name", ...}}
+
+No pickle anywhere: weights are safetensors, the rest JSON. Tied tensors (the shared token
+embedding used by the LAM encoder and the text decoder) are stored once under one name.
+:func:`load` refuses anything that does not match exactly with :class:`CheckpointMismatch`,
+whose message names every missing / unexpected key, shape or dtype difference, config field or
+tokenizer fingerprint that differs.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+FORMAT = "mtsc-sdr-model"
+VERSION = 1
+WEIGHTS = "model.safetensors"
+CONFIG = "config.json"
+
+
+class CheckpointMismatch(ValueError):
+    """A checkpoint does not fit the model or tokenizer it is loaded with; the message says what."""
+
+
+def _dedup(state: dict) -> tuple[dict, dict]:
+    """(tensors to store, alias -> stored name) for tensors sharing storage (first name wins)."""
+    keep, tied, seen = {}, {}, {}
+    for name in sorted(state):
+        t = state[name]
+        key = (t.untyped_storage().data_ptr(), t.storage_offset(), tuple(t.shape), t.dtype)
+        if key in seen:
+            tied[name] = seen[key]
+        else:
+            seen[key] = name
+            keep[name] = t
+    return keep, tied
+
+
+def save(model, directory: str | Path) -> Path:
+    """Write ``model`` (an :class:`~mtsc_sdr.model.split.MTSCModel`) to ``directory``; returns it."""
+    from safetensors.torch import save_file
+
+    from mtsc_sdr.config import to_dict
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    keep, tied = _dedup(model.state_dict())
+    save_file({k: v.detach().contiguous().cpu() for k, v in keep.items()}, str(directory / WEIGHTS),
+              metadata={"format": FORMAT, "version": str(VERSION)})
+    tok = model.tokenizer
+    meta = {"format": FORMAT, "version": VERSION, "model": to_dict(model.cfg), "bart": model.bart_config,
+            "tokenizer": {"kind": tok.kind, "fingerprint": tok.fingerprint, "vocab_size": tok.vocab_size},
+            "tied": tied}
+    (directory / CONFIG).write_text(json.dumps(meta, indent=2, sort_keys=True))
+    tok.save(directory)
+    return directory
+
+
+def _list(names, limit: int = 8) -> str:
+    names = sorted(names)
+    more = f" (+{len(names) - limit} more)" if len(names) > limit else ""
+    return ", ".join(names[:limit]) + more
+
+
+def read_config(directory: str | Path) -> dict:
+    """Parsed, format-checked ``config.json`` of a checkpoint directory."""
+    file = Path(directory) / CONFIG
+    if not file.is_file():
+        raise CheckpointMismatch(f"{directory}: no {CONFIG} (not an mtsc-sdr checkpoint)")
+    try:
+        meta = json.loads(file.read_text())
+    except json.JSONDecodeError as exc:
+        raise CheckpointMismatch(f"{file}: not valid JSON ({exc})") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise CheckpointMismatch(f"{file}: format is {meta.get('format') if isinstance(meta, dict) else None!r}, "
+                                 f"expected {FORMAT!r}")
+    if meta.get("version") != VERSION:
+        raise CheckpointMismatch(f"{file}: version {meta.get('version')!r}, this code reads version {VERSION}")
+    for key in ("model", "bart", "tokenizer", "tied"):
+        if key not in meta:
+            raise CheckpointMismatch(f"{file}: missing field {key!r}")
+    return meta
+
+
+def load(directory: str | Path, tokenizer=None, expect=None):
+    """Rebuild an :class:`~mtsc_sdr.model.split.MTSCModel` from ``directory``, validating it.
+
+    Args:
+        directory: written by :func:`save`.
+        tokenizer: optional :class:`~mtsc_sdr.model.tokenizer.TextTokenizer` the caller uses;
+            refused when its fingerprint differs from the checkpoint's.
+        expect: optional :class:`~mtsc_sdr.model.config.ModelConfig` the caller expects; refused
+            naming each field that differs.
+    Raises:
+        CheckpointMismatch: config, tokenizer or weights do not match (the message says what).
+    """
+    import torch
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    from mtsc_sdr.config import ConfigError, to_dict
+
+    from .config import ModelConfig
+    from .split import MTSCModel
+    from .lam import build_bart
+    from .tokenizer import TextTokenizer
+
+    directory = Path(directory)
+    meta = read_config(directory)
+    try:
+        cfg = ModelConfig.from_dict(meta["model"], "config.json: model")
+    except ConfigError as exc:
+        raise CheckpointMismatch(str(exc)) from None
+    if expect is not None:
+        want, got = to_dict(expect), to_dict(cfg)
+        diff = [f"{k} (expected {want[k]!r}, checkpoint has {got[k]!r})" for k in want if want[k] != got.get(k)]
+        if diff:
+            raise CheckpointMismatch(f"{directory}: model config differs: " + "; ".join(diff))
+
+    # tokenizer: the one stored beside the weights must be the one the weights were trained with
+    tmeta = meta["tokenizer"]
+    try:
+        stored = (TextTokenizer.load(directory) if tmeta.get("kind") == "trained"
+                  else TextTokenizer.from_hf_dir(directory))
+    except (OSError, ValueError) as exc:
+        raise CheckpointMismatch(f"{directory}: tokenizer cannot be read: {exc}") from None
+    if stored.fingerprint != tmeta.get("fingerprint"):
+        raise CheckpointMismatch(f"{directory}: tokenizer fingerprint mismatch: config.json says "
+                                 f"{tmeta.get('fingerprint')}, the stored tokenizer has {stored.fingerprint} "
+                                 f"(another tokenizer was put beside these weights)")
+    if tokenizer is not None and tokenizer.fingerprint != stored.fingerprint:
+        raise CheckpointMismatch(f"{directory}: tokenizer fingerprint mismatch: the checkpoint was trained "
+                                 f"with {stored.fingerprint}, the given tokenizer is {tokenizer.fingerprint}")
+
+    try:
+        bart = build_bart(meta["bart"])
+    except Exception as exc:  # noqa: BLE001 - a bad BartConfig dict can fail in many ways
+        raise CheckpointMismatch(f"{directory}: config.json 'bart' is not a valid BartConfig: {exc}") from None
+    model = MTSCModel(cfg, stored, bart, meta["bart"])
+
+    try:
+        tensors = load_file(str(directory / WEIGHTS))
+    except (OSError, SafetensorError) as exc:
+        raise CheckpointMismatch(f"{directory / WEIGHTS}: cannot be read: {exc}") from None
+    keep, tied = _dedup(model.state_dict())
+    missing = set(keep) - set(tensors)
+    unexpected = set(tensors) - set(keep)
+    problems = []
+    if missing:
+        problems.append(f"missing keys: {_list(missing)}")
+    if unexpected:
+        problems.append(f"unexpected keys: {_list(unexpected)}")
+    shapes = [f"{k} (checkpoint {tuple(tensors[k].shape)}, model {tuple(keep[k].shape)})"
+              for k in sorted(set(keep) & set(tensors)) if tensors[k].shape != keep[k].shape]
+    if shapes:
+        problems.append("shape mismatch: " + "; ".join(shapes[:8]) + (f" (+{len(shapes) - 8} more)" if len(shapes) > 8 else ""))
+    dtypes = [f"{k} ({tensors[k].dtype} vs {keep[k].dtype})" for k in sorted(set(keep) & set(tensors))
+              if tensors[k].dtype != keep[k].dtype and tensors[k].shape == keep[k].shape]
+    if dtypes:
+        problems.append("dtype mismatch: " + "; ".join(dtypes[:8]))
+    if problems:
+        raise CheckpointMismatch(f"{directory / WEIGHTS} does not fit the model: " + "; ".join(problems))
+    with torch.no_grad():
+        own = model.state_dict(keep_vars=True)
+        for k, v in tensors.items():
+            own[k].copy_(v)
+    return model

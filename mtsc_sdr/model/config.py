@@ -1,0 +1,129 @@
+"""Model configuration: one validated dataclass with ``micro()`` and ``default()`` presets.
+
+Build it from a dict or YAML with :func:`mtsc_sdr.config.from_dict` (errors name the field, e.g.
+``model.rate_table[2]: expected an integer, got 'x'``). Widths are in features, lengths in tokens,
+bandwidth in complex channel symbols, SNR in dB (Es/N0, :mod:`mtsc_sdr.conventions`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Optional
+
+from mtsc_sdr.config import check, from_dict
+
+#: Task ids used in tensors (``task_ids`` (B,) int64); index into :data:`mtsc_sdr.data.TASKS`.
+TASK_IDS: dict[str, int] = {"vqa": 0, "caption_image": 1, "caption_audio": 2, "caption_video": 3,
+                            "reconstruct": 4}
+#: Tasks whose output is text (the client's text decoder); ``reconstruct`` uses the image decoder.
+TEXT_TASKS: tuple[str, ...] = ("vqa", "caption_image", "caption_audio", "caption_video")
+
+
+@dataclass
+class ModelConfig:
+    """Sizes of every part of the MTSC model.
+
+    Attributes:
+        d_model: LAM width; every modality encoder projects to it, task semantics have it.
+        encoder_layers, decoder_layers, attention_heads, ffn_dim: the BART backbone (ignored when
+            ``lam_path`` is set: the checkpoint's own BartConfig wins).
+        max_positions: BART's learned position table length (encoder input and task queries).
+        dropout: dropout inside BART and the small transformers.
+        max_question_len: question tokens kept (longer questions are truncated with a warning).
+        max_output_len: tokens the text decoder produces at most (answers and captions), incl. </s>.
+        image_size: input images are (3, image_size, image_size); 32 for everything built in.
+        image_tokens: tokens per image; the CNN stride gives a sqrt(image_tokens)^2 grid.
+        cnn_channels: channels of the image / per-frame CNNs.
+        audio_max_s: audio is cropped / zero-padded to this many seconds (16 kHz).
+        n_mels: mel bands of the log-mel front end (25 ms window, 10 ms hop).
+        audio_tokens: tokens per audio clip (each covers audio_max_s / audio_tokens seconds).
+        video_frames: frames per video (the temporal model gives one token per frame).
+        task_queries: Q, learned queries per task fed to the LAM decoder -> task semantics (B, Q, d).
+        text_decoder_layers: layers of the client's autoregressive text decoder.
+        rate_table: symbols per kept token (complex channel uses) for each rate index; the rate
+            index (0..len-1) is what the frame header carries.
+        rate_snr_thresholds_db: ascending, len(rate_table) - 1 values: SNR below the first uses
+            the last (most robust, most symbols per token) entry, above the last the first.
+        symbols_per_item: default bandwidth budget, complex symbols per item.
+        lam_path: a local Hugging Face BART checkpoint directory (``--lam PATH``) or None for
+            the project's own small BART.
+    """
+
+    d_model: int = 128
+    encoder_layers: int = 2
+    decoder_layers: int = 2
+    attention_heads: int = 4
+    ffn_dim: int = 512
+    max_positions: int = 128
+    dropout: float = 0.1
+    max_question_len: int = 24
+    max_output_len: int = 48
+    image_size: int = 32
+    image_tokens: int = 16
+    cnn_channels: int = 64
+    audio_max_s: float = 2.0
+    n_mels: int = 40
+    audio_tokens: int = 16
+    video_frames: int = 8
+    task_queries: int = 16
+    text_decoder_layers: int = 2
+    rate_table: tuple[int, ...] = (4, 8, 16, 32)
+    rate_snr_thresholds_db: tuple[float, ...] = (0.0, 6.0, 12.0)
+    symbols_per_item: int = 512
+    lam_path: Optional[str] = None
+
+    def validate(self, path: str = "") -> None:
+        """Range checks; raise :class:`mtsc_sdr.config.ConfigError` naming the field."""
+        p = (lambda name: f"{path}.{name}" if path else name)
+        for name in ("d_model", "encoder_layers", "decoder_layers", "attention_heads", "ffn_dim",
+                     "max_positions", "max_question_len", "max_output_len", "image_size",
+                     "image_tokens", "cnn_channels", "n_mels", "audio_tokens", "video_frames",
+                     "task_queries", "text_decoder_layers", "symbols_per_item"):
+            check(getattr(self, name) >= 1, p(name), f"must be >= 1, got {getattr(self, name)}")
+        check(self.d_model % self.attention_heads == 0, p("attention_heads"),
+              f"must divide d_model={self.d_model}, got {self.attention_heads}")
+        check(0.0 <= self.dropout < 1.0, p("dropout"), f"must be in [0, 1), got {self.dropout}")
+        grid = int(round(self.image_tokens ** 0.5))
+        check(grid * grid == self.image_tokens, p("image_tokens"),
+              f"must be a square number, got {self.image_tokens}")
+        check(self.image_size % grid == 0 and (self.image_size // grid) & (self.image_size // grid - 1) == 0,
+              p("image_tokens"), f"image_size/sqrt(image_tokens) must be a power of two, "
+              f"got {self.image_size}/{grid}")
+        check(self.audio_max_s > 0, p("audio_max_s"), f"must be > 0, got {self.audio_max_s}")
+        check(len(self.rate_table) >= 1 and all(r >= 1 for r in self.rate_table), p("rate_table"),
+              f"must be symbols-per-token values >= 1, got {list(self.rate_table)}")
+        check(list(self.rate_table) == sorted(set(self.rate_table)), p("rate_table"),
+              f"must be strictly increasing, got {list(self.rate_table)}")
+        check(len(self.rate_snr_thresholds_db) == len(self.rate_table) - 1, p("rate_snr_thresholds_db"),
+              f"needs len(rate_table) - 1 = {len(self.rate_table) - 1} values, "
+              f"got {len(self.rate_snr_thresholds_db)}")
+        check(list(self.rate_snr_thresholds_db) == sorted(self.rate_snr_thresholds_db),
+              p("rate_snr_thresholds_db"), f"must be ascending, got {list(self.rate_snr_thresholds_db)}")
+        check(self.symbols_per_item >= self.rate_table[-1], p("symbols_per_item"),
+              f"must fit one token at the largest rate ({self.rate_table[-1]}), got {self.symbols_per_item}")
+        need = 1 + max(self.image_tokens + self.max_question_len, self.audio_tokens, self.video_frames)
+        check(self.max_positions >= max(need, self.task_queries), p("max_positions"),
+              f"must cover the longest encoder input ({need} tokens) and the task queries "
+              f"({self.task_queries}), got {self.max_positions}")
+
+    @classmethod
+    def from_dict(cls, data: dict, path: str = "model") -> "ModelConfig":
+        """Validated config from a mapping (errors name the field under ``path``)."""
+        return from_dict(cls, data, path)
+
+    @classmethod
+    def default(cls) -> "ModelConfig":
+        """The project's own small BART (d_model 128, 2+2 layers): trainable on 2 CPU cores."""
+        cfg = cls()
+        cfg.validate()
+        return cfg
+
+    @classmethod
+    def micro(cls) -> "ModelConfig":
+        """A tiny configuration for tests (forward + backward in milliseconds)."""
+        cfg = replace(cls(), d_model=32, encoder_layers=1, decoder_layers=1, attention_heads=2,
+                      ffn_dim=64, max_positions=64, dropout=0.0, max_question_len=12,
+                      max_output_len=16, cnn_channels=8, n_mels=16, audio_tokens=8,
+                      video_frames=8, task_queries=4, text_decoder_layers=1, symbols_per_item=128)
+        cfg.validate()
+        return cfg

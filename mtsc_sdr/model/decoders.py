@@ -1,0 +1,81 @@
+"""Client-side task decoders: they turn task semantics (B, Q, d) into answers, captions or images.
+
+Both run on the client, after the one downlink message: text generation is local, so it never
+needs a radio round trip per token.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from .config import ModelConfig
+
+
+class TextDecoder(nn.Module):
+    """Small causal transformer decoder over the tokenizer vocabulary, cross-attending to the
+    task semantics. Input and output embeddings are tied to the LAM's shared token embedding
+    (the client holds it anyway), so no second vocabulary table is stored."""
+
+    def __init__(self, cfg: ModelConfig, embedding: nn.Embedding, bos_id: int, eos_id: int, pad_id: int):
+        super().__init__()
+        d = cfg.d_model
+        self.embedding = embedding
+        self.bos_id, self.eos_id, self.pad_id = bos_id, eos_id, pad_id
+        self.max_len = cfg.max_output_len
+        self.pos = nn.Parameter(torch.randn(cfg.max_output_len + 1, d) * 0.02)
+        layer = nn.TransformerDecoderLayer(d, cfg.attention_heads, cfg.ffn_dim, cfg.dropout,
+                                           activation="gelu", batch_first=True, norm_first=True)
+        self.layers = nn.TransformerDecoder(layer, cfg.text_decoder_layers)
+        self.norm = nn.LayerNorm(d)
+
+    def forward(self, ids: torch.Tensor, semantics: torch.Tensor) -> torch.Tensor:
+        """ids int64 (B, T) (starting with <s>), semantics float32 (B, Q, d) -> logits (B, T, V)."""
+        t = ids.shape[1]
+        if t > self.pos.shape[0]:
+            raise ValueError(f"text decoder input of {t} tokens exceeds max_output_len + 1 = {self.pos.shape[0]}")
+        x = self.embedding(ids) + self.pos[:t]
+        causal = torch.triu(torch.ones(t, t, dtype=torch.bool, device=ids.device), diagonal=1)
+        h = self.layers(x, semantics, tgt_mask=causal, tgt_key_padding_mask=ids == self.pad_id,
+                        tgt_is_causal=True)
+        return self.norm(h) @ self.embedding.weight.T
+
+    @torch.no_grad()
+    def generate(self, semantics: torch.Tensor, max_len: int | None = None) -> torch.Tensor:
+        """Greedy decoding: semantics (B, Q, d) -> ids int64 (B, <= max_len) without <s>; rows
+        that finished are padded with </s>."""
+        max_len = self.max_len if max_len is None else min(int(max_len), self.max_len)
+        b = semantics.shape[0]
+        ids = torch.full((b, 1), self.bos_id, dtype=torch.int64, device=semantics.device)
+        done = torch.zeros(b, dtype=torch.bool, device=semantics.device)
+        for _ in range(max_len):
+            nxt = self(ids, semantics)[:, -1].argmax(-1)
+            nxt = torch.where(done, torch.full_like(nxt, self.eos_id), nxt)
+            ids = torch.cat([ids, nxt[:, None]], dim=1)
+            done |= nxt == self.eos_id
+            if bool(done.all()):
+                break
+        return ids[:, 1:]
+
+
+class ImageDecoder(nn.Module):
+    """Task semantics float32 (B, Q, d) -> image float32 (B, 3, H, W) in [0, 1]: a linear map to a
+    (C, g, g) grid, then transposed convolutions doubling the size up to ``image_size``."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.grid = int(round(math.sqrt(cfg.image_tokens)))
+        c = self.c = cfg.cnn_channels
+        self.fc = nn.Linear(cfg.task_queries * cfg.d_model, c * self.grid * self.grid)
+        n_up = int(round(math.log2(cfg.image_size // self.grid)))
+        layers: list[nn.Module] = []
+        for _ in range(n_up):
+            layers += [nn.ConvTranspose2d(c, c, 4, stride=2, padding=1), nn.GroupNorm(1, c), nn.GELU()]
+        layers += [nn.Conv2d(c, 3, 3, padding=1), nn.Sigmoid()]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, semantics: torch.Tensor) -> torch.Tensor:
+        x = self.fc(semantics.flatten(1)).view(-1, self.c, self.grid, self.grid)
+        return self.net(x)

@@ -1,0 +1,201 @@
+"""Joint source-channel (JSC) coding with importance-aware, channel-adaptive variable rate.
+
+Encoder (client): LAM encoder states (B, L, d) -> complex channel symbols.
+
+1. Importance: a small head scores every token, ``importance`` float32 (B, L) (logits; padding
+   tokens get -inf).
+2. Rate: :func:`choose_rate` picks, from the SNR (CSI) and the budget, an index into
+   ``rate_table`` = complex symbols per kept token. Low SNR -> more symbols per token (more
+   redundancy) and so fewer tokens; high SNR -> fewer symbols per token and more tokens.
+3. Keep ``k = min(budget // rate_table[rate_idx], valid tokens)`` tokens with the highest scores,
+   **in their original order**. Positions are not transmitted: the states already carry BART's
+   position information, and the receiver's only consumer (LAM decoder cross-attention) treats
+   its keys as a set, so order carries nothing it needs.
+4. Each kept state is scaled by the gate ``sigmoid(importance)``, FiLM-conditioned on the SNR, and
+   mapped by the rate's linear head to ``2 s`` reals = ``s`` complex symbols. Top-k itself has no
+   gradient; the gate is how the loss teaches the importance head (tokens that help get larger
+   gates, so more of the item's power; the same gate is used at inference, so training and
+   inference see the same function).
+5. Per item the used ``n_symbols = k s`` symbols are normalised to unit average power
+   (``mean |x|^2 = 1`` over them; the PHY applies its back-off afterwards, see
+   :mod:`mtsc_sdr.conventions`).
+
+Layout of ``symbols`` complex64 (B, budget): token-major (token j's s symbols at
+``[j s, (j+1) s)``), zeros after ``n_symbols``. Only the first ``n_symbols`` go on the air; the
+frame header carries ``rate_idx``, and the receiver gets ``n_tokens = n_symbols // s`` from the
+payload length.
+
+Decoder (server): received (equalised) symbols + ``rate_idx`` + ``n_tokens`` + SNR estimate ->
+received semantics float32 (B, K, d) with mask (B, K), K = max n_tokens in the batch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from .config import ModelConfig
+
+
+def choose_rate(snr_db: torch.Tensor, budget: int, rate_table, thresholds_db) -> torch.Tensor:
+    """Rate index per item from the SNR and the budget.
+
+    Args:
+        snr_db: float (B,) SNR (Es/N0, dB) the client expects at the receiver (CSI).
+        budget: complex symbols per item.
+        rate_table: ascending symbols per token; thresholds_db: ascending, len(rate_table) - 1.
+    Returns:
+        int64 (B,): ``len-1`` (most symbols per token) below ``thresholds_db[0]``, one less per
+        threshold passed, never a rate whose single token exceeds ``budget``.
+    """
+    table = torch.as_tensor(rate_table, dtype=torch.int64, device=snr_db.device)
+    fits = int((table <= budget).sum())
+    if fits == 0:
+        raise ValueError(f"budget of {budget} symbols is less than the smallest rate {int(table[0])}")
+    thr = torch.as_tensor(thresholds_db, dtype=torch.float32, device=snr_db.device)
+    passed = torch.bucketize(snr_db.float(), thr, right=True)      # thresholds <= snr
+    return (len(rate_table) - 1 - passed).clamp(max=fits - 1).to(torch.int64)
+
+
+class SNRFiLM(nn.Module):
+    """Feature-wise affine conditioning on the SNR: x (B, K, d), snr_db (B,) -> (B, K, d)."""
+
+    def __init__(self, d: int):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(1, d), nn.GELU(), nn.Linear(d, 2 * d))
+        nn.init.zeros_(self.net[-1].weight)
+        nn.init.zeros_(self.net[-1].bias)
+
+    def forward(self, x: torch.Tensor, snr_db: torch.Tensor) -> torch.Tensor:
+        gamma, beta = self.net((snr_db.float() / 10.0)[:, None]).chunk(2, dim=-1)
+        return x * (1.0 + gamma[:, None, :]) + beta[:, None, :]
+
+
+@dataclass
+class JSCCode:
+    """What :class:`JSCEncoder` returns.
+
+    Attributes:
+        symbols: complex64 (B, budget), unit average power over each item's first n_symbols.
+        rate_idx: int64 (B,) index into the rate table (carried by the frame header).
+        n_tokens: int64 (B,) kept tokens per item.
+        kept_positions: int64 (B, K) kept token positions (ascending, -1 padding); client-side only.
+        importance: float32 (B, L) importance logits (-inf at padding); client-side only.
+    """
+
+    symbols: torch.Tensor
+    rate_idx: torch.Tensor
+    n_tokens: torch.Tensor
+    kept_positions: torch.Tensor
+    importance: torch.Tensor
+
+
+def _groups(rate_idx: torch.Tensor):
+    """(rate, item indices) for each rate present in the batch."""
+    for r in torch.unique(rate_idx).tolist():
+        yield int(r), torch.nonzero(rate_idx == r).flatten()
+
+
+def keep_top_k(importance: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+    """Positions of the k[b] highest scores of each row, ascending, padded with -1.
+
+    Args:
+        importance: float (B, L) (-inf where a token must never be kept).
+        k: int64 (B,), each <= the number of finite scores in its row.
+    Returns:
+        int64 (B, max k).
+    """
+    kmax = int(k.max()) if k.numel() else 0
+    top = importance.topk(kmax, dim=1).indices                       # (B, kmax), best first
+    keep = torch.arange(kmax, device=k.device)[None, :] < k[:, None]
+    big = importance.shape[1]
+    pos = torch.where(keep, top, torch.full_like(top, big)).sort(dim=1).values
+    return torch.where(pos == big, torch.full_like(pos, -1), pos)
+
+
+class JSCEncoder(nn.Module):
+    """LAM encoder states -> channel symbols (see the module docstring)."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        d = cfg.d_model
+        self.rate_table = tuple(cfg.rate_table)
+        self.thresholds_db = tuple(cfg.rate_snr_thresholds_db)
+        self.default_budget = cfg.symbols_per_item
+        self.importance = nn.Sequential(nn.LayerNorm(d), nn.Linear(d, d), nn.GELU(), nn.Linear(d, 1))
+        self.film = SNRFiLM(d)
+        self.norm = nn.LayerNorm(d)
+        self.heads = nn.ModuleList(nn.Linear(d, 2 * s) for s in self.rate_table)
+
+    def forward(self, states: torch.Tensor, mask: torch.Tensor, snr_db: torch.Tensor,
+                budget: int | None = None) -> JSCCode:
+        """states float32 (B, L, d), mask bool (B, L), snr_db float (B,) -> :class:`JSCCode`."""
+        budget = self.default_budget if budget is None else int(budget)
+        b, _, d = states.shape
+        score = self.importance(states).squeeze(-1).masked_fill(~mask, float("-inf"))
+        rate_idx = choose_rate(snr_db, budget, self.rate_table, self.thresholds_db)
+        spt = torch.as_tensor(self.rate_table, device=states.device)[rate_idx]
+        n_tokens = torch.minimum(budget // spt, mask.sum(1)).to(torch.int64)
+        pos = keep_top_k(score, n_tokens)                                # (B, K)
+        valid = pos >= 0
+        idx = pos.clamp(min=0)
+        kept = states.gather(1, idx[..., None].expand(-1, -1, d))
+        gate = torch.sigmoid(score.gather(1, idx)).masked_fill(~valid, 0.0)
+        h = self.film(self.norm(kept), snr_db) * gate[..., None]
+        symbols = torch.zeros((b, budget), dtype=torch.complex64, device=states.device)
+        for r, items in _groups(rate_idx):
+            s = self.rate_table[r]
+            kr = int(n_tokens[items].max())
+            z = self.heads[r](h[items, :kr])                              # (n, kr, 2s)
+            z = torch.view_as_complex(z.float().reshape(len(items), kr, s, 2).contiguous())
+            z = z * valid[items, :kr, None]                                # silence unused tokens
+            z = z.reshape(len(items), kr * s)
+            used = (n_tokens[items] * s).clamp(min=1).float()
+            power = (z.real ** 2 + z.imag ** 2).sum(1) / used
+            z = z / torch.sqrt(power + 1e-12)[:, None]
+            symbols = symbols.index_put((items[:, None], torch.arange(kr * s, device=z.device)[None, :]), z)
+        return JSCCode(symbols, rate_idx, n_tokens, pos, score)
+
+
+class JSCDecoder(nn.Module):
+    """Received symbols -> received semantics, conditioned on the SNR estimate (FiLM)."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        d = cfg.d_model
+        self.rate_table = tuple(cfg.rate_table)
+        self.heads = nn.ModuleList(nn.Linear(2 * s, d) for s in self.rate_table)
+        self.film = SNRFiLM(d)
+        self.refine = nn.Sequential(nn.LayerNorm(d), nn.Linear(d, cfg.ffn_dim), nn.GELU(),
+                                    nn.Linear(cfg.ffn_dim, d))
+
+    def forward(self, symbols: torch.Tensor, rate_idx: torch.Tensor, n_tokens: torch.Tensor,
+                snr_est_db: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Decode.
+
+        Args:
+            symbols: complex64 (B, S) equalised received symbols, token-major as sent (S >= used).
+            rate_idx: int64 (B,) from the frame header.
+            n_tokens: int64 (B,) = received payload length // rate_table[rate_idx].
+            snr_est_db: float (B,) the receiver's SNR estimate (Es/N0 after equalisation, dB).
+        Returns:
+            semantics float32 (B, K, d) and mask bool (B, K), K = max n_tokens (>= 1).
+        """
+        b = symbols.shape[0]
+        kmax = max(1, int(n_tokens.max()))
+        d = self.heads[0].out_features
+        out = symbols.new_zeros((b, kmax, d), dtype=torch.float32)
+        for r, items in _groups(rate_idx):
+            s = self.rate_table[r]
+            kr = int(n_tokens[items].max())
+            if kr == 0:
+                continue
+            y = torch.view_as_real(symbols[items, :kr * s].reshape(len(items), kr, s))
+            h = self.heads[r](y.reshape(len(items), kr, 2 * s))
+            out = out.index_put((items[:, None], torch.arange(kr, device=h.device)[None, :]), h)
+        mask = torch.arange(kmax, device=symbols.device)[None, :] < n_tokens[:, None]
+        out = self.film(out, snr_est_db)
+        out = out + self.refine(out)
+        return out * mask[..., None], mask

@@ -1,0 +1,262 @@
+"""The model split at the radio link: :class:`ClientModel` | channel | :class:`ServerModel`.
+
+Tensors crossing the cut
+------------------------
+Uplink (client -> base station, :class:`Uplink`; over the air as IQ + frame header):
+
+* ``symbols`` complex64 (B, S), S = budget (complex symbols per item). Unit average power over
+  the first ``n_symbols = n_tokens * rate_table[rate_idx]`` symbols of each row, zeros after;
+  only those go on the air.
+* ``rate_idx`` int64 (B,): index into ``ModelConfig.rate_table`` (frame header).
+* ``n_tokens`` int64 (B,): kept tokens (implied by the payload length: n_symbols // rate).
+* ``task_ids`` int64 (B,): :data:`.config.TASK_IDS` (frame header).
+
+Downlink (base station -> client, control link): ``TaskSemantics.semantics`` float32
+(B, Q, d_model), Q = ``task_queries``.
+
+The base station also needs ``snr_est_db`` float32 (B,), its own SNR estimate after equalisation.
+:class:`MTSCModel` wires the halves through the torch channel in one process (training and
+simulation); its outputs equal the split halves run by hand with the same channel draws.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from .config import TASK_IDS, TEXT_TASKS, ModelConfig
+from .decoders import ImageDecoder, TextDecoder
+from .encoders import AudioEncoder, ImageEncoder, VideoEncoder
+from .jsc import JSCDecoder, JSCEncoder
+from .lam import LAMDecoder, LAMEncoder
+from .tokenizer import TextTokenizer
+
+_MODALITY = {"image": 0, "audio": 1, "video": 2, "text": 3}
+
+
+@dataclass
+class Uplink:
+    """What the client sends (see the module docstring for the cut).
+
+    Attributes:
+        symbols: complex64 (B, S). rate_idx, n_tokens, task_ids: int64 (B,).
+        kept_positions: int64 (B, K) encoder positions of the kept tokens (-1 padding) and
+        importance: float32 (B, L) logits -- client-side diagnostics, never transmitted.
+    """
+
+    symbols: torch.Tensor
+    rate_idx: torch.Tensor
+    n_tokens: torch.Tensor
+    task_ids: torch.Tensor
+    kept_positions: Optional[torch.Tensor] = field(default=None, repr=False)
+    importance: Optional[torch.Tensor] = field(default=None, repr=False)
+
+    def n_symbols(self, rate_table) -> torch.Tensor:
+        """int64 (B,) symbols actually used per item."""
+        return self.n_tokens * torch.as_tensor(rate_table, device=self.rate_idx.device)[self.rate_idx]
+
+
+@dataclass
+class TaskSemantics:
+    """What the base station returns: ``semantics`` float32 (B, Q, d_model)."""
+
+    semantics: torch.Tensor
+
+
+def _task_ids(task: str, b: int, device) -> torch.Tensor:
+    if task not in TASK_IDS:
+        raise ValueError(f"unknown task {task!r}; tasks are {list(TASK_IDS)}")
+    return torch.full((b,), TASK_IDS[task], dtype=torch.int64, device=device)
+
+
+def _per_item(snr_db, b: int, device) -> torch.Tensor:
+    t = torch.as_tensor(snr_db, dtype=torch.float32, device=device)
+    return t.expand(b).clone() if t.ndim == 0 else t
+
+
+class ClientModel(nn.Module):
+    """Modality encoders, LAM encoder, JSC encoder and the task decoders (text, image)."""
+
+    def __init__(self, cfg: ModelConfig, lam_encoder: LAMEncoder, tokenizer: TextTokenizer):
+        super().__init__()
+        self.cfg, self.tokenizer = cfg, tokenizer
+        d = cfg.d_model
+        self.image_encoder = ImageEncoder(cfg)
+        self.audio_encoder = AudioEncoder(cfg)
+        self.video_encoder = VideoEncoder(cfg)
+        self.task_embed = nn.Parameter(torch.randn(len(TASK_IDS), d) * 0.02)
+        self.modality_embed = nn.Parameter(torch.zeros(len(_MODALITY), d))
+        self.lam_encoder = lam_encoder
+        self.jsc_encoder = JSCEncoder(cfg)
+        self.text_decoder = TextDecoder(cfg, lam_encoder.embed_tokens, tokenizer.bos_id,
+                                        tokenizer.eos_id, tokenizer.pad_id)
+        self.image_decoder = ImageDecoder(cfg)
+
+    @property
+    def device(self) -> torch.device:
+        return self.task_embed.device
+
+    def question_ids(self, questions: list[str]) -> torch.Tensor:
+        """Questions -> int64 (B, T) padded with <pad>; each truncated to ``max_question_len``
+        with a warning."""
+        rows = [self.tokenizer.encode_question(q or "", self.cfg.max_question_len) for q in questions]
+        t = max(1, max(len(r) for r in rows))
+        out = torch.full((len(rows), t), self.tokenizer.pad_id, dtype=torch.int64)
+        for i, r in enumerate(rows):
+            out[i, :len(r)] = torch.tensor(r, dtype=torch.int64)
+        return out.to(self.device)
+
+    def embed_inputs(self, batch: dict, task: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """Encoder input ``[task token ; modality tokens ; question tokens (vqa)]``.
+
+        Args:
+            batch: :func:`mtsc_sdr.data.collate` output for one task.
+        Returns:
+            inputs_embeds float32 (B, L, d), mask bool (B, L).
+        """
+        if task in ("vqa", "caption_image", "reconstruct"):
+            tok, mask = self.image_encoder(batch["image"].to(self.device))
+            kind = "image"
+        elif task == "caption_audio":
+            tok, mask = self.audio_encoder(batch["audio"].to(self.device), batch.get("audio_length"))
+            kind = "audio"
+        elif task == "caption_video":
+            tok, mask = self.video_encoder(batch["video"].to(self.device))
+            kind = "video"
+        else:
+            raise ValueError(f"unknown task {task!r}; tasks are {list(TASK_IDS)}")
+        b = tok.shape[0]
+        parts = [self.task_embed[_task_ids(task, b, self.device)][:, None], tok + self.modality_embed[_MODALITY[kind]]]
+        masks = [torch.ones((b, 1), dtype=torch.bool, device=self.device), mask]
+        if task == "vqa":
+            ids = self.question_ids(batch["question"])
+            parts.append(self.lam_encoder.embed_text(ids) + self.modality_embed[_MODALITY["text"]])
+            masks.append(ids != self.tokenizer.pad_id)
+        return torch.cat(parts, 1), torch.cat(masks, 1)
+
+    def encode(self, batch: dict, task: str, snr_db, budget: Optional[int] = None) -> Uplink:
+        """One item batch -> :class:`Uplink`.
+
+        Args:
+            batch: collated examples of ``task``.
+            snr_db: scalar or (B,) SNR (dB) the client expects (its CSI); picks the rate.
+            budget: complex symbols per item (default ``cfg.symbols_per_item``).
+        """
+        x, mask = self.embed_inputs(batch, task)
+        states = self.lam_encoder(x, mask)
+        snr = _per_item(snr_db, x.shape[0], self.device)
+        code = self.jsc_encoder(states, mask, snr, budget)
+        return Uplink(code.symbols, code.rate_idx, code.n_tokens, _task_ids(task, x.shape[0], self.device),
+                      code.kept_positions, code.importance)
+
+    def target_ids(self, texts: list[str]) -> torch.Tensor:
+        """Targets -> int64 (B, T+1) ``<s> ... </s>`` padded with <pad>."""
+        rows = [self.tokenizer.encode_target(t, self.cfg.max_output_len) for t in texts]
+        t = max(len(r) for r in rows)
+        out = torch.full((len(rows), t), self.tokenizer.pad_id, dtype=torch.int64)
+        for i, r in enumerate(rows):
+            out[i, :len(r)] = torch.tensor(r, dtype=torch.int64)
+        return out.to(self.device)
+
+    def task_loss(self, task: str, semantics: torch.Tensor, batch: dict) -> torch.Tensor:
+        """Scalar loss: token cross-entropy with teacher forcing on each example's first
+        reference (text tasks), or MSE to ``target_image`` (reconstruct)."""
+        if task == "reconstruct":
+            return F.mse_loss(self.image_decoder(semantics), batch["target_image"].to(self.device))
+        ids = self.target_ids([refs[0] for refs in batch["references"]])
+        logits = self.text_decoder(ids[:, :-1], semantics)
+        labels = ids[:, 1:].masked_fill(ids[:, 1:] == self.tokenizer.pad_id, -100)
+        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=-100)
+
+    @torch.no_grad()
+    def decode(self, task: str, downlink: TaskSemantics, max_len: Optional[int] = None):
+        """Task outputs from the returned semantics: list[str] (answers / captions) for text
+        tasks, float32 (B, 3, H, W) in [0, 1] for ``reconstruct``."""
+        sem = downlink.semantics.to(self.device)
+        if task == "reconstruct":
+            return self.image_decoder(sem)
+        if task not in TEXT_TASKS:
+            raise ValueError(f"unknown task {task!r}; tasks are {list(TASK_IDS)}")
+        ids = self.text_decoder.generate(sem, max_len)
+        return [self.tokenizer.decode(row.tolist()) for row in ids]
+
+
+class ServerModel(nn.Module):
+    """JSC decoder, learned task queries and the LAM decoder."""
+
+    def __init__(self, cfg: ModelConfig, lam_decoder: LAMDecoder):
+        super().__init__()
+        self.cfg = cfg
+        self.jsc_decoder = JSCDecoder(cfg)
+        self.task_queries = nn.Parameter(torch.randn(len(TASK_IDS), cfg.task_queries, cfg.d_model) * 0.02)
+        self.lam_decoder = lam_decoder
+
+    def forward(self, symbols: torch.Tensor, rate_idx: torch.Tensor, n_tokens: torch.Tensor,
+                snr_est_db, task_ids: torch.Tensor) -> TaskSemantics:
+        """symbols complex64 (B, S) (equalised), rate_idx / n_tokens / task_ids int64 (B,),
+        snr_est_db scalar or (B,) -> :class:`TaskSemantics` (B, Q, d)."""
+        snr = _per_item(snr_est_db, symbols.shape[0], symbols.device)
+        sem, mask = self.jsc_decoder(symbols, rate_idx, n_tokens, snr)
+        return TaskSemantics(self.lam_decoder(self.task_queries[task_ids], sem, mask))
+
+
+@dataclass
+class LinkResult:
+    """One pass of :meth:`MTSCModel.forward`: the uplink, the received symbols (after the
+    equaliser), the SNR estimate given to the server (B,) and the returned semantics."""
+
+    uplink: Uplink
+    received: torch.Tensor
+    snr_est_db: torch.Tensor
+    downlink: TaskSemantics
+
+
+class MTSCModel(nn.Module):
+    """Client + torch channel + server in one process, for training and simulation.
+
+    Build with :func:`mtsc_sdr.model.build_model`. ``bart_config`` is the backbone's BartConfig
+    as a dict (stored in checkpoints so a model is rebuilt without any download).
+    """
+
+    def __init__(self, cfg: ModelConfig, tokenizer: TextTokenizer, bart, bart_config: dict):
+        super().__init__()
+        self.cfg, self.tokenizer, self.bart_config = cfg, tokenizer, bart_config
+        self.client = ClientModel(cfg, LAMEncoder(bart.encoder), tokenizer)
+        self.server = ServerModel(cfg, LAMDecoder(bart.decoder))
+
+    def forward(self, batch: dict, task: str, snr_db, *, budget: Optional[int] = None,
+                fading: Optional[str] = "rician", k_factor_db=6.0,
+                generator: Optional[torch.Generator] = None) -> LinkResult:
+        """Client -> channel -> genie one-tap MMSE equaliser -> server.
+
+        The channel (:func:`mtsc_sdr.channel.torch_channel.apply_channel`) works on the unit-power
+        symbols (``signal_power=1.0``), one fading gain h per item. The equaliser uses the true h
+        and N0 (over the air the PHY estimates them); the server gets the post-fading SNR
+        ``snr_db + 10 log10 |h|^2`` as its estimate.
+        """
+        from mtsc_sdr.channel.torch_channel import apply_channel
+
+        up = self.client.encode(batch, task, snr_db, budget)
+        b = up.symbols.shape[0]
+        snr = _per_item(snr_db, b, up.symbols.device)
+        ch = apply_channel(up.symbols, snr, fading=fading, k_factor_db=k_factor_db, signal_power=1.0,
+                           generator=generator)
+        h = ch.h[:, :1]
+        y = ch.y * h.conj() / (h.abs() ** 2 + ch.noise_power[:, None])
+        snr_est = snr + 10.0 * torch.log10(h.abs()[:, 0] ** 2 + 1e-12)
+        down = self.server(y, up.rate_idx, up.n_tokens, snr_est, up.task_ids)
+        return LinkResult(up, y, snr_est, down)
+
+    def loss(self, batch: dict, task: str, snr_db, **channel_kwargs) -> torch.Tensor:
+        """Scalar training loss of one task batch through the channel (see :meth:`ClientModel.task_loss`)."""
+        res = self(batch, task, snr_db, **channel_kwargs)
+        return self.client.task_loss(task, res.downlink.semantics, batch)
+
+    @torch.no_grad()
+    def predict(self, batch: dict, task: str, snr_db, **channel_kwargs):
+        """Task outputs through the channel: list[str] or images (B, 3, H, W)."""
+        return self.client.decode(task, self(batch, task, snr_db, **channel_kwargs).downlink)
