@@ -23,6 +23,14 @@ exact timing, CFO and channel):
   of confirmed preambles whose header was dropped are included (``Receiver.drops``).
 * ``msps``: receiver throughput (Msamples/s, one thread) on pure noise and on back-to-back frames
   with 480- and 4800-symbol payloads, plus ``frame_ms`` (processing time per frame).
+* ``msps`` and ``frames_per_s`` on channel ``back-to-back``: the link test's frame train
+  (``mtsc_sdr.runtime.link_tx.frame_train``: 256-symbol payloads, 500 zero samples before each
+  frame, AWGN at 20 dB), fed in 16384-sample chunks; best of 5 runs in process CPU time, one
+  core. ``--baseline DIR`` times the receiver of another checkout (e.g. a git worktree of an older
+  commit) on the same stream in a subprocess and adds its rows as ``system = baseline``.
+  Recorded on a shared 2-core VM (``--parts back_to_back --baseline <worktree of ff2b018>``, both
+  timed in the same run): before (ff2b018) 0.84-1.2 Msps / 430-620 frames/s, after 1.9-2.7 Msps /
+  960-1400 frames/s, a steady 2.2-2.6x (the range is the machine's load).
 """
 
 from __future__ import annotations
@@ -155,6 +163,57 @@ def throughput(args, progress):
     return rows
 
 
+_BACK_TO_BACK = """
+import os, sys, time, json
+sys.path.insert(0, sys.argv[1])
+import numpy as np
+from mtsc_sdr.channel import AWGN
+from mtsc_sdr.phy import Receiver
+from mtsc_sdr.runtime.link_tx import frame_train
+frames, payload_len, gap, runs = (int(v) for v in sys.argv[2:6])
+x, _ = frame_train(1, frames, payload_len=payload_len, gap=gap)
+y = AWGN(20.0, seed=3).process_(x.copy())
+best, n = float("inf"), 0
+for _ in range(runs):
+    rx = Receiver()
+    t0 = time.process_time()
+    got = []
+    for i in range(0, y.size, 1 << 14):
+        got += rx.process(y[i:i + (1 << 14)])
+    got += rx.flush()
+    best, n = min(best, time.process_time() - t0), len(got)
+print(json.dumps({"samples": int(y.size), "frames": n, "seconds": best}))
+"""
+
+
+def back_to_back(args, progress):
+    """Back-to-back frame train (the link test's) through this receiver and, with --baseline, another checkout's."""
+    import subprocess
+    rows = []
+    trees = [("mtsc", str(Path(__file__).resolve().parent.parent))]
+    if args.baseline:
+        trees.append(("baseline", str(Path(args.baseline).resolve())))
+    n_frames, payload_len, gap = 300, 256, 500
+    for system, root in trees:
+        out = subprocess.run([sys.executable, "-c", _BACK_TO_BACK, root, str(n_frames), str(payload_len), str(gap), "5"],
+                             check=True, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": root})
+        r = json.loads(out.stdout)
+        assert r["frames"] == n_frames, r
+        msps, fps = r["samples"] / r["seconds"] / 1e6, r["frames"] / r["seconds"]
+        progress(f"back-to-back {payload_len}-symbol frames ({system}, {root}): {msps:.2f} Msps, {fps:.0f} frames/s")
+        extra = {"unit": "Msamples/s", "payload_len": payload_len, "gap": gap, "threads": 1}
+        if system == "baseline":
+            extra["tree"] = root
+        rows += [_row("msps", msps, system=system, channel="back-to-back", snr_db=20.0, **extra),
+                 _row("frames_per_s", fps, system=system, channel="back-to-back", snr_db=20.0,
+                      **{**extra, "unit": "frames/s"})]
+    return rows
+
+
+PARTS = {"detection": detection, "false_alarms": false_alarms, "evm": evm, "snr_estimate": snr_estimate,
+         "throughput": throughput, "back_to_back": back_to_back}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--frames", type=int, default=2000, help="frames for detection at 0 dB")
@@ -162,6 +221,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--snr-frames", type=int, default=60)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    parser.add_argument("--parts", nargs="+", choices=sorted(PARTS), default=list(PARTS),
+                        help="which measurements to run (default: all)")
+    parser.add_argument("--baseline", metavar="DIR",
+                        help="another checkout (e.g. a git worktree of an older commit) to time back to back")
     args = parser.parse_args(argv)
 
     def progress(text: str) -> None:
@@ -169,8 +232,8 @@ def main(argv: list[str] | None = None) -> int:
             print(text, file=sys.stderr, flush=True)
 
     rows = []
-    for part in (detection, false_alarms, evm, snr_estimate, throughput):
-        rows += part(args, progress)
+    for name in args.parts:
+        rows += PARTS[name](args, progress)
     meta = {"benchmark": "phy_receiver", "config": vars(args), "seeds": {"base": args.seed},
             "versions": {"mtsc_sdr": mtsc_sdr.__version__, "numpy": np.__version__,
                          "python": platform.python_version()},

@@ -67,9 +67,11 @@ Chunking does not change results: the detector's sums are anchored at fixed abso
 boundaries, runs are judged only once complete, and every per-frame computation works on slices
 at absolute positions, so feeding the stream in any chunk sizes gives identical frames.
 
-Speed (one core, numpy): about 12 Msamples/s through noise, and about 2 ms of work per frame
-(header Viterbi, channel estimate, tracking), so back-to-back traffic runs at 0.7 Msamples/s with
-480-symbol payloads and 1.8 Msamples/s with 4800-symbol payloads (benchmarks/phy_receiver.py).
+Speed (one core, numpy): about 10-12 Msamples/s through noise, and about 0.7-0.9 ms of work per
+frame (channel estimate, pilot tracking, synchronisation; the header Viterbi skips its trellis when
+the hard decisions already form a codeword), so back-to-back 256-symbol frames with 500-sample gaps
+run at 2-2.7 Msamples/s (benchmarks/phy_receiver.py --parts back_to_back). Keep BLAS single-threaded
+for small matrices: OpenBLAS threading of 16 x 16 LAPACK calls costs milliseconds on a busy machine.
 """
 
 from __future__ import annotations
