@@ -9,8 +9,9 @@ import pytest
 
 from mtsc_sdr.baselines import (
     MCS_TABLE, BlockCode, QamModem, SeparateCodingBaseline, capacity_bits, choose_mcs,
-    codec_at_capacity, psnr_db,
+    codec_at_capacity,
 )
+from mtsc_sdr.metrics import psnr_db
 from mtsc_sdr.baselines import channel_code as cc
 from mtsc_sdr.baselines import codecs
 

@@ -11,11 +11,11 @@ Heavy parts (commpy, scipy, Pillow) load when used.
 
 from .capacity import capacity_bits, codec_at_capacity, ergodic_rician_se
 from .channel_code import MCS_TABLE, THRESHOLD_SNR_DB, BlockCode, Mcs, QamModem, choose_mcs
-from .codecs import decode_image, decode_text, encode_image, encode_text, psnr_db
+from .codecs import decode_image, decode_text, encode_image, encode_text
 from .separate import SeparateCodingBaseline
 
 __all__ = [
     "SeparateCodingBaseline", "capacity_bits", "codec_at_capacity", "ergodic_rician_se",
     "MCS_TABLE", "THRESHOLD_SNR_DB", "BlockCode", "Mcs", "QamModem", "choose_mcs",
-    "decode_image", "decode_text", "encode_image", "encode_text", "psnr_db",
+    "decode_image", "decode_text", "encode_image", "encode_text",
 ]

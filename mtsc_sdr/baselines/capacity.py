@@ -17,7 +17,9 @@ import math
 
 import numpy as np
 
-from .codecs import encode_image, psnr_db
+from mtsc_sdr.metrics import psnr_db
+
+from .codecs import encode_image
 
 __all__ = ["capacity_bits", "ergodic_rician_se", "codec_at_capacity"]
 

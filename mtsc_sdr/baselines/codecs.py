@@ -38,15 +38,16 @@ people are in the picture?" 35 -> 37 -> 20 bytes; "A man riding a horse next to 
 from __future__ import annotations
 
 import io
-import math
 import zlib
 from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image, features
 
+from mtsc_sdr.metrics import psnr_db
+
 __all__ = [
-    "EncodedImage", "encode_image", "decode_image", "encode_image_at", "descriptor", "psnr_db",
+    "EncodedImage", "encode_image", "decode_image", "encode_image_at", "descriptor",
     "webp_available", "header_savings", "encode_text", "decode_text", "TEXT_DICTIONARY",
     "JPEG_QUALITIES", "WEBP_QUALITIES",
 ]
@@ -61,12 +62,6 @@ _VP8_START_CODE = b"\x9d\x01\x2a"
 def webp_available() -> bool:
     """Whether this Pillow was built with libwebp."""
     return bool(features.check("webp"))
-
-
-def psnr_db(a: np.ndarray, b: np.ndarray) -> float:
-    """PSNR in dB of two uint8 images (peak 255); inf when identical."""
-    mse = float(np.mean((np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)) ** 2))
-    return math.inf if mse == 0 else 10.0 * math.log10(255.0 ** 2 / mse)
 
 
 def descriptor(codec: str, quality: int, subsampling: str = "4:2:0") -> int:
