@@ -1,0 +1,188 @@
+"""Phase I training configuration: one validated dataclass, presets ``micro`` and ``default``.
+
+YAML (``mtsc-sdr train --config configs/train-default.yaml``) or dicts go through
+:meth:`TrainConfig.from_dict`: the ``preset`` field picks the starting values, every other field
+overrides them, and errors name the field (``train.task_weights: needs 5 values, got 2``).
+SNRs are Es/N0 per complex symbol in dB (:mod:`mtsc_sdr.conventions`).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Literal, Optional
+
+from mtsc_sdr.config import ConfigError, check, from_dict, to_dict
+
+ALL_TASKS: tuple[str, ...] = ("vqa", "caption_image", "caption_audio", "caption_video", "reconstruct")
+
+#: Fields that may differ between a run and the run it resumes (they do not change the result).
+OPERATIONAL_FIELDS = ("checkpoint_dir", "checkpoint_every", "time_budget_s", "num_threads", "log_every")
+
+
+def default_checkpoint_dir(preset: str = "default") -> Path:
+    """Where a preset's model lives: ``$MTSC_CACHE/models/<preset>`` or ``results/models/<preset>``."""
+    root = os.environ.get("MTSC_CACHE")
+    return (Path(root) if root else Path("results")) / "models" / preset
+
+
+@dataclass
+class TrainConfig:
+    """Everything that determines a phase I training run.
+
+    Attributes:
+        preset: ``default`` (ModelConfig.default(), the cached default model) or ``micro`` (tests).
+        model: ModelConfig fields overriding the preset's model (e.g. ``{d_model: 64}``).
+        steps: optimizer steps (one task per batch).
+        batch_size: examples per batch.
+        lr: peak learning rate (AdamW); linear warm-up over ``warmup_steps``, then cosine decay
+            to ``lr * min_lr_ratio`` at ``steps``.
+        weight_decay: AdamW decoupled weight decay on matrices (not on biases, norms, embeddings
+            of one dimension).
+        grad_clip: max global gradient norm (0 disables).
+        snr_db_range: [low, high]; each item's SNR is drawn uniformly from it.
+        rician_fraction: probability that a batch goes through Rician block fading (one gain per
+            item, K = ``k_factor_db``, E|h|^2 = 1) instead of AWGN only.
+        k_factor_db: Rician K factor in dB.
+        tasks: tasks trained; task_weights: their sampling probabilities (None: equal), one per task.
+        examples_per_task: size of the fixed pool of train-split examples per task (generated once,
+            kept in memory; ``reconstruct`` is capped by the natural patches available).
+        tokenizer_scenes: scenes whose captions/QA train the tokenizer (plus a quarter as many audio
+            and video clips); all from the train split.
+        seed: seeds model init, the example pool and every per-step draw (task, items, SNR,
+            channel, noise, dropout): step ``k`` is a pure function of (seed, k), so a resumed run
+            repeats an uninterrupted one.
+        checkpoint_dir: output directory (None: :func:`default_checkpoint_dir` of the preset).
+        checkpoint_every: steps between checkpoints (the last step always writes one).
+        time_budget_s: stop early (with a resumable checkpoint) after this many seconds of training.
+        num_threads: torch intra-op threads.
+        log_every: steps between log lines when stderr is not a terminal.
+    """
+
+    preset: Literal["default", "micro"] = "default"
+    model: dict[str, Any] = field(default_factory=dict)
+    steps: int = 2400
+    batch_size: int = 32
+    lr: float = 1e-3
+    min_lr_ratio: float = 0.1
+    weight_decay: float = 0.01
+    warmup_steps: int = 100
+    grad_clip: float = 1.0
+    snr_db_range: tuple[float, float] = (-5.0, 20.0)
+    rician_fraction: float = 0.5
+    k_factor_db: float = 6.0
+    tasks: tuple[str, ...] = ALL_TASKS
+    task_weights: Optional[tuple[float, ...]] = None
+    examples_per_task: int = 2000
+    tokenizer_scenes: int = 2000
+    seed: int = 0
+    checkpoint_dir: Optional[str] = None
+    checkpoint_every: int = 500
+    time_budget_s: Optional[float] = None
+    num_threads: int = 2
+    log_every: int = 50
+
+    def validate(self, path: str = "") -> None:
+        """Range checks; :class:`ConfigError` names the field."""
+        p = (lambda name: f"{path}.{name}" if path else name)
+        for name in ("steps", "batch_size", "examples_per_task", "tokenizer_scenes", "checkpoint_every",
+                     "num_threads", "log_every"):
+            check(getattr(self, name) >= 1, p(name), f"must be >= 1, got {getattr(self, name)}")
+        check(self.lr > 0, p("lr"), f"must be > 0, got {self.lr}")
+        check(0 <= self.min_lr_ratio <= 1, p("min_lr_ratio"), f"must be in [0, 1], got {self.min_lr_ratio}")
+        check(self.weight_decay >= 0, p("weight_decay"), f"must be >= 0, got {self.weight_decay}")
+        check(self.warmup_steps >= 0, p("warmup_steps"), f"must be >= 0, got {self.warmup_steps}")
+        check(self.grad_clip >= 0, p("grad_clip"), f"must be >= 0, got {self.grad_clip}")
+        lo, hi = self.snr_db_range
+        check(lo <= hi, p("snr_db_range"), f"must be [low, high] with low <= high, got {list(self.snr_db_range)}")
+        check(0 <= self.rician_fraction <= 1, p("rician_fraction"), f"must be in [0, 1], got {self.rician_fraction}")
+        check(len(self.tasks) >= 1, p("tasks"), "needs at least one task")
+        for i, t in enumerate(self.tasks):
+            check(t in ALL_TASKS, f"{p('tasks')}[{i}]", f"unknown task {t!r}; tasks are {list(ALL_TASKS)}")
+        check(len(set(self.tasks)) == len(self.tasks), p("tasks"), f"lists a task twice: {list(self.tasks)}")
+        if self.task_weights is not None:
+            check(len(self.task_weights) == len(self.tasks), p("task_weights"),
+                  f"needs {len(self.tasks)} values (one per task), got {len(self.task_weights)}")
+            check(all(w >= 0 for w in self.task_weights) and sum(self.task_weights) > 0, p("task_weights"),
+                  f"must be >= 0 with a positive sum, got {list(self.task_weights)}")
+        check(self.time_budget_s is None or self.time_budget_s > 0, p("time_budget_s"),
+              f"must be > 0 or null, got {self.time_budget_s}")
+        self.model_config(path)  # validates the model overrides (errors under <path>.model.<field>)
+
+    # -- derived --------------------------------------------------------------------------------
+    def model_config(self, path: str = ""):
+        """The :class:`~mtsc_sdr.model.ModelConfig`: the preset's, with ``model`` overrides."""
+        from mtsc_sdr.model.config import ModelConfig
+
+        base = ModelConfig.micro() if self.preset == "micro" else ModelConfig.default()
+        return ModelConfig.from_dict({**to_dict(base), **self.model}, f"{path}.model" if path else "model")
+
+    def weights(self) -> list[float]:
+        """Sampling probabilities of ``tasks`` (sum 1)."""
+        w = list(self.task_weights) if self.task_weights is not None else [1.0] * len(self.tasks)
+        s = float(sum(w))
+        return [x / s for x in w]
+
+    def output_dir(self) -> Path:
+        """``checkpoint_dir`` or the preset's default."""
+        return Path(self.checkpoint_dir) if self.checkpoint_dir else default_checkpoint_dir(self.preset)
+
+    # -- construction ---------------------------------------------------------------------------
+    @classmethod
+    def preset_values(cls, preset: str) -> dict[str, Any]:
+        """The field values of a preset (``default`` or ``micro``)."""
+        if preset == "default":
+            return to_dict(cls())
+        if preset == "micro":
+            return to_dict(replace(cls(), preset="micro", steps=20, batch_size=4, warmup_steps=2,
+                                   examples_per_task=16, tokenizer_scenes=150, checkpoint_every=10,
+                                   log_every=5, lr=2e-3))
+        raise ConfigError("preset", f"expected one of ['default', 'micro'], got {preset!r}")
+
+    @classmethod
+    def from_dict(cls, data: Any, path: str = "") -> "TrainConfig":
+        """The preset named by ``data['preset']`` (default ``default``) overridden by ``data``."""
+        if data is None:
+            data = {}
+        if not isinstance(data, dict):
+            raise ConfigError(path, f"expected a mapping, got {data!r}")
+        preset = data.get("preset", "default")
+        if preset not in ("default", "micro"):
+            raise ConfigError(f"{path}.preset" if path else "preset",
+                              f"expected one of ['default', 'micro'], got {preset!r}")
+        return from_dict(cls, {**cls.preset_values(preset), **data}, path)
+
+    @classmethod
+    def micro(cls) -> "TrainConfig":
+        return cls.from_dict({"preset": "micro"})
+
+    @classmethod
+    def default(cls) -> "TrainConfig":
+        return cls.from_dict({})
+
+    @classmethod
+    def load(cls, file: str | Path, overrides: Optional[dict[str, Any]] = None) -> "TrainConfig":
+        """Read YAML ``file`` (its top level, or a ``train:`` section if present) plus ``overrides``."""
+        import yaml
+
+        from mtsc_sdr.config import _yaml_loader
+
+        file = Path(file)
+        try:
+            data = yaml.load(file.read_text(), Loader=_yaml_loader())
+        except OSError as exc:
+            raise ConfigError("", f"cannot read config file {file}: {exc.strerror}") from None
+        except yaml.YAMLError as exc:
+            raise ConfigError("", f"{file} is not valid YAML: {exc}") from None
+        path = ""
+        if isinstance(data, dict) and set(data) == {"train"}:
+            data, path = data["train"], "train"
+        if data is None:
+            data = {}
+        if not isinstance(data, dict):
+            raise ConfigError(path, f"{file}: expected a mapping, got {data!r}")
+        return cls.from_dict({**data, **(overrides or {})}, path)
+
+
+__all__ = ["ALL_TASKS", "OPERATIONAL_FIELDS", "TrainConfig", "default_checkpoint_dir"]
