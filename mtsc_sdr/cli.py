@@ -19,6 +19,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "flowgraph": ("mtsc_sdr.radio.cli", "launch a GNU Radio flowgraph (sim channel, Pluto, USRP)"),
     "link-test": ("mtsc_sdr.runtime.link_test", "send frames end to end across processes and report the link"),
     "demo": ("mtsc_sdr.runtime.demo", "run the built-in demo (link test over the simulated channels)"),
+    "train": ("mtsc_sdr.train.cli", "train the MTSC model over the differentiable channel (phase I)"),
+    "eval": ("mtsc_sdr.runtime.evaluate", "evaluate a checkpoint per task and SNR against the baselines"),
 }
 
 

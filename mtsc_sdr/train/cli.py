@@ -1,0 +1,66 @@
+"""``mtsc-sdr train``: phase I training of the MTSC model (see :mod:`mtsc_sdr.train.trainer`).
+
+With no arguments it trains the default preset into ``results/models/default``
+(``$MTSC_CACHE/models/default`` when ``MTSC_CACHE`` is set), resuming a run found there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", metavar="FILE", help="YAML training config (e.g. configs/train-default.yaml)")
+    p.add_argument("--preset", choices=("default", "micro"), help="start from this preset (overrides the file's)")
+    p.add_argument("--steps", type=int, help="optimizer steps")
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--lr", type=float)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--checkpoint-dir", metavar="DIR", help="output directory (default: the preset's cache dir)")
+    p.add_argument("--checkpoint-every", type=int, metavar="N")
+    p.add_argument("--time-budget-s", type=float, metavar="S", help="stop (resumably) after S seconds of training")
+    p.add_argument("--threads", type=int, dest="num_threads", help="torch threads (default 2)")
+    p.add_argument("--restart", action="store_true", help="ignore a checkpoint in the directory and start over")
+    p.add_argument("--until-step", type=int, metavar="N", help="stop with a checkpoint after N steps (resume later)")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.add_argument("--json", action="store_true", help="print a {meta, rows} summary (final loss per task)")
+
+
+def config_from_args(args: argparse.Namespace):
+    from .config import TrainConfig
+
+    over = {k: getattr(args, k) for k in ("preset", "steps", "batch_size", "lr", "seed", "checkpoint_dir",
+                                          "checkpoint_every", "time_budget_s", "num_threads")
+            if getattr(args, k, None) is not None}
+    if args.config:
+        return TrainConfig.load(args.config, over)
+    return TrainConfig.from_dict(over)
+
+
+def run(args: argparse.Namespace) -> int:
+    from mtsc_sdr.config import to_dict
+    from mtsc_sdr.runtime.report import row, run_meta
+
+    from .trainer import train
+
+    cfg = config_from_args(args)
+    res = train(cfg, restart=args.restart, until_step=args.until_step, quiet=args.quiet)
+    means = res.mean_loss()
+    status = "finished" if res.finished else f"stopped ({res.stopped_by}) at step {res.step}/{cfg.steps}"
+    msg = (f"train: {status}; {res.step - res.start_step} steps in {res.elapsed_s:.1f} s "
+           f"(+{res.setup_s:.1f} s setup); checkpoint {res.checkpoint_dir}\n"
+           f"train: mean loss of the last 200 steps: "
+           + ", ".join(f"{t} {v:.4f}" for t, v in sorted(means.items())))
+    print(msg, file=sys.stderr if args.json else sys.stdout)
+    if args.json:
+        rows = [row("mtsc", t, "awgn+rician", None, "train_loss", v, stage="train", step=res.step)
+                for t, v in sorted(means.items())]
+        rows.append(row("mtsc", "all", "awgn+rician", None, "train_time_s", res.elapsed_s, unit="s",
+                        stage="train", step=res.step))
+        report = {"meta": {**run_meta(to_dict(cfg), {"seed": cfg.seed}),
+                           "checkpoint_dir": str(res.checkpoint_dir), "finished": res.finished,
+                           "stopped_by": res.stopped_by}, "rows": rows}
+        print(json.dumps(report))
+    return 0

@@ -1,0 +1,332 @@
+"""Phase I multi-task training over the differentiable channel.
+
+One task per batch (drawn with ``task_weights``), every item's SNR uniform in ``snr_db_range``,
+AWGN or Rician block fading per batch, AdamW with linear warm-up and cosine decay.
+
+Determinism and resumption: everything random in step ``k`` (task, items, SNRs, channel, channel
+noise, dropout) comes from ``numpy.random.default_rng([seed, k])``, and the learning rate is a
+function of ``k``. A checkpoint therefore needs only the weights, the AdamW moments and ``k``:
+resuming at ``k`` repeats the uninterrupted run (``tests/test_train.py`` checks it).
+
+Checkpoint directory (written as a whole into ``<dir>.tmp`` and then swapped in)::
+
+    model.safetensors, config.json, tokenizer.json   mtsc_sdr.model.save (loadable by model.load)
+    optimizer.safetensors                            AdamW state: "<param>/exp_avg", "<param>/exp_avg_sq",
+                                                     "<param>/step" (0-d), param names from named_parameters()
+    trainer_state.json                               format, version, step, finished, train config,
+                                                     loss history, elapsed seconds, seeds
+
+No pickle: tensors are safetensors, the rest JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Optional
+
+import numpy as np
+
+from mtsc_sdr.config import ConfigError, to_dict
+
+from .config import OPERATIONAL_FIELDS, TrainConfig
+
+STATE_FORMAT = "mtsc-sdr-trainer"
+STATE_VERSION = 1
+STATE_FILE = "trainer_state.json"
+OPTIMIZER_FILE = "optimizer.safetensors"
+
+
+class ResumeMismatch(ConfigError):
+    """The checkpoint directory holds a run with another configuration (the message says which fields)."""
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` returns.
+
+    Attributes:
+        checkpoint_dir: where the checkpoint is.
+        start_step, step: completed steps before and after this call.
+        finished: ``step == cfg.steps``.
+        stopped_by: "" (finished), "until_step" or "time_budget".
+        elapsed_s: seconds of training in this call (setup excluded); setup_s: setup seconds.
+        history: (step, task, loss) of every step of the whole run (resumed ones included).
+    """
+
+    checkpoint_dir: Path
+    start_step: int
+    step: int
+    finished: bool
+    stopped_by: str
+    elapsed_s: float
+    setup_s: float
+    history: list = field(default_factory=list)
+
+    def mean_loss(self, last: int = 200) -> dict[str, float]:
+        """Mean loss per task over the last ``last`` steps of the run."""
+        out: dict[str, list[float]] = {}
+        for _, task, loss in self.history[-last:]:
+            out.setdefault(task, []).append(loss)
+        return {t: float(np.mean(v)) for t, v in out.items()}
+
+
+def lr_at(cfg: TrainConfig, step: int) -> float:
+    """Learning rate of (0-based) ``step``: linear warm-up, then cosine to ``lr * min_lr_ratio``."""
+    if cfg.warmup_steps and step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    span = max(1, cfg.steps - cfg.warmup_steps)
+    frac = min(1.0, (step - cfg.warmup_steps) / span)
+    floor = cfg.lr * cfg.min_lr_ratio
+    return floor + 0.5 * (cfg.lr - floor) * (1.0 + math.cos(math.pi * frac))
+
+
+def example_pool(cfg: TrainConfig) -> dict[str, list]:
+    """The fixed train-split examples per task (arrays kept in memory)."""
+    from mtsc_sdr.data import examples, natural_patches
+
+    pool = {}
+    for task in cfg.tasks:
+        n = cfg.examples_per_task
+        if task == "reconstruct":
+            n = min(n, len(natural_patches("train")))
+        pool[task] = examples("train", [task], n_per_task=n, seed=cfg.seed)
+    return pool
+
+
+@dataclass
+class StepDraw:
+    """Everything random about one step (a pure function of seed and step)."""
+
+    task: str
+    items: np.ndarray
+    snr_db: np.ndarray
+    fading: Optional[str]
+    noise_seed: int
+    torch_seed: int
+
+
+def draw_step(cfg: TrainConfig, step: int, pool_sizes: dict[str, int]) -> StepDraw:
+    rng = np.random.default_rng([cfg.seed, step, 0x7A1])
+    task = cfg.tasks[int(rng.choice(len(cfg.tasks), p=cfg.weights()))]
+    n = pool_sizes[task]
+    items = rng.choice(n, size=cfg.batch_size, replace=cfg.batch_size > n)
+    lo, hi = cfg.snr_db_range
+    snr = rng.uniform(lo, hi, size=cfg.batch_size).astype(np.float32)
+    fading = "rician" if rng.random() < cfg.rician_fraction else None
+    return StepDraw(task, items, snr, fading, int(rng.integers(2**62)), int(rng.integers(2**62)))
+
+
+def _param_groups(model, weight_decay: float):
+    decay, no_decay = [], []
+    for _, p in model.named_parameters():
+        if p.requires_grad:
+            (decay if p.ndim >= 2 else no_decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def save_optimizer(model, opt, file: Path) -> None:
+    """AdamW moments as safetensors with flattened ``<param name>/<key>`` keys (no pickle)."""
+    from safetensors.torch import save_file
+
+    tensors = {}
+    for name, p in model.named_parameters():
+        st = opt.state.get(p)
+        if not st:
+            continue
+        for key, val in st.items():
+            if not hasattr(val, "detach"):
+                raise TypeError(f"optimizer state {name}/{key} is not a tensor: {type(val).__name__}")
+            tensors[f"{name}/{key}"] = val.detach().contiguous().cpu()
+    save_file(tensors, str(file), metadata={"format": STATE_FORMAT, "version": str(STATE_VERSION)})
+
+
+def load_optimizer(model, opt, file: Path) -> None:
+    """Inverse of :func:`save_optimizer`; refuses keys that do not fit the model."""
+    from safetensors.torch import load_file
+
+    tensors = load_file(str(file))
+    params = dict(model.named_parameters())
+    per_param: dict[str, dict] = {}
+    for key, val in tensors.items():
+        name, _, sub = key.rpartition("/")
+        if name not in params:
+            raise ResumeMismatch("", f"{file}: optimizer state for unknown parameter {name!r}")
+        if sub != "step" and val.shape != params[name].shape:
+            raise ResumeMismatch("", f"{file}: {key} has shape {tuple(val.shape)}, parameter "
+                                     f"{tuple(params[name].shape)}")
+        per_param.setdefault(name, {})[sub] = val
+    for name, st in per_param.items():
+        opt.state[params[name]] = st
+
+
+def _compatible(saved: dict, cfg: TrainConfig, directory: Path) -> None:
+    now = to_dict(cfg)
+    diff = [f"{k} (checkpoint {saved.get(k)!r}, now {now[k]!r})" for k in now
+            if k not in OPERATIONAL_FIELDS and saved.get(k) != now[k]]
+    if diff:
+        raise ResumeMismatch("", f"{directory} holds a run with another configuration: " + "; ".join(diff)
+                             + " (pass --restart to start over, or another --checkpoint-dir)")
+
+
+def read_state(directory: Path) -> Optional[dict]:
+    """The trainer state of a checkpoint directory, or None if there is none."""
+    file = Path(directory) / STATE_FILE
+    if not file.is_file():
+        return None
+    state = json.loads(file.read_text())
+    if state.get("format") != STATE_FORMAT or state.get("version") != STATE_VERSION:
+        raise ResumeMismatch("", f"{file}: not a version-{STATE_VERSION} {STATE_FORMAT} state")
+    return state
+
+
+def _write_checkpoint(directory: Path, model, opt, state: dict) -> None:
+    from mtsc_sdr.model import save
+
+    tmp = directory.with_name(directory.name + ".tmp")
+    old = directory.with_name(directory.name + ".old")
+    shutil.rmtree(tmp, ignore_errors=True)
+    save(model, tmp)
+    save_optimizer(model, opt, tmp / OPTIMIZER_FILE)
+    (tmp / STATE_FILE).write_text(json.dumps(state, indent=1))
+    shutil.rmtree(old, ignore_errors=True)
+    if directory.exists():
+        directory.rename(old)
+    tmp.rename(directory)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+class _Progress:
+    """tqdm on a terminal, else a line on stderr every ``log_every`` steps (nothing when quiet)."""
+
+    def __init__(self, cfg: TrainConfig, start: int, quiet: bool):
+        self.cfg, self.quiet, self.bar = cfg, quiet, None
+        self.t0 = time.monotonic()
+        if not quiet and sys.stderr.isatty():
+            from tqdm import tqdm
+            self.bar = tqdm(total=cfg.steps, initial=start, desc="train", unit="step", file=sys.stderr,
+                            dynamic_ncols=True)
+
+    def update(self, step: int, task: str, loss: float, lr: float) -> None:
+        if self.quiet:
+            return
+        if self.bar is not None:
+            self.bar.update(1)
+            self.bar.set_postfix_str(f"{task} {loss:.3f} lr {lr:.1e}", refresh=False)
+        elif (step + 1) % self.cfg.log_every == 0 or step + 1 == self.cfg.steps:
+            print(f"train: step {step + 1}/{self.cfg.steps} {task} loss {loss:.4f} lr {lr:.2e} "
+                  f"{time.monotonic() - self.t0:.0f} s", file=sys.stderr, flush=True)
+
+    def note(self, text: str) -> None:
+        if self.quiet:
+            return
+        (self.bar.write if self.bar is not None else (lambda s: print(s, file=sys.stderr, flush=True)))(
+            f"train: {text}")
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def train(cfg: TrainConfig, *, restart: bool = False, until_step: Optional[int] = None,
+          quiet: bool = False, on_step: Optional[Callable[[int, str, float], None]] = None) -> TrainResult:
+    """Train (or resume) the run ``cfg`` into ``cfg.output_dir()``.
+
+    Args:
+        cfg: the run.
+        restart: ignore (and replace) a checkpoint already in the directory.
+        until_step: stop after this many completed steps, with a checkpoint (resume later).
+        quiet: no progress output.
+        on_step: called with (step, task, loss) after each step.
+    Raises:
+        ResumeMismatch: the directory holds a run with another configuration.
+    """
+    import torch
+    from torch.nn.utils import clip_grad_norm_
+
+    from mtsc_sdr.data import collate
+    from mtsc_sdr.model import TextTokenizer, build_model, load
+    from mtsc_sdr.model.tokenizer import corpus
+
+    t_setup = time.monotonic()
+    torch.set_num_threads(cfg.num_threads)
+    directory = cfg.output_dir()
+    state = None if restart else read_state(directory)
+    mcfg = cfg.model_config()
+    if state is not None:
+        _compatible(state["train_config"], cfg, directory)
+        model = load(directory, expect=mcfg)
+    else:
+        n = cfg.tokenizer_scenes
+        tok = TextTokenizer.train(corpus(n_scenes=n, n_audio=max(1, n // 4), n_video=max(1, n // 4)))
+        torch.manual_seed(cfg.seed)
+        model = build_model(mcfg, tok)
+    model.train()
+    opt = torch.optim.AdamW(_param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=(0.9, 0.98), eps=1e-8)
+    start, history = 0, []
+    if state is not None:
+        load_optimizer(model, opt, directory / OPTIMIZER_FILE)
+        start, history = int(state["step"]), [tuple(h) for h in state["history"]]
+    pool = example_pool(cfg)
+    sizes = {t: len(v) for t, v in pool.items()}
+    setup_s = time.monotonic() - t_setup
+
+    end = cfg.steps if until_step is None else max(start, min(cfg.steps, int(until_step)))
+    prog = _Progress(cfg, start, quiet)
+    if state is not None:
+        prog.note(f"resuming {directory} at step {start}/{cfg.steps}")
+    t0 = time.monotonic()
+    stopped_by = ""
+    prev_elapsed = float(state.get("elapsed_s", 0.0)) if state else 0.0
+
+    def checkpoint(step: int) -> None:
+        _write_checkpoint(directory, model, opt, {
+            "format": STATE_FORMAT, "version": STATE_VERSION, "step": step, "finished": step >= cfg.steps,
+            "train_config": to_dict(cfg), "seeds": {"seed": cfg.seed},
+            "elapsed_s": prev_elapsed + time.monotonic() - t0, "history": [list(h) for h in history]})
+
+    step = start
+    try:
+        while step < end:
+            d = draw_step(cfg, step, sizes)
+            batch = collate([pool[d.task][i] for i in d.items.tolist()])
+            lr = lr_at(cfg, step)
+            for g in opt.param_groups:
+                g["lr"] = lr
+            torch.manual_seed(d.torch_seed)                       # dropout
+            gen = torch.Generator().manual_seed(d.noise_seed)     # channel fading + noise
+            loss = model.loss(batch, d.task, torch.from_numpy(d.snr_db), fading=d.fading,
+                              k_factor_db=cfg.k_factor_db, generator=gen)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.grad_clip > 0:
+                clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            opt.step()
+            value = float(loss.detach())
+            if not math.isfinite(value):
+                raise FloatingPointError(f"loss became {value} at step {step} ({d.task}); last checkpoint kept")
+            history.append((step, d.task, value))
+            step += 1
+            prog.update(step - 1, d.task, value, lr)
+            if on_step is not None:
+                on_step(step - 1, d.task, value)
+            over_time = cfg.time_budget_s is not None and time.monotonic() - t0 >= cfg.time_budget_s
+            if over_time and step < end:
+                stopped_by = "time_budget"
+                prog.note(f"time budget of {cfg.time_budget_s:.0f} s reached at step {step}/{cfg.steps}")
+                break
+            if step % cfg.checkpoint_every == 0 and step < end:
+                checkpoint(step)
+    finally:
+        prog.close()
+    if step > start or state is None or not directory.exists():
+        checkpoint(step)
+    if not stopped_by and step < cfg.steps:
+        stopped_by = "until_step"
+    return TrainResult(directory, start, step, step >= cfg.steps, stopped_by, time.monotonic() - t0,
+                       setup_s, history)
