@@ -1,0 +1,356 @@
+"""``mtsc-sdr eval``: a checkpoint per task and SNR, beside the separate-coding baseline and the
+codec-at-capacity bound, on the same items and the same symbol budget per item.
+
+Systems (the ``system`` of each report row):
+
+* ``mtsc``: the model through the torch channel (:meth:`MTSCModel.predict`) at the SNR
+  (Es/N0 per complex symbol), AWGN or Rician block fading (one gain per item, K ``--k-factor-db``,
+  genie equaliser), ``ModelConfig.symbols_per_item`` symbols per item.
+* ``separate``: :class:`mtsc_sdr.baselines.SeparateCodingBaseline` with the same budget. For
+  ``reconstruct`` the received image is the output. For ``caption_image`` the image is sent with
+  the whole budget; for ``vqa`` the question gets ``--question-share`` of the budget (raw DEFLATE,
+  most robust MCS that carries it) and the image the rest. The receiver then runs *our* model on the
+  decoded inputs without a channel in between (clean path: client and server halves back to back,
+  conditioned on ``CLEAN_SNR_DB``, no noise): that is "a LAM at the receiver". A failed image
+  decode gives a mid-grey image, a failed question an empty one. ``delivery_rate`` rows give the
+  share of items whose inputs all arrived.
+  The baseline has no audio or video codec: ``caption_audio`` and ``caption_video`` have no
+  ``separate`` rows, and ``meta.skipped`` says so.
+* ``capacity`` (``reconstruct`` only): :func:`mtsc_sdr.baselines.codec_at_capacity`, the best
+  codec setting that fits the Shannon capacity of the budget (ergodic for Rician).
+
+Outputs in ``--out`` (default ``results/eval``): ``eval.json`` ({meta, rows}, DESIGN.md's schema)
+and ``eval_<task>.png`` (each metric vs SNR, all systems on the same axes); a table on stdout
+(stderr with ``--json``, where stdout gets the JSON object).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import re
+import sys
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+
+from mtsc_sdr.runtime.report import row, run_meta
+
+TASKS = ("vqa", "caption_image", "caption_audio", "caption_video", "reconstruct")
+CHANNELS = ("awgn", "rician")
+#: SNR the model is conditioned on for the baseline's clean receiver path (top of the training range).
+CLEAN_SNR_DB = 20.0
+NO_BASELINE = {"caption_audio": "the separate-coding baseline has no audio codec",
+               "caption_video": "the separate-coding baseline has no video codec"}
+
+
+def parse_snr_list(text: str) -> list[float]:
+    """``"start:stop:step"`` (inclusive of stop when on the grid) or a comma list -> SNRs in dB.
+
+    >>> parse_snr_list("-5:20:5")
+    [-5.0, 0.0, 5.0, 10.0, 15.0, 20.0]
+    >>> parse_snr_list("0,10")
+    [0.0, 10.0]
+    """
+    text = str(text).strip()
+    if not text:
+        raise ValueError("empty SNR list")
+    try:
+        if ":" in text:
+            parts = [float(p) for p in text.split(":")]
+            if len(parts) not in (2, 3):
+                raise ValueError
+            start, stop = parts[0], parts[1]
+            step = parts[2] if len(parts) == 3 else 1.0
+            if step <= 0 or not all(map(math.isfinite, parts)):
+                raise ValueError
+            if stop < start:
+                raise ValueError
+            n = int(math.floor((stop - start) / step + 1e-9)) + 1
+            return [round(start + i * step, 10) for i in range(n)]
+        return [float(p) for p in text.split(",") if p.strip()]
+    except ValueError:
+        raise ValueError(f"bad SNR list {text!r}: expected start:stop:step with step > 0 and stop >= start "
+                         f"(e.g. -5:20:5) or a comma list (e.g. 0,10)") from None
+
+
+def _seed(*parts) -> int:
+    return int(np.random.SeedSequence([int(p) & 0xFFFFFFFF for p in parts]).generate_state(1)[0])
+
+
+def _snr_key(snr_db: float) -> int:
+    return int(round(snr_db * 100)) + 100_000
+
+
+def _to_uint8(images) -> np.ndarray:
+    """float (B, 3, H, W) in [0, 1] -> uint8 (B, H, W, 3)."""
+    arr = images.detach().cpu().numpy() if hasattr(images, "detach") else np.asarray(images)
+    return np.clip(np.rint(np.moveaxis(arr, 1, -1) * 255.0), 0, 255).astype(np.uint8)
+
+
+def _chunks(seq, n):
+    for i in range(0, len(seq), n):
+        yield seq[i:i + n]
+
+
+def _score(task: str, hyps, items) -> dict[str, float]:
+    from mtsc_sdr.metrics import score_task
+
+    if task == "reconstruct":  # uint8 (N, H, W, 3) -> the metrics' batch layout (N, 3, H, W)
+        refs = np.stack([e.target_image for e in items]).transpose(0, 3, 1, 2)
+        return score_task(task, np.ascontiguousarray(np.stack(hyps).transpose(0, 3, 1, 2)),
+                          np.ascontiguousarray(refs))
+    return score_task(task, list(hyps), [e.references for e in items])
+
+
+def _model_outputs(model, task, items, snr_db, channel, k_factor_db, seed, batch_size):
+    """Our system: list[str] or list of uint8 (H, W, 3) images."""
+    import torch
+
+    from mtsc_sdr.data import collate
+
+    gen = torch.Generator().manual_seed(seed)
+    out: list = []
+    for chunk in _chunks(items, batch_size):
+        batch = collate(chunk)
+        pred = model.predict(batch, task, torch.full((len(chunk),), float(snr_db)),
+                             fading=None if channel == "awgn" else "rician", k_factor_db=k_factor_db,
+                             generator=gen)
+        out += list(_to_uint8(pred)) if task == "reconstruct" else list(pred)
+    return out
+
+
+def clean_outputs(model, task, items, batch_size):
+    """Our model at the receiver on already-decoded inputs: client and server halves back to
+    back, no channel, conditioned on :data:`CLEAN_SNR_DB`."""
+    import torch
+
+    from mtsc_sdr.data import collate
+
+    out: list = []
+    with torch.no_grad():
+        for chunk in _chunks(items, batch_size):
+            batch = collate(chunk)
+            snr = torch.full((len(chunk),), CLEAN_SNR_DB)
+            up = model.client.encode(batch, task, snr)
+            down = model.server(up.symbols, up.rate_idx, up.n_tokens, snr, up.task_ids)
+            pred = model.client.decode(task, down)
+            out += list(_to_uint8(pred)) if task == "reconstruct" else list(pred)
+    return out
+
+
+def _separate(model, task, items, snr_db, channel, k_factor_db, seed, budget, question_share, batch_size):
+    """(outputs, delivery rate) of the separate-coding baseline; see the module docstring."""
+    from mtsc_sdr.baselines import SeparateCodingBaseline
+
+    if task == "vqa":
+        q_syms = max(1, int(round(budget * question_share)))
+        img_link = SeparateCodingBaseline(budget - q_syms, seed=_seed(seed, 1), k_factor_db=k_factor_db)
+        txt_link = SeparateCodingBaseline(q_syms, seed=_seed(seed, 2), k_factor_db=k_factor_db)
+    else:
+        img_link = SeparateCodingBaseline(budget, seed=_seed(seed, 1), k_factor_db=k_factor_db)
+        txt_link = None
+    received, ok = [], 0
+    for e in items:
+        img, info = img_link.transmit_image(e.image, snr_db, channel)
+        good = bool(info["success"])
+        if task == "reconstruct":
+            received.append(img)
+        else:
+            q = e.question
+            if txt_link is not None:
+                q, qinfo = txt_link.transmit_text(e.question, snr_db, channel)
+                good = good and q is not None
+                q = q or ""
+            received.append(replace(e, image=img, question=q))
+        ok += good
+    rate = ok / max(1, len(items))
+    if task == "reconstruct":
+        return received, rate
+    return clean_outputs(model, task, received, batch_size), rate
+
+
+def _capacity(items, snr_db, channel, k_factor_db, budget):
+    from mtsc_sdr.baselines import codec_at_capacity
+
+    return [codec_at_capacity(e.image, snr_db, budget, channel, k_factor_db)[0] for e in items]
+
+
+def evaluate(checkpoint: str | Path, snrs: list[float], *, channel: str = "awgn",
+             tasks: tuple[str, ...] = TASKS, n_per_task: int = 100, split: str = "test", seed: int = 0,
+             baseline: bool = True, k_factor_db: float = 6.0, question_share: float = 0.5,
+             batch_size: int = 64, threads: Optional[int] = 2, progress: bool = False) -> dict[str, Any]:
+    """Run the evaluation; returns the report ``{"meta", "rows"}`` (see the module docstring)."""
+    import torch
+
+    from mtsc_sdr.data import examples, natural_patches
+    from mtsc_sdr.metrics import METRIC_UNITS
+    from mtsc_sdr.model import TASK_IDS, load
+
+    if channel not in CHANNELS:
+        raise ValueError(f"channel must be one of {CHANNELS}, got {channel!r}")
+    unknown = [t for t in tasks if t not in TASKS]
+    if unknown:
+        raise ValueError(f"unknown task(s) {unknown}; tasks are {list(TASKS)}")
+    if threads:
+        torch.set_num_threads(threads)
+    model = load(checkpoint).eval()
+    budget = model.cfg.symbols_per_item
+    rows: list[dict] = []
+    skipped: list[str] = []
+    counts: dict[str, int] = {}
+    work = [(t, s) for t in tasks for s in snrs]
+    bar = None
+    if progress:
+        from tqdm import tqdm
+        bar = tqdm(total=len(work), desc="eval", unit="point", file=sys.stderr, dynamic_ncols=True)
+    for task in tasks:
+        n = n_per_task
+        if task == "reconstruct":
+            n = min(n, len(natural_patches(split)))
+        items = examples(split, [task], n_per_task=n, seed=seed)
+        counts[task] = len(items)
+        if baseline and task in NO_BASELINE:
+            skipped.append(f"separate/{task}: {NO_BASELINE[task]}; no rows")
+        for snr in snrs:
+            s = _seed(seed, TASK_IDS[task], _snr_key(snr), CHANNELS.index(channel))
+
+            def add(system, scores, **extra):
+                for metric, value in scores.items():
+                    rows.append(row(system, task, channel, float(snr), metric, float(value),
+                                    unit=METRIC_UNITS.get(metric), n=len(items), **extra))
+
+            add("mtsc", _score(task, _model_outputs(model, task, items, snr, channel, k_factor_db, s,
+                                                    batch_size), items), symbols_per_item=budget)
+            if baseline and task not in NO_BASELINE:
+                outs, rate = _separate(model, task, items, snr, channel, k_factor_db, s, budget,
+                                       question_share, batch_size)
+                add("separate", _score(task, outs, items), symbols_per_item=budget)
+                rows.append(row("separate", task, channel, float(snr), "delivery_rate", rate, unit="fraction",
+                                n=len(items), symbols_per_item=budget))
+                if task == "reconstruct":
+                    add("capacity", _score(task, _capacity(items, snr, channel, k_factor_db, budget), items),
+                        symbols_per_item=budget)
+            if bar is not None:
+                bar.update(1)
+    if bar is not None:
+        bar.close()
+    config = {"checkpoint": str(checkpoint), "snr_db": list(snrs), "channel": channel, "tasks": list(tasks),
+              "n_per_task": n_per_task, "items": counts, "split": split, "baseline": baseline,
+              "k_factor_db": k_factor_db, "question_share": question_share, "clean_snr_db": CLEAN_SNR_DB,
+              "symbols_per_item": budget, "model": json.loads(json.dumps(_model_dict(model)))}
+    meta = run_meta(config, {"seed": seed})
+    meta["skipped"] = skipped
+    return {"meta": meta, "rows": rows}
+
+
+def _model_dict(model) -> dict:
+    from mtsc_sdr.config import to_dict
+
+    return to_dict(model.cfg)
+
+
+def format_table(rows: list[dict]) -> str:
+    """One line per (task, metric, system), one column per SNR."""
+    snrs = sorted({r["snr_db"] for r in rows})
+    keys: dict[tuple, dict] = {}
+    for r in rows:
+        keys.setdefault((r["task"], r["metric"], r["system"]), {})[r["snr_db"]] = r["value"]
+    head = f"{'task':<14} {'metric':<14} {'system':<9}" + "".join(f"{s:>9g}" for s in snrs)
+    lines = [f"SNR (dB) -> channel {rows[0]['channel'] if rows else ''}", head, "-" * len(head)]
+    order = {"mtsc": 0, "separate": 1, "capacity": 2}
+    for (task, metric, system), vals in sorted(keys.items(), key=lambda kv: (TASKS.index(kv[0][0]), kv[0][1],
+                                                                           order.get(kv[0][2], 9))):
+        cells = "".join(f"{vals[s]:>9.3f}" if s in vals and vals[s] is not None else f"{'-':>9}" for s in snrs)
+        lines.append(f"{task:<14} {metric:<14} {system:<9}{cells}")
+    return "\n".join(lines)
+
+
+def plot(rows: list[dict], out: Path) -> list[Path]:
+    """``eval_<task>.png`` per task: each metric vs SNR, every system on the same axes."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    files = []
+    styles = {"mtsc": dict(marker="o"), "separate": dict(marker="s", linestyle="--"),
+              "capacity": dict(marker="^", linestyle=":", color="k")}
+    for task in [t for t in TASKS if any(r["task"] == t for r in rows)]:
+        metrics = [m for m in dict.fromkeys(r["metric"] for r in rows if r["task"] == task)]
+        fig, axes = plt.subplots(1, len(metrics), figsize=(4.5 * len(metrics), 3.6), squeeze=False)
+        for ax, metric in zip(axes[0], metrics):
+            for system in ("mtsc", "separate", "capacity"):
+                pts = sorted((r["snr_db"], r["value"]) for r in rows if r["task"] == task and r["metric"] == metric
+                             and r["system"] == system and r["value"] is not None and math.isfinite(r["value"]))
+                if pts:
+                    ax.plot(*zip(*pts), label=system, **styles[system])
+            ch = next(r["channel"] for r in rows if r["task"] == task)
+            ax.set(xlabel=f"SNR (dB, {ch})", ylabel=metric, title=f"{task}: {metric}")
+            ax.grid(True, alpha=0.3)
+            ax.legend()
+        fig.tight_layout()
+        path = out / f"eval_{task}.png"
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
+        files.append(path)
+    return files
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    from mtsc_sdr.train.config import default_checkpoint_dir
+
+    # let "--snr-db -5:20:5" through as a value, not an option
+    p._negative_number_matcher = re.compile(r"^-\d[\d.:,\-]*$|^-\.\d[\d.:,\-]*$")
+    p.add_argument("--checkpoint", metavar="DIR", default=None,
+                   help=f"model checkpoint (default {default_checkpoint_dir('default')})")
+    p.add_argument("--snr-db", default="-5:20:5", help="start:stop:step (inclusive) or a comma list, dB")
+    p.add_argument("--channel", choices=CHANNELS, default="awgn")
+    p.add_argument("--tasks", nargs="+", choices=TASKS, default=list(TASKS))
+    p.add_argument("--n-per-task", type=int, default=100, metavar="N", help="items per task")
+    p.add_argument("--split", choices=("val", "test"), default="test")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--k-factor-db", type=float, default=6.0, help="Rician K (with --channel rician)")
+    p.add_argument("--question-share", type=float, default=0.5,
+                   help="separate baseline, vqa: share of the symbol budget for the question")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--out", default="results/eval", metavar="DIR", help="where eval.json and the plots go")
+    p.add_argument("--no-baseline", action="store_true", help="only our model")
+    p.add_argument("--json", action="store_true", help="print the report as one JSON object")
+
+
+def run(args: argparse.Namespace) -> int:
+    from mtsc_sdr.train.config import default_checkpoint_dir
+
+    try:
+        snrs = parse_snr_list(args.snr_db)
+    except ValueError as exc:
+        print(f"mtsc-sdr eval: --snr-db: {exc}", file=sys.stderr)
+        return 2
+    if args.n_per_task < 1 or not 0 < args.question_share < 1:
+        print("mtsc-sdr eval: --n-per-task must be >= 1 and --question-share in (0, 1)", file=sys.stderr)
+        return 2
+    ckpt = Path(args.checkpoint) if args.checkpoint else default_checkpoint_dir("default")
+    if not (ckpt / "config.json").is_file():
+        print(f"mtsc-sdr eval: no checkpoint at {ckpt} (train one with `mtsc-sdr train`)", file=sys.stderr)
+        return 2
+    report = evaluate(ckpt, snrs, channel=args.channel, tasks=tuple(args.tasks), n_per_task=args.n_per_task,
+                      split=args.split, seed=args.seed, baseline=not args.no_baseline,
+                      k_factor_db=args.k_factor_db, question_share=args.question_share,
+                      batch_size=args.batch_size, threads=args.threads, progress=sys.stderr.isatty())
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "eval.json").write_text(json.dumps(report, indent=1))
+    files = plot(report["rows"], out)
+    stream = sys.stderr if args.json else sys.stdout
+    print(format_table(report["rows"]), file=stream)
+    for note in report["meta"]["skipped"]:
+        print(f"note: {note}", file=stream)
+    print(f"wrote {out / 'eval.json'} and {', '.join(str(f) for f in files)}", file=stream)
+    if args.json:
+        print(json.dumps(report))
+    return 0
