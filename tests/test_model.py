@@ -180,6 +180,18 @@ def test_server_holds_no_token_embedding(model):
     assert model.client.text_decoder.embedding.weight is model.client.lam_encoder.embed_tokens.weight
 
 
+def test_lam_decoder_output_depends_on_semantics_at_init(model):
+    """Regression: with BART's default init_std 0.02 (sized for d_model 768+) the cross-attention
+    path had a gain of ~0.05 at d_model 32-128, so the task semantics barely varied with the
+    received semantics (cross-item std / std ~0.005) and training collapsed to the text prior."""
+    d = model.cfg.d_model
+    sem = torch.randn(8, 6, d, generator=gen(0))
+    q = model.server.task_queries[torch.zeros(8, dtype=torch.long)]
+    with torch.no_grad():
+        out = model.server.lam_decoder(q, sem, torch.ones(8, 6, dtype=torch.bool))
+    assert float(out.std(0).mean() / out.std()) > 0.1
+
+
 # -- train-ability -----------------------------------------------------------------------------
 @pytest.mark.parametrize("task", ["vqa", "reconstruct"])
 def test_few_steps_reduce_loss(tok, batches, task):
