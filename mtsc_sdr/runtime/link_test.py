@@ -25,7 +25,7 @@ import json
 import math
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal, Optional
 
 import numpy as np
@@ -105,7 +105,7 @@ def channel_processes(cfg: LinkTestConfig, tx_ep: str, rx_ep: str) -> list:
 
 @dataclass
 class _Tally:
-    frames: list = None  # RxFrame, header OK, this session, first copy of each seq
+    frames: list = field(default_factory=list)  # RxFrame, header OK, this session, first copy of each seq
     samples: int = 0
     t_first: float | None = None
     t_last: float | None = None
@@ -118,7 +118,7 @@ def _receive(cfg: LinkTestConfig, rx_ep: str, tx: ManagedProcess, channel: list[
     from mtsc_sdr.runtime.link_tx import LINK_TEST_SESSION
 
     rx = Receiver(ReceiverConfig(sample_rate_hz=cfg.sample_rate_hz))
-    tally = _Tally(frames=[])
+    tally = _Tally()
     seen: set[int] = set()
     tx_summary: dict | None = None
     t_start = time.monotonic()

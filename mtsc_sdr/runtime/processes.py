@@ -4,7 +4,7 @@ Every process the orchestrator starts (a transmitter, the software channel, a GN
 is a :class:`ManagedProcess`. Its stderr goes to a temporary file so that a failure can be
 reported with its last lines; :meth:`ManagedProcess.check` raises :class:`ProcessFailed` naming the
 process as soon as it has died; :meth:`ManagedProcess.stop` sends SIGINT, then SIGTERM, then
-SIGKILL, waiting a little after each.
+SIGKILL, waiting a little after each, and releases its stderr file.
 """
 
 from __future__ import annotations
@@ -63,6 +63,8 @@ class ManagedProcess:
         return self.proc.poll() is None
 
     def stderr_tail(self, max_lines: int = 20) -> str:
+        if self._stderr.closed:  # stopped: what mattered was reported when it failed
+            return ""
         self._stderr.flush()
         self._stderr.seek(0)
         lines = self._stderr.read().decode(errors="replace").splitlines()
@@ -97,7 +99,7 @@ class ManagedProcess:
     # -- stopping --------------------------------------------------------------------------------
 
     def stop(self, grace_s: float = 3.0) -> int | None:
-        """Stop it: SIGINT, then SIGTERM, then SIGKILL, ``grace_s`` apart. Returns the exit status."""
+        """Stop it: SIGINT, then SIGTERM, then SIGKILL, ``grace_s`` apart. Releases the stderr file; returns the exit status."""
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGKILL):
             if self.proc.poll() is not None:
                 break
@@ -111,11 +113,11 @@ class ManagedProcess:
                 continue
         if self.proc.stdout is not None:
             self.proc.stdout.close()
+        self._stderr.close()
         return self.proc.poll()
 
     def close(self) -> None:
         self.stop()
-        self._stderr.close()
 
     def __enter__(self) -> "ManagedProcess":
         return self
