@@ -116,6 +116,15 @@ def test_rate_choice_monotone_and_within_budget():
         choose_rate(torch.tensor([0.0]), 3, table, thr)
 
 
+def test_rate_choice_fills_the_budget_when_tokens_are_few():
+    table, thr = (4, 8, 16, 32), (0.0, 6.0, 12.0)
+    snr = torch.tensor([20.0, 20.0, 20.0, 3.0, -5.0])
+    n_valid = torch.tensor([64, 16, 200, 64, 64])
+    spt = torch.tensor(table)[choose_rate(snr, 512, table, thr, n_valid)]
+    # 64 tokens x 8 fill 512; 16 tokens need 32 each; 200 tokens: 128 at 4; floors at 3 and -5 dB
+    assert spt.tolist() == [8, 32, 4, 16, 32]
+
+
 def test_top_k_keeps_highest_scores_in_order():
     scores = torch.tensor([[0.1, 5.0, -1.0, 3.0, 4.0, float("-inf")],
                            [9.0, 1.0, 2.0, 0.0, float("-inf"), float("-inf")]])
@@ -144,8 +153,15 @@ def test_uplink_power_budget_and_importance(model, batches):
                 imp = up.importance[i]
                 assert set(kept.tolist()) == set(imp.topk(k).indices.tolist())
                 assert bool((kept[1:] > kept[:-1]).all())
-            spt = torch.tensor(cfg.rate_table)[up.rate_idx]
-            assert bool((spt[1:] <= spt[:-1]).all())  # SNRS ascending
+            # the rate obeys the SNR floor and puts the most symbols on the air
+            table = torch.tensor(cfg.rate_table)
+            floor = table[choose_rate(SNRS, budget, cfg.rate_table, cfg.rate_snr_thresholds_db)]
+            for i in range(4):
+                s, n_valid = int(table[up.rate_idx[i]]), int(torch.isfinite(up.importance[i]).sum())
+                best = max(min(n_valid, budget // int(t)) * int(t) for t in table
+                           if floor[i] <= t <= budget)
+                assert s >= floor[i] and int(used[i]) == best
+                assert not bool(torch.isfinite(up.importance[i, 0]))  # the task token is never sent
 
 
 # -- split -------------------------------------------------------------------------------------

@@ -3,10 +3,11 @@
 Encoder (client): LAM encoder states (B, L, d) -> complex channel symbols.
 
 1. Importance: a small head scores every token, ``importance`` float32 (B, L) (logits; padding
-   tokens get -inf).
-2. Rate: :func:`choose_rate` picks, from the SNR (CSI) and the budget, an index into
-   ``rate_table`` = complex symbols per kept token. Low SNR -> more symbols per token (more
-   redundancy) and so fewer tokens; high SNR -> fewer symbols per token and more tokens.
+   tokens and the task token, whose id the frame header carries, get -inf).
+2. Rate: :func:`choose_rate` picks, from the SNR (CSI), the budget and the tokens available, an
+   index into ``rate_table`` = complex symbols per kept token. Low SNR -> more symbols per token
+   (more redundancy) and so fewer tokens; high SNR -> fewer symbols per token and more tokens,
+   as long as that still fills the budget.
 3. Keep ``k = min(budget // rate_table[rate_idx], valid tokens)`` tokens with the highest scores,
    **in their original order**. Positions are not transmitted: the states already carry BART's
    position information, and the receiver's only consumer (LAM decoder cross-attention) treats
@@ -39,16 +40,24 @@ from torch import nn
 from .config import ModelConfig
 
 
-def choose_rate(snr_db: torch.Tensor, budget: int, rate_table, thresholds_db) -> torch.Tensor:
-    """Rate index per item from the SNR and the budget.
+def choose_rate(snr_db: torch.Tensor, budget: int, rate_table, thresholds_db,
+                n_valid: torch.Tensor | None = None) -> torch.Tensor:
+    """Rate index per item from the SNR (CSI), the budget and the tokens available.
+
+    The SNR sets the least redundancy allowed: ``s_min`` = the last (most symbols per token)
+    entry below ``thresholds_db[0]``, one entry less per threshold passed. Among the table
+    rates ``s >= s_min`` the item then takes the one that puts the most symbols on the air,
+    ``min(n_valid, budget // s) * s``, and of equals the smallest (most tokens kept). So at high
+    SNR an item with few tokens spends its spare budget on redundancy instead of leaving it
+    unused, and at low SNR it keeps fewer tokens, each better protected.
 
     Args:
-        snr_db: float (B,) SNR (Es/N0, dB) the client expects at the receiver (CSI).
+        snr_db: float (B,) SNR (Es/N0, dB) the client expects at the receiver.
         budget: complex symbols per item.
         rate_table: ascending symbols per token; thresholds_db: ascending, len(rate_table) - 1.
+        n_valid: int64 (B,) tokens that could be sent (None: unlimited).
     Returns:
-        int64 (B,): ``len-1`` (most symbols per token) below ``thresholds_db[0]``, one less per
-        threshold passed, never a rate whose single token exceeds ``budget``.
+        int64 (B,), never a rate whose single token exceeds ``budget``.
     """
     table = torch.as_tensor(rate_table, dtype=torch.int64, device=snr_db.device)
     fits = int((table <= budget).sum())
@@ -56,7 +65,14 @@ def choose_rate(snr_db: torch.Tensor, budget: int, rate_table, thresholds_db) ->
         raise ValueError(f"budget of {budget} symbols is less than the smallest rate {int(table[0])}")
     thr = torch.as_tensor(thresholds_db, dtype=torch.float32, device=snr_db.device)
     passed = torch.bucketize(snr_db.float(), thr, right=True)      # thresholds <= snr
-    return (len(rate_table) - 1 - passed).clamp(max=fits - 1).to(torch.int64)
+    lowest = (len(rate_table) - 1 - passed).clamp(max=fits - 1)     # (B,) index of s_min
+    if n_valid is None:
+        return lowest.to(torch.int64)
+    tokens = torch.minimum(n_valid[:, None], budget // table[None, :])            # (B, R)
+    used = torch.where(torch.arange(len(rate_table), device=snr_db.device)[None, :] >= lowest[:, None],
+                       tokens * table[None, :], torch.full_like(tokens, -1))
+    used[:, fits:] = -1
+    return used.argmax(dim=1).to(torch.int64)                      # first maximum = smallest rate
 
 
 class SNRFiLM(nn.Module):
@@ -118,9 +134,14 @@ def keep_top_k(importance: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
 class JSCEncoder(nn.Module):
     """LAM encoder states -> channel symbols (see the module docstring)."""
 
-    def __init__(self, cfg: ModelConfig):
+    def __init__(self, cfg: ModelConfig, skip_first: int = 1):
         super().__init__()
         d = cfg.d_model
+        self.skip_first = skip_first     # leading positions never sent (the task token)
+        #: which tokens are kept: "importance" (the model), or for ablations "fixed" (the first
+        #: sendable positions) or "random" (uniform, from ``selection_generator``)
+        self.selection = "importance"
+        self.selection_generator: torch.Generator | None = None
         self.rate_table = tuple(cfg.rate_table)
         self.thresholds_db = tuple(cfg.rate_snr_thresholds_db)
         self.default_budget = cfg.symbols_per_item
@@ -131,14 +152,19 @@ class JSCEncoder(nn.Module):
 
     def forward(self, states: torch.Tensor, mask: torch.Tensor, snr_db: torch.Tensor,
                 budget: int | None = None) -> JSCCode:
-        """states float32 (B, L, d), mask bool (B, L), snr_db float (B,) -> :class:`JSCCode`."""
+        """states float32 (B, L, d), mask bool (B, L), snr_db float (B,) -> :class:`JSCCode`.
+
+        The first ``skip_first`` positions (the task token) are never sent: the frame header
+        carries the task id and the server has its own task queries."""
         budget = self.default_budget if budget is None else int(budget)
         b, _, d = states.shape
-        score = self.importance(states).squeeze(-1).masked_fill(~mask, float("-inf"))
-        rate_idx = choose_rate(snr_db, budget, self.rate_table, self.thresholds_db)
+        sendable = mask.clone()
+        sendable[:, :self.skip_first] = False
+        score = self.importance(states).squeeze(-1).masked_fill(~sendable, float("-inf"))
+        rate_idx = choose_rate(snr_db, budget, self.rate_table, self.thresholds_db, sendable.sum(1))
         spt = torch.as_tensor(self.rate_table, device=states.device)[rate_idx]
-        n_tokens = torch.minimum(budget // spt, mask.sum(1)).to(torch.int64)
-        pos = keep_top_k(score, n_tokens)                                # (B, K)
+        n_tokens = torch.minimum(budget // spt, sendable.sum(1)).to(torch.int64)
+        pos = keep_top_k(self._ranking(score), n_tokens)                 # (B, K)
         valid = pos >= 0
         idx = pos.clamp(min=0)
         kept = states.gather(1, idx[..., None].expand(-1, -1, d))
@@ -157,6 +183,19 @@ class JSCEncoder(nn.Module):
             z = z / torch.sqrt(power + 1e-12)[:, None]
             symbols = symbols.index_put((items[:, None], torch.arange(kr * s, device=z.device)[None, :]), z)
         return JSCCode(symbols, rate_idx, n_tokens, pos, score)
+
+
+    def _ranking(self, score: torch.Tensor) -> torch.Tensor:
+        """Scores that decide which tokens are kept (B, L); -inf positions stay -inf."""
+        if self.selection == "importance":
+            return score
+        if self.selection == "fixed":
+            alt = -torch.arange(score.shape[1], dtype=score.dtype, device=score.device).expand_as(score)
+        elif self.selection == "random":
+            alt = torch.rand(score.shape, generator=self.selection_generator).to(score.device)
+        else:
+            raise ValueError(f"selection must be 'importance', 'fixed' or 'random', got {self.selection!r}")
+        return alt.masked_fill(torch.isinf(score), float("-inf"))
 
 
 class JSCDecoder(nn.Module):
