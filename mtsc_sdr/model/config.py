@@ -122,7 +122,7 @@ class ModelConfig:
     def micro(cls) -> "ModelConfig":
         """A tiny configuration for tests (forward + backward in milliseconds)."""
         cfg = replace(cls(), d_model=32, encoder_layers=1, decoder_layers=1, attention_heads=2,
-                      ffn_dim=64, max_positions=64, dropout=0.0, max_question_len=12,
+                      ffn_dim=64, max_positions=64, dropout=0.0, max_question_len=12, image_tokens=16,
                       max_output_len=16, cnn_channels=8, n_mels=16, audio_tokens=8,
                       video_frames=8, task_queries=4, text_decoder_layers=1, symbols_per_item=128)
         cfg.validate()

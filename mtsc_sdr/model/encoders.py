@@ -20,9 +20,11 @@ HOP = 160   # 10 ms
 
 
 def _cnn(in_ch: int, ch: int, out_ch: int, n_down: int) -> nn.Sequential:
-    """``n_down`` stride-2 3x3 convs with GELU: (B, in_ch, H, W) -> (B, out_ch, H/2^n, W/2^n)."""
-    layers: list[nn.Module] = []
-    c = in_ch
+    """A full-resolution 3x3 conv, then ``n_down`` stride-2 3x3 convs, GroupNorm + GELU between:
+    (B, in_ch, H, W) -> (B, out_ch, H/2^n, W/2^n). The first conv sees colours and edges at full
+    resolution before anything is downsampled (small objects are only a few pixels wide)."""
+    layers: list[nn.Module] = [nn.Conv2d(in_ch, ch, 3, padding=1), nn.GroupNorm(1, ch), nn.GELU()]
+    c = ch
     for i in range(n_down):
         nxt = out_ch if i == n_down - 1 else ch
         layers += [nn.Conv2d(c, nxt, 3, stride=2, padding=1)]
@@ -42,12 +44,13 @@ class ImageEncoder(nn.Module):
         n_down = int(round(math.log2(cfg.image_size // grid)))
         self.cnn = _cnn(3, cfg.cnn_channels, cfg.cnn_channels, n_down)
         self.proj = nn.Linear(cfg.cnn_channels, cfg.d_model)  # input projection to the LAM width
+        self.norm = nn.LayerNorm(cfg.d_model)
         self.pos = nn.Parameter(torch.zeros(cfg.image_tokens, cfg.d_model))
         nn.init.normal_(self.pos, std=0.02)
 
     def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         f = self.cnn(image * 2.0 - 1.0)                 # (B, C, g, g)
-        tokens = self.proj(f.flatten(2).transpose(1, 2)) + self.pos
+        tokens = self.norm(self.proj(f.flatten(2).transpose(1, 2))) + self.pos
         return tokens, torch.ones(tokens.shape[:2], dtype=torch.bool, device=tokens.device)
 
 
@@ -80,6 +83,12 @@ class LogMel(nn.Module):
                           return_complex=True)                         # (B, F, frames)
         power = spec.real ** 2 + spec.imag ** 2
         return torch.log(torch.einsum("bft,fm->bmt", power, self.fb) + 1e-6)
+
+
+#: Fixed standardisation of :class:`LogMel` output (natural-log mel power): the built-in clips
+#: average about -11.5 with a spread of about 2.2; a fixed affine keeps loudness information
+#: (which per-clip normalisation would remove) while giving the convolutions inputs near unit scale.
+LOGMEL_MEAN, LOGMEL_STD = -11.5, 2.2
 
 
 class AudioEncoder(nn.Module):
@@ -115,7 +124,7 @@ class AudioEncoder(nn.Module):
         if lengths is None:
             lengths = torch.full((b,), n, dtype=torch.int64, device=audio.device)
         lengths = lengths.clamp(max=self.n_samples)
-        x = self.conv(self.logmel(audio))                              # (B, C, frames / 4)
+        x = self.conv((self.logmel(audio) - LOGMEL_MEAN) / LOGMEL_STD)  # (B, C, frames / 4)
         tokens = self.proj(self.pool(x).transpose(1, 2)) + self.pos    # (B, T, d)
         start = torch.arange(self.n_tokens, device=audio.device) * (self.n_samples / self.n_tokens)
         mask = start[None, :] < lengths[:, None]

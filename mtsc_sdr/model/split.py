@@ -164,9 +164,11 @@ class ClientModel(nn.Module):
 
     def task_loss(self, task: str, semantics: torch.Tensor, batch: dict) -> torch.Tensor:
         """Scalar loss: token cross-entropy with teacher forcing on each example's first
-        reference (text tasks), or MSE to ``target_image`` (reconstruct)."""
+        reference (text tasks), or ``log10(MSE)`` = -PSNR/10 dB of the batch (reconstruct: the
+        log keeps its gradient at the scale of the cross-entropies however small the MSE gets)."""
         if task == "reconstruct":
-            return F.mse_loss(self.image_decoder(semantics), batch["target_image"].to(self.device))
+            mse = F.mse_loss(self.image_decoder(semantics), batch["target_image"].to(self.device))
+            return torch.log10(mse + 1e-10)
         ids = self.target_ids([refs[0] for refs in batch["references"]])
         logits = self.text_decoder(ids[:, :-1], semantics)
         labels = ids[:, 1:].masked_fill(ids[:, 1:] == self.tokenizer.pad_id, -100)
