@@ -40,7 +40,7 @@ def test_cli_micro_run_writes_a_loadable_checkpoint(tmp_path, capsys):
     model = load(out, expect=ModelConfig.micro())
     assert model.cfg == ModelConfig.micro()
     state = json.loads((out / "trainer_state.json").read_text())
-    assert state["step"] == 4 and len(state["history"]) == 4
+    assert state["step"] == 4 and len(state["history"]) == 4 * 5   # one entry per task and step (mix_tasks)
     # finished run found again: nothing to do, exit 0
     assert main(["train", "--config", str(cfg_file), "--checkpoint-dir", str(out), "--quiet"]) == 0
 
@@ -129,3 +129,27 @@ def test_lr_schedule_and_draws():
     assert -5 <= min(snrs) < -3 and 18 < max(snrs) <= 20
     fad = {draw_step(cfg, k, sizes).fading for k in range(50)}
     assert fad == {None, "rician"}
+
+
+def test_mixed_draws_budgets_and_snr_curriculum():
+    from mtsc_sdr.train.trainer import draw_steps, snr_range_at
+
+    cfg = TrainConfig.from_dict({"steps": 100, "budgets": [256, 512], "snr_curriculum": 0.5})
+    sizes = {t: 50 for t in cfg.tasks}
+    draws = draw_steps(cfg, 3, sizes)
+    assert [d.task for d in draws] == list(cfg.tasks)               # mix_tasks: every task every step
+    assert all(len(d.items) == cfg.batch_size for d in draws)
+    again = draw_steps(cfg, 3, sizes)
+    assert all((a.items == b.items).all() and a.budget == b.budget for a, b in zip(draws, again))
+    assert {d.budget for k in range(20) for d in draw_steps(cfg, k, sizes)} == {256, 512}
+    assert snr_range_at(cfg, 0) == (20.0, 20.0)
+    assert snr_range_at(cfg, 25) == pytest.approx((7.5, 20.0))
+    assert snr_range_at(cfg, 50) == (-5.0, 20.0) == snr_range_at(cfg, 99)
+    early = [s for d in draw_steps(cfg, 10, sizes) for s in d.snr_db]
+    assert min(early) >= 15.0
+    one = TrainConfig.from_dict({"steps": 100, "mix_tasks": False})
+    assert len(draw_steps(one, 3, sizes)) == 1
+    with pytest.raises(ConfigError, match="snr_curriculum"):
+        TrainConfig.from_dict({"snr_curriculum": 2})
+    with pytest.raises(ConfigError, match="budgets"):
+        TrainConfig.from_dict({"budgets": [0]})

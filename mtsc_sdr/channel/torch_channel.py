@@ -37,8 +37,12 @@ def _check_x(x: torch.Tensor) -> None:
 
 def complex_normal(shape: tuple[int, ...], generator: torch.Generator | None = None,
                    device=None) -> torch.Tensor:
-    """CN(0, 1) samples (real and imaginary parts each of variance 1/2), complex64."""
-    re_im = torch.randn((*shape, 2), generator=generator, device=device) * math.sqrt(0.5)
+    """CN(0, 1) samples (real and imaginary parts each of variance 1/2), complex64 on ``device``.
+
+    The draw happens on the generator's device and is then moved, so a CPU generator gives the
+    same numbers whether the model runs on the CPU or a GPU."""
+    where = generator.device if generator is not None else device
+    re_im = torch.randn((*shape, 2), generator=generator, device=where).to(device) * math.sqrt(0.5)
     return torch.view_as_complex(re_im)
 
 

@@ -22,6 +22,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint-every", type=int, metavar="N")
     p.add_argument("--time-budget-s", type=float, metavar="S", help="stop (resumably) after S seconds of training")
     p.add_argument("--threads", type=int, dest="num_threads", help="torch threads (default 2)")
+    p.add_argument("--device", help="torch device, e.g. cuda (default cpu)")
     p.add_argument("--restart", action="store_true", help="ignore a checkpoint in the directory and start over")
     p.add_argument("--until-step", type=int, metavar="N", help="stop with a checkpoint after N steps (resume later)")
     p.add_argument("--quiet", action="store_true", help="no progress output")
@@ -32,7 +33,7 @@ def config_from_args(args: argparse.Namespace):
     from .config import TrainConfig
 
     over = {k: getattr(args, k) for k in ("preset", "steps", "batch_size", "lr", "seed", "checkpoint_dir",
-                                          "checkpoint_every", "time_budget_s", "num_threads")
+                                          "checkpoint_every", "time_budget_s", "num_threads", "device")
             if getattr(args, k, None) is not None}
     if args.config:
         return TrainConfig.load(args.config, over)

@@ -18,7 +18,8 @@ from mtsc_sdr.config import ConfigError, check, from_dict, to_dict
 ALL_TASKS: tuple[str, ...] = ("vqa", "caption_image", "caption_audio", "caption_video", "reconstruct")
 
 #: Fields that may differ between a run and the run it resumes (they do not change the result).
-OPERATIONAL_FIELDS = ("checkpoint_dir", "checkpoint_every", "time_budget_s", "num_threads", "log_every")
+OPERATIONAL_FIELDS = ("checkpoint_dir", "checkpoint_every", "time_budget_s", "num_threads", "log_every",
+                      "device")
 
 
 def default_checkpoint_dir(preset: str = "default") -> Path:
@@ -42,10 +43,20 @@ class TrainConfig:
             of one dimension).
         grad_clip: max global gradient norm (0 disables).
         snr_db_range: [low, high]; each item's SNR is drawn uniformly from it.
+        snr_curriculum: fraction of the steps over which the low end of the SNR range falls from
+            the high end to ``snr_db_range[0]`` (0: the whole range from the start). Clean
+            examples first let the encoders learn what to say before they learn to say it robustly.
         rician_fraction: probability that a batch goes through Rician block fading (one gain per
             item, K = ``k_factor_db``, E|h|^2 = 1) instead of AWGN only.
         k_factor_db: Rician K factor in dB.
-        tasks: tasks trained; task_weights: their sampling probabilities (None: equal), one per task.
+        budgets: symbol budgets (complex symbols per item) drawn uniformly per batch; None: the
+            model's ``symbols_per_item`` only. Training on several budgets teaches the importance
+            head which tokens to keep when not all of them fit.
+        tasks: tasks trained; task_weights: their sampling probabilities (None: equal), one per task,
+            or with ``mix_tasks`` the weights of their losses (normalised to sum 1).
+        mix_tasks: every step takes a ``batch_size`` batch of every task and sums the losses,
+            instead of one task per step (one task per step lets the tasks pull shared weights
+            in turn, and the slow ones never get going).
         examples_per_task: size of the fixed pool of train-split examples per task (generated once,
             kept in memory; ``reconstruct`` is capped by the natural patches available).
         tokenizer_scenes: scenes whose captions/QA train the tokenizer (plus a quarter as many audio
@@ -57,23 +68,29 @@ class TrainConfig:
         checkpoint_every: steps between checkpoints (the last step always writes one).
         time_budget_s: stop early (with a resumable checkpoint) after this many seconds of training.
         num_threads: torch intra-op threads.
+        device: torch device to train on (``cpu``, ``cuda``, ``cuda:1``); every random draw still
+            comes from CPU generators, so the run is the same function of the seed on any device
+            up to floating-point rounding.
         log_every: steps between log lines when stderr is not a terminal.
     """
 
     preset: Literal["default", "micro"] = "default"
     model: dict[str, Any] = field(default_factory=dict)
-    steps: int = 2400
-    batch_size: int = 32
+    steps: int = 700
+    batch_size: int = 16
     lr: float = 1e-3
     min_lr_ratio: float = 0.1
     weight_decay: float = 0.01
-    warmup_steps: int = 100
+    warmup_steps: int = 50
     grad_clip: float = 1.0
     snr_db_range: tuple[float, float] = (-5.0, 20.0)
+    snr_curriculum: float = 0.0
     rician_fraction: float = 0.5
+    budgets: Optional[tuple[int, ...]] = (256, 512)
     k_factor_db: float = 6.0
     tasks: tuple[str, ...] = ALL_TASKS
     task_weights: Optional[tuple[float, ...]] = None
+    mix_tasks: bool = True
     examples_per_task: int = 2000
     tokenizer_scenes: int = 2000
     seed: int = 0
@@ -81,6 +98,7 @@ class TrainConfig:
     checkpoint_every: int = 500
     time_budget_s: Optional[float] = None
     num_threads: int = 2
+    device: str = "cpu"
     log_every: int = 50
 
     def validate(self, path: str = "") -> None:
@@ -96,7 +114,10 @@ class TrainConfig:
         check(self.grad_clip >= 0, p("grad_clip"), f"must be >= 0, got {self.grad_clip}")
         lo, hi = self.snr_db_range
         check(lo <= hi, p("snr_db_range"), f"must be [low, high] with low <= high, got {list(self.snr_db_range)}")
+        check(0 <= self.snr_curriculum <= 1, p("snr_curriculum"), f"must be in [0, 1], got {self.snr_curriculum}")
         check(0 <= self.rician_fraction <= 1, p("rician_fraction"), f"must be in [0, 1], got {self.rician_fraction}")
+        check(self.budgets is None or (len(self.budgets) >= 1 and min(self.budgets) >= 1), p("budgets"),
+              f"must be null or a list of symbol counts >= 1, got {self.budgets}")
         check(len(self.tasks) >= 1, p("tasks"), "needs at least one task")
         for i, t in enumerate(self.tasks):
             check(t in ALL_TASKS, f"{p('tasks')}[{i}]", f"unknown task {t!r}; tasks are {list(ALL_TASKS)}")
@@ -137,7 +158,7 @@ class TrainConfig:
         if preset == "micro":
             return to_dict(replace(cls(), preset="micro", steps=20, batch_size=4, warmup_steps=2,
                                    examples_per_task=16, tokenizer_scenes=150, checkpoint_every=10,
-                                   log_every=5, lr=2e-3))
+                                   log_every=5, lr=2e-3, budgets=(64, 128)))
         raise ConfigError("preset", f"expected one of ['default', 'micro'], got {preset!r}")
 
     @classmethod

@@ -1,7 +1,9 @@
 """Phase I multi-task training over the differentiable channel.
 
-One task per batch (drawn with ``task_weights``), every item's SNR uniform in ``snr_db_range``,
-AWGN or Rician block fading per batch, AdamW with linear warm-up and cosine decay.
+One task per step (drawn with ``task_weights``), or with ``mix_tasks`` one batch of every task per
+step (losses summed with ``task_weights``, so shared weights and AdamW's moments see every task
+every step), every item's SNR uniform in ``snr_db_range``,
+the symbol budget drawn from ``budgets`` per batch, AWGN or Rician block fading per batch, AdamW with linear warm-up and cosine decay.
 
 Determinism and resumption: everything random in step ``k`` (task, items, SNRs, channel, channel
 noise, dropout) comes from ``numpy.random.default_rng([seed, k])``, and the learning rate is a
@@ -109,17 +111,44 @@ class StepDraw:
     fading: Optional[str]
     noise_seed: int
     torch_seed: int
+    budget: Optional[int] = None
 
 
 def draw_step(cfg: TrainConfig, step: int, pool_sizes: dict[str, int]) -> StepDraw:
+    """The one-task draw of ``step`` (``mix_tasks`` false)."""
     rng = np.random.default_rng([cfg.seed, step, 0x7A1])
     task = cfg.tasks[int(rng.choice(len(cfg.tasks), p=cfg.weights()))]
+    return _draw_for(cfg, task, rng, pool_sizes, step)
+
+
+def draw_steps(cfg: TrainConfig, step: int, pool_sizes: dict[str, int]) -> list[StepDraw]:
+    """Everything random about ``step``: one draw, or with ``mix_tasks`` one per task."""
+    if not cfg.mix_tasks:
+        return [draw_step(cfg, step, pool_sizes)]
+    return [_draw_for(cfg, task, np.random.default_rng([cfg.seed, step, 0x7A2, i]), pool_sizes, step)
+            for i, task in enumerate(cfg.tasks)]
+
+
+def snr_range_at(cfg: TrainConfig, step: int) -> tuple[float, float]:
+    """SNR range of ``step``: with a curriculum the low end starts at the high end and falls
+    linearly to ``snr_db_range[0]`` over the first ``snr_curriculum`` of the steps."""
+    lo, hi = cfg.snr_db_range
+    span = cfg.snr_curriculum * cfg.steps
+    if span <= 0 or step >= span:
+        return lo, hi
+    return hi - (hi - lo) * step / span, hi
+
+
+def _draw_for(cfg: TrainConfig, task: str, rng: np.random.Generator, pool_sizes: dict[str, int],
+              step: int) -> StepDraw:
     n = pool_sizes[task]
     items = rng.choice(n, size=cfg.batch_size, replace=cfg.batch_size > n)
-    lo, hi = cfg.snr_db_range
+    lo, hi = snr_range_at(cfg, step)
     snr = rng.uniform(lo, hi, size=cfg.batch_size).astype(np.float32)
     fading = "rician" if rng.random() < cfg.rician_fraction else None
-    return StepDraw(task, items, snr, fading, int(rng.integers(2**62)), int(rng.integers(2**62)))
+    seeds = int(rng.integers(2**62)), int(rng.integers(2**62))
+    budget = None if not cfg.budgets else int(cfg.budgets[int(rng.integers(len(cfg.budgets)))])
+    return StepDraw(task, items, snr, fading, *seeds, budget)
 
 
 def _param_groups(model, weight_decay: float):
@@ -160,7 +189,7 @@ def load_optimizer(model, opt, file: Path) -> None:
         if sub != "step" and val.shape != params[name].shape:
             raise ResumeMismatch("", f"{file}: {key} has shape {tuple(val.shape)}, parameter "
                                      f"{tuple(params[name].shape)}")
-        per_param.setdefault(name, {})[sub] = val
+        per_param.setdefault(name, {})[sub] = val if sub == "step" else val.to(params[name].device)
     for name, st in per_param.items():
         opt.state[params[name]] = st
 
@@ -266,7 +295,7 @@ def train(cfg: TrainConfig, *, restart: bool = False, until_step: Optional[int] 
         tok = TextTokenizer.train(corpus(n_scenes=n, n_audio=max(1, n // 4), n_video=max(1, n // 4)))
         torch.manual_seed(cfg.seed)
         model = build_model(mcfg, tok)
-    model.train()
+    model.to(cfg.device).train()
     opt = torch.optim.AdamW(_param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=(0.9, 0.98), eps=1e-8)
     start, history = 0, []
     if state is not None:
@@ -293,28 +322,35 @@ def train(cfg: TrainConfig, *, restart: bool = False, until_step: Optional[int] 
     step = start
     try:
         while step < end:
-            d = draw_step(cfg, step, sizes)
-            batch = collate([pool[d.task][i] for i in d.items.tolist()])
+            draws = draw_steps(cfg, step, sizes)
             lr = lr_at(cfg, step)
             for g in opt.param_groups:
                 g["lr"] = lr
-            torch.manual_seed(d.torch_seed)                       # dropout
-            gen = torch.Generator().manual_seed(d.noise_seed)     # channel fading + noise
-            loss = model.loss(batch, d.task, torch.from_numpy(d.snr_db), fading=d.fading,
-                              k_factor_db=cfg.k_factor_db, generator=gen)
+            weights = dict(zip(cfg.tasks, cfg.weights()))
+            total, values = 0.0, []
+            for d in draws:
+                batch = collate([pool[d.task][i] for i in d.items.tolist()])
+                torch.manual_seed(d.torch_seed)                       # dropout
+                gen = torch.Generator().manual_seed(d.noise_seed)     # channel fading + noise
+                loss = model.loss(batch, d.task, torch.from_numpy(d.snr_db), fading=d.fading,
+                                  k_factor_db=cfg.k_factor_db, generator=gen, budget=d.budget)
+                total = total + (weights[d.task] if len(draws) > 1 else 1.0) * loss
+                values.append((d.task, float(loss.detach())))
             opt.zero_grad(set_to_none=True)
-            loss.backward()
+            total.backward()
             if cfg.grad_clip > 0:
                 clip_grad_norm_(model.parameters(), cfg.grad_clip)
             opt.step()
-            value = float(loss.detach())
-            if not math.isfinite(value):
-                raise FloatingPointError(f"loss became {value} at step {step} ({d.task}); last checkpoint kept")
-            history.append((step, d.task, value))
+            for task, value in values:
+                if not math.isfinite(value):
+                    raise FloatingPointError(f"loss became {value} at step {step} ({task}); last checkpoint kept")
+                history.append((step, task, value))
+            label = values[0][0] if len(values) == 1 else "all"
+            value = float(total.detach())
             step += 1
-            prog.update(step - 1, d.task, value, lr)
+            prog.update(step - 1, label, value, lr)
             if on_step is not None:
-                on_step(step - 1, d.task, value)
+                on_step(step - 1, label, value)
             over_time = cfg.time_budget_s is not None and time.monotonic() - t0 >= cfg.time_budget_s
             if over_time and step < end:
                 stopped_by = "time_budget"
