@@ -88,3 +88,62 @@ def test_eval_missing_checkpoint_is_a_clear_error(tmp_path, capsys):
 
     assert main(["eval", "--checkpoint", str(tmp_path / "none"), "--snr-db", "0"]) == 2
     assert "no checkpoint" in capsys.readouterr().err
+
+
+def test_eval_selection_ablation_rows(checkpoint):
+    from mtsc_sdr.runtime.evaluate import evaluate
+
+    kw = dict(tasks=("vqa",), n_per_task=3, baseline=False, seed=1)
+    for sel in ("fixed", "random"):
+        rep = evaluate(checkpoint, [-5.0], selection=sel, **kw)
+        assert {r["system"] for r in rep["rows"]} == {f"mtsc_{sel}"}
+        assert rep["meta"]["config"]["selection"] == sel
+    with pytest.raises(ValueError, match="selection"):
+        evaluate(checkpoint, [0.0], selection="best", **kw)
+
+
+def test_quality_benchmark_runs_and_checks_targets(checkpoint, tmp_path):
+    """benchmarks/quality_vs_snr.py end to end on the micro model (schema and checks, not quality)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "quality_vs_snr.py"
+    out = subprocess.run([sys.executable, str(script), "--checkpoint", str(checkpoint), "--n-per-task", "2",
+                          "--snr-db", "-5,5,10", "--ablation-budget", "64", "--out", str(tmp_path)], capture_output=True, text=True,
+                         timeout=600)
+    assert out.returncode == 0, out.stderr
+    rep = json.loads((tmp_path / "quality.json").read_text())
+    systems = {r["system"] for r in rep["rows"]}
+    assert {"mtsc", "separate", "capacity", "ablation_importance", "ablation_fixed", "ablation_random"} <= systems
+    assert [c["name"] for c in rep["checks"]] == ["beats_baseline", "monotone", "patches_vs_capacity",
+                                                  "importance_ablation"]
+    for c in rep["checks"]:
+        assert f"{'PASS' if c['passed'] else 'FAIL'} {c['name']}" in out.stdout
+
+
+def test_quality_checks_on_known_rows():
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location(
+        "quality_vs_snr", Path(__file__).resolve().parents[1] / "benchmarks" / "quality_vs_snr.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+
+    def r(system, task, snr, metric, value):
+        return {"system": system, "task": task, "channel": "awgn", "snr_db": snr, "metric": metric, "value": value}
+
+    rows = [r("mtsc", "reconstruct", s, "psnr_db", v) for s, v in ((0.0, 25.0), (5.0, 27.0), (10.0, 28.0))]
+    rows += [r("capacity", "reconstruct", s, "psnr_db", v) for s, v in ((0.0, 24.0), (5.0, 27.5), (10.0, 30.0))]
+    rows += [r("separate", "reconstruct", s, "psnr_db", v) for s, v in ((0.0, 10.0), (5.0, 20.0))]
+    rows += [r("mtsc", "vqa", s, "accuracy", v) for s, v in ((-5.0, 50.0), (0.0, 60.0), (10.0, 59.0))]
+    rows += [r("ablation_importance", "vqa", s, "accuracy", v) for s, v in ((-5.0, 50.0), (0.0, 60.0))]
+    rows += [r("ablation_fixed", "vqa", -5.0, "accuracy", 40.0), r("ablation_random", "vqa", -5.0, "accuracy", 45.0)]
+    checks = {c["name"]: c for c in mod.check_targets(rows)}
+    assert checks["beats_baseline"]["passed"]
+    assert not checks["monotone"]["passed"] and "vqa +1.00 (10->0 dB)" in checks["monotone"]["detail"]
+    assert not checks["patches_vs_capacity"]["passed"]          # 27.0 < 27.5 at 5 dB
+    assert checks["importance_ablation"]["passed"]
+    rows.append(r("ablation_random", "vqa", 0.0, "accuracy", 61.0))
+    assert not {c["name"]: c for c in mod.check_targets(rows)}["importance_ablation"]["passed"]

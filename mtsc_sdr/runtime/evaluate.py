@@ -16,6 +16,8 @@ Systems (the ``system`` of each report row):
   share of items whose inputs all arrived.
   The baseline has no audio or video codec: ``caption_audio`` and ``caption_video`` have no
   ``separate`` rows, and ``meta.skipped`` says so.
+* ``mtsc_fixed`` / ``mtsc_random`` (``--selection``, an ablation): our model keeping the first
+  / random tokens instead of the most important ones, same rate and budget.
 * ``capacity`` (``reconstruct`` only): :func:`mtsc_sdr.baselines.codec_at_capacity`, the best
   codec setting that fits the Shannon capacity of the budget (ergodic for Rician).
 
@@ -41,6 +43,7 @@ from mtsc_sdr.runtime.report import row, run_meta
 
 TASKS = ("vqa", "caption_image", "caption_audio", "caption_video", "reconstruct")
 CHANNELS = ("awgn", "rician")
+SELECTIONS = ("importance", "fixed", "random")
 #: SNR the model is conditioned on for the baseline's clean receiver path (top of the training range).
 CLEAN_SNR_DB = 20.0
 NO_BASELINE = {"caption_audio": "the separate-coding baseline has no audio codec",
@@ -106,7 +109,7 @@ def _score(task: str, hyps, items) -> dict[str, float]:
     return score_task(task, list(hyps), [e.references for e in items])
 
 
-def _model_outputs(model, task, items, snr_db, channel, k_factor_db, seed, batch_size):
+def _model_outputs(model, task, items, snr_db, channel, k_factor_db, seed, batch_size, budget):
     """Our system: list[str] or list of uint8 (H, W, 3) images."""
     import torch
 
@@ -118,7 +121,7 @@ def _model_outputs(model, task, items, snr_db, channel, k_factor_db, seed, batch
         batch = collate(chunk)
         pred = model.predict(batch, task, torch.full((len(chunk),), float(snr_db)),
                              fading=None if channel == "awgn" else "rician", k_factor_db=k_factor_db,
-                             generator=gen)
+                             generator=gen, budget=budget)
         out += list(_to_uint8(pred)) if task == "reconstruct" else list(pred)
     return out
 
@@ -182,8 +185,15 @@ def _capacity(items, snr_db, channel, k_factor_db, budget):
 def evaluate(checkpoint: str | Path, snrs: list[float], *, channel: str = "awgn",
              tasks: tuple[str, ...] = TASKS, n_per_task: int = 100, split: str = "test", seed: int = 0,
              baseline: bool = True, k_factor_db: float = 6.0, question_share: float = 0.5,
-             batch_size: int = 64, threads: Optional[int] = 2, progress: bool = False) -> dict[str, Any]:
-    """Run the evaluation; returns the report ``{"meta", "rows"}`` (see the module docstring)."""
+             batch_size: int = 64, threads: Optional[int] = 2, progress: bool = False,
+             device: str = "cpu", selection: str = "importance",
+             budget: Optional[int] = None) -> dict[str, Any]:
+    """Run the evaluation; returns the report ``{"meta", "rows"}`` (see the module docstring).
+
+    ``selection`` (ablation): which tokens the JSC encoder keeps -- ``importance`` (the model,
+    rows ``mtsc``), ``fixed`` (the first positions, rows ``mtsc_fixed``) or ``random`` (rows
+    ``mtsc_random``); same rate, budget and power either way. ``budget``: complex symbols per item
+    for every system (None: the checkpoint's ``symbols_per_item``)."""
     import torch
 
     from mtsc_sdr.data import examples, natural_patches
@@ -197,8 +207,13 @@ def evaluate(checkpoint: str | Path, snrs: list[float], *, channel: str = "awgn"
         raise ValueError(f"unknown task(s) {unknown}; tasks are {list(TASKS)}")
     if threads:
         torch.set_num_threads(threads)
-    model = load(checkpoint).eval()
-    budget = model.cfg.symbols_per_item
+    if selection not in SELECTIONS:
+        raise ValueError(f"selection must be one of {SELECTIONS}, got {selection!r}")
+    model = load(checkpoint).to(device).eval()
+    model.client.jsc_encoder.selection = selection
+    model.client.jsc_encoder.selection_generator = torch.Generator().manual_seed(_seed(seed, 0x5E1))
+    ours = "mtsc" if selection == "importance" else f"mtsc_{selection}"
+    budget = model.cfg.symbols_per_item if budget is None else int(budget)
     rows: list[dict] = []
     skipped: list[str] = []
     counts: dict[str, int] = {}
@@ -223,8 +238,8 @@ def evaluate(checkpoint: str | Path, snrs: list[float], *, channel: str = "awgn"
                     rows.append(row(system, task, channel, float(snr), metric, float(value),
                                     unit=METRIC_UNITS.get(metric), n=len(items), **extra))
 
-            add("mtsc", _score(task, _model_outputs(model, task, items, snr, channel, k_factor_db, s,
-                                                    batch_size), items), symbols_per_item=budget)
+            add(ours, _score(task, _model_outputs(model, task, items, snr, channel, k_factor_db, s,
+                                                  batch_size, budget), items), symbols_per_item=budget)
             if baseline and task not in NO_BASELINE:
                 outs, rate = _separate(model, task, items, snr, channel, k_factor_db, s, budget,
                                        question_share, batch_size)
@@ -241,7 +256,7 @@ def evaluate(checkpoint: str | Path, snrs: list[float], *, channel: str = "awgn"
     config = {"checkpoint": str(checkpoint), "snr_db": list(snrs), "channel": channel, "tasks": list(tasks),
               "n_per_task": n_per_task, "items": counts, "split": split, "baseline": baseline,
               "k_factor_db": k_factor_db, "question_share": question_share, "clean_snr_db": CLEAN_SNR_DB,
-              "symbols_per_item": budget, "model": json.loads(json.dumps(_model_dict(model)))}
+              "symbols_per_item": budget, "selection": selection, "model": json.loads(json.dumps(_model_dict(model)))}
     meta = run_meta(config, {"seed": seed})
     meta["skipped"] = skipped
     return {"meta": meta, "rows": rows}
@@ -300,11 +315,15 @@ def plot(rows: list[dict], out: Path) -> list[Path]:
     return files
 
 
+def allow_negative_snr_lists(p: argparse.ArgumentParser) -> None:
+    """Let ``--snr-db -5:20:5`` / ``-5,0`` through as a value rather than an option."""
+    p._negative_number_matcher = re.compile(r"^-\d[\d.:,\-]*$|^-\.\d[\d.:,\-]*$")
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from mtsc_sdr.train.config import default_checkpoint_dir
 
-    # let "--snr-db -5:20:5" through as a value, not an option
-    p._negative_number_matcher = re.compile(r"^-\d[\d.:,\-]*$|^-\.\d[\d.:,\-]*$")
+    allow_negative_snr_lists(p)
     p.add_argument("--checkpoint", metavar="DIR", default=None,
                    help=f"model checkpoint (default {default_checkpoint_dir('default')})")
     p.add_argument("--snr-db", default="-5:20:5", help="start:stop:step (inclusive) or a comma list, dB")
@@ -318,8 +337,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="separate baseline, vqa: share of the symbol budget for the question")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--device", default="cpu", help="torch device for our model, e.g. cuda")
     p.add_argument("--out", default="results/eval", metavar="DIR", help="where eval.json and the plots go")
     p.add_argument("--no-baseline", action="store_true", help="only our model")
+    p.add_argument("--budget", type=int, default=None, metavar="SYMBOLS",
+                   help="complex symbols per item for every system (default: the model's symbols_per_item)")
+    p.add_argument("--selection", choices=SELECTIONS, default="importance",
+                   help="ablation: tokens kept by the JSC encoder (fixed/random instead of importance)")
     p.add_argument("--json", action="store_true", help="print the report as one JSON object")
 
 
@@ -341,7 +365,8 @@ def run(args: argparse.Namespace) -> int:
     report = evaluate(ckpt, snrs, channel=args.channel, tasks=tuple(args.tasks), n_per_task=args.n_per_task,
                       split=args.split, seed=args.seed, baseline=not args.no_baseline,
                       k_factor_db=args.k_factor_db, question_share=args.question_share,
-                      batch_size=args.batch_size, threads=args.threads, progress=sys.stderr.isatty())
+                      batch_size=args.batch_size, threads=args.threads, progress=sys.stderr.isatty(),
+                      device=args.device, selection=args.selection, budget=args.budget)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "eval.json").write_text(json.dumps(report, indent=1))
