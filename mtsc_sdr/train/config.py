@@ -76,7 +76,7 @@ class TrainConfig:
 
     preset: Literal["default", "micro"] = "default"
     model: dict[str, Any] = field(default_factory=dict)
-    steps: int = 700
+    steps: int = 1000
     batch_size: int = 16
     lr: float = 1e-3
     min_lr_ratio: float = 0.1
@@ -86,7 +86,7 @@ class TrainConfig:
     snr_db_range: tuple[float, float] = (-5.0, 20.0)
     snr_curriculum: float = 0.0
     rician_fraction: float = 0.5
-    budgets: Optional[tuple[int, ...]] = (256, 512)
+    budgets: Optional[tuple[int, ...]] = (128, 256, 512)
     k_factor_db: float = 6.0
     tasks: tuple[str, ...] = ALL_TASKS
     task_weights: Optional[tuple[float, ...]] = None
