@@ -559,7 +559,10 @@ class Flowgraph:
             else:
                 self._proc.wait()
         self._drain()
-        if self._proc.stdout is not None:
+        reader_done = self._reader is None or not self._reader.is_alive()
+        if self._proc.stdout is not None and reader_done:
+            # closing a pipe another thread is still reading blocks on its buffer lock; a reader
+            # still alive here (something else holds the pipe open) keeps it until it ends
             self._proc.stdout.close()
         _LIVE.discard(self)
         return self._proc.returncode
