@@ -9,7 +9,9 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import signal
 import sys
+import threading
 
 from mtsc_sdr.config import ConfigError
 
@@ -39,6 +41,11 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    if threading.current_thread() is threading.main_thread():
+        # A process started in the background by a non-interactive shell inherits SIGINT ignored,
+        # and Python then installs no KeyboardInterrupt handler: Ctrl-C / SIGINT from an
+        # orchestrator would do nothing. Every command stops on SIGINT, so ask for it explicitly.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     parser, subparsers = build_parser()
     # Add only the chosen command's arguments (its module is imported only then), before parsing,
     # so `mtsc-sdr COMMAND --help` shows them.

@@ -210,10 +210,12 @@ def test_cli_runs_sim_channel_and_stops_on_sigint(gr_python):
     import signal
 
     out_addr = free_tcp_endpoint()
+    # started with SIGINT ignored, as a non-interactive shell starts background jobs: the command
+    # must still stop on SIGINT
     proc = subprocess.Popen(
         [sys.executable, "-m", "mtsc_sdr.cli", "flowgraph", "sim_channel", "--snr-db", "20",
          f"--out_addr={out_addr}", "--python", gr_python],
-        stderr=subprocess.PIPE, text=True)
+        stderr=subprocess.PIPE, text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
     try:
         for line in proc.stderr:
             if "running (pid" in line:

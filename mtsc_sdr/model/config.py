@@ -42,8 +42,10 @@ class ModelConfig:
         text_decoder_layers: layers of the client's autoregressive text decoder.
         rate_table: symbols per kept token (complex channel uses) for each rate index; the rate
             index (0..len-1) is what the frame header carries.
-        rate_snr_thresholds_db: ascending, len(rate_table) - 1 values: SNR below the first uses
-            the last (most robust, most symbols per token) entry, above the last the first.
+        rate_snr_thresholds_db: ascending, len(rate_table) - 1 values giving the SNR floor on
+            symbols per token: below the first at least the last (most robust) entry, above the
+            last any entry; among the allowed rates the one that puts the most symbols on the air
+            is used (:func:`mtsc_sdr.model.jsc.choose_rate`).
         symbols_per_item: default bandwidth budget, complex symbols per item.
         lam_path: a local Hugging Face BART checkpoint directory (``--lam PATH``) or None for
             the project's own small BART.
