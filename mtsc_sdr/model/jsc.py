@@ -206,6 +206,10 @@ class JSCDecoder(nn.Module):
         d = cfg.d_model
         self.rate_table = tuple(cfg.rate_table)
         self.heads = nn.ModuleList(nn.Linear(2 * s, d) for s in self.rate_table)
+        # per received real, an SNR-dependent gain before the head (identity at init): lets the
+        # decoder lean on weak code dimensions at high SNR and shrink them at low SNR, as an MMSE
+        # estimator would, which a FiLM after the (SNR-blind) head cannot do
+        self.input_gain = nn.ModuleList(SNRFiLM(2 * s) for s in self.rate_table)
         self.film = SNRFiLM(d)
         self.refine = nn.Sequential(nn.LayerNorm(d), nn.Linear(d, cfg.ffn_dim), nn.GELU(),
                                     nn.Linear(cfg.ffn_dim, d))
@@ -232,7 +236,8 @@ class JSCDecoder(nn.Module):
             if kr == 0:
                 continue
             y = torch.view_as_real(symbols[items, :kr * s].reshape(len(items), kr, s))
-            h = self.heads[r](y.reshape(len(items), kr, 2 * s))
+            y = self.input_gain[r](y.reshape(len(items), kr, 2 * s), snr_est_db[items])
+            h = self.heads[r](y)
             out = out.index_put((items[:, None], torch.arange(kr, device=h.device)[None, :]), h)
         mask = torch.arange(kmax, device=symbols.device)[None, :] < n_tokens[:, None]
         out = self.film(out, snr_est_db)
