@@ -319,6 +319,7 @@ def train(cfg: TrainConfig, *, restart: bool = False, until_step: Optional[int] 
             "train_config": to_dict(cfg), "seeds": {"seed": cfg.seed},
             "elapsed_s": prev_elapsed + time.monotonic() - t0, "history": [list(h) for h in history]})
 
+    weights = dict(zip(cfg.tasks, cfg.weights()))   # loss weights with mix_tasks
     step = start
     try:
         while step < end:
@@ -326,7 +327,6 @@ def train(cfg: TrainConfig, *, restart: bool = False, until_step: Optional[int] 
             lr = lr_at(cfg, step)
             for g in opt.param_groups:
                 g["lr"] = lr
-            weights = dict(zip(cfg.tasks, cfg.weights()))
             total, values = 0.0, []
             for d in draws:
                 batch = collate([pool[d.task][i] for i in d.items.tolist()])
