@@ -15,12 +15,12 @@ symbol budget per item (``symbols_per_item`` of the checkpoint, 512 for the defa
    at the lowest SNR, so there would be nothing to select; at 128 an image keeps 4 of its 16 tokens
    at -5 dB (32 symbols each) and 8 at 0 dB (16 each).
 
-Run (about 15 minutes on 2 cores with the defaults)::
+Run (about 5 minutes on 2 cores with ``--n-per-task 100``, measured; the default 200 takes longer)::
 
     .venv/bin/python benchmarks/quality_vs_snr.py [--checkpoint DIR] [--n-per-task 200]
 
 Without a checkpoint at ``--checkpoint`` (default: the default model's cache directory) it trains
-the default model first (``mtsc-sdr train``, ~10 minutes). Writes ``quality.json`` (DESIGN.md's
+the default model first (``mtsc-sdr train``, about 9 minutes on 2 cores). Writes ``quality.json`` (DESIGN.md's
 ``{meta, rows}`` plus ``checks``) and ``eval_<task>.png`` into ``--out``; prints the table and one
 PASS/FAIL line per target.
 """
@@ -100,7 +100,8 @@ def check_targets(rows: list[dict]) -> list[dict]:
 
 def main(argv=None) -> int:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from mtsc_sdr.runtime.evaluate import allow_negative_snr_lists, evaluate, format_table, parse_snr_list, plot
+    from mtsc_sdr.runtime.evaluate import (CHANNELS, allow_negative_snr_lists, evaluate, format_table,
+                                           parse_snr_list, plot)
     from mtsc_sdr.train.config import TrainConfig, default_checkpoint_dir
 
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -108,7 +109,7 @@ def main(argv=None) -> int:
     p.add_argument("--checkpoint", default=None, help="model directory (default: the default model)")
     p.add_argument("--n-per-task", type=int, default=200)
     p.add_argument("--snr-db", default="-5,0,5,10,15,20")
-    p.add_argument("--channel", choices=("awgn", "rician"), default="awgn")
+    p.add_argument("--channel", choices=CHANNELS, default="awgn")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--ablation-budget", type=int, default=128, help="symbols per item for the ablation")

@@ -161,9 +161,10 @@ class JSCEncoder(nn.Module):
         sendable = mask.clone()
         sendable[:, :self.skip_first] = False
         score = self.importance(states).squeeze(-1).masked_fill(~sendable, float("-inf"))
-        rate_idx = choose_rate(snr_db, budget, self.rate_table, self.thresholds_db, sendable.sum(1))
+        n_sendable = sendable.sum(1)
+        rate_idx = choose_rate(snr_db, budget, self.rate_table, self.thresholds_db, n_sendable)
         spt = torch.as_tensor(self.rate_table, device=states.device)[rate_idx]
-        n_tokens = torch.minimum(budget // spt, sendable.sum(1)).to(torch.int64)
+        n_tokens = torch.minimum(budget // spt, n_sendable).to(torch.int64)
         pos = keep_top_k(self._ranking(score), n_tokens)                 # (B, K)
         valid = pos >= 0
         idx = pos.clamp(min=0)
@@ -183,7 +184,6 @@ class JSCEncoder(nn.Module):
             z = z / torch.sqrt(power + 1e-12)[:, None]
             symbols = symbols.index_put((items[:, None], torch.arange(kr * s, device=z.device)[None, :]), z)
         return JSCCode(symbols, rate_idx, n_tokens, pos, score)
-
 
     def _ranking(self, score: torch.Tensor) -> torch.Tensor:
         """Scores that decide which tokens are kept (B, L); -inf positions stay -inf."""

@@ -2,8 +2,9 @@
 
 One task per step (drawn with ``task_weights``), or with ``mix_tasks`` one batch of every task per
 step (losses summed with ``task_weights``, so shared weights and AdamW's moments see every task
-every step), every item's SNR uniform in ``snr_db_range``,
-the symbol budget drawn from ``budgets`` per batch, AWGN or Rician block fading per batch, AdamW with linear warm-up and cosine decay.
+every step). Every item's SNR is uniform in ``snr_db_range`` (see ``snr_curriculum``), the symbol
+budget is drawn from ``budgets`` per batch, AWGN or Rician block fading per batch; AdamW with
+linear warm-up and cosine decay.
 
 Determinism and resumption: everything random in step ``k`` (task, items, SNRs, channel, channel
 noise, dropout) comes from ``numpy.random.default_rng([seed, k])``, and the learning rate is a
