@@ -4,6 +4,7 @@ report schema with mtsc / separate / capacity rows, PNG plots, the table."""
 from __future__ import annotations
 
 import json
+import math
 import os
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -63,6 +64,11 @@ def test_eval_cli_writes_report_and_plots(checkpoint, tmp_path, capsys):
     assert not any(r["system"] == "separate" and r["task"] == "caption_audio" for r in rows)
     assert any("caption_audio" in s for s in report["meta"]["skipped"])
     assert report["meta"]["config"]["snr_db"] == [-5.0, 10.0]
+    for r in rows:   # a standard error on every mean-over-items metric, none on corpus BLEU
+        if r["metric"] in ("accuracy", "cider", "psnr_db", "ssim"):
+            assert r["std_error"] >= 0 or math.isnan(r["std_error"]), r
+        else:
+            assert "std_error" not in r, r
     # capacity is an upper bound on the separate baseline at the same budget
     psnr = {(r["system"], r["snr_db"]): r["value"] for r in rows if r["metric"] == "psnr_db"}
     for snr in (-5.0, 10.0):
@@ -142,8 +148,18 @@ def test_quality_checks_on_known_rows():
     rows += [r("ablation_fixed", "vqa", -5.0, "accuracy", 40.0), r("ablation_random", "vqa", -5.0, "accuracy", 45.0)]
     checks = {c["name"]: c for c in mod.check_targets(rows)}
     assert checks["beats_baseline"]["passed"]
-    assert not checks["monotone"]["passed"] and "vqa +1.00 (10->0 dB)" in checks["monotone"]["detail"]
+    assert not checks["monotone"]["passed"] and "vqa +1.00 (10->0 dB, noise allowance 0.00)" in checks["monotone"]["detail"]
     assert not checks["patches_vs_capacity"]["passed"]          # 27.0 < 27.5 at 5 dB
     assert checks["importance_ablation"]["passed"]
     rows.append(r("ablation_random", "vqa", 0.0, "accuracy", 61.0))
     assert not {c["name"]: c for c in mod.check_targets(rows)}["importance_ablation"]["passed"]
+    # a rise within twice the standard error of the difference is noise, a larger one is not
+    for row in rows:
+        if row["system"] == "mtsc":
+            row["std_error"] = 0.4                  # allowance 2 * sqrt(0.4^2 + 0.4^2) = 1.13
+    assert mod.check_targets(rows)[1]["passed"]
+    rows[0]["value"] = 26.0                         # reconstruct 0 dB > 5 dB by 1.0: still noise
+    assert mod.check_targets(rows)[1]["passed"]
+    rows[0]["value"] = 27.2                         # reconstruct 0 dB now 1.7 above 5 dB (25.5):
+    rows[1]["value"] = 25.5                         # more than 1.13, a real rise
+    assert not mod.check_targets(rows)[1]["passed"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 
 import pytest
@@ -60,3 +61,22 @@ def test_vqa_accuracy_names_bad_input():
         vqa_accuracy(["yes"], ["yes", "no"])
     with pytest.raises(ValueError, match="item 0 has no reference"):
         vqa_accuracy(["yes"], [[]])
+
+
+def test_per_item_scores_average_to_the_report_and_give_standard_errors():
+    import numpy as np
+
+    from mtsc_sdr.metrics import score_task, score_task_items, standard_error
+
+    hyps, refs = ["two", "blue", "yes", ""], ["2", "red", "Yes", "no"]
+    items = score_task_items("vqa", hyps, refs)
+    assert items["accuracy"].tolist() == [100.0, 0.0, 100.0, 0.0]
+    assert score_task("vqa", hyps, refs)["accuracy"] == pytest.approx(items["accuracy"].mean())
+    assert standard_error(items["accuracy"]) == pytest.approx(np.std([100, 0, 100, 0], ddof=1) / 2.0)
+    caps = score_task_items("caption_image", ["a red circle", "a blue square"],
+                            [["a red circle"], ["a green square"]])
+    assert set(caps) == {"cider"} and caps["cider"].shape == (2,)
+    assert score_task("caption_image", ["a red circle", "a blue square"],
+                      [["a red circle"], ["a green square"]])["cider"] == pytest.approx(caps["cider"].mean())
+    assert standard_error(np.array([3.0])) == 0.0
+    assert math.isnan(standard_error(np.array([1.0, np.inf])))

@@ -19,6 +19,9 @@ pycocoevalcap's own scale (multiply by :data:`CIDER_REPORT_SCALE` for reports, a
 
 from __future__ import annotations
 
+import numpy as np
+
+from ._inputs import check_text_pairs
 from .cider import cider, cider_scores, coco_tokenize
 from .image import psnr_db, psnr_db_per_image, psnr_db_torch, ssim, ssim_per_image, ssim_torch
 from .text import bleu, sentence_bleu
@@ -46,6 +49,25 @@ TASK_METRICS = {
 }
 
 
+def _check_task(task: str) -> None:
+    if task not in TASK_METRICS:
+        raise ValueError(f"unknown task {task!r}; known tasks: {', '.join(TASK_METRICS)}")
+
+
+def score_task_items(task: str, hypotheses, references) -> dict[str, np.ndarray]:
+    """Per-item scores, float64 (N,) on the report scale, of every metric of ``task`` that is a
+    mean over items (all but corpus BLEU, which has no per-item form). Arguments as
+    :func:`score_task`. Their spread gives a report's standard errors."""
+    _check_task(task)
+    if task == "reconstruct":
+        return {"psnr_db": psnr_db_per_image(hypotheses, references),
+                "ssim": ssim_per_image(hypotheses, references)}
+    if task == "vqa":
+        preds, refs = check_text_pairs(hypotheses, references, "vqa accuracy")
+        return {"accuracy": 100.0 * np.array([answer_accuracy(p, r) for p, r in zip(preds, refs)])}
+    return {"cider": CIDER_REPORT_SCALE * cider_scores(hypotheses, references)[1]}
+
+
 def score_task(task: str, hypotheses, references) -> dict[str, float]:
     """Every metric of ``task`` on the report scale, as ``{metric_name: value}``.
 
@@ -54,21 +76,26 @@ def score_task(task: str, hypotheses, references) -> dict[str, float]:
     ``hypotheses`` the reconstructed images, ``references`` the originals (layouts and ranges as
     in :mod:`mtsc_sdr.metrics.image`).
     """
-    if task not in TASK_METRICS:
-        raise ValueError(f"unknown task {task!r}; known tasks: {', '.join(TASK_METRICS)}")
-    if task == "reconstruct":
-        return {"psnr_db": psnr_db(hypotheses, references), "ssim": ssim(hypotheses, references)}
-    scores = {"bleu": bleu(hypotheses, references)}
-    if task == "vqa":
-        scores = {"accuracy": vqa_accuracy(hypotheses, references), **scores}
-    else:
-        scores = {"cider": CIDER_REPORT_SCALE * cider(hypotheses, references), **scores}
-    return scores
+    scores = {m: float(v.mean()) for m, v in score_task_items(task, hypotheses, references).items()}
+    if task != "reconstruct":
+        scores["bleu"] = bleu(hypotheses, references)
+    return {m: scores[m] for m in TASK_METRICS[task]}
+
+
+def standard_error(values: np.ndarray) -> float:
+    """Standard error of the mean of per-item scores, ``std(ddof=1) / sqrt(n)`` (0 for one item;
+    ``nan`` when a score is infinite, e.g. an exactly reproduced image's PSNR)."""
+    values = np.asarray(values, dtype=np.float64)
+    if values.size < 2:
+        return 0.0
+    if not np.all(np.isfinite(values)):
+        return float("nan")
+    return float(values.std(ddof=1) / np.sqrt(values.size))
 
 
 __all__ = [
     "CIDER_REPORT_SCALE", "METRIC_UNITS", "TASK_METRICS", "answer_accuracy", "bleu", "cider",
     "cider_scores", "coco_tokenize", "normalize_answer", "psnr_db", "psnr_db_per_image",
-    "psnr_db_torch", "score_task", "sentence_bleu", "ssim", "ssim_per_image", "ssim_torch",
+    "psnr_db_torch", "score_task", "score_task_items", "sentence_bleu", "standard_error", "ssim", "ssim_per_image", "ssim_torch",
     "vqa_accuracy",
 ]

@@ -21,6 +21,9 @@ Systems (the ``system`` of each report row):
 * ``capacity`` (``reconstruct`` only): :func:`mtsc_sdr.baselines.codec_at_capacity`, the best
   codec setting that fits the Shannon capacity of the budget (ergodic for Rician).
 
+Every row of a metric that is a mean over items (accuracy, CIDEr-D, PSNR, SSIM; not corpus
+BLEU) also has ``std_error``, the standard error of that mean over the ``n`` items.
+
 Outputs in ``--out`` (default ``results/eval``): ``eval.json`` ({meta, rows}, DESIGN.md's schema)
 and ``eval_<task>.png`` (each metric vs SNR, all systems on the same axes); a table on stdout
 (stderr with ``--json``, where stdout gets the JSON object).
@@ -99,14 +102,18 @@ def _chunks(seq, n):
         yield seq[i:i + n]
 
 
-def _score(task: str, hyps, items) -> dict[str, float]:
-    from mtsc_sdr.metrics import score_task
+def _score(task: str, hyps, items) -> dict[str, tuple[float, Optional[float]]]:
+    """``{metric: (value, standard error or None)}`` on the report scale (corpus BLEU has no
+    per-item scores, so no standard error)."""
+    from mtsc_sdr.metrics import score_task, score_task_items, standard_error
 
     if task == "reconstruct":  # uint8 (N, H, W, 3) -> the metrics' batch layout (N, 3, H, W)
-        refs = np.stack([e.target_image for e in items]).transpose(0, 3, 1, 2)
-        return score_task(task, np.ascontiguousarray(np.stack(hyps).transpose(0, 3, 1, 2)),
-                          np.ascontiguousarray(refs))
-    return score_task(task, list(hyps), [e.references for e in items])
+        hyps = np.ascontiguousarray(np.stack(hyps).transpose(0, 3, 1, 2))
+        refs = np.ascontiguousarray(np.stack([e.target_image for e in items]).transpose(0, 3, 1, 2))
+    else:
+        hyps, refs = list(hyps), [e.references for e in items]
+    errors = {m: standard_error(v) for m, v in score_task_items(task, hyps, refs).items()}
+    return {m: (v, errors.get(m)) for m, v in score_task(task, hyps, refs).items()}
 
 
 def _model_outputs(model, task, items, snr_db, channel, k_factor_db, seed, batch_size, budget):
@@ -234,9 +241,10 @@ def evaluate(checkpoint: str | Path, snrs: list[float], *, channel: str = "awgn"
             s = _seed(seed, TASK_IDS[task], _snr_key(snr), CHANNELS.index(channel))
 
             def add(system, scores, **extra):
-                for metric, value in scores.items():
+                for metric, (value, stderr) in scores.items():
+                    more = dict(extra) if stderr is None else dict(extra, std_error=float(stderr))
                     rows.append(row(system, task, channel, float(snr), metric, float(value),
-                                    unit=METRIC_UNITS.get(metric), n=len(items), **extra))
+                                    unit=METRIC_UNITS.get(metric), n=len(items), **more))
 
             add(ours, _score(task, _model_outputs(model, task, items, snr, channel, k_factor_db, s,
                                                   batch_size, budget), items), symbols_per_item=budget)
