@@ -116,13 +116,15 @@ def test_rate_choice_monotone_and_within_budget():
         choose_rate(torch.tensor([0.0]), 3, table, thr)
 
 
-def test_rate_choice_fills_the_budget_when_tokens_are_few():
+def test_rate_choice_keeps_every_token_when_a_rate_allows():
     table, thr = (4, 8, 16, 32), (0.0, 6.0, 12.0)
-    snr = torch.tensor([20.0, 20.0, 20.0, 3.0, -5.0])
-    n_valid = torch.tensor([64, 16, 200, 64, 64])
+    snr = torch.tensor([20.0, 20.0, 20.0, 20.0, 3.0, 3.0, -5.0, -5.0])
+    n_valid = torch.tensor([64, 16, 24, 200, 24, 64, 16, 24])
     spt = torch.tensor(table)[choose_rate(snr, 512, table, thr, n_valid)]
-    # 64 tokens x 8 fill 512; 16 tokens need 32 each; 200 tokens: 128 at 4; floors at 3 and -5 dB
-    assert spt.tolist() == [8, 32, 4, 16, 32]
+    # 64 x 8 = 512; 16 x 32; 24 x 16 (24 x 32 does not fit); 200 tokens never fit -> floor 4;
+    # at 3 dB the floor is 16: 24 x 16 fits, 64 do not -> 16; at -5 dB the floor is 32:
+    # 16 x 32 fits, 24 do not -> 32 (16 of the 24 kept)
+    assert spt.tolist() == [8, 32, 16, 4, 16, 16, 32, 32]
 
 
 def test_top_k_keeps_highest_scores_in_order():
@@ -153,15 +155,67 @@ def test_uplink_power_budget_and_importance(model, batches):
                 imp = up.importance[i]
                 assert set(kept.tolist()) == set(imp.topk(k).indices.tolist())
                 assert bool((kept[1:] > kept[:-1]).all())
-            # the rate obeys the SNR floor and puts the most symbols on the air
+            # the rate obeys the SNR floor; every token goes when an allowed rate fits them all
+            # (then the largest such rate), else the floor rate keeps as many as fit
             table = torch.tensor(cfg.rate_table)
             floor = table[choose_rate(SNRS, budget, cfg.rate_table, cfg.rate_snr_thresholds_db)]
             for i in range(4):
                 s, n_valid = int(table[up.rate_idx[i]]), int(torch.isfinite(up.importance[i]).sum())
-                best = max(min(n_valid, budget // int(t)) * int(t) for t in table
-                           if floor[i] <= t <= budget)
-                assert s >= floor[i] and int(used[i]) == best
+                fit_all = [int(t) for t in table if floor[i] <= t <= budget and n_valid * t <= budget]
+                assert s == (max(fit_all) if fit_all else int(floor[i]))
+                assert int(up.n_tokens[i]) == min(n_valid, budget // s)
                 assert not bool(torch.isfinite(up.importance[i, 0]))  # the task token is never sent
+
+
+def test_cross_attention_share_matches_bart_eager_attentions(model):
+    dec = model.server.lam_decoder
+    g = gen(4)
+    d = model.cfg.d_model
+    q, sem = torch.randn(3, 4, d, generator=g), torch.randn(3, 6, d, generator=g)
+    mask = torch.ones(3, 6, dtype=torch.bool)
+    mask[1, 4:] = False
+    with torch.no_grad():
+        out, share = dec.forward_with_attention(q, sem, mask)
+        assert torch.allclose(out, dec(q, sem, mask))
+        conf = dec.decoder.config
+        impl = conf._attn_implementation
+        conf._attn_implementation = "eager"
+        try:
+            ref = dec.decoder(inputs_embeds=q, encoder_hidden_states=sem, encoder_attention_mask=mask.long(),
+                              use_cache=False, output_attentions=True).cross_attentions
+        finally:
+            conf._attn_implementation = impl
+    want = torch.stack([a.mean(dim=(1, 2)) for a in ref]).mean(0)
+    assert torch.allclose(share, want, atol=1e-5)
+    assert torch.allclose(share.sum(1), torch.ones(3)) and bool((share[1, 4:] == 0).all())
+
+
+def test_importance_loss_pulls_scores_towards_attention():
+    from mtsc_sdr.model.split import Uplink, importance_loss
+
+    importance = torch.tensor([[float("-inf"), 0.0, 0.0, 0.0, 0.0]], requires_grad=True)
+    kept = torch.tensor([[1, 3, 4]])                        # position 2 was not kept
+    up = Uplink(torch.zeros(1, 8, dtype=torch.complex64), torch.tensor([0]), torch.tensor([3]),
+                torch.tensor([0]), kept, importance)
+    attention = torch.tensor([[0.7, 0.2, 0.1]])
+    loss = importance_loss(up, attention)
+    assert math.isclose(float(loss.detach()), math.log(3.0), rel_tol=1e-6)   # uniform scores: CE = log 3
+    loss.backward()
+    grad = importance.grad[0].tolist()
+    assert grad[1] < 0 < grad[3] < grad[4] and grad[2] == 0.0       # raise 1, lower 4 most
+
+
+def test_loss_adds_the_weighted_importance_term(model, batches):
+    from mtsc_sdr.model.split import importance_loss
+
+    b, kw = batches["vqa"], dict(fading=None, budget=64)
+    with torch.no_grad():
+        base = model.loss(b, "vqa", 0.0, generator=gen(1), **kw)
+        res = model(b, "vqa", 0.0, generator=gen(1), attention=True, **kw)
+        both = model.loss(b, "vqa", 0.0, generator=gen(1), importance_weight=0.5, **kw)
+    extra = importance_loss(res.uplink, res.attention)
+    assert float(extra) > 0 and res.attention.shape == res.uplink.kept_positions.shape
+    assert float(both) == pytest.approx(float(base) + 0.5 * float(extra), rel=1e-5)
 
 
 # -- split -------------------------------------------------------------------------------------

@@ -17,6 +17,9 @@ TASK_IDS: dict[str, int] = {"vqa": 0, "caption_image": 1, "caption_audio": 2, "c
                             "reconstruct": 4}
 #: Tasks whose output is text (the client's text decoder); ``reconstruct`` uses the image decoder.
 TEXT_TASKS: tuple[str, ...] = ("vqa", "caption_image", "caption_audio", "caption_video")
+#: Tasks whose output is laid out like the input tokens (one image cell per token): their LAM
+#: decoder queries start from the received semantics (:meth:`.split.ServerModel.queries`).
+DENSE_TASKS: tuple[str, ...] = ("reconstruct",)
 
 
 @dataclass
@@ -44,8 +47,8 @@ class ModelConfig:
             index (0..len-1) is what the frame header carries.
         rate_snr_thresholds_db: ascending, len(rate_table) - 1 values giving the SNR floor on
             symbols per token: below the first at least the last (most robust) entry, above the
-            last any entry; among the allowed rates the one that puts the most symbols on the air
-            is used (:func:`mtsc_sdr.model.jsc.choose_rate`).
+            last any entry; the largest allowed rate that keeps every token is used, else the
+            floor itself (:func:`mtsc_sdr.model.jsc.choose_rate`).
         symbols_per_item: default bandwidth budget, complex symbols per item.
         lam_path: a local Hugging Face BART checkpoint directory (``--lam PATH``) or None for
             the project's own small BART.

@@ -10,6 +10,7 @@ import math
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from .config import ModelConfig
 
@@ -61,21 +62,38 @@ class TextDecoder(nn.Module):
 
 
 class ImageDecoder(nn.Module):
-    """Task semantics float32 (B, Q, d) -> image float32 (B, 3, H, W) in [0, 1]: a linear map to a
-    (C, g, g) grid, then transposed convolutions doubling the size up to ``image_size``."""
+    """Task semantics float32 (B, Q, d) -> image float32 (B, 3, H, W) in [0, 1].
 
-    def __init__(self, cfg: ModelConfig):
+    The mirror of :class:`~.encoders.ImageEncoder`'s pixel path, plus a small convolutional
+    refinement:
+
+    1. a linear map across the Q task semantics to the g x g grid cells (identity at init when
+       Q = g * g, so output i starts as cell i);
+    2. each cell's d features -> its p x p x 3 pixels by one linear map (the inverse of the
+       encoder's pixel embedding), giving a first image;
+    3. a 3-layer conv net at full resolution adds a correction (zero at init), smoothing the
+       seams between cells; the result is clipped to [0, 1].
+    """
+
+    def __init__(self, cfg: ModelConfig, refine_channels: int = 32):
         super().__init__()
-        self.grid = int(round(math.sqrt(cfg.image_tokens)))
-        c = self.c = cfg.cnn_channels
-        self.fc = nn.Linear(cfg.task_queries * cfg.d_model, c * self.grid * self.grid)
-        n_up = int(round(math.log2(cfg.image_size // self.grid)))
-        layers: list[nn.Module] = []
-        for _ in range(n_up):
-            layers += [nn.ConvTranspose2d(c, c, 4, stride=2, padding=1), nn.GroupNorm(1, c), nn.GELU()]
-        layers += [nn.Conv2d(c, 3, 3, padding=1), nn.Sigmoid()]
-        self.net = nn.Sequential(*layers)
+        grid = int(round(math.sqrt(cfg.image_tokens)))
+        self.size, self.cell_px = cfg.image_size, cfg.image_size // grid
+        self.to_cells = nn.Linear(cfg.task_queries, grid * grid)
+        if cfg.task_queries == grid * grid:
+            with torch.no_grad():
+                self.to_cells.weight.copy_(torch.eye(grid * grid))
+                self.to_cells.bias.zero_()
+        self.to_pixels = nn.Linear(cfg.d_model, 3 * self.cell_px ** 2)
+        c = refine_channels
+        self.refine = nn.Sequential(nn.Conv2d(3, c, 3, padding=1), nn.GELU(),
+                                    nn.Conv2d(c, c, 3, padding=1), nn.GELU(),
+                                    nn.Conv2d(c, 3, 3, padding=1))
+        nn.init.zeros_(self.refine[-1].weight)
+        nn.init.zeros_(self.refine[-1].bias)
 
     def forward(self, semantics: torch.Tensor) -> torch.Tensor:
-        x = self.fc(semantics.flatten(1)).view(-1, self.c, self.grid, self.grid)
-        return self.net(x)
+        cells = self.to_cells(semantics.transpose(1, 2)).transpose(1, 2)       # (B, g*g, d)
+        px = self.to_pixels(cells).transpose(1, 2)                              # (B, 3 p^2, g*g)
+        image = F.fold(px, (self.size, self.size), self.cell_px, stride=self.cell_px) * 0.5 + 0.5
+        return (image + self.refine(image)).clamp(0.0, 1.0)

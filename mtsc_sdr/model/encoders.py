@@ -11,6 +11,7 @@ import math
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from .config import ModelConfig
 
@@ -35,22 +36,32 @@ def _cnn(in_ch: int, ch: int, out_ch: int, n_down: int) -> nn.Sequential:
 
 
 class ImageEncoder(nn.Module):
-    """CNN: images float32 (B, 3, H, W) in [0, 1] -> tokens (B, image_tokens, d_model), one per
-    cell of a sqrt(image_tokens)-square grid (row-major), plus a learned grid position embedding."""
+    """Images float32 (B, 3, H, W) in [0, 1] -> tokens (B, image_tokens, d_model), one per cell of
+    a sqrt(image_tokens)-square grid (row-major), mask all True.
+
+    Each token is the sum of three parts: the CNN's features of the cell (projected to the LAM
+    width and layer-normed), a linear embedding of the cell's raw pixels (p x p x 3, p =
+    image_size / grid; it hands the LAM exact colour and detail that a short-trained CNN blurs,
+    and gives reconstruction a near-linear path) and a learned grid position embedding.
+    """
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         grid = int(round(math.sqrt(cfg.image_tokens)))
         n_down = int(round(math.log2(cfg.image_size // grid)))
+        self.cell_px = cfg.image_size // grid
         self.cnn = _cnn(3, cfg.cnn_channels, cfg.cnn_channels, n_down)
         self.proj = nn.Linear(cfg.cnn_channels, cfg.d_model)  # input projection to the LAM width
         self.norm = nn.LayerNorm(cfg.d_model)
+        self.pixels = nn.Linear(3 * self.cell_px ** 2, cfg.d_model)
         self.pos = nn.Parameter(torch.zeros(cfg.image_tokens, cfg.d_model))
         nn.init.normal_(self.pos, std=0.02)
 
     def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        f = self.cnn(image * 2.0 - 1.0)                 # (B, C, g, g)
-        tokens = self.norm(self.proj(f.flatten(2).transpose(1, 2))) + self.pos
+        x = image * 2.0 - 1.0
+        f = self.cnn(x)                                                  # (B, C, g, g)
+        cells = F.unfold(x, self.cell_px, stride=self.cell_px).transpose(1, 2)  # (B, g*g, 3 p^2)
+        tokens = self.norm(self.proj(f.flatten(2).transpose(1, 2))) + self.pixels(cells) + self.pos
         return tokens, torch.ones(tokens.shape[:2], dtype=torch.bool, device=tokens.device)
 
 

@@ -5,9 +5,9 @@ Encoder (client): LAM encoder states (B, L, d) -> complex channel symbols.
 1. Importance: a small head scores every token, ``importance`` float32 (B, L) (logits; padding
    tokens and the task token, whose id the frame header carries, get -inf).
 2. Rate: :func:`choose_rate` picks, from the SNR (CSI), the budget and the tokens available, an
-   index into ``rate_table`` = complex symbols per kept token. Low SNR -> more symbols per token
-   (more redundancy) and so fewer tokens; high SNR -> fewer symbols per token and more tokens,
-   as long as that still fills the budget.
+   index into ``rate_table`` = complex symbols per kept token. The SNR sets the least redundancy
+   allowed; every token is kept whenever an allowed rate fits them all (with the most redundancy
+   that does), otherwise the item keeps as many tokens as that floor allows.
 3. Keep ``k = min(budget // rate_table[rate_idx], valid tokens)`` tokens with the highest scores,
    **in their original order**. Positions are not transmitted: the states already carry BART's
    position information, and the receiver's only consumer (LAM decoder cross-attention) treats
@@ -45,17 +45,22 @@ def choose_rate(snr_db: torch.Tensor, budget: int, rate_table, thresholds_db,
     """Rate index per item from the SNR (CSI), the budget and the tokens available.
 
     The SNR sets the least redundancy allowed: ``s_min`` = the last (most symbols per token)
-    entry below ``thresholds_db[0]``, one entry less per threshold passed. Among the table
-    rates ``s >= s_min`` the item then takes the one that puts the most symbols on the air,
-    ``min(n_valid, budget // s) * s``, and of equals the smallest (most tokens kept). So at high
-    SNR an item with few tokens spends its spare budget on redundancy instead of leaving it
-    unused, and at low SNR it keeps fewer tokens, each better protected.
+    entry below ``thresholds_db[0]``, one entry less per threshold passed. Then:
+
+    * if some allowed rate ``s >= s_min`` fits *every* token (``n_valid * s <= budget``), the
+      largest such rate: nothing is dropped, and the spare budget buys redundancy;
+    * otherwise ``s_min`` itself, which keeps the most tokens the SNR allows (the most important
+      ones, see :class:`JSCEncoder`).
+
+    So a 16-token image at 512 symbols goes at 32 symbols per token at any SNR, and a 24-token VQA
+    input (image + question) at 16 per token rather than dropping 8 tokens to reach 32; at low SNR
+    or a small budget the item keeps fewer tokens, each better protected.
 
     Args:
         snr_db: float (B,) SNR (Es/N0, dB) the client expects at the receiver.
         budget: complex symbols per item.
         rate_table: ascending symbols per token; thresholds_db: ascending, len(rate_table) - 1.
-        n_valid: int64 (B,) tokens that could be sent (None: unlimited).
+        n_valid: int64 (B,) tokens that could be sent (None: unlimited, so ``s_min``).
     Returns:
         int64 (B,), never a rate whose single token exceeds ``budget``.
     """
@@ -68,11 +73,11 @@ def choose_rate(snr_db: torch.Tensor, budget: int, rate_table, thresholds_db,
     lowest = (len(rate_table) - 1 - passed).clamp(max=fits - 1)     # (B,) index of s_min
     if n_valid is None:
         return lowest.to(torch.int64)
-    tokens = torch.minimum(n_valid[:, None], budget // table[None, :])            # (B, R)
-    used = torch.where(torch.arange(len(rate_table), device=snr_db.device)[None, :] >= lowest[:, None],
-                       tokens * table[None, :], torch.full_like(tokens, -1))
-    used[:, fits:] = -1
-    return used.argmax(dim=1).to(torch.int64)                      # first maximum = smallest rate
+    idx = torch.arange(len(rate_table), device=snr_db.device)[None, :]
+    allowed = (idx >= lowest[:, None]) & (idx < fits)                               # (B, R)
+    keeps_all = allowed & (n_valid[:, None] * table[None, :] <= budget)
+    best_all = torch.where(keeps_all, idx, torch.full_like(idx, -1)).max(dim=1).values
+    return torch.where(best_all >= 0, best_all, lowest).to(torch.int64)
 
 
 class SNRFiLM(nn.Module):

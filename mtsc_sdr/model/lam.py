@@ -115,3 +115,33 @@ class LAMDecoder(nn.Module):
         """queries (B, Q, d), semantics (B, K, d), mask bool (B, K) -> task semantics (B, Q, d)."""
         return self.decoder(inputs_embeds=queries, encoder_hidden_states=semantics,
                             encoder_attention_mask=mask.long(), use_cache=False).last_hidden_state
+
+    def forward_with_attention(self, queries: torch.Tensor, semantics: torch.Tensor,
+                               mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """As :meth:`forward`, plus the share of cross-attention each received token gets:
+        float32 (B, K), the softmax weights averaged over layers, heads and queries (rows sum to
+        1 over the unmasked tokens). Recomputed from each layer's query and key projections
+        (captured by hooks), so it does not depend on the attention kernel transformers picks."""
+        captured: list[tuple[str, torch.Tensor]] = []
+        hooks = []
+        for layer in self.decoder.layers:
+            att = layer.encoder_attn
+            hooks.append(att.q_proj.register_forward_hook(lambda m, i, o: captured.append(("q", o))))
+            hooks.append(att.k_proj.register_forward_hook(lambda m, i, o: captured.append(("k", o))))
+        try:
+            out = self.forward(queries, semantics, mask)
+        finally:
+            for h in hooks:
+                h.remove()
+        qs = [t for kind, t in captured if kind == "q"]
+        ks = [t for kind, t in captured if kind == "k"]
+        share = semantics.new_zeros(mask.shape, dtype=torch.float32)
+        for layer, q, k in zip(self.decoder.layers, qs, ks):
+            att = layer.encoder_attn
+            b, nq, _ = q.shape
+            q = q.view(b, nq, att.num_heads, att.head_dim).transpose(1, 2)        # (B, H, Q, hd)
+            k = k.view(b, k.shape[1], att.num_heads, att.head_dim).transpose(1, 2)  # (B, H, K, hd)
+            logits = (q @ k.transpose(-1, -2)) * att.scaling
+            w = logits.float().masked_fill(~mask[:, None, None, :], float("-inf")).softmax(-1)
+            share = share + w.mean(dim=(1, 2))
+        return out, share / max(1, len(qs))

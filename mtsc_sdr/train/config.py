@@ -52,6 +52,9 @@ class TrainConfig:
         budgets: symbol budgets (complex symbols per item) drawn uniformly per batch; None: the
             model's ``symbols_per_item`` only. Training on several budgets teaches the importance
             head which tokens to keep when not all of them fit.
+        importance_weight: weight of :func:`mtsc_sdr.model.split.importance_loss`, which teaches
+            the importance head to rank tokens by the share of the server's cross-attention they
+            get (0 disables; the gate alone then teaches it).
         tasks: tasks trained; task_weights: their sampling probabilities (None: equal), one per task,
             or with ``mix_tasks`` the weights of their losses (normalised to sum 1).
         mix_tasks: every step takes a ``batch_size`` batch of every task and sums the losses,
@@ -88,6 +91,7 @@ class TrainConfig:
     rician_fraction: float = 0.5
     budgets: Optional[tuple[int, ...]] = (128, 256, 512)
     k_factor_db: float = 6.0
+    importance_weight: float = 0.0
     tasks: tuple[str, ...] = ALL_TASKS
     task_weights: Optional[tuple[float, ...]] = None
     mix_tasks: bool = True
@@ -112,6 +116,7 @@ class TrainConfig:
         check(self.weight_decay >= 0, p("weight_decay"), f"must be >= 0, got {self.weight_decay}")
         check(self.warmup_steps >= 0, p("warmup_steps"), f"must be >= 0, got {self.warmup_steps}")
         check(self.grad_clip >= 0, p("grad_clip"), f"must be >= 0, got {self.grad_clip}")
+        check(self.importance_weight >= 0, p("importance_weight"), f"must be >= 0, got {self.importance_weight}")
         lo, hi = self.snr_db_range
         check(lo <= hi, p("snr_db_range"), f"must be [low, high] with low <= high, got {list(self.snr_db_range)}")
         check(0 <= self.snr_curriculum <= 1, p("snr_curriculum"), f"must be in [0, 1], got {self.snr_curriculum}")

@@ -334,7 +334,8 @@ def train(cfg: TrainConfig, *, restart: bool = False, until_step: Optional[int] 
                 torch.manual_seed(d.torch_seed)                       # dropout
                 gen = torch.Generator().manual_seed(d.noise_seed)     # channel fading + noise
                 loss = model.loss(batch, d.task, torch.from_numpy(d.snr_db), fading=d.fading,
-                                  k_factor_db=cfg.k_factor_db, generator=gen, budget=d.budget)
+                                  k_factor_db=cfg.k_factor_db, generator=gen, budget=d.budget,
+                                  importance_weight=cfg.importance_weight)
                 total = total + (weights[d.task] if len(draws) > 1 else 1.0) * loss
                 values.append((d.task, float(loss.detach())))
             opt.zero_grad(set_to_none=True)
