@@ -87,6 +87,10 @@ def test_eval_rician_no_baseline_and_reproducible(checkpoint):
     b = evaluate(checkpoint, [0.0], **kw)
     assert {r["system"] for r in a["rows"]} == {"mtsc"}
     assert [r["value"] for r in a["rows"]] == [r["value"] for r in b["rows"]]
+    c = evaluate(checkpoint, [0.0], item_values=True, **kw)
+    for r in c["rows"]:    # psnr_db and ssim: every item's score, averaging to the row's value
+        assert len(r["item_values"]) == r["n"] == 2
+        assert sum(r["item_values"]) / 2 == pytest.approx(r["value"])
 
 
 def test_eval_missing_checkpoint_is_a_clear_error(tmp_path, capsys):
@@ -153,13 +157,14 @@ def test_quality_checks_on_known_rows():
     assert checks["importance_ablation"]["passed"]
     rows.append(r("ablation_random", "vqa", 0.0, "accuracy", 61.0))
     assert not {c["name"]: c for c in mod.check_targets(rows)}["importance_ablation"]["passed"]
-    # a rise within twice the standard error of the difference is noise, a larger one is not
-    for row in rows:
-        if row["system"] == "mtsc":
-            row["std_error"] = 0.4                  # allowance 2 * sqrt(0.4^2 + 0.4^2) = 1.13
-    assert mod.check_targets(rows)[1]["passed"]
-    rows[0]["value"] = 26.0                         # reconstruct 0 dB > 5 dB by 1.0: still noise
-    assert mod.check_targets(rows)[1]["passed"]
-    rows[0]["value"] = 27.2                         # reconstruct 0 dB now 1.7 above 5 dB (25.5):
-    rows[1]["value"] = 25.5                         # more than 1.13, a real rise
+    # paired over the same items: a rise within twice the standard error of the per-item
+    # differences is noise, a larger one is not
+    vqa = {row["snr_db"]: row for row in rows if row["system"] == "mtsc" and row["task"] == "vqa"}
+    vqa[10.0]["item_values"] = [60.0, 58.0, 59.0, 57.0, 61.0]     # mean 59
+    vqa[0.0]["item_values"] = [61.0, 57.0, 61.0, 58.0, 63.0]      # mean 60: diffs 1 -1 2 1 2
+    vqa[-5.0]["item_values"] = [50.0, 48.0, 52.0, 49.0, 51.0]
+    # allowance 2 * std([1, -1, 2, 1, 2], ddof=1) / sqrt(5) = 1.10 > the rise of 1.0 (rows'
+    # "value" give the rise; only vqa 10 -> 0 dB rises)
+    assert mod.check_targets(rows)[1]["passed"], mod.check_targets(rows)[1]
+    vqa[0.0]["item_values"] = [60.5, 59.0, 60.0, 58.0, 62.5]      # diffs 0.5 1 1 1 1.5: tight
     assert not mod.check_targets(rows)[1]["passed"]

@@ -31,7 +31,9 @@ class ModelConfig:
         encoder_layers, decoder_layers, attention_heads, ffn_dim: the BART backbone (ignored when
             ``lam_path`` is set: the checkpoint's own BartConfig wins).
         max_positions: BART's learned position table length (encoder input and task queries).
-        dropout: dropout inside BART and the small transformers.
+        dropout: dropout inside BART and the small transformers (0 by default: in 1000-step
+            training it only slowed learning; on val at 20 dB, image captions CIDEr 100 with 0
+            vs 54 with 0.1, audio captions 355 vs 273).
         max_question_len: question tokens kept (longer questions are truncated with a warning).
         max_output_len: tokens the text decoder produces at most (answers and captions), incl. </s>.
         image_size: input images are (3, image_size, image_size); 32 for everything built in.
@@ -60,7 +62,7 @@ class ModelConfig:
     attention_heads: int = 4
     ffn_dim: int = 512
     max_positions: int = 128
-    dropout: float = 0.1
+    dropout: float = 0.0
     max_question_len: int = 24
     max_output_len: int = 48
     image_size: int = 32

@@ -22,7 +22,8 @@ Systems (the ``system`` of each report row):
   codec setting that fits the Shannon capacity of the budget (ergodic for Rician).
 
 Every row of a metric that is a mean over items (accuracy, CIDEr-D, PSNR, SSIM; not corpus
-BLEU) also has ``std_error``, the standard error of that mean over the ``n`` items.
+BLEU) also has ``std_error``, the standard error of that mean over the ``n`` items, and with
+``item_values=True`` the ``item_values`` themselves.
 
 Outputs in ``--out`` (default ``results/eval``): ``eval.json`` ({meta, rows}, DESIGN.md's schema)
 and ``eval_<task>.png`` (each metric vs SNR, all systems on the same axes); a table on stdout
@@ -102,18 +103,18 @@ def _chunks(seq, n):
         yield seq[i:i + n]
 
 
-def _score(task: str, hyps, items) -> dict[str, tuple[float, Optional[float]]]:
-    """``{metric: (value, standard error or None)}`` on the report scale (corpus BLEU has no
-    per-item scores, so no standard error)."""
-    from mtsc_sdr.metrics import score_task, score_task_items, standard_error
+def _score(task: str, hyps, items) -> dict[str, tuple[float, Optional[np.ndarray]]]:
+    """``{metric: (value, per-item scores or None)}`` on the report scale (corpus BLEU has no
+    per-item scores)."""
+    from mtsc_sdr.metrics import score_task, score_task_items
 
     if task == "reconstruct":  # uint8 (N, H, W, 3) -> the metrics' batch layout (N, 3, H, W)
         hyps = np.ascontiguousarray(np.stack(hyps).transpose(0, 3, 1, 2))
         refs = np.ascontiguousarray(np.stack([e.target_image for e in items]).transpose(0, 3, 1, 2))
     else:
         hyps, refs = list(hyps), [e.references for e in items]
-    errors = {m: standard_error(v) for m, v in score_task_items(task, hyps, refs).items()}
-    return {m: (v, errors.get(m)) for m, v in score_task(task, hyps, refs).items()}
+    per_item = score_task_items(task, hyps, refs)
+    return {m: (v, per_item.get(m)) for m, v in score_task(task, hyps, refs).items()}
 
 
 def _model_outputs(model, task, items, snr_db, channel, k_factor_db, seed, batch_size, budget):
@@ -194,17 +195,19 @@ def evaluate(checkpoint: str | Path, snrs: list[float], *, channel: str = "awgn"
              baseline: bool = True, k_factor_db: float = 6.0, question_share: float = 0.5,
              batch_size: int = 64, threads: Optional[int] = 2, progress: bool = False,
              device: str = "cpu", selection: str = "importance",
-             budget: Optional[int] = None) -> dict[str, Any]:
+             budget: Optional[int] = None, item_values: bool = False) -> dict[str, Any]:
     """Run the evaluation; returns the report ``{"meta", "rows"}`` (see the module docstring).
 
     ``selection`` (ablation): which tokens the JSC encoder keeps -- ``importance`` (the model,
     rows ``mtsc``), ``fixed`` (the first positions, rows ``mtsc_fixed``) or ``random`` (rows
     ``mtsc_random``); same rate, budget and power either way. ``budget``: complex symbols per item
-    for every system (None: the checkpoint's ``symbols_per_item``)."""
+    for every system (None: the checkpoint's ``symbols_per_item``). ``item_values``: rows of the
+    mean-over-items metrics also list every item's score (same items, same order, at every SNR
+    and for every system), for paired comparisons."""
     import torch
 
     from mtsc_sdr.data import examples, natural_patches
-    from mtsc_sdr.metrics import METRIC_UNITS
+    from mtsc_sdr.metrics import METRIC_UNITS, standard_error
     from mtsc_sdr.model import TASK_IDS, load
 
     if channel not in CHANNELS:
@@ -241,8 +244,12 @@ def evaluate(checkpoint: str | Path, snrs: list[float], *, channel: str = "awgn"
             s = _seed(seed, TASK_IDS[task], _snr_key(snr), CHANNELS.index(channel))
 
             def add(system, scores, **extra):
-                for metric, (value, stderr) in scores.items():
-                    more = dict(extra) if stderr is None else dict(extra, std_error=float(stderr))
+                for metric, (value, per_item) in scores.items():
+                    more = dict(extra)
+                    if per_item is not None:
+                        more["std_error"] = standard_error(per_item)
+                        if item_values:
+                            more["item_values"] = [float(v) for v in per_item]
                     rows.append(row(system, task, channel, float(snr), metric, float(value),
                                     unit=METRIC_UNITS.get(metric), n=len(items), **more))
 
@@ -282,13 +289,14 @@ def format_table(rows: list[dict]) -> str:
     keys: dict[tuple, dict] = {}
     for r in rows:
         keys.setdefault((r["task"], r["metric"], r["system"]), {})[r["snr_db"]] = r["value"]
-    head = f"{'task':<14} {'metric':<14} {'system':<9}" + "".join(f"{s:>9g}" for s in snrs)
+    w = max([9] + [len(k[2]) for k in keys])
+    head = f"{'task':<14} {'metric':<14} {'system':<{w}}" + "".join(f"{s:>9g}" for s in snrs)
     lines = [f"SNR (dB) -> channel {rows[0]['channel'] if rows else ''}", head, "-" * len(head)]
     order = {"mtsc": 0, "separate": 1, "capacity": 2}
     for (task, metric, system), vals in sorted(keys.items(), key=lambda kv: (TASKS.index(kv[0][0]), kv[0][1],
                                                                            order.get(kv[0][2], 9))):
         cells = "".join(f"{vals[s]:>9.3f}" if s in vals and vals[s] is not None else f"{'-':>9}" for s in snrs)
-        lines.append(f"{task:<14} {metric:<14} {system:<9}{cells}")
+        lines.append(f"{task:<14} {metric:<14} {system:<{w}}{cells}")
     return "\n".join(lines)
 
 
