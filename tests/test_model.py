@@ -19,6 +19,7 @@ from mtsc_sdr.data import collate, examples
 from mtsc_sdr.model import (CheckpointMismatch, ModelConfig, TextTokenizer, build_model,
                             choose_rate, keep_top_k, load, save)
 from mtsc_sdr.model import tokenizer as tokmod
+from mtsc_sdr.model.split import TaskSemantics
 from mtsc_sdr.model.encoders import LogMel, mel_filterbank
 
 TASKS = ["vqa", "caption_image", "caption_audio", "caption_video", "reconstruct"]
@@ -218,6 +219,36 @@ def test_loss_adds_the_weighted_importance_term(model, batches):
     assert float(both) == pytest.approx(float(base) + 0.5 * float(extra), rel=1e-5)
 
 
+def test_vqa_question_is_the_decoders_unscored_prompt(model):
+    tok = model.tokenizer
+    ids, scored = model.client.target_ids(["yes", "two"], ["is there a red circle?", "how many?"])
+    q0 = tok.encode_question("is there a red circle?", 24)
+    row0 = ids[0].tolist()
+    assert row0[0] == tok.bos_id and row0[1:1 + len(q0)] == q0
+    # only the answer and its </s> are predicted in the loss
+    assert [i + 1 for i in torch.nonzero(scored[0]).flatten().tolist()] == \
+        [j for j, t in enumerate(row0) if j > len(q0) and t != tok.pad_id]
+    assert tok.decode([t for t, keep in zip(ids[0, 1:].tolist(), scored[0].tolist()) if keep]) == "yes"
+    plain, plain_scored = model.client.target_ids(["yes"])
+    assert plain[0, 1:].tolist()[:int(plain_scored[0].sum())] == tok.encode_target("yes", 16)[1:]
+
+
+def test_prompted_generation_matches_row_by_row(model):
+    g = gen(9)
+    sem = torch.randn(3, model.cfg.task_queries, model.cfg.d_model, generator=g)
+    qs = ["is there a red circle?", "how many?", "what shape is the large object at the bottom?"]
+    dec = model.client.text_decoder
+    with torch.no_grad():
+        batch = dec.generate(sem, 6, model.client.prompt_ids("vqa", qs))
+        for i, q in enumerate(qs):
+            one = dec.generate(sem[i:i + 1], 6, model.client.prompt_ids("vqa", [q]))
+            n = one.shape[1]
+            assert batch[i, :n].tolist() == one[0].tolist()
+            assert all(t == dec.eos_id for t in batch[i, n:].tolist())
+    with pytest.raises(ValueError, match="needs the questions"):
+        model.client.decode("vqa", TaskSemantics(sem))
+
+
 # -- split -------------------------------------------------------------------------------------
 @pytest.mark.parametrize("task", TASKS)
 def test_split_equals_one_process_wiring(model, batches, task):
@@ -237,7 +268,7 @@ def test_split_equals_one_process_wiring(model, batches, task):
     q = model.cfg.task_queries
     assert down.semantics.shape == (4, q, model.cfg.d_model) and down.semantics.dtype == torch.float32
     torch.testing.assert_close(down.semantics, res.downlink.semantics)
-    out = model.client.decode(task, down, max_len=5)
+    out = model.client.decode(task, down, max_len=5, questions=b.get("question"))
     if task == "reconstruct":
         assert out.shape == (4, 3, 32, 32) and float(out.min()) >= 0 and float(out.max()) <= 1
     else:

@@ -26,7 +26,8 @@ class TextDecoder(nn.Module):
         self.embedding = embedding
         self.bos_id, self.eos_id, self.pad_id = bos_id, eos_id, pad_id
         self.max_len = cfg.max_output_len
-        self.pos = nn.Parameter(torch.randn(cfg.max_output_len + 1, d) * 0.02)
+        # room for <s>, a prompt (the VQA question) and the output
+        self.pos = nn.Parameter(torch.randn(1 + cfg.max_question_len + cfg.max_output_len, d) * 0.02)
         layer = nn.TransformerDecoderLayer(d, cfg.attention_heads, cfg.ffn_dim, cfg.dropout,
                                            activation="gelu", batch_first=True, norm_first=True)
         self.layers = nn.TransformerDecoder(layer, cfg.text_decoder_layers)
@@ -36,7 +37,8 @@ class TextDecoder(nn.Module):
         """ids int64 (B, T) (starting with <s>), semantics float32 (B, Q, d) -> logits (B, T, V)."""
         t = ids.shape[1]
         if t > self.pos.shape[0]:
-            raise ValueError(f"text decoder input of {t} tokens exceeds max_output_len + 1 = {self.pos.shape[0]}")
+            raise ValueError(f"text decoder input of {t} tokens exceeds 1 + max_question_len + max_output_len "
+                             f"= {self.pos.shape[0]}")
         x = self.embedding(ids) + self.pos[:t]
         causal = torch.triu(torch.ones(t, t, dtype=torch.bool, device=ids.device), diagonal=1)
         h = self.layers(x, semantics, tgt_mask=causal, tgt_key_padding_mask=ids == self.pad_id,
@@ -44,21 +46,38 @@ class TextDecoder(nn.Module):
         return self.norm(h) @ self.embedding.weight.T
 
     @torch.no_grad()
-    def generate(self, semantics: torch.Tensor, max_len: int | None = None) -> torch.Tensor:
-        """Greedy decoding: semantics (B, Q, d) -> ids int64 (B, <= max_len) without <s>; rows
-        that finished are padded with </s>."""
+    def generate(self, semantics: torch.Tensor, max_len: int | None = None,
+                 prompt: torch.Tensor | None = None) -> torch.Tensor:
+        """Greedy decoding: semantics (B, Q, d) -> ids int64 (B, <= max_len), without <s> and the
+        prompt; rows that finished are padded with </s>.
+
+        ``prompt`` int64 (B, P), right-padded with <pad>: tokens fed after <s> before the output
+        starts (the VQA question; see :meth:`mtsc_sdr.model.split.ClientModel.target_ids`). Each
+        row continues right after its own prompt; causal attention never looks past the position
+        being predicted, so the padding after a short prompt is never read."""
         max_len = self.max_len if max_len is None else min(int(max_len), self.max_len)
-        b = semantics.shape[0]
-        ids = torch.full((b, 1), self.bos_id, dtype=torch.int64, device=semantics.device)
-        done = torch.zeros(b, dtype=torch.bool, device=semantics.device)
-        for _ in range(max_len):
-            nxt = self(ids, semantics)[:, -1].argmax(-1)
+        b, dev = semantics.shape[0], semantics.device
+        if prompt is None:
+            prompt = torch.empty((b, 0), dtype=torch.int64, device=dev)
+        buf = torch.full((b, 1 + prompt.shape[1] + max_len), self.pad_id, dtype=torch.int64, device=dev)
+        buf[:, 0] = self.bos_id
+        buf[:, 1:1 + prompt.shape[1]] = prompt
+        cur = 1 + (prompt != self.pad_id).sum(1)          # (B,) where each row's output starts
+        rows = torch.arange(b, device=dev)
+        out = torch.full((b, max_len), self.eos_id, dtype=torch.int64, device=dev)
+        done = torch.zeros(b, dtype=torch.bool, device=dev)
+        steps = 0
+        for t in range(max_len):
+            logits = self(buf[:, :int(cur.max())], semantics)
+            nxt = logits[rows, cur - 1].argmax(-1)
             nxt = torch.where(done, torch.full_like(nxt, self.eos_id), nxt)
-            ids = torch.cat([ids, nxt[:, None]], dim=1)
+            buf[rows, cur] = nxt
+            out[:, t] = nxt
+            cur, steps = cur + 1, t + 1
             done |= nxt == self.eos_id
             if bool(done.all()):
                 break
-        return ids[:, 1:]
+        return out[:, :steps]
 
 
 class ImageDecoder(nn.Module):

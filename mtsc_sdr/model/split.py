@@ -153,37 +153,66 @@ class ClientModel(nn.Module):
         return Uplink(code.symbols, code.rate_idx, code.n_tokens, _task_ids(task, x.shape[0], self.device),
                       code.kept_positions, code.importance)
 
-    def target_ids(self, texts: list[str]) -> torch.Tensor:
-        """Targets -> int64 (B, T+1) ``<s> ... </s>`` padded with <pad>."""
-        rows = [self.tokenizer.encode_target(t, self.cfg.max_output_len) for t in texts]
+    def target_ids(self, texts: list[str], prompts: Optional[list[str]] = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Teacher-forcing ids: ``<s> [prompt] target </s>`` per row, right-padded with <pad>.
+
+        ``prompts`` (VQA: the questions) are tokens the client's text decoder is given before it
+        answers: it knows the question anyway, and with it in front every decoder position can
+        look into the task semantics with a question-dependent query (a one-word answer after a
+        bare <s> has a single, input-independent query to do that with).
+
+        Returns:
+            ids int64 (B, T), and ``scored`` bool (B, T - 1): which next-token predictions
+            ``ids[:, 1:]`` count in the loss (the target and its </s>, not the prompt or padding).
+        """
+        prompt_rows = [self.tokenizer.encode_question(q or "", self.cfg.max_question_len)
+                       for q in (prompts or [""] * len(texts))]
+        rows = [[r[0], *p, *r[1:]] for p, r in
+                zip(prompt_rows, (self.tokenizer.encode_target(t, self.cfg.max_output_len) for t in texts))]
         t = max(len(r) for r in rows)
-        out = torch.full((len(rows), t), self.tokenizer.pad_id, dtype=torch.int64)
-        for i, r in enumerate(rows):
-            out[i, :len(r)] = torch.tensor(r, dtype=torch.int64)
-        return out.to(self.device)
+        ids = torch.full((len(rows), t), self.tokenizer.pad_id, dtype=torch.int64)
+        scored = torch.zeros((len(rows), t - 1), dtype=torch.bool)
+        for i, (r, p) in enumerate(zip(rows, prompt_rows)):
+            ids[i, :len(r)] = torch.tensor(r, dtype=torch.int64)
+            scored[i, len(p):len(r) - 1] = True
+        return ids.to(self.device), scored.to(self.device)
+
+    def prompt_ids(self, task: str, batch_or_questions) -> Optional[torch.Tensor]:
+        """The text decoder's prompt for ``task``: the questions (VQA, int64 (B, P) padded with
+        <pad>), None for the other tasks. Accepts a batch dict or the list of questions."""
+        if task != "vqa":
+            return None
+        qs = batch_or_questions["question"] if isinstance(batch_or_questions, dict) else batch_or_questions
+        return self.question_ids(list(qs))
 
     def task_loss(self, task: str, semantics: torch.Tensor, batch: dict) -> torch.Tensor:
         """Scalar loss: token cross-entropy with teacher forcing on each example's first
-        reference (text tasks), or ``log10(MSE)`` = -PSNR/10 dB of the batch (reconstruct: the
-        log keeps its gradient at the scale of the cross-entropies however small the MSE gets)."""
+        reference (text tasks; VQA with the question as the decoder's prompt, not scored), or
+        ``log10(MSE)`` = -PSNR/10 dB of the batch (reconstruct: the log keeps its gradient at
+        the scale of the cross-entropies however small the MSE gets)."""
         if task == "reconstruct":
             mse = F.mse_loss(self.image_decoder(semantics), batch["target_image"].to(self.device))
             return torch.log10(mse + 1e-10)
-        ids = self.target_ids([refs[0] for refs in batch["references"]])
+        ids, scored = self.target_ids([refs[0] for refs in batch["references"]],
+                                      batch["question"] if task == "vqa" else None)
         logits = self.text_decoder(ids[:, :-1], semantics)
-        labels = ids[:, 1:].masked_fill(ids[:, 1:] == self.tokenizer.pad_id, -100)
+        labels = ids[:, 1:].masked_fill(~scored, -100)
         return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=-100)
 
     @torch.no_grad()
-    def decode(self, task: str, downlink: TaskSemantics, max_len: Optional[int] = None):
+    def decode(self, task: str, downlink: TaskSemantics, max_len: Optional[int] = None,
+               questions: Optional[list[str]] = None):
         """Task outputs from the returned semantics: list[str] (answers / captions) for text
-        tasks, float32 (B, 3, H, W) in [0, 1] for ``reconstruct``."""
+        tasks, float32 (B, 3, H, W) in [0, 1] for ``reconstruct``. VQA needs ``questions`` (the
+        client has them: they are the decoder's prompt)."""
         sem = downlink.semantics.to(self.device)
         if task == "reconstruct":
             return self.image_decoder(sem)
         if task not in TEXT_TASKS:
             raise ValueError(f"unknown task {task!r}; tasks are {list(TASK_IDS)}")
-        ids = self.text_decoder.generate(sem, max_len)
+        if task == "vqa" and questions is None:
+            raise ValueError("decoding VQA answers needs the questions (the text decoder's prompt)")
+        ids = self.text_decoder.generate(sem, max_len, self.prompt_ids(task, questions))
         return [self.tokenizer.decode(row.tolist()) for row in ids]
 
 
@@ -315,4 +344,5 @@ class MTSCModel(nn.Module):
     @torch.no_grad()
     def predict(self, batch: dict, task: str, snr_db, **channel_kwargs):
         """Task outputs through the channel: list[str] or images (B, 3, H, W)."""
-        return self.client.decode(task, self(batch, task, snr_db, **channel_kwargs).downlink)
+        return self.client.decode(task, self(batch, task, snr_db, **channel_kwargs).downlink,
+                                  questions=batch.get("question"))

@@ -148,7 +148,7 @@ def clean_outputs(model, task, items, batch_size):
             snr = torch.full((len(chunk),), CLEAN_SNR_DB)
             up = model.client.encode(batch, task, snr)
             down = model.server(up.symbols, up.rate_idx, up.n_tokens, snr, up.task_ids)
-            pred = model.client.decode(task, down)
+            pred = model.client.decode(task, down, questions=batch.get("question"))
             out += list(_to_uint8(pred)) if task == "reconstruct" else list(pred)
     return out
 
