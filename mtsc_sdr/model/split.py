@@ -177,13 +177,10 @@ class ClientModel(nn.Module):
             scored[i, len(p):len(r) - 1] = True
         return ids.to(self.device), scored.to(self.device)
 
-    def prompt_ids(self, task: str, batch_or_questions) -> Optional[torch.Tensor]:
-        """The text decoder's prompt for ``task``: the questions (VQA, int64 (B, P) padded with
-        <pad>), None for the other tasks. Accepts a batch dict or the list of questions."""
-        if task != "vqa":
-            return None
-        qs = batch_or_questions["question"] if isinstance(batch_or_questions, dict) else batch_or_questions
-        return self.question_ids(list(qs))
+    def prompt_ids(self, task: str, questions: Optional[list[str]]) -> Optional[torch.Tensor]:
+        """The text decoder's prompt for ``task``: the questions for VQA (int64 (B, P) padded
+        with <pad>), None for the other tasks."""
+        return self.question_ids(list(questions)) if task == "vqa" else None
 
     def task_loss(self, task: str, semantics: torch.Tensor, batch: dict) -> torch.Tensor:
         """Scalar loss: token cross-entropy with teacher forcing on each example's first
@@ -230,16 +227,18 @@ class ServerModel(nn.Module):
                 snr_est_db, task_ids: torch.Tensor) -> TaskSemantics:
         """symbols complex64 (B, S) (equalised), rate_idx / n_tokens / task_ids int64 (B,),
         snr_est_db scalar or (B,) -> :class:`TaskSemantics` (B, Q, d)."""
-        snr = _per_item(snr_est_db, symbols.shape[0], symbols.device)
-        sem, mask = self.jsc_decoder(symbols, rate_idx, n_tokens, snr)
+        sem, mask = self._receive(symbols, rate_idx, n_tokens, snr_est_db)
         return TaskSemantics(self.lam_decoder(self.queries(task_ids, sem), sem, mask))
+
+    def _receive(self, symbols, rate_idx, n_tokens, snr_est_db) -> tuple[torch.Tensor, torch.Tensor]:
+        """JSC decoding: received semantics (B, K, d) and mask (B, K)."""
+        return self.jsc_decoder(symbols, rate_idx, n_tokens, _per_item(snr_est_db, symbols.shape[0], symbols.device))
 
     def forward_with_attention(self, symbols: torch.Tensor, rate_idx: torch.Tensor, n_tokens: torch.Tensor,
                                snr_est_db, task_ids: torch.Tensor) -> tuple[TaskSemantics, torch.Tensor]:
         """As :meth:`forward`, plus the share of the LAM decoder's cross-attention each received
         token gets, float32 (B, K) (training signal for the client's importance head)."""
-        snr = _per_item(snr_est_db, symbols.shape[0], symbols.device)
-        sem, mask = self.jsc_decoder(symbols, rate_idx, n_tokens, snr)
+        sem, mask = self._receive(symbols, rate_idx, n_tokens, snr_est_db)
         out, share = self.lam_decoder.forward_with_attention(self.queries(task_ids, sem), sem, mask)
         return TaskSemantics(out), share
 
