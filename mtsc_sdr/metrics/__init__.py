@@ -68,15 +68,19 @@ def score_task_items(task: str, hypotheses, references) -> dict[str, np.ndarray]
     return {"cider": CIDER_REPORT_SCALE * cider_scores(hypotheses, references)[1]}
 
 
-def score_task(task: str, hypotheses, references) -> dict[str, float]:
+def score_task(task: str, hypotheses, references, *,
+               items: dict[str, np.ndarray] | None = None) -> dict[str, float]:
     """Every metric of ``task`` on the report scale, as ``{metric_name: value}``.
 
     Text tasks: ``hypotheses`` is one string per item, ``references`` per item a string or a list
     of strings (VQA: the human answers; captions: the reference captions). ``reconstruct``:
     ``hypotheses`` the reconstructed images, ``references`` the originals (layouts and ranges as
-    in :mod:`mtsc_sdr.metrics.image`).
+    in :mod:`mtsc_sdr.metrics.image`). ``items``: :func:`score_task_items` of the same inputs when
+    the caller already has them (not computed again).
     """
-    scores = {m: float(v.mean()) for m, v in score_task_items(task, hypotheses, references).items()}
+    if items is None:
+        items = score_task_items(task, hypotheses, references)
+    scores = {m: float(v.mean()) for m, v in items.items()}
     if task != "reconstruct":
         scores["bleu"] = bleu(hypotheses, references)
     return {m: scores[m] for m in TASK_METRICS[task]}
@@ -96,6 +100,6 @@ def standard_error(values: np.ndarray) -> float:
 __all__ = [
     "CIDER_REPORT_SCALE", "METRIC_UNITS", "TASK_METRICS", "answer_accuracy", "bleu", "cider",
     "cider_scores", "coco_tokenize", "normalize_answer", "psnr_db", "psnr_db_per_image",
-    "psnr_db_torch", "score_task", "score_task_items", "sentence_bleu", "standard_error", "ssim", "ssim_per_image", "ssim_torch",
-    "vqa_accuracy",
+    "psnr_db_torch", "score_task", "score_task_items", "sentence_bleu", "standard_error", "ssim",
+    "ssim_per_image", "ssim_torch", "vqa_accuracy",
 ]

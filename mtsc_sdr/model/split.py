@@ -222,6 +222,9 @@ class ServerModel(nn.Module):
         self.jsc_decoder = JSCDecoder(cfg)
         self.task_queries = nn.Parameter(torch.randn(len(TASK_IDS), cfg.task_queries, cfg.d_model) * 0.02)
         self.lam_decoder = lam_decoder
+        dense = torch.zeros(len(TASK_IDS), dtype=torch.bool)
+        dense[[TASK_IDS[t] for t in DENSE_TASKS]] = True
+        self.register_buffer("dense_task", dense, persistent=False)   # (n_tasks,) see queries()
 
     def forward(self, symbols: torch.Tensor, rate_idx: torch.Tensor, n_tokens: torch.Tensor,
                 snr_est_db, task_ids: torch.Tensor) -> TaskSemantics:
@@ -254,11 +257,9 @@ class ServerModel(nn.Module):
         20 dB: image captions CIDEr 110 vs 88 and audio captions 373 vs 359 with the sum for
         reconstruction only instead of for every task; reconstruction 28.7 vs 29.2 dB PSNR)."""
         q = self.task_queries[task_ids]
-        dense = torch.zeros(len(TASK_IDS), dtype=torch.bool, device=q.device)
-        dense[[TASK_IDS[t] for t in DENSE_TASKS]] = True
         k = min(q.shape[1], semantics.shape[1])
         seeded = torch.cat([q[:, :k] + semantics[:, :k], q[:, k:]], dim=1)
-        return torch.where(dense[task_ids][:, None, None], seeded, q)
+        return torch.where(self.dense_task[task_ids][:, None, None], seeded, q)
 
 
 def importance_loss(uplink: Uplink, attention: torch.Tensor) -> torch.Tensor:

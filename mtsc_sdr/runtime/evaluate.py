@@ -114,7 +114,7 @@ def _score(task: str, hyps, items) -> dict[str, tuple[float, Optional[np.ndarray
     else:
         hyps, refs = list(hyps), [e.references for e in items]
     per_item = score_task_items(task, hyps, refs)
-    return {m: (v, per_item.get(m)) for m, v in score_task(task, hyps, refs).items()}
+    return {m: (v, per_item.get(m)) for m, v in score_task(task, hyps, refs, items=per_item).items()}
 
 
 def _model_outputs(model, task, items, snr_db, channel, k_factor_db, seed, batch_size, budget):
