@@ -23,6 +23,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("mtsc_sdr.runtime.demo", "run the built-in demo (link test over the simulated channels)"),
     "train": ("mtsc_sdr.train.cli", "train the MTSC model over the differentiable channel (phase I)"),
     "eval": ("mtsc_sdr.runtime.evaluate", "evaluate a checkpoint per task and SNR against the baselines"),
+    "bs": ("mtsc_sdr.runtime.bs", "run the base station: PHY receiver, JSC and LAM decoders, downlink"),
+    "client": ("mtsc_sdr.runtime.client", "run a client: encode items, stream IQ, decode the answers"),
+    "run": ("mtsc_sdr.runtime.run", "run base station, channel and clients as processes; write a report"),
 }
 
 

@@ -19,3 +19,18 @@ def ctx():
     context = zmq.Context()
     yield context
     context.term()
+
+
+@pytest.fixture(scope="session")
+def micro_checkpoint(tmp_path_factory):
+    """A micro model trained for 40 steps (a few seconds): what the process tests run."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    from mtsc_sdr.train.config import TrainConfig
+    from mtsc_sdr.train.trainer import train
+
+    out = tmp_path_factory.mktemp("micro") / "ck"
+    cfg = TrainConfig.from_dict({"preset": "micro", "tokenizer_scenes": 40, "examples_per_task": 16,
+                                 "steps": 40, "batch_size": 4, "checkpoint_dir": str(out), "num_threads": 1})
+    train(cfg, quiet=True)
+    return out

@@ -102,6 +102,12 @@ class SocketOwner:
     _auth: object | None = None
     _own_ctx: bool = False
 
+    @property
+    def socket(self) -> zmq.Socket:
+        """The underlying socket, for a :class:`zmq.Poller` that waits on several links at once
+        (read from it only through this object's own ``recv`` methods)."""
+        return self._sock
+
     def close(self, linger_ms: int | None = None) -> None:
         """Close the socket; queued messages get ``linger_ms`` (default: the socket's) to go out.
 

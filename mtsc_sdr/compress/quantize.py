@@ -1,0 +1,236 @@
+"""Post-training int8 quantization of the client half (:class:`~mtsc_sdr.model.ClientModel`).
+
+Method (no calibration data, no retraining):
+
+* **Weights** are int8, symmetric, one fp32 scale per output channel (per row of a linear map,
+  per output channel of a convolution): ``w ~ scale[o] * q[o, ...]``, ``scale = max|w[o]| / 127``.
+* **Linear layers** (the LAM encoder's projections and MLPs, the JSC heads, the attention
+  projections of the audio / video / text transformers, unpacked from PyTorch's fused
+  ``in_proj``) compute int8 x int8 -> int32 products with ``torch._int_mm`` (oneDNN on x86, with
+  VNNI where the CPU has it); their inputs are quantized on the fly, symmetric, one scale per
+  row (per token): "dynamic" quantization.
+* **Convolutions** store int8 weights and dequantize them per call (weight-only): their bytes
+  shrink, their arithmetic stays fp32.
+* Embeddings, position tables, LayerNorms and biases stay fp32 (about 3 % of the weights).
+
+Why this path: it needs nothing beyond torch (the client must also run on a Jetson, where the
+same wheel family exists), it quantizes every large tensor of this model -- including the fused
+attention ``in_proj`` of ``nn.MultiheadAttention`` and the convolutions, which
+``torch.ao.quantization.quantize_dynamic`` leaves in fp32 -- and ``torch.ao.quantization`` itself
+is deprecated (torch 2.13 warns on use). The code is small enough to check by eye; the tests
+compare every quantized layer with its fp32 original.
+
+:func:`load_client` is what the client process uses: the checkpoint's client half in fp32 or int8,
+with its weight bytes.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+PRECISIONS = ("fp32", "int8")
+
+
+def _quantize_rows(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """float (O, ...) -> (int8 (O, ...), fp32 scale (O,)): symmetric, one scale per output channel."""
+    w = w.detach().float()
+    scale = w.reshape(w.shape[0], -1).abs().amax(dim=1).clamp(min=1e-12) / 127.0
+    q = torch.round(w / scale.view(-1, *([1] * (w.dim() - 1)))).clamp(-127, 127).to(torch.int8)
+    return q, scale
+
+
+class Int8Linear(nn.Module):
+    """``y = x W^T + b`` with W int8 per output channel and x quantized per row at run time.
+
+    x float32 (..., K) -> y float32 (..., N).
+    """
+
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None):
+        super().__init__()
+        q, scale = _quantize_rows(weight)
+        # (K, N) int8 with row-major strides, the layout _int_mm takes (``q.t().contiguous()`` can
+        # keep the strides of the transpose when K = 1, which oneDNN then misreads)
+        self.register_buffer("weight_t", torch.empty((q.shape[1], q.shape[0]), dtype=torch.int8).copy_(q.t()))
+        self.register_buffer("scale", scale)                     # (N,)
+        self.register_buffer("bias", None if bias is None else bias.detach().float().clone())
+        self.in_features, self.out_features = weight.shape[1], weight.shape[0]
+
+    @classmethod
+    def from_linear(cls, lin: nn.Linear) -> "Int8Linear":
+        return cls(lin.weight, lin.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shape = x.shape
+        x2 = x.reshape(-1, shape[-1]).float()
+        if x2.shape[0] == 0:
+            y = x2.new_zeros((0, self.out_features))
+        else:
+            s = x2.abs().amax(dim=1, keepdim=True).clamp(min=1e-12) / 127.0      # (M, 1)
+            xq = torch.round(x2 / s).to(torch.int8)
+            y = torch._int_mm(xq, self.weight_t).float() * (s * self.scale)
+        if self.bias is not None:
+            y = y + self.bias
+        return y.reshape(*shape[:-1], self.out_features)
+
+
+class Int8Conv(nn.Module):
+    """A Conv1d / Conv2d with int8 weights (per output channel), dequantized per call."""
+
+    def __init__(self, conv: nn.Conv1d | nn.Conv2d):
+        super().__init__()
+        if conv.padding_mode != "zeros":
+            raise ValueError(f"Int8Conv: padding_mode {conv.padding_mode!r} is not supported")
+        q, scale = _quantize_rows(conv.weight)
+        self.register_buffer("weight_q", q)
+        self.register_buffer("scale", scale)
+        self.register_buffer("bias", None if conv.bias is None else conv.bias.detach().float().clone())
+        self._conv = F.conv1d if isinstance(conv, nn.Conv1d) else F.conv2d
+        self._args = dict(stride=conv.stride, padding=conv.padding, dilation=conv.dilation, groups=conv.groups)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        w = self.weight_q.float() * self.scale.view(-1, *([1] * (self.weight_q.dim() - 1)))
+        return self._conv(x, w, self.bias, **self._args)
+
+
+class Int8Attention(nn.Module):
+    """``nn.MultiheadAttention`` (batch_first, same embed dims) with int8 projections.
+
+    Same call as the original: (query (B, T, d), key (B, S, d), value (B, S, d), key_padding_mask
+    bool (B, S) True = ignore, attn_mask bool (T, S) True = not allowed, is_causal) -> (out, None).
+    """
+
+    batch_first = True
+
+    def __init__(self, mha: nn.MultiheadAttention):
+        super().__init__()
+        if not (mha.batch_first and mha._qkv_same_embed_dim):
+            raise ValueError("Int8Attention needs batch_first=True and equal q/k/v dims")
+        d = mha.embed_dim
+        w, b = mha.in_proj_weight, mha.in_proj_bias
+        part = (lambda t, i: None if t is None else t[i * d:(i + 1) * d])  # noqa: E731
+        self.q_proj, self.k_proj, self.v_proj = (Int8Linear(part(w, i), part(b, i)) for i in range(3))
+        self.out_proj = Int8Linear.from_linear(mha.out_proj)
+        self.num_heads = mha.num_heads
+
+    def forward(self, query, key, value, key_padding_mask=None, need_weights=False, attn_mask=None,
+                average_attn_weights=True, is_causal=False):
+        b, t, d = query.shape
+        s, h = key.shape[1], self.num_heads
+        split = (lambda x, n: x.view(b, n, h, d // h).transpose(1, 2))  # noqa: E731
+        q, k, v = split(self.q_proj(query), t), split(self.k_proj(key), s), split(self.v_proj(value), s)
+        allowed = torch.ones((b, 1, t, s), dtype=torch.bool, device=query.device)
+        if attn_mask is not None:
+            if attn_mask.dtype != torch.bool:
+                raise ValueError("Int8Attention supports boolean attention masks only")
+            allowed = allowed & ~attn_mask.view(-1, 1, t, s)
+        elif is_causal:
+            allowed = allowed & torch.ones((t, s), dtype=torch.bool, device=query.device).tril()
+        if key_padding_mask is not None:
+            allowed = allowed & ~key_padding_mask.bool()[:, None, None, :]
+        o = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed)
+        return self.out_proj(o.transpose(1, 2).reshape(b, t, d)), None
+
+
+def _check_layer(layer) -> None:
+    if not layer.norm_first:
+        raise ValueError(f"{type(layer).__name__}: only norm_first=True layers are quantized")
+    if getattr(layer, "activation_relu_or_gelu", 0) != 2 and layer.activation is not F.gelu:
+        raise ValueError(f"{type(layer).__name__}: only GELU layers are quantized")
+
+
+class Int8EncoderLayer(nn.Module):
+    """``nn.TransformerEncoderLayer`` (norm_first, GELU, eval) with int8 attention and MLP."""
+
+    def __init__(self, layer: nn.TransformerEncoderLayer):
+        super().__init__()
+        _check_layer(layer)
+        self.self_attn = Int8Attention(layer.self_attn)
+        self.linear1, self.linear2 = Int8Linear.from_linear(layer.linear1), Int8Linear.from_linear(layer.linear2)
+        self.norm1, self.norm2 = copy.deepcopy(layer.norm1), copy.deepcopy(layer.norm2)
+
+    def forward(self, src, src_mask=None, src_key_padding_mask=None, is_causal=False):
+        x = self.norm1(src)
+        src = src + self.self_attn(x, x, x, key_padding_mask=src_key_padding_mask, attn_mask=src_mask,
+                                   is_causal=is_causal)[0]
+        return src + self.linear2(F.gelu(self.linear1(self.norm2(src))))
+
+
+class Int8DecoderLayer(nn.Module):
+    """``nn.TransformerDecoderLayer`` (norm_first, GELU, eval) with int8 attention and MLP."""
+
+    def __init__(self, layer: nn.TransformerDecoderLayer):
+        super().__init__()
+        _check_layer(layer)
+        self.self_attn = Int8Attention(layer.self_attn)
+        self.multihead_attn = Int8Attention(layer.multihead_attn)
+        self.linear1, self.linear2 = Int8Linear.from_linear(layer.linear1), Int8Linear.from_linear(layer.linear2)
+        self.norm1, self.norm2, self.norm3 = (copy.deepcopy(n) for n in (layer.norm1, layer.norm2, layer.norm3))
+
+    def forward(self, tgt, memory, tgt_mask=None, memory_mask=None, tgt_key_padding_mask=None,
+                memory_key_padding_mask=None, tgt_is_causal=False, memory_is_causal=False):
+        x = self.norm1(tgt)
+        tgt = tgt + self.self_attn(x, x, x, key_padding_mask=tgt_key_padding_mask, attn_mask=tgt_mask,
+                                   is_causal=bool(tgt_is_causal))[0]
+        tgt = tgt + self.multihead_attn(self.norm2(tgt), memory, memory, key_padding_mask=memory_key_padding_mask,
+                                        attn_mask=memory_mask)[0]
+        return tgt + self.linear2(F.gelu(self.linear1(self.norm3(tgt))))
+
+
+def _replace(module: nn.Module) -> None:
+    """Swap, depth first, transformer layers, then linear layers and convolutions, for int8 ones."""
+    for name, child in module.named_children():
+        if isinstance(child, nn.TransformerEncoderLayer):
+            setattr(module, name, Int8EncoderLayer(child))
+        elif isinstance(child, nn.TransformerDecoderLayer):
+            setattr(module, name, Int8DecoderLayer(child))
+        elif isinstance(child, nn.Linear):
+            setattr(module, name, Int8Linear.from_linear(child))
+        elif isinstance(child, (nn.Conv1d, nn.Conv2d)):
+            setattr(module, name, Int8Conv(child))
+        else:
+            _replace(child)
+
+
+def quantize_client(client: nn.Module) -> nn.Module:
+    """An int8 copy of a client half (the original is untouched); eval mode, inference only."""
+    q = copy.deepcopy(client).eval()
+    _replace(q)
+    return q.requires_grad_(False)
+
+
+def weight_bytes(module: nn.Module) -> int:
+    """Bytes of every parameter and persistent buffer (shared tensors counted once)."""
+    seen, total = set(), 0
+    for t in list(module.parameters()) + list(module.buffers()):
+        key = (t.untyped_storage().data_ptr(), t.storage_offset(), tuple(t.shape))
+        if key not in seen:
+            seen.add(key)
+            total += t.numel() * t.element_size()
+    return total
+
+
+@dataclass
+class LoadedClient:
+    """The client half of a checkpoint. model: a ClientModel (fp32 or int8); weight_bytes of it."""
+
+    model: nn.Module
+    precision: str
+    weight_bytes: int
+
+
+def load_client(checkpoint, precision: str = "int8") -> LoadedClient:
+    """The checkpoint's client half at ``precision`` (``fp32`` or ``int8``), in eval mode; the
+    server half is dropped."""
+    from mtsc_sdr.model import load
+
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    client = load(checkpoint).client.eval()
+    if precision == "int8":
+        client = quantize_client(client)
+    return LoadedClient(client, precision, weight_bytes(client))

@@ -1,0 +1,233 @@
+"""``mtsc-sdr bs``: the base station.
+
+It connects to one or more IQ streams (``--rx``: the output of a software channel, a GNU Radio
+sim flowgraph or a radio's RX flowgraph; one :class:`~mtsc_sdr.phy.rx.Receiver` each), binds the
+control link (``--control``, a :class:`~mtsc_sdr.link.MessageServer`) and, for every frame whose
+header decodes:
+
+1. checks the frame's session said ``hello`` with the same checkpoint (else counts and drops it);
+2. undoes the channel the way the model was trained to expect: the PHY hands back the
+   zero-forced payload ``z = x + n'`` with per-symbol noise variance ``v``; the model was trained
+   on the MMSE output ``z / (1 + v)`` with the SNR ``-10 log10 v`` (:class:`MTSCModel`'s genie
+   equaliser), so that is what it gets;
+3. runs the JSC decoder and the LAM decoder (:class:`~mtsc_sdr.model.ServerModel`);
+4. sends the task semantics back to that client (one ``semantics`` message, :mod:`.protocol`).
+
+Logged per frame (``-v``): session, seq, task, SNR estimate, CFO; header failures and drops are
+counted by the receivers and in :attr:`BaseStation.stats`, printed as one JSON line on stderr at
+exit (and written to ``--stats FILE`` when given). Stops on SIGINT / SIGTERM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mtsc_sdr.runtime import protocol
+
+log = logging.getLogger("mtsc_sdr.bs")
+
+
+class BaseStation:
+    """The server half of the model behind the PHY receivers and the control link.
+
+    Args:
+        checkpoint: checkpoint directory (the server half is used).
+        rx_endpoints: IQ streams to connect to (bound by the channel / flowgraphs).
+        control_endpoint: endpoint to bind for the clients' control links.
+        sample_rate_hz: the streams' sample rate (only used to report CFO in Hz).
+        threads: torch threads.
+    """
+
+    def __init__(self, checkpoint: str, rx_endpoints: list[str], control_endpoint: str, *,
+                 sample_rate_hz: float = 1e6, threads: int = 1, allow_remote: bool = False):
+        import torch
+
+        from mtsc_sdr.link import IQPull, MessageServer
+        from mtsc_sdr.model import load
+        from mtsc_sdr.phy.rx import Receiver, ReceiverConfig
+
+        torch.set_num_threads(threads)
+        self.identity = protocol.checkpoint_identity(checkpoint)
+        self.server = load(checkpoint).server.eval()
+        self.host = protocol.host_id()
+        self.stats: Counter = Counter()
+        self.sessions: dict[int, bytes] = {}            # 16-bit session -> control-link peer
+        self.snr_log: list[tuple[int, int, float, float]] = []   # (session, seq, snr_est_db, snr_payload_db)
+        self.constellation: list[np.ndarray] = []        # a few equalised payloads, for plots
+        self.control = MessageServer(control_endpoint, allow_remote=allow_remote)
+        self.streams = []
+        try:
+            for ep in rx_endpoints:
+                self.streams.append((IQPull(ep), Receiver(ReceiverConfig(sample_rate_hz=sample_rate_hz))))
+        except Exception:
+            self.close()
+            raise
+
+    # -- control link ------------------------------------------------------------------------------
+
+    def _on_message(self, msg) -> None:
+        if msg.kind == protocol.HELLO:
+            session = msg.session
+            if not 0 <= session < (1 << 16):
+                self.stats["hello_bad_session"] += 1
+                self.control.reply(msg, protocol.REFUSED, meta={
+                    "reason": f"session {session} does not fit the 16-bit frame header field", "differs": {}})
+                return
+            differs = protocol.identity_differences(msg.meta.get("checkpoint"), self.identity)
+            if differs:
+                self.stats["refused"] += 1
+                reason = "checkpoint differs: " + protocol.describe_differences(differs)
+                log.warning("refused session %d: %s", session, reason)
+                self.control.reply(msg, protocol.REFUSED, meta={"reason": reason, "differs": differs})
+                return
+            self.sessions[session] = msg.peer
+            self.stats["hello"] += 1
+            self.control.reply(msg, protocol.WELCOME, meta={"checkpoint": self.identity})
+        elif msg.kind == protocol.BYE:
+            self.sessions.pop(msg.session, None)
+            self.stats["bye"] += 1
+        else:
+            self.stats["control_unknown_kind"] += 1
+
+    # -- frames --------------------------------------------------------------------------------------
+
+    def _on_frame(self, frame, t_frame: float, rx_sync_ms: float) -> None:
+        import torch
+
+        h = frame.header
+        peer = self.sessions.get(h.session_id)
+        if peer is None:
+            self.stats["frames_unknown_session"] += 1
+            log.info("frame seq %d of session %d dropped: no hello from that session", h.seq, h.session_id)
+            return
+        cfg = self.server.cfg
+        rates = cfg.rate_table
+        if h.rate_idx >= len(rates) or h.payload_len % rates[h.rate_idx] or h.payload_len > cfg.symbols_per_item:
+            self.stats["frames_bad_layout"] += 1
+            log.warning("frame seq %d of session %d dropped: payload of %d symbols does not fit rate index %d",
+                        h.seq, h.session_id, h.payload_len, h.rate_idx)
+            return
+        noise_var = float(np.mean(frame.noise_var))
+        y = (frame.payload / (1.0 + frame.noise_var)).astype(np.complex64)
+        snr_payload_db = -10.0 * np.log10(max(noise_var, 1e-12))
+        with torch.no_grad():
+            t0 = time.monotonic()
+            sem, mask = self.server.jsc_decoder(
+                torch.from_numpy(y)[None], torch.tensor([h.rate_idx]),
+                torch.tensor([h.payload_len // rates[h.rate_idx]]), torch.tensor([snr_payload_db], dtype=torch.float32))
+            t1 = time.monotonic()
+            queries = self.server.queries(torch.tensor([h.task_id]), sem)
+            out = self.server.lam_decoder(queries, sem, mask)[0]
+            t2 = time.monotonic()
+        meta = protocol.DownlinkMeta(
+            seq=h.seq, task_id=h.task_id, rate_idx=h.rate_idx, n_tokens=h.payload_len // rates[h.rate_idx],
+            snr_est_db=float(frame.snr_db), snr_payload_db=float(snr_payload_db), cfo_hz=frame.cfo_hz,
+            rx_sync_ms=rx_sync_ms, jsc_decoder_ms=1e3 * (t1 - t0), lam_decoder_ms=1e3 * (t2 - t1),
+            t_frame_s=t_frame, t_sent_s=time.monotonic(), host=self.host)
+        try:
+            self.control.send(peer, protocol.SEMANTICS, {"semantics": out.numpy()}, meta.to_meta(),
+                              session=h.session_id)
+        except (ConnectionError, TimeoutError) as exc:      # client gone: it resends or gives up
+            self.stats["downlink_failed"] += 1
+            log.warning("semantics for session %d seq %d not sent: %s", h.session_id, h.seq, exc)
+            return
+        self.stats["items"] += 1
+        self.snr_log.append((h.session_id, h.seq, float(frame.snr_db), float(snr_payload_db)))
+        if len(self.constellation) < 8:
+            self.constellation.append(np.asarray(frame.payload, np.complex64).copy())
+        log.info("session %d seq %d task %d: SNR est %.2f dB (payload %.2f dB), CFO %s Hz", h.session_id,
+                 h.seq, h.task_id, frame.snr_db, snr_payload_db,
+                 "n/a" if frame.cfo_hz is None else f"{frame.cfo_hz:+.0f}")
+
+    def _drain_stream(self, pull, rx) -> None:
+        while True:
+            x = pull.recv(timeout_ms=0)
+            if x is None:
+                return
+            t_frame = time.monotonic()
+            frames = rx.process(x)
+            rx_ms = 1e3 * (time.monotonic() - t_frame)
+            for f in frames:
+                self._on_frame(f, t_frame, rx_ms / len(frames))
+
+    # -- loop ----------------------------------------------------------------------------------------
+
+    def serve(self, *, stop_after_s: float | None = None) -> None:
+        """Serve until interrupted (KeyboardInterrupt / SIGTERM) or ``stop_after_s``."""
+        import zmq
+
+        poller = zmq.Poller()
+        poller.register(self.control.socket, zmq.POLLIN)
+        for pull, _ in self.streams:
+            poller.register(pull.socket, zmq.POLLIN)
+        t_end = None if stop_after_s is None else time.monotonic() + stop_after_s
+        while t_end is None or time.monotonic() < t_end:
+            ready = dict(poller.poll(100))
+            if self.control.socket in ready:
+                while (msg := self.control.recv(timeout_ms=0)) is not None:
+                    self._on_message(msg)
+            for pull, rx in self.streams:
+                if pull.socket in ready:
+                    self._drain_stream(pull, rx)
+
+    def summary(self) -> dict[str, Any]:
+        """Counters: this object's, each receiver's (header failures...), the control link's."""
+        import resource
+
+        return {"peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1),
+                "bs": dict(self.stats), "receivers": [dict(rx.stats) for _, rx in self.streams],
+                "iq_streams": [pull.stats.as_dict() for pull, _ in self.streams],
+                "control": self.control.stats.as_dict(), "sessions": sorted(self.sessions)}
+
+    def close(self) -> None:
+        for pull, _ in self.streams:
+            pull.close()
+        self.control.close()
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--checkpoint", default=None, help="checkpoint directory (default: the default model's cache)")
+    p.add_argument("--rx", action="append", required=True, metavar="ENDPOINT",
+                   help="IQ stream to receive (connects; repeat for several links)")
+    p.add_argument("--control", required=True, metavar="ENDPOINT", help="control link endpoint to bind")
+    p.add_argument("--sample-rate-hz", type=float, default=1e6)
+    p.add_argument("--threads", type=int, default=1, help="torch threads")
+    p.add_argument("--stats", metavar="FILE", help="write the counters (JSON) here at exit")
+    p.add_argument("--constellation", metavar="FILE",
+                   help="write a few received payloads here at exit (.npy, complex64 (n, L))")
+    p.add_argument("--allow-remote", action="store_true", help="allow binding a non-loopback --control")
+
+
+def run(args: argparse.Namespace) -> int:
+    from mtsc_sdr.train.config import default_checkpoint_dir
+
+    checkpoint = args.checkpoint or str(default_checkpoint_dir())
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    bs = BaseStation(checkpoint, args.rx, args.control, sample_rate_hz=args.sample_rate_hz,
+                     threads=args.threads, allow_remote=args.allow_remote)
+    print(f"bs: serving {checkpoint} on {args.control}, receiving {', '.join(args.rx)}", file=sys.stderr, flush=True)
+    try:
+        bs.serve()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        summary = bs.summary()
+        bs.close()
+        text = json.dumps(summary)
+        print(text, file=sys.stderr, flush=True)
+        if args.stats:
+            Path(args.stats).write_text(text)
+        if args.constellation and bs.constellation:
+            n = min(len(c) for c in bs.constellation)
+            np.save(args.constellation, np.stack([c[:n] for c in bs.constellation]), allow_pickle=False)
+    return 0

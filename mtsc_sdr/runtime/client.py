@@ -1,0 +1,457 @@
+"""``mtsc-sdr client``: the client half of the model behind a PHY transmitter.
+
+For each item (from a data-set split, or the user's own files):
+
+1. modality encoders -> LAM encoder -> JSC encoder (each timed), with the CSI it has (``--snr-db``,
+   or with ``--csi feedback`` the base station's last SNR estimate);
+2. one PHY frame (header: session, seq, task, rate index) preceded by ``--gap-samples`` zeros,
+   pushed into the IQ stream it binds (``--tx``; the channel or TX flowgraph connects);
+3. the base station's ``semantics`` message comes back on the control link (``--control``);
+4. the task decoders give the answer, caption or image.
+
+Up to ``--window`` items are in flight at once (pipelining). An item without an answer after
+``--item-timeout-s`` is sent again (after a fresh ``hello``: the base station may have restarted),
+up to ``--retries`` times; then it gets an error record. Every item ends with exactly one JSON line
+in ``--out`` (default stdout), either a result or an error::
+
+    {"item_id", "task", "session", "seq", "snr_db", "attempts", "output", "reference",
+     "snr_est_db", "snr_payload_db", "cfo_hz", "rate_idx", "n_tokens", "n_symbols",
+     "latency_ms": {stage: ms, ..., "total": ms}, ["psnr_db", "ssim"] (reconstruct)}
+    {"item_id", "task", "session", "seq", "snr_db", "attempts", "error": "..."}
+
+``output`` is the answer / caption, or for ``reconstruct`` the PNG path under ``--images``
+(None without it); PSNR and SSIM against the input are computed here, where the image is.
+Stage names: :data:`mtsc_sdr.runtime.protocol.STAGES`; ``channel`` and ``downlink`` need the
+base station on the same host (monotonic clocks), otherwise they are None and their sum is in
+``link_round_trip``. A summary (counts, drops, peak RSS, weight bytes) goes to stderr as one JSON
+line at the end and to ``--summary FILE``. Exit status: 0 when every item has a result, 1 when some
+ended in an error, 4 when the base station refused the checkpoint, 2 for bad arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+from collections import Counter, deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+
+from mtsc_sdr.runtime import protocol
+
+log = logging.getLogger("mtsc_sdr.client")
+TASK_CHOICES = ("vqa", "caption_image", "caption_audio", "caption_video", "reconstruct")
+
+
+class Refused(RuntimeError):
+    """The base station refused this client (checkpoint mismatch); the message says why."""
+
+
+# -- items -----------------------------------------------------------------------------------------
+
+
+def items_from_files(args: argparse.Namespace, image_size: int, video_frames: int) -> list:
+    """The user's own inputs as :class:`~mtsc_sdr.data.items.TaskExample` (no references)."""
+    from mtsc_sdr.data.items import TaskExample
+    from mtsc_sdr.data.media import read_frames, read_image, read_wav
+
+    task = args.task
+    if args.image:
+        img = read_image(args.image, image_size)
+        task = task or ("vqa" if args.question else "caption_image")
+        if task == "vqa" and not args.question:
+            raise ValueError("--task vqa needs --question TEXT")
+        if task not in ("vqa", "caption_image", "reconstruct"):
+            raise ValueError(f"--image goes with --task vqa, caption_image or reconstruct, not {task}")
+        return [TaskExample(args.image, task, image=img, question=args.question if task == "vqa" else None,
+                            target_image=img if task == "reconstruct" else None)]
+    if args.audio:
+        return [TaskExample(args.audio, "caption_audio", audio=read_wav(args.audio))]
+    if args.video:
+        frames = (read_frames(args.video, video_frames, image_size) if os.path.isdir(args.video)
+                  else read_video_file(args.video, video_frames, image_size))
+        return [TaskExample(args.video, "caption_video", video=frames)]
+    raise ValueError("no input: give --split (data set items) or --image / --audio / --video")
+
+
+def read_video_file(path: str, num_frames: int, size_px: int) -> np.ndarray:
+    """Frames of a multi-frame image file (animated GIF / WebP / PNG, multi-page TIFF) as uint8
+    (num_frames, size, size, 3), spread evenly. Other video containers need a decoder this
+    project does not ship: extract the frames into a folder (``ffmpeg -i clip.mp4 dir/%04d.png``)
+    and pass the folder."""
+    from PIL import Image, ImageSequence, UnidentifiedImageError
+
+    from mtsc_sdr.data.media import UnsupportedMedia, fit_image
+
+    try:
+        with Image.open(path) as im:
+            frames = [np.asarray(f.convert("RGB"), dtype=np.uint8) for f in ImageSequence.Iterator(im)]
+    except UnidentifiedImageError:
+        raise UnsupportedMedia(f"{path}: not a multi-frame image; for MP4/AVI/MKV extract the frames into a "
+                               f"folder (e.g. ffmpeg -i {path} frames/%04d.png) and pass --video frames/") from None
+    pick = np.linspace(0, len(frames) - 1, num_frames).round().astype(int)
+    return np.stack([fit_image(frames[i], size_px) for i in pick])
+
+
+# -- the pipeline ------------------------------------------------------------------------------------
+
+
+@dataclass
+class _InFlight:
+    example: Any
+    seq: int
+    samples: np.ndarray
+    info: dict
+    latency: dict
+    t_start: float
+    t_tx_done: float = 0.0
+    attempts: int = 1
+    deadline: float = 0.0
+
+
+@dataclass
+class ClientSettings:
+    """How the client runs; see ``mtsc-sdr client --help``."""
+
+    session: int
+    snr_db: float
+    csi: str = "configured"          # configured | feedback
+    budget: Optional[int] = None
+    window: int = 4
+    item_timeout_s: float = 5.0
+    retries: int = 3
+    gap_samples: int = 256
+    hello_timeout_s: float = 120.0
+    images_dir: Optional[str] = None
+    counters: Counter = field(default_factory=Counter)
+
+
+class Client:
+    """The client half behind a transmitter and the control link (see the module docstring)."""
+
+    def __init__(self, model, identity: dict, tx_endpoint: str, control_endpoint: str, settings: ClientSettings):
+        from mtsc_sdr.link import IQPush, MessageClient
+        from mtsc_sdr.phy.tx import Transmitter
+
+        self.model, self.identity, self.s = model, identity, settings
+        self.tx = Transmitter()
+        self.csi_db = settings.snr_db
+        self.host = protocol.host_id()
+        self.push = IQPush(tx_endpoint, send_timeout_ms=int(settings.item_timeout_s * 1000))
+        self.control = MessageClient(control_endpoint, session=settings.session)
+        self.counts: Counter = settings.counters
+        self._welcomed = False
+        self._next_seq = 0
+
+    def close(self) -> None:
+        try:
+            self.control.send(protocol.BYE)
+        except TimeoutError:
+            pass
+        self.control.close(linger_ms=200)
+        self.push.close(linger_ms=200)
+
+    # -- control link ---------------------------------------------------------------------------
+
+    def _hello(self) -> None:
+        self.control.send(protocol.HELLO, meta={"checkpoint": self.identity, "client": {"host": self.host}})
+        self.counts["hello_sent"] += 1
+
+    def handshake(self) -> None:
+        """Send ``hello`` until ``welcome`` (the base station may still be starting); raise
+        :class:`Refused` on ``refused``, TimeoutError after ``hello_timeout_s``."""
+        deadline = time.monotonic() + self.s.hello_timeout_s
+        while not self._welcomed:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no answer from the base station to hello within {self.s.hello_timeout_s:g} s")
+            self._hello()
+            t_next = time.monotonic() + 2.0
+            while not self._welcomed and time.monotonic() < t_next:
+                self._receive(timeout_ms=100, inflight={}, done=lambda *_: None)
+
+    def _receive(self, timeout_ms: int, inflight: dict, done) -> None:
+        msg = self.control.recv(timeout_ms=timeout_ms)
+        if msg is None:
+            return
+        if msg.session != self.s.session:
+            self.counts["downlink_wrong_session"] += 1
+            log.warning("dropped a %s message for session %d (this is %d)", msg.kind, msg.session, self.s.session)
+            return
+        if msg.kind == protocol.WELCOME:
+            self._welcomed = True
+        elif msg.kind == protocol.REFUSED:
+            raise Refused(f"the base station refused this client: {msg.meta.get('reason', 'no reason given')}")
+        elif msg.kind == protocol.SEMANTICS:
+            try:
+                meta = protocol.DownlinkMeta.from_meta(msg.meta)
+                sem = msg.tensors.get("semantics")
+                want = (self.model.cfg.task_queries, self.model.cfg.d_model)
+                if sem is None or sem.dtype != np.float32 or sem.shape != want:
+                    raise ValueError(f"tensor 'semantics' must be float32 {want}, got "
+                                     f"{None if sem is None else (sem.dtype, sem.shape)}")
+            except ValueError as exc:
+                self.counts["downlink_malformed"] += 1
+                log.warning("dropped a malformed semantics message: %s", exc)
+                return
+            item = inflight.pop(meta.seq, None)
+            if item is None:
+                self.counts["downlink_stale"] += 1      # an answer to a resent item that was already answered
+                return
+            done(item, sem, meta, time.monotonic())
+        else:
+            self.counts["downlink_unknown_kind"] += 1
+
+    # -- items ------------------------------------------------------------------------------------
+
+    def _encode(self, example) -> _InFlight:
+        import torch
+
+        from mtsc_sdr.data import collate
+        from mtsc_sdr.model import TASK_IDS
+        from mtsc_sdr.phy.header import FrameHeader
+
+        c, task = self.model, example.task
+        lat: dict[str, Optional[float]] = {}
+        t0 = time.monotonic()
+        with torch.no_grad():
+            batch = collate([example])
+            x, mask = c.embed_inputs(batch, task)
+            t1 = time.monotonic()
+            states = c.lam_encoder(x, mask)
+            t2 = time.monotonic()
+            code = c.jsc_encoder(states, mask, torch.tensor([float(self.csi_db)]), self.s.budget)
+            t3 = time.monotonic()
+        rate_idx, n_tokens = int(code.rate_idx[0]), int(code.n_tokens[0])
+        n = n_tokens * c.cfg.rate_table[rate_idx]
+        seq = self._next_seq % (1 << 16)
+        self._next_seq += 1
+        header = FrameHeader(session_id=self.s.session, seq=seq, payload_len=n, rate_idx=rate_idx,
+                             task_id=TASK_IDS[task])
+        frame = self.tx.build(code.symbols[0, :n].numpy(), header)
+        samples = np.concatenate([np.zeros(self.s.gap_samples, np.complex64), frame])
+        t4 = time.monotonic()
+        lat.update(modality_encoders=t1 - t0, lam_encoder=t2 - t1, jsc_encoder=t3 - t2, framing=t4 - t3)
+        info = {"rate_idx": rate_idx, "n_tokens": n_tokens, "n_symbols": n, "csi_db": float(self.csi_db)}
+        return _InFlight(example, seq, samples, info, lat, t0)
+
+    def _send(self, item: _InFlight) -> bool:
+        from mtsc_sdr.link import IQSendTimeout
+
+        t = time.monotonic()
+        try:
+            self.push.send(item.samples)
+        except IQSendTimeout:
+            self.counts["tx_timeout"] += 1
+            item.deadline = time.monotonic() + self.s.item_timeout_s
+            return False
+        item.t_tx_done = time.monotonic()
+        item.latency["tx_stream"] = item.t_tx_done - t
+        item.deadline = item.t_tx_done + self.s.item_timeout_s
+        return True
+
+    def _finish(self, item: _InFlight, sem: np.ndarray, meta: protocol.DownlinkMeta, t_recv: float) -> dict:
+        import torch
+
+        from mtsc_sdr.model import TaskSemantics
+
+        ex, lat = item.example, item.latency
+        t0 = time.monotonic()
+        out = self.model.decode(ex.task, TaskSemantics(torch.from_numpy(sem.copy())[None]),
+                                questions=[ex.question] if ex.task == "vqa" else None)
+        lat["task_decoders"] = time.monotonic() - t0
+        for stage in protocol.BS_STAGES:
+            lat[stage] = getattr(meta, f"{stage}_ms") / 1e3
+        round_trip = t_recv - item.t_tx_done
+        same_host = meta.host == self.host
+        lat["channel"] = (meta.t_frame_s - item.t_tx_done) if same_host else None
+        lat["downlink"] = (t_recv - meta.t_sent_s) if same_host else None
+        ms = {k: (None if lat.get(k) is None else round(1e3 * lat[k], 3)) for k in protocol.STAGES}
+        ms["link_round_trip"] = round(1e3 * round_trip, 3)
+        ms["total"] = round(1e3 * (time.monotonic() - item.t_start), 3)
+        rec = self._record(item)
+        rec.update(item.info, snr_est_db=round(meta.snr_est_db, 3), snr_payload_db=round(meta.snr_payload_db, 3),
+                   cfo_hz=meta.cfo_hz, latency_ms=ms)
+        if self.s.csi == "feedback":
+            self.csi_db = meta.snr_est_db
+        if ex.task == "reconstruct":
+            rec.update(self._image_result(ex, out))
+        else:
+            rec["output"] = out[0]
+        return rec
+
+    def _image_result(self, ex, image) -> dict:
+        from mtsc_sdr.metrics import psnr_db_per_image, ssim_per_image
+
+        img = np.clip(np.rint(image[0].permute(1, 2, 0).numpy() * 255.0), 0, 255).astype(np.uint8)
+        res: dict[str, Any] = {"output": None}
+        if self.s.images_dir:
+            from PIL import Image
+
+            path = Path(self.s.images_dir) / f"{self.s.session}_{ex.item_id.replace('/', '_')}.png"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(img).save(path)
+            res["output"] = str(path)
+        ref = ex.target_image if ex.target_image is not None else ex.image
+        a, b = img.transpose(2, 0, 1)[None], ref.transpose(2, 0, 1)[None]
+        res["psnr_db"] = round(float(psnr_db_per_image(a, b, 255.0)[0]), 4)
+        res["ssim"] = round(float(ssim_per_image(a, b, 255.0)[0]), 5)
+        return res
+
+    def _record(self, item: _InFlight) -> dict:
+        ex = item.example
+        return {"item_id": ex.item_id, "task": ex.task, "session": self.s.session, "seq": item.seq,
+                "snr_db": self.s.snr_db, "attempts": item.attempts,
+                **({"question": ex.question} if ex.question else {}),
+                "reference": list(ex.references) if ex.references else None}
+
+    def run(self, examples: list, write) -> dict:
+        """Send every example, write one record per example with ``write(dict)``; returns counts."""
+        self.handshake()
+        t_begin = time.monotonic()
+        pending = deque(examples)
+        inflight: dict[int, _InFlight] = {}
+        results = []
+
+        def done(item, sem, meta, t_recv):
+            rec = self._finish(item, sem, meta, t_recv)
+            self.counts["items_ok"] += 1
+            results.append(rec)
+            write(rec)
+
+        while pending or inflight:
+            while pending and len(inflight) < self.s.window:
+                item = self._encode(pending.popleft())
+                inflight[item.seq] = item
+                self._send(item)
+            now = time.monotonic()
+            wait_ms = max(0, min(100, int(1e3 * (min(i.deadline for i in inflight.values()) - now)) + 1))
+            self._receive(wait_ms, inflight, done)
+            now = time.monotonic()
+            overdue = [i for i in inflight.values() if now > i.deadline]
+            if overdue:
+                self._hello()                          # the base station may have restarted
+            for item in overdue:
+                if item.attempts > self.s.retries:
+                    del inflight[item.seq]
+                    self.counts["items_failed"] += 1
+                    err = self._record(item)
+                    err["error"] = (f"no answer from the base station after {item.attempts} attempts "
+                                    f"({self.s.item_timeout_s:g} s each)")
+                    write(err)
+                    continue
+                item.attempts += 1
+                self.counts["resent"] += 1
+                log.warning("item %s (seq %d): no answer within %g s, sending again (attempt %d)",
+                            item.example.item_id, item.seq, self.s.item_timeout_s, item.attempts)
+                self._send(item)
+        self.counts["run_s"] = round(time.monotonic() - t_begin, 3)
+        return dict(self.counts)
+
+
+# -- command line ----------------------------------------------------------------------------------
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--checkpoint", default=None, help="checkpoint directory (default: the default model's cache)")
+    p.add_argument("--precision", choices=("int8", "fp32"), default="int8",
+                   help="client half precision (int8: post-training quantized, the default)")
+    p.add_argument("--tx", required=True, metavar="ENDPOINT", help="IQ stream endpoint to bind")
+    p.add_argument("--control", required=True, metavar="ENDPOINT", help="the base station's control link")
+    p.add_argument("--session", type=int, default=None, help="16-bit session id (default: random)")
+    p.add_argument("--snr-db", type=float, default=10.0,
+                   help="SNR the client expects (its CSI for the rate choice), dB; also the label of results")
+    p.add_argument("--csi", choices=("configured", "feedback"), default="configured",
+                   help="feedback: after the first answer use the base station's SNR estimate as CSI")
+    g = p.add_argument_group("items: a data set split or your own files")
+    g.add_argument("--split", choices=("train", "val", "test"), help="built-in data set split")
+    g.add_argument("--tasks", default=",".join(TASK_CHOICES), help="comma list of tasks (with --split)")
+    g.add_argument("--n-per-task", type=int, default=20, help="items per task (with --split)")
+    g.add_argument("--seed", type=int, default=0, help="which items (with --split)")
+    g.add_argument("--image", help="an image file (PNG/JPEG/...)")
+    g.add_argument("--question", help="question about --image (VQA)")
+    g.add_argument("--audio", help="a WAV file")
+    g.add_argument("--video", help="a folder of extracted frames, or a multi-frame GIF/WebP/PNG")
+    g.add_argument("--task", choices=TASK_CHOICES, help="task for --image (default vqa with --question, else caption_image)")
+    p.add_argument("--budget", type=int, default=None, help="complex symbols per item (default: the model's)")
+    p.add_argument("--window", type=int, default=4, help="items in flight at once")
+    p.add_argument("--item-timeout-s", type=float, default=5.0, help="resend an item after this long without answer")
+    p.add_argument("--retries", type=int, default=3, help="resends per item before an error record")
+    p.add_argument("--gap-samples", type=int, default=256, help="zero samples before each frame")
+    p.add_argument("--hello-timeout-s", type=float, default=120.0, help="how long to wait for the base station")
+    p.add_argument("--threads", type=int, default=1, help="torch threads")
+    p.add_argument("--out", help="JSON lines file (default: stdout)")
+    p.add_argument("--images", metavar="DIR", help="write reconstructed images here")
+    p.add_argument("--summary", metavar="FILE", help="write the summary JSON here")
+
+
+def _examples(args: argparse.Namespace, cfg) -> list:
+    if args.split:
+        from mtsc_sdr.data import examples
+
+        tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
+        bad = [t for t in tasks if t not in TASK_CHOICES]
+        if bad:
+            raise ValueError(f"--tasks: unknown task(s) {bad}; tasks are {list(TASK_CHOICES)}")
+        return examples(args.split, tasks, n_per_task=args.n_per_task, seed=args.seed)
+    return items_from_files(args, cfg.image_size, cfg.video_frames)
+
+
+def run(args: argparse.Namespace) -> int:
+    import random
+    import resource
+
+    import torch
+
+    from mtsc_sdr.compress.quantize import load_client
+    from mtsc_sdr.train.config import default_checkpoint_dir
+
+    torch.set_num_threads(args.threads)
+    checkpoint = args.checkpoint or str(default_checkpoint_dir())
+    session = args.session if args.session is not None else random.randrange(1, 1 << 16)
+    if not 0 <= session < (1 << 16):
+        print(f"mtsc-sdr client: --session must be in 0..65535, got {session}", file=sys.stderr)
+        return 2
+    loaded = load_client(checkpoint, args.precision)
+    try:
+        items = _examples(args, loaded.model.cfg)
+    except (ValueError, OSError) as exc:
+        print(f"mtsc-sdr client: {exc}", file=sys.stderr)
+        return 2
+    settings = ClientSettings(session=session, snr_db=args.snr_db, csi=args.csi, budget=args.budget,
+                              window=args.window, item_timeout_s=args.item_timeout_s, retries=args.retries,
+                              gap_samples=args.gap_samples, hello_timeout_s=args.hello_timeout_s,
+                              images_dir=args.images)
+    out = open(args.out, "w") if args.out else sys.stdout
+
+    def write(rec: dict) -> None:
+        out.write(json.dumps(rec) + "\n")
+        out.flush()
+
+    client = Client(loaded.model, protocol.checkpoint_identity(checkpoint), args.tx, args.control, settings)
+    status = 0
+    try:
+        counts = client.run(items, write)
+        status = 1 if counts.get("items_failed") else 0
+    except Refused as exc:
+        print(f"mtsc-sdr client: {exc}", file=sys.stderr)
+        status = protocol.EXIT_REFUSED
+    except TimeoutError as exc:
+        print(f"mtsc-sdr client: {exc}", file=sys.stderr)
+        status = 1
+    finally:
+        client.close()
+        if out is not sys.stdout:
+            out.close()
+    summary = {"session": session, "snr_db": args.snr_db, "precision": args.precision, "items": len(items), **dict(client.counts),
+               "control": client.control.stats.as_dict(), "weight_bytes": loaded.weight_bytes,
+               "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1)}
+    print(json.dumps(summary), file=sys.stderr, flush=True)
+    if args.summary:
+        Path(args.summary).write_text(json.dumps(summary))
+    return status

@@ -1,0 +1,90 @@
+"""PNG plots of run and demo reports (report rows in, files out; matplotlib without a display)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+
+MAIN_METRIC = {"vqa": "accuracy", "caption_image": "cider", "caption_audio": "cider",
+               "caption_video": "cider", "reconstruct": "psnr_db"}
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def metrics_vs_snr(rows: list[dict], path: Path) -> Path | None:
+    """One panel per task: its main metric against the SNR, one line per (system, channel); the
+    separate-coding baseline and the capacity bound, when present, on the same axes."""
+    tasks = [t for t in MAIN_METRIC if any(r["task"] == t and r["metric"] == MAIN_METRIC[t] for r in rows)]
+    if not tasks:
+        return None
+    plt = _plt()
+    fig, axes = plt.subplots(1, len(tasks), figsize=(4.2 * len(tasks), 3.6), squeeze=False)
+    for ax, task in zip(axes[0], tasks):
+        metric = MAIN_METRIC[task]
+        lines = sorted({(r["system"], r["channel"]) for r in rows if r["task"] == task and r["metric"] == metric})
+        for system, channel in lines:
+            pts = sorted((r["snr_db"], r["value"]) for r in rows if r["task"] == task and r["metric"] == metric
+                         and r["system"] == system and r["channel"] == channel and r["value"] is not None
+                         and math.isfinite(r["value"]))
+            if pts:
+                style = {"separate": dict(marker="s", linestyle="--"), "capacity": dict(marker="^", linestyle=":")}
+                ax.plot(*zip(*pts), label=f"{system} ({channel})", **style.get(system, dict(marker="o")))
+        ax.set(xlabel="SNR (dB)", ylabel=metric, title=task)
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def latency_breakdown(rows: list[dict], path: Path) -> Path | None:
+    """Horizontal bars: p50 latency per stage, one group per channel (stages in pipeline order)."""
+    from mtsc_sdr.runtime.protocol import STAGES
+
+    lat = [r for r in rows if r["metric"] == "latency_ms_p50" and r["task"] == "all" and r.get("stage") in STAGES
+           and r["value"] is not None]
+    if not lat:
+        return None
+    plt = _plt()
+    channels = sorted({r["channel"] for r in lat})
+    fig, ax = plt.subplots(figsize=(7, 0.35 * len(STAGES) * len(channels) + 1.5))
+    h = 0.8 / len(channels)
+    for i, ch in enumerate(channels):
+        vals = {r["stage"]: r["value"] for r in lat if r["channel"] == ch}
+        y = np.arange(len(STAGES)) + i * h
+        ax.barh(y, [vals.get(s, 0.0) for s in STAGES], height=h, label=ch)
+    ax.set_yticks(np.arange(len(STAGES)) + 0.4 - h / 2, STAGES)
+    ax.invert_yaxis()
+    ax.set(xlabel="p50 latency per item (ms)", title="Latency per stage")
+    ax.grid(True, axis="x", alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def constellation(payloads: np.ndarray, snr_est_db: float | None, title: str, path: Path) -> Path:
+    """Scatter of received (zero-forced) payload symbols, with the SNR estimate in the title."""
+    plt = _plt()
+    z = np.asarray(payloads).reshape(-1)
+    fig, ax = plt.subplots(figsize=(4.2, 4.2))
+    ax.scatter(z.real, z.imag, s=2, alpha=0.4)
+    lim = float(np.percentile(np.abs(z), 99.5)) * 1.1 if z.size else 1.0
+    ax.set(xlim=(-lim, lim), ylim=(-lim, lim), xlabel="I", ylabel="Q", aspect="equal",
+           title=title + ("" if snr_est_db is None else f"\nSNR estimate {snr_est_db:.1f} dB"))
+    ax.grid(True, alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

@@ -1,0 +1,141 @@
+"""What the client and the base station say to each other, besides the IQ samples.
+
+Uplink (client -> base station):
+
+* the IQ samples: one PHY frame per item (:mod:`mtsc_sdr.phy`), header fields ``session_id`` (the
+  client's 16-bit session), ``seq`` (the client's item number mod 2^16; a resent item keeps its
+  seq), ``task_id`` (:data:`mtsc_sdr.model.TASK_IDS`), ``rate_idx`` (JSC rate) and
+  ``payload_len`` (complex symbols, ``n_tokens * rate_table[rate_idx]``);
+* on the control link (:class:`mtsc_sdr.link.MessageClient`, session = the same 16-bit id):
+  ``hello`` with meta ``{"checkpoint": identity, "client": {...}}`` before the first frame and
+  again after a timeout; ``bye`` at the end.
+
+Downlink (base station -> client, control link):
+
+* ``welcome`` (meta ``{"checkpoint": identity}``) or ``refused`` (meta ``{"reason": text,
+  "differs": {field: [client, base station]}}``) answering ``hello``;
+* ``semantics``: one per received item, tensor ``semantics`` float32 (Q, d_model) and meta
+  :class:`DownlinkMeta` fields.
+
+The checkpoint identity (:func:`checkpoint_identity`) is what both halves must agree on: format
+version, model/backbone configuration hash, tokenizer fingerprint and a hash of the weights file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import socket
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any, Optional
+
+#: Control-link message kinds.
+HELLO, WELCOME, REFUSED, SEMANTICS, BYE = "hello", "welcome", "refused", "semantics", "bye"
+
+#: Per-item latency stages, in the order an item passes them (milliseconds in results).
+STAGES = ("modality_encoders", "lam_encoder", "jsc_encoder", "framing", "tx_stream", "channel", "rx_sync",
+          "jsc_decoder", "lam_decoder", "downlink", "task_decoders")
+#: Stages timed by the base station and sent back in :class:`DownlinkMeta`.
+BS_STAGES = ("rx_sync", "jsc_decoder", "lam_decoder")
+
+#: Exit status of a client the base station refused (checkpoint mismatch).
+EXIT_REFUSED = 4
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()[:16]
+
+
+def checkpoint_identity(directory: str | Path) -> dict[str, Any]:
+    """What identifies a checkpoint across processes: ``{"format_version", "config", "tokenizer",
+    "weights"}`` (config: hash of the model + backbone configuration; tokenizer: its vocabulary
+    fingerprint; weights: hash of ``model.safetensors``). Two halves may work together only when
+    every field is equal."""
+    from mtsc_sdr.model.checkpoint import WEIGHTS, read_config
+
+    directory = Path(directory)
+    meta = read_config(directory)
+    h = hashlib.sha256()
+    with open(directory / WEIGHTS, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    config = json.dumps({"model": meta["model"], "bart": meta["bart"]}, sort_keys=True).encode()
+    return {"format_version": meta["version"], "config": _sha256(config),
+            "tokenizer": str(meta["tokenizer"].get("fingerprint")), "weights": h.hexdigest()[:16]}
+
+
+def identity_differences(client: Any, base_station: dict[str, Any]) -> dict[str, list]:
+    """``{field: [client's, base station's]}`` for every field that differs (all of them when the
+    client sent no identity at all)."""
+    client = client if isinstance(client, dict) else {}
+    return {k: [client.get(k), v] for k, v in base_station.items() if client.get(k) != v}
+
+
+def describe_differences(differs: dict[str, list]) -> str:
+    """``"weights: client 1a2b.., base station 3c4d.."; ...`` for a refusal message."""
+    return "; ".join(f"{k}: client {a!r}, base station {b!r}" for k, (a, b) in differs.items())
+
+
+def host_id() -> str:
+    """This host's name: base-station and client timestamps (``time.monotonic``) are comparable
+    only when both run on the same host."""
+    return socket.gethostname()
+
+
+@dataclass
+class DownlinkMeta:
+    """Meta of a ``semantics`` message (units in the names; times in ms, ``t_*`` are the base
+    station's ``time.monotonic()`` in seconds, comparable with the client's on the same host).
+
+    Attributes:
+        seq: the item's frame seq. task_id, rate_idx, n_tokens: as received.
+        snr_est_db: the base station's SNR estimate of the frame (Es/N0 per payload symbol on the
+            wire, :mod:`mtsc_sdr.phy.rx`).
+        snr_payload_db: SNR of the equalised payload symbols the JSC decoder got
+            (``-10 log10(mean noise_var)``), which is what it is conditioned on.
+        cfo_hz: estimated CFO (None when the rate is unknown).
+        rx_sync_ms, jsc_decoder_ms, lam_decoder_ms: base-station stage times.
+        t_frame_s: when the chunk completing the frame arrived; t_sent_s: just before the reply.
+        host: :func:`host_id` of the base station.
+    """
+
+    seq: int
+    task_id: int
+    rate_idx: int
+    n_tokens: int
+    snr_est_db: float
+    snr_payload_db: float
+    cfo_hz: Optional[float]
+    rx_sync_ms: float
+    jsc_decoder_ms: float
+    lam_decoder_ms: float
+    t_frame_s: float
+    t_sent_s: float
+    host: str
+
+    def to_meta(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_meta(cls, meta: Any) -> "DownlinkMeta":
+        """Parse a received meta; ValueError naming the first missing or mistyped field."""
+        if not isinstance(meta, dict):
+            raise ValueError("downlink meta is not an object")
+        values = {}
+        for f in fields(cls):
+            if f.name not in meta:
+                raise ValueError(f"downlink meta lacks {f.name!r}")
+            v = meta[f.name]
+            if f.name in ("seq", "task_id", "rate_idx", "n_tokens"):
+                ok = isinstance(v, int) and not isinstance(v, bool)
+            elif f.name == "host":
+                ok = isinstance(v, str)
+            elif f.name == "cfo_hz":
+                ok = v is None or isinstance(v, (int, float))
+            else:
+                ok = isinstance(v, (int, float)) and not isinstance(v, bool)
+            if not ok:
+                raise ValueError(f"downlink meta field {f.name!r} has the wrong type ({type(v).__name__})")
+            values[f.name] = v
+        return cls(**values)

@@ -1,0 +1,401 @@
+"""``mtsc-sdr run CONFIG``: base station, channel and clients as separate processes, and a report.
+
+Processes (each its own OS process; IQ senders bind, receivers connect)::
+
+    client k --IQ--> link k (software channel | GNU Radio sim | Pluto / USRP TX+RX) --IQ--> bs
+    client k <------------------- control link (semantics, one message per item) -------- bs
+
+The base station runs for the whole run. For each SNR point of the sweep, every client gets a
+fresh link at that SNR and a fresh client process, all clients at once (the base station serves
+them side by side, keyed by session); the point ends when every client has exited. Over radios the
+air sets the SNR: the sweep must then have one point, which only labels the results.
+
+Outputs in ``out`` (default ``results/run/<name>``):
+
+* ``report.json``: ``{"meta", "rows", "processes", "failures"}``; rows (DESIGN.md schema) per task and
+  SNR: task metrics (VQA accuracy and BLEU, CIDEr-D and BLEU, PSNR and SSIM), ``snr_est_db``,
+  ``error_items``; per stage ``latency_ms_p50/_p90/_p99`` (``stage`` key; the first item of each
+  client is its warm-up and not counted); ``items_per_s`` per point; ``peak_rss_mb`` and
+  ``weight_bytes`` per process (``process`` key);
+* ``items.jsonl``: every item's record (the clients' JSON lines, with ``channel`` added);
+* ``metrics_vs_snr.png`` and ``latency.png`` (:mod:`.plots`).
+
+The exit status is 0 only when every process behaved and every item has a result: 1 when an item
+ended in an error or a process failed (the message names it; a dead channel or flowgraph stops the
+run at once), 4 when the base station refused a client's checkpoint, 130 on Ctrl-C (everything is
+torn down first).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Optional
+
+from mtsc_sdr.config import ConfigError, check, load_yaml, to_dict
+from mtsc_sdr.runtime import protocol
+from mtsc_sdr.runtime.processes import ManagedProcess, ProcessFailed
+
+TASKS = ("vqa", "caption_image", "caption_audio", "caption_video", "reconstruct")
+ChannelKind = Literal["software", "gnuradio-sim", "pluto", "usrp"]
+
+
+@dataclass
+class ClientSpec:
+    """One client process per SNR point. Items: ``n_per_task`` of each task from ``split``."""
+
+    tasks: list[str] = field(default_factory=lambda: list(TASKS))
+    n_per_task: int = 10
+    split: Literal["train", "val", "test"] = "val"
+    seed: int = 0
+    precision: Literal["int8", "fp32"] = "int8"
+    csi: Literal["configured", "feedback"] = "configured"
+    window: int = 4
+    budget: Optional[int] = None
+
+    def validate(self, path: str = "") -> None:
+        bad = [t for t in self.tasks if t not in TASKS]
+        check(not bad and bool(self.tasks), f"{path}.tasks", f"must be a non-empty list of {list(TASKS)}, got {self.tasks}")
+        check(self.n_per_task >= 1, f"{path}.n_per_task", f"must be >= 1, got {self.n_per_task}")
+        check(self.window >= 1, f"{path}.window", f"must be >= 1, got {self.window}")
+
+
+@dataclass
+class RunConfig:
+    """A run; YAML files in ``configs/``. Units in the names; SNR is Es/N0 per payload symbol."""
+
+    name: str = "run"
+    checkpoint: Optional[str] = None          # None: the default model's cache directory
+    channel: ChannelKind = "software"
+    snr_db: list[float] = field(default_factory=lambda: [0.0, 10.0, 20.0])
+    # simulated channels
+    cfo_hz: float = 0.0
+    sro_ppm: float = 0.0
+    k_factor_db: Optional[float] = None       # Rician block fading when set
+    profile: Optional[str] = None             # software channel impairment profile (YAML)
+    sample_rate_hz: float = 1.0e6
+    # radios
+    lo_freq_hz: float = 2.4e9
+    tx_gain_db: float = -10.0
+    rx_gain_db: float = 30.0
+    radio_args: str = ""
+    clients: list[ClientSpec] = field(default_factory=lambda: [ClientSpec()])
+    item_timeout_s: float = 5.0
+    retries: int = 3
+    timeout_s: float = 1800.0                 # whole run
+    threads: int = 1                          # torch threads per process
+    seed: int = 1
+    out: Optional[str] = None                 # None: results/run/<name>
+
+    def validate(self, path: str = "") -> None:
+        p = (lambda n: f"{path}.{n}" if path else n)  # noqa: E731
+        check(bool(self.snr_db) and all(math.isfinite(s) for s in self.snr_db), p("snr_db"),
+              f"must be a non-empty list of finite numbers, got {self.snr_db}")
+        check(bool(self.clients), p("clients"), "needs at least one client")
+        check(len(self.clients) <= 64, p("clients"), f"at most 64 clients, got {len(self.clients)}")
+        if self.channel in ("pluto", "usrp"):
+            check(len(self.snr_db) == 1, p("snr_db"), f"over {self.channel} the air sets the SNR: give one "
+                  f"value (a label and the clients' CSI), got {self.snr_db}")
+            check(len(self.clients) == 1, p("clients"), f"one radio link carries one client, got {len(self.clients)}")
+        check(self.item_timeout_s > 0, p("item_timeout_s"), "must be > 0")
+        check(self.retries >= 0, p("retries"), "must be >= 0")
+        check(self.timeout_s > 0, p("timeout_s"), "must be > 0")
+        check(self.threads >= 1, p("threads"), "must be >= 1")
+
+    def out_dir(self) -> Path:
+        return Path(self.out) if self.out else Path("results/run") / self.name
+
+    def link_settings(self, snr_db: float, slot: int):
+        """The :class:`~mtsc_sdr.runtime.link_test.LinkTestConfig` that starts client ``slot``'s link."""
+        from mtsc_sdr.runtime.link_test import LinkTestConfig
+
+        return LinkTestConfig(channel=self.channel, snr_db=snr_db, seed=self.seed + 1000 * slot + int(snr_db * 10) % 1000,
+                              sample_rate_hz=self.sample_rate_hz, cfo_hz=self.cfo_hz, sro_ppm=self.sro_ppm,
+                              k_factor_db=self.k_factor_db, profile=self.profile, lo_freq_hz=self.lo_freq_hz,
+                              tx_gain_db=self.tx_gain_db, rx_gain_db=self.rx_gain_db, radio_args=self.radio_args)
+
+
+def load_config(path: str) -> RunConfig:
+    return load_yaml(RunConfig, path)
+
+
+# -- processes ----------------------------------------------------------------------------------------
+
+
+class RunFailed(RuntimeError):
+    """A process of the run failed; ``status`` is the exit status the run should end with."""
+
+    def __init__(self, message: str, status: int = 1):
+        super().__init__(message)
+        self.status = status
+
+
+def _cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "mtsc_sdr.cli", *args]
+
+
+def _client_argv(cfg: RunConfig, spec: ClientSpec, checkpoint: str, tx: str, control: str, session: int,
+                 snr_db: float, work: Path, point: int) -> list[str]:
+    argv = _cli("client", "--checkpoint", checkpoint, "--precision", spec.precision, "--tx", tx,
+                "--control", control, "--session", str(session), "--snr-db", repr(snr_db), "--csi", spec.csi,
+                "--split", spec.split, "--tasks", ",".join(spec.tasks), "--n-per-task", str(spec.n_per_task),
+                "--seed", str(spec.seed), "--window", str(spec.window), "--item-timeout-s", repr(cfg.item_timeout_s),
+                "--retries", str(cfg.retries), "--threads", str(cfg.threads),
+                "--out", str(work / f"items_{point}_{session}.jsonl"),
+                "--summary", str(work / f"client_{point}_{session}.json"))
+    if spec.budget:
+        argv += ["--budget", str(spec.budget)]
+    return argv
+
+
+def _wait_clients(clients: list[ManagedProcess], watched: list, deadline: float) -> list[tuple[str, int]]:
+    """Wait until every client exits; fail fast if a watched process (base station, links) dies.
+    Returns (name, exit status) of each client."""
+    while any(c.alive() for c in clients):
+        for proc in watched:
+            proc.check()                      # raises ProcessFailed naming it
+        if time.monotonic() > deadline:
+            raise RunFailed("the run did not finish within timeout_s; still running: "
+                            + ", ".join(c.name for c in clients if c.alive()))
+        time.sleep(0.1)
+    return [(c.name, c.returncode) for c in clients]
+
+
+def execute(cfg: RunConfig, *, progress: bool = False) -> dict[str, Any]:
+    """Run the processes of ``cfg``; returns the report (also written to ``cfg.out_dir()``).
+
+    Raises :class:`RunFailed` (or :class:`ProcessFailed`) when a process fails before the end;
+    error records and refusals are reported in the returned report's ``failures``.
+    """
+    from mtsc_sdr.link import free_tcp_endpoint
+    from mtsc_sdr.runtime.link_test import channel_processes
+    from mtsc_sdr.train.config import default_checkpoint_dir
+
+    checkpoint = cfg.checkpoint or str(default_checkpoint_dir())
+    protocol.checkpoint_identity(checkpoint)             # a missing / broken checkpoint fails here, named
+    out = cfg.out_dir()
+    work = out / "work"
+    work.mkdir(parents=True, exist_ok=True)
+    for old in work.glob("*"):
+        old.unlink()
+    control = free_tcp_endpoint()
+    slots = [(free_tcp_endpoint(), free_tcp_endpoint()) for _ in cfg.clients]   # (tx, rx) per client
+    deadline = time.monotonic() + cfg.timeout_s
+    bs = ManagedProcess("base station (mtsc-sdr bs)", _cli(
+        "bs", "--checkpoint", checkpoint, "--control", control, *sum((["--rx", rx] for _, rx in slots), []),
+        "--sample-rate-hz", repr(cfg.sample_rate_hz), "--threads", str(cfg.threads),
+        "--stats", str(work / "bs.json"), "--constellation", str(work / "constellation.npy")))
+    failures: list[str] = []
+    points = []
+    try:
+        for point, snr in enumerate(cfg.snr_db):
+            links, clients = [], []
+            try:
+                for k, (spec, (tx, rx)) in enumerate(zip(cfg.clients, slots)):
+                    links += channel_processes(cfg.link_settings(snr, k), tx, rx)
+                    session = 1 + k
+                    clients.append(ManagedProcess(f"client {session} at {snr:g} dB (mtsc-sdr client)",
+                                                  _client_argv(cfg, spec, checkpoint, tx, control, session, snr, work, point)))
+                t0 = time.monotonic()
+                if progress:
+                    print(f"run {cfg.name}: {cfg.channel} at {snr:g} dB, {len(clients)} client(s)", file=sys.stderr, flush=True)
+                statuses = _wait_clients(clients, [bs, *links], deadline)
+                points.append({"snr_db": snr, "wall_s": round(time.monotonic() - t0, 3)})
+                for (name, code), proc in zip(statuses, clients):
+                    if code == protocol.EXIT_REFUSED:
+                        raise RunFailed(f"{name} was refused by the base station:\n{proc.stderr_tail(5)}",
+                                        protocol.EXIT_REFUSED)
+                    if code not in (0, 1):
+                        raise ProcessFailed(name, code, proc.stderr_tail())
+                    if code == 1:
+                        failures.append(f"{name}: some items ended in an error record")
+            finally:
+                for proc in reversed(clients + links):
+                    proc.stop()
+    finally:
+        bs.stop()
+    report = build_report(cfg, checkpoint, work, points, failures)
+    (out / "report.json").write_text(json.dumps(report, indent=1))
+    with open(out / "items.jsonl", "w") as f:
+        for rec in report.pop("_items"):
+            f.write(json.dumps(rec) + "\n")
+    from mtsc_sdr.runtime import plots
+
+    plots.metrics_vs_snr(report["rows"], out / "metrics_vs_snr.png")
+    plots.latency_breakdown(report["rows"], out / "latency.png")
+    return report
+
+
+# -- report ---------------------------------------------------------------------------------------------
+
+
+def read_items(work: Path) -> list[dict]:
+    """Every client's JSON lines (a line that is not JSON is reported, never silently skipped)."""
+    items = []
+    for file in sorted(work.glob("items_*.jsonl")):
+        for n, line in enumerate(file.read_text().splitlines(), 1):
+            if line.strip():
+                try:
+                    items.append(json.loads(line))
+                except json.JSONDecodeError as exc:
+                    raise RunFailed(f"{file}:{n}: not a JSON line ({exc})") from None
+    return items
+
+
+def task_metric_rows(records: list[dict], channel: str, system: str = "mtsc", **extra) -> list[dict]:
+    """Metric rows per (task, SNR) from item records with outputs (errors excluded, counted)."""
+    import numpy as np
+
+    from mtsc_sdr.metrics import METRIC_UNITS, score_task, score_task_items, standard_error
+    from mtsc_sdr.runtime.report import row
+
+    rows = []
+    keys = sorted({(r["task"], r["snr_db"]) for r in records}, key=lambda k: (TASKS.index(k[0]), k[1]))
+    for task, snr in keys:
+        group = [r for r in records if r["task"] == task and r["snr_db"] == snr]
+        ok = [r for r in group if "error" not in r]
+        rows.append(row(system, task, channel, snr, "error_items", len(group) - len(ok), n=len(group), **extra))
+        if not ok:
+            continue
+        if task == "reconstruct":
+            for metric in ("psnr_db", "ssim"):
+                v = np.array([r[metric] for r in ok], dtype=float)
+                rows.append(row(system, task, channel, snr, metric, float(v.mean()), unit=METRIC_UNITS[metric],
+                                n=len(ok), std_error=standard_error(v), **extra))
+        elif all(r.get("reference") for r in ok):
+            hyps, refs = [r["output"] for r in ok], [r["reference"] for r in ok]
+            per_item = score_task_items(task, hyps, refs)
+            for metric, value in score_task(task, hyps, refs, items=per_item).items():
+                more = {"std_error": standard_error(per_item[metric])} if metric in per_item else {}
+                rows.append(row(system, task, channel, snr, metric, float(value), unit=METRIC_UNITS.get(metric),
+                                n=len(ok), **more, **extra))
+        est = [r["snr_est_db"] for r in ok]
+        rows.append(row(system, task, channel, snr, "snr_est_db", float(np.mean(est)), unit="dB", n=len(ok), **extra))
+    return rows
+
+
+def latency_rows(records: list[dict], channel: str, **extra) -> list[dict]:
+    """``latency_ms_p50/_p90/_p99`` per stage (and ``total``), all tasks and SNRs together, and
+    the total per task; the first item of each session at each SNR (warm-up) is left out."""
+    from mtsc_sdr.bench.stats import percentiles
+    from mtsc_sdr.runtime.report import row
+
+    first = {}
+    for r in records:
+        key = (r["session"], r["snr_db"])
+        first[key] = min(first.get(key, r["seq"]), r["seq"])
+    timed = [r for r in records if "latency_ms" in r and r["seq"] != first[(r["session"], r["snr_db"])]]
+    rows = []
+    for stage in (*protocol.STAGES, "link_round_trip", "total"):
+        vals = [r["latency_ms"][stage] for r in timed if r["latency_ms"].get(stage) is not None]
+        for name, value in percentiles(vals).items():
+            rows.append(row("mtsc", "all", channel, None, f"latency_ms_{name}", value, unit="ms", stage=stage,
+                            n=len(vals), **extra))
+    for task in TASKS:
+        vals = [r["latency_ms"]["total"] for r in timed if r["task"] == task]
+        for name, value in percentiles(vals).items():
+            rows.append(row("mtsc", task, channel, None, f"latency_ms_{name}", value, unit="ms", stage="total",
+                            n=len(vals), **extra))
+    return rows
+
+
+def build_report(cfg: RunConfig, checkpoint: str, work: Path, points: list[dict], failures: list[str]) -> dict:
+    from mtsc_sdr.runtime.report import row, run_meta
+
+    items = [dict(r, channel=cfg.channel) for r in read_items(work)]
+    rows = task_metric_rows(items, cfg.channel) + latency_rows(items, cfg.channel)
+    processes = {}
+    for file in sorted(work.glob("client_*.json")):
+        s = json.loads(file.read_text())
+        processes.setdefault(f"client {s['session']}", []).append(s)
+        rows.append(row("mtsc", "all", cfg.channel, None, "peak_rss_mb", s["peak_rss_mb"], unit="MiB",
+                        process=f"client {s['session']}", precision=s["precision"]))
+        rows.append(row("mtsc", "all", cfg.channel, None, "weight_bytes", s["weight_bytes"], unit="bytes",
+                        process=f"client {s['session']}", precision=s["precision"]))
+    if (work / "bs.json").is_file():
+        s = json.loads((work / "bs.json").read_text())
+        processes["base station"] = s
+        if "peak_rss_mb" in s:
+            rows.append(row("mtsc", "all", cfg.channel, None, "peak_rss_mb", s["peak_rss_mb"], unit="MiB",
+                            process="base station"))
+    for summaries in processes.values():
+        for s in summaries if isinstance(summaries, list) else []:
+            if s.get("run_s"):
+                rows.append(row("mtsc", "all", cfg.channel, s["snr_db"], "items_per_s",
+                                s.get("items_ok", 0) / s["run_s"], unit="items/s", n=s.get("items_ok", 0),
+                                process=f"client {s['session']}", precision=s["precision"]))
+    errors = [r for r in items if "error" in r]
+    failures = failures + [f"{r['item_id']} ({r['task']}, {r['snr_db']:g} dB): {r['error']}" for r in errors]
+    meta = run_meta({"run": to_dict(cfg), "checkpoint": checkpoint,
+                     "checkpoint_identity": protocol.checkpoint_identity(checkpoint)}, {"run": cfg.seed})
+    return {"meta": meta, "rows": rows, "points": points, "processes": processes, "failures": failures,
+            "_items": items}
+
+
+# -- command line ------------------------------------------------------------------------------------
+
+
+def format_summary(report: dict) -> str:
+    """Metric table (task x SNR) and the latency breakdown, as printed by ``run`` and ``demo``."""
+    rows = report["rows"]
+    main = {"vqa": "accuracy", "caption_image": "cider", "caption_audio": "cider", "caption_video": "cider",
+            "reconstruct": "psnr_db"}
+    channels = sorted({r["channel"] for r in rows})
+    lines = []
+    for ch in channels:
+        snrs = sorted({r["snr_db"] for r in rows if r["channel"] == ch and r["snr_db"] is not None
+                       and r["metric"] in main.values()})
+        head = f"{'channel':<13} {'task':<14} {'metric':<9}" + "".join(f"{s:>8g}" for s in snrs)
+        lines += [head, "-" * len(head)]
+        for task, metric in main.items():
+            vals = {r["snr_db"]: r["value"] for r in rows if r["channel"] == ch and r["task"] == task
+                    and r["metric"] == metric and r.get("system", "mtsc") == "mtsc"}
+            if vals:
+                lines.append(f"{ch:<13} {task:<14} {metric:<9}" + "".join(
+                    f"{vals[s]:>8.2f}" if s in vals else f"{'-':>8}" for s in snrs))
+        lat = {r["stage"]: r["value"] for r in rows if r["channel"] == ch and r["metric"] == "latency_ms_p50"
+               and r["task"] == "all"}
+        if lat:
+            lines.append(f"{ch}: p50 latency per stage (ms): " + ", ".join(
+                f"{s} {v:.2f}" for s, v in lat.items() if v is not None and s not in ("link_round_trip",)))
+        lines.append("")
+    for f in report.get("failures", []):
+        lines.append(f"FAILED: {f}")
+    return "\n".join(lines)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("config", help="run configuration YAML (see configs/)")
+    p.add_argument("--out", help="output directory (default: the config's out, else results/run/<name>)")
+    p.add_argument("--checkpoint", help="override the config's checkpoint")
+    p.add_argument("--json", action="store_true", help="print the report as one JSON object")
+
+
+def run(args: argparse.Namespace) -> int:
+    import signal
+
+    cfg = load_config(args.config)
+    if args.out:
+        cfg.out = args.out
+    if args.checkpoint:
+        cfg.checkpoint = args.checkpoint
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        report = execute(cfg, progress=not args.json)
+    except RunFailed as exc:
+        print(f"mtsc-sdr run: {exc}", file=sys.stderr)
+        return exc.status
+    except (ProcessFailed, RuntimeError, OSError, ValueError) as exc:
+        print(f"mtsc-sdr run: {exc}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(report))
+    else:
+        print(format_summary(report))
+        print(f"wrote {cfg.out_dir() / 'report.json'}, items.jsonl and plots")
+    return 1 if report["failures"] else 0

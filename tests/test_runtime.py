@@ -1,0 +1,232 @@
+"""The split testbed across processes on the micro model: ``mtsc-sdr run`` against ``eval``,
+a base station killed and restarted mid-run, a checkpoint mismatch, a dead channel, a user's own
+image, and the client's handling of bad downlink messages."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from mtsc_sdr.runtime import protocol
+from mtsc_sdr.runtime.processes import ManagedProcess
+
+
+def _cli(*args):
+    return [sys.executable, "-m", "mtsc_sdr.cli", *args]
+
+
+def test_run_over_software_channel_agrees_with_eval(micro_checkpoint, tmp_path):
+    """Same checkpoint, same items, same SNR: the multi-process pipeline (fp32 client) and the
+    one-process evaluation agree within 1 point (text metrics) and 0.3 dB (PSNR)."""
+    from mtsc_sdr.runtime.evaluate import evaluate
+    from mtsc_sdr.runtime.run import ClientSpec, RunConfig, execute
+
+    cfg = RunConfig(name="t", checkpoint=str(micro_checkpoint), snr_db=[20.0], out=str(tmp_path / "run"),
+                    clients=[ClientSpec(precision="fp32", n_per_task=6)], item_timeout_s=20.0)
+    report = execute(cfg)
+    assert report["failures"] == []
+    ev = evaluate(micro_checkpoint, [20.0], n_per_task=6, split="val", baseline=False, seed=0)
+    ours = {(r["task"], r["metric"]): r["value"] for r in report["rows"] if r["snr_db"] == 20.0}
+    one = {(r["task"], r["metric"]): r["value"] for r in ev["rows"] if r["system"] == "mtsc"}
+    assert set(one) <= set(ours)
+    for (task, metric), v in one.items():
+        tol = 0.3 if metric == "psnr_db" else 0.02 if metric == "ssim" else 1.0
+        assert abs(ours[(task, metric)] - v) <= tol, (task, metric, ours[(task, metric)], v)
+    # the report: every task's items, error counts, latency per stage, memory, outputs on disk
+    items = [json.loads(line) for line in (tmp_path / "run" / "items.jsonl").read_text().splitlines()]
+    assert len(items) == 5 * 6 and all("error" not in r for r in items)
+    assert {r["task"] for r in items} == {"vqa", "caption_image", "caption_audio", "caption_video", "reconstruct"}
+    stages = {r["stage"] for r in report["rows"] if r["metric"] == "latency_ms_p50" and r["task"] == "all"}
+    assert set(protocol.STAGES) <= stages
+    procs = {r.get("process") for r in report["rows"] if r["metric"] == "peak_rss_mb"}
+    assert {"client 1", "base station"} <= procs
+    assert (tmp_path / "run" / "metrics_vs_snr.png").stat().st_size > 0
+    assert (tmp_path / "run" / "latency.png").stat().st_size > 0
+
+
+def _start_bs(checkpoint, control, rx, tmp_path, tag):
+    return ManagedProcess(f"bs {tag}", _cli("bs", "--checkpoint", str(checkpoint), "--control", control,
+                                             "--rx", rx, "--stats", str(tmp_path / f"bs_{tag}.json")))
+
+
+def _lines(path):
+    return [json.loads(x) for x in path.read_text().splitlines() if x.strip()] if path.exists() else []
+
+
+def test_base_station_killed_and_restarted_mid_run(micro_checkpoint, tmp_path):
+    from mtsc_sdr.link import free_tcp_endpoint
+
+    control, tx, rx = free_tcp_endpoint(), free_tcp_endpoint(), free_tcp_endpoint()
+    out = tmp_path / "items.jsonl"
+    procs = []
+    try:
+        bs = _start_bs(micro_checkpoint, control, rx, tmp_path, "first")
+        procs.append(bs)
+        procs.append(ManagedProcess("channel", _cli("channel", "--in", tx, "--out", rx, "--snr-db", "15")))
+        client = ManagedProcess("client", _cli(
+            "client", "--checkpoint", str(micro_checkpoint), "--tx", tx, "--control", control, "--session", "7",
+            "--snr-db", "15", "--split", "val", "--tasks", "caption_image,vqa", "--n-per-task", "12",
+            "--window", "2", "--item-timeout-s", "2", "--retries", "10", "--out", str(out),
+            "--summary", str(tmp_path / "client.json")))
+        procs.append(client)
+        deadline = time.monotonic() + 120
+        while len(_lines(out)) < 3:             # let a few items through, then kill the base station
+            client.check(expect_running=False)
+            assert time.monotonic() < deadline, "no results before the kill"
+            time.sleep(0.05)
+        import os
+        import signal
+
+        os.killpg(bs.proc.pid, signal.SIGKILL)
+        bs.proc.wait()
+        done_before = len(_lines(out))
+        time.sleep(1.0)
+        procs.append(_start_bs(micro_checkpoint, control, rx, tmp_path, "second"))
+        client.communicate(timeout_s=180)       # raises if it exits non-zero
+    finally:
+        for p in reversed(procs):
+            p.stop()
+    records = _lines(out)
+    assert done_before < 24
+    assert len(records) == 24                               # every item ends with one record
+    assert len({r["item_id"] for r in records}) == 24
+    assert all("error" not in r for r in records)           # ... and here each a result
+    summary = json.loads((tmp_path / "client.json").read_text())
+    assert summary["resent"] >= 1                           # the items in flight were sent again
+    assert max(r["attempts"] for r in records) >= 2
+    assert json.loads((tmp_path / "bs_second.json").read_text())["bs"]["items"] >= 1
+
+
+def test_client_with_another_checkpoint_is_refused(micro_checkpoint, tmp_path):
+    """Different weights: the base station refuses at hello, naming what differs; exit status 4."""
+    from safetensors.torch import load_file, save_file
+
+    from mtsc_sdr.link import free_tcp_endpoint
+
+    other = tmp_path / "other"
+    shutil.copytree(micro_checkpoint, other)
+    weights = load_file(str(other / "model.safetensors"))
+    name = sorted(weights)[0]
+    weights[name] = weights[name] + 1.0
+    save_file(weights, str(other / "model.safetensors"), metadata={"format": "mtsc-sdr-model", "version": "1"})
+    control, tx, rx = free_tcp_endpoint(), free_tcp_endpoint(), free_tcp_endpoint()
+    with _start_bs(micro_checkpoint, control, rx, tmp_path, "a"):
+        client = ManagedProcess("client", _cli(
+            "client", "--checkpoint", str(other), "--tx", tx, "--control", control, "--session", "3",
+            "--split", "val", "--tasks", "vqa", "--n-per-task", "1", "--out", str(tmp_path / "o.jsonl")))
+        with pytest.raises(Exception):
+            client.communicate(timeout_s=120)
+        assert client.returncode == protocol.EXIT_REFUSED
+        tail = client.stderr_tail()
+        client.stop()
+    assert "refused" in tail and "weights" in tail and "checkpoint differs" in tail
+    assert _lines(tmp_path / "o.jsonl") == []
+
+
+def test_run_fails_fast_naming_a_dead_channel(micro_checkpoint, tmp_path):
+    from mtsc_sdr.runtime.run import ClientSpec, RunConfig, execute
+    from mtsc_sdr.runtime.processes import ProcessFailed
+
+    cfg = RunConfig(name="dead", checkpoint=str(micro_checkpoint), snr_db=[10.0], out=str(tmp_path / "run"),
+                    profile=str(tmp_path / "no-such-profile.yaml"), clients=[ClientSpec(n_per_task=2)],
+                    timeout_s=600.0)
+    with pytest.raises(ProcessFailed, match="software channel"):
+        execute(cfg)
+
+
+def test_client_answers_a_users_own_image(micro_checkpoint, tmp_path):
+    from PIL import Image
+
+    from mtsc_sdr.link import free_tcp_endpoint
+
+    img = tmp_path / "photo.png"
+    Image.fromarray((np.random.default_rng(0).random((48, 64, 3)) * 255).astype(np.uint8)).save(img)
+    control, tx, rx = free_tcp_endpoint(), free_tcp_endpoint(), free_tcp_endpoint()
+    out = tmp_path / "o.jsonl"
+    with _start_bs(micro_checkpoint, control, rx, tmp_path, "a"), \
+            ManagedProcess("channel", _cli("channel", "--in", tx, "--out", rx, "--snr-db", "20")):
+        client = ManagedProcess("client", _cli(
+            "client", "--checkpoint", str(micro_checkpoint), "--tx", tx, "--control", control,
+            "--image", str(img), "--question", "what colour is the circle?", "--precision", "fp32",
+            "--out", str(out)))
+        client.communicate(timeout_s=120)
+    (rec,) = _lines(out)
+    assert rec["task"] == "vqa" and rec["item_id"] == str(img) and rec["reference"] is None
+    assert isinstance(rec["output"], str)
+    assert set(protocol.STAGES) <= set(rec["latency_ms"])
+
+
+# -- the client's downlink handling, against a hand-driven control link ----------------------------------
+
+
+def test_client_drops_malformed_and_foreign_downlink_messages(micro_checkpoint):
+    from mtsc_sdr.compress.quantize import load_client
+    from mtsc_sdr.data import examples
+    from mtsc_sdr.link import MessageServer, free_tcp_endpoint
+    from mtsc_sdr.runtime.client import Client, ClientSettings
+
+    loaded = load_client(micro_checkpoint, "fp32")
+    cfg = loaded.model.cfg
+    server = MessageServer("tcp://127.0.0.1:*")
+    client = Client(loaded.model, protocol.checkpoint_identity(micro_checkpoint), free_tcp_endpoint(),
+                    server.endpoint, ClientSettings(session=9, snr_db=10.0))
+    try:
+        client._hello()
+        hello = server.recv(timeout_ms=5000)
+        assert hello.kind == protocol.HELLO and hello.session == 9
+        ex = examples("val", ["caption_image"], n_per_task=1)[0]
+        item = client._encode(ex)
+        inflight = {item.seq: item}
+        done = []
+        good_meta = protocol.DownlinkMeta(
+            seq=item.seq, task_id=1, rate_idx=0, n_tokens=1, snr_est_db=10.0, snr_payload_db=10.9, cfo_hz=None,
+            rx_sync_ms=1.0, jsc_decoder_ms=1.0, lam_decoder_ms=1.0, t_frame_s=0.0, t_sent_s=0.0, host="x").to_meta()
+        sem = np.zeros((cfg.task_queries, cfg.d_model), np.float32)
+        bad = [
+            ({"semantics": sem}, good_meta, {"session": 10}),                       # another session
+            ({"semantics": sem}, {k: v for k, v in good_meta.items() if k != "seq"}, {}),   # meta lacks seq
+            ({"semantics": sem[:, :3]}, good_meta, {}),                              # wrong shape
+            ({"semantics": sem}, dict(good_meta, seq=item.seq + 1), {}),             # not in flight
+        ]
+        for tensors, meta, kw in bad:
+            server.reply(hello, protocol.SEMANTICS, tensors, meta) if not kw else \
+                server.send(hello.peer, protocol.SEMANTICS, tensors, meta, **kw)
+            client._receive(5000, inflight, lambda *a: done.append(a))
+        assert done == [] and item.seq in inflight
+        assert client.counts["downlink_wrong_session"] == 1
+        assert client.counts["downlink_malformed"] == 2
+        assert client.counts["downlink_stale"] == 1
+        server.reply(hello, protocol.SEMANTICS, {"semantics": sem}, good_meta)
+        client._receive(5000, inflight, lambda *a: done.append(a))
+        assert len(done) == 1 and inflight == {}
+    finally:
+        client.close()
+        server.close()
+
+
+def test_downlink_meta_validation():
+    meta = protocol.DownlinkMeta(seq=1, task_id=0, rate_idx=2, n_tokens=3, snr_est_db=1.0, snr_payload_db=2.0,
+                                 cfo_hz=3.0, rx_sync_ms=1, jsc_decoder_ms=1, lam_decoder_ms=1, t_frame_s=0,
+                                 t_sent_s=0, host="h")
+    assert protocol.DownlinkMeta.from_meta(meta.to_meta()) == meta
+    with pytest.raises(ValueError, match="seq"):
+        protocol.DownlinkMeta.from_meta(dict(meta.to_meta(), seq="1"))
+    with pytest.raises(ValueError, match="lacks 'host'"):
+        protocol.DownlinkMeta.from_meta({k: v for k, v in meta.to_meta().items() if k != "host"})
+    with pytest.raises(ValueError):
+        protocol.DownlinkMeta.from_meta([1, 2])
+
+
+def test_checkpoint_identity_differences(micro_checkpoint):
+    ident = protocol.checkpoint_identity(micro_checkpoint)
+    assert set(ident) == {"format_version", "config", "tokenizer", "weights"}
+    assert protocol.identity_differences(dict(ident), ident) == {}
+    diff = protocol.identity_differences(dict(ident, weights="0" * 16), ident)
+    assert list(diff) == ["weights"] and diff["weights"] == ["0" * 16, ident["weights"]]
+    assert set(protocol.identity_differences(None, ident)) == set(ident)
+    assert "weights: client" in protocol.describe_differences(diff)
