@@ -26,6 +26,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "bs": ("mtsc_sdr.runtime.bs", "run the base station: PHY receiver, JSC and LAM decoders, downlink"),
     "client": ("mtsc_sdr.runtime.client", "run a client: encode items, stream IQ, decode the answers"),
     "run": ("mtsc_sdr.runtime.run", "run base station, channel and clients as processes; write a report"),
+    "bench": ("mtsc_sdr.bench.cli", "measure latency per stage, throughput, memory and weight bytes"),
 }
 
 

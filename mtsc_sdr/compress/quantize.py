@@ -69,12 +69,14 @@ class Int8Linear(nn.Module):
         x2 = x.reshape(-1, shape[-1]).float()
         if x2.shape[0] == 0:
             y = x2.new_zeros((0, self.out_features))
+            if self.bias is not None:
+                y = y + self.bias
         else:
-            s = x2.abs().amax(dim=1, keepdim=True).clamp(min=1e-12) / 127.0      # (M, 1)
-            xq = torch.round(x2 / s).to(torch.int8)
-            y = torch._int_mm(xq, self.weight_t).float() * (s * self.scale)
-        if self.bias is not None:
-            y = y + self.bias
+            s = x2.abs().amax(dim=1, keepdim=True).clamp_(min=1e-12).div_(127.0)   # (M, 1)
+            xq = torch.div(x2, s).round_().to(torch.int8)
+            y = torch._int_mm(xq, self.weight_t).float().mul_(s).mul_(self.scale)  # in place: no (M, N) temporaries
+            if self.bias is not None:
+                y.add_(self.bias)
         return y.reshape(*shape[:-1], self.out_features)
 
 

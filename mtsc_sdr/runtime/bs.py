@@ -35,6 +35,8 @@ import numpy as np
 from mtsc_sdr.runtime import protocol
 
 log = logging.getLogger("mtsc_sdr.bs")
+#: Payloads kept per session for the constellation plot.
+CONSTELLATION_FRAMES = 4
 
 
 class BaseStation:
@@ -63,7 +65,7 @@ class BaseStation:
         self.stats: Counter = Counter()
         self.sessions: dict[int, bytes] = {}            # 16-bit session -> control-link peer
         self.snr_log: list[tuple[int, int, float, float]] = []   # (session, seq, snr_est_db, snr_payload_db)
-        self.constellation: list[np.ndarray] = []        # a few equalised payloads, for plots
+        self.constellation: dict[int, list[np.ndarray]] = {}   # session -> its first payloads, for plots
         self.control = MessageServer(control_endpoint, allow_remote=allow_remote)
         self.streams = []
         try:
@@ -143,8 +145,9 @@ class BaseStation:
             return
         self.stats["items"] += 1
         self.snr_log.append((h.session_id, h.seq, float(frame.snr_db), float(snr_payload_db)))
-        if len(self.constellation) < 8:
-            self.constellation.append(np.asarray(frame.payload, np.complex64).copy())
+        kept = self.constellation.setdefault(h.session_id, [])
+        if len(kept) < CONSTELLATION_FRAMES:
+            kept.append(np.asarray(frame.payload, np.complex64).copy())
         log.info("session %d seq %d task %d: SNR est %.2f dB (payload %.2f dB), CFO %s Hz", h.session_id,
                  h.seq, h.task_id, frame.snr_db, snr_payload_db,
                  "n/a" if frame.cfo_hz is None else f"{frame.cfo_hz:+.0f}")
@@ -204,7 +207,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=1, help="torch threads")
     p.add_argument("--stats", metavar="FILE", help="write the counters (JSON) here at exit")
     p.add_argument("--constellation", metavar="FILE",
-                   help="write a few received payloads here at exit (.npy, complex64 (n, L))")
+                   help="write the first received payloads of each session here at exit (.npz: key "
+                        "'s<session>' -> complex64 (n_symbols,), the zero-forced payload symbols concatenated)")
     p.add_argument("--allow-remote", action="store_true", help="allow binding a non-loopback --control")
 
 
@@ -228,6 +232,5 @@ def run(args: argparse.Namespace) -> int:
         if args.stats:
             Path(args.stats).write_text(text)
         if args.constellation and bs.constellation:
-            n = min(len(c) for c in bs.constellation)
-            np.save(args.constellation, np.stack([c[:n] for c in bs.constellation]), allow_pickle=False)
+            np.savez(args.constellation, **{f"s{k}": np.concatenate(v) for k, v in bs.constellation.items()})
     return 0

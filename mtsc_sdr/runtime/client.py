@@ -14,10 +14,10 @@ Up to ``--window`` items are in flight at once (pipelining). An item without an 
 up to ``--retries`` times; then it gets an error record. Every item ends with exactly one JSON line
 in ``--out`` (default stdout), either a result or an error::
 
-    {"item_id", "task", "session", "seq", "snr_db", "attempts", "output", "reference",
+    {"item_id", "task", "session", "seq", "snr_db", "precision", "attempts", "output", "reference",
      "snr_est_db", "snr_payload_db", "cfo_hz", "rate_idx", "n_tokens", "n_symbols",
      "latency_ms": {stage: ms, ..., "total": ms}, ["psnr_db", "ssim"] (reconstruct)}
-    {"item_id", "task", "session", "seq", "snr_db", "attempts", "error": "..."}
+    {"item_id", "task", "session", "seq", "snr_db", "precision", "attempts", "error": "..."}
 
 ``output`` is the answer / caption, or for ``reconstruct`` the PNG path under ``--images``
 (None without it); PSNR and SSIM against the input are computed here, where the image is.
@@ -99,6 +99,61 @@ def read_video_file(path: str, num_frames: int, size_px: int) -> np.ndarray:
     return np.stack([fit_image(frames[i], size_px) for i in pick])
 
 
+# -- one item through the client half -------------------------------------------------------------------
+
+
+def encode_item(model, tx, example, csi_db: float, budget: Optional[int], session: int, seq: int,
+                gap_samples: int) -> tuple[np.ndarray, dict, dict]:
+    """Encode one example and frame it: modality encoders -> LAM encoder -> JSC encoder -> PHY.
+
+    Args:
+        model: a ClientModel (fp32 or int8). tx: a :class:`~mtsc_sdr.phy.tx.Transmitter`.
+        csi_db: the SNR the rate choice assumes (dB). budget: complex symbols (None: the model's).
+    Returns:
+        samples complex64 (gap_samples + frame length,), info ``{"rate_idx", "n_tokens",
+        "n_symbols", "csi_db"}``, stage times in seconds ``{"modality_encoders", "lam_encoder",
+        "jsc_encoder", "framing"}``.
+    """
+    import torch
+
+    from mtsc_sdr.data import collate
+    from mtsc_sdr.model import TASK_IDS
+    from mtsc_sdr.phy.header import FrameHeader
+
+    task = example.task
+    t0 = time.monotonic()
+    with torch.no_grad():
+        batch = collate([example])
+        x, mask = model.embed_inputs(batch, task)
+        t1 = time.monotonic()
+        states = model.lam_encoder(x, mask)
+        t2 = time.monotonic()
+        code = model.jsc_encoder(states, mask, torch.tensor([float(csi_db)]), budget)
+        t3 = time.monotonic()
+    rate_idx, n_tokens = int(code.rate_idx[0]), int(code.n_tokens[0])
+    n = n_tokens * model.cfg.rate_table[rate_idx]
+    header = FrameHeader(session_id=session, seq=seq, payload_len=n, rate_idx=rate_idx, task_id=TASK_IDS[task])
+    frame = tx.build(code.symbols[0, :n].numpy(), header)
+    samples = np.concatenate([np.zeros(gap_samples, np.complex64), frame])
+    t4 = time.monotonic()
+    info = {"rate_idx": rate_idx, "n_tokens": n_tokens, "n_symbols": n, "csi_db": float(csi_db)}
+    return samples, info, {"modality_encoders": t1 - t0, "lam_encoder": t2 - t1, "jsc_encoder": t3 - t2,
+                           "framing": t4 - t3}
+
+
+def decode_item(model, example, semantics: np.ndarray):
+    """Task decoders on one item's returned semantics float32 (Q, d) -> (output, seconds): a string,
+    or an image float32 (1, 3, H, W) in [0, 1] for ``reconstruct``."""
+    import torch
+
+    from mtsc_sdr.model import TaskSemantics
+
+    t0 = time.monotonic()
+    out = model.decode(example.task, TaskSemantics(torch.from_numpy(np.array(semantics, np.float32))[None]),
+                       questions=[example.question] if example.task == "vqa" else None)
+    return out, time.monotonic() - t0
+
+
 # -- the pipeline ------------------------------------------------------------------------------------
 
 
@@ -121,12 +176,14 @@ class ClientSettings:
 
     session: int
     snr_db: float
+    precision: str = "fp32"          # of the model given to Client (recorded in every item)
     csi: str = "configured"          # configured | feedback
     budget: Optional[int] = None
     window: int = 4
     item_timeout_s: float = 5.0
     retries: int = 3
     gap_samples: int = 256
+    flush_samples: int = 2048
     hello_timeout_s: float = 120.0
     images_dir: Optional[str] = None
     counters: Counter = field(default_factory=Counter)
@@ -174,6 +231,21 @@ class Client:
             t_next = time.monotonic() + 2.0
             while not self._welcomed and time.monotonic() < t_next:
                 self._receive(timeout_ms=100, inflight={}, done=lambda *_: None)
+        self._wait_for_iq_peer(deadline)
+
+    def _wait_for_iq_peer(self, deadline: float) -> None:
+        """Push a few zero samples (noise at the receiver) until the channel or TX flowgraph takes
+        them, so that the first item's latency is not the link's start-up time."""
+        from mtsc_sdr.link import IQSendTimeout
+
+        while True:
+            try:
+                self.push.send(np.zeros(max(64, self.s.gap_samples), np.complex64))
+                return
+            except IQSendTimeout:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"nothing takes this client's IQ stream within {self.s.hello_timeout_s:g} s "
+                                       "(is the channel or TX flowgraph running?)") from None
 
     def _receive(self, timeout_ms: int, inflight: dict, done) -> None:
         msg = self.control.recv(timeout_ms=timeout_ms)
@@ -210,34 +282,11 @@ class Client:
     # -- items ------------------------------------------------------------------------------------
 
     def _encode(self, example) -> _InFlight:
-        import torch
-
-        from mtsc_sdr.data import collate
-        from mtsc_sdr.model import TASK_IDS
-        from mtsc_sdr.phy.header import FrameHeader
-
-        c, task = self.model, example.task
-        lat: dict[str, Optional[float]] = {}
-        t0 = time.monotonic()
-        with torch.no_grad():
-            batch = collate([example])
-            x, mask = c.embed_inputs(batch, task)
-            t1 = time.monotonic()
-            states = c.lam_encoder(x, mask)
-            t2 = time.monotonic()
-            code = c.jsc_encoder(states, mask, torch.tensor([float(self.csi_db)]), self.s.budget)
-            t3 = time.monotonic()
-        rate_idx, n_tokens = int(code.rate_idx[0]), int(code.n_tokens[0])
-        n = n_tokens * c.cfg.rate_table[rate_idx]
         seq = self._next_seq % (1 << 16)
         self._next_seq += 1
-        header = FrameHeader(session_id=self.s.session, seq=seq, payload_len=n, rate_idx=rate_idx,
-                             task_id=TASK_IDS[task])
-        frame = self.tx.build(code.symbols[0, :n].numpy(), header)
-        samples = np.concatenate([np.zeros(self.s.gap_samples, np.complex64), frame])
-        t4 = time.monotonic()
-        lat.update(modality_encoders=t1 - t0, lam_encoder=t2 - t1, jsc_encoder=t3 - t2, framing=t4 - t3)
-        info = {"rate_idx": rate_idx, "n_tokens": n_tokens, "n_symbols": n, "csi_db": float(self.csi_db)}
+        t0 = time.monotonic()
+        samples, info, lat = encode_item(self.model, self.tx, example, self.csi_db, self.s.budget,
+                                         self.s.session, seq, self.s.gap_samples)
         return _InFlight(example, seq, samples, info, lat, t0)
 
     def _send(self, item: _InFlight) -> bool:
@@ -255,16 +304,20 @@ class Client:
         item.deadline = item.t_tx_done + self.s.item_timeout_s
         return True
 
+    def _flush(self) -> None:
+        """Zeros after the last frame of a burst: blocks downstream (a flowgraph's filters, a radio's
+        TX buffer) hold back their last samples until more arrive, and the frame's tail with them."""
+        from mtsc_sdr.link import IQSendTimeout
+
+        if self.s.flush_samples:
+            try:
+                self.push.send(np.zeros(self.s.flush_samples, np.complex64))
+            except IQSendTimeout:
+                self.counts["tx_timeout"] += 1
+
     def _finish(self, item: _InFlight, sem: np.ndarray, meta: protocol.DownlinkMeta, t_recv: float) -> dict:
-        import torch
-
-        from mtsc_sdr.model import TaskSemantics
-
         ex, lat = item.example, item.latency
-        t0 = time.monotonic()
-        out = self.model.decode(ex.task, TaskSemantics(torch.from_numpy(sem.copy())[None]),
-                                questions=[ex.question] if ex.task == "vqa" else None)
-        lat["task_decoders"] = time.monotonic() - t0
+        out, lat["task_decoders"] = decode_item(self.model, ex, sem)
         for stage in protocol.BS_STAGES:
             lat[stage] = getattr(meta, f"{stage}_ms") / 1e3
         round_trip = t_recv - item.t_tx_done
@@ -306,7 +359,7 @@ class Client:
     def _record(self, item: _InFlight) -> dict:
         ex = item.example
         return {"item_id": ex.item_id, "task": ex.task, "session": self.s.session, "seq": item.seq,
-                "snr_db": self.s.snr_db, "attempts": item.attempts,
+                "snr_db": self.s.snr_db, "precision": self.s.precision, "attempts": item.attempts,
                 **({"question": ex.question} if ex.question else {}),
                 "reference": list(ex.references) if ex.references else None}
 
@@ -325,10 +378,13 @@ class Client:
             write(rec)
 
         while pending or inflight:
+            sent = False
             while pending and len(inflight) < self.s.window:
                 item = self._encode(pending.popleft())
                 inflight[item.seq] = item
-                self._send(item)
+                sent = self._send(item) or sent
+            if sent and not pending:
+                self._flush()
             now = time.monotonic()
             wait_ms = max(0, min(100, int(1e3 * (min(i.deadline for i in inflight.values()) - now)) + 1))
             self._receive(wait_ms, inflight, done)
@@ -350,6 +406,8 @@ class Client:
                 log.warning("item %s (seq %d): no answer within %g s, sending again (attempt %d)",
                             item.example.item_id, item.seq, self.s.item_timeout_s, item.attempts)
                 self._send(item)
+            if overdue:
+                self._flush()
         self.counts["run_s"] = round(time.monotonic() - t_begin, 3)
         return dict(self.counts)
 
@@ -383,6 +441,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--item-timeout-s", type=float, default=5.0, help="resend an item after this long without answer")
     p.add_argument("--retries", type=int, default=3, help="resends per item before an error record")
     p.add_argument("--gap-samples", type=int, default=256, help="zero samples before each frame")
+    p.add_argument("--flush-samples", type=int, default=2048,
+                   help="zero samples after the last frame of a burst (a radio: at least its TX buffer size)")
     p.add_argument("--hello-timeout-s", type=float, default=120.0, help="how long to wait for the base station")
     p.add_argument("--threads", type=int, default=1, help="torch threads")
     p.add_argument("--out", help="JSON lines file (default: stdout)")
@@ -423,9 +483,11 @@ def run(args: argparse.Namespace) -> int:
     except (ValueError, OSError) as exc:
         print(f"mtsc-sdr client: {exc}", file=sys.stderr)
         return 2
-    settings = ClientSettings(session=session, snr_db=args.snr_db, csi=args.csi, budget=args.budget,
+    settings = ClientSettings(session=session, snr_db=args.snr_db, precision=args.precision, csi=args.csi,
+                              budget=args.budget,
                               window=args.window, item_timeout_s=args.item_timeout_s, retries=args.retries,
-                              gap_samples=args.gap_samples, hello_timeout_s=args.hello_timeout_s,
+                              gap_samples=args.gap_samples, flush_samples=args.flush_samples,
+                              hello_timeout_s=args.hello_timeout_s,
                               images_dir=args.images)
     out = open(args.out, "w") if args.out else sys.stdout
 

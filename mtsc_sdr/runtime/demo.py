@@ -1,72 +1,102 @@
-"""``mtsc-sdr demo`` (what ``make demo`` runs): the link demo on the built-in defaults.
+"""``mtsc-sdr demo`` (what ``make demo`` runs): the whole testbed on the built-in defaults.
 
-Until the semantic model exists, the demo shows the radio link: for each simulated channel
-(the software channel, and the GNU Radio ``sim_channel`` flowgraph when GNU Radio is present) and
-each SNR of the sweep, a link test of random analog-payload frames with a carrier frequency offset
-and a sample-rate offset. It prints a table, and writes into ``--out`` (default ``results/demo``):
+1. The default model: trained on first use (``mtsc-sdr train`` with its defaults, about 7 minutes
+   on 2 cores) into the cache (:func:`mtsc_sdr.train.config.default_checkpoint_dir`); later runs
+   reuse it.
+2. For each simulated channel -- the software channel and, when GNU Radio is present, the GNU Radio
+   ``sim_channel`` flowgraph -- a :mod:`mtsc_sdr.runtime.run` sweep over ``--snr-db`` with every
+   task: base station, links and (int8) clients as separate processes, all SNR points at once.
+3. The separate-coding baseline and the codec-at-capacity bound on the same items and SNRs, and our
+   model in one process (``mtsc`` on channel ``awgn``), from :func:`mtsc_sdr.runtime.evaluate.evaluate`.
 
-* ``report.json``: ``{"meta", "rows"}`` in the project's report schema, one row per channel, SNR
-  and figure (detected / header-OK ratio, EVM, SNR estimate, throughput);
-* ``link_vs_snr.png``: EVM and estimated SNR against the set SNR, one line per channel.
+Prints a table (task x SNR per channel, the baseline beneath) and the p50 latency per stage; writes
+into ``--out`` (default ``results/demo``): ``report.json`` ({meta, rows}: every row of the runs
+and of the evaluation), ``metrics_vs_snr.png``, ``latency.png``, ``constellation_<channel>.png``
+(received payload symbols at the SNR closest to 10 dB, with the SNR estimate), and each run's own
+directory (``software/``, ``gnuradio-sim/``: items.jsonl, report.json, the processes' counters).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
-from mtsc_sdr.runtime.link_test import LinkTestConfig, run_link_test
-from mtsc_sdr.runtime.report import run_meta
-
-DEFAULT_SNRS_DB = (0.0, 5.0, 10.0, 15.0, 20.0, 25.0)
+DEFAULT_SNRS_DB = (-5.0, 0.0, 5.0, 10.0, 15.0, 20.0)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="results/demo", help="where report.json and the plots go")
-    p.add_argument("--frames", type=int, default=200, help="frames per link test")
+    p.add_argument("--checkpoint", default=None, help="use this checkpoint instead of the default model")
     p.add_argument("--snr-db", type=float, nargs="+", default=list(DEFAULT_SNRS_DB), help="SNR sweep, dB")
-    p.add_argument("--cfo-hz", type=float, default=10_000.0, help="simulated CFO (at 1 Msample/s: 1%% of fs)")
-    p.add_argument("--sro-ppm", type=float, default=20.0, help="simulated sample-rate offset")
+    p.add_argument("--n-per-task", type=int, default=10, help="items per task and SNR")
+    p.add_argument("--precision", choices=("int8", "fp32"), default="int8", help="client half precision")
+    p.add_argument("--cfo-hz", type=float, default=2000.0, help="simulated carrier frequency offset (at 1 Msample/s)")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--no-gnuradio", action="store_true", help="skip the GNU Radio sim flowgraph")
     p.add_argument("--json", action="store_true", help="print the report as one JSON object")
 
 
-def _plot(rows: list[dict[str, Any]], path: Path) -> None:
-    import matplotlib
+def demo_run_config(channel: str, checkpoint: str, snr_db: list[float], n_per_task: int, precision: str,
+                    cfo_hz: float, seed: int, out: str):
+    """The demo's sweep over one channel (``configs/demo.yaml`` is the software one, as a file)."""
+    from mtsc_sdr.runtime.run import ClientSpec, RunConfig
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    return RunConfig(name="demo", checkpoint=checkpoint, channel=channel, snr_db=snr_db, cfo_hz=cfo_hz, seed=seed,
+                     concurrent_points=True, item_timeout_s=3.0,
+                     retries=10,   # at -5 dB about a third of the frame headers fail: items are resent
+                     clients=[ClientSpec(n_per_task=n_per_task, precision=precision)], out=out)
 
-    from mtsc_sdr.phy import SUBCARRIER_SNR_GAIN_DB
 
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    for channel in sorted({r["channel"] for r in rows}):
-        for ax, metric in zip(axes, ("evm_db", "snr_est_db")):
-            pts = sorted((r["snr_db"], r["value"]) for r in rows
-                         if r["channel"] == channel and r["metric"] == metric and r["value"] is not None)
-            if pts:
-                ax.plot(*zip(*pts), marker="o", label=channel)
-    snrs = sorted({r["snr_db"] for r in rows})
-    floor = [-(s + SUBCARRIER_SNR_GAIN_DB) for s in snrs]  # data subcarriers get 64/52 of the power
-    axes[0].plot(snrs, floor, "k:", label=f"noise floor -(SNR + {SUBCARRIER_SNR_GAIN_DB:.1f} dB)")
-    axes[1].plot(snrs, snrs, "k:", label="truth")
-    axes[0].set(xlabel="set SNR (dB)", ylabel="payload EVM (dB)", title="Equalised payload EVM")
-    axes[1].set(xlabel="set SNR (dB)", ylabel="estimated SNR (dB)", title="Receiver SNR estimate")
-    for ax in axes:
-        ax.grid(True, alpha=0.3)
-        ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+def ensure_default_model(quiet: bool) -> Path:
+    """The default model's checkpoint, trained now when the cache has no finished one."""
+    from mtsc_sdr.train.config import TrainConfig, default_checkpoint_dir
+    from mtsc_sdr.train.trainer import read_state, train
+
+    directory = default_checkpoint_dir()
+    state = read_state(directory) if directory.is_dir() else None
+    if state is not None and state.get("finished"):
+        return directory
+    cfg = dataclasses.replace(TrainConfig.default(), checkpoint_dir=str(directory))
+    if not quiet:
+        print(f"demo: training the default model into {directory} (first run only; about 7 minutes on "
+              f"2 cores; resumes if interrupted)", file=sys.stderr, flush=True)
+    train(cfg, quiet=quiet)
+    return directory
+
+
+def _constellation_plot(run_dir: Path, report: dict, channel: str, out: Path) -> Path | None:
+    import numpy as np
+
+    from mtsc_sdr.runtime import plots
+
+    file = run_dir / "work" / "constellation.npz"
+    if not file.is_file() or not report.get("points"):
+        return None
+    point = min(report["points"], key=lambda p: abs(p["snr_db"] - 10.0))
+    with np.load(file, allow_pickle=False) as data:
+        key = f"s{point['session']}"
+        if key not in data:
+            return None
+        payload = data[key]
+    est = [r["value"] for r in report["rows"] if r["metric"] == "snr_est_db" and r["snr_db"] == point["snr_db"]]
+    title = f"{channel}, set SNR {point['snr_db']:g} dB: received JSC payload (analog, zero-forced)"
+    return plots.constellation(payload, float(np.mean(est)) if est else None, title, out / f"constellation_{channel}.png")
 
 
 def run(args: argparse.Namespace) -> int:
     from mtsc_sdr.radio.grpython import INSTALL_HINT, find_gr_python
+    from mtsc_sdr.runtime import plots
+    from mtsc_sdr.runtime.evaluate import evaluate, format_table
+    from mtsc_sdr.runtime.report import run_meta
+    from mtsc_sdr.runtime.run import RunFailed, execute, format_summary
 
+    t0 = time.monotonic()
+    checkpoint = Path(args.checkpoint) if args.checkpoint else ensure_default_model(args.json)
     channels = ["software"]
     if args.no_gnuradio:
         print("demo: GNU Radio sim flowgraph skipped (--no-gnuradio)", file=sys.stderr)
@@ -76,31 +106,41 @@ def run(args: argparse.Namespace) -> int:
         channels.append("gnuradio-sim")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-
     rows: list[dict[str, Any]] = []
+    failures: list[str] = []
     configs = []
-    header = f"{'channel':<13} {'SNR set':>7} {'detected':>9} {'header OK':>9} {'EVM dB':>7} {'SNR est':>7} {'CFO Hz':>8}"
-    if not args.json:
-        print(header)
     for channel in channels:
-        for snr_db in args.snr_db:
-            cfg = LinkTestConfig(channel=channel, snr_db=snr_db, frames=args.frames, seed=args.seed,
-                                 cfo_hz=args.cfo_hz, sro_ppm=args.sro_ppm)
-            configs.append(cfg)
-            r = run_link_test(cfg)
-            rows += r["rows"]
-            if not args.json:
-                na = lambda v, spec: "n/a" if v is None else format(v, spec)  # noqa: E731
-                print(f"{channel:<13} {snr_db:>7.1f} {r['frames_detected']:>5}/{r['frames_sent']:<3}"
-                      f" {r['frames_header_ok']:>5}/{r['frames_sent']:<3} {na(r['evm_db'], '7.2f')}"
-                      f" {na(r['snr_est_db'], '7.2f')} {na(r['cfo_est_hz'], '8.0f')}", flush=True)
-    report = {"meta": run_meta({"demo": vars(args), "link_tests": [c.__dict__ for c in configs]},
+        cfg = demo_run_config(channel, str(checkpoint), list(args.snr_db), args.n_per_task, args.precision,
+                              args.cfo_hz, args.seed, str(out / channel))
+        configs.append(cfg)
+        try:
+            report = execute(cfg, progress=not args.json)
+        except RunFailed as exc:
+            print(f"mtsc-sdr demo: {channel}: {exc}", file=sys.stderr)
+            return exc.status
+        rows += report["rows"]
+        failures += [f"{channel}: {f}" for f in report["failures"]]
+        _constellation_plot(out / channel, report, channel, out)
+    if not args.json:
+        print("demo: separate-coding baseline and one-process reference on the same items", file=sys.stderr,
+              flush=True)
+    ev = evaluate(checkpoint, list(args.snr_db), n_per_task=args.n_per_task, split="val", seed=0, baseline=True,
+                  threads=2, precision=args.precision)
+    rows += ev["rows"]
+    report = {"meta": run_meta({"demo": vars(args), "checkpoint": str(checkpoint),
+                                "runs": [json.loads(json.dumps(c, default=lambda o: o.__dict__)) for c in configs]},
                                {"demo": args.seed}),
-              "rows": rows}
+              "rows": rows, "failures": failures}
+    report["meta"]["wall_s"] = round(time.monotonic() - t0, 1)
     (out / "report.json").write_text(json.dumps(report, indent=1))
-    _plot(rows, out / "link_vs_snr.png")
+    plots.metrics_vs_snr(rows, out / "metrics_vs_snr.png")
+    plots.latency_breakdown(rows, out / "latency.png")
     if args.json:
         print(json.dumps(report))
     else:
-        print(f"wrote {out / 'report.json'} and {out / 'link_vs_snr.png'}")
-    return 0
+        print(format_summary({"rows": [r for r in rows if r["channel"] in channels], "failures": failures}))
+        print("Baseline and one-process reference (torch AWGN channel, same items):")
+        print(format_table([r for r in ev["rows"] if r["metric"] in ("accuracy", "cider", "psnr_db")]))
+        print(f"wrote {out / 'report.json'}, metrics_vs_snr.png, latency.png, constellation_*.png "
+              f"({report['meta']['wall_s']:.0f} s)")
+    return 1 if failures else 0

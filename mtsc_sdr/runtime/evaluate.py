@@ -195,7 +195,7 @@ def evaluate(checkpoint: str | Path, snrs: list[float], *, channel: str = "awgn"
              baseline: bool = True, k_factor_db: float = 6.0, question_share: float = 0.5,
              batch_size: int = 64, threads: Optional[int] = 2, progress: bool = False,
              device: str = "cpu", selection: str = "importance",
-             budget: Optional[int] = None, item_values: bool = False) -> dict[str, Any]:
+             budget: Optional[int] = None, item_values: bool = False, precision: str = "fp32") -> dict[str, Any]:
     """Run the evaluation; returns the report ``{"meta", "rows"}`` (see the module docstring).
 
     ``selection`` (ablation): which tokens the JSC encoder keeps -- ``importance`` (the model,
@@ -203,7 +203,9 @@ def evaluate(checkpoint: str | Path, snrs: list[float], *, channel: str = "awgn"
     ``mtsc_random``); same rate, budget and power either way. ``budget``: complex symbols per item
     for every system (None: the checkpoint's ``symbols_per_item``). ``item_values``: rows of the
     mean-over-items metrics also list every item's score (same items, same order, at every SNR
-    and for every system), for paired comparisons."""
+    and for every system), for paired comparisons. ``precision``: ``int8`` evaluates the
+    post-training quantized client half (:mod:`mtsc_sdr.compress.quantize`); rows get a
+    ``precision`` key either way."""
     import torch
 
     from mtsc_sdr.data import examples, natural_patches
@@ -220,6 +222,14 @@ def evaluate(checkpoint: str | Path, snrs: list[float], *, channel: str = "awgn"
     if selection not in SELECTIONS:
         raise ValueError(f"selection must be one of {SELECTIONS}, got {selection!r}")
     model = load(checkpoint).to(device).eval()
+    if precision == "int8":
+        from mtsc_sdr.compress.quantize import quantize_client
+
+        if device != "cpu":
+            raise ValueError("the int8 client runs on the CPU (torch._int_mm); use --device cpu")
+        model.client = quantize_client(model.client)
+    elif precision != "fp32":
+        raise ValueError(f"precision must be 'fp32' or 'int8', got {precision!r}")
     model.client.jsc_encoder.selection = selection
     model.client.jsc_encoder.selection_generator = torch.Generator().manual_seed(_seed(seed, 0x5E1))
     ours = "mtsc" if selection == "importance" else f"mtsc_{selection}"
@@ -227,6 +237,7 @@ def evaluate(checkpoint: str | Path, snrs: list[float], *, channel: str = "awgn"
     rows: list[dict] = []
     skipped: list[str] = []
     counts: dict[str, int] = {}
+    item_ids: dict[str, list[str]] = {}
     work = [(t, s) for t in tasks for s in snrs]
     bar = None
     if progress:
@@ -238,6 +249,7 @@ def evaluate(checkpoint: str | Path, snrs: list[float], *, channel: str = "awgn"
             n = min(n, len(natural_patches(split)))
         items = examples(split, [task], n_per_task=n, seed=seed)
         counts[task] = len(items)
+        item_ids[task] = [e.item_id for e in items]
         if baseline and task in NO_BASELINE:
             skipped.append(f"separate/{task}: {NO_BASELINE[task]}; no rows")
         for snr in snrs:
@@ -251,7 +263,7 @@ def evaluate(checkpoint: str | Path, snrs: list[float], *, channel: str = "awgn"
                         if item_values:
                             more["item_values"] = [float(v) for v in per_item]
                     rows.append(row(system, task, channel, float(snr), metric, float(value),
-                                    unit=METRIC_UNITS.get(metric), n=len(items), **more))
+                                    unit=METRIC_UNITS.get(metric), n=len(items), precision=precision, **more))
 
             add(ours, _score(task, _model_outputs(model, task, items, snr, channel, k_factor_db, s,
                                                   batch_size, budget), items), symbols_per_item=budget)
@@ -271,9 +283,10 @@ def evaluate(checkpoint: str | Path, snrs: list[float], *, channel: str = "awgn"
     config = {"checkpoint": str(checkpoint), "snr_db": list(snrs), "channel": channel, "tasks": list(tasks),
               "n_per_task": n_per_task, "items": counts, "split": split, "baseline": baseline,
               "k_factor_db": k_factor_db, "question_share": question_share, "clean_snr_db": CLEAN_SNR_DB,
-              "symbols_per_item": budget, "selection": selection, "model": json.loads(json.dumps(_model_dict(model)))}
+              "symbols_per_item": budget, "selection": selection, "precision": precision, "model": json.loads(json.dumps(_model_dict(model)))}
     meta = run_meta(config, {"seed": seed})
     meta["skipped"] = skipped
+    meta["item_ids"] = item_ids           # per task, in the order of the rows' item_values
     return {"meta": meta, "rows": rows}
 
 
@@ -360,6 +373,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="complex symbols per item for every system (default: the model's symbols_per_item)")
     p.add_argument("--selection", choices=SELECTIONS, default="importance",
                    help="ablation: tokens kept by the JSC encoder (fixed/random instead of importance)")
+    p.add_argument("--precision", choices=("fp32", "int8"), default="fp32",
+                   help="our client half in fp32 or post-training int8 (the baseline's receiver runs the same client half)")
     p.add_argument("--json", action="store_true", help="print the report as one JSON object")
 
 
@@ -382,7 +397,7 @@ def run(args: argparse.Namespace) -> int:
                       split=args.split, seed=args.seed, baseline=not args.no_baseline,
                       k_factor_db=args.k_factor_db, question_share=args.question_share,
                       batch_size=args.batch_size, threads=args.threads, progress=sys.stderr.isatty(),
-                      device=args.device, selection=args.selection, budget=args.budget)
+                      device=args.device, selection=args.selection, budget=args.budget, precision=args.precision)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "eval.json").write_text(json.dumps(report, indent=1))

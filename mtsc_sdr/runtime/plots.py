@@ -20,6 +20,11 @@ def _plt():
     return plt
 
 
+def _line(r: dict) -> tuple[str, str, str]:
+    """What one plotted line shows: (system, channel, precision of our client or "")."""
+    return r["system"], r["channel"], r.get("precision") or ""
+
+
 def metrics_vs_snr(rows: list[dict], path: Path) -> Path | None:
     """One panel per task: its main metric against the SNR, one line per (system, channel); the
     separate-coding baseline and the capacity bound, when present, on the same axes."""
@@ -30,14 +35,15 @@ def metrics_vs_snr(rows: list[dict], path: Path) -> Path | None:
     fig, axes = plt.subplots(1, len(tasks), figsize=(4.2 * len(tasks), 3.6), squeeze=False)
     for ax, task in zip(axes[0], tasks):
         metric = MAIN_METRIC[task]
-        lines = sorted({(r["system"], r["channel"]) for r in rows if r["task"] == task and r["metric"] == metric})
-        for system, channel in lines:
+        lines = sorted({_line(r) for r in rows if r["task"] == task and r["metric"] == metric})
+        for key in lines:
             pts = sorted((r["snr_db"], r["value"]) for r in rows if r["task"] == task and r["metric"] == metric
-                         and r["system"] == system and r["channel"] == channel and r["value"] is not None
-                         and math.isfinite(r["value"]))
+                         and _line(r) == key and r["value"] is not None and math.isfinite(r["value"]))
             if pts:
                 style = {"separate": dict(marker="s", linestyle="--"), "capacity": dict(marker="^", linestyle=":")}
-                ax.plot(*zip(*pts), label=f"{system} ({channel})", **style.get(system, dict(marker="o")))
+                system, channel, precision = key
+                label = f"{system} ({channel}{', ' + precision if precision and system == 'mtsc' else ''})"
+                ax.plot(*zip(*pts), label=label, **style.get(system, dict(marker="o")))
         ax.set(xlabel="SNR (dB)", ylabel=metric, title=task)
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=7)
@@ -56,13 +62,13 @@ def latency_breakdown(rows: list[dict], path: Path) -> Path | None:
     if not lat:
         return None
     plt = _plt()
-    channels = sorted({r["channel"] for r in lat})
-    fig, ax = plt.subplots(figsize=(7, 0.35 * len(STAGES) * len(channels) + 1.5))
-    h = 0.8 / len(channels)
-    for i, ch in enumerate(channels):
-        vals = {r["stage"]: r["value"] for r in lat if r["channel"] == ch}
+    groups = sorted({(r["channel"], r.get("precision") or "") for r in lat})
+    fig, ax = plt.subplots(figsize=(7, 0.35 * len(STAGES) * len(groups) + 1.5))
+    h = 0.8 / len(groups)
+    for i, (ch, precision) in enumerate(groups):
+        vals = {r["stage"]: r["value"] for r in lat if r["channel"] == ch and (r.get("precision") or "") == precision}
         y = np.arange(len(STAGES)) + i * h
-        ax.barh(y, [vals.get(s, 0.0) for s in STAGES], height=h, label=ch)
+        ax.barh(y, [vals.get(s, 0.0) for s in STAGES], height=h, label=f"{ch} {precision}".strip())
     ax.set_yticks(np.arange(len(STAGES)) + 0.4 - h / 2, STAGES)
     ax.invert_yaxis()
     ax.set(xlabel="p50 latency per item (ms)", title="Latency per stage")

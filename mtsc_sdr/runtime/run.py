@@ -6,9 +6,11 @@ Processes (each its own OS process; IQ senders bind, receivers connect)::
     client k <------------------- control link (semantics, one message per item) -------- bs
 
 The base station runs for the whole run. For each SNR point of the sweep, every client gets a
-fresh link at that SNR and a fresh client process, all clients at once (the base station serves
-them side by side, keyed by session); the point ends when every client has exited. Over radios the
-air sets the SNR: the sweep must then have one point, which only labels the results.
+fresh link at that SNR and a fresh client process with its own session id, all clients at once
+(the base station serves them side by side, keyed by session); the point ends when every client
+has exited. With ``concurrent_points: true`` every point's clients and links start together
+instead (one wave; faster on a machine where process start-up dominates). Over radios the air sets
+the SNR: the sweep must then have one point, which only labels the results.
 
 Outputs in ``out`` (default ``results/run/<name>``):
 
@@ -18,7 +20,9 @@ Outputs in ``out`` (default ``results/run/<name>``):
   client is its warm-up and not counted); ``items_per_s`` per point; ``peak_rss_mb`` and
   ``weight_bytes`` per process (``process`` key);
 * ``items.jsonl``: every item's record (the clients' JSON lines, with ``channel`` added);
-* ``metrics_vs_snr.png`` and ``latency.png`` (:mod:`.plots`).
+* ``metrics_vs_snr.png`` and ``latency.png`` (:mod:`.plots`);
+* ``work/``: each client's JSON lines and summary, the base station's counters (``bs.json``) and
+  the first received payloads of each session (``constellation.npz``, key ``s<session>``).
 
 The exit status is 0 only when every process behaved and every item has a result: 1 when an item
 ended in an error or a process failed (the message names it; a dead channel or flowgraph stops the
@@ -85,8 +89,10 @@ class RunConfig:
     rx_gain_db: float = 30.0
     radio_args: str = ""
     clients: list[ClientSpec] = field(default_factory=lambda: [ClientSpec()])
+    flush_samples: int = 2048                 # zeros after each burst (radios: >= the TX buffer)
     item_timeout_s: float = 5.0
     retries: int = 3
+    concurrent_points: bool = False           # all SNR points at once (one link + client each)
     timeout_s: float = 1800.0                 # whole run
     threads: int = 1                          # torch threads per process
     seed: int = 1
@@ -110,11 +116,11 @@ class RunConfig:
     def out_dir(self) -> Path:
         return Path(self.out) if self.out else Path("results/run") / self.name
 
-    def link_settings(self, snr_db: float, slot: int):
-        """The :class:`~mtsc_sdr.runtime.link_test.LinkTestConfig` that starts client ``slot``'s link."""
+    def link_settings(self, snr_db: float, session: int):
+        """The :class:`~mtsc_sdr.runtime.link_test.LinkTestConfig` that starts ``session``'s link."""
         from mtsc_sdr.runtime.link_test import LinkTestConfig
 
-        return LinkTestConfig(channel=self.channel, snr_db=snr_db, seed=self.seed + 1000 * slot + int(snr_db * 10) % 1000,
+        return LinkTestConfig(channel=self.channel, snr_db=snr_db, seed=self.seed + 1000 * session,
                               sample_rate_hz=self.sample_rate_hz, cfo_hz=self.cfo_hz, sro_ppm=self.sro_ppm,
                               k_factor_db=self.k_factor_db, profile=self.profile, lo_freq_hz=self.lo_freq_hz,
                               tx_gain_db=self.tx_gain_db, rx_gain_db=self.rx_gain_db, radio_args=self.radio_args)
@@ -140,14 +146,13 @@ def _cli(*args: str) -> list[str]:
 
 
 def _client_argv(cfg: RunConfig, spec: ClientSpec, checkpoint: str, tx: str, control: str, session: int,
-                 snr_db: float, work: Path, point: int) -> list[str]:
+                 snr_db: float, work: Path) -> list[str]:
     argv = _cli("client", "--checkpoint", checkpoint, "--precision", spec.precision, "--tx", tx,
                 "--control", control, "--session", str(session), "--snr-db", repr(snr_db), "--csi", spec.csi,
                 "--split", spec.split, "--tasks", ",".join(spec.tasks), "--n-per-task", str(spec.n_per_task),
                 "--seed", str(spec.seed), "--window", str(spec.window), "--item-timeout-s", repr(cfg.item_timeout_s),
-                "--retries", str(cfg.retries), "--threads", str(cfg.threads),
-                "--out", str(work / f"items_{point}_{session}.jsonl"),
-                "--summary", str(work / f"client_{point}_{session}.json"))
+                "--retries", str(cfg.retries), "--threads", str(cfg.threads), "--flush-samples", str(cfg.flush_samples),
+                "--out", str(work / f"items_{session}.jsonl"), "--summary", str(work / f"client_{session}.json"))
     if spec.budget:
         argv += ["--budget", str(spec.budget)]
     return argv
@@ -183,29 +188,36 @@ def execute(cfg: RunConfig, *, progress: bool = False) -> dict[str, Any]:
     work.mkdir(parents=True, exist_ok=True)
     for old in work.glob("*"):
         old.unlink()
+    # one job = one client process on its own link at one SNR; a wave of jobs runs at once
+    jobs = [(snr, k, spec) for snr in cfg.snr_db for k, spec in enumerate(cfg.clients)]
+    waves = [jobs] if cfg.concurrent_points else [jobs[i:i + len(cfg.clients)]
+                                                  for i in range(0, len(jobs), len(cfg.clients))]
+    n_slots = max(len(w) for w in waves)
     control = free_tcp_endpoint()
-    slots = [(free_tcp_endpoint(), free_tcp_endpoint()) for _ in cfg.clients]   # (tx, rx) per client
+    slots = [(free_tcp_endpoint(), free_tcp_endpoint()) for _ in range(n_slots)]   # (tx, rx) per link
     deadline = time.monotonic() + cfg.timeout_s
     bs = ManagedProcess("base station (mtsc-sdr bs)", _cli(
         "bs", "--checkpoint", checkpoint, "--control", control, *sum((["--rx", rx] for _, rx in slots), []),
         "--sample-rate-hz", repr(cfg.sample_rate_hz), "--threads", str(cfg.threads),
-        "--stats", str(work / "bs.json"), "--constellation", str(work / "constellation.npy")))
+        "--stats", str(work / "bs.json"), "--constellation", str(work / "constellation.npz")))
     failures: list[str] = []
     points = []
+    session = 0
     try:
-        for point, snr in enumerate(cfg.snr_db):
+        for wave in waves:
             links, clients = [], []
             try:
-                for k, (spec, (tx, rx)) in enumerate(zip(cfg.clients, slots)):
-                    links += channel_processes(cfg.link_settings(snr, k), tx, rx)
-                    session = 1 + k
+                for (snr, k, spec), (tx, rx) in zip(wave, slots):
+                    session += 1
+                    links += channel_processes(cfg.link_settings(snr, session), tx, rx)
                     clients.append(ManagedProcess(f"client {session} at {snr:g} dB (mtsc-sdr client)",
-                                                  _client_argv(cfg, spec, checkpoint, tx, control, session, snr, work, point)))
-                t0 = time.monotonic()
+                                                  _client_argv(cfg, spec, checkpoint, tx, control, session, snr, work)))
+                    points.append({"session": session, "snr_db": snr, "client": k, "precision": spec.precision})
                 if progress:
-                    print(f"run {cfg.name}: {cfg.channel} at {snr:g} dB, {len(clients)} client(s)", file=sys.stderr, flush=True)
+                    snrs = sorted({j[0] for j in wave})
+                    print(f"run {cfg.name}: {cfg.channel}, {len(clients)} client(s) at "
+                          f"{', '.join(f'{x:g}' for x in snrs)} dB", file=sys.stderr, flush=True)
                 statuses = _wait_clients(clients, [bs, *links], deadline)
-                points.append({"snr_db": snr, "wall_s": round(time.monotonic() - t0, 3)})
                 for (name, code), proc in zip(statuses, clients):
                     if code == protocol.EXIT_REFUSED:
                         raise RunFailed(f"{name} was refused by the base station:\n{proc.stderr_tail(5)}",
@@ -247,17 +259,19 @@ def read_items(work: Path) -> list[dict]:
     return items
 
 
-def task_metric_rows(records: list[dict], channel: str, system: str = "mtsc", **extra) -> list[dict]:
-    """Metric rows per (task, SNR) from item records with outputs (errors excluded, counted)."""
+def task_metric_rows(records: list[dict], channel: str, system: str = "mtsc") -> list[dict]:
+    """Metric rows per (task, SNR, precision) from item records (errors excluded, counted)."""
     import numpy as np
 
     from mtsc_sdr.metrics import METRIC_UNITS, score_task, score_task_items, standard_error
     from mtsc_sdr.runtime.report import row
 
     rows = []
-    keys = sorted({(r["task"], r["snr_db"]) for r in records}, key=lambda k: (TASKS.index(k[0]), k[1]))
-    for task, snr in keys:
-        group = [r for r in records if r["task"] == task and r["snr_db"] == snr]
+    keys = sorted({(r["task"], r["snr_db"], r["precision"]) for r in records},
+                  key=lambda k: (TASKS.index(k[0]), k[1], k[2]))
+    for task, snr, precision in keys:
+        extra = {"precision": precision}
+        group = [r for r in records if r["task"] == task and r["snr_db"] == snr and r["precision"] == precision]
         ok = [r for r in group if "error" not in r]
         rows.append(row(system, task, channel, snr, "error_items", len(group) - len(ok), n=len(group), **extra))
         if not ok:
@@ -279,28 +293,26 @@ def task_metric_rows(records: list[dict], channel: str, system: str = "mtsc", **
     return rows
 
 
-def latency_rows(records: list[dict], channel: str, **extra) -> list[dict]:
-    """``latency_ms_p50/_p90/_p99`` per stage (and ``total``), all tasks and SNRs together, and
-    the total per task; the first item of each session at each SNR (warm-up) is left out."""
+def latency_rows(records: list[dict], channel: str) -> list[dict]:
+    """``latency_ms_p50/_p90/_p99`` per precision and stage (and ``total``), all tasks and SNRs
+    together, and the total per task; each session's first item (warm-up) is left out."""
     from mtsc_sdr.bench.stats import percentiles
     from mtsc_sdr.runtime.report import row
 
-    first = {}
+    first: dict[int, int] = {}
     for r in records:
-        key = (r["session"], r["snr_db"])
-        first[key] = min(first.get(key, r["seq"]), r["seq"])
-    timed = [r for r in records if "latency_ms" in r and r["seq"] != first[(r["session"], r["snr_db"])]]
+        first[r["session"]] = min(first.get(r["session"], r["seq"]), r["seq"])
     rows = []
-    for stage in (*protocol.STAGES, "link_round_trip", "total"):
-        vals = [r["latency_ms"][stage] for r in timed if r["latency_ms"].get(stage) is not None]
-        for name, value in percentiles(vals).items():
-            rows.append(row("mtsc", "all", channel, None, f"latency_ms_{name}", value, unit="ms", stage=stage,
-                            n=len(vals), **extra))
-    for task in TASKS:
-        vals = [r["latency_ms"]["total"] for r in timed if r["task"] == task]
-        for name, value in percentiles(vals).items():
-            rows.append(row("mtsc", task, channel, None, f"latency_ms_{name}", value, unit="ms", stage="total",
-                            n=len(vals), **extra))
+    for precision in sorted({r["precision"] for r in records}):
+        timed = [r for r in records if "latency_ms" in r and r["precision"] == precision
+                 and r["seq"] != first[r["session"]]]
+        groups = [("all", stage, timed) for stage in (*protocol.STAGES, "link_round_trip", "total")]
+        groups += [(task, "total", [r for r in timed if r["task"] == task]) for task in TASKS]
+        for task, stage, recs in groups:
+            vals = [r["latency_ms"][stage] for r in recs if r["latency_ms"].get(stage) is not None]
+            for name, value in percentiles(vals).items():
+                rows.append(row("mtsc", task, channel, None, f"latency_ms_{name}", value, unit="ms", stage=stage,
+                                n=len(vals), precision=precision))
     return rows
 
 
@@ -345,23 +357,25 @@ def format_summary(report: dict) -> str:
     rows = report["rows"]
     main = {"vqa": "accuracy", "caption_image": "cider", "caption_audio": "cider", "caption_video": "cider",
             "reconstruct": "psnr_db"}
-    channels = sorted({r["channel"] for r in rows})
     lines = []
-    for ch in channels:
-        snrs = sorted({r["snr_db"] for r in rows if r["channel"] == ch and r["snr_db"] is not None
-                       and r["metric"] in main.values()})
-        head = f"{'channel':<13} {'task':<14} {'metric':<9}" + "".join(f"{s:>8g}" for s in snrs)
+    for ch, prec in sorted({(r["channel"], r["precision"]) for r in rows if r.get("precision")}):
+        mine = [r for r in rows if r["channel"] == ch and r.get("precision") == prec and r["system"] == "mtsc"]
+        snrs = sorted({r["snr_db"] for r in mine if r["snr_db"] is not None and r["metric"] in main.values()})
+        if not snrs:
+            continue
+        label = f"{ch}/{prec}"
+        head = f"{'channel/client':<20} {'task':<14} {'metric':<9}" + "".join(f"{s:>8g}" for s in snrs)
         lines += [head, "-" * len(head)]
         for task, metric in main.items():
-            vals = {r["snr_db"]: r["value"] for r in rows if r["channel"] == ch and r["task"] == task
-                    and r["metric"] == metric and r.get("system", "mtsc") == "mtsc"}
+            vals = {r["snr_db"]: r["value"] for r in mine if r["task"] == task and r["metric"] == metric}
+            lost = sum(r["value"] for r in mine if r["task"] == task and r["metric"] == "error_items")
             if vals:
-                lines.append(f"{ch:<13} {task:<14} {metric:<9}" + "".join(
-                    f"{vals[s]:>8.2f}" if s in vals else f"{'-':>8}" for s in snrs))
-        lat = {r["stage"]: r["value"] for r in rows if r["channel"] == ch and r["metric"] == "latency_ms_p50"
-               and r["task"] == "all"}
+                lines.append(f"{label:<20} {task:<14} {metric:<9}" + "".join(
+                    f"{vals[s]:>8.2f}" if s in vals else f"{'-':>8}" for s in snrs)
+                    + (f"   ({lost} items lost)" if lost else ""))
+        lat = {r["stage"]: r["value"] for r in mine if r["metric"] == "latency_ms_p50" and r["task"] == "all"}
         if lat:
-            lines.append(f"{ch}: p50 latency per stage (ms): " + ", ".join(
+            lines.append(f"{label}: p50 latency per stage (ms): " + ", ".join(
                 f"{s} {v:.2f}" for s, v in lat.items() if v is not None and s not in ("link_round_trip",)))
         lines.append("")
     for f in report.get("failures", []):
