@@ -195,7 +195,8 @@ def evaluate(checkpoint: str | Path, snrs: list[float], *, channel: str = "awgn"
              baseline: bool = True, k_factor_db: float = 6.0, question_share: float = 0.5,
              batch_size: int = 64, threads: Optional[int] = 2, progress: bool = False,
              device: str = "cpu", selection: str = "importance",
-             budget: Optional[int] = None, item_values: bool = False, precision: str = "fp32") -> dict[str, Any]:
+             budget: Optional[int] = None, item_values: bool = False, precision: str = "fp32",
+             noise_seed: Optional[int] = None) -> dict[str, Any]:
     """Run the evaluation; returns the report ``{"meta", "rows"}`` (see the module docstring).
 
     ``selection`` (ablation): which tokens the JSC encoder keeps -- ``importance`` (the model,
@@ -205,7 +206,8 @@ def evaluate(checkpoint: str | Path, snrs: list[float], *, channel: str = "awgn"
     mean-over-items metrics also list every item's score (same items, same order, at every SNR
     and for every system), for paired comparisons. ``precision``: ``int8`` evaluates the
     post-training quantized client half (:mod:`mtsc_sdr.compress.quantize`); rows get a
-    ``precision`` key either way."""
+    ``precision`` key either way. ``noise_seed`` (default ``seed``) seeds the channel draws alone:
+    the same items under other noise, to see how much a metric moves with the noise."""
     import torch
 
     from mtsc_sdr.data import examples, natural_patches
@@ -253,7 +255,8 @@ def evaluate(checkpoint: str | Path, snrs: list[float], *, channel: str = "awgn"
         if baseline and task in NO_BASELINE:
             skipped.append(f"separate/{task}: {NO_BASELINE[task]}; no rows")
         for snr in snrs:
-            s = _seed(seed, TASK_IDS[task], _snr_key(snr), CHANNELS.index(channel))
+            s = _seed(seed if noise_seed is None else noise_seed, TASK_IDS[task], _snr_key(snr),
+                      CHANNELS.index(channel))
 
             def add(system, scores, **extra):
                 for metric, (value, per_item) in scores.items():
@@ -283,7 +286,7 @@ def evaluate(checkpoint: str | Path, snrs: list[float], *, channel: str = "awgn"
     config = {"checkpoint": str(checkpoint), "snr_db": list(snrs), "channel": channel, "tasks": list(tasks),
               "n_per_task": n_per_task, "items": counts, "split": split, "baseline": baseline,
               "k_factor_db": k_factor_db, "question_share": question_share, "clean_snr_db": CLEAN_SNR_DB,
-              "symbols_per_item": budget, "selection": selection, "precision": precision, "model": json.loads(json.dumps(_model_dict(model)))}
+              "symbols_per_item": budget, "selection": selection, "precision": precision, "noise_seed": noise_seed, "model": json.loads(json.dumps(_model_dict(model)))}
     meta = run_meta(config, {"seed": seed})
     meta["skipped"] = skipped
     meta["item_ids"] = item_ids           # per task, in the order of the rows' item_values
