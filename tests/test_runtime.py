@@ -5,6 +5,7 @@ image, and the client's handling of bad downlink messages."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sys
 import time
@@ -94,7 +95,6 @@ def test_base_station_killed_and_restarted_mid_run(micro_checkpoint, tmp_path):
             client.check(expect_running=False)
             assert time.monotonic() < deadline, "no results before the kill"
             time.sleep(0.05)
-        import os
         import signal
 
         os.killpg(bs.proc.pid, signal.SIGKILL)
@@ -245,3 +245,137 @@ def test_checkpoint_identity_differences(micro_checkpoint):
     assert list(diff) == ["weights"] and diff["weights"] == ["0" * 16, ident["weights"]]
     assert set(protocol.identity_differences(None, ident)) == set(ident)
     assert "weights: client" in protocol.describe_differences(diff)
+
+
+# -- teardown: Ctrl-C, and a link that dies in the middle of a run ------------------------------------
+
+
+def _children(pid: int) -> dict[int, str]:
+    """Direct children of ``pid``: {pid: command line}."""
+    out = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            if ppid == pid:
+                with open(f"/proc/{entry}/cmdline", "rb") as f:
+                    out[int(entry)] = f.read().replace(b"\0", b" ").decode(errors="replace")
+        except (OSError, IndexError, ValueError):
+            continue
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_run_ctrl_c_tears_everything_down(micro_checkpoint, tmp_path):
+    import signal
+    import subprocess
+
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text(f"name: t\ncheckpoint: {micro_checkpoint}\nsnr_db: [10]\nout: {tmp_path / 'out'}\n"
+                   "clients:\n  - {precision: fp32, n_per_task: 200, window: 1}\n")
+    proc = subprocess.Popen(_cli("run", str(cfg)), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    items = tmp_path / "out" / "work" / "items_1.jsonl"
+    deadline = time.monotonic() + 120
+    while not _lines(items):
+        assert proc.poll() is None and time.monotonic() < deadline
+        time.sleep(0.1)
+    kids = _children(proc.pid)
+    assert any(" bs " in c for c in kids.values()) and any(" client " in c for c in kids.values())
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err.decode()[-2000:]
+    time.sleep(0.5)
+    assert [c for p, c in kids.items() if _alive(p)] == []
+    assert os.path.exists(tmp_path / "out" / "work")
+
+
+def _kill_link_when_items_flow(items, marker: str, stop):
+    import signal
+
+    while not stop.is_set():
+        if _lines(items):
+            for pid, cmd in _children(os.getpid()).items():
+                if marker in cmd:
+                    os.kill(pid, signal.SIGKILL)
+                    return
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("channel,marker", [
+    ("software", "mtsc_sdr.cli channel"),
+    pytest.param("gnuradio-sim", "sim_channel", marks=pytest.mark.gnuradio),
+])
+def test_run_fails_fast_when_its_link_dies_mid_run(micro_checkpoint, tmp_path, request, channel, marker):
+    import threading
+
+    from mtsc_sdr.runtime.run import ClientSpec, RunConfig, execute
+
+    if channel == "gnuradio-sim":
+        request.getfixturevalue("gr_python")
+    cfg = RunConfig(name="t", checkpoint=str(micro_checkpoint), channel=channel, snr_db=[10.0],
+                    out=str(tmp_path / "run"), clients=[ClientSpec(precision="fp32", n_per_task=200, window=1)],
+                    timeout_s=600.0)
+    stop = threading.Event()
+    killer = threading.Thread(target=_kill_link_when_items_flow,
+                              args=(tmp_path / "run" / "work" / "items_1.jsonl", marker, stop), daemon=True)
+    killer.start()
+    try:
+        with pytest.raises(RuntimeError) as info:
+            execute(cfg)
+    finally:
+        stop.set()
+    name = "software channel" if channel == "software" else "sim_channel"
+    assert name in str(info.value)
+    leftover = [c for c in _children(os.getpid()).values() if "mtsc_sdr" in c or "flowgraph" in c]
+    assert leftover == []                      # the base station and the client were stopped too
+
+
+def test_base_station_counts_and_drops_frames_it_cannot_serve(micro_checkpoint):
+    from mtsc_sdr.link import MessageClient, free_tcp_endpoint
+    from mtsc_sdr.phy.header import FrameHeader
+    from mtsc_sdr.phy.rx import Receiver
+    from mtsc_sdr.phy.tx import Transmitter
+    from mtsc_sdr.runtime.bs import BaseStation
+
+    def frame(session, rate_idx, n, seq=0):
+        payload = (np.random.default_rng(seq).standard_normal(2 * n).astype(np.float32).view(np.complex64)
+                   * np.float32(0.7))
+        x = np.concatenate([np.zeros(300, np.complex64),
+                            Transmitter().build(payload, FrameHeader(session_id=session, seq=seq, payload_len=n,
+                                                                     rate_idx=rate_idx, task_id=1)),
+                            np.zeros(300, np.complex64)])
+        (f,) = Receiver().process(x)
+        return f
+
+    bs = BaseStation(str(micro_checkpoint), [free_tcp_endpoint()], "tcp://127.0.0.1:*")
+    client = MessageClient(bs.control.endpoint, session=42)
+    try:
+        bs._on_frame(frame(42, 0, 16), 0.0, 0.0)                  # no hello from session 42 yet
+        assert bs.stats["frames_unknown_session"] == 1
+        client.send(protocol.HELLO, meta={"checkpoint": dict(bs.identity, weights="f" * 16)})
+        bs._on_message(bs.control.recv(timeout_ms=5000))
+        assert client.recv(timeout_ms=5000).kind == protocol.REFUSED and 42 not in bs.sessions
+        client.send(protocol.HELLO, meta={"checkpoint": bs.identity})
+        bs._on_message(bs.control.recv(timeout_ms=5000))
+        assert client.recv(timeout_ms=5000).kind == protocol.WELCOME and 42 in bs.sessions
+        rates = bs.server.cfg.rate_table
+        bs._on_frame(frame(42, len(rates), 16), 0.0, 0.0)          # rate index outside the table
+        bs._on_frame(frame(42, 1, rates[1] + 1), 0.0, 0.0)         # not a whole number of tokens
+        assert bs.stats["frames_bad_layout"] == 2
+        bs._on_frame(frame(42, 1, 3 * rates[1], seq=5), 0.0, 0.0)
+        msg = client.recv(timeout_ms=5000)
+        assert msg.kind == protocol.SEMANTICS and msg.meta["seq"] == 5 and msg.meta["n_tokens"] == 3
+        assert msg.tensors["semantics"].shape == (bs.server.cfg.task_queries, bs.server.cfg.d_model)
+        assert bs.stats["items"] == 1
+    finally:
+        client.close()
+        bs.close()
