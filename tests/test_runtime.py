@@ -152,6 +152,8 @@ def test_run_fails_fast_naming_a_dead_channel(micro_checkpoint, tmp_path):
                     timeout_s=600.0)
     with pytest.raises(ProcessFailed, match="software channel"):
         execute(cfg)
+    report = json.loads((tmp_path / "run" / "report.json").read_text())   # written all the same
+    assert "software channel" in report["failures"][0]
 
 
 def test_client_answers_a_users_own_image(micro_checkpoint, tmp_path):
@@ -295,7 +297,11 @@ def test_run_ctrl_c_tears_everything_down(micro_checkpoint, tmp_path):
     assert proc.returncode == 130, err.decode()[-2000:]
     time.sleep(0.5)
     assert [c for p, c in kids.items() if _alive(p)] == []
-    assert os.path.exists(tmp_path / "out" / "work")
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    records = _lines(tmp_path / "out" / "items.jsonl")
+    assert len(records) == 5 * 200                          # no item silently lost: results + error records
+    assert any(r.get("error", "").startswith("interrupted") for r in records)
+    assert report["failures"][0] == "interrupted (Ctrl-C)"
 
 
 def _kill_link_when_items_flow(items, marker: str, stop):

@@ -112,9 +112,8 @@ class BaseStation:
             self.stats["frames_unknown_session"] += 1
             log.info("frame seq %d of session %d dropped: no hello from that session", h.seq, h.session_id)
             return
-        cfg = self.server.cfg
-        rates = cfg.rate_table
-        if h.rate_idx >= len(rates) or h.payload_len % rates[h.rate_idx] or h.payload_len > cfg.symbols_per_item:
+        rates = self.server.cfg.rate_table
+        if h.rate_idx >= len(rates) or h.payload_len % rates[h.rate_idx]:
             self.stats["frames_bad_layout"] += 1
             log.warning("frame seq %d of session %d dropped: payload of %d symbols does not fit rate index %d",
                         h.seq, h.session_id, h.payload_len, h.rate_idx)

@@ -25,7 +25,8 @@ Stage names: :data:`mtsc_sdr.runtime.protocol.STAGES`; ``channel`` and ``downlin
 base station on the same host (monotonic clocks), otherwise they are None and their sum is in
 ``link_round_trip``. A summary (counts, drops, peak RSS, weight bytes) goes to stderr as one JSON
 line at the end and to ``--summary FILE``. Exit status: 0 when every item has a result, 1 when some
-ended in an error, 4 when the base station refused the checkpoint, 2 for bad arguments.
+ended in an error, 4 when the base station refused the checkpoint, 2 for bad arguments, 130 when
+interrupted (SIGINT / SIGTERM; every unfinished item still gets an error record).
 """
 
 from __future__ import annotations
@@ -369,14 +370,25 @@ class Client:
         t_begin = time.monotonic()
         pending = deque(examples)
         inflight: dict[int, _InFlight] = {}
-        results = []
 
         def done(item, sem, meta, t_recv):
-            rec = self._finish(item, sem, meta, t_recv)
+            write(self._finish(item, sem, meta, t_recv))
             self.counts["items_ok"] += 1
-            results.append(rec)
-            write(rec)
 
+        try:
+            self._loop(pending, inflight, write, done)
+        except KeyboardInterrupt:        # stopped from outside: every unfinished item gets its record
+            for item in inflight.values():
+                write(dict(self._record(item), error="interrupted before an answer came (in flight)"))
+            for ex in pending:
+                write(dict(self._record(_InFlight(ex, -1, np.zeros(0, np.complex64), {}, {}, 0.0, attempts=0)),
+                           error="interrupted before it was sent"))
+            self.counts["items_interrupted"] += len(inflight) + len(pending)
+            raise
+        self.counts["run_s"] = round(time.monotonic() - t_begin, 3)
+        return dict(self.counts)
+
+    def _loop(self, pending: deque, inflight: dict, write, done) -> None:
         while pending or inflight:
             sent = False
             while pending and len(inflight) < self.s.window:
@@ -408,8 +420,6 @@ class Client:
                 self._send(item)
             if overdue:
                 self._flush()
-        self.counts["run_s"] = round(time.monotonic() - t_begin, 3)
-        return dict(self.counts)
 
 
 # -- command line ----------------------------------------------------------------------------------
@@ -471,6 +481,9 @@ def run(args: argparse.Namespace) -> int:
     from mtsc_sdr.compress.quantize import load_client
     from mtsc_sdr.train.config import default_checkpoint_dir
 
+    import signal
+
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     torch.set_num_threads(args.threads)
     checkpoint = args.checkpoint or str(default_checkpoint_dir())
     session = args.session if args.session is not None else random.randrange(1, 1 << 16)
@@ -506,6 +519,9 @@ def run(args: argparse.Namespace) -> int:
     except TimeoutError as exc:
         print(f"mtsc-sdr client: {exc}", file=sys.stderr)
         status = 1
+    except KeyboardInterrupt:
+        print("mtsc-sdr client: interrupted; unfinished items have error records", file=sys.stderr)
+        status = 130
     finally:
         client.close()
         if out is not sys.stdout:

@@ -47,7 +47,7 @@ def demo_run_config(channel: str, checkpoint: str, snr_db: list[float], n_per_ta
     from mtsc_sdr.runtime.run import ClientSpec, RunConfig
 
     return RunConfig(name="demo", checkpoint=checkpoint, channel=channel, snr_db=snr_db, cfo_hz=cfo_hz, seed=seed,
-                     concurrent_points=True, item_timeout_s=3.0,
+                     concurrent_points=True, item_timeout_s=1.5,
                      retries=10,   # at -5 dB about a third of the frame headers fail: items are resent
                      clients=[ClientSpec(n_per_task=n_per_task, precision=precision)], out=out)
 

@@ -174,8 +174,10 @@ def _wait_clients(clients: list[ManagedProcess], watched: list, deadline: float)
 def execute(cfg: RunConfig, *, progress: bool = False) -> dict[str, Any]:
     """Run the processes of ``cfg``; returns the report (also written to ``cfg.out_dir()``).
 
-    Raises :class:`RunFailed` (or :class:`ProcessFailed`) when a process fails before the end;
-    error records and refusals are reported in the returned report's ``failures``.
+    Raises :class:`RunFailed` (or :class:`ProcessFailed`, or a flowgraph's error) when a process
+    fails before the end -- after stopping everything and writing the report, whose ``failures``
+    start with that error and list every item that got no answer. Item error records alone are
+    not raised: they are in the returned report's ``failures``.
     """
     from mtsc_sdr.link import free_tcp_endpoint
     from mtsc_sdr.runtime.link_test import channel_processes
@@ -203,6 +205,7 @@ def execute(cfg: RunConfig, *, progress: bool = False) -> dict[str, Any]:
     failures: list[str] = []
     points = []
     session = 0
+    error: BaseException | None = None
     try:
         for wave in waves:
             links, clients = [], []
@@ -228,7 +231,10 @@ def execute(cfg: RunConfig, *, progress: bool = False) -> dict[str, Any]:
                         failures.append(f"{name}: some items ended in an error record")
             finally:
                 for proc in reversed(clients + links):
-                    proc.stop()
+                    proc.stop()             # SIGINT first: a client writes records for its unfinished items
+    except (RuntimeError, KeyboardInterrupt) as exc:   # a process, flowgraph or radio failed; Ctrl-C
+        error = exc
+        failures.insert(0, str(exc) or "interrupted (Ctrl-C)")
     finally:
         bs.stop()
     report = build_report(cfg, checkpoint, work, points, failures)
@@ -240,6 +246,8 @@ def execute(cfg: RunConfig, *, progress: bool = False) -> dict[str, Any]:
 
     plots.metrics_vs_snr(report["rows"], out / "metrics_vs_snr.png")
     plots.latency_breakdown(report["rows"], out / "latency.png")
+    if error is not None:   # the report is written, with what each client had finished
+        raise error
     return report
 
 
