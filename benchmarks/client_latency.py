@@ -16,7 +16,7 @@ Targets of the split-testbed issue, all measured here on the default model:
 Machines are shared and noisy: the ratios (1, 2) are what to read; 4 and 5 are absolute and say
 what this machine did. Run::
 
-    .venv/bin/python benchmarks/client_latency.py [--items 30] [--n-quality 300] [--json]
+    .venv/bin/python benchmarks/client_latency.py [--items 30] [--n-quality 1000] [--json]
 
 Writes ``results/bench/client_latency/client_latency.json`` ({meta, rows, checks}).
 """
@@ -36,7 +36,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--checkpoint", default=None)
     p.add_argument("--items", type=int, default=30, help="timed items per task")
     p.add_argument("--warmup", type=int, default=5)
-    p.add_argument("--n-quality", type=int, default=300, help="validation items per task for the quality delta")
+    p.add_argument("--n-quality", type=int, default=1000,
+                   help="validation items per task for the quality delta (1000: all of them; 539 patches)")
     p.add_argument("--snr-db", type=float, nargs="+", default=[0.0, 10.0], help="quality delta SNRs")
     p.add_argument("--window", type=int, default=8)
     p.add_argument("--out", default="results/bench/client_latency")
