@@ -47,6 +47,11 @@ def test_int8_attention_matches_multihead_attention_with_masks():
         assert _rel(q(x, mem, mem, key_padding_mask=pad)[0], mha(x, mem, mem, key_padding_mask=pad)[0]) < 0.03
         assert _rel(q(x, x, x, attn_mask=causal)[0], mha(x, x, x, attn_mask=causal)[0]) < 0.03
         assert _rel(q(x, x, x, is_causal=True)[0], mha(x, x, x, attn_mask=causal)[0]) < 0.03
+        additive = torch.zeros(5, 5).masked_fill(causal, float("-inf"))          # float masks are added
+        assert _rel(q(x, x, x, attn_mask=additive)[0], mha(x, x, x, attn_mask=causal)[0]) < 0.03
+        per_head = torch.rand(3 * 4, 5, 7) < 0.3                                   # (B * heads, T, S)
+        per_head[..., 0] = False
+        assert _rel(q(x, mem, mem, attn_mask=per_head)[0], mha(x, mem, mem, attn_mask=per_head)[0]) < 0.03
 
 
 def test_int8_transformer_layers_match():
@@ -58,12 +63,15 @@ def test_int8_transformer_layers_match():
     kpm[1, 5] = True
     causal = torch.triu(torch.ones(6, 6, dtype=torch.bool), diagonal=1)
     with torch.no_grad():
-        assert _rel(Int8EncoderLayer(enc)(x, src_key_padding_mask=kpm)[0, :], enc(x, src_key_padding_mask=kpm)[0, :]) < 0.03
+        got, want = Int8EncoderLayer(enc)(x, src_key_padding_mask=kpm), enc(x, src_key_padding_mask=kpm)
+        assert _rel(got[0], want[0]) < 0.03 and _rel(got[1, :5], want[1, :5]) < 0.03   # padded position 5 aside
         got = Int8DecoderLayer(dec)(x, mem, tgt_mask=causal, tgt_key_padding_mask=kpm, tgt_is_causal=True)
         want = dec(x, mem, tgt_mask=causal, tgt_key_padding_mask=kpm, tgt_is_causal=True)
         assert _rel(got, want) < 0.03
     with pytest.raises(ValueError, match="norm_first"):
         Int8EncoderLayer(nn.TransformerEncoderLayer(32, 4, 64, batch_first=True, norm_first=False))
+    with pytest.raises(ValueError, match="GELU"):
+        Int8EncoderLayer(nn.TransformerEncoderLayer(32, 4, 64, batch_first=True, norm_first=True))   # ReLU
 
 
 def test_quantized_client_replaces_every_large_layer_and_stays_close(micro_checkpoint):

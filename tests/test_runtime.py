@@ -29,8 +29,9 @@ def test_run_over_software_channel_agrees_with_eval(micro_checkpoint, tmp_path):
     items = [json.loads(line) for line in (tmp_path / "run" / "items.jsonl").read_text().splitlines()]
     assert len(items) == 5 * 6 and all("error" not in r for r in items)
     assert {r["task"] for r in items} == {"vqa", "caption_image", "caption_audio", "caption_video", "reconstruct"}
-    stages = {r["stage"] for r in report["rows"] if r["metric"] == "latency_ms_p50" and r["task"] == "all"}
-    assert set(protocol.STAGES) <= stages
+    p50 = {r["stage"]: r["value"] for r in report["rows"] if r["metric"] == "latency_ms_p50" and r["task"] == "all"}
+    assert all(p50.get(stage) is not None and p50[stage] >= 0 for stage in protocol.STAGES), p50   # one host
+    assert p50["total"] >= sum(p50[s] for s in ("modality_encoders", "lam_encoder", "jsc_encoder")) > 0
     procs = {r.get("process") for r in report["rows"] if r["metric"] == "peak_rss_mb"}
     assert {"client 1", "base station"} <= procs
     assert (tmp_path / "run" / "metrics_vs_snr.png").stat().st_size > 0
@@ -175,7 +176,7 @@ def test_client_answers_a_users_own_image(micro_checkpoint, tmp_path):
     (rec,) = _lines(out)
     assert rec["task"] == "vqa" and rec["item_id"] == str(img) and rec["reference"] is None
     assert isinstance(rec["output"], str)
-    assert set(protocol.STAGES) <= set(rec["latency_ms"])
+    assert all(rec["latency_ms"][stage] is not None for stage in protocol.STAGES), rec["latency_ms"]
 
 
 # -- the client's downlink handling, against a hand-driven control link ----------------------------------
@@ -200,6 +201,11 @@ def test_client_drops_malformed_and_foreign_downlink_messages(micro_checkpoint):
         item = client._encode(ex)
         inflight = {item.seq: item}
         done = []
+
+        def record(it, *_):
+            done.append(it)
+            del inflight[it.seq]
+
         good_meta = protocol.DownlinkMeta(
             seq=item.seq, task_id=1, rate_idx=0, n_tokens=1, snr_est_db=10.0, snr_payload_db=10.9, cfo_hz=None,
             rx_sync_ms=1.0, jsc_decoder_ms=1.0, lam_decoder_ms=1.0, t_frame_s=0.0, t_sent_s=0.0, host="x").to_meta()
@@ -213,13 +219,13 @@ def test_client_drops_malformed_and_foreign_downlink_messages(micro_checkpoint):
         for tensors, meta, kw in bad:
             server.reply(hello, protocol.SEMANTICS, tensors, meta) if not kw else \
                 server.send(hello.peer, protocol.SEMANTICS, tensors, meta, **kw)
-            client._receive(5000, inflight, lambda *a: done.append(a))
+            client._receive(5000, inflight, record)
         assert done == [] and item.seq in inflight
         assert client.counts["downlink_wrong_session"] == 1
         assert client.counts["downlink_malformed"] == 2
         assert client.counts["downlink_stale"] == 1
         server.reply(hello, protocol.SEMANTICS, {"semantics": sem}, good_meta)
-        client._receive(5000, inflight, lambda *a: done.append(a))
+        client._receive(5000, inflight, record)
         assert len(done) == 1 and inflight == {}
     finally:
         client.close()
@@ -352,12 +358,12 @@ def test_base_station_counts_and_drops_frames_it_cannot_serve(micro_checkpoint):
     from mtsc_sdr.phy.tx import Transmitter
     from mtsc_sdr.runtime.bs import BaseStation
 
-    def frame(session, rate_idx, n, seq=0):
+    def frame(session, rate_idx, n, seq=0, task_id=1):
         payload = (np.random.default_rng(seq).standard_normal(2 * n).astype(np.float32).view(np.complex64)
                    * np.float32(0.7))
         x = np.concatenate([np.zeros(300, np.complex64),
                             Transmitter().build(payload, FrameHeader(session_id=session, seq=seq, payload_len=n,
-                                                                     rate_idx=rate_idx, task_id=1)),
+                                                                     rate_idx=rate_idx, task_id=task_id)),
                             np.zeros(300, np.complex64)])
         (f,) = Receiver().process(x)
         return f
@@ -376,7 +382,8 @@ def test_base_station_counts_and_drops_frames_it_cannot_serve(micro_checkpoint):
         rates = bs.server.cfg.rate_table
         bs._on_frame(frame(42, len(rates), 16), 0.0, 0.0)          # rate index outside the table
         bs._on_frame(frame(42, 1, rates[1] + 1), 0.0, 0.0)         # not a whole number of tokens
-        assert bs.stats["frames_bad_layout"] == 2
+        bs._on_frame(frame(42, 1, rates[1], task_id=15), 0.0, 0.0)  # no such task
+        assert bs.stats["frames_bad_layout"] == 3
         bs._on_frame(frame(42, 1, 3 * rates[1], seq=5), 0.0, 0.0)
         msg = client.recv(timeout_ms=5000)
         assert msg.kind == protocol.SEMANTICS and msg.meta["seq"] == 5 and msg.meta["n_tokens"] == 3

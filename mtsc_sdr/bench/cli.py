@@ -31,8 +31,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 TASKS = ("vqa", "caption_image", "caption_audio", "caption_video", "reconstruct")
 CLIENT_STAGES = ("modality_encoders", "lam_encoder", "jsc_encoder", "encode", "framing", "task_decoders")
 
@@ -78,17 +76,18 @@ def time_client(checkpoint: str, precision: str, tasks, items: int, warmup: int,
 
 
 def time_pipeline(checkpoint: str, precision: str, tasks, items: int, window: int, snr_db: float,
-                  out: Path) -> list[dict]:
+                  out: Path, threads: int = 1) -> list[dict]:
     """Rows of two ``mtsc-sdr run`` passes over the software channel (see the module docstring)."""
     from mtsc_sdr.runtime.run import ClientSpec, RunConfig, execute
 
     rows = []
-    one = execute(RunConfig(name=f"bench-{precision}-latency", checkpoint=checkpoint, snr_db=[snr_db],
+    one = execute(RunConfig(name=f"bench-{precision}-latency", checkpoint=checkpoint, snr_db=[snr_db], threads=threads,
                             out=str(out / f"{precision}_latency"),
                             clients=[ClientSpec(tasks=list(tasks), n_per_task=items, precision=precision, window=1)]))
     rows += [dict(r, precision=precision) for r in one["rows"]
              if r["metric"].startswith("latency_ms") or r["metric"] == "peak_rss_mb"]
     many = execute(RunConfig(name=f"bench-{precision}-throughput", checkpoint=checkpoint, snr_db=[snr_db],
+                             threads=threads,
                              out=str(out / f"{precision}_throughput"),
                              clients=[ClientSpec(tasks=["vqa"], n_per_task=max(items, 4 * window),
                                                  precision=precision, window=window)]))
@@ -115,7 +114,7 @@ def bench(checkpoint: str, precisions=("int8", "fp32"), tasks=TASKS, items: int 
         for precision in precisions:
             rows += time_client(checkpoint, precision, tasks, items, warmup, snr_db)[0]
             if pipeline:
-                rows += time_pipeline(checkpoint, precision, tasks, items, window, snr_db, out / "runs")
+                rows += time_pipeline(checkpoint, precision, tasks, items, window, snr_db, out / "runs", threads)
     finally:
         if tegra is not None:
             tegra.__exit__(None, None, None)

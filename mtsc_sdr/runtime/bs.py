@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from mtsc_sdr.model.config import TASK_IDS
 from mtsc_sdr.runtime import protocol
 
 log = logging.getLogger("mtsc_sdr.bs")
@@ -64,7 +65,6 @@ class BaseStation:
         self.host = protocol.host_id()
         self.stats: Counter = Counter()
         self.sessions: dict[int, bytes] = {}            # 16-bit session -> control-link peer
-        self.snr_log: list[tuple[int, int, float, float]] = []   # (session, seq, snr_est_db, snr_payload_db)
         self.constellation: dict[int, list[np.ndarray]] = {}   # session -> its first payloads, for plots
         self.control = MessageServer(control_endpoint, allow_remote=allow_remote)
         self.streams = []
@@ -77,12 +77,20 @@ class BaseStation:
 
     # -- control link ------------------------------------------------------------------------------
 
+    def _reply(self, msg, kind: str, meta: dict) -> None:
+        """Answer a control message; a client that is already gone is counted, not fatal."""
+        try:
+            self.control.reply(msg, kind, meta=meta)
+        except (ConnectionError, TimeoutError) as exc:
+            self.stats["control_reply_failed"] += 1
+            log.warning("%s to session %d not sent: %s", kind, msg.session, exc)
+
     def _on_message(self, msg) -> None:
         if msg.kind == protocol.HELLO:
             session = msg.session
             if not 0 <= session < (1 << 16):
                 self.stats["hello_bad_session"] += 1
-                self.control.reply(msg, protocol.REFUSED, meta={
+                self._reply(msg, protocol.REFUSED, {
                     "reason": f"session {session} does not fit the 16-bit frame header field", "differs": {}})
                 return
             differs = protocol.identity_differences(msg.meta.get("checkpoint"), self.identity)
@@ -90,11 +98,11 @@ class BaseStation:
                 self.stats["refused"] += 1
                 reason = "checkpoint differs: " + protocol.describe_differences(differs)
                 log.warning("refused session %d: %s", session, reason)
-                self.control.reply(msg, protocol.REFUSED, meta={"reason": reason, "differs": differs})
+                self._reply(msg, protocol.REFUSED, {"reason": reason, "differs": differs})
                 return
             self.sessions[session] = msg.peer
             self.stats["hello"] += 1
-            self.control.reply(msg, protocol.WELCOME, meta={"checkpoint": self.identity})
+            self._reply(msg, protocol.WELCOME, {"checkpoint": self.identity})
         elif msg.kind == protocol.BYE:
             self.sessions.pop(msg.session, None)
             self.stats["bye"] += 1
@@ -104,8 +112,6 @@ class BaseStation:
     # -- frames --------------------------------------------------------------------------------------
 
     def _on_frame(self, frame, t_frame: float, rx_sync_ms: float) -> None:
-        import torch
-
         h = frame.header
         peer = self.sessions.get(h.session_id)
         if peer is None:
@@ -113,11 +119,25 @@ class BaseStation:
             log.info("frame seq %d of session %d dropped: no hello from that session", h.seq, h.session_id)
             return
         rates = self.server.cfg.rate_table
-        if h.rate_idx >= len(rates) or h.payload_len % rates[h.rate_idx]:
+        if h.task_id >= len(TASK_IDS) or h.rate_idx >= len(rates) or h.payload_len % rates[h.rate_idx]:
             self.stats["frames_bad_layout"] += 1
-            log.warning("frame seq %d of session %d dropped: payload of %d symbols does not fit rate index %d",
-                        h.seq, h.session_id, h.payload_len, h.rate_idx)
+            log.warning("frame seq %d of session %d dropped: task %d, rate index %d and %d payload symbols do "
+                        "not fit the model", h.seq, h.session_id, h.task_id, h.rate_idx, h.payload_len)
             return
+        try:
+            self._serve_frame(frame, peer, t_frame, rx_sync_ms)
+        except (ConnectionError, TimeoutError) as exc:      # client gone: it resends or gives up
+            self.stats["downlink_failed"] += 1
+            log.warning("semantics for session %d seq %d not sent: %s", h.session_id, h.seq, exc)
+        except Exception:                                   # one bad frame must not stop the base station
+            self.stats["frames_decode_error"] += 1
+            log.exception("frame seq %d of session %d could not be decoded", h.seq, h.session_id)
+
+    def _serve_frame(self, frame, peer: bytes, t_frame: float, rx_sync_ms: float) -> None:
+        import torch
+
+        h = frame.header
+        rates = self.server.cfg.rate_table
         noise_var = float(np.mean(frame.noise_var))
         y = (frame.payload / (1.0 + frame.noise_var)).astype(np.complex64)
         snr_payload_db = -10.0 * np.log10(max(noise_var, 1e-12))
@@ -135,15 +155,8 @@ class BaseStation:
             snr_est_db=float(frame.snr_db), snr_payload_db=float(snr_payload_db), cfo_hz=frame.cfo_hz,
             rx_sync_ms=rx_sync_ms, jsc_decoder_ms=1e3 * (t1 - t0), lam_decoder_ms=1e3 * (t2 - t1),
             t_frame_s=t_frame, t_sent_s=time.monotonic(), host=self.host)
-        try:
-            self.control.send(peer, protocol.SEMANTICS, {"semantics": out.numpy()}, meta.to_meta(),
-                              session=h.session_id)
-        except (ConnectionError, TimeoutError) as exc:      # client gone: it resends or gives up
-            self.stats["downlink_failed"] += 1
-            log.warning("semantics for session %d seq %d not sent: %s", h.session_id, h.seq, exc)
-            return
+        self.control.send(peer, protocol.SEMANTICS, {"semantics": out.numpy()}, meta.to_meta(), session=h.session_id)
         self.stats["items"] += 1
-        self.snr_log.append((h.session_id, h.seq, float(frame.snr_db), float(snr_payload_db)))
         kept = self.constellation.setdefault(h.session_id, [])
         if len(kept) < CONSTELLATION_FRAMES:
             kept.append(np.asarray(frame.payload, np.complex64).copy())
@@ -151,8 +164,10 @@ class BaseStation:
                  h.seq, h.task_id, frame.snr_db, snr_payload_db,
                  "n/a" if frame.cfo_hz is None else f"{frame.cfo_hz:+.0f}")
 
-    def _drain_stream(self, pull, rx) -> None:
-        while True:
+    def _drain_stream(self, pull, rx, max_chunks: int = 16) -> None:
+        """Process what a stream has queued, at most ``max_chunks`` chunks (so that a busy stream
+        cannot starve the others and the control link)."""
+        for _ in range(max_chunks):
             x = pull.recv(timeout_ms=0)
             if x is None:
                 return

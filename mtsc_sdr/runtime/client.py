@@ -2,8 +2,10 @@
 
 For each item (from a data-set split, or the user's own files):
 
-1. modality encoders -> LAM encoder -> JSC encoder (each timed), with the CSI it has (``--snr-db``,
-   or with ``--csi feedback`` the base station's last SNR estimate);
+1. modality encoders -> LAM encoder -> JSC encoder (each timed), with the CSI it has, in the
+   model's units (the SNR of the payload symbols the JSC decoder will get): ``--snr-db`` as set on
+   the link plus the PHY's subcarrier gain (:data:`~mtsc_sdr.phy.ofdm.SUBCARRIER_SNR_GAIN_DB`), or
+   with ``--csi feedback`` the payload SNR the base station measured on the last answer;
 2. one PHY frame (header: session, seq, task, rate index) preceded by ``--gap-samples`` zeros,
    pushed into the IQ stream it binds (``--tx``; the channel or TX flowgraph connects);
 3. the base station's ``semantics`` message comes back on the control link (``--control``);
@@ -23,8 +25,10 @@ in ``--out`` (default stdout), either a result or an error::
 (None without it); PSNR and SSIM against the input are computed here, where the image is.
 Stage names: :data:`mtsc_sdr.runtime.protocol.STAGES`; ``channel`` and ``downlink`` need the
 base station on the same host (monotonic clocks), otherwise they are None and their sum is in
-``link_round_trip``. A summary (counts, drops, peak RSS, weight bytes) goes to stderr as one JSON
-line at the end and to ``--summary FILE``. Exit status: 0 when every item has a result, 1 when some
+``link_round_trip`` (from the end of the TX push to the answer: channel, base station and
+downlink). An item sent more than once has its times measured from its last send. A summary
+(counts, drops, peak RSS, weight bytes) goes to stderr as one JSON line at the end and to
+``--summary FILE``. Exit status: 0 when every item has a result, 1 when some
 ended in an error, 4 when the base station refused the checkpoint, 2 for bad arguments, 130 when
 interrupted (SIGINT / SIGTERM; every unfinished item still gets an error record).
 """
@@ -44,6 +48,7 @@ from typing import Any, Optional
 
 import numpy as np
 
+from mtsc_sdr.phy.ofdm import SUBCARRIER_SNR_GAIN_DB
 from mtsc_sdr.runtime import protocol
 
 log = logging.getLogger("mtsc_sdr.client")
@@ -199,10 +204,16 @@ class Client:
 
         self.model, self.identity, self.s = model, identity, settings
         self.tx = Transmitter()
-        self.csi_db = settings.snr_db
+        # CSI in the model's units: SNR of the payload symbols the JSC decoder gets, which the OFDM
+        # PHY puts SUBCARRIER_SNR_GAIN_DB above the SNR set on the wire
+        self.csi_db = settings.snr_db + SUBCARRIER_SNR_GAIN_DB
         self.host = protocol.host_id()
         self.push = IQPush(tx_endpoint, send_timeout_ms=int(settings.item_timeout_s * 1000))
-        self.control = MessageClient(control_endpoint, session=settings.session)
+        try:
+            self.control = MessageClient(control_endpoint, session=settings.session)
+        except Exception:
+            self.push.close(linger_ms=0)
+            raise
         self.counts: Counter = settings.counters
         self._welcomed = False
         self._next_seq = 0
@@ -248,14 +259,15 @@ class Client:
                     raise TimeoutError(f"nothing takes this client's IQ stream within {self.s.hello_timeout_s:g} s "
                                        "(is the channel or TX flowgraph running?)") from None
 
-    def _receive(self, timeout_ms: int, inflight: dict, done) -> None:
+    def _receive(self, timeout_ms: int, inflight: dict, done) -> bool:
+        """Handle the next control message (waiting up to ``timeout_ms``); False if none came."""
         msg = self.control.recv(timeout_ms=timeout_ms)
         if msg is None:
-            return
+            return False
         if msg.session != self.s.session:
             self.counts["downlink_wrong_session"] += 1
             log.warning("dropped a %s message for session %d (this is %d)", msg.kind, msg.session, self.s.session)
-            return
+            return True
         if msg.kind == protocol.WELCOME:
             self._welcomed = True
         elif msg.kind == protocol.REFUSED:
@@ -271,14 +283,15 @@ class Client:
             except ValueError as exc:
                 self.counts["downlink_malformed"] += 1
                 log.warning("dropped a malformed semantics message: %s", exc)
-                return
-            item = inflight.pop(meta.seq, None)
+                return True
+            item = inflight.get(meta.seq)
             if item is None:
                 self.counts["downlink_stale"] += 1      # an answer to a resent item that was already answered
-                return
-            done(item, sem, meta, time.monotonic())
+                return True
+            done(item, sem, meta, time.monotonic())     # removes it from inflight once its record is written
         else:
             self.counts["downlink_unknown_kind"] += 1
+        return True
 
     # -- items ------------------------------------------------------------------------------------
 
@@ -332,7 +345,7 @@ class Client:
         rec.update(item.info, snr_est_db=round(meta.snr_est_db, 3), snr_payload_db=round(meta.snr_payload_db, 3),
                    cfo_hz=meta.cfo_hz, latency_ms=ms)
         if self.s.csi == "feedback":
-            self.csi_db = meta.snr_est_db
+            self.csi_db = meta.snr_payload_db
         if ex.task == "reconstruct":
             rec.update(self._image_result(ex, out))
         else:
@@ -373,17 +386,19 @@ class Client:
 
         def done(item, sem, meta, t_recv):
             write(self._finish(item, sem, meta, t_recv))
+            del inflight[item.seq]
             self.counts["items_ok"] += 1
 
         try:
             self._loop(pending, inflight, write, done)
-        except KeyboardInterrupt:        # stopped from outside: every unfinished item gets its record
+        except BaseException as exc:     # interrupted, refused, a dead link: every unfinished item gets a record
+            why = "interrupted" if isinstance(exc, KeyboardInterrupt) else f"client stopped ({exc})"
             for item in inflight.values():
-                write(dict(self._record(item), error="interrupted before an answer came (in flight)"))
+                write(dict(self._record(item), error=f"{why} before an answer came (in flight)"))
             for ex in pending:
                 write(dict(self._record(_InFlight(ex, -1, np.zeros(0, np.complex64), {}, {}, 0.0, attempts=0)),
-                           error="interrupted before it was sent"))
-            self.counts["items_interrupted"] += len(inflight) + len(pending)
+                           error=f"{why} before it was sent"))
+            self.counts["items_unfinished"] += len(inflight) + len(pending)
             raise
         self.counts["run_s"] = round(time.monotonic() - t_begin, 3)
         return dict(self.counts)
@@ -392,14 +407,19 @@ class Client:
         while pending or inflight:
             sent = False
             while pending and len(inflight) < self.s.window:
-                item = self._encode(pending.popleft())
+                item = self._encode(pending[0])
                 inflight[item.seq] = item
+                pending.popleft()
                 sent = self._send(item) or sent
-            if sent and not pending:
+            if sent:
                 self._flush()
+            if not inflight:
+                continue
             now = time.monotonic()
             wait_ms = max(0, min(100, int(1e3 * (min(i.deadline for i in inflight.values()) - now)) + 1))
-            self._receive(wait_ms, inflight, done)
+            if self._receive(wait_ms, inflight, done):
+                while self._receive(0, inflight, done):  # every answer already here, before judging deadlines
+                    pass
             now = time.monotonic()
             overdue = [i for i in inflight.values() if now > i.deadline]
             if overdue:

@@ -118,6 +118,10 @@ def run(args: argparse.Namespace) -> int:
         except RunFailed as exc:
             print(f"mtsc-sdr demo: {channel}: {exc}", file=sys.stderr)
             return exc.status
+        except RuntimeError as exc:          # a process or flowgraph died (named); its run report is written
+            print(f"mtsc-sdr demo: {channel}: {exc}\n(report of that run: {out / channel / 'report.json'})",
+                  file=sys.stderr)
+            return 1
         rows += report["rows"]
         failures += [f"{channel}: {f}" for f in report["failures"]]
         _constellation_plot(out / channel, report, channel, out)

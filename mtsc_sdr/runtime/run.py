@@ -14,10 +14,11 @@ the SNR: the sweep must then have one point, which only labels the results.
 
 Outputs in ``out`` (default ``results/run/<name>``):
 
-* ``report.json``: ``{"meta", "rows", "processes", "failures"}``; rows (DESIGN.md schema) per task and
+* ``report.json``: ``{"meta", "rows", "points", "processes", "failures"}`` (``points``: session,
+  SNR, client and precision of each client process); rows (DESIGN.md schema) per task and
   SNR: task metrics (VQA accuracy and BLEU, CIDEr-D and BLEU, PSNR and SSIM), ``snr_est_db``,
   ``error_items``; per stage ``latency_ms_p50/_p90/_p99`` (``stage`` key; the first item of each
-  client is its warm-up and not counted); ``items_per_s`` per point; ``peak_rss_mb`` and
+  client is its warm-up and resent items are not counted); ``items_per_s`` per point; ``peak_rss_mb`` and
   ``weight_bytes`` per process (``process`` key);
 * ``items.jsonl``: every item's record (the clients' JSON lines, with ``channel`` added);
 * ``metrics_vs_snr.png`` and ``latency.png`` (:mod:`.plots`);
@@ -37,11 +38,11 @@ import json
 import math
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Optional
 
-from mtsc_sdr.config import ConfigError, check, load_yaml, to_dict
+from mtsc_sdr.config import check, load_yaml, to_dict
 from mtsc_sdr.runtime import protocol
 from mtsc_sdr.runtime.processes import ManagedProcess, ProcessFailed
 
@@ -232,7 +233,7 @@ def execute(cfg: RunConfig, *, progress: bool = False) -> dict[str, Any]:
             finally:
                 for proc in reversed(clients + links):
                     proc.stop()             # SIGINT first: a client writes records for its unfinished items
-    except (RuntimeError, KeyboardInterrupt) as exc:   # a process, flowgraph or radio failed; Ctrl-C
+    except (Exception, KeyboardInterrupt) as exc:    # a process, flowgraph or radio failed; Ctrl-C
         error = exc
         failures.insert(0, str(exc) or "interrupted (Ctrl-C)")
     finally:
@@ -303,17 +304,20 @@ def task_metric_rows(records: list[dict], channel: str, system: str = "mtsc") ->
 
 def latency_rows(records: list[dict], channel: str) -> list[dict]:
     """``latency_ms_p50/_p90/_p99`` per precision and stage (and ``total``), all tasks and SNRs
-    together, and the total per task; each session's first item (warm-up) is left out."""
+    together, and the total per task; each session's first item (warm-up) and resent items are left
+    out."""
     from mtsc_sdr.bench.stats import percentiles
     from mtsc_sdr.runtime.report import row
 
+    answered = [r for r in records if "latency_ms" in r]
     first: dict[int, int] = {}
-    for r in records:
+    for r in answered:
         first[r["session"]] = min(first.get(r["session"], r["seq"]), r["seq"])
     rows = []
-    for precision in sorted({r["precision"] for r in records}):
-        timed = [r for r in records if "latency_ms" in r and r["precision"] == precision
-                 and r["seq"] != first[r["session"]]]
+    for precision in sorted({r["precision"] for r in answered}):
+        # items sent more than once are left out too: which copy was answered is unknown
+        timed = [r for r in answered if r["precision"] == precision and r["seq"] != first[r["session"]]
+                 and r["attempts"] == 1]
         groups = [("all", stage, timed) for stage in (*protocol.STAGES, "link_round_trip", "total")]
         groups += [(task, "total", [r for r in timed if r["task"] == task]) for task in TASKS]
         for task, stage, recs in groups:
