@@ -51,8 +51,8 @@ def test_demo_yaml_is_what_the_demo_runs():
     from mtsc_sdr.runtime.run import load_config
 
     cfg = load_config(str(REPO / "configs" / "demo.yaml"))
-    ours = demo_run_config("software", "ck", list(DEFAULT_SNRS_DB), n_per_task=10, precision="int8", cfo_hz=2000.0,
-                           seed=1, out="o")
+    ours = demo_run_config(["software", "gnuradio-sim"], "ck", list(DEFAULT_SNRS_DB), n_per_task=10,
+                           precision="int8", cfo_hz=2000.0, seed=1, out="o")
     skip = {"name", "checkpoint", "out"}
     assert {k: v for k, v in to_dict(cfg).items() if k not in skip} == \
         {k: v for k, v in to_dict(ours).items() if k not in skip}

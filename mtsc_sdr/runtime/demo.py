@@ -3,17 +3,18 @@
 1. The default model: trained on first use (``mtsc-sdr train`` with its defaults, about 7 minutes
    on 2 cores) into the cache (:func:`mtsc_sdr.train.config.default_checkpoint_dir`); later runs
    reuse it.
-2. For each simulated channel -- the software channel and, when GNU Radio is present, the GNU Radio
-   ``sim_channel`` flowgraph -- a :mod:`mtsc_sdr.runtime.run` sweep over ``--snr-db`` with every
-   task: base station, links and (int8) clients as separate processes, all SNR points at once.
+2. One :mod:`mtsc_sdr.runtime.run` sweep over ``--snr-db`` with every task, for the software
+   channel and, when GNU Radio is present, the GNU Radio ``sim_channel`` flowgraph: one base
+   station, and per channel kind and SNR a link and an (int8) client, all as separate processes
+   and all at once.
 3. The separate-coding baseline and the codec-at-capacity bound on the same items and SNRs, and our
    model in one process (``mtsc`` on channel ``awgn``), from :func:`mtsc_sdr.runtime.evaluate.evaluate`.
 
 Prints a table (task x SNR per channel, the baseline beneath) and the p50 latency per stage; writes
 into ``--out`` (default ``results/demo``): ``report.json`` ({meta, rows}: every row of the runs
 and of the evaluation), ``metrics_vs_snr.png``, ``latency.png``, ``constellation_<channel>.png``
-(received payload symbols at the SNR closest to 10 dB, with the SNR estimate), and each run's own
-directory (``software/``, ``gnuradio-sim/``: items.jsonl, report.json, the processes' counters).
+(received payload symbols at the SNR closest to 10 dB, with the SNR estimate), and the run's own
+directory (``run/``: items.jsonl, report.json, the processes' counters).
 """
 
 from __future__ import annotations
@@ -41,15 +42,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print the report as one JSON object")
 
 
-def demo_run_config(channel: str, checkpoint: str, snr_db: list[float], n_per_task: int, precision: str,
+def demo_run_config(channels: list[str], checkpoint: str, snr_db: list[float], n_per_task: int, precision: str,
                     cfo_hz: float, seed: int, out: str):
-    """The demo's sweep over one channel (``configs/demo.yaml`` is the software one, as a file)."""
+    """The demo's sweep: one client per channel kind, every SNR point at once, one base station
+    (``configs/demo.yaml`` is this with both channels, as a file)."""
     from mtsc_sdr.runtime.run import ClientSpec, RunConfig
 
-    return RunConfig(name="demo", checkpoint=checkpoint, channel=channel, snr_db=snr_db, cfo_hz=cfo_hz, seed=seed,
-                     concurrent_points=True, item_timeout_s=1.5,
+    return RunConfig(name="demo", checkpoint=checkpoint, channel=channels[0], snr_db=snr_db, cfo_hz=cfo_hz,
+                     seed=seed, concurrent_points=True, item_timeout_s=1.5,
                      retries=10,   # at -5 dB about a third of the frame headers fail: items are resent
-                     clients=[ClientSpec(n_per_task=n_per_task, precision=precision)], out=out)
+                     clients=[ClientSpec(n_per_task=n_per_task, precision=precision, channel=ch) for ch in channels],
+                     out=out)
 
 
 def ensure_default_model(quiet: bool) -> Path:
@@ -70,20 +73,23 @@ def ensure_default_model(quiet: bool) -> Path:
 
 
 def _constellation_plot(run_dir: Path, report: dict, channel: str, out: Path) -> Path | None:
+    """Received payload symbols of ``channel``'s session closest to 10 dB, with its SNR estimate."""
     import numpy as np
 
     from mtsc_sdr.runtime import plots
 
     file = run_dir / "work" / "constellation.npz"
-    if not file.is_file() or not report.get("points"):
+    points = [p for p in report.get("points", []) if p["channel"] == channel]
+    if not file.is_file() or not points:
         return None
-    point = min(report["points"], key=lambda p: abs(p["snr_db"] - 10.0))
+    point = min(points, key=lambda p: abs(p["snr_db"] - 10.0))
     with np.load(file, allow_pickle=False) as data:
         key = f"s{point['session']}"
         if key not in data:
             return None
         payload = data[key]
-    est = [r["value"] for r in report["rows"] if r["metric"] == "snr_est_db" and r["snr_db"] == point["snr_db"]]
+    est = [r["value"] for r in report["rows"] if r["metric"] == "snr_est_db" and r["snr_db"] == point["snr_db"]
+           and r["channel"] == channel]
     title = f"{channel}, set SNR {point['snr_db']:g} dB: received JSC payload (analog, zero-forced)"
     return plots.constellation(payload, float(np.mean(est)) if est else None, title, out / f"constellation_{channel}.png")
 
@@ -92,6 +98,7 @@ def run(args: argparse.Namespace) -> int:
     from mtsc_sdr.radio.grpython import INSTALL_HINT, find_gr_python
     from mtsc_sdr.runtime import plots
     from mtsc_sdr.runtime.evaluate import evaluate, format_table
+    from mtsc_sdr.config import to_dict
     from mtsc_sdr.runtime.report import run_meta
     from mtsc_sdr.runtime.run import RunFailed, execute, format_summary
 
@@ -106,33 +113,27 @@ def run(args: argparse.Namespace) -> int:
         channels.append("gnuradio-sim")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    rows: list[dict[str, Any]] = []
-    failures: list[str] = []
-    configs = []
+    cfg = demo_run_config(channels, str(checkpoint), list(args.snr_db), args.n_per_task, args.precision,
+                          args.cfo_hz, args.seed, str(out / "run"))
+    try:
+        run_report = execute(cfg, progress=not args.json)
+    except RunFailed as exc:
+        print(f"mtsc-sdr demo: {exc}", file=sys.stderr)
+        return exc.status
+    except RuntimeError as exc:          # a process or flowgraph died (named); the run's report is written
+        print(f"mtsc-sdr demo: {exc}\n(report of the run: {out / 'run' / 'report.json'})", file=sys.stderr)
+        return 1
+    rows: list[dict[str, Any]] = list(run_report["rows"])
+    failures = list(run_report["failures"])
     for channel in channels:
-        cfg = demo_run_config(channel, str(checkpoint), list(args.snr_db), args.n_per_task, args.precision,
-                              args.cfo_hz, args.seed, str(out / channel))
-        configs.append(cfg)
-        try:
-            report = execute(cfg, progress=not args.json)
-        except RunFailed as exc:
-            print(f"mtsc-sdr demo: {channel}: {exc}", file=sys.stderr)
-            return exc.status
-        except RuntimeError as exc:          # a process or flowgraph died (named); its run report is written
-            print(f"mtsc-sdr demo: {channel}: {exc}\n(report of that run: {out / channel / 'report.json'})",
-                  file=sys.stderr)
-            return 1
-        rows += report["rows"]
-        failures += [f"{channel}: {f}" for f in report["failures"]]
-        _constellation_plot(out / channel, report, channel, out)
+        _constellation_plot(out / "run", run_report, channel, out)
     if not args.json:
         print("demo: separate-coding baseline and one-process reference on the same items", file=sys.stderr,
               flush=True)
     ev = evaluate(checkpoint, list(args.snr_db), n_per_task=args.n_per_task, split="val", seed=0, baseline=True,
                   threads=2, precision=args.precision)
     rows += ev["rows"]
-    report = {"meta": run_meta({"demo": vars(args), "checkpoint": str(checkpoint),
-                                "runs": [json.loads(json.dumps(c, default=lambda o: o.__dict__)) for c in configs]},
+    report = {"meta": run_meta({"demo": vars(args), "checkpoint": str(checkpoint), "run": to_dict(cfg)},
                                {"demo": args.seed}),
               "rows": rows, "failures": failures}
     report["meta"]["wall_s"] = round(time.monotonic() - t0, 1)

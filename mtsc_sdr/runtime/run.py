@@ -6,7 +6,9 @@ Processes (each its own OS process; IQ senders bind, receivers connect)::
     client k <------------------- control link (semantics, one message per item) -------- bs
 
 The base station runs for the whole run. For each SNR point of the sweep, every client gets a
-fresh link at that SNR and a fresh client process with its own session id, all clients at once
+fresh link at that SNR (of its own ``channel`` kind, else the run's: one run can compare the
+software channel and the GNU Radio flowgraph side by side) and a fresh client process with its own
+session id, all clients at once
 (the base station serves them side by side, keyed by session); the point ends when every client
 has exited. With ``concurrent_points: true`` every point's clients and links start together
 instead (one wave; faster on a machine where process start-up dominates). Over radios the air sets
@@ -62,6 +64,7 @@ class ClientSpec:
     csi: Literal["configured", "feedback"] = "configured"
     window: int = 4
     budget: Optional[int] = None
+    channel: Optional[ChannelKind] = None     # None: the run's channel
 
     def validate(self, path: str = "") -> None:
         bad = [t for t in self.tasks if t not in TASKS]
@@ -77,7 +80,7 @@ class RunConfig:
     name: str = "run"
     checkpoint: Optional[str] = None          # None: the default model's cache directory
     channel: ChannelKind = "software"
-    snr_db: list[float] = field(default_factory=lambda: [0.0, 10.0, 20.0])
+    snr_db: list[float] = field(default_factory=lambda: [0.0, 10.0, 20.0])   # clients may pick their own channel
     # simulated channels
     cfo_hz: float = 0.0
     sro_ppm: float = 0.0
@@ -105,10 +108,11 @@ class RunConfig:
               f"must be a non-empty list of finite numbers, got {self.snr_db}")
         check(bool(self.clients), p("clients"), "needs at least one client")
         check(len(self.clients) <= 64, p("clients"), f"at most 64 clients, got {len(self.clients)}")
-        if self.channel in ("pluto", "usrp"):
-            check(len(self.snr_db) == 1, p("snr_db"), f"over {self.channel} the air sets the SNR: give one "
-                  f"value (a label and the clients' CSI), got {self.snr_db}")
-            check(len(self.clients) == 1, p("clients"), f"one radio link carries one client, got {len(self.clients)}")
+        radios = [c for c in self.clients if self.link_of(c) in ("pluto", "usrp")]
+        if radios:
+            check(len(self.snr_db) == 1, p("snr_db"), f"over {self.link_of(radios[0])} the air sets the SNR: give "
+                  f"one value (a label and the clients' CSI), got {self.snr_db}")
+            check(len(radios) == 1, p("clients"), f"one radio link carries one client, got {len(radios)} on radios")
         check(self.item_timeout_s > 0, p("item_timeout_s"), "must be > 0")
         check(self.retries >= 0, p("retries"), "must be >= 0")
         check(self.timeout_s > 0, p("timeout_s"), "must be > 0")
@@ -117,11 +121,15 @@ class RunConfig:
     def out_dir(self) -> Path:
         return Path(self.out) if self.out else Path("results/run") / self.name
 
-    def link_settings(self, snr_db: float, session: int):
+    def link_of(self, spec: ClientSpec) -> str:
+        """The link kind a client uses: its own ``channel``, else the run's."""
+        return spec.channel or self.channel
+
+    def link_settings(self, channel: str, snr_db: float, session: int):
         """The :class:`~mtsc_sdr.runtime.link_test.LinkTestConfig` that starts ``session``'s link."""
         from mtsc_sdr.runtime.link_test import LinkTestConfig
 
-        return LinkTestConfig(channel=self.channel, snr_db=snr_db, seed=self.seed + 1000 * session,
+        return LinkTestConfig(channel=channel, snr_db=snr_db, seed=self.seed + 1000 * session,
                               sample_rate_hz=self.sample_rate_hz, cfo_hz=self.cfo_hz, sro_ppm=self.sro_ppm,
                               k_factor_db=self.k_factor_db, profile=self.profile, lo_freq_hz=self.lo_freq_hz,
                               tx_gain_db=self.tx_gain_db, rx_gain_db=self.rx_gain_db, radio_args=self.radio_args)
@@ -213,13 +221,16 @@ def execute(cfg: RunConfig, *, progress: bool = False) -> dict[str, Any]:
             try:
                 for (snr, k, spec), (tx, rx) in zip(wave, slots):
                     session += 1
-                    links += channel_processes(cfg.link_settings(snr, session), tx, rx)
-                    clients.append(ManagedProcess(f"client {session} at {snr:g} dB (mtsc-sdr client)",
+                    link = cfg.link_of(spec)
+                    links += channel_processes(cfg.link_settings(link, snr, session), tx, rx)
+                    clients.append(ManagedProcess(f"client {session} at {snr:g} dB over {link} (mtsc-sdr client)",
                                                   _client_argv(cfg, spec, checkpoint, tx, control, session, snr, work)))
-                    points.append({"session": session, "snr_db": snr, "client": k, "precision": spec.precision})
+                    points.append({"session": session, "snr_db": snr, "client": k, "precision": spec.precision,
+                                   "channel": link})
                 if progress:
                     snrs = sorted({j[0] for j in wave})
-                    print(f"run {cfg.name}: {cfg.channel}, {len(clients)} client(s) at "
+                    kinds = sorted({cfg.link_of(j[2]) for j in wave})
+                    print(f"run {cfg.name}: {' + '.join(kinds)}, {len(clients)} client(s) at "
                           f"{', '.join(f'{x:g}' for x in snrs)} dB", file=sys.stderr, flush=True)
                 statuses = _wait_clients(clients, [bs, *links], deadline)
                 for (name, code), proc in zip(statuses, clients):
@@ -331,15 +342,20 @@ def latency_rows(records: list[dict], channel: str) -> list[dict]:
 def build_report(cfg: RunConfig, checkpoint: str, work: Path, points: list[dict], failures: list[str]) -> dict:
     from mtsc_sdr.runtime.report import row, run_meta
 
-    items = [dict(r, channel=cfg.channel) for r in read_items(work)]
-    rows = task_metric_rows(items, cfg.channel) + latency_rows(items, cfg.channel)
+    link = {p["session"]: p["channel"] for p in points}              # session -> its link kind
+    items = [dict(r, channel=link.get(r["session"], cfg.channel)) for r in read_items(work)]
+    rows = []
+    for channel in sorted({r["channel"] for r in items}):
+        mine = [r for r in items if r["channel"] == channel]
+        rows += task_metric_rows(mine, channel) + latency_rows(mine, channel)
     processes = {}
     for file in sorted(work.glob("client_*.json")):
         s = json.loads(file.read_text())
+        ch = link.get(s["session"], cfg.channel)
         processes.setdefault(f"client {s['session']}", []).append(s)
-        rows.append(row("mtsc", "all", cfg.channel, None, "peak_rss_mb", s["peak_rss_mb"], unit="MiB",
+        rows.append(row("mtsc", "all", ch, None, "peak_rss_mb", s["peak_rss_mb"], unit="MiB",
                         process=f"client {s['session']}", precision=s["precision"]))
-        rows.append(row("mtsc", "all", cfg.channel, None, "weight_bytes", s["weight_bytes"], unit="bytes",
+        rows.append(row("mtsc", "all", ch, None, "weight_bytes", s["weight_bytes"], unit="bytes",
                         process=f"client {s['session']}", precision=s["precision"]))
     if (work / "bs.json").is_file():
         s = json.loads((work / "bs.json").read_text())
@@ -350,7 +366,7 @@ def build_report(cfg: RunConfig, checkpoint: str, work: Path, points: list[dict]
     for summaries in processes.values():
         for s in summaries if isinstance(summaries, list) else []:
             if s.get("run_s"):
-                rows.append(row("mtsc", "all", cfg.channel, s["snr_db"], "items_per_s",
+                rows.append(row("mtsc", "all", link.get(s["session"], cfg.channel), s["snr_db"], "items_per_s",
                                 s.get("items_ok", 0) / s["run_s"], unit="items/s", n=s.get("items_ok", 0),
                                 process=f"client {s['session']}", precision=s["precision"]))
     errors = [r for r in items if "error" in r]
