@@ -392,3 +392,26 @@ def test_base_station_counts_and_drops_frames_it_cannot_serve(micro_checkpoint):
     finally:
         client.close()
         bs.close()
+
+
+def test_base_station_logs_each_dropped_frame(caplog):
+    import logging
+
+    from mtsc_sdr.phy.header import FrameHeader
+    from mtsc_sdr.phy.rx import Receiver
+    from mtsc_sdr.phy.tx import Transmitter
+    from mtsc_sdr.runtime.bs import BaseStation
+
+    tx, rx = Transmitter(), Receiver()
+    bad = [tx.build(np.full(32, 0.7, np.complex64), FrameHeader(session_id=1, seq=k, payload_len=32), corrupt_crc=True)
+           for k in range(2)]
+    gap = np.zeros(300, np.complex64)
+    with caplog.at_level(logging.INFO, logger="mtsc_sdr.bs"):
+        last = None
+        for frame in bad:
+            rx.process(np.concatenate([gap, frame, gap]))
+            BaseStation._log_drops("tcp://test", rx, last)
+            last = rx.drops[-1]
+        BaseStation._log_drops("tcp://test", rx, last)            # nothing new: nothing logged
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 2 and all("header_crc_fail" in m and "tcp://test" in m for m in lines)

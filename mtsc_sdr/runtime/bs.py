@@ -13,8 +13,9 @@ header decodes:
 3. runs the JSC decoder and the LAM decoder (:class:`~mtsc_sdr.model.ServerModel`);
 4. sends the task semantics back to that client (one ``semantics`` message, :mod:`.protocol`).
 
-Logged per frame (``-v``): session, seq, task, SNR estimate, CFO; header failures and drops are
-counted by the receivers and in :attr:`BaseStation.stats`, printed as one JSON line on stderr at
+Logged per frame (``-v``): session, seq, task, SNR estimate, CFO, and every frame the receiver
+dropped (header CRC failure, bad version or length, truncation) with its SNR and CFO; drops are
+also counted by the receivers and in :attr:`BaseStation.stats`, printed as one JSON line on stderr at
 exit (and written to ``--stats FILE`` when given). Stops on SIGINT / SIGTERM.
 """
 
@@ -172,10 +173,26 @@ class BaseStation:
             if x is None:
                 return
             t_frame = time.monotonic()
+            last_drop = rx.drops[-1] if rx.drops else None
             frames = rx.process(x)
             rx_ms = 1e3 * (time.monotonic() - t_frame)
+            self._log_drops(pull.endpoint, rx, last_drop)
             for f in frames:
                 self._on_frame(f, t_frame, rx_ms / len(frames))
+
+    @staticmethod
+    def _log_drops(endpoint: str, rx, last_seen) -> None:
+        """Log the frames the receiver dropped in its last call (header CRC failures, truncation...)."""
+        if not rx.drops or rx.drops[-1] is last_seen or not log.isEnabledFor(logging.INFO):
+            return
+        new = []
+        for d in reversed(rx.drops):
+            if d is last_seen:
+                break
+            new.append(d)
+        for d in reversed(new):
+            log.info("%s: frame at sample %d dropped (%s), SNR est %.2f dB, CFO %.2e cycles/sample",
+                     endpoint, d.start, d.reason, d.snr_db, d.cfo)
 
     # -- loop ----------------------------------------------------------------------------------------
 
