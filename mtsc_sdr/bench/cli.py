@@ -130,23 +130,21 @@ def bench(checkpoint: str, precisions=("int8", "fp32"), tasks=TASKS, items: int 
 
 
 def format_table(report: dict) -> str:
+    """p50 / p90 / p99 per stage, in process and through the pipeline, per precision."""
     rows = report["rows"]
     lines = []
     for precision in report["meta"]["config"]["precisions"]:
         p = [r for r in rows if r.get("precision") == precision]
         wb = next((r["value"] for r in p if r["metric"] == "weight_bytes"), None)
         lines.append(f"{precision}: client weights {wb / 1e6:.2f} MB" if wb else precision)
-        for channel in ("none", "software"):
-            for metric_row in [r for r in p if r["channel"] == channel and r["task"] == "all"
-                               and r["metric"] == "latency_ms_p50" and r["value"] is not None]:
-                stage = metric_row["stage"]
-                p90 = next((r["value"] for r in p if r["channel"] == channel and r["task"] == "all"
-                            and r.get("stage") == stage and r["metric"] == "latency_ms_p90"), None)
-                p99 = next((r["value"] for r in p if r["channel"] == channel and r["task"] == "all"
-                            and r.get("stage") == stage and r["metric"] == "latency_ms_p99"), None)
-                where = "in process" if channel == "none" else "pipeline"
-                lines.append(f"  {where:<10} {stage:<18} p50 {metric_row['value']:8.2f}  p90 {p90 or 0:8.2f}  "
-                             f"p99 {p99 or 0:8.2f} ms")
+        lat = {(r["channel"], r["stage"], r["metric"]): r["value"] for r in p
+               if r["task"] == "all" and r["metric"].startswith("latency_ms_")}
+        for channel, stage, metric in lat:
+            if metric != "latency_ms_p50" or lat[(channel, stage, metric)] is None:
+                continue
+            p50, p90, p99 = (lat.get((channel, stage, f"latency_ms_{q}")) or 0.0 for q in ("p50", "p90", "p99"))
+            where = "in process" if channel == "none" else "pipeline"
+            lines.append(f"  {where:<10} {stage:<18} p50 {p50:8.2f}  p90 {p90:8.2f}  p99 {p99:8.2f} ms")
         for r in p:
             if r["metric"] == "items_per_s":
                 lines.append(f"  pipeline   VQA items/s with {r.get('window')} in flight: {r['value']:.1f}")

@@ -86,6 +86,13 @@ def score_task(task: str, hypotheses, references, *,
     return {m: scores[m] for m in TASK_METRICS[task]}
 
 
+def score_task_with_items(task: str, hypotheses, references) -> dict[str, tuple[float, np.ndarray | None]]:
+    """:func:`score_task` with each metric's per-item scores: ``{metric: (value, per_item or None)}``
+    (None for corpus BLEU). What a report row with a standard error needs."""
+    items = score_task_items(task, hypotheses, references)
+    return {m: (v, items.get(m)) for m, v in score_task(task, hypotheses, references, items=items).items()}
+
+
 def standard_error(values: np.ndarray) -> float:
     """Standard error of the mean of per-item scores, ``std(ddof=1) / sqrt(n)`` (0 for one item;
     ``nan`` when a score is infinite, e.g. an exactly reproduced image's PSNR)."""
@@ -100,6 +107,6 @@ def standard_error(values: np.ndarray) -> float:
 __all__ = [
     "CIDER_REPORT_SCALE", "METRIC_UNITS", "TASK_METRICS", "answer_accuracy", "bleu", "cider",
     "cider_scores", "coco_tokenize", "normalize_answer", "psnr_db", "psnr_db_per_image",
-    "psnr_db_torch", "score_task", "score_task_items", "sentence_bleu", "standard_error", "ssim",
+    "psnr_db_torch", "score_task", "score_task_items", "score_task_with_items", "sentence_bleu", "standard_error", "ssim",
     "ssim_per_image", "ssim_torch", "vqa_accuracy",
 ]

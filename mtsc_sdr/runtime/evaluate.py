@@ -106,15 +106,14 @@ def _chunks(seq, n):
 def _score(task: str, hyps, items) -> dict[str, tuple[float, Optional[np.ndarray]]]:
     """``{metric: (value, per-item scores or None)}`` on the report scale (corpus BLEU has no
     per-item scores)."""
-    from mtsc_sdr.metrics import score_task, score_task_items
+    from mtsc_sdr.metrics import score_task_with_items
 
     if task == "reconstruct":  # uint8 (N, H, W, 3) -> the metrics' batch layout (N, 3, H, W)
         hyps = np.ascontiguousarray(np.stack(hyps).transpose(0, 3, 1, 2))
         refs = np.ascontiguousarray(np.stack([e.target_image for e in items]).transpose(0, 3, 1, 2))
     else:
         hyps, refs = list(hyps), [e.references for e in items]
-    per_item = score_task_items(task, hyps, refs)
-    return {m: (v, per_item.get(m)) for m, v in score_task(task, hyps, refs, items=per_item).items()}
+    return score_task_with_items(task, hyps, refs)
 
 
 def _model_outputs(model, task, items, snr_db, channel, k_factor_db, seed, batch_size, budget):

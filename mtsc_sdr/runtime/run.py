@@ -283,7 +283,7 @@ def task_metric_rows(records: list[dict], channel: str, system: str = "mtsc") ->
     """Metric rows per (task, SNR, precision) from item records (errors excluded, counted)."""
     import numpy as np
 
-    from mtsc_sdr.metrics import METRIC_UNITS, score_task, score_task_items, standard_error
+    from mtsc_sdr.metrics import METRIC_UNITS, score_task_with_items, standard_error
     from mtsc_sdr.runtime.report import row
 
     rows = []
@@ -302,10 +302,9 @@ def task_metric_rows(records: list[dict], channel: str, system: str = "mtsc") ->
                 rows.append(row(system, task, channel, snr, metric, float(v.mean()), unit=METRIC_UNITS[metric],
                                 n=len(ok), std_error=standard_error(v), **extra))
         elif all(r.get("reference") for r in ok):
-            hyps, refs = [r["output"] for r in ok], [r["reference"] for r in ok]
-            per_item = score_task_items(task, hyps, refs)
-            for metric, value in score_task(task, hyps, refs, items=per_item).items():
-                more = {"std_error": standard_error(per_item[metric])} if metric in per_item else {}
+            scores = score_task_with_items(task, [r["output"] for r in ok], [r["reference"] for r in ok])
+            for metric, (value, per_item) in scores.items():
+                more = {"std_error": standard_error(per_item)} if per_item is not None else {}
                 rows.append(row(system, task, channel, snr, metric, float(value), unit=METRIC_UNITS.get(metric),
                                 n=len(ok), **more, **extra))
         est = [r["snr_est_db"] for r in ok]
