@@ -19,7 +19,7 @@ from mtsc_sdr import conventions
 from mtsc_sdr.radio import cli as radio_cli
 from mtsc_sdr.radio import discovery
 from mtsc_sdr.radio import flowgraph as fgmod
-from mtsc_sdr.radio.discovery import Radio, RadioSearch, SearchEnv, find_radios
+from mtsc_sdr.radio.discovery import FoundRadio, RadioSearch, SearchEnv, find_radios
 from mtsc_sdr.radio.flowgraph import (
     FLOWGRAPHS,
     READY_MARKER,

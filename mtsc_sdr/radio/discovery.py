@@ -69,7 +69,7 @@ USB_IDS: dict[tuple[str, str], tuple[str, str]] = {
 
 
 @dataclasses.dataclass(frozen=True)
-class Radio:
+class FoundRadio:
     """One radio found.
 
     Attributes:
@@ -88,9 +88,9 @@ class Radio:
 
 
 class RadioSearch(list):
-    """A ``list`` of :class:`Radio` plus ``kind`` and ``searched`` (one line per search tried)."""
+    """A ``list`` of :class:`FoundRadio` plus ``kind`` and ``searched`` (one line per search tried)."""
 
-    def __init__(self, kind: str, radios: Sequence[Radio] = (), searched: Sequence[str] = ()) -> None:
+    def __init__(self, kind: str, radios: Sequence[FoundRadio] = (), searched: Sequence[str] = ()) -> None:
         super().__init__(radios)
         self.kind = kind
         self.searched = list(searched)
@@ -150,7 +150,7 @@ def find_radios(kind: RadioKind, *, timeout_s: float = 5.0, python: str | None =
     if python is not None:
         env = dataclasses.replace(env, gr_python=lambda: python)
     searches = _PLUTO_SEARCHES if kind == "pluto" else _USRP_SEARCHES
-    radios: list[Radio] = []
+    radios: list[FoundRadio] = []
     searched: list[str] = []
     for search in searches:
         found, note = search(env, timeout_s)
@@ -162,7 +162,7 @@ def find_radios(kind: RadioKind, *, timeout_s: float = 5.0, python: str | None =
     else:
         radios += usb
     searched.append(note)
-    unique: dict[str, Radio] = {}
+    unique: dict[str, FoundRadio] = {}
     for radio in radios:
         unique.setdefault(radio.address, radio)
     return RadioSearch(kind, list(unique.values()), searched)
@@ -208,7 +208,7 @@ _PLUTO_WORDS = re.compile(r"pluto|adalm|0456:b673", re.IGNORECASE)
 _URI_IN_BRACKETS = re.compile(r"\[((?:usb|ip|serial|local):[^\]]*)\]")
 
 
-def parse_iio_scan(text: str) -> list[Radio]:
+def parse_iio_scan(text: str) -> list[FoundRadio]:
     """Plutos in the output of ``iio_info -s`` / ``iio_attr -S``: lines like
     ``0: 0456:b673 (Analog Devices Inc. PlutoSDR (ADALM-PLUTO)), serial=104473... [usb:1.4.5]``."""
     radios = []
@@ -216,11 +216,11 @@ def parse_iio_scan(text: str) -> list[Radio]:
         match = _URI_IN_BRACKETS.search(line)
         if match and _PLUTO_WORDS.search(line):
             desc = re.sub(r"^\s*\d+:\s*", "", line[: match.start()]).strip().rstrip(",")
-            radios.append(Radio("pluto", match.group(1), desc or "PlutoSDR", "iio_info"))
+            radios.append(FoundRadio("pluto", match.group(1), desc or "PlutoSDR", "iio_info"))
     return radios
 
 
-def _search_iio_info(env: SearchEnv, timeout_s: float) -> tuple[list[Radio], str]:
+def _search_iio_info(env: SearchEnv, timeout_s: float) -> tuple[list[FoundRadio], str]:
     tool = env.which("iio_info")
     if not tool:
         return [], "iio_info -s (libiio scan): not installed"
@@ -248,7 +248,7 @@ else:
 """
 
 
-def _search_gr_iio(env: SearchEnv, timeout_s: float) -> tuple[list[Radio], str]:
+def _search_gr_iio(env: SearchEnv, timeout_s: float) -> tuple[list[FoundRadio], str]:
     python = env.gr_python()
     if not python:
         return [], "gr-iio get_pluto_uri(): skipped (no Python with GNU Radio)"
@@ -259,7 +259,7 @@ def _search_gr_iio(env: SearchEnv, timeout_s: float) -> tuple[list[Radio], str]:
     if not isinstance(answer, dict):
         return [], f"gr-iio get_pluto_uri() under {python}: failed: {_last_line(result.stderr or result.stdout)}"
     if answer.get("uri"):
-        return [Radio("pluto", str(answer["uri"]), "PlutoSDR (gr-iio scan)", "gr-iio")], \
+        return [FoundRadio("pluto", str(answer["uri"]), "PlutoSDR (gr-iio scan)", "gr-iio")], \
             f"gr-iio get_pluto_uri() under {python}: {answer['uri']}"
     if "none" in answer:
         return [], f"gr-iio get_pluto_uri() under {python}: {answer['none'] or 'nothing'}"
@@ -299,7 +299,7 @@ def iiod_version(host: str, port: int = IIOD_PORT, timeout_s: float = 1.5) -> tu
     return None, result.get("why") or f"no answer within {timeout_s:g} s"
 
 
-def _search_iiod(env: SearchEnv, timeout_s: float) -> tuple[list[Radio], str]:
+def _search_iiod(env: SearchEnv, timeout_s: float) -> tuple[list[FoundRadio], str]:
     radios, notes = [], []
     per_host = min(timeout_s, 1.5)
     for host in env.pluto_hosts:
@@ -308,7 +308,7 @@ def _search_iiod(env: SearchEnv, timeout_s: float) -> tuple[list[Radio], str]:
             notes.append(f"{host}: {why}")
         else:
             notes.append(f"{host}: IIO daemon {version}")
-            radios.append(Radio("pluto", f"ip:{host}", f"IIO daemon {version} at {host}:{env.iiod_port}", "iiod"))
+            radios.append(FoundRadio("pluto", f"ip:{host}", f"IIO daemon {version} at {host}:{env.iiod_port}", "iiod"))
     if not notes:
         return radios, f"IIO daemon port: no host to probe (${PLUTO_HOSTS_ENV} is empty)"
     return radios, f"IIO daemon port {env.iiod_port} at " + ", ".join(notes)
@@ -319,7 +319,7 @@ def _search_iiod(env: SearchEnv, timeout_s: float) -> tuple[list[Radio], str]:
 # --------------------------------------------------------------------------------------------
 
 
-def parse_uhd_find_devices(text: str) -> list[Radio]:
+def parse_uhd_find_devices(text: str) -> list[FoundRadio]:
     """USRPs in the output of ``uhd_find_devices`` (blocks of ``key: value`` lines under
     ``-- UHD Device N``)."""
     radios = []
@@ -335,15 +335,15 @@ def parse_device_addr(text: str) -> dict[str, str]:
     return dict(part.split("=", 1) for part in text.split(",") if "=" in part)
 
 
-def _usrp_from_fields(fields: dict[str, str], source: str) -> Radio:
+def _usrp_from_fields(fields: dict[str, str], source: str) -> FoundRadio:
     address = ",".join(f"{k}={fields[k]}" for k in ("type", "serial", "addr", "resource") if fields.get(k))
     product = fields.get("product") or fields.get("type") or "USRP"
     extra = f" \"{fields['name']}\"" if fields.get("name") else ""
-    return Radio("usrp", address or ",".join(f"{k}={v}" for k, v in fields.items()),
+    return FoundRadio("usrp", address or ",".join(f"{k}={v}" for k, v in fields.items()),
                  f"USRP {product}{extra}", source)
 
 
-def _search_uhd_find_devices(env: SearchEnv, timeout_s: float) -> tuple[list[Radio], str]:
+def _search_uhd_find_devices(env: SearchEnv, timeout_s: float) -> tuple[list[FoundRadio], str]:
     tool = env.which("uhd_find_devices")
     if not tool:
         return [], "uhd_find_devices: not installed"
@@ -397,7 +397,7 @@ if found is not None:
 """
 
 
-def _search_gr_uhd(env: SearchEnv, timeout_s: float) -> tuple[list[Radio], str]:
+def _search_gr_uhd(env: SearchEnv, timeout_s: float) -> tuple[list[FoundRadio], str]:
     python = env.gr_python()
     if not python:
         return [], "gr-uhd find_devices(): skipped (no Python with GNU Radio)"
@@ -429,7 +429,7 @@ def _read(path: Path) -> str:
         return ""
 
 
-def _search_usb(kind: str, env: SearchEnv) -> tuple[list[Radio], str]:
+def _search_usb(kind: str, env: SearchEnv) -> tuple[list[FoundRadio], str]:
     root = env.usb_root
     if not root.is_dir():
         return [], f"USB bus ({root}): not available"
@@ -447,7 +447,7 @@ def _search_usb(kind: str, env: SearchEnv) -> tuple[list[Radio], str]:
             address = f"usb:{int(bus)}.{int(num)}.5" if bus.isdigit() and num.isdigit() else "usb:"
         else:
             address = "type=b200" + (f",serial={serial}" if serial else "")
-        radios.append(Radio(kind, address, f"{model} on {where} ({ids[0]}:{ids[1]})", "usb"))
+        radios.append(FoundRadio(kind, address, f"{model} on {where} ({ids[0]}:{ids[1]})", "usb"))
     ids_text = ", ".join(f"{v}:{p}" for (v, p), (k, _) in USB_IDS.items() if k == kind)
     return radios, f"USB bus ({root}) for {ids_text}: {len(radios)} found"
 
@@ -455,5 +455,5 @@ def _search_usb(kind: str, env: SearchEnv) -> tuple[list[Radio], str]:
 _PLUTO_SEARCHES = (_search_iio_info, _search_gr_iio, _search_iiod)
 _USRP_SEARCHES = (_search_uhd_find_devices, _search_gr_uhd)
 
-__all__ = ["IIOD_PORT", "KINDS", "PLUTO_HOSTS", "Radio", "RadioSearch", "SearchEnv", "USB_IDS",
+__all__ = ["IIOD_PORT", "KINDS", "PLUTO_HOSTS", "FoundRadio", "RadioSearch", "SearchEnv", "USB_IDS",
            "find_radios", "iiod_version", "parse_device_addr", "parse_iio_scan", "parse_uhd_find_devices"]
