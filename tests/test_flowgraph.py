@@ -231,3 +231,13 @@ def test_cli_runs_sim_channel_and_stops_on_sigint(gr_python):
             proc.kill()
     assert proc.returncode == 0, err
     assert "sim_channel stopped" in err
+
+
+def test_count_xruns_reads_gr_iio_and_uhd_reports():
+    from mtsc_sdr.radio.flowgraph import count_xruns
+
+    assert count_xruns("In the last 1000 ms, 3 overflows occurred.\n") == (3, 0)
+    assert count_xruns("In the last 500 ms, 2 underflows occurred.") == (0, 2)
+    assert count_xruns("OOOD\n") == (4, 0)          # UHD: a letter per event, D = dropped packet
+    assert count_xruns("UUL") == (0, 3)             # L = late: reached the radio too late
+    assert count_xruns("flowgraph running: Overflow handling OK, USRP found\n") == (0, 0)

@@ -126,6 +126,32 @@ class FlowgraphFailed(FlowgraphError):
         super().__init__(text)
 
 
+#: gr-iio (3.10) reads the AD936x DMA status registers and prints this once per interval
+_IIO_XRUNS = re.compile(r"In the last \d+ ms, (\d+) (overflow|underflow)s occurred")
+#: UHD prints one letter per event, outside any log line: O overflow, D dropped packet (network
+#: devices), U underflow, L late packet (counted as an underflow: the sample reached the radio too late)
+_UHD_XRUNS = re.compile(r"(?:^|\s)([ODUL]+)(?=\s|$)")
+
+
+def count_xruns(line: str) -> tuple[int, int]:
+    """(overflows, underflows) reported in one line of a radio flowgraph's output.
+
+    Receive overflows: samples the host did not take in time (lost); transmit underflows: gaps in
+    what the radio sent. gr-iio reports counts per interval, UHD one letter per event.
+    """
+    over = under = 0
+    for n, what in _IIO_XRUNS.findall(line):
+        if what == "overflow":
+            over += int(n)
+        else:
+            under += int(n)
+    if not over and not under:
+        for run in _UHD_XRUNS.findall(line):
+            over += run.count("O") + run.count("D")
+            under += run.count("U") + run.count("L")
+    return over, under
+
+
 def last_error_line(output: str) -> str:
     """The most telling line of a failed flowgraph's output: the exception line of the last Python
     traceback if there is one, else the last non-empty line."""
@@ -417,6 +443,8 @@ class Flowgraph:
         self._reader: threading.Thread | None = None
         self._stopping = False
         self.argv: list[str] = []
+        #: receive overflows and transmit underflows the radio blocks reported (:func:`count_xruns`)
+        self.xruns = {"overflows": 0, "underflows": 0}
 
     # -- state -----------------------------------------------------------------------------
 
@@ -482,6 +510,9 @@ class Flowgraph:
         assert self._proc is not None and self._proc.stdout is not None
         for line in self._proc.stdout:
             self._tail.append(line)
+            over, under = count_xruns(line)
+            self.xruns["overflows"] += over
+            self.xruns["underflows"] += under
             if READY_MARKER in line:
                 self._ready.set()
             if self.echo is not None:

@@ -21,7 +21,8 @@ Outputs in ``out`` (default ``results/run/<name>``):
   SNR: task metrics (VQA accuracy and BLEU, CIDEr-D and BLEU, PSNR and SSIM), ``snr_est_db``,
   ``error_items``; per stage ``latency_ms_p50/_p90/_p99`` (``stage`` key; the first item of each
   client is its warm-up and resent items are not counted); ``items_per_s`` per point; ``peak_rss_mb`` and
-  ``weight_bytes`` per process (``process`` key);
+  ``weight_bytes`` per process (``process`` key); over a GNU Radio link (sim or radio), the receive
+  ``overflows`` and transmit ``underflows`` its radio blocks reported, per point (also in ``points``);
 * ``items.jsonl``: every item's record (the clients' JSON lines, with ``channel`` added);
 * ``metrics_vs_snr.png`` and ``latency.png`` (:mod:`.plots`);
 * ``work/``: each client's JSON lines and summary, the base station's counters (``bs.json``) and
@@ -180,6 +181,14 @@ def _wait_clients(clients: list[ManagedProcess], watched: list, deadline: float)
     return [(c.name, c.returncode) for c in clients]
 
 
+def _count_xruns(flowgraphs: list[tuple[dict, list]]) -> None:
+    """Add the overflows / underflows the radio (or sim) flowgraphs of each point reported to it."""
+    for point, fgs in flowgraphs:
+        if fgs:
+            point["overflows"] = sum(fg.xruns["overflows"] for fg in fgs)
+            point["underflows"] = sum(fg.xruns["underflows"] for fg in fgs)
+
+
 def execute(cfg: RunConfig, *, progress: bool = False) -> dict[str, Any]:
     """Run the processes of ``cfg``; returns the report (also written to ``cfg.out_dir()``).
 
@@ -217,16 +226,18 @@ def execute(cfg: RunConfig, *, progress: bool = False) -> dict[str, Any]:
     error: BaseException | None = None
     try:
         for wave in waves:
-            links, clients = [], []
+            links, clients, flowgraphs = [], [], []
             try:
                 for (snr, k, spec), (tx, rx) in zip(wave, slots):
                     session += 1
                     link = cfg.link_of(spec)
-                    links += channel_processes(cfg.link_settings(link, snr, session), tx, rx)
+                    procs = channel_processes(cfg.link_settings(link, snr, session), tx, rx)
+                    links += procs
                     clients.append(ManagedProcess(f"client {session} at {snr:g} dB over {link} (mtsc-sdr client)",
                                                   _client_argv(cfg, spec, checkpoint, tx, control, session, snr, work)))
                     points.append({"session": session, "snr_db": snr, "client": k, "precision": spec.precision,
                                    "channel": link})
+                    flowgraphs.append((points[-1], [p for p in procs if hasattr(p, "xruns")]))
                 if progress:
                     snrs = sorted({j[0] for j in wave})
                     kinds = sorted({cfg.link_of(j[2]) for j in wave})
@@ -244,6 +255,7 @@ def execute(cfg: RunConfig, *, progress: bool = False) -> dict[str, Any]:
             finally:
                 for proc in reversed(clients + links):
                     proc.stop()             # SIGINT first: a client writes records for its unfinished items
+                _count_xruns(flowgraphs)
     except (Exception, KeyboardInterrupt) as exc:    # a process, flowgraph or radio failed; Ctrl-C
         error = exc
         failures.insert(0, str(exc) or "interrupted (Ctrl-C)")
@@ -368,6 +380,11 @@ def build_report(cfg: RunConfig, checkpoint: str, work: Path, points: list[dict]
                 rows.append(row("mtsc", "all", link.get(s["session"], cfg.channel), s["snr_db"], "items_per_s",
                                 s.get("items_ok", 0) / s["run_s"], unit="items/s", n=s.get("items_ok", 0),
                                 process=f"client {s['session']}", precision=s["precision"]))
+    for pt in points:
+        for name in ("overflows", "underflows"):
+            if name in pt:
+                rows.append(row("mtsc", "all", pt["channel"], pt["snr_db"], name, pt[name], unit="events",
+                                session=pt["session"]))
     errors = [r for r in items if "error" in r]
     failures = failures + [f"{r['item_id']} ({r['task']}, {r['snr_db']:g} dB): {r['error']}" for r in errors]
     meta = run_meta({"run": to_dict(cfg), "checkpoint": checkpoint,
