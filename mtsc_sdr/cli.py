@@ -19,6 +19,7 @@ from mtsc_sdr.config import ConfigError
 COMMANDS: dict[str, tuple[str, str]] = {
     "channel": ("mtsc_sdr.channel.cli", "run the software channel between two ZeroMQ IQ streams"),
     "flowgraph": ("mtsc_sdr.radio.cli", "launch a GNU Radio flowgraph (sim channel, Pluto, USRP)"),
+    "radios": ("mtsc_sdr.radio.radios_cli", "list the PlutoSDRs and USRPs this machine can reach, and what was searched"),
     "link-test": ("mtsc_sdr.runtime.link_test", "send frames end to end across processes and report the link"),
     "demo": ("mtsc_sdr.runtime.demo", "run the built-in demo (link test over the simulated channels)"),
     "train": ("mtsc_sdr.train.cli", "train the MTSC model over the differentiable channel (phase I)"),

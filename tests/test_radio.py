@@ -557,7 +557,7 @@ def test_real_search_is_bounded_and_explains_itself():
         found = find_radios(kind, timeout_s=5.0)
         assert isinstance(found, RadioSearch) and found.kind == kind
         assert len(found.searched) >= 3
-        assert all(isinstance(r, Radio) and r.kind == kind and r.address for r in found)
+        assert all(isinstance(r, FoundRadio) and r.kind == kind and r.address for r in found)
         if not found:
             assert found.summary().startswith(f"no {'Pluto' if kind == 'pluto' else 'USRP'} found; searched: ")
 

@@ -79,12 +79,15 @@ class FoundRadio:
         description: what it is, in words.
         source: which search found it (``iio_info``, ``gr-iio``, ``iiod``, ``uhd_find_devices``,
             ``gr-uhd``, ``libuhd``, ``usb``).
+        serial: the device's serial number where the search reports one (``iio_info``'s scan, UHD's
+            device address, the USB descriptor), else ``""``.
     """
 
     kind: str
     address: str
     description: str
     source: str
+    serial: str = ""
 
 
 class RadioSearch(list):
@@ -206,6 +209,7 @@ def _json_line(text: str) -> object | None:
 
 _PLUTO_WORDS = re.compile(r"pluto|adalm|0456:b673", re.IGNORECASE)
 _URI_IN_BRACKETS = re.compile(r"\[((?:usb|ip|serial|local):[^\]]*)\]")
+_SERIAL = re.compile(r"\bserial=([^\s,\]]+)")
 
 
 def parse_iio_scan(text: str) -> list[FoundRadio]:
@@ -216,7 +220,9 @@ def parse_iio_scan(text: str) -> list[FoundRadio]:
         match = _URI_IN_BRACKETS.search(line)
         if match and _PLUTO_WORDS.search(line):
             desc = re.sub(r"^\s*\d+:\s*", "", line[: match.start()]).strip().rstrip(",")
-            radios.append(FoundRadio("pluto", match.group(1), desc or "PlutoSDR", "iio_info"))
+            serial = _SERIAL.search(line)
+            radios.append(FoundRadio("pluto", match.group(1), desc or "PlutoSDR", "iio_info",
+                                     serial.group(1) if serial else ""))
     return radios
 
 
@@ -340,7 +346,7 @@ def _usrp_from_fields(fields: dict[str, str], source: str) -> FoundRadio:
     product = fields.get("product") or fields.get("type") or "USRP"
     extra = f" \"{fields['name']}\"" if fields.get("name") else ""
     return FoundRadio("usrp", address or ",".join(f"{k}={v}" for k, v in fields.items()),
-                 f"USRP {product}{extra}", source)
+                      f"USRP {product}{extra}", source, fields.get("serial", ""))
 
 
 def _search_uhd_find_devices(env: SearchEnv, timeout_s: float) -> tuple[list[FoundRadio], str]:
@@ -447,7 +453,7 @@ def _search_usb(kind: str, env: SearchEnv) -> tuple[list[FoundRadio], str]:
             address = f"usb:{int(bus)}.{int(num)}.5" if bus.isdigit() and num.isdigit() else "usb:"
         else:
             address = "type=b200" + (f",serial={serial}" if serial else "")
-        radios.append(FoundRadio(kind, address, f"{model} on {where} ({ids[0]}:{ids[1]})", "usb"))
+        radios.append(FoundRadio(kind, address, f"{model} on {where} ({ids[0]}:{ids[1]})", "usb", serial))
     ids_text = ", ".join(f"{v}:{p}" for (v, p), (k, _) in USB_IDS.items() if k == kind)
     return radios, f"USB bus ({root}) for {ids_text}: {len(radios)} found"
 

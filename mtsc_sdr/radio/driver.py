@@ -106,7 +106,8 @@ class Radio(ABC):
 
     @abstractmethod
     def _recv(self) -> np.ndarray:
-        """One receive buffer in driver units, (rx_buffer_samples,). Raise RadioTimeout / RadioDisconnected."""
+        """One receive buffer in driver units, (rx_buffer_samples,). Raise RadioTimeout / RadioDisconnected
+        (whose ``received`` holds, in driver units, what arrived of this buffer; the caller converts it)."""
 
     @abstractmethod
     def _release(self) -> None:
@@ -139,6 +140,9 @@ class Radio(ABC):
         for attempt in range(self.retries + 1):
             try:
                 return self._recv()
+            except RadioDisconnected as e:     # the backend's partial buffer is in driver units
+                e.received = self._convert(e.received)
+                raise
             except RadioTimeout:
                 self.counters.timeouts += 1
                 if attempt == self.retries:
@@ -165,7 +169,7 @@ class Radio(ABC):
                 got.append(self._convert(self._recv_retrying()))
                 have += len(got[-1])
         except RadioDisconnected as e:
-            e.received = np.concatenate(got + [e.received])[:n] if got else e.received
+            e.received = np.concatenate(got + [e.received])[:n]
             raise
         return np.concatenate(got)[:n] if got else np.zeros(0, np.complex64)
 
@@ -210,8 +214,11 @@ class Radio(ABC):
 
 
 def open_radio(kind: str, address: str, profile: str | RadioProfile | None = None, **kw) -> Radio:
-    """Open a radio by kind (``pluto`` / ``usrp``) with its profile (name, file or object; default
-    :data:`~mtsc_sdr.radio.profiles.DEFAULT_PROFILE`). Imports the vendor library on use."""
+    """Open a radio by kind (``pluto`` / ``usrp`` / ``sim``: the simulated loopback of :mod:`.sim`) with
+    its profile (name, file or object; default :data:`~mtsc_sdr.radio.profiles.DEFAULT_PROFILE`).
+    Imports the vendor library on use; ``kw`` goes to the driver (``retries``, SimRadio's impairments)."""
+    if kind not in DEFAULT_PROFILE:
+        raise ValueError(f"kind: expected one of {', '.join(map(repr, DEFAULT_PROFILE))}, got {kind!r}")
     prof = profile if isinstance(profile, RadioProfile) else radio_profile(profile or DEFAULT_PROFILE[kind])
     if kind == "pluto":
         from .pluto import PlutoRadio
@@ -219,4 +226,7 @@ def open_radio(kind: str, address: str, profile: str | RadioProfile | None = Non
     if kind == "usrp":
         from .usrp import UsrpRadio
         return UsrpRadio(address, prof, **kw)
-    raise ValueError(f"kind: expected 'pluto' or 'usrp', got {kind!r}")
+    if kind == "sim":
+        from .sim import SimRadio
+        return SimRadio(address, prof, **kw)
+    raise ValueError(f"kind: expected 'pluto', 'usrp' or 'sim', got {kind!r}")

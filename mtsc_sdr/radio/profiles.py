@@ -36,6 +36,12 @@ class ProfileError(ConfigError):
     """A request outside a radio profile's limits (``field`` names the setting)."""
 
 
+def _require(condition: bool, field: str, message: str) -> None:
+    """Raise :class:`ProfileError` for ``field`` unless ``condition`` holds (a request, not a file)."""
+    if not condition:
+        raise ProfileError(field, message)
+
+
 def profiles_dir() -> Path:
     """``$MTSC_PROFILES_DIR`` or the checkout's ``firmware_profiles/``."""
     value = os.environ.get(DIR_ENV_VAR)
@@ -111,10 +117,10 @@ class RadioProfile:
     """One radio model (or one firmware mode of it). See the module docstring."""
 
     name: str = ""
-    driver: Literal["pluto", "usrp"] = "pluto"
+    driver: Literal["pluto", "usrp", "sim"] = "pluto"
     description: str = ""
     chip: str = ""
-    sample_format: Literal["pyadi-iio", "uhd"] = "pyadi-iio"   # row of mtsc_sdr.phy.scaling
+    sample_format: Literal["pyadi-iio", "gr-iio", "uhd"] = "pyadi-iio"   # row of mtsc_sdr.phy.scaling
     freq_hz: Limits = field(default_factory=Limits)
     rate_sps: Limits = field(default_factory=Limits)
     bandwidth_hz: Limits = field(default_factory=Limits)
@@ -166,22 +172,22 @@ class RadioProfile:
         """
         for name, unit in (("freq_hz", "Hz"), ("rate_sps", "sps"), ("tx_gain_db", "dB"), ("rx_gain_db", "dB")):
             value = getattr(s, name)
-            check(isinstance(value, (int, float)) and math.isfinite(value), name, f"must be a finite number, got {value!r}")
+            _require(isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value), name, f"must be a finite number, got {value!r}")
             self._limit(float(value), name, unit)
         bw = s.rate_sps if s.bandwidth_hz is None else s.bandwidth_hz
         # an unset bandwidth follows the rate, clipped into the analog filter's range
         if s.bandwidth_hz is None:
             bw = min(max(bw, self.bandwidth_hz.min), self.bandwidth_hz.max)
         self._limit(float(bw), "bandwidth_hz", "Hz")
-        check(s.gain_mode == "manual" or s.gain_mode in self.agc_modes, "gain_mode",
-              f"{s.gain_mode!r} is not a gain mode of {self.name} (manual, {', '.join(self.agc_modes) or 'no AGC'})")
+        _require(s.gain_mode == "manual" or s.gain_mode in self.agc_modes, "gain_mode",
+                 f"{s.gain_mode!r} is not a gain mode of {self.name} (manual, {', '.join(self.agc_modes) or 'no AGC'})")
         out = replace(s, bandwidth_hz=float(bw),
-                      rx_buffer_samples=s.rx_buffer_samples or self.buffers.rx_samples,
-                      tx_buffer_samples=s.tx_buffer_samples or self.buffers.tx_samples)
+                      rx_buffer_samples=self.buffers.rx_samples if s.rx_buffer_samples is None else s.rx_buffer_samples,
+                      tx_buffer_samples=self.buffers.tx_samples if s.tx_buffer_samples is None else s.tx_buffer_samples)
         for name in ("rx_buffer_samples", "tx_buffer_samples"):
             n = getattr(out, name)
-            check(1 <= n <= self.buffers.max_samples, name,
-                  f"{n} samples is outside {self.name}'s buffer range 1 .. {self.buffers.max_samples}")
+            _require(1 <= n <= self.buffers.max_samples, name,
+                     f"{n} samples is outside {self.name}'s buffer range 1 .. {self.buffers.max_samples}")
         return out
 
 
@@ -262,4 +268,4 @@ def device_profile(name_or_path: str | Path) -> DeviceProfile:
 
 
 #: The profile a driver uses when none is named.
-DEFAULT_PROFILE = {"pluto": "pluto-ad9363", "usrp": "usrp-b210"}
+DEFAULT_PROFILE = {"pluto": "pluto-ad9363", "usrp": "usrp-b210", "sim": "sim"}
