@@ -610,3 +610,17 @@ def test_the_fakes_use_the_real_libraries_names():
             assert hasattr(uhd.types, type_name)
     if adi is None and uhd is None:
         pytest.skip(skipped)
+
+
+def test_pluto_reads_temperature_and_xo_correction_from_the_phy_device_or_says_none():
+    from types import SimpleNamespace
+
+    fake = FakeAdi()
+    radio = pluto(fake)
+    assert radio.temperature_c() is None and radio.xo_correction_hz is None     # nothing to read: None, no error
+    attr = (lambda v: SimpleNamespace(value=v))  # noqa: E731 - libiio attributes read back as strings
+    temp0 = SimpleNamespace(attrs={"input": attr("41250")})
+    object.__setattr__(radio._dev, "_ctrl", SimpleNamespace(find_channel=lambda name: temp0 if name == "temp0" else None,
+                                                            attrs={"xo_correction": attr("40000012")}))
+    assert radio.temperature_c() == 41.25
+    assert radio.xo_correction_hz == 40000012.0

@@ -41,8 +41,9 @@ class CarrierOffset(_PhasorStage):
     rotation continues exactly across chunks and no exp() is evaluated per sample.
 
     Args:
-        cfo_hz: carrier frequency offset in Hz (receiver LO minus transmitter LO, sign as seen
-            at the receiver: positive spins the constellation counter-clockwise).
+        cfo_hz: carrier frequency offset in Hz (transmitter LO minus receiver LO: the received
+            signal appears shifted by +cfo_hz, and a positive value spins the constellation
+            counter-clockwise).
         rate_sps: sample rate in samples per second.
         phase_rad: static phase offset at sample 0.
     Shapes: (N,) complex64 -> (N,) complex64.

@@ -124,6 +124,23 @@ class PlutoRadio(Radio):
         except Exception:  # noqa: BLE001 - an attribute for records, never worth an error
             return ""
 
+    def temperature_c(self) -> Optional[float]:
+        """The AD936x's die temperature in deg C (``ad9361-phy`` channel ``temp0``, millidegrees), or
+        None when it cannot be read: calibration records it beside each measurement."""
+        try:
+            return float(self._dev._ctrl.find_channel("temp0").attrs["input"].value) / 1000.0
+        except Exception:  # noqa: BLE001 - optional, never worth an error
+            return None
+
+    @property
+    def xo_correction_hz(self) -> Optional[float]:
+        """The reference clock the driver assumes (``ad9361-phy`` attribute ``xo_correction``, Hz;
+        nominal 40 MHz), or None when unreadable. Calibration computes the corrected value from it."""
+        try:
+            return float(self._dev._ctrl.attrs["xo_correction"].value)
+        except Exception:  # noqa: BLE001
+            return None
+
     @contextmanager
     def _errors(self, what: str) -> Iterator[None]:
         try:
