@@ -28,6 +28,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "client": ("mtsc_sdr.runtime.client", "run a client: encode items, stream IQ, decode the answers"),
     "run": ("mtsc_sdr.runtime.run", "run base station, channel and clients as processes; write a report"),
     "bench": ("mtsc_sdr.bench.cli", "measure latency per stage, throughput, memory and weight bytes"),
+    "calibrate": ("mtsc_sdr.radio.calibrate", "measure a radio pair (CFO, noise, gain -> SNR, DC, IQ) into calibration/"),
 }
 
 

@@ -3,10 +3,11 @@
 Reads complex64 samples from ``--in`` (connects a PULL socket to the upstream sender, which binds,
 as with GNU Radio's ``pull_source``), applies the impairments, and sends the result out of
 ``--out`` (binds a PUSH socket for the downstream receiver, as GNU Radio's ``push_sink`` does).
-Impairments come from ``--profile FILE`` (a :class:`~mtsc_sdr.channel.profile.ChannelProfile` YAML)
-and/or the command-line options, which override the profile. Malformed input messages are counted
-and dropped by the stream (:mod:`mtsc_sdr.link.iq`). Runs until SIGINT/SIGTERM, then prints a
-one-line JSON summary (samples in/out, dropped messages) to stderr.
+Impairments come from ``--profile FILE`` (a :class:`~mtsc_sdr.channel.profile.ChannelProfile` YAML,
+or a calibration record: :func:`~mtsc_sdr.channel.profile.load_profile`) and/or the command-line
+options, which override the profile. Malformed input messages are counted and dropped by the
+stream (:mod:`mtsc_sdr.link.iq`). Runs until SIGINT/SIGTERM, then prints a one-line JSON summary
+(samples in/out, dropped messages) to stderr.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import signal
 import sys
 import time
 
-from mtsc_sdr.channel.profile import ChannelProfile, build_channel
+from mtsc_sdr.channel.profile import ChannelProfile, build_channel, load_profile
 
 log = logging.getLogger("mtsc_sdr.channel")
 
@@ -40,7 +41,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="upstream sample stream to connect to, e.g. tcp://127.0.0.1:5555")
     p.add_argument("--out", dest="out_endpoint", required=True, metavar="ENDPOINT",
                    help="endpoint to bind for the downstream receiver, e.g. tcp://127.0.0.1:5556")
-    p.add_argument("--profile", metavar="FILE", help="channel profile YAML (impairments)")
+    p.add_argument("--profile", metavar="FILE", help="channel profile YAML (impairments), or a calibration "
+                   "record (calibration/*.yaml, or calibration:FILE)")
     for flag, (_, typ, help_text) in _OPTIONS.items():
         p.add_argument(flag, type=typ, help=help_text)
     p.add_argument("--rayleigh", action="store_true", help="block fading is Rayleigh (K = 0)")
@@ -50,7 +52,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def profile_from_args(args: argparse.Namespace) -> ChannelProfile:
     """The profile file (if any) with the command-line options applied on top."""
-    profile = ChannelProfile.from_yaml(args.profile) if args.profile else ChannelProfile()
+    profile = load_profile(args.profile) if args.profile else ChannelProfile()
     overrides = {key: getattr(args, flag[2:].replace("-", "_"))
                  for flag, (key, _, _) in _OPTIONS.items()
                  if getattr(args, flag[2:].replace("-", "_")) is not None}

@@ -271,6 +271,37 @@ def build_stages(profile: ChannelProfile, seed: Seed) -> list[Stage]:
     return stages
 
 
+#: Prefix of a ``profile`` value naming a calibration record instead of a channel profile.
+CALIBRATION_PREFIX = "calibration:"
+
+
+def load_profile(spec: str | Path) -> ChannelProfile:
+    """The channel profile a ``profile:`` value (run / link-test configs, ``mtsc-sdr channel
+    --profile``) names: a ChannelProfile YAML, or a calibration record (``calibration/*.yaml``),
+    recognised by the ``calibration:`` prefix or by its content (``schema_version`` and ``results``
+    keys). A record becomes the software channel of
+    :func:`mtsc_sdr.radio.calibration.channel_profile`: the measured CFO, IQ imbalance and DC offset
+    at the record's rate, with the SNR of its highest-gain point (override it with ``snr_db``).
+    """
+    text = str(spec)
+    if text.startswith(CALIBRATION_PREFIX) or _is_record(Path(text)):
+        from mtsc_sdr.radio.calibration import channel_profile, load_record
+
+        return channel_profile(load_record(text.removeprefix(CALIBRATION_PREFIX)))
+    return ChannelProfile.from_yaml(text)
+
+
+def _is_record(file: Path) -> bool:
+    if not file.is_file():
+        return False
+    from mtsc_sdr.radio.calibration import _read_yaml, is_record_data
+
+    try:
+        return is_record_data(_read_yaml(file))
+    except ConfigError:
+        return False      # unreadable: ChannelProfile.from_yaml reports it
+
+
 def build_channel(profile: ChannelProfile, seed: Seed) -> StreamingChannel:
     """A :class:`StreamingChannel` for ``profile`` whose random streams all derive from ``seed``."""
     return StreamingChannel(build_stages(profile, seed))
