@@ -17,6 +17,11 @@ Logged per frame (``-v``): session, seq, task, SNR estimate, CFO, and every fram
 dropped (header CRC failure, bad version or length, truncation) with its SNR and CFO; drops are
 also counted by the receivers and in :attr:`BaseStation.stats`, printed as one JSON line on stderr at
 exit (and written to ``--stats FILE`` when given). Stops on SIGINT / SIGTERM.
+
+``--capture PREFIX`` records each ``--rx`` stream as it arrives into the SigMF recording
+``PREFIX-rx<i>`` (:mod:`mtsc_sdr.capture`), annotated with the frames its receiver decoded and
+dropped, the checkpoint identity and every session that said hello with what its client told
+about its items; ``mtsc-sdr replay`` decodes such a recording again.
 """
 
 from __future__ import annotations
@@ -50,10 +55,14 @@ class BaseStation:
         control_endpoint: endpoint to bind for the clients' control links.
         sample_rate_hz: the streams' sample rate (only used to report CFO in Hz).
         threads: torch threads.
+        capture: record stream i into the SigMF recording ``<capture>-rx<i>`` (None: no recording).
+        capture_info: :class:`~mtsc_sdr.capture.SigMFWriter` keywords for those recordings
+            (frequency_hz, hw, rx_gain_db, tx_gain_db, calibration_id, description, fields).
     """
 
     def __init__(self, checkpoint: str, rx_endpoints: list[str], control_endpoint: str, *,
-                 sample_rate_hz: float = 1e6, threads: int = 1, allow_remote: bool = False):
+                 sample_rate_hz: float = 1e6, threads: int = 1, allow_remote: bool = False,
+                 capture: str | None = None, capture_info: dict[str, Any] | None = None):
         import torch
 
         from mtsc_sdr.link import IQPull, MessageServer
@@ -69,11 +78,20 @@ class BaseStation:
         self.constellation: dict[int, list[np.ndarray]] = {}   # session -> its first payloads, for plots
         self.control = MessageServer(control_endpoint, allow_remote=allow_remote)
         self.streams = []
+        self.recordings = []                            # RecordingReceiver per stream with --capture
         try:
-            for ep in rx_endpoints:
-                self.streams.append((IQPull(ep), Receiver(ReceiverConfig(sample_rate_hz=sample_rate_hz))))
+            for i, ep in enumerate(rx_endpoints):
+                rx = Receiver(ReceiverConfig(sample_rate_hz=sample_rate_hz))
+                if capture:
+                    from mtsc_sdr.capture.hooks import capture_receiver
+
+                    info = dict(capture_info or {})
+                    fields = {**info.pop("fields", {}), "mtsc:checkpoint": self.identity, "mtsc:rx_endpoint": ep}
+                    rx = capture_receiver(rx, f"{capture}-rx{i}", source="bs input", fields=fields, **info)
+                    self.recordings.append(rx)
+                self.streams.append((IQPull(ep), rx))
         except Exception:
-            self.close()
+            self.close("error: the base station did not start")
             raise
 
     # -- control link ------------------------------------------------------------------------------
@@ -102,6 +120,8 @@ class BaseStation:
                 self._reply(msg, protocol.REFUSED, {"reason": reason, "differs": differs})
                 return
             self.sessions[session] = msg.peer
+            for rec in self.recordings:
+                rec.add_session(session, msg.meta.get("client"))
             self.stats["hello"] += 1
             self._reply(msg, protocol.WELCOME, {"checkpoint": self.identity})
         elif msg.kind == protocol.BYE:
@@ -221,12 +241,16 @@ class BaseStation:
         return {"peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1),
                 "bs": dict(self.stats), "receivers": [dict(rx.stats) for _, rx in self.streams],
                 "iq_streams": [pull.stats.as_dict() for pull, _ in self.streams],
-                "control": self.control.stats.as_dict(), "sessions": sorted(self.sessions)}
+                "control": self.control.stats.as_dict(), "sessions": sorted(self.sessions),
+                "recordings": [str(rec.writer.meta_path) for rec in self.recordings]}
 
-    def close(self) -> None:
+    def close(self, end: str = "complete") -> None:
+        """Close the streams and the control link; recordings end with ``mtsc:end = end``."""
         for pull, _ in self.streams:
             pull.close()
         self.control.close()
+        for rec in self.recordings:
+            rec.close(end)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -241,6 +265,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="write the first received payloads of each session here at exit (.npz: key "
                         "'s<session>' -> complex64 (n_symbols,), the zero-forced payload symbols concatenated)")
     p.add_argument("--allow-remote", action="store_true", help="allow binding a non-loopback --control")
+    p.add_argument("--capture", metavar="PREFIX",
+                   help="record each --rx stream into the SigMF recording PREFIX-rx<i> (.sigmf-meta + .sigmf-data), "
+                        "annotated with the frames received; mtsc-sdr replay decodes it again")
+    p.add_argument("--capture-info", metavar="JSON", type=json.loads, default=None,
+                   help="with --capture: JSON object of recording fields: frequency_hz, hw, rx_gain_db, tx_gain_db, "
+                        "calibration_id, description, fields (more mtsc:* global fields)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -248,16 +278,27 @@ def run(args: argparse.Namespace) -> int:
 
     checkpoint = args.checkpoint or str(default_checkpoint_dir())
     signal.signal(signal.SIGTERM, signal.default_int_handler)
+    from mtsc_sdr.capture.hooks import CAPTURE_INFO_KEYS
+
+    info = args.capture_info
+    if info is not None and (not isinstance(info, dict) or set(info) - set(CAPTURE_INFO_KEYS)):
+        print(f"mtsc-sdr bs: --capture-info must be a JSON object with keys among {list(CAPTURE_INFO_KEYS)}, "
+              f"got {info!r}", file=sys.stderr)
+        return 2
     bs = BaseStation(checkpoint, args.rx, args.control, sample_rate_hz=args.sample_rate_hz,
-                     threads=args.threads, allow_remote=args.allow_remote)
+                     threads=args.threads, allow_remote=args.allow_remote, capture=args.capture, capture_info=info)
     print(f"bs: serving {checkpoint} on {args.control}, receiving {', '.join(args.rx)}", file=sys.stderr, flush=True)
+    end = "complete"
     try:
         bs.serve()
     except KeyboardInterrupt:
         pass
+    except BaseException as exc:
+        end = f"{type(exc).__name__}: {exc}"
+        raise
     finally:
         summary = bs.summary()
-        bs.close()
+        bs.close(end)
         text = json.dumps(summary)
         print(text, file=sys.stderr, flush=True)
         if args.stats:

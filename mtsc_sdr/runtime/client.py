@@ -86,6 +86,37 @@ def items_from_files(args: argparse.Namespace, image_size: int, video_frames: in
     raise ValueError("no input: give --split (data set items) or --image / --audio / --video")
 
 
+#: The options naming the user's own inputs (see :func:`item_source`).
+FILE_OPTIONS = ("task", "image", "question", "audio", "video")
+
+
+def item_source(args: argparse.Namespace) -> dict[str, Any]:
+    """Where the items come from, as JSON: ``{"split", "tasks" (list), "n_per_task", "seed"}``
+    for a data-set split, else ``{"task", "image", "question", "audio", "video"}`` (the user's
+    files, paths as given). The client sends it in its ``hello``; with the checkpoint it
+    rebuilds the same items in the same order (:func:`examples_from_source`), which is how a
+    replayed recording knows which item each frame's seq carried."""
+    if args.split:
+        tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
+        return {"split": args.split, "tasks": tasks, "n_per_task": args.n_per_task, "seed": args.seed}
+    return {k: getattr(args, k, None) for k in FILE_OPTIONS}
+
+
+def examples_from_source(source: dict[str, Any], cfg) -> list:
+    """The items an :func:`item_source` describes, in the order the client sends them (the k-th
+    item goes out with seq k mod 2^16). ValueError / OSError when they cannot be had."""
+    if source.get("split"):
+        from mtsc_sdr.data import examples
+
+        tasks = list(source.get("tasks") or [])
+        bad = [t for t in tasks if t not in TASK_CHOICES]
+        if bad or not tasks:
+            raise ValueError(f"--tasks: unknown task(s) {bad or tasks}; tasks are {list(TASK_CHOICES)}")
+        return examples(source["split"], tasks, n_per_task=int(source["n_per_task"]), seed=int(source["seed"]))
+    return items_from_files(argparse.Namespace(**{k: source.get(k) for k in FILE_OPTIONS}), cfg.image_size,
+                            cfg.video_frames)
+
+
 def read_video_file(path: str, num_frames: int, size_px: int) -> np.ndarray:
     """Frames of a multi-frame image file (animated GIF / WebP / PNG, multi-page TIFF) as uint8
     (num_frames, size, size, 3), spread evenly. Other video containers need a decoder this
@@ -192,13 +223,20 @@ class ClientSettings:
     flush_samples: int = 2048
     hello_timeout_s: float = 120.0
     images_dir: Optional[str] = None
+    items: Optional[dict] = None     # where the items come from (:func:`item_source`), told in hello
     counters: Counter = field(default_factory=Counter)
 
 
 class Client:
-    """The client half behind a transmitter and the control link (see the module docstring)."""
+    """The client half behind a transmitter and the control link (see the module docstring).
 
-    def __init__(self, model, identity: dict, tx_endpoint: str, control_endpoint: str, settings: ClientSettings):
+    With ``tx_endpoint=None`` it has no transmitter: someone else sends its frames (a replayed
+    recording, :mod:`mtsc_sdr.capture.replay`) and it only says hello, waits for the answers to
+    the items it :meth:`expect` s and decodes them (:meth:`poll`).
+    """
+
+    def __init__(self, model, identity: dict, tx_endpoint: Optional[str], control_endpoint: str,
+                 settings: ClientSettings):
         from mtsc_sdr.link import IQPush, MessageClient
         from mtsc_sdr.phy.tx import Transmitter
 
@@ -208,15 +246,18 @@ class Client:
         # PHY puts SUBCARRIER_SNR_GAIN_DB above the SNR set on the wire
         self.csi_db = settings.snr_db + SUBCARRIER_SNR_GAIN_DB
         self.host = protocol.host_id()
-        self.push = IQPush(tx_endpoint, send_timeout_ms=int(settings.item_timeout_s * 1000))
+        self.push = (IQPush(tx_endpoint, send_timeout_ms=int(settings.item_timeout_s * 1000))
+                     if tx_endpoint is not None else None)
         try:
             self.control = MessageClient(control_endpoint, session=settings.session)
         except Exception:
-            self.push.close(linger_ms=0)
+            if self.push is not None:
+                self.push.close(linger_ms=0)
             raise
         self.counts: Counter = settings.counters
         self._welcomed = False
         self._next_seq = 0
+        self._expected: dict[int, _InFlight] = {}     # receive-only use: seq -> item
 
     def close(self) -> None:
         try:
@@ -224,12 +265,14 @@ class Client:
         except TimeoutError:
             pass
         self.control.close(linger_ms=200)
-        self.push.close(linger_ms=200)
+        if self.push is not None:
+            self.push.close(linger_ms=200)
 
     # -- control link ---------------------------------------------------------------------------
 
     def _hello(self) -> None:
-        self.control.send(protocol.HELLO, meta={"checkpoint": self.identity, "client": {"host": self.host}})
+        about = {"host": self.host, "precision": self.s.precision, "snr_db": self.s.snr_db, "items": self.s.items}
+        self.control.send(protocol.HELLO, meta={"checkpoint": self.identity, "client": about})
         self.counts["hello_sent"] += 1
 
     def handshake(self) -> None:
@@ -243,7 +286,8 @@ class Client:
             t_next = time.monotonic() + 2.0
             while not self._welcomed and time.monotonic() < t_next:
                 self._receive(timeout_ms=100, inflight={}, done=lambda *_: None)
-        self._wait_for_iq_peer(deadline)
+        if self.push is not None:
+            self._wait_for_iq_peer(deadline)
 
     def _wait_for_iq_peer(self, deadline: float) -> None:
         """Push a few zero samples (noise at the receiver) until the channel or TX flowgraph takes
@@ -292,6 +336,40 @@ class Client:
         else:
             self.counts["downlink_unknown_kind"] += 1
         return True
+
+    # -- receive-only use (replay) -------------------------------------------------------------------
+
+    def expect(self, seq: int, example, info: Optional[dict] = None) -> None:
+        """Wait for the answer to ``example``, whose frame someone else sends with ``seq``
+        (``info``: ``rate_idx``, ``n_tokens``, ``n_symbols`` as that frame carried them)."""
+        now = time.monotonic()
+        self._expected[seq] = _InFlight(example, seq, np.zeros(0, np.complex64), dict(info or {}), {}, now,
+                                        t_tx_done=now)
+
+    @property
+    def waiting(self) -> int:
+        """Expected items still without an answer."""
+        return len(self._expected)
+
+    def poll(self, timeout_ms: int, write) -> bool:
+        """Handle the next control message (waiting up to ``timeout_ms``); an answer to an expected
+        item is decoded and written with ``write(record)`` (the record :meth:`run` writes, its
+        latencies measured from :meth:`expect`). False when no message came."""
+        def done(item, sem, meta, t_recv):
+            write(self._finish(item, sem, meta, t_recv))
+            del self._expected[item.seq]
+            self.counts["items_ok"] += 1
+
+        return self._receive(timeout_ms, self._expected, done)
+
+    def give_up(self, write, why: str) -> int:
+        """An error record (``why``) for every expected item still unanswered; returns how many."""
+        for item in self._expected.values():
+            write(dict(self._record(item), error=why))
+        n = len(self._expected)
+        self.counts["items_failed"] += n
+        self._expected.clear()
+        return n
 
     # -- items ------------------------------------------------------------------------------------
 
@@ -480,18 +558,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--summary", metavar="FILE", help="write the summary JSON here")
 
 
-def _examples(args: argparse.Namespace, cfg) -> list:
-    if args.split:
-        from mtsc_sdr.data import examples
-
-        tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
-        bad = [t for t in tasks if t not in TASK_CHOICES]
-        if bad:
-            raise ValueError(f"--tasks: unknown task(s) {bad}; tasks are {list(TASK_CHOICES)}")
-        return examples(args.split, tasks, n_per_task=args.n_per_task, seed=args.seed)
-    return items_from_files(args, cfg.image_size, cfg.video_frames)
-
-
 def run(args: argparse.Namespace) -> int:
     import random
     import resource
@@ -511,8 +577,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"mtsc-sdr client: --session must be in 0..65535, got {session}", file=sys.stderr)
         return 2
     loaded = load_client(checkpoint, args.precision)
+    source = item_source(args)
     try:
-        items = _examples(args, loaded.model.cfg)
+        items = examples_from_source(source, loaded.model.cfg)
     except (ValueError, OSError) as exc:
         print(f"mtsc-sdr client: {exc}", file=sys.stderr)
         return 2
@@ -521,7 +588,7 @@ def run(args: argparse.Namespace) -> int:
                               window=args.window, item_timeout_s=args.item_timeout_s, retries=args.retries,
                               gap_samples=args.gap_samples, flush_samples=args.flush_samples,
                               hello_timeout_s=args.hello_timeout_s,
-                              images_dir=args.images)
+                              images_dir=args.images, items=source)
     out = open(args.out, "w") if args.out else sys.stdout
 
     def write(rec: dict) -> None:

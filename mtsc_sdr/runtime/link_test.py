@@ -14,7 +14,9 @@ where the channel is one of
 The transmitter draws each payload from ``(seed, seq)`` (:func:`~mtsc_sdr.runtime.link_tx.payload_for`),
 so the receiver regenerates it and measures the EVM of the equalised payload. Reported: frames
 sent / detected / header OK, EVM (dB), mean SNR estimate vs the set SNR, mean CFO, and throughput
-(IQ samples received per second of the session). Exit status: 0 when the test ran, 3 when not one
+(IQ samples received per second of the session). ``--capture PREFIX`` records the received
+stream into the SigMF recording ``PREFIX`` (:mod:`mtsc_sdr.capture`), annotated with every frame
+the receiver decoded or dropped. Exit status: 0 when the test ran, 3 when not one
 frame came through (the link is down), 2 for a bad configuration, 1 when a process failed.
 """
 
@@ -53,13 +55,14 @@ class LinkTestConfig:
     cfo_hz: float = 0.0  # simulated channels: carrier frequency offset
     sro_ppm: float = 0.0  # simulated channels: sample-rate offset
     k_factor_db: Optional[float] = None  # simulated channels: Rician block fading when set
-    profile: Optional[str] = None  # software channel: impairment profile YAML
+    profile: Optional[str] = None  # software channel: impairment profile YAML or calibration record
     lo_freq_hz: float = 2.4e9  # radios
     tx_gain_db: float = -10.0  # radios: Pluto TX gain is minus the attenuation
     rx_gain_db: float = 30.0  # radios, manual gain
     radio_args: str = ""  # Pluto URI (e.g. ip:192.168.2.1) or UHD device args; empty: discover
     idle_timeout_s: float = 2.0  # the receiver stops after the transmitter is done and this long idle
     timeout_s: float = 600.0  # whole test
+    capture: Optional[str] = None  # record the received stream into this SigMF recording (NAME)
 
     def validate(self, path: str = "") -> None:
         p = f"{path}." if path else ""
@@ -118,6 +121,8 @@ def _receive(cfg: LinkTestConfig, rx_ep: str, tx: ManagedProcess, channel: list[
     from mtsc_sdr.runtime.link_tx import LINK_TEST_SESSION
 
     rx = Receiver(ReceiverConfig(sample_rate_hz=cfg.sample_rate_hz))
+    if cfg.capture:
+        rx = _capture(cfg, rx)
     tally = _Tally()
     seen: set[int] = set()
     tx_summary: dict | None = None
@@ -158,11 +163,30 @@ def _receive(cfg: LinkTestConfig, rx_ep: str, tx: ManagedProcess, channel: list[
             if f.header.session_id == LINK_TEST_SESSION and f.header.seq not in seen:
                 seen.add(f.header.seq)
                 tally.frames.append(f)
+    except BaseException as exc:
+        if cfg.capture:
+            rx.close(f"{type(exc).__name__}: {exc}")
+        raise
     finally:
         pull.close()
         if progress:
             print(file=sys.stderr)
+    if cfg.capture:
+        rx.close()
     return tally, dict(rx.stats), {"tx": tx_summary, "iq_stream": pull.stats.as_dict()}
+
+
+def _capture(cfg: LinkTestConfig, rx):
+    """``rx`` recording into ``cfg.capture`` (radio settings recorded where radios carry the link)."""
+    from mtsc_sdr.capture.hooks import capture_receiver
+
+    radio = cfg.channel in ("pluto", "usrp")
+    return capture_receiver(
+        rx, cfg.capture, source="link-test", frequency_hz=cfg.lo_freq_hz if radio else None,
+        hw=f"{cfg.channel} {cfg.radio_args}".strip() if radio else f"{cfg.channel} channel",
+        rx_gain_db=cfg.rx_gain_db if radio else None, tx_gain_db=cfg.tx_gain_db if radio else None,
+        description=f"link-test over {cfg.channel}: {cfg.frames} frames of {cfg.payload_len} symbols",
+        fields={"mtsc:link_test": to_dict(cfg)})
 
 
 def summarize(cfg: LinkTestConfig, tally: _Tally, rx_stats: dict, frames_sent: int) -> dict[str, Any]:
@@ -245,12 +269,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cfo-hz", type=float, default=d.cfo_hz, help="simulated carrier frequency offset")
     p.add_argument("--sro-ppm", type=float, default=d.sro_ppm, help="simulated sample-rate offset")
     p.add_argument("--k-factor-db", type=float, default=None, help="simulated Rician block fading K factor")
-    p.add_argument("--profile", help="software channel impairment profile (YAML)")
+    p.add_argument("--profile", help="software channel impairment profile (YAML), or a calibration record")
     p.add_argument("--lo-freq-hz", type=float, default=d.lo_freq_hz, help="radios: carrier frequency")
     p.add_argument("--tx-gain-db", type=float, default=d.tx_gain_db, help="radios: TX gain")
     p.add_argument("--rx-gain-db", type=float, default=d.rx_gain_db, help="radios: RX gain (manual)")
     p.add_argument("--radio-args", default=d.radio_args, help="radios: Pluto URI or UHD device args")
     p.add_argument("--timeout-s", type=float, default=d.timeout_s)
+    p.add_argument("--capture", metavar="PREFIX",
+                   help="record the received stream into the SigMF recording PREFIX (.sigmf-meta + .sigmf-data)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
 
 

@@ -7,8 +7,11 @@ Uplink (client -> base station):
   seq), ``task_id`` (:data:`mtsc_sdr.model.TASK_IDS`), ``rate_idx`` (JSC rate) and
   ``payload_len`` (complex symbols, ``n_tokens * rate_table[rate_idx]``);
 * on the control link (:class:`mtsc_sdr.link.MessageClient`, session = the same 16-bit id):
-  ``hello`` with meta ``{"checkpoint": identity, "client": {...}}`` before the first frame and
-  again after a timeout; ``bye`` at the end.
+  ``hello`` with meta ``{"checkpoint": identity, "client": {"host", "precision", "snr_db",
+  "items"}}`` before the first frame and again after a timeout (``items``: where the client's
+  items come from, :func:`mtsc_sdr.runtime.client.item_source`; its k-th item goes out with seq
+  k mod 2^16, so a recording of the frames can be decoded again, :mod:`mtsc_sdr.capture.replay`);
+  ``bye`` at the end.
 
 Downlink (base station -> client, control link):
 

@@ -26,7 +26,11 @@ Outputs in ``out`` (default ``results/run/<name>``):
 * ``items.jsonl``: every item's record (the clients' JSON lines, with ``channel`` added);
 * ``metrics_vs_snr.png`` and ``latency.png`` (:mod:`.plots`);
 * ``work/``: each client's JSON lines and summary, the base station's counters (``bs.json``) and
-  the first received payloads of each session (``constellation.npz``, key ``s<session>``).
+  the first received payloads of each session (``constellation.npz``, key ``s<session>``);
+* ``recordings/`` (with ``capture: true``): the base station's input, one SigMF recording per
+  link slot (``bs-rx<i>.sigmf-meta`` + ``.sigmf-data``, :mod:`mtsc_sdr.capture`), with the frames
+  it received and the sessions it served; listed in the report's ``meta.recordings``;
+  ``mtsc-sdr replay`` decodes one again.
 
 The exit status is 0 only when every process behaved and every item has a result: 1 when an item
 ended in an error or a process failed (the message names it; a dead channel or flowgraph stops the
@@ -86,13 +90,15 @@ class RunConfig:
     cfo_hz: float = 0.0
     sro_ppm: float = 0.0
     k_factor_db: Optional[float] = None       # Rician block fading when set
-    profile: Optional[str] = None             # software channel impairment profile (YAML)
+    profile: Optional[str] = None             # software channel impairment profile (YAML) or calibration record
     sample_rate_hz: float = 1.0e6
     # radios
     lo_freq_hz: float = 2.4e9
     tx_gain_db: float = -10.0
     rx_gain_db: float = 30.0
     radio_args: str = ""
+    calibration: Optional[str] = None         # radios: "auto" (search calibration/), a record's path, or None
+    calibration_max_age_days: float = 30.0    # an older record is used with a warning
     clients: list[ClientSpec] = field(default_factory=lambda: [ClientSpec()])
     flush_samples: int = 2048                 # zeros after each burst (radios: >= the TX buffer)
     item_timeout_s: float = 5.0
@@ -101,6 +107,7 @@ class RunConfig:
     timeout_s: float = 1800.0                 # whole run
     threads: int = 1                          # torch threads per process
     seed: int = 1
+    capture: bool = False                     # record the base station's input (out/recordings/)
     out: Optional[str] = None                 # None: results/run/<name>
 
     def validate(self, path: str = "") -> None:
@@ -118,6 +125,9 @@ class RunConfig:
         check(self.retries >= 0, p("retries"), "must be >= 0")
         check(self.timeout_s > 0, p("timeout_s"), "must be > 0")
         check(self.threads >= 1, p("threads"), "must be >= 1")
+        check(self.calibration in (None, "auto") or Path(self.calibration).suffix in (".yaml", ".yml"),
+              p("calibration"), f"must be 'auto' or a record's .yaml path, got {self.calibration!r}")
+        check(self.calibration_max_age_days > 0, p("calibration_max_age_days"), "must be > 0")
 
     def out_dir(self) -> Path:
         return Path(self.out) if self.out else Path("results/run") / self.name
@@ -138,6 +148,23 @@ class RunConfig:
 
 def load_config(path: str) -> RunConfig:
     return load_yaml(RunConfig, path)
+
+
+def calibration_meta(cfg: RunConfig) -> Optional[dict]:
+    """Runs over radios with ``calibration`` set: the record that matches the radios in use
+    (:func:`mtsc_sdr.radio.calibration.use_record`) as ``{"id", "path", "warnings"}`` for the
+    report's meta; the warnings (old, other frequency, none found) also go to stderr."""
+    kinds = sorted({cfg.link_of(c) for c in cfg.clients} & {"pluto", "usrp"})
+    if cfg.calibration is None or not kinds:
+        return None
+    from mtsc_sdr.radio.calibration import use_record
+
+    match = use_record(cfg.calibration, kinds[0], cfg.radio_args or None, cfg.lo_freq_hz,
+                       max_age_days=cfg.calibration_max_age_days)
+    for w in match.warnings:
+        print(f"run {cfg.name}: calibration: {w}", file=sys.stderr, flush=True)
+    return {"id": match.id, "path": None if match.record is None else str(match.record.path),
+            "warnings": match.warnings}
 
 
 # -- processes ----------------------------------------------------------------------------------------
@@ -166,6 +193,25 @@ def _client_argv(cfg: RunConfig, spec: ClientSpec, checkpoint: str, tx: str, con
     if spec.budget:
         argv += ["--budget", str(spec.budget)]
     return argv
+
+
+def _capture_argv(cfg: RunConfig, folder: Path, calibration_id: str = "") -> list[str]:
+    """``--capture`` and ``--capture-info`` of the base station: one recording per link slot in
+    ``folder`` (old ones removed), with the radio settings and calibration record where radios
+    carry the links and the run's configuration."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.glob("bs-rx*.sigmf-*"):
+        old.unlink()
+    kinds = sorted({cfg.link_of(c) for c in cfg.clients})
+    radios = [k for k in kinds if k in ("pluto", "usrp")]
+    info: dict[str, Any] = {"description": f"mtsc-sdr run {cfg.name}: base station input over {', '.join(kinds)}",
+                            "calibration_id": calibration_id, "fields": {"mtsc:run": to_dict(cfg)}}
+    if radios:
+        info.update(frequency_hz=cfg.lo_freq_hz, hw=f"{radios[0]} {cfg.radio_args}".strip(),
+                    rx_gain_db=cfg.rx_gain_db, tx_gain_db=cfg.tx_gain_db)
+    else:
+        info["hw"] = " + ".join(f"{k} channel" for k in kinds)
+    return ["--capture", str(folder / "bs"), "--capture-info", json.dumps(info)]
 
 
 def _wait_clients(clients: list[ManagedProcess], watched: list, deadline: float) -> list[tuple[str, int]]:
@@ -203,6 +249,7 @@ def execute(cfg: RunConfig, *, progress: bool = False) -> dict[str, Any]:
 
     checkpoint = cfg.checkpoint or str(default_checkpoint_dir())
     protocol.checkpoint_identity(checkpoint)             # a missing / broken checkpoint fails here, named
+    calibration = calibration_meta(cfg)                  # a corrupt record named here fails here too
     out = cfg.out_dir()
     work = out / "work"
     work.mkdir(parents=True, exist_ok=True)
@@ -216,10 +263,11 @@ def execute(cfg: RunConfig, *, progress: bool = False) -> dict[str, Any]:
     control = free_tcp_endpoint()
     slots = [(free_tcp_endpoint(), free_tcp_endpoint()) for _ in range(n_slots)]   # (tx, rx) per link
     deadline = time.monotonic() + cfg.timeout_s
+    capture = _capture_argv(cfg, out / "recordings", (calibration or {}).get("id") or "") if cfg.capture else []
     bs = ManagedProcess("base station (mtsc-sdr bs)", _cli(
         "bs", "--checkpoint", checkpoint, "--control", control, *sum((["--rx", rx] for _, rx in slots), []),
         "--sample-rate-hz", repr(cfg.sample_rate_hz), "--threads", str(cfg.threads),
-        "--stats", str(work / "bs.json"), "--constellation", str(work / "constellation.npz")))
+        "--stats", str(work / "bs.json"), "--constellation", str(work / "constellation.npz"), *capture))
     failures: list[str] = []
     points = []
     session = 0
@@ -262,6 +310,10 @@ def execute(cfg: RunConfig, *, progress: bool = False) -> dict[str, Any]:
     finally:
         bs.stop()
     report = build_report(cfg, checkpoint, work, points, failures)
+    if calibration is not None:
+        report["meta"]["calibration"] = calibration
+    if cfg.capture:
+        report["meta"]["recordings"] = sorted(str(p) for p in (out / "recordings").glob("bs-rx*.sigmf-meta"))
     (out / "report.json").write_text(json.dumps(report, indent=1))
     with open(out / "items.jsonl", "w") as f:
         for rec in report.pop("_items"):
