@@ -427,6 +427,26 @@ def test_cli_two_sim_radios_share_the_air_and_print_a_table(tmp_path, capsys):
     assert "KIND pluto, usrp or sim" in capsys.readouterr().err
 
 
+
+def test_cli_capture_records_every_received_sample_annotated_per_step(tmp_path, capsys):
+    from mtsc_sdr.capture import read_recording
+    from mtsc_sdr.cli import main
+
+    code = main(["calibrate", "--tx", "sim", "--out", str(tmp_path), "--gains", "-20", "-10", "--frames", "5",
+                 "--capture-samples", "16384", "--capture", str(tmp_path / "cal"), "--json"])
+    assert code == 0
+    out = json.loads(capsys.readouterr().out)
+    rec = read_recording(tmp_path / "cal")
+    assert rec.field("mtsc:source") == "calibration" and rec.end == "complete"
+    steps = [a["core:comment"] for a in rec.annotations]
+    assert steps[0].startswith("noise floor") and any(x.startswith("CFO") for x in steps)
+    assert {x for x in steps if x.startswith("SNR")} == {"SNR at TX gain -20 dB", "SNR at TX gain -10 dB"}
+    # the annotations tile the recording: every received sample is there, in order
+    starts = [a["core:sample_start"] for a in rec.annotations]
+    counts = [a["core:sample_count"] for a in rec.annotations]
+    assert starts == list(np.cumsum([0] + counts[:-1])) and sum(counts) == rec.samples().size
+    assert "recording: cal.sigmf-meta" in cal.load_record(out["path"]).note
+
 # -- run picks the record ------------------------------------------------------------------------------
 
 
@@ -517,3 +537,32 @@ def test_sim_gain_model_and_shared_air():
     a.close()
     b.close()
     open_radio("sim", "c", air="t", seed=2).close()        # the air went with its last radio
+
+
+def test_cli_capture_survives_an_unplugged_radio(tmp_path, capsys, monkeypatch):
+    """The radio goes away mid-calibration: a clear error, exit 1, and the recording holds every
+    sample received up to then, the partial buffer included, closed with the error as its end."""
+    from mtsc_sdr.capture import read_recording
+    from mtsc_sdr.cli import main
+    from mtsc_sdr.radio.driver import RadioDisconnected
+    from mtsc_sdr.radio.sim import SimRadio
+
+    calls = {"n": 0}
+    real = SimRadio._recv
+
+    def flaky(self):
+        calls["n"] += 1
+        if calls["n"] == 4:
+            raise RadioDisconnected("sim: USB device went away", received=real(self)[:1000])
+        return real(self)
+
+    monkeypatch.setattr(SimRadio, "_recv", flaky)
+    code = main(["calibrate", "--tx", "sim", "--out", str(tmp_path), "--gains", "-10", "--frames", "5",
+                 "--capture-samples", "16384", "--capture", str(tmp_path / "cal")])
+    assert code == 1 and "USB device went away" in capsys.readouterr().err
+    rec = read_recording(tmp_path / "cal")
+    assert "RadioDisconnected" in rec.end and "went away" in rec.end
+    # what receive() delivered: noise (one buffer discarded, 16384 kept), the tone's discarded buffer,
+    # then the 1000 samples of the interrupted call
+    assert rec.samples().size == 32768 + 16384 + 32768 + 1000
+    assert not list(tmp_path.glob("*.yaml"))             # no record from a half-done calibration

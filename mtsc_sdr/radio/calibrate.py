@@ -446,6 +446,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sim-noise-floor-dbfs", type=float, help="sim radios: noise floor at the ADC (dBFS)")
     p.add_argument("--sim-path-loss-db", type=float, help="sim radios: path loss (default from the profile's SNR)")
     p.add_argument("--sim-temperature-c", type=float, help="sim radios: what the simulated sensor reads")
+    p.add_argument("--capture", metavar="PREFIX",
+                   help="also record everything the receiving radio delivered as the SigMF recording PREFIX "
+                        "(annotated per step: noise, tone, each TX gain)")
     p.add_argument("--json", action="store_true", help="print one JSON object (record, path, warnings)")
 
 
@@ -480,6 +483,33 @@ def _open_pair(args: argparse.Namespace) -> tuple[Radio, Radio]:
         tx.close()
         raise
     return tx, rx
+
+
+class RecordedRadio:
+    """A radio whose received samples also go into a SigMF recording (``calibrate --capture``),
+    each receive annotated with the calibration step it belongs to (:attr:`step`). Everything
+    else is the wrapped radio's. A disconnect keeps what had arrived (``RadioDisconnected.received``)."""
+
+    def __init__(self, radio: Radio, writer):
+        self._radio, self.writer, self.step = radio, writer, "setup"
+
+    def __getattr__(self, name: str):
+        return getattr(self._radio, name)
+
+    def receive(self, n: int) -> np.ndarray:
+        from .driver import RadioDisconnected
+
+        try:
+            x = self._radio.receive(n)
+        except RadioDisconnected as exc:
+            self._keep(exc.received)
+            raise
+        self._keep(x)
+        return x
+
+    def _keep(self, x: np.ndarray) -> None:
+        self.writer.write(x)
+        self.writer.annotate(self.writer.samples_written - len(x), len(x), "calibration", self.step)
 
 
 def _discover(kind: str):
@@ -526,16 +556,40 @@ def run(args: argparse.Namespace) -> int:
     except (RuntimeError, ValueError, OSError, ImportError) as exc:
         print(f"mtsc-sdr calibrate: {exc}", file=sys.stderr)
         return 1
-    show = ((lambda m: print(f"calibrate: {m}", file=sys.stderr, flush=True))
-            if not args.json and sys.stderr.isatty() else None)
+    writer = None
+    if args.capture:
+        from mtsc_sdr.capture import SigMFWriter
+
+        writer = SigMFWriter(args.capture, sample_rate_sps=settings.rate_sps, source="calibration",
+                             frequency_hz=settings.freq_hz, hw=f"{rx.kind} {rx.address}", rx_gain_db=settings.rx_gain_db,
+                             description=f"mtsc-sdr calibrate: {tx.kind} {tx.address} -> {rx.kind} {rx.address}")
+        recorded = RecordedRadio(rx, writer)
+        tx, rx = (recorded, recorded) if tx is rx else (tx, recorded)
+    tty = not args.json and sys.stderr.isatty()
+
+    def step(message: str) -> None:
+        if writer is not None:
+            rx.step = message
+        if tty:
+            print(f"calibrate: {message}", file=sys.stderr, flush=True)
+
+    end = "complete"
     try:
-        rec, warnings = calibrate(tx, rx, settings, progress=show)
-    except RuntimeError as exc:
-        print(f"mtsc-sdr calibrate: {exc}", file=sys.stderr)
-        return 1
+        rec, warnings = calibrate(tx, rx, settings, progress=step)
+    except BaseException as exc:
+        end = f"{type(exc).__name__}: {exc}"
+        if isinstance(exc, RuntimeError):
+            print(f"mtsc-sdr calibrate: {exc}", file=sys.stderr)
+            return 1
+        raise
     finally:
         tx.close()
         rx.close()
+        if writer is not None:
+            writer.close(end)
+            print(f"calibrate: recorded {writer.samples_written} samples to {writer.data_path}", file=sys.stderr)
+    if writer is not None:
+        rec = replace(rec, note=(rec.note + " " if rec.note else "") + f"recording: {writer.meta_path.name}")
     path = save_record(rec, args.out, args.name)
     if args.json:
         print(json.dumps({"record_id": rec.id, "path": str(path), "record": rec.to_dict(), "warnings": warnings}))
