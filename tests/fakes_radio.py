@@ -35,6 +35,7 @@ import enum
 import errno
 import os
 import threading
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Callable, Iterable, Optional
 
@@ -500,3 +501,13 @@ class FakeUhd:
         """Wait until ``n`` send calls happened (the cyclic transmit thread)."""
         with self.sent:
             return self.sent.wait_for(lambda: len(self.sends) >= n, timeout_s)
+
+
+def usb_tree(root: Path, devices: dict[str, tuple[str, str, str, str, str]]) -> Path:
+    """A fake sysfs USB device directory: ``{name: (idVendor, idProduct, busnum, devnum, serial)}``."""
+    for name, (vid, pid, bus, dev, serial) in devices.items():
+        d = root / name
+        d.mkdir(parents=True)
+        for f, v in (("idVendor", vid), ("idProduct", pid), ("busnum", bus), ("devnum", dev), ("serial", serial)):
+            (d / f).write_text(v + "\n")
+    return root

@@ -33,6 +33,8 @@ from mtsc_sdr.radio.flowgraph import (
 )
 from mtsc_sdr.radio.grpython import GnuRadioNotFound
 
+from fakes_radio import usb_tree
+
 REPO = Path(__file__).resolve().parents[1]
 EXPECTED = {"sim_channel", "pluto_tx", "pluto_rx", "usrp_tx", "usrp_rx"}
 
@@ -441,18 +443,9 @@ class _FakeRun:
         return subprocess.CompletedProcess(cmd, answer[0], answer[1], answer[2] if len(answer) > 2 else "")
 
 
-def _usb_tree(root: Path, devices: dict[str, tuple[str, str, str, str, str]]) -> Path:
-    for name, (vid, pid, bus, dev, serial) in devices.items():
-        d = root / name
-        d.mkdir(parents=True)
-        for f, v in (("idVendor", vid), ("idProduct", pid), ("busnum", bus), ("devnum", dev), ("serial", serial)):
-            (d / f).write_text(v + "\n")
-    return root
-
-
 def _env(tmp_path, answers, *, tools=(), python="/fake/gr/python", usb=None, hosts=(), port=1):
     return SearchEnv(which=lambda t: f"/usr/bin/{t}" if t in tools else None, run=_FakeRun(answers),
-                     gr_python=lambda: python, usb_root=_usb_tree(tmp_path / "usb", usb or {}),
+                     gr_python=lambda: python, usb_root=usb_tree(tmp_path / "usb", usb or {}),
                      pluto_hosts=hosts, iiod_port=port)
 
 

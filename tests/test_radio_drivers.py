@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fakes_radio import DMA_OVERFLOW_BIT, DMA_STATUS_REGISTER, FakeAdi, FakeUhd, tone
+from fakes_radio import DMA_OVERFLOW_BIT, DMA_STATUS_REGISTER, FakeAdi, FakeUhd, tone, usb_tree
 from mtsc_sdr.radio import discovery, radios_cli
 from mtsc_sdr.radio import usrp as usrp_mod
 from mtsc_sdr.radio.discovery import FoundRadio, RadioSearch, SearchEnv
@@ -508,18 +508,9 @@ def test_real_uhd_with_no_usrp_attached():
 # ------------------------------------------------------------------------------------------------
 
 
-def _usb_tree(root: Path, devices: dict[str, tuple[str, str, str, str, str]]) -> Path:
-    for name, (vid, pid, bus, dev, serial) in devices.items():
-        d = root / name
-        d.mkdir(parents=True)
-        for f, v in (("idVendor", vid), ("idProduct", pid), ("busnum", bus), ("devnum", dev), ("serial", serial)):
-            (d / f).write_text(v + "\n")
-    return root
-
-
 def test_radios_lists_what_discovery_finds_with_serials(tmp_path):
     env = SearchEnv(which=lambda tool: None, gr_python=lambda: None, pluto_hosts=(),
-                    usb_root=_usb_tree(tmp_path, {"1-4": ("0456", "b673", "1", "4", "104400b8399100081200"),
+                    usb_root=usb_tree(tmp_path, {"1-4": ("0456", "b673", "1", "4", "104400b8399100081200"),
                                                   "2-1": ("2500", "0020", "2", "3", "3150361")}))
     report = radios_cli.list_radios(timeout_s=1.0, env=env)
     assert report["pluto"]["found"] == [{"kind": "pluto", "address": "usb:1.4.5", "serial": "104400b8399100081200",

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from typing import Optional
 
@@ -112,6 +113,21 @@ class Radio(ABC):
     @abstractmethod
     def _release(self) -> None:
         """Release the device (called once)."""
+
+    def _error(self, exc: BaseException, what: str) -> RadioError:
+        """The vendor exception ``exc``, raised while doing ``what``, as a RadioError (or one of
+        its kinds: a backend overrides this to tell timeouts and vanished devices apart)."""
+        return RadioError(f"{self.kind} {self.address}: {what} failed: {type(exc).__name__}: {exc}")
+
+    @contextmanager
+    def _errors(self, what: str) -> Iterator[None]:
+        """Inside the block, a vendor library's exception becomes :meth:`_error`'s RadioError."""
+        try:
+            yield
+        except RadioError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - vendor libraries raise bare Exception / RuntimeError
+            raise self._error(exc, what) from exc
 
     # -- the interface -------------------------------------------------------------------------------
 

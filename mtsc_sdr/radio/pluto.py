@@ -33,8 +33,7 @@ from __future__ import annotations
 import errno
 import logging
 import re
-from contextlib import contextmanager
-from typing import Any, Iterator, Optional
+from typing import Any, Optional
 
 import numpy as np
 
@@ -141,14 +140,8 @@ class PlutoRadio(Radio):
         except Exception:  # noqa: BLE001
             return None
 
-    @contextmanager
-    def _errors(self, what: str) -> Iterator[None]:
-        try:
-            yield
-        except RadioError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - pyadi-iio raises bare Exception too
-            raise classify(exc, f"pluto {self.address}: {what}") from exc
+    def _error(self, exc: BaseException, what: str) -> RadioError:
+        return classify(exc, f"pluto {self.address}: {what}")
 
     # -- backend hooks -------------------------------------------------------------------------------
 

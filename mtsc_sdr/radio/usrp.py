@@ -40,9 +40,8 @@ import os
 import re
 import sys
 import threading
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any, Optional
 
 import numpy as np
 
@@ -140,15 +139,6 @@ class UsrpRadio(Radio):
         if _GONE_WORDS.search(text):
             return RadioDisconnected(f"usrp {self.address}: {what}: the device is gone ({text})", received)
         return RadioError(f"usrp {self.address}: {what} failed: {text}")
-
-    @contextmanager
-    def _errors(self, what: str) -> Iterator[None]:
-        try:
-            yield
-        except RadioError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - UHD's exceptions are RuntimeError and its kin
-            raise self._error(exc, what) from exc
 
     def _stream_args(self) -> Any:
         args = self._uhd.usrp.StreamArgs("fc32", "sc16")
