@@ -57,7 +57,9 @@ def test_link_test_over_the_air(gr_python, kind):
     from mtsc_sdr.runtime.link_test import LinkTestConfig, run_link_test
 
     radio = _radio(kind)
-    cfg = LinkTestConfig(channel=kind, frames=200, radio_args=radio.address, gap_samples=2000)
+    tx_gain, rx_gain = {"pluto": (-10.0, 30.0), "usrp": (40.0, 30.0)}[kind]     # each within its profile
+    cfg = LinkTestConfig(channel=kind, frames=200, radio_args=radio.address, gap_samples=2000,
+                         tx_gain_db=tx_gain, rx_gain_db=rx_gain)
     r = run_link_test(cfg)
     assert r["frames_header_ok"] >= 0.95 * r["frames_sent"], r
     assert r["snr_est_db"] is not None and r["snr_est_db"] > 10.0, r

@@ -106,3 +106,19 @@ def test_missing_gnuradio_says_how_to_install(monkeypatch):
     out = _cli("link-test", "--channel", "gnuradio-sim", "--frames", "5", timeout=60)
     assert out.returncode == 1
     assert "apt-get install gnuradio" in out.stderr and "MTSC_GR_PYTHON" in out.stderr
+
+
+def test_radio_settings_outside_the_profile_are_refused_before_any_radio_is_searched(monkeypatch):
+    from mtsc_sdr.radio import links
+    from mtsc_sdr.radio.profiles import ProfileError
+
+    def no_search(*a, **k):
+        raise AssertionError("discovery ran for a request the profile refuses")
+
+    monkeypatch.setattr(links, "find_radios", no_search)
+    with pytest.raises(ProfileError, match=r"freq_hz: 6 GHz is outside pluto-ad9363's range .* pluto-ad9364 reaches"):
+        run_link_test(LinkTestConfig(channel="pluto", lo_freq_hz=6e9, frames=5))
+    with pytest.raises(ProfileError, match=r"tx_gain_db: -10 dB is outside usrp-b210's range 0 dB"):
+        run_link_test(LinkTestConfig(channel="usrp", frames=5))                 # the default gain is a Pluto's
+    with pytest.raises(ProfileError, match=r"freq_hz: .* outside usrp-n210's range"):
+        run_link_test(LinkTestConfig(channel="usrp", lo_freq_hz=5e9, tx_gain_db=10, radio_profile="usrp-n210"))

@@ -9,7 +9,8 @@
 and returns the running :class:`~mtsc_sdr.radio.flowgraph.Flowgraph` objects. For radios, when no
 address is given, :func:`~mtsc_sdr.radio.discovery.find_radios` looks first, so that a missing radio
 fails fast with what was searched (:class:`RadioNotFound`) instead of a flowgraph error later.
-One radio found serves both directions (a loopback cable or two antennas); two found of the same
+The frequency, rate and gains are checked against the radio's profile first
+(:func:`check_radio_settings`). One radio found serves both directions (a loopback cable or two antennas); two found of the same
 kind are used as transmitter (first) and receiver (second).
 """
 
@@ -34,6 +35,7 @@ class LinkSettings(Protocol):
     tx_gain_db: float
     rx_gain_db: float
     radio_args: str
+    radio_profile: str | None
 
 
 class RadioNotFound(RuntimeError):
@@ -52,6 +54,19 @@ def _radio_addresses(kind: str, radio_args: str) -> tuple[str, str]:
     return found[0].address, found[-1].address
 
 
+def check_radio_settings(kind: str, s: LinkSettings) -> None:
+    """Refuse, before any radio is searched or touched, settings outside the radio's profile
+    (``s.radio_profile``, default :data:`~.profiles.DEFAULT_PROFILE`): raises
+    :class:`~.profiles.ProfileError` naming the setting and the limit."""
+    from .profiles import DEFAULT_PROFILE, RadioSettings, radio_profile
+
+    prof = radio_profile(s.radio_profile or DEFAULT_PROFILE[kind])
+    if prof.driver != kind:
+        raise ValueError(f"radio_profile: {prof.name} is a {prof.driver} profile, the link is {kind}")
+    prof.resolve(RadioSettings(freq_hz=s.lo_freq_hz, rate_sps=s.sample_rate_hz, tx_gain_db=s.tx_gain_db,
+                               rx_gain_db=s.rx_gain_db))
+
+
 def flowgraph_params(kind: str, s: LinkSettings, tx_ep: str, rx_ep: str) -> list[tuple[str, dict[str, Any]]]:
     """The flowgraphs (name, parameters) that make up link ``kind``, in start order (receiver first)."""
     if kind == "gnuradio-sim":
@@ -60,6 +75,7 @@ def flowgraph_params(kind: str, s: LinkSettings, tx_ep: str, rx_ep: str) -> list
             "in_addr": tx_ep, "out_addr": rx_ep, "rate_sps": s.sample_rate_hz, "snr_db": s.snr_db,
             "seed": s.seed, "cfo_hz": s.cfo_hz, "sro_ppm": s.sro_ppm, "fading": fading,
             "k_factor_db": s.k_factor_db if s.k_factor_db is not None else 6.0})]
+    check_radio_settings(kind, s)
     common = {"lo_freq_hz": s.lo_freq_hz, "rate_sps": s.sample_rate_hz}
     tx_addr, rx_addr = _radio_addresses(kind, s.radio_args)
     if kind == "pluto":

@@ -60,6 +60,7 @@ class LinkTestConfig:
     tx_gain_db: float = -10.0  # radios: Pluto TX gain is minus the attenuation
     rx_gain_db: float = 30.0  # radios, manual gain
     radio_args: str = ""  # Pluto URI (e.g. ip:192.168.2.1) or UHD device args; empty: discover
+    radio_profile: Optional[str] = None  # radios: profile name / YAML the settings must fit (None: the kind's default)
     idle_timeout_s: float = 2.0  # the receiver stops after the transmitter is done and this long idle
     timeout_s: float = 600.0  # whole test
     capture: Optional[str] = None  # record the received stream into this SigMF recording (NAME)
@@ -274,6 +275,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tx-gain-db", type=float, default=d.tx_gain_db, help="radios: TX gain")
     p.add_argument("--rx-gain-db", type=float, default=d.rx_gain_db, help="radios: RX gain (manual)")
     p.add_argument("--radio-args", default=d.radio_args, help="radios: Pluto URI or UHD device args")
+    p.add_argument("--radio-profile", help="radios: profile (firmware_profiles/radios/) the frequency, rate and gains "
+                                           "must fit; default pluto-ad9363 / usrp-b210")
     p.add_argument("--timeout-s", type=float, default=d.timeout_s)
     p.add_argument("--capture", metavar="PREFIX",
                    help="record the received stream into the SigMF recording PREFIX (.sigmf-meta + .sigmf-data)")

@@ -97,6 +97,7 @@ class RunConfig:
     tx_gain_db: float = -10.0
     rx_gain_db: float = 30.0
     radio_args: str = ""
+    radio_profile: Optional[str] = None       # profile the radio settings must fit (None: the kind's default)
     calibration: Optional[str] = None         # radios: "auto" (search calibration/), a record's path, or None
     calibration_max_age_days: float = 30.0    # an older record is used with a warning
     clients: list[ClientSpec] = field(default_factory=lambda: [ClientSpec()])
@@ -143,7 +144,8 @@ class RunConfig:
         return LinkTestConfig(channel=channel, snr_db=snr_db, seed=self.seed + 1000 * session,
                               sample_rate_hz=self.sample_rate_hz, cfo_hz=self.cfo_hz, sro_ppm=self.sro_ppm,
                               k_factor_db=self.k_factor_db, profile=self.profile, lo_freq_hz=self.lo_freq_hz,
-                              tx_gain_db=self.tx_gain_db, rx_gain_db=self.rx_gain_db, radio_args=self.radio_args)
+                              tx_gain_db=self.tx_gain_db, rx_gain_db=self.rx_gain_db, radio_args=self.radio_args,
+                              radio_profile=self.radio_profile)
 
 
 def load_config(path: str) -> RunConfig:
