@@ -233,11 +233,27 @@ def test_cli_runs_sim_channel_and_stops_on_sigint(gr_python):
     assert "sim_channel stopped" in err
 
 
-def test_count_xruns_reads_gr_iio_and_uhd_reports():
+def test_count_xruns_reads_event_letters_and_gr_uhd_interval_counts():
     from mtsc_sdr.radio.flowgraph import count_xruns
 
-    assert count_xruns("In the last 1000 ms, 3 overflows occurred.\n") == (3, 0)
-    assert count_xruns("In the last 500 ms, 2 underflows occurred.") == (0, 2)
-    assert count_xruns("OOOD\n") == (4, 0)          # UHD: a letter per event, D = dropped packet
-    assert count_xruns("UUL") == (0, 3)             # L = late: reached the radio too late
-    assert count_xruns("flowgraph running: Overflow handling OK, USRP found\n") == (0, 0)
+    assert count_xruns("OOOD\n") == ((4, 0), (0, 0))            # a letter per event, D = dropped packet
+    assert count_xruns("OOOO[INFO] [UHD] linux\n") == ((4, 0), (0, 0))   # glued to the next log line
+    assert count_xruns("UUL") == ((0, 3), (0, 0))                # L = late: reached the radio too late
+    assert count_xruns("In the last 1000 ms, 3 overflows occurred.\n") == ((0, 0), (3, 0))
+    assert count_xruns("[gr-uhd] In the last 500 ms, 2 underflows occurred.") == ((0, 0), (0, 2))
+    assert count_xruns("Setting LO to 2.4 GHz; DO NOT unplug\n") == ((0, 0), (0, 0))   # words are not events
+    assert count_xruns("LOCKED\n") == ((0, 0), (0, 0))
+
+
+def test_flowgraph_xruns_take_the_larger_of_letters_and_reports():
+    """UHD prints a letter per overflow and gr-uhd logs their count: the same events twice."""
+    from mtsc_sdr.radio.flowgraph import Flowgraph, count_xruns
+
+    fg = Flowgraph.__new__(Flowgraph)
+    fg._xrun_letters, fg._xrun_reports = [0, 0], [0, 0]
+    for line in ["OOO\n", "OO[INFO] ...\n", "In the last 1000 ms, 5 overflows occurred.\n", "U\n"]:
+        letters, reports = count_xruns(line)
+        for k in (0, 1):
+            fg._xrun_letters[k] += letters[k]
+            fg._xrun_reports[k] += reports[k]
+    assert fg.xruns == {"overflows": 5, "underflows": 1}

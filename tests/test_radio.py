@@ -232,7 +232,8 @@ def test_fake_registry(fake_dir):
 def test_start_check_and_clean_stop(fake_dir):
     fg = _fake("run").start()
     assert fg.running and fg.pid
-    assert fg.argv[:3] == [sys.executable, "-u", str(fake_dir / "fake.py")] and "--mode=run" in fg.argv
+    argv = fg.argv[3:] if fg.argv[0] == "stdbuf" else fg.argv        # stdbuf -o0 -e0: C stdio unbuffered
+    assert argv[:3] == [sys.executable, "-u", str(fake_dir / "fake.py")] and "--mode=run" in fg.argv
     fg.check()
     assert fg.stop() == 0
     assert not fg.running and "stopping on signal 2" in fg.output_tail()

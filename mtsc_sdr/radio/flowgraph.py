@@ -126,30 +126,32 @@ class FlowgraphFailed(FlowgraphError):
         super().__init__(text)
 
 
-#: gr-iio (3.10) reads the AD936x DMA status registers and prints this once per interval
-_IIO_XRUNS = re.compile(r"In the last \d+ ms, (\d+) (overflow|underflow)s occurred")
-#: UHD prints one letter per event, outside any log line: O overflow, D dropped packet (network
-#: devices), U underflow, L late packet (counted as an underflow: the sample reached the radio too late)
-_UHD_XRUNS = re.compile(r"(?:^|\s)([ODUL]+)(?=\s|$)")
+#: gr-uhd (3.10) sums the overflows / underflows UHD reported and logs the count per interval
+_REPORTED_XRUNS = re.compile(r"In the last \d+ ms, (\d+) (overflow|underflow)s occurred")
+#: One letter per event, printed without a newline, so a run of them starts a line or is glued to
+#: the next log line: gr-iio's source prints O when the AD936x DMA status register shows lost
+#: samples and its sink U on an underflow; UHD prints O (overflow), D (dropped packet, network
+#: devices), U (underflow) and L (late: the samples reached the radio too late; an underflow too).
+_LETTER_XRUNS = re.compile(r"^([ODUL]+)(?=\s|\[|$)")
 
 
-def count_xruns(line: str) -> tuple[int, int]:
-    """(overflows, underflows) reported in one line of a radio flowgraph's output.
+def count_xruns(line: str) -> tuple[tuple[int, int], tuple[int, int]]:
+    """What one line of a radio flowgraph's output reports, as ((overflows, underflows) from event
+    letters, (overflows, underflows) from gr-uhd's interval counts).
 
     Receive overflows: samples the host did not take in time (lost); transmit underflows: gaps in
-    what the radio sent. gr-iio reports counts per interval, UHD one letter per event.
+    what the radio sent. UHD both prints a letter per event and gr-uhd logs their count, so the two
+    sources are kept apart and a flowgraph's total is the larger of them (:attr:`Flowgraph.xruns`).
     """
-    over = under = 0
-    for n, what in _IIO_XRUNS.findall(line):
-        if what == "overflow":
-            over += int(n)
-        else:
-            under += int(n)
-    if not over and not under:
-        for run in _UHD_XRUNS.findall(line):
-            over += run.count("O") + run.count("D")
-            under += run.count("U") + run.count("L")
-    return over, under
+    reported = [0, 0]
+    for n, what in _REPORTED_XRUNS.findall(line):
+        reported[what == "underflow"] += int(n)
+    letters = [0, 0]
+    m = _LETTER_XRUNS.match(line)
+    if m:
+        run = m.group(1)
+        letters = [run.count("O") + run.count("D"), run.count("U") + run.count("L")]
+    return (letters[0], letters[1]), (reported[0], reported[1])
 
 
 def last_error_line(output: str) -> str:
@@ -443,8 +445,8 @@ class Flowgraph:
         self._reader: threading.Thread | None = None
         self._stopping = False
         self.argv: list[str] = []
-        #: receive overflows and transmit underflows the radio blocks reported (:func:`count_xruns`)
-        self.xruns = {"overflows": 0, "underflows": 0}
+        self._xrun_letters = [0, 0]     # (overflows, underflows) from event letters (count_xruns)
+        self._xrun_reports = [0, 0]     # ... from gr-uhd's interval counts
 
     # -- state -----------------------------------------------------------------------------
 
@@ -460,6 +462,13 @@ class Flowgraph:
     @property
     def running(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
+
+    @property
+    def xruns(self) -> dict[str, int]:
+        """Receive ``overflows`` and transmit ``underflows`` the radio blocks reported so far (the
+        larger of the letter count and gr-uhd's interval counts, which report the same events)."""
+        return {"overflows": max(self._xrun_letters[0], self._xrun_reports[0]),
+                "underflows": max(self._xrun_letters[1], self._xrun_reports[1])}
 
     def output_tail(self, lines: int = 40) -> str:
         """The last ``lines`` lines of the flowgraph's merged stdout and stderr."""
@@ -486,7 +495,12 @@ class Flowgraph:
             raise FlowgraphError(f"{self.spec.script} is missing: generate it with "
                                  f"`grcc -o {self.spec.script.parent} {self.spec.grc}`")
         python = self.python or require_gr_python()
-        self.argv = [python, "-u", str(self.spec.script), *self._args]
+        if not shutil.which(python):
+            raise FlowgraphFailed(self.name, f"could not start {python}: no such executable", returncode=None,
+                                  output_tail="", argv=[python])
+        # stdbuf: C stdio unbuffered too, so that gr-iio's and UHD's event letters arrive as they happen
+        self.argv = [*(["stdbuf", "-o0", "-e0"] if shutil.which("stdbuf") else []),
+                     python, "-u", str(self.spec.script), *self._args]
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         log.info("starting flowgraph %s: %s", self.name, " ".join(self.argv))
         try:
@@ -510,9 +524,10 @@ class Flowgraph:
         assert self._proc is not None and self._proc.stdout is not None
         for line in self._proc.stdout:
             self._tail.append(line)
-            over, under = count_xruns(line)
-            self.xruns["overflows"] += over
-            self.xruns["underflows"] += under
+            letters, reports = count_xruns(line)
+            for k in (0, 1):
+                self._xrun_letters[k] += letters[k]
+                self._xrun_reports[k] += reports[k]
             if READY_MARKER in line:
                 self._ready.set()
             if self.echo is not None:
