@@ -482,6 +482,28 @@ def test_run_looks_up_the_record_of_its_radios(calibrated, tmp_path, monkeypatch
         from_dict(RunConfig, {"calibration": "yes"})
 
 
+
+def test_run_asks_the_record_for_the_gains_of_its_snr(calibrated, tmp_path, monkeypatch):
+    """gains_from_calibration: the run's one snr_db goes through the record's table; the links get
+    the TX / RX gains it gives, and an SNR the table does not cover names snr_db."""
+    from mtsc_sdr.config import ConfigError, from_dict
+    from mtsc_sdr.runtime.run import RunConfig, calibration_meta
+
+    _, rec, _ = calibrated
+    monkeypatch.chdir(tmp_path)
+    path = cal.save_record(rec, Path("calibration"), "bench")
+    snrs = [p.snr_db for p in rec.results.gain_table]
+    want = 0.5 * (snrs[0] + snrs[1])
+    cfg = RunConfig(channel="pluto", snr_db=[want], calibration=str(path), gains_from_calibration=True)
+    meta = calibration_meta(cfg)
+    g = [p.tx_gain_db for p in rec.results.gain_table]
+    assert g[0] < meta["tx_gain_db"] < g[1] and meta["rx_gain_db"] == rec.rx_gain_db
+    assert cal.snr_for_gain(rec, meta["tx_gain_db"]) == pytest.approx(want)
+    with pytest.raises(ConfigError, match=r"snr_db: snr_db 99 dB is outside the range measured by calibration bench"):
+        calibration_meta(replace(cfg, snr_db=[99.0]))
+    with pytest.raises(ConfigError, match="gains_from_calibration: needs a calibration record"):
+        from_dict(RunConfig, {"channel": "pluto", "snr_db": [10.0], "gains_from_calibration": True})
+
 # -- the simulated radio ---------------------------------------------------------------------------------
 
 

@@ -49,7 +49,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Optional
 
-from mtsc_sdr.config import check, load_yaml, to_dict
+from mtsc_sdr.config import ConfigError, check, load_yaml, to_dict
 from mtsc_sdr.runtime import protocol
 from mtsc_sdr.runtime.processes import ManagedProcess, ProcessFailed
 
@@ -100,6 +100,7 @@ class RunConfig:
     radio_profile: Optional[str] = None       # profile the radio settings must fit (None: the kind's default)
     calibration: Optional[str] = None         # radios: "auto" (search calibration/), a record's path, or None
     calibration_max_age_days: float = 30.0    # an older record is used with a warning
+    gains_from_calibration: bool = False      # radios: TX / RX gains from the record's table for snr_db
     clients: list[ClientSpec] = field(default_factory=lambda: [ClientSpec()])
     flush_samples: int = 2048                 # zeros after each burst (radios: >= the TX buffer)
     item_timeout_s: float = 5.0
@@ -129,6 +130,8 @@ class RunConfig:
         check(self.calibration in (None, "auto") or Path(self.calibration).suffix in (".yaml", ".yml"),
               p("calibration"), f"must be 'auto' or a record's .yaml path, got {self.calibration!r}")
         check(self.calibration_max_age_days > 0, p("calibration_max_age_days"), "must be > 0")
+        check(not self.gains_from_calibration or self.calibration is not None, p("gains_from_calibration"),
+              "needs a calibration record: set calibration (auto or a path)")
 
     def out_dir(self) -> Path:
         return Path(self.out) if self.out else Path("results/run") / self.name
@@ -155,7 +158,10 @@ def load_config(path: str) -> RunConfig:
 def calibration_meta(cfg: RunConfig) -> Optional[dict]:
     """Runs over radios with ``calibration`` set: the record that matches the radios in use
     (:func:`mtsc_sdr.radio.calibration.use_record`) as ``{"id", "path", "warnings"}`` for the
-    report's meta; the warnings (old, other frequency, none found) also go to stderr."""
+    report's meta; the warnings (old, other frequency, none found) also go to stderr. With
+    ``gains_from_calibration`` also ``tx_gain_db`` / ``rx_gain_db``: the gains the record's table
+    gives for ``snr_db`` (:func:`~mtsc_sdr.radio.calibration.gains_for_snr`), which the radio links
+    then use; an SNR outside the measured range is a configuration error naming ``snr_db``."""
     kinds = sorted({cfg.link_of(c) for c in cfg.clients} & {"pluto", "usrp"})
     if cfg.calibration is None or not kinds:
         return None
@@ -165,8 +171,18 @@ def calibration_meta(cfg: RunConfig) -> Optional[dict]:
                        max_age_days=cfg.calibration_max_age_days)
     for w in match.warnings:
         print(f"run {cfg.name}: calibration: {w}", file=sys.stderr, flush=True)
-    return {"id": match.id, "path": None if match.record is None else str(match.record.path),
+    meta = {"id": match.id, "path": None if match.record is None else str(match.record.path),
             "warnings": match.warnings}
+    if cfg.gains_from_calibration:
+        from mtsc_sdr.radio.calibration import gains_for_snr
+
+        check(match.record is not None, "gains_from_calibration", "no calibration record matches: "
+              + "; ".join(match.warnings))
+        try:   # over radios snr_db has one value (validate): the SNR asked of the air
+            meta["tx_gain_db"], meta["rx_gain_db"] = gains_for_snr(match.record, cfg.snr_db[0])
+        except ValueError as exc:
+            raise ConfigError("snr_db", str(exc)) from None
+    return meta
 
 
 # -- processes ----------------------------------------------------------------------------------------
@@ -281,7 +297,10 @@ def execute(cfg: RunConfig, *, progress: bool = False) -> dict[str, Any]:
                 for (snr, k, spec), (tx, rx) in zip(wave, slots):
                     session += 1
                     link = cfg.link_of(spec)
-                    procs = channel_processes(cfg.link_settings(link, snr, session), tx, rx)
+                    settings = cfg.link_settings(link, snr, session)
+                    if link in ("pluto", "usrp") and calibration and "tx_gain_db" in calibration:
+                        settings.tx_gain_db, settings.rx_gain_db = calibration["tx_gain_db"], calibration["rx_gain_db"]
+                    procs = channel_processes(settings, tx, rx)
                     links += procs
                     clients.append(ManagedProcess(f"client {session} at {snr:g} dB over {link} (mtsc-sdr client)",
                                                   _client_argv(cfg, spec, checkpoint, tx, control, session, snr, work)))
