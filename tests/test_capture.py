@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -297,3 +298,30 @@ def test_replay_refuses_another_checkpoint(tmp_path, capsys):
                    "--out", str(tmp_path / "o")])
     assert status == 4
     assert "recorded with another checkpoint (weights:" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda m: m["annotations"][0].update({"mtsc:rate_idx": 99}), r"annotations\[0\]\.mtsc:rate_idx must be a whole number in 0\.\."),
+    (lambda m: m["annotations"][0].update({"mtsc:seq": "zero"}), r"annotations\[0\]\.mtsc:seq must be a whole number"),
+    (lambda m: m["global"].update({"mtsc:sessions": [1, 2]}), r"mtsc:sessions must be an object of session objects"),
+])
+def test_replay_refuses_malformed_session_fields_with_the_field(tmp_path, capsys, edit, message):
+    """A shipped session recording whose mtsc: fields were tampered with: refused with the field named
+    (exit 2), before any process starts, never a traceback."""
+    import shutil
+
+    from mtsc_sdr.cli import main
+
+    name = "lab-pluto-vqa-caption-reconstruct"
+    for suffix in (".sigmf-meta", ".sigmf-data"):
+        shutil.copy(SHIPPED / (name + suffix), tmp_path / (name + suffix))
+    meta_path = tmp_path / (name + ".sigmf-meta")
+    meta = json.loads(meta_path.read_text())
+    frames = [a for a in meta["annotations"] if a.get("core:label") == "frame"]
+    meta["annotations"] = frames + [a for a in meta["annotations"] if a.get("core:label") != "frame"]
+    edit(meta)
+    meta_path.write_text(json.dumps(meta))
+    code = main(["replay", str(tmp_path / name), "--checkpoint", str(SHIPPED / "checkpoint"), "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err
+    assert re.search(message, err), err

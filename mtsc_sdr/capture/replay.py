@@ -69,6 +69,30 @@ def _frames(annotations: list[dict]) -> list[dict]:
     return [a for a in annotations if a.get("core:label") == "frame"]
 
 
+def _is_int(v: Any, lo: int, hi: int) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and lo <= v < hi
+
+
+def check_session_fields(rec: Recording, n_rates: Optional[int] = None) -> None:
+    """The ``mtsc:`` fields replay trusts, checked: ``mtsc:sessions`` an object of objects, and each
+    frame annotation's session / seq / task id / rate index (below ``n_rates`` when given) / payload
+    length whole numbers in range. Raises :class:`RecordingError` naming the file and the field."""
+    from mtsc_sdr.model.config import TASK_IDS
+
+    said = rec.field("mtsc:sessions")
+    if said is not None and not (isinstance(said, dict) and all(isinstance(v, dict) for v in said.values())):
+        raise RecordingError(f"{rec.meta_path}: mtsc:sessions must be an object of session objects")
+    limits = {"mtsc:session": 1 << 16, "mtsc:seq": 1 << 32, "mtsc:task_id": max(TASK_IDS.values()) + 1,
+              "mtsc:rate_idx": n_rates or 256, "mtsc:payload_len": 1 << 24}
+    for i, ann in enumerate(rec.annotations):
+        if ann.get("core:label") != "frame":
+            continue
+        for key, hi in limits.items():
+            if not _is_int(ann.get(key), 0, hi):
+                raise RecordingError(f"{rec.meta_path}: annotations[{i}].{key} must be a whole number in "
+                                     f"0..{hi - 1}, got {ann.get(key)!r}")
+
+
 # -- what the recording says ---------------------------------------------------------------------------
 
 
@@ -83,6 +107,7 @@ def recorded_items(rec: Recording, model_cfg) -> tuple[dict[int, dict], dict[int
     from mtsc_sdr.model.config import TASK_IDS
     from mtsc_sdr.runtime.client import examples_from_source
 
+    check_session_fields(rec, len(model_cfg.rate_table))
     said = rec.field("mtsc:sessions") or {}
     sessions: dict[int, dict] = {}
     items: dict[int, dict[int, tuple]] = {}
@@ -325,6 +350,7 @@ def replay(path: str, *, checkpoint: Optional[str] = None, out: Optional[str] = 
     from mtsc_sdr.train.config import default_checkpoint_dir
 
     rec = read_recording(path)
+    check_session_fields(rec)
     out_dir = Path(out) if out else Path("results/replay") / rec.name
     out_dir.mkdir(parents=True, exist_ok=True)
     rate = None if fast else (rate_sps or rec.sample_rate_sps)
