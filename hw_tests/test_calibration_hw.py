@@ -3,9 +3,11 @@ of one kind): ``pytest -ra hw_tests``; skipped with what was searched when no ra
 
 1. ``calibrate`` measures the pair and the record is written and read back unchanged;
 2. the record's gain table is used the way ``run`` would: ask for an SNR in the table's range, set
-   the TX gain it gives, and the PHY receiver measures that SNR within 2 dB (air and cables drift;
-   a record is only as good as the minutes after it was taken);
-3. ``correct_iq`` with the record's DC and IQ estimates leaves a residual imbalance below the raw one.
+   the TX gain it gives, and the PHY receiver measures that SNR within 2 dB (cables drift a little;
+   over the air fading moves the SNR by more, so use a cable; checked against the simulated radio
+   over the lab-pluto impairments without fading: asked 9.67 dB, measured 9.78 dB);
+3. ``correct_iq`` with the record's DC and IQ estimates leaves no imbalance beyond the estimator's
+   spread (5 sigma) and a small allowance for drift (0.02 dB, 0.2 deg).
 """
 
 from __future__ import annotations
@@ -13,8 +15,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mtsc_sdr.radio.calibrate import (CalibrateSettings, _capture, _receive_frames, calibrate, estimate_iq_imbalance,
-                                      frame_train, measure_snr, tone)
+from mtsc_sdr.radio.calibrate import (CalibrateSettings, calibrate, estimate_iq_imbalance, frame_train, fresh_samples,
+                                      measure_snr, receive_frames, tone)
 from mtsc_sdr.radio.calibration import correct_iq, gains_for_snr, load_record, save_record
 from mtsc_sdr.radio.profiles import RadioSettings
 
@@ -38,7 +40,7 @@ def test_calibration_round_trip(kind, tmp_path):
         radio.configure(RadioSettings(freq_hz=rec.freq_hz, rate_sps=rec.rate_sps, tx_gain_db=tx_db, rx_gain_db=rx_db))
         train = frame_train(20, 256, 200, seed=1)
         radio.transmit(train, cyclic=True)
-        frames = _receive_frames(radio, 2 * train.size + 4096, rec.rate_sps, complex(rec.results.dc_offset.i, rec.results.dc_offset.q),
+        frames = receive_frames(radio, 2 * train.size + 4096, rec.rate_sps, complex(rec.results.dc_offset.i, rec.results.dc_offset.q),
                                  rec.results.iq_imbalance.correction)
         radio.stop_transmit()
         got, _, _ = measure_snr(frames)
@@ -46,10 +48,11 @@ def test_calibration_round_trip(kind, tmp_path):
         assert abs(got - want) < 2.0
         # 3: the record's correction removes most of the imbalance of a fresh tone capture
         radio.transmit(tone(1024, 128), cyclic=True)
-        x = _capture(radio, 65536)
+        x = fresh_samples(radio, 65536)
         radio.stop_transmit()
         raw, fixed = estimate_iq_imbalance(x), estimate_iq_imbalance(correct_iq(x, rec))
         print(f"{kind}: IQ imbalance raw {raw.gain_db:.3f} dB / {raw.phase_deg:.2f} deg, corrected "
               f"{fixed.gain_db:.3f} dB / {fixed.phase_deg:.2f} deg")
-        assert abs(fixed.gain_db) <= abs(raw.gain_db) + 3 * fixed.gain_std_db
-        assert abs(fixed.phase_deg) <= abs(raw.phase_deg) + 3 * fixed.phase_std_deg
+        # the residual is zero within the estimator's spread (plus a margin for drift since the record)
+        assert abs(fixed.gain_db) <= 5 * fixed.gain_std_db + 0.02
+        assert abs(fixed.phase_deg) <= 5 * fixed.phase_std_deg + 0.2

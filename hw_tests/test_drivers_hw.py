@@ -7,8 +7,8 @@ there but the library is not.
 * Pluto loopback: a cyclic tone 100 kHz above the LO comes back at +100 kHz. Connect TX to RX with
   a cable and >= 30 dB of attenuation, or leave both antennas on (the board's own leakage is enough).
 * Streaming at the profile's ``max_stream_rate_sps`` for a few seconds, TX cyclic and RX together:
-  the overflow / underflow counts are printed (the measurement), the test asserts that the stream
-  ran and that the counters are whole numbers, not that they are zero.
+  the overflow / underflow counts are printed, and the profile's claim is checked: at that rate
+  the host takes >= 90 % of the samples and the radio reports no overflow.
 * Clean close: a radio closed while streaming can be opened again at once.
 """
 
@@ -82,8 +82,10 @@ def test_streaming_at_the_profiles_max_rate_reports_its_counters(kind):
     print(f"\n{kind} at {rate_sps / 1e6:g} Msps for {elapsed:.1f} s: received {received} samples "
           f"({received / elapsed / 1e6:.2f} Msps delivered), overflows {counters['overflows']}, "
           f"underflows {counters['underflows']}, timeouts {counters['timeouts']}")
-    assert received > 0 and counters["samples_rx"] >= received
-    assert all(isinstance(v, int) and v >= 0 for v in counters.values()), counters
+    assert counters["samples_rx"] >= received
+    # the profile says this rate is sustained: every sample delivered, no overflow
+    assert received >= 0.9 * rate_sps * elapsed and counters["overflows"] == 0, (
+        f"{radio.profile.name}'s max_stream_rate_sps {rate_sps:g} is more than this host sustains: {counters}")
 
 
 @pytest.mark.parametrize("kind", ["pluto", "usrp"])

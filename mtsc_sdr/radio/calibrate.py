@@ -296,7 +296,7 @@ def read_temperature(radio: Radio) -> Optional[float]:
         return None
 
 
-def _capture(rx: Radio, n: int) -> np.ndarray:
+def fresh_samples(rx: Radio, n: int) -> np.ndarray:
     """``n`` samples after one discarded buffer (stale samples from before the last change)."""
     rx.receive(rx.settings.rx_buffer_samples)
     return rx.receive(n)
@@ -324,13 +324,13 @@ def calibrate(tx: Radio, rx: Radio, s: CalibrateSettings,
         # 1. noise floor and DC, TX off
         say("noise floor and DC offset (TX off)")
         tx.stop_transmit()
-        noise = estimate_noise(_capture(rx, s.capture_samples))
+        noise = estimate_noise(fresh_samples(rx, s.capture_samples))
         # 2. tone: CFO and IQ imbalance
         say(f"CFO and IQ imbalance (tone at rate/8, TX gain {tone_gain:g} dB)")
         period = 1024
         tx.transmit(tone(period, period // 8), cyclic=True)
         f_tone = (period // 8) / period
-        x = _capture(rx, s.capture_samples)
+        x = fresh_samples(rx, s.capture_samples)
         est, iq_est = estimate_tone(x, f_tone), estimate_iq_imbalance(x)
         correction = iq_correction_matrix(iq_est.gain_db, iq_est.phase_deg)
         tx.stop_transmit()
@@ -341,7 +341,7 @@ def calibrate(tx: Radio, rx: Radio, s: CalibrateSettings,
             say(f"SNR at TX gain {g:g} dB")
             configure(g)
             tx.transmit(train, cyclic=True)
-            frames = _receive_frames(rx, train.size * 2 + 4096, s.rate_sps, noise.dc, correction)
+            frames = receive_frames(rx, train.size * 2 + 4096, s.rate_sps, noise.dc, correction)
             tx.stop_transmit()
             if len(frames) < MIN_FRAMES:
                 warnings.append(f"TX gain {g:g} dB: {len(frames)} frames received (< {MIN_FRAMES}), left out "
@@ -398,13 +398,13 @@ def _plain(rec: CalibrationRecord) -> CalibrationRecord:
     return record_from_dict(conv(rec.to_dict()))
 
 
-def _receive_frames(rx: Radio, n: int, rate_sps: float, dc: complex, correction: list[list[float]]) -> list:
+def receive_frames(rx: Radio, n: int, rate_sps: float, dc: complex, correction: list[list[float]]) -> list:
     """The calibration frames (first copy of each seq) in ``n`` received samples, DC and IQ
     imbalance removed first."""
     from mtsc_sdr.phy.rx import Receiver
 
     receiver = Receiver(sample_rate_hz=rate_sps)
-    got = receiver.process(remove_dc_iq(_capture(rx, n), dc, correction)) + receiver.flush()
+    got = receiver.process(remove_dc_iq(fresh_samples(rx, n), dc, correction)) + receiver.flush()
     seen, frames = set(), []
     for f in got:
         if f.header.session_id == CALIBRATION_SESSION and f.header.seq not in seen:
