@@ -85,9 +85,9 @@ def test_link_test_gnuradio_sim_flowgraph_recovers_every_frame_at_20db(gr_python
     assert abs(r["cfo_est_hz"] - 8_000.0) < 200.0
 
 
-@pytest.mark.parametrize("kind, label", [("pluto", "Pluto"), ("usrp", "USRP")])
-def test_radio_link_without_radio_fails_fast_saying_what_was_searched(kind, label):
-    out = _cli("link-test", "--channel", kind, "--frames", "5", timeout=60)
+@pytest.mark.parametrize("kind, label, gain", [("pluto", "Pluto", "-10"), ("usrp", "USRP", "40")])
+def test_radio_link_without_radio_fails_fast_saying_what_was_searched(kind, label, gain):
+    out = _cli("link-test", "--channel", kind, "--frames", "5", "--tx-gain-db", gain, timeout=60)   # within the profile
     assert out.returncode == 1
     assert f"no {label} found; searched:" in out.stderr
     assert "--radio-args" in out.stderr
