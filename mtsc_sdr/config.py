@@ -127,7 +127,7 @@ def from_dict(cls: type[T], data: Any, path: str = "") -> T:
     return obj
 
 
-def _yaml_loader():
+def yaml_loader():
     """PyYAML's SafeLoader, but reading ``1e6`` and ``1.0e6`` as floats (YAML 1.2), not strings."""
     import re
 
@@ -147,8 +147,9 @@ def _yaml_loader():
     return Loader
 
 
-def load_yaml(cls: type[T], file: str | Path, section: str | None = None) -> T:
-    """Read YAML ``file`` (optionally one top-level ``section``) into dataclass ``cls``."""
+def read_yaml(file: str | Path) -> Any:
+    """The parsed content of YAML ``file`` (:func:`yaml_loader`: safe, YAML 1.2 floats); an
+    unreadable or malformed file raises :class:`ConfigError` naming it."""
     import yaml
 
     file = Path(file)
@@ -157,9 +158,14 @@ def load_yaml(cls: type[T], file: str | Path, section: str | None = None) -> T:
     except OSError as exc:
         raise ConfigError("", f"cannot read config file {file}: {exc.strerror}") from None
     try:
-        data = yaml.load(text, Loader=_yaml_loader())  # safe: SafeLoader subclass
+        return yaml.load(text, Loader=yaml_loader())  # safe: SafeLoader subclass
     except yaml.YAMLError as exc:
         raise ConfigError("", f"{file} is not valid YAML: {exc}") from None
+
+
+def load_yaml(cls: type[T], file: str | Path, section: str | None = None) -> T:
+    """Read YAML ``file`` (optionally one top-level ``section``) into dataclass ``cls``."""
+    data = read_yaml(file)
     if section is not None:
         if not isinstance(data, dict) or section not in data:
             raise ConfigError(section, f"section missing in {file}")

@@ -294,10 +294,11 @@ def load_profile(spec: str | Path) -> ChannelProfile:
 def _is_record(file: Path) -> bool:
     if not file.is_file():
         return False
-    from mtsc_sdr.radio.calibration import _read_yaml, is_record_data
+    from mtsc_sdr.config import read_yaml
+    from mtsc_sdr.radio.calibration import is_record_data
 
     try:
-        return is_record_data(_read_yaml(file))
+        return is_record_data(read_yaml(file))
     except ConfigError:
         return False      # unreadable: ChannelProfile.from_yaml reports it
 

@@ -309,14 +309,14 @@ def is_record_data(data) -> bool:
 def _read_yaml(file: Path):
     import yaml
 
-    from mtsc_sdr.config import _yaml_loader
+    from mtsc_sdr.config import yaml_loader
 
     try:
         text = file.read_text()
     except OSError as exc:
         raise CalibrationError(file, "", f"cannot read: {exc.strerror}") from None
     try:
-        return yaml.load(text, Loader=_yaml_loader())  # safe: a SafeLoader subclass
+        return yaml.load(text, Loader=yaml_loader())  # safe: a SafeLoader subclass
     except yaml.YAMLError as exc:
         raise CalibrationError(file, "", f"not valid YAML: {exc}") from None
 

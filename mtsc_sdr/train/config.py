@@ -193,17 +193,9 @@ class TrainConfig:
     @classmethod
     def load(cls, file: str | Path, overrides: Optional[dict[str, Any]] = None) -> "TrainConfig":
         """Read YAML ``file`` (its top level, or a ``train:`` section if present) plus ``overrides``."""
-        import yaml
+        from mtsc_sdr.config import read_yaml
 
-        from mtsc_sdr.config import _yaml_loader
-
-        file = Path(file)
-        try:
-            data = yaml.load(file.read_text(), Loader=_yaml_loader())
-        except OSError as exc:
-            raise ConfigError("", f"cannot read config file {file}: {exc.strerror}") from None
-        except yaml.YAMLError as exc:
-            raise ConfigError("", f"{file} is not valid YAML: {exc}") from None
+        data = read_yaml(file)
         path = ""
         if isinstance(data, dict) and set(data) == {"train"}:
             data, path = data["train"], "train"
