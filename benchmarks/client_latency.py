@@ -83,8 +83,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from mtsc_sdr.bench.cli import TASKS, time_client, time_pipeline
     from mtsc_sdr.runtime.evaluate import evaluate
-    from mtsc_sdr.runtime.report import row, run_meta
-    from mtsc_sdr.train.config import default_checkpoint_dir
+    from mtsc_sdr.report import row, run_meta
+    from mtsc_sdr.model.checkpoint import default_checkpoint_dir
 
     torch.set_num_threads(1)
     ck = args.checkpoint or str(default_checkpoint_dir())

@@ -97,7 +97,7 @@ def expected_items(records: list[dict]) -> list[dict]:
 
 def check_replay(name: str, out: Path, checkpoint: str, expected: list[dict], work: Path) -> None:
     """Replay a shipped recording; it must decode exactly what the live client decoded."""
-    from mtsc_sdr.capture.replay import replay
+    from mtsc_sdr.runtime.replay import replay
 
     report = replay(str(out / name), checkpoint=checkpoint, out=str(work / f"replay-{name}"), fast=True)
     got = [json.loads(line) for line in (work / f"replay-{name}" / "items.jsonl").read_text().splitlines()]
@@ -116,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from mtsc_sdr.capture import read_recording
     from mtsc_sdr.runtime.link_test import LinkTestConfig, run_link_test
-    from mtsc_sdr.runtime.report import row, run_meta
+    from mtsc_sdr.report import row, run_meta
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

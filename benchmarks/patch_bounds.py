@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from mtsc_sdr.baselines import codec_at_capacity
     from mtsc_sdr.data import natural_patches
-    from mtsc_sdr.runtime.report import row, run_meta
+    from mtsc_sdr.report import row, run_meta
 
     train = np.stack([q.image for q in natural_patches("train")]).reshape(-1, 3072) / 255.0
     test_patches = natural_patches("test")

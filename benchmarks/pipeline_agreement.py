@@ -48,9 +48,9 @@ def main(argv: list[str] | None = None) -> int:
     from mtsc_sdr.phy import SUBCARRIER_SNR_GAIN_DB
     from mtsc_sdr.radio.grpython import INSTALL_HINT, find_gr_python
     from mtsc_sdr.runtime.evaluate import evaluate
-    from mtsc_sdr.runtime.report import row, run_meta
+    from mtsc_sdr.report import row, run_meta
     from mtsc_sdr.runtime.run import ClientSpec, RunConfig, execute
-    from mtsc_sdr.train.config import default_checkpoint_dir
+    from mtsc_sdr.model.checkpoint import default_checkpoint_dir
 
     ck = args.checkpoint or str(default_checkpoint_dir())
     out = Path(args.out)

@@ -121,7 +121,8 @@ def main(argv=None) -> int:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from mtsc_sdr.runtime.evaluate import (CHANNELS, allow_negative_snr_lists, evaluate, format_table,
                                            parse_snr_list, plot)
-    from mtsc_sdr.train.config import TrainConfig, default_checkpoint_dir
+    from mtsc_sdr.model.checkpoint import default_checkpoint_dir
+    from mtsc_sdr.train.config import TrainConfig
 
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     allow_negative_snr_lists(p)

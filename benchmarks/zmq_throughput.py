@@ -354,7 +354,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.role == "mtsc-recv":
         return role_mtsc_recv(args)
 
-    from mtsc_sdr.runtime.report import row, run_meta
+    from mtsc_sdr.report import row, run_meta
 
     def say(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)

@@ -17,7 +17,7 @@ from mtsc_sdr.config import ConfigError
 
 # name -> (module that defines ``add_arguments(parser)`` and ``run(args) -> int``, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "channel": ("mtsc_sdr.channel.cli", "run the software channel between two ZeroMQ IQ streams"),
+    "channel": ("mtsc_sdr.runtime.channel", "run the software channel between two ZeroMQ IQ streams"),
     "flowgraph": ("mtsc_sdr.radio.cli", "launch a GNU Radio flowgraph (sim channel, Pluto, USRP)"),
     "radios": ("mtsc_sdr.radio.radios_cli", "list the PlutoSDRs and USRPs this machine can reach, and what was searched"),
     "link-test": ("mtsc_sdr.runtime.link_test", "send frames end to end across processes and report the link"),
@@ -28,7 +28,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "client": ("mtsc_sdr.runtime.client", "run a client: encode items, stream IQ, decode the answers"),
     "run": ("mtsc_sdr.runtime.run", "run base station, channel and clients as processes; write a report"),
     "bench": ("mtsc_sdr.bench.cli", "measure latency per stage, throughput, memory and weight bytes"),
-    "replay": ("mtsc_sdr.capture.replay", "feed a SigMF recording into a base station as if live; decode it again"),
+    "replay": ("mtsc_sdr.runtime.replay", "feed a SigMF recording into a base station as if live; decode it again"),
     "calibrate": ("mtsc_sdr.radio.calibrate", "measure a radio pair (CFO, noise, gain -> SNR, DC, IQ) into calibration/"),
 }
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from mtsc_sdr.bench.memory import TegraStats, parse_tegrastats, peak_rss_mb
-from mtsc_sdr.bench.stats import percentiles
+from mtsc_sdr.report import percentiles
 
 
 def test_percentiles():

@@ -368,7 +368,7 @@ def test_profile_option_accepts_a_calibration_record(calibrated, tmp_path):
     (tmp_path / "bad.yaml").write_text("schema_version: 1\nresults: {}\n")
     with pytest.raises(cal.CalibrationError, match="bad.yaml: note: required field is missing"):
         load_profile(tmp_path / "bad.yaml")
-    from mtsc_sdr.channel.cli import add_arguments, profile_from_args
+    from mtsc_sdr.runtime.channel import add_arguments, profile_from_args
     import argparse
 
     p = argparse.ArgumentParser()

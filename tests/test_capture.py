@@ -255,7 +255,7 @@ def _expected() -> dict:
 def test_shipped_recordings_replay_end_to_end(name, tmp_path):
     """Each shipped session recording, replayed into a base station with the checkpoint shipped
     beside it, decodes to what its live clients decoded (recordings/expected.json)."""
-    from mtsc_sdr.capture.replay import replay
+    from mtsc_sdr.runtime.replay import replay
 
     rep = replay(str(SHIPPED / name), checkpoint=str(SHIPPED / "checkpoint"), out=str(tmp_path), fast=True)
     assert rep["failures"] == []

@@ -1,2 +1,2 @@
-"""Latency and memory measurement: percentiles of stage timings, peak resident memory, weight bytes,
-Jetson memory from tegrastats; ``mtsc-sdr bench`` (:mod:`.cli`)."""
+"""Latency and memory measurement: stage timings (their percentiles: :mod:`mtsc_sdr.report`), peak
+resident memory, weight bytes, Jetson memory from tegrastats; ``mtsc-sdr bench`` (:mod:`.cli`)."""

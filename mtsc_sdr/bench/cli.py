@@ -40,13 +40,13 @@ def time_client(checkpoint: str, precision: str, tasks, items: int, warmup: int,
     """In-process stage times of the client half: (rows, weight bytes). See the module docstring."""
     import torch
 
-    from mtsc_sdr.bench.stats import percentiles
+    from mtsc_sdr.report import percentiles
     from mtsc_sdr.compress.quantize import load_client
     from mtsc_sdr.data import collate, examples
     from mtsc_sdr.model import load
     from mtsc_sdr.phy.tx import Transmitter
     from mtsc_sdr.runtime.client import decode_item, encode_item
-    from mtsc_sdr.runtime.report import row
+    from mtsc_sdr.report import row
 
     loaded = load_client(checkpoint, precision)
     full = load(checkpoint).eval()                       # its server half makes realistic semantics
@@ -102,7 +102,7 @@ def bench(checkpoint: str, precisions=("int8", "fp32"), tasks=TASKS, items: int 
     import torch
 
     from mtsc_sdr.bench.memory import TegraStats, peak_rss_mb
-    from mtsc_sdr.runtime.report import row, run_meta
+    from mtsc_sdr.report import row, run_meta
 
     torch.set_num_threads(threads)
     rows: list[dict] = []
@@ -166,7 +166,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mtsc_sdr.train.config import default_checkpoint_dir
+    from mtsc_sdr.model.checkpoint import default_checkpoint_dir
 
     checkpoint = args.checkpoint or str(default_checkpoint_dir())
     out = Path(args.out)

@@ -16,7 +16,7 @@ Annotations (``core:label``):
   (``header_crc_fail``, ``header_bad_version``, ``header_bad_length``, ``truncated``),
   ``mtsc:snr_db``, ``mtsc:cfo_hz`` / ``mtsc:cfo``; ``core:sample_count`` covers preamble and header.
 
-The base station also records who it served, for :mod:`mtsc_sdr.capture.replay`:
+The base station also records who it served, for :mod:`mtsc_sdr.runtime.replay`:
 ``mtsc:checkpoint`` (its checkpoint identity) and ``mtsc:sessions`` (``{"<session>": what the
 client said about itself in its ``hello``: precision, SNR label and where its items came from}``).
 """

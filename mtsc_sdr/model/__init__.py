@@ -9,53 +9,38 @@ Quick start (nothing is downloaded)::
     # or: build_model(ModelConfig(lam_path="/models/bart-base"))  (local HF checkpoint + tokenizer)
     loss = model.loss(batch, "vqa", snr_db=10.0)      # batch = mtsc_sdr.data.collate(examples)
 
-Importing this package imports torch (it is the model); the CLI imports it lazily.
+Importing this package imports nothing heavy: each name is imported from its submodule on first use
+(torch comes with the model's modules; ``checkpoint``, ``config`` and ``tokenizer`` do without it).
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
-from typing import Optional
+import importlib
+from typing import Any
 
-from .checkpoint import CheckpointMismatch, load, save
-from .config import TASK_IDS, TEXT_TASKS, ModelConfig
-from .jsc import JSCCode, JSCDecoder, JSCEncoder, choose_rate, keep_top_k
-from .split import ClientModel, LinkResult, MTSCModel, ServerModel, TaskSemantics, Uplink
-from .tokenizer import TextTokenizer
+#: public name -> the submodule that defines it. Attributes are imported on first use (PEP 562),
+#: so ``mtsc_sdr.model.checkpoint`` or ``.config`` can be used without importing torch.
+_EXPORTS = {
+    "CheckpointMismatch": "checkpoint", "load": "checkpoint", "save": "checkpoint",
+    "default_checkpoint_dir": "checkpoint",
+    "TASK_IDS": "config", "TEXT_TASKS": "config", "ModelConfig": "config",
+    "JSCCode": "jsc", "JSCDecoder": "jsc", "JSCEncoder": "jsc", "choose_rate": "jsc", "keep_top_k": "jsc",
+    "ClientModel": "split", "LinkResult": "split", "MTSCModel": "split", "ServerModel": "split",
+    "TaskSemantics": "split", "Uplink": "split",
+    "TextTokenizer": "tokenizer",
+    "build_model": "build",
+}
 
-
-def build_model(cfg: ModelConfig, tokenizer: Optional[TextTokenizer] = None,
-                lam_path: Optional[str] = None) -> MTSCModel:
-    """A fresh :class:`MTSCModel`.
-
-    Args:
-        cfg: sizes; ``cfg.lam_path`` (or ``lam_path``) selects a local HF BART checkpoint.
-        tokenizer: required for the project's own BART (train one with :meth:`TextTokenizer.train`);
-            with a local checkpoint its own tokenizer is loaded from the same directory unless given.
-    Raises:
-        ValueError: no tokenizer, or one with more ids than the backbone's vocabulary.
-    """
-    from .lam import bart_config, build_bart, config_from_bart, load_bart
-
-    lam_path = lam_path or cfg.lam_path
-    if lam_path:
-        bart = load_bart(lam_path)
-        tokenizer = tokenizer or TextTokenizer.from_hf_dir(lam_path)
-        cfg = replace(config_from_bart(cfg, bart.config), lam_path=str(lam_path))
-        cfg.validate()
-    else:
-        if tokenizer is None:
-            raise ValueError("the project's own BART needs a tokenizer: TextTokenizer.train() or .load(dir)")
-        bart = build_bart(bart_config(cfg, tokenizer.vocab_size, tokenizer.pad_id, tokenizer.bos_id,
-                                      tokenizer.eos_id))
-    if tokenizer.vocab_size > bart.config.vocab_size:
-        raise ValueError(f"tokenizer has {tokenizer.vocab_size} ids but the backbone's vocabulary has "
-                         f"{bart.config.vocab_size}: they are not made for each other")
-    conf = bart.config.to_dict()
-    conf.pop("transformers_version", None)
-    return MTSCModel(cfg, tokenizer, bart, conf)
+__all__ = sorted(_EXPORTS)
 
 
-__all__ = ["CheckpointMismatch", "load", "save", "TASK_IDS", "TEXT_TASKS", "ModelConfig", "JSCCode",
-           "JSCDecoder", "JSCEncoder", "choose_rate", "keep_top_k", "ClientModel", "LinkResult",
-           "MTSCModel", "ServerModel", "TaskSemantics", "Uplink", "TextTokenizer", "build_model"]
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

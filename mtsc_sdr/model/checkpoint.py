@@ -17,6 +17,7 @@ tokenizer fingerprint that differs.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Optional
 
@@ -24,6 +25,12 @@ FORMAT = "mtsc-sdr-model"
 VERSION = 1
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
+
+
+def default_checkpoint_dir(preset: str = "default") -> Path:
+    """Where a preset's model lives: ``$MTSC_CACHE/models/<preset>`` or ``results/models/<preset>``."""
+    root = os.environ.get("MTSC_CACHE")
+    return (Path(root) if root else Path("results")) / "models" / preset
 
 
 class CheckpointMismatch(ValueError):

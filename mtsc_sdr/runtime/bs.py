@@ -274,7 +274,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mtsc_sdr.train.config import default_checkpoint_dir
+    from mtsc_sdr.model.checkpoint import default_checkpoint_dir
 
     checkpoint = args.checkpoint or str(default_checkpoint_dir())
     signal.signal(signal.SIGTERM, signal.default_int_handler)

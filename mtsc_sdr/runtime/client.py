@@ -231,7 +231,7 @@ class Client:
     """The client half behind a transmitter and the control link (see the module docstring).
 
     With ``tx_endpoint=None`` it has no transmitter: someone else sends its frames (a replayed
-    recording, :mod:`mtsc_sdr.capture.replay`) and it only says hello, waits for the answers to
+    recording, :mod:`mtsc_sdr.runtime.replay`) and it only says hello, waits for the answers to
     the items it :meth:`expect` s and decodes them (:meth:`poll`).
     """
 
@@ -565,7 +565,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from mtsc_sdr.compress.quantize import load_client
-    from mtsc_sdr.train.config import default_checkpoint_dir
+    from mtsc_sdr.model.checkpoint import default_checkpoint_dir
 
     import signal
 

@@ -1,7 +1,7 @@
 """``mtsc-sdr demo`` (what ``make demo`` runs): the whole testbed on the built-in defaults.
 
 1. The default model: trained on first use (``mtsc-sdr train`` with its defaults, about 7 minutes
-   on 2 cores) into the cache (:func:`mtsc_sdr.train.config.default_checkpoint_dir`); later runs
+   on 2 cores) into the cache (:func:`mtsc_sdr.model.checkpoint.default_checkpoint_dir`); later runs
    reuse it.
 2. One :mod:`mtsc_sdr.runtime.run` sweep over ``--snr-db`` with every task, for the software
    channel and, when GNU Radio is present, the GNU Radio ``sim_channel`` flowgraph: one base
@@ -57,7 +57,8 @@ def demo_run_config(channels: list[str], checkpoint: str, snr_db: list[float], n
 
 def ensure_default_model(quiet: bool) -> Path:
     """The default model's checkpoint, trained now when the cache has no finished one."""
-    from mtsc_sdr.train.config import TrainConfig, default_checkpoint_dir
+    from mtsc_sdr.model.checkpoint import default_checkpoint_dir
+    from mtsc_sdr.train.config import TrainConfig
     from mtsc_sdr.train.trainer import read_state, train
 
     directory = default_checkpoint_dir()
@@ -99,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
     from mtsc_sdr.runtime import plots
     from mtsc_sdr.runtime.evaluate import evaluate, format_table
     from mtsc_sdr.config import to_dict
-    from mtsc_sdr.runtime.report import run_meta
+    from mtsc_sdr.report import run_meta
     from mtsc_sdr.runtime.run import RunFailed, execute, format_summary
 
     t0 = time.monotonic()

@@ -43,7 +43,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-from mtsc_sdr.runtime.report import row, run_meta
+from mtsc_sdr.report import row, run_meta
 
 TASKS = ("vqa", "caption_image", "caption_audio", "caption_video", "reconstruct")
 CHANNELS = ("awgn", "rician")
@@ -352,7 +352,7 @@ def allow_negative_snr_lists(p: argparse.ArgumentParser) -> None:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from mtsc_sdr.train.config import default_checkpoint_dir
+    from mtsc_sdr.model.checkpoint import default_checkpoint_dir
 
     allow_negative_snr_lists(p)
     p.add_argument("--checkpoint", metavar="DIR", default=None,
@@ -381,7 +381,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mtsc_sdr.train.config import default_checkpoint_dir
+    from mtsc_sdr.model.checkpoint import default_checkpoint_dir
 
     try:
         snrs = parse_snr_list(args.snr_db)

@@ -225,7 +225,7 @@ def run_link_test(cfg: LinkTestConfig, *, progress: bool = False) -> dict[str, A
     radio is attached.
     """
     from mtsc_sdr.link import free_tcp_endpoint
-    from mtsc_sdr.runtime.report import row, run_meta
+    from mtsc_sdr.report import row, run_meta
 
     tx_ep, rx_ep = free_tcp_endpoint(), free_tcp_endpoint()
     procs: list[ManagedProcess] = []

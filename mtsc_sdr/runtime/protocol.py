@@ -10,7 +10,7 @@ Uplink (client -> base station):
   ``hello`` with meta ``{"checkpoint": identity, "client": {"host", "precision", "snr_db",
   "items"}}`` before the first frame and again after a timeout (``items``: where the client's
   items come from, :func:`mtsc_sdr.runtime.client.item_source`; its k-th item goes out with seq
-  k mod 2^16, so a recording of the frames can be decoded again, :mod:`mtsc_sdr.capture.replay`);
+  k mod 2^16, so a recording of the frames can be decoded again, :mod:`mtsc_sdr.runtime.replay`);
   ``bye`` at the end.
 
 Downlink (base station -> client, control link):

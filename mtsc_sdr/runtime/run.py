@@ -263,7 +263,7 @@ def execute(cfg: RunConfig, *, progress: bool = False) -> dict[str, Any]:
     """
     from mtsc_sdr.link import free_tcp_endpoint
     from mtsc_sdr.runtime.link_test import channel_processes
-    from mtsc_sdr.train.config import default_checkpoint_dir
+    from mtsc_sdr.model.checkpoint import default_checkpoint_dir
 
     checkpoint = cfg.checkpoint or str(default_checkpoint_dir())
     protocol.checkpoint_identity(checkpoint)             # a missing / broken checkpoint fails here, named
@@ -369,7 +369,7 @@ def task_metric_rows(records: list[dict], channel: str, system: str = "mtsc") ->
     import numpy as np
 
     from mtsc_sdr.metrics import METRIC_UNITS, score_task_with_items, standard_error
-    from mtsc_sdr.runtime.report import row
+    from mtsc_sdr.report import row
 
     rows = []
     keys = sorted({(r["task"], r["snr_db"], r["precision"]) for r in records},
@@ -401,8 +401,8 @@ def latency_rows(records: list[dict], channel: str) -> list[dict]:
     """``latency_ms_p50/_p90/_p99`` per precision and stage (and ``total``), all tasks and SNRs
     together, and the total per task; each session's first item (warm-up) and resent items are left
     out."""
-    from mtsc_sdr.bench.stats import percentiles
-    from mtsc_sdr.runtime.report import row
+    from mtsc_sdr.report import percentiles
+    from mtsc_sdr.report import row
 
     answered = [r for r in records if "latency_ms" in r]
     first: dict[int, int] = {}
@@ -424,7 +424,7 @@ def latency_rows(records: list[dict], channel: str) -> list[dict]:
 
 
 def build_report(cfg: RunConfig, checkpoint: str, work: Path, points: list[dict], failures: list[str]) -> dict:
-    from mtsc_sdr.runtime.report import row, run_meta
+    from mtsc_sdr.report import row, run_meta
 
     link = {p["session"]: p["channel"] for p in points}              # session -> its link kind
     items = [dict(r, channel=link.get(r["session"], cfg.channel)) for r in read_items(work)]

@@ -8,24 +8,18 @@ SNRs are Es/N0 per complex symbol in dB (:mod:`mtsc_sdr.conventions`).
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, Optional
 
 from mtsc_sdr.config import ConfigError, check, from_dict, to_dict
+from mtsc_sdr.model.checkpoint import default_checkpoint_dir
 
 ALL_TASKS: tuple[str, ...] = ("vqa", "caption_image", "caption_audio", "caption_video", "reconstruct")
 
 #: Fields that may differ between a run and the run it resumes (they do not change the result).
 OPERATIONAL_FIELDS = ("checkpoint_dir", "checkpoint_every", "time_budget_s", "num_threads", "log_every",
                       "device")
-
-
-def default_checkpoint_dir(preset: str = "default") -> Path:
-    """Where a preset's model lives: ``$MTSC_CACHE/models/<preset>`` or ``results/models/<preset>``."""
-    root = os.environ.get("MTSC_CACHE")
-    return (Path(root) if root else Path("results")) / "models" / preset
 
 
 @dataclass
@@ -206,4 +200,4 @@ class TrainConfig:
         return cls.from_dict({**data, **(overrides or {})}, path)
 
 
-__all__ = ["ALL_TASKS", "OPERATIONAL_FIELDS", "TrainConfig", "default_checkpoint_dir"]
+__all__ = ["ALL_TASKS", "OPERATIONAL_FIELDS", "TrainConfig"]

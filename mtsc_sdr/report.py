@@ -1,4 +1,4 @@
-"""Run metadata and tidy result rows: the one report schema of DESIGN.md.
+"""Run metadata, tidy result rows and latency percentiles: the one report schema of DESIGN.md.
 
 Every ``--json`` output is one object ``{"meta": {...}, "rows": [...]}`` (commands may add keys of
 their own beside these two). ``meta`` records the configuration, seeds, versions, machine and
@@ -13,9 +13,14 @@ import os
 import platform
 import sys
 from importlib import metadata
-from typing import Any
+from typing import Any, Iterable
+
+import numpy as np
 
 _PACKAGES = ("mtsc-sdr", "numpy", "scipy", "pyzmq", "torch")
+
+#: The percentiles every latency report gives.
+PERCENTILES = {"p50": 50.0, "p90": 90.0, "p99": 99.0}
 
 
 def versions(extra: dict[str, str | None] | None = None) -> dict[str, str | None]:
@@ -59,3 +64,12 @@ def row(system: str, task: str, channel: str, snr_db: float | None, metric: str,
     """One tidy result record."""
     return {"system": system, "task": task, "channel": channel, "snr_db": snr_db,
             "metric": metric, "value": value, **extra}
+
+
+def percentiles(values_ms: Iterable[float]) -> dict[str, float | None]:
+    """``{"p50", "p90", "p99"}`` of the values (linear interpolation between order statistics,
+    numpy's default), rounded to microseconds; all None for no values."""
+    v = np.asarray([x for x in values_ms if x is not None], dtype=float)
+    if v.size == 0:
+        return dict.fromkeys(PERCENTILES)
+    return {k: round(float(np.percentile(v, q)), 3) for k, q in PERCENTILES.items()}

@@ -46,7 +46,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-from .sigmf_io import Recording, RecordingError, read_recording
+from mtsc_sdr.capture.sigmf_io import Recording, RecordingError, read_recording
 
 #: Samples per message pushed into the base station.
 CHUNK_SAMPLES = 8192
@@ -190,7 +190,7 @@ def frames_in_process(rec: Recording) -> dict[str, Any]:
     """Frame statistics of a recording from a PHY receiver in this process (no model needed)."""
     from mtsc_sdr.phy.rx import Receiver, ReceiverConfig
 
-    from .hooks import AnnotatingReceiver
+    from mtsc_sdr.capture.hooks import AnnotatingReceiver
 
     annotations: list[dict] = []
     rx = AnnotatingReceiver(Receiver(ReceiverConfig(sample_rate_hz=rec.sample_rate_sps)), annotations.append)
@@ -345,9 +345,9 @@ def replay(path: str, *, checkpoint: Optional[str] = None, out: Optional[str] = 
     from mtsc_sdr.runtime import protocol
     from mtsc_sdr.runtime.client import Refused
     from mtsc_sdr.runtime.processes import ProcessFailed
-    from mtsc_sdr.runtime.report import row, run_meta
+    from mtsc_sdr.report import row, run_meta
     from mtsc_sdr.runtime.run import task_metric_rows
-    from mtsc_sdr.train.config import default_checkpoint_dir
+    from mtsc_sdr.model.checkpoint import default_checkpoint_dir
 
     rec = read_recording(path)
     check_session_fields(rec)
