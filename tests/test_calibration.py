@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import yaml
 
-from mtsc_sdr.channel import ChannelProfile, IQImbalance, build_channel, load_profile
+from mtsc_sdr.channel import ChannelProfile, IQImbalance, build_channel
 from mtsc_sdr.conventions import PAYLOAD_POWER
 from mtsc_sdr.radio import calibration as cal
 from mtsc_sdr.radio.calibrate import (
@@ -361,13 +361,13 @@ def test_channel_from_record_applies_the_measured_impairments(calibrated, tmp_pa
 def test_profile_option_accepts_a_calibration_record(calibrated, tmp_path):
     _, rec, _ = calibrated
     path = cal.save_record(rec, tmp_path)
-    by_content = load_profile(path)
+    by_content = cal.load_impairment_profile(path)
     assert by_content == cal.channel_profile(rec)
-    assert load_profile(f"calibration:{path}") == by_content
-    assert load_profile(LAB_PLUTO) == ChannelProfile.from_yaml(LAB_PLUTO)
+    assert cal.load_impairment_profile(f"calibration:{path}") == by_content
+    assert cal.load_impairment_profile(LAB_PLUTO) == ChannelProfile.from_yaml(LAB_PLUTO)
     (tmp_path / "bad.yaml").write_text("schema_version: 1\nresults: {}\n")
     with pytest.raises(cal.CalibrationError, match="bad.yaml: note: required field is missing"):
-        load_profile(tmp_path / "bad.yaml")
+        cal.load_impairment_profile(tmp_path / "bad.yaml")
     from mtsc_sdr.runtime.channel import add_arguments, profile_from_args
     import argparse
 
@@ -385,7 +385,7 @@ def test_the_shipped_example_record_is_valid_and_labelled_simulated():
     for f in examples:
         rec = cal.load_record(f)
         assert rec.tx.kind == "sim" and "SIMULATED" in rec.note
-        profile = load_profile(f)           # CI can run the software channel with it
+        profile = cal.load_impairment_profile(f)  # CI can run the software channel with it
         assert profile.cfo.cfo_hz == rec.results.cfo.cfo_hz and profile.dc_offset is not None
 
 

@@ -31,7 +31,6 @@ from .profile import (
     TimingConfig,
     build_channel,
     build_stages,
-    load_profile,
     stage_seed,
 )
 from .streaming import StreamingChannel
@@ -42,6 +41,6 @@ __all__ = [
     "PhaseNoise", "Resampler", "Stage", "StreamingChannel", "TappedDelayLine",
     "AwgnConfig", "CfoConfig", "ChannelProfile", "DcOffsetConfig", "FadingConfig", "IqImbalanceConfig",
     "MultipathConfig", "PhaseNoiseConfig", "SroConfig", "TimingConfig", "OVERRIDE_SHORTCUTS",
-    "build_channel", "build_stages", "load_profile", "stage_seed", "exponential_pdp", "k_factor_linear", "make_rng",
+    "build_channel", "build_stages", "stage_seed", "exponential_pdp", "k_factor_linear", "make_rng",
     "rician_gains", "seed_sequence",
 ]

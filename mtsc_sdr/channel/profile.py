@@ -24,9 +24,9 @@ Example (``configs/channels/lab-pluto.yaml``)::
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Literal, Optional
+from typing import Any, Callable, Literal, Optional
 
 import numpy as np
 
@@ -43,46 +43,57 @@ from .streaming import StreamingChannel
 from .timing import IntegerDelay, Resampler
 
 
-@dataclass
-class AwgnConfig:
-    """Thermal noise. ``snr_db`` is Es/N0 per complex symbol on the payload (see conventions)."""
+def checked(default: Any, ok: Callable[[Any], bool], message: str) -> Any:
+    """A dataclass field with ``default`` whose value must satisfy ``ok``; otherwise
+    :meth:`RangeChecked.validate` raises ``ConfigError("<path>.<field>", message)``."""
+    return field(default=default, metadata={"check": (ok, message)})
 
-    snr_db: float = 20.0
-    signal_power: float = PAYLOAD_POWER  # payload power the SNR refers to (linear, full scale 1)
+
+class RangeChecked:
+    """Base of the impairment configs: ``validate`` runs each :func:`checked` field's check, in
+    field order (a subclass with checks across fields calls it first)."""
 
     def validate(self, path: str) -> None:
-        check(math.isfinite(self.snr_db), f"{path}.snr_db", "must be finite")
-        check(self.signal_power > 0, f"{path}.signal_power", "must be positive")
+        for f in fields(self):
+            if "check" in f.metadata:
+                ok, message = f.metadata["check"]
+                check(ok(getattr(self, f.name)), f"{path}.{f.name}", message)
 
 
 @dataclass
-class FadingConfig:
+class AwgnConfig(RangeChecked):
+    """Thermal noise. ``snr_db`` is Es/N0 per complex symbol on the payload (see conventions)."""
+
+    snr_db: float = checked(20.0, math.isfinite, "must be finite")
+    # payload power the SNR refers to (linear, full scale 1)
+    signal_power: float = checked(PAYLOAD_POWER, lambda v: v > 0, "must be positive")
+
+
+@dataclass
+class FadingConfig(RangeChecked):
     """Flat block fading, E|h|^2 = 1. Rayleigh ignores ``k_factor_db``."""
 
     kind: Literal["rician", "rayleigh"] = "rician"
-    k_factor_db: float = 6.0  # Rician K, LOS power over scattered power, in dB
-    coherence_samples: int = 10_000  # samples per block with a constant gain
+    # Rician K, LOS power over scattered power, in dB
+    k_factor_db: float = checked(6.0, math.isfinite, "must be finite (use kind: rayleigh for K = 0)")
+    # samples per block with a constant gain
+    coherence_samples: int = checked(10_000, lambda v: v >= 1, "must be >= 1")
     los_phase_deg: Optional[float] = 0.0  # None: uniform random LOS phase per block
-
-    def validate(self, path: str) -> None:
-        check(math.isfinite(self.k_factor_db), f"{path}.k_factor_db", "must be finite (use kind: rayleigh for K = 0)")
-        check(self.coherence_samples >= 1, f"{path}.coherence_samples", "must be >= 1")
 
 
 @dataclass
-class MultipathConfig:
+class MultipathConfig(RangeChecked):
     """Tapped delay line, taps one sample apart. Give ``taps`` or an exponential profile."""
 
     taps: Optional[list[tuple[float, float]]] = None  # [[re, im], ...]; normalised to unit energy
-    n_taps: int = 4  # exponential profile: number of taps
-    delay_spread_samples: float = 1.0  # exponential profile: decay constant, in samples
-    coherence_samples: Optional[int] = None  # random taps: redraw every this many samples; None = static
+    # exponential profile: number of taps, and decay constant in samples
+    n_taps: int = checked(4, lambda v: v >= 1, "must be >= 1")
+    delay_spread_samples: float = checked(1.0, lambda v: v >= 0, "must be >= 0")
+    # random taps: redraw every this many samples; None = static
+    coherence_samples: Optional[int] = checked(None, lambda v: v is None or v >= 1, "must be >= 1")
 
     def validate(self, path: str) -> None:
-        check(self.n_taps >= 1, f"{path}.n_taps", "must be >= 1")
-        check(self.delay_spread_samples >= 0, f"{path}.delay_spread_samples", "must be >= 0")
-        check(self.coherence_samples is None or self.coherence_samples >= 1,
-              f"{path}.coherence_samples", "must be >= 1")
+        super().validate(path)
         if self.taps is not None:
             check(len(self.taps) >= 1 and any(re or im for re, im in self.taps), f"{path}.taps",
                   "needs at least one non-zero tap")
@@ -91,68 +102,48 @@ class MultipathConfig:
 
 
 @dataclass
-class TimingConfig:
+class TimingConfig(RangeChecked):
     """Timing offset in samples (integer part: exact delay; fractional part: sinc interpolation)."""
 
-    delay_samples: float = 0.0
-
-    def validate(self, path: str) -> None:
-        check(self.delay_samples >= 0, f"{path}.delay_samples", "must be >= 0")
+    delay_samples: float = checked(0.0, lambda v: v >= 0, "must be >= 0")
 
 
 @dataclass
-class SroConfig:
+class SroConfig(RangeChecked):
     """Receiver sample-clock offset in parts per million."""
 
-    sro_ppm: float = 0.0
-
-    def validate(self, path: str) -> None:
-        check(abs(self.sro_ppm) < 1e5, f"{path}.sro_ppm", "must be within +-1e5 ppm")
+    sro_ppm: float = checked(0.0, lambda v: abs(v) < 1e5, "must be within +-1e5 ppm")
 
 
 @dataclass
-class CfoConfig:
+class CfoConfig(RangeChecked):
     """Carrier frequency offset (Hz, at ``rate_sps``) and a static phase offset."""
 
-    cfo_hz: float = 0.0
+    cfo_hz: float = checked(0.0, math.isfinite, "must be finite")
     phase_deg: float = 0.0
-
-    def validate(self, path: str) -> None:
-        check(math.isfinite(self.cfo_hz), f"{path}.cfo_hz", "must be finite")
 
 
 @dataclass
-class PhaseNoiseConfig:
+class PhaseNoiseConfig(RangeChecked):
     """Wiener phase noise with a Lorentzian 3-dB linewidth."""
 
-    linewidth_hz: float = 10.0
-
-    def validate(self, path: str) -> None:
-        check(self.linewidth_hz >= 0, f"{path}.linewidth_hz", "must be >= 0")
+    linewidth_hz: float = checked(10.0, lambda v: v >= 0, "must be >= 0")
 
 
 @dataclass
-class IqImbalanceConfig:
+class IqImbalanceConfig(RangeChecked):
     """Q-branch gain (dB) and quadrature phase error (degrees) relative to the I branch."""
 
-    gain_db: float = 0.0
-    phase_deg: float = 0.0
-
-    def validate(self, path: str) -> None:
-        check(abs(self.gain_db) < 20, f"{path}.gain_db", "must be within +-20 dB")
-        check(abs(self.phase_deg) < 45, f"{path}.phase_deg", "must be within +-45 degrees")
+    gain_db: float = checked(0.0, lambda v: abs(v) < 20, "must be within +-20 dB")
+    phase_deg: float = checked(0.0, lambda v: abs(v) < 45, "must be within +-45 degrees")
 
 
 @dataclass
-class DcOffsetConfig:
+class DcOffsetConfig(RangeChecked):
     """Constant offset added by the receiver, in full-scale units (|x| <= 1)."""
 
-    i: float = 0.0
-    q: float = 0.0
-
-    def validate(self, path: str) -> None:
-        check(abs(self.i) <= 1, f"{path}.i", "must be within +-1 (full scale)")
-        check(abs(self.q) <= 1, f"{path}.q", "must be within +-1 (full scale)")
+    i: float = checked(0.0, lambda v: abs(v) <= 1, "must be within +-1 (full scale)")
+    q: float = checked(0.0, lambda v: abs(v) <= 1, "must be within +-1 (full scale)")
 
 
 @dataclass
@@ -269,38 +260,6 @@ def build_stages(profile: ChannelProfile, seed: Seed) -> list[Stage]:
     if p.dc_offset is not None:
         stages.append(DCOffset(p.dc_offset.i, p.dc_offset.q))
     return stages
-
-
-#: Prefix of a ``profile`` value naming a calibration record instead of a channel profile.
-CALIBRATION_PREFIX = "calibration:"
-
-
-def load_profile(spec: str | Path) -> ChannelProfile:
-    """The channel profile a ``profile:`` value (run / link-test configs, ``mtsc-sdr channel
-    --profile``) names: a ChannelProfile YAML, or a calibration record (``calibration/*.yaml``),
-    recognised by the ``calibration:`` prefix or by its content (``schema_version`` and ``results``
-    keys). A record becomes the software channel of
-    :func:`mtsc_sdr.radio.calibration.channel_profile`: the measured CFO, IQ imbalance and DC offset
-    at the record's rate, with the SNR of its highest-gain point (override it with ``snr_db``).
-    """
-    text = str(spec)
-    if text.startswith(CALIBRATION_PREFIX) or _is_record(Path(text)):
-        from mtsc_sdr.radio.calibration import channel_profile, load_record
-
-        return channel_profile(load_record(text.removeprefix(CALIBRATION_PREFIX)))
-    return ChannelProfile.from_yaml(text)
-
-
-def _is_record(file: Path) -> bool:
-    if not file.is_file():
-        return False
-    from mtsc_sdr.config import read_yaml
-    from mtsc_sdr.radio.calibration import is_record_data
-
-    try:
-        return is_record_data(read_yaml(file))
-    except ConfigError:
-        return False      # unreadable: ChannelProfile.from_yaml reports it
 
 
 def build_channel(profile: ChannelProfile, seed: Seed) -> StreamingChannel:

@@ -74,7 +74,8 @@ Functions: :func:`load_record`, :func:`save_record`, :func:`find_record` (the re
 and frequency, with warnings when it is old or taken at another frequency: :func:`record_warnings`;
 :func:`use_record` for ``run``), :func:`gains_for_snr` / :func:`snr_for_gain` (the measured TX gain
 -> SNR table and its interpolated inverse), :func:`correct_iq`, :func:`channel_profile` (the
-software channel with the measured impairments).
+software channel with the measured impairments), :func:`load_impairment_profile` (a ``profile:``
+value, channel profile or calibration record, as the software channel to run).
 """
 
 from __future__ import annotations
@@ -87,7 +88,8 @@ from typing import Literal, Optional
 
 import numpy as np
 
-from mtsc_sdr.config import ConfigError, check, from_dict, to_dict
+from mtsc_sdr.channel.profile import ChannelProfile
+from mtsc_sdr.config import ConfigError, check, from_dict, read_yaml, to_dict
 from mtsc_sdr.conventions import PAYLOAD_POWER
 
 SCHEMA_VERSION = 1
@@ -508,7 +510,7 @@ def remove_dc_iq(x: np.ndarray, dc: complex, correction: list[list[float]]) -> n
 
 
 def channel_profile(rec: CalibrationRecord, *, tx_gain_db: Optional[float] = None,
-                    snr_db: Optional[float] = None):
+                    snr_db: Optional[float] = None) -> ChannelProfile:
     """The software channel with the record's CFO, IQ imbalance and DC offset at the record's rate.
 
     The operating point is ``tx_gain_db`` (default: the table's highest gain; refused outside the
@@ -519,8 +521,6 @@ def channel_profile(rec: CalibrationRecord, *, tx_gain_db: Optional[float] = Non
     sweep, changes only the noise). Raises ValueError when the scaled DC would exceed full scale
     (choose a higher gain). Returns a :class:`~mtsc_sdr.channel.profile.ChannelProfile`.
     """
-    from mtsc_sdr.channel.profile import ChannelProfile
-
     r = rec.results
     g, _ = _table(rec)
     gain = float(g[-1]) if tx_gain_db is None else float(tx_gain_db)
@@ -539,6 +539,32 @@ def channel_profile(rec: CalibrationRecord, *, tx_gain_db: Optional[float] = Non
         "iq_imbalance": {"gain_db": r.iq_imbalance.gain_db, "phase_deg": r.iq_imbalance.phase_deg},
         "dc_offset": {"i": dc_i, "q": dc_q},
     })
+
+
+#: Prefix of a ``profile`` value naming a calibration record instead of a channel profile.
+CALIBRATION_PREFIX = "calibration:"
+
+
+def load_impairment_profile(spec: str | Path) -> ChannelProfile:
+    """The channel profile a ``profile:`` value (run / link-test configs, ``mtsc-sdr channel
+    --profile``) names: a ChannelProfile YAML, or a calibration record (``calibration/*.yaml``),
+    recognised by the ``calibration:`` prefix or by its content (:func:`is_record_data`). A record
+    becomes the software channel of :func:`channel_profile`: the measured CFO, IQ imbalance and DC
+    offset at the record's rate, with the SNR of its highest-gain point (override it with ``snr_db``).
+    """
+    text = str(spec)
+    if text.startswith(CALIBRATION_PREFIX) or _is_record_file(Path(text)):
+        return channel_profile(load_record(text.removeprefix(CALIBRATION_PREFIX)))
+    return ChannelProfile.from_yaml(text)
+
+
+def _is_record_file(file: Path) -> bool:
+    if not file.is_file():
+        return False
+    try:
+        return is_record_data(read_yaml(file))
+    except ConfigError:
+        return False      # unreadable: ChannelProfile.from_yaml reports it
 
 
 def xo_correction_hz(cfo_hz: float, freq_hz: float, reference_hz: float = 40.0e6, *, apply_to: str = "rx") -> float:

@@ -4,7 +4,7 @@ Reads complex64 samples from ``--in`` (connects a PULL socket to the upstream se
 as with GNU Radio's ``pull_source``), applies the impairments, and sends the result out of
 ``--out`` (binds a PUSH socket for the downstream receiver, as GNU Radio's ``push_sink`` does).
 Impairments come from ``--profile FILE`` (a :class:`~mtsc_sdr.channel.profile.ChannelProfile` YAML,
-or a calibration record: :func:`~mtsc_sdr.channel.profile.load_profile`) and/or the command-line
+or a calibration record: :func:`~mtsc_sdr.radio.calibration.load_impairment_profile`) and/or the command-line
 options, which override the profile. Malformed input messages are counted and dropped by the
 stream (:mod:`mtsc_sdr.link.iq`). Runs until SIGINT/SIGTERM, then prints a one-line JSON summary
 (samples in/out, dropped messages) to stderr.
@@ -19,7 +19,8 @@ import signal
 import sys
 import time
 
-from mtsc_sdr.channel.profile import ChannelProfile, build_channel, load_profile
+from mtsc_sdr.channel.profile import ChannelProfile, build_channel
+from mtsc_sdr.radio.calibration import load_impairment_profile
 
 log = logging.getLogger("mtsc_sdr.channel")
 
@@ -52,7 +53,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def profile_from_args(args: argparse.Namespace) -> ChannelProfile:
     """The profile file (if any) with the command-line options applied on top."""
-    profile = load_profile(args.profile) if args.profile else ChannelProfile()
+    profile = load_impairment_profile(args.profile) if args.profile else ChannelProfile()
     overrides = {key: getattr(args, flag[2:].replace("-", "_"))
                  for flag, (key, _, _) in _OPTIONS.items()
                  if getattr(args, flag[2:].replace("-", "_")) is not None}
