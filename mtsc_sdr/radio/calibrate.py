@@ -41,7 +41,13 @@ from typing import Callable, Optional
 
 import numpy as np
 
+from mtsc_sdr import __version__
+from mtsc_sdr.capture import SigMFWriter
+from mtsc_sdr.channel.frontend import IQImbalance
 from mtsc_sdr.config import check, from_dict
+from mtsc_sdr.phy.header import FrameHeader
+from mtsc_sdr.phy.rx import Receiver
+from mtsc_sdr.phy.tx import Transmitter
 
 from .calibration import (
     DEFAULT_DIR,
@@ -54,13 +60,16 @@ from .calibration import (
     RadioIdentity,
     Results,
     iq_correction_matrix,
+    record_from_dict,
     remove_dc_iq,
     save_record,
     utc_now,
     xo_correction_hz,
 )
-from .driver import Radio
+from .discovery import find_radios
+from .driver import Radio, RadioDisconnected, open_radio
 from .profiles import RadioSettings
+from .registry import RADIOS
 
 #: Nominal reference crystal of radios with an ``xo_correction`` (the Pluto's AD936x: 40 MHz). The
 #: simulated radio mirrors a Pluto so the demo record shows the field.
@@ -179,8 +188,6 @@ class IqEstimate:
 
     @property
     def image_rejection_db(self) -> float:
-        from mtsc_sdr.channel.frontend import IQImbalance
-
         return IQImbalance(self.gain_db, self.phase_deg).image_rejection_db
 
 
@@ -237,9 +244,6 @@ def tone(n: int, cycles: int, amplitude: float = 0.5) -> np.ndarray:
 
 def frame_train(frames: int, payload_len: int, gap: int, seed: int) -> np.ndarray:
     """``frames`` PHY frames of random unit-power payloads, ``gap`` zeros before each: complex64."""
-    from mtsc_sdr.phy.header import FrameHeader
-    from mtsc_sdr.phy.tx import Transmitter
-
     rng = np.random.default_rng(seed)
     tx = Transmitter()
     parts = []
@@ -371,8 +375,6 @@ def calibrate(tx: Radio, rx: Radio, s: CalibrateSettings,
     results = Results(cfo=cfo, noise_floor_dbfs=noise.noise_floor_dbfs, noise_floor_std_db=noise.noise_floor_std_db,
                       gain_table=points, dc_offset=DcOffsetResult(noise.dc.real, noise.dc.imag, noise.dc_std),
                       iq_imbalance=iq)
-    from mtsc_sdr import __version__
-
     rec = CalibrationRecord(schema_version=SCHEMA_VERSION, note=s.note, tx=identity(tx), rx=identity(rx),
                             freq_hz=s.freq_hz, rate_sps=s.rate_sps, rx_gain_db=s.rx_gain_db, tone_tx_gain_db=tone_gain,
                             temperature_c=read_temperature(rx), timestamp=utc_now(),
@@ -382,8 +384,6 @@ def calibrate(tx: Radio, rx: Radio, s: CalibrateSettings,
 
 def _plain(rec: CalibrationRecord) -> CalibrationRecord:
     """The record with numpy scalars turned into Python floats (YAML-safe), re-validated."""
-    from .calibration import record_from_dict
-
     def conv(v):
         if isinstance(v, dict):
             return {k: conv(x) for k, x in v.items()}
@@ -401,8 +401,6 @@ def _plain(rec: CalibrationRecord) -> CalibrationRecord:
 def receive_frames(rx: Radio, n: int, rate_sps: float, dc: complex, correction: list[list[float]]) -> list:
     """The calibration frames (first copy of each seq) in ``n`` received samples, DC and IQ
     imbalance removed first."""
-    from mtsc_sdr.phy.rx import Receiver
-
     receiver = Receiver(sample_rate_hz=rate_sps)
     got = receiver.process(remove_dc_iq(fresh_samples(rx, n), dc, correction)) + receiver.flush()
     seen, frames = set(), []
@@ -419,8 +417,9 @@ def receive_frames(rx: Radio, n: int, rate_sps: float, dc: complex, correction: 
 def parse_radio(spec: str) -> tuple[str, str]:
     """``KIND[:ADDRESS]`` -> (kind, address); the address may itself hold colons (``pluto:ip:192.168.2.1``)."""
     kind, _, address = spec.partition(":")
-    if kind not in ("pluto", "usrp", "sim"):
-        raise ValueError(f"--tx/--rx: expected KIND[:ADDRESS] with KIND pluto, usrp or sim, got {spec!r}")
+    if kind not in RADIOS:
+        *first, last = RADIOS
+        raise ValueError(f"--tx/--rx: expected KIND[:ADDRESS] with KIND {', '.join(first)} or {last}, got {spec!r}")
     return kind, address
 
 
@@ -453,8 +452,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _open_pair(args: argparse.Namespace) -> tuple[Radio, Radio]:
-    from .driver import open_radio
-
     tx_kind, tx_addr = parse_radio(args.tx)
     rx_kind, rx_addr = parse_radio(args.rx or args.tx)
     same = (tx_kind, tx_addr) == (rx_kind, rx_addr)
@@ -497,8 +494,6 @@ class RecordedRadio:
         return getattr(self._radio, name)
 
     def receive(self, n: int) -> np.ndarray:
-        from .driver import RadioDisconnected
-
         try:
             x = self._radio.receive(n)
         except RadioDisconnected as exc:
@@ -513,7 +508,6 @@ class RecordedRadio:
 
 
 def _discover(kind: str):
-    from .discovery import find_radios
     from .links import RadioNotFound
 
     found = find_radios(kind)
@@ -558,8 +552,6 @@ def run(args: argparse.Namespace) -> int:
         return 1
     writer = None
     if args.capture:
-        from mtsc_sdr.capture import SigMFWriter
-
         writer = SigMFWriter(args.capture, sample_rate_sps=settings.rate_sps, source="calibration",
                              frequency_hz=settings.freq_hz, hw=f"{rx.kind} {rx.address}", rx_gain_db=settings.rx_gain_db,
                              description=f"mtsc-sdr calibrate: {tx.kind} {tx.address} -> {rx.kind} {rx.address}")

@@ -84,13 +84,15 @@ import datetime as _dt
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Optional
 
 import numpy as np
 
 from mtsc_sdr.channel.profile import ChannelProfile
 from mtsc_sdr.config import ConfigError, check, from_dict, read_yaml, to_dict
 from mtsc_sdr.conventions import PAYLOAD_POWER
+
+from .registry import RadioKindName
 
 SCHEMA_VERSION = 1
 #: Default directory of the records (relative to the working directory, like ``configs/``).
@@ -126,7 +128,7 @@ class RadioIdentity:
     """Which radio: its kind, serial number (or address when the driver reports none), address and
     radio profile name."""
 
-    kind: Literal["pluto", "usrp", "sim"]
+    kind: RadioKindName
     serial: str
     address: str
     profile: str

@@ -40,7 +40,8 @@ import numpy as np
 
 from mtsc_sdr.phy.scaling import from_driver, to_driver
 
-from .profiles import DEFAULT_PROFILE, RadioProfile, RadioSettings, radio_profile
+from .profiles import RadioProfile, RadioSettings, radio_profile
+from .registry import driver_class, radio_kind
 
 
 class RadioError(RuntimeError):
@@ -230,19 +231,10 @@ class Radio(ABC):
 
 
 def open_radio(kind: str, address: str, profile: str | RadioProfile | None = None, **kw) -> Radio:
-    """Open a radio by kind (``pluto`` / ``usrp`` / ``sim``: the simulated loopback of :mod:`.sim`) with
-    its profile (name, file or object; default :data:`~mtsc_sdr.radio.profiles.DEFAULT_PROFILE`).
-    Imports the vendor library on use; ``kw`` goes to the driver (``retries``, SimRadio's impairments)."""
-    if kind not in DEFAULT_PROFILE:
-        raise ValueError(f"kind: expected one of {', '.join(map(repr, DEFAULT_PROFILE))}, got {kind!r}")
-    prof = profile if isinstance(profile, RadioProfile) else radio_profile(profile or DEFAULT_PROFILE[kind])
-    if kind == "pluto":
-        from .pluto import PlutoRadio
-        return PlutoRadio(address, prof, **kw)
-    if kind == "usrp":
-        from .usrp import UsrpRadio
-        return UsrpRadio(address, prof, **kw)
-    if kind == "sim":
-        from .sim import SimRadio
-        return SimRadio(address, prof, **kw)
-    raise ValueError(f"kind: expected 'pluto', 'usrp' or 'sim', got {kind!r}")
+    """Open a radio by kind (a key of :data:`~mtsc_sdr.radio.registry.RADIOS`: ``pluto`` / ``usrp`` /
+    ``sim``, the simulated loopback of :mod:`.sim`) with its profile (name, file or object; default:
+    the kind's ``default_profile``). The driver module, and with it the vendor library, is imported
+    on use through the registry; ``kw`` goes to the driver (``retries``, SimRadio's impairments)."""
+    entry = radio_kind(kind)
+    prof = profile if isinstance(profile, RadioProfile) else radio_profile(profile or entry.default_profile)
+    return driver_class(kind)(address, prof, **kw)

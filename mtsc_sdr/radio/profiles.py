@@ -28,6 +28,8 @@ from typing import Literal, Optional
 
 from mtsc_sdr.config import ConfigError, check, load_yaml
 
+from .registry import RADIOS, RadioKindName
+
 #: Environment variable naming the profiles directory (default: ``firmware_profiles/`` of the checkout).
 DIR_ENV_VAR = "MTSC_PROFILES_DIR"
 
@@ -117,7 +119,7 @@ class RadioProfile:
     """One radio model (or one firmware mode of it). See the module docstring."""
 
     name: str = ""
-    driver: Literal["pluto", "usrp", "sim"] = "pluto"
+    driver: RadioKindName = "pluto"
     description: str = ""
     chip: str = ""
     sample_format: Literal["pyadi-iio", "gr-iio", "uhd"] = "pyadi-iio"   # row of mtsc_sdr.phy.scaling
@@ -267,5 +269,5 @@ def device_profile(name_or_path: str | Path) -> DeviceProfile:
     return _pick("device", name_or_path, device_profiles())
 
 
-#: The profile a driver uses when none is named.
-DEFAULT_PROFILE = {"pluto": "pluto-ad9363", "usrp": "usrp-b210", "sim": "sim"}
+#: The profile a driver uses when none is named (the registry's ``default_profile`` of each kind).
+DEFAULT_PROFILE = {kind: entry.default_profile for kind, entry in RADIOS.items()}
