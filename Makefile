@@ -37,7 +37,9 @@ gnuradio:
 	       "Install it with: sudo apt-get install gnuradio"; \
 	fi
 
+# lint-imports checks the layer contract of pyproject.toml ([tool.importlinter]) first.
 test: $(STAMP) gnuradio
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest -q -ra tests
 
 demo: $(STAMP) gnuradio
