@@ -10,6 +10,7 @@ see :mod:`..lam` for the tensors they take and give. The module interface is des
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -89,10 +90,11 @@ def own_config(cfg: ModelConfig, vocab_size: int, pad_id: int, bos_id: int, eos_
 
 
 def config_to_dict(conf: BartConfig) -> dict[str, Any]:
-    """``conf`` as a plain JSON dict (``BartConfig.to_dict()`` without the transformers version)."""
+    """``conf`` as a plain JSON dict: ``BartConfig.to_dict()`` without the transformers version,
+    as JSON has it (``id2label``'s int keys become strings), so it equals what a checkpoint reads."""
     out = conf.to_dict()
     out.pop("transformers_version", None)
-    return out
+    return json.loads(json.dumps(out))
 
 
 def config_from_dict(config: dict[str, Any]) -> BartConfig:
