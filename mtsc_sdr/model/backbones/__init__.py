@@ -76,20 +76,18 @@ def detect(path: str | Path) -> str:
 
     Raises:
         FileNotFoundError: ``path`` is not a directory, or holds no ``config.json``.
-        ValueError: ``config.json`` is not a JSON object, or no backbone takes the model.
+        ValueError: ``config.json`` is not valid JSON, or no backbone takes its model.
     """
     path = Path(path)
     if not path.is_dir():
         raise FileNotFoundError(f"--lam {path}: not a directory holding a Hugging Face checkpoint")
-    file = path / "config.json"
-    if not file.is_file():
-        raise FileNotFoundError(f"--lam {path}: no config.json (not a Hugging Face checkpoint directory)")
     try:
-        hf_config = json.loads(file.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        hf_config = json.loads((path / "config.json").read_text())
+    except FileNotFoundError:
+        raise FileNotFoundError(f"--lam {path}: no config.json (not a Hugging Face checkpoint directory)") from None
+    except ValueError as exc:                   # JSONDecodeError and UnicodeDecodeError are ValueErrors
         raise ValueError(f"--lam {path}: config.json is not valid JSON ({exc})") from None
-    if not isinstance(hf_config, dict):
-        raise ValueError(f"--lam {path}: config.json is not a JSON object")
+    hf_config = hf_config if isinstance(hf_config, dict) else {}
     for kind in KINDS:
         if get(kind).matches(hf_config):
             return kind
