@@ -28,10 +28,10 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .backbones import Backbone
 from .config import DENSE_TASKS, TASK_IDS, TEXT_TASKS, ModelConfig
 from .decoders import ImageDecoder, TextDecoder
 from .encoders import AudioEncoder, ImageEncoder, VideoEncoder
-from .backbones import Backbone
 from .jsc import JSCDecoder, JSCEncoder
 from .lam import LAMDecoder, LAMEncoder
 from .tokenizer import TextTokenizer
