@@ -5,8 +5,11 @@ Quick start (nothing is downloaded)::
 
     from mtsc_sdr.model import ModelConfig, TextTokenizer, build_model, save, load
     tok = TextTokenizer.train()                       # on the built-in corpus
-    model = build_model(ModelConfig.default(), tok)   # own small BART
+    model = build_model(ModelConfig.default(), tok)   # own small BART (ModelConfig.backbone)
     # or: build_model(ModelConfig(lam_path="/models/bart-base"))  (local HF checkpoint + tokenizer)
+
+The LAM backbone is one module of :mod:`mtsc_sdr.model.backbones` (a registry of kinds); the
+rest of the model sees only its two halves, :class:`~.lam.LAMEncoder` and :class:`~.lam.LAMDecoder`.
     loss = model.loss(batch, "vqa", snr_db=10.0)      # batch = mtsc_sdr.data.collate(examples)
 
 Importing this package imports nothing heavy: each name is imported from its submodule on first use

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Optional
 
+from . import backbones
 from .config import ModelConfig
 from .split import MTSCModel
 from .tokenizer import TextTokenizer
@@ -15,28 +16,28 @@ def build_model(cfg: ModelConfig, tokenizer: Optional[TextTokenizer] = None,
     """A fresh :class:`MTSCModel`.
 
     Args:
-        cfg: sizes; ``cfg.lam_path`` (or ``lam_path``) selects a local HF BART checkpoint.
-        tokenizer: required for the project's own BART (train one with :meth:`TextTokenizer.train`);
-            with a local checkpoint its own tokenizer is loaded from the same directory unless given.
+        cfg: sizes; ``cfg.backbone`` names the project's own backbone
+            (:mod:`mtsc_sdr.model.backbones`); ``cfg.lam_path`` (or ``lam_path``) selects a local
+            Hugging Face checkpoint instead, whose backbone kind is detected from its config.
+        tokenizer: required for the project's own backbone (train one with
+            :meth:`TextTokenizer.train`); with a local checkpoint its own tokenizer is loaded from
+            the same directory unless given.
     Raises:
         ValueError: no tokenizer, or one with more ids than the backbone's vocabulary.
     """
-    from .lam import bart_config, build_bart, config_from_bart, load_bart
-
     lam_path = lam_path or cfg.lam_path
     if lam_path:
-        bart = load_bart(lam_path)
-        tokenizer = tokenizer or TextTokenizer.from_hf_dir(lam_path)
-        cfg = replace(config_from_bart(cfg, bart.config), lam_path=str(lam_path))
+        module = backbones.get(backbones.detect(lam_path))
+        backbone = module.load(lam_path)
+        tokenizer = tokenizer or module.tokenizer(lam_path)
+        cfg = replace(module.model_config(cfg, backbone.config), lam_path=str(lam_path))
         cfg.validate()
     else:
         if tokenizer is None:
-            raise ValueError("the project's own BART needs a tokenizer: TextTokenizer.train() or .load(dir)")
-        bart = build_bart(bart_config(cfg, tokenizer.vocab_size, tokenizer.pad_id, tokenizer.bos_id,
-                                      tokenizer.eos_id))
-    if tokenizer.vocab_size > bart.config.vocab_size:
+            raise ValueError(f"the project's own {cfg.backbone} backbone needs a tokenizer: "
+                             "TextTokenizer.train() or .load(dir)")
+        backbone = backbones.get(cfg.backbone).build(cfg, tokenizer)
+    if tokenizer.vocab_size > backbone.vocab_size:
         raise ValueError(f"tokenizer has {tokenizer.vocab_size} ids but the backbone's vocabulary has "
-                         f"{bart.config.vocab_size}: they are not made for each other")
-    conf = bart.config.to_dict()
-    conf.pop("transformers_version", None)
-    return MTSCModel(cfg, tokenizer, bart, conf)
+                         f"{backbone.vocab_size}: they are not made for each other")
+    return MTSCModel(cfg, tokenizer, backbone)

@@ -3,9 +3,14 @@
 ``config.json``::
 
     {"format": "mtsc-sdr-model", "version": 1,
-     "model": {...ModelConfig...}, "bart": {...BartConfig.to_dict()...},
+     "model": {...ModelConfig...},
+     "backbone": {"kind": "bart", "config": {...the backbone's config, e.g. BartConfig.to_dict()...}},
      "tokenizer": {"kind": "trained" | "hf", "fingerprint": "...", "vocab_size": N},
      "tied": {"alias": "stored name", ...}}
+
+Checkpoints written before backbones were recorded by kind have ``"bart": {...BartConfig...}``
+instead of ``"backbone"``; :func:`read_config` reads them as ``{"kind": "bart", "config": ...}``,
+nothing needs converting, and their identity (:func:`identity_config`) is what it was.
 
 No pickle anywhere: weights are safetensors, the rest JSON. Tied tensors (the shared token
 embedding used by the LAM encoder and the text decoder) are stored once under one name.
@@ -19,7 +24,9 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
+
+from . import backbones
 
 FORMAT = "mtsc-sdr-model"
 VERSION = 1
@@ -63,7 +70,8 @@ def save(model, directory: str | Path) -> Path:
     save_file({k: v.detach().contiguous().cpu() for k, v in keep.items()}, str(directory / WEIGHTS),
               metadata={"format": FORMAT, "version": str(VERSION)})
     tok = model.tokenizer
-    meta = {"format": FORMAT, "version": VERSION, "model": to_dict(model.cfg), "bart": model.bart_config,
+    meta = {"format": FORMAT, "version": VERSION, "model": to_dict(model.cfg),
+            "backbone": {"kind": model.backbone_kind, "config": model.backbone_config},
             "tokenizer": {"kind": tok.kind, "fingerprint": tok.fingerprint, "vocab_size": tok.vocab_size},
             "tied": tied}
     (directory / CONFIG).write_text(json.dumps(meta, indent=2, sort_keys=True))
@@ -91,10 +99,27 @@ def read_config(directory: str | Path) -> dict:
                                  f"expected {FORMAT!r}")
     if meta.get("version") != VERSION:
         raise CheckpointMismatch(f"{file}: version {meta.get('version')!r}, this code reads version {VERSION}")
-    for key in ("model", "bart", "tokenizer", "tied"):
+    if "backbone" not in meta and "bart" in meta:      # written before backbones were recorded by kind
+        meta["backbone"] = {"kind": "bart", "config": meta.pop("bart")}
+    for key in ("model", "backbone", "tokenizer", "tied"):
         if key not in meta:
             raise CheckpointMismatch(f"{file}: missing field {key!r}")
+    backbone = meta["backbone"]
+    if not isinstance(backbone, dict) or not isinstance(backbone.get("config"), dict):
+        raise CheckpointMismatch(f"{file}: backbone.config: expected an object with the backbone's config")
+    if backbone.get("kind") not in backbones.KINDS:
+        raise CheckpointMismatch(f"{file}: backbone.kind: {backbone.get('kind')!r} is not a known backbone; "
+                                 f"backbones are {', '.join(sorted(backbones.KINDS))}")
     return meta
+
+
+def identity_config(meta: dict) -> dict[str, Any]:
+    """What a checkpoint's identity hashes of its :func:`read_config` meta: the model config as
+    stored and the backbone's config under its kind, ``{"model": {...}, "bart": {...}}``: the
+    layout ``config.json`` had before backbones were recorded by kind, so that an old
+    checkpoint's identity does not change with the format (clients, base stations and shipped
+    recordings compare it)."""
+    return {"model": meta["model"], meta["backbone"]["kind"]: meta["backbone"]["config"]}
 
 
 def load(directory: str | Path, tokenizer=None, expect=None):
@@ -117,7 +142,6 @@ def load(directory: str | Path, tokenizer=None, expect=None):
 
     from .config import ModelConfig
     from .split import MTSCModel
-    from .lam import build_bart
     from .tokenizer import TextTokenizer
 
     directory = Path(directory)
@@ -132,11 +156,16 @@ def load(directory: str | Path, tokenizer=None, expect=None):
         if diff:
             raise CheckpointMismatch(f"{directory}: model config differs: " + "; ".join(diff))
 
+    kind = meta["backbone"]["kind"]
+    if cfg.backbone != kind:
+        raise CheckpointMismatch(f"{directory}: config.json model.backbone is {cfg.backbone!r} but backbone.kind "
+                                 f"is {kind!r}")
+    module = backbones.get(kind)
     # tokenizer: the one stored beside the weights must be the one the weights were trained with
     tmeta = meta["tokenizer"]
     try:
         stored = (TextTokenizer.load(directory) if tmeta.get("kind") == "trained"
-                  else TextTokenizer.from_hf_dir(directory))
+                  else module.tokenizer(directory))
     except (OSError, ValueError) as exc:
         raise CheckpointMismatch(f"{directory}: tokenizer cannot be read: {exc}") from None
     if stored.fingerprint != tmeta.get("fingerprint"):
@@ -148,10 +177,11 @@ def load(directory: str | Path, tokenizer=None, expect=None):
                                  f"with {stored.fingerprint}, the given tokenizer is {tokenizer.fingerprint}")
 
     try:
-        bart = build_bart(meta["bart"])
-    except Exception as exc:  # noqa: BLE001 - a bad BartConfig dict can fail in many ways
-        raise CheckpointMismatch(f"{directory}: config.json 'bart' is not a valid BartConfig: {exc}") from None
-    model = MTSCModel(cfg, stored, bart, meta["bart"])
+        backbone = module.from_config(meta["backbone"]["config"])
+    except Exception as exc:  # noqa: BLE001 - a bad config dict can fail in many ways
+        raise CheckpointMismatch(f"{directory}: config.json backbone.config is not a valid {kind} config: "
+                                 f"{exc}") from None
+    model = MTSCModel(cfg, stored, backbone)
 
     try:
         tensors = load_file(str(directory / WEIGHTS))

@@ -12,6 +12,8 @@ from typing import Optional
 
 from mtsc_sdr.config import check, from_dict
 
+from .backbones import KINDS
+
 #: Task ids used in tensors (``task_ids`` (B,) int64); index into :data:`mtsc_sdr.data.TASKS`.
 TASK_IDS: dict[str, int] = {"vqa": 0, "caption_image": 1, "caption_audio": 2, "caption_video": 3,
                             "reconstruct": 4}
@@ -28,10 +30,10 @@ class ModelConfig:
 
     Attributes:
         d_model: LAM width; every modality encoder projects to it, task semantics have it.
-        encoder_layers, decoder_layers, attention_heads, ffn_dim: the BART backbone (ignored when
-            ``lam_path`` is set: the checkpoint's own BartConfig wins).
-        max_positions: BART's learned position table length (encoder input and task queries).
-        dropout: dropout inside BART and the small transformers (0 by default: in 1000-step
+        encoder_layers, decoder_layers, attention_heads, ffn_dim: the backbone's sizes (ignored
+            when ``lam_path`` is set: the checkpoint's own config wins).
+        max_positions: the backbone's learned position table length (encoder input and task queries).
+        dropout: dropout inside the backbone and the small transformers (0 by default: in 1000-step
             training it only slowed learning; on val at 20 dB, image captions CIDEr 100 with 0
             vs 54 with 0.1, audio captions 355 vs 273).
         max_question_len: question tokens kept (longer questions are truncated with a warning).
@@ -52,8 +54,10 @@ class ModelConfig:
             last any entry; the largest allowed rate that keeps every token is used, else the
             floor itself (:func:`mtsc_sdr.model.jsc.choose_rate`).
         symbols_per_item: default bandwidth budget, complex symbols per item.
-        lam_path: a local Hugging Face BART checkpoint directory (``--lam PATH``) or None for
-            the project's own small BART.
+        backbone: the LAM backbone, a kind of :mod:`mtsc_sdr.model.backbones` (``bart``: the
+            project's own small BART). With ``lam_path`` set, the checkpoint's kind wins.
+        lam_path: a local Hugging Face checkpoint directory (``--lam PATH``, e.g. BART-base) or
+            None for the project's own backbone.
     """
 
     d_model: int = 128
@@ -77,6 +81,7 @@ class ModelConfig:
     rate_table: tuple[int, ...] = (4, 8, 16, 32)
     rate_snr_thresholds_db: tuple[float, ...] = (0.0, 6.0, 12.0)
     symbols_per_item: int = 512
+    backbone: str = "bart"
     lam_path: Optional[str] = None
 
     def validate(self, path: str = "") -> None:
@@ -89,6 +94,8 @@ class ModelConfig:
             check(getattr(self, name) >= 1, p(name), f"must be >= 1, got {getattr(self, name)}")
         check(self.d_model % self.attention_heads == 0, p("attention_heads"),
               f"must divide d_model={self.d_model}, got {self.attention_heads}")
+        check(self.backbone in KINDS, p("backbone"),
+              f"must be one of {', '.join(sorted(KINDS))}, got {self.backbone!r}")
         check(0.0 <= self.dropout < 1.0, p("dropout"), f"must be in [0, 1), got {self.dropout}")
         grid = int(round(self.image_tokens ** 0.5))
         check(grid * grid == self.image_tokens, p("image_tokens"),

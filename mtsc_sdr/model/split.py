@@ -28,6 +28,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .backbones import Backbone
 from .config import DENSE_TASKS, TASK_IDS, TEXT_TASKS, ModelConfig
 from .decoders import ImageDecoder, TextDecoder
 from .encoders import AudioEncoder, ImageEncoder, VideoEncoder
@@ -296,15 +297,17 @@ class LinkResult:
 class MTSCModel(nn.Module):
     """Client + torch channel + server in one process, for training and simulation.
 
-    Build with :func:`mtsc_sdr.model.build_model`. ``bart_config`` is the backbone's BartConfig
-    as a dict (stored in checkpoints so a model is rebuilt without any download).
+    Build with :func:`mtsc_sdr.model.build_model`. ``backbone`` gives the LAM halves;
+    ``backbone_kind`` and ``backbone_config`` (a plain dict) are kept for checkpoints, so a model is
+    rebuilt without any download.
     """
 
-    def __init__(self, cfg: ModelConfig, tokenizer: TextTokenizer, bart, bart_config: dict):
+    def __init__(self, cfg: ModelConfig, tokenizer: TextTokenizer, backbone: Backbone):
         super().__init__()
-        self.cfg, self.tokenizer, self.bart_config = cfg, tokenizer, bart_config
-        self.client = ClientModel(cfg, LAMEncoder(bart.encoder), tokenizer)
-        self.server = ServerModel(cfg, LAMDecoder(bart.decoder))
+        self.cfg, self.tokenizer = cfg, tokenizer
+        self.backbone_kind, self.backbone_config = backbone.kind, backbone.config
+        self.client = ClientModel(cfg, backbone.encoder, tokenizer)
+        self.server = ServerModel(cfg, backbone.decoder)
 
     def forward(self, batch: dict, task: str, snr_db, *, budget: Optional[int] = None,
                 fading: Optional[str] = "rician", k_factor_db=6.0,

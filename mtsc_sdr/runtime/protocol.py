@@ -55,7 +55,7 @@ def checkpoint_identity(directory: str | Path) -> dict[str, Any]:
     "weights"}`` (config: hash of the model + backbone configuration; tokenizer: its vocabulary
     fingerprint; weights: hash of ``model.safetensors``). Two halves may work together only when
     every field is equal."""
-    from mtsc_sdr.model.checkpoint import WEIGHTS, read_config
+    from mtsc_sdr.model.checkpoint import WEIGHTS, identity_config, read_config
 
     directory = Path(directory)
     meta = read_config(directory)
@@ -63,7 +63,7 @@ def checkpoint_identity(directory: str | Path) -> dict[str, Any]:
     with open(directory / WEIGHTS, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
-    config = json.dumps({"model": meta["model"], "bart": meta["bart"]}, sort_keys=True).encode()
+    config = json.dumps(identity_config(meta), sort_keys=True).encode()
     return {"format_version": meta["version"], "config": _sha256(config),
             "tokenizer": str(meta["tokenizer"].get("fingerprint")), "weights": h.hexdigest()[:16]}
 
