@@ -12,7 +12,11 @@ from typing import Optional
 
 from mtsc_sdr.config import check, from_dict
 
-from .backbones import KINDS
+#: LAM backbone kind -> the module of :mod:`mtsc_sdr.model.backbones` that implements it (the
+#: backbone registry; here so that ``ModelConfig`` can check its ``backbone`` field without
+#: importing the backbones). Detection of a local checkpoint's kind tries them in this order.
+BACKBONE_MODULES: dict[str, str] = {"bart": "mtsc_sdr.model.backbones.bart"}
+
 
 #: Task ids used in tensors (``task_ids`` (B,) int64); index into :data:`mtsc_sdr.data.TASKS`.
 TASK_IDS: dict[str, int] = {"vqa": 0, "caption_image": 1, "caption_audio": 2, "caption_video": 3,
@@ -94,8 +98,8 @@ class ModelConfig:
             check(getattr(self, name) >= 1, p(name), f"must be >= 1, got {getattr(self, name)}")
         check(self.d_model % self.attention_heads == 0, p("attention_heads"),
               f"must divide d_model={self.d_model}, got {self.attention_heads}")
-        check(self.backbone in KINDS, p("backbone"),
-              f"must be one of {', '.join(sorted(KINDS))}, got {self.backbone!r}")
+        check(self.backbone in BACKBONE_MODULES, p("backbone"),
+              f"must be one of {', '.join(sorted(BACKBONE_MODULES))}, got {self.backbone!r}")
         check(0.0 <= self.dropout < 1.0, p("dropout"), f"must be in [0, 1), got {self.dropout}")
         grid = int(round(self.image_tokens ** 0.5))
         check(grid * grid == self.image_tokens, p("image_tokens"),

@@ -34,11 +34,14 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
+from ..config import BACKBONE_MODULES
+
 if TYPE_CHECKING:  # the halves are torch modules; this package must import without torch
     from ..lam import LAMDecoder, LAMEncoder
 
-#: backbone kind -> the module that implements it. Detection tries them in this order.
-KINDS: dict[str, str] = {"bart": "mtsc_sdr.model.backbones.bart"}
+#: backbone kind -> the module that implements it (kept in :mod:`..config`, whose ``ModelConfig``
+#: checks its ``backbone`` field against it). Detection tries them in this order.
+KINDS: dict[str, str] = BACKBONE_MODULES
 
 
 @dataclass
