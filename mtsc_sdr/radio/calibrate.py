@@ -42,6 +42,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from mtsc_sdr.config import check, from_dict
+from mtsc_sdr.options import add_json, add_seed
 
 from .calibration import (
     DEFAULT_DIR,
@@ -437,7 +438,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tone-tx-gain-db", type=float, help="TX gain of the CFO / IQ tone (default: the highest --gains)")
     p.add_argument("--capture-samples", type=int, default=d.capture_samples)
     p.add_argument("--frames", type=int, default=d.frames, help="PHY frames per gain point")
-    p.add_argument("--seed", type=int, default=d.seed, help="seed of the frames' payloads")
+    add_seed(p, d.seed, help="seed of the frames' payloads")
     p.add_argument("--out", default=str(DEFAULT_DIR), help="directory (or .yaml file) of the record")
     p.add_argument("--name", help="record id / file stem (default: <tx>__<rx>__<MHz>MHz)")
     p.add_argument("--note", default="", help="free text stored in the record")
@@ -449,7 +450,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--capture", metavar="PREFIX",
                    help="also record everything the receiving radio delivered as the SigMF recording PREFIX "
                         "(annotated per step: noise, tone, each TX gain)")
-    p.add_argument("--json", action="store_true", help="print one JSON object (record, path, warnings)")
+    add_json(p, help="print one JSON object (record, path, warnings)")
 
 
 def _open_pair(args: argparse.Namespace) -> tuple[Radio, Radio]:
