@@ -204,6 +204,8 @@ class ChildProcess:
 
     def _wait_ready(self) -> None:
         assert self._proc is not None
+        if self.ready_marker is None and self.grace_s <= 0:
+            return                      # nothing to wait for: check() reports a death later
         deadline = time.monotonic() + self.startup_timeout_s
         grace_until = time.monotonic() + min(self.grace_s, self.startup_timeout_s)
         while True:
