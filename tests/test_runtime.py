@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from mtsc_sdr.runtime import protocol
-from mtsc_sdr.runtime.processes import ManagedProcess
+from mtsc_sdr.process import ChildProcess
 
 
 def _cli(*args):
@@ -67,8 +67,8 @@ def test_run_over_gnuradio_sim_agrees_with_eval(micro_checkpoint, tmp_path, gr_p
 
 
 def _start_bs(checkpoint, control, rx, tmp_path, tag):
-    return ManagedProcess(f"bs {tag}", _cli("bs", "--checkpoint", str(checkpoint), "--control", control,
-                                             "--rx", rx, "--stats", str(tmp_path / f"bs_{tag}.json")))
+    return ChildProcess(f"bs {tag}", _cli("bs", "--checkpoint", str(checkpoint), "--control", control,
+                                           "--rx", rx, "--stats", str(tmp_path / f"bs_{tag}.json"))).start()
 
 
 def _lines(path):
@@ -84,12 +84,12 @@ def test_base_station_killed_and_restarted_mid_run(micro_checkpoint, tmp_path):
     try:
         bs = _start_bs(micro_checkpoint, control, rx, tmp_path, "first")
         procs.append(bs)
-        procs.append(ManagedProcess("channel", _cli("channel", "--in", tx, "--out", rx, "--snr-db", "15")))
-        client = ManagedProcess("client", _cli(
+        procs.append(ChildProcess("channel", _cli("channel", "--in", tx, "--out", rx, "--snr-db", "15")).start())
+        client = ChildProcess("client", _cli(
             "client", "--checkpoint", str(micro_checkpoint), "--tx", tx, "--control", control, "--session", "7",
             "--snr-db", "15", "--split", "val", "--tasks", "caption_image,vqa", "--n-per-task", "12",
             "--window", "2", "--item-timeout-s", "2", "--retries", "10", "--out", str(out),
-            "--summary", str(tmp_path / "client.json")))
+            "--summary", str(tmp_path / "client.json"))).start()
         procs.append(client)
         deadline = time.monotonic() + 120
         while len(_lines(out)) < 3:             # let a few items through, then kill the base station
@@ -98,8 +98,8 @@ def test_base_station_killed_and_restarted_mid_run(micro_checkpoint, tmp_path):
             time.sleep(0.05)
         import signal
 
-        os.killpg(bs.proc.pid, signal.SIGKILL)
-        bs.proc.wait()
+        os.killpg(bs.pid, signal.SIGKILL)
+        bs.wait()
         done_before = len(_lines(out))
         time.sleep(1.0)
         procs.append(_start_bs(micro_checkpoint, control, rx, tmp_path, "second"))
@@ -132,13 +132,13 @@ def test_client_with_another_checkpoint_is_refused(micro_checkpoint, tmp_path):
     save_file(weights, str(other / "model.safetensors"), metadata={"format": "mtsc-sdr-model", "version": "1"})
     control, tx, rx = free_tcp_endpoint(), free_tcp_endpoint(), free_tcp_endpoint()
     with _start_bs(micro_checkpoint, control, rx, tmp_path, "a"):
-        client = ManagedProcess("client", _cli(
+        client = ChildProcess("client", _cli(
             "client", "--checkpoint", str(other), "--tx", tx, "--control", control, "--session", "3",
-            "--split", "val", "--tasks", "vqa", "--n-per-task", "1", "--out", str(tmp_path / "o.jsonl")))
+            "--split", "val", "--tasks", "vqa", "--n-per-task", "1", "--out", str(tmp_path / "o.jsonl"))).start()
         with pytest.raises(Exception):
             client.communicate(timeout_s=120)
         assert client.returncode == protocol.EXIT_REFUSED
-        tail = client.stderr_tail()
+        tail = client.output_tail()
         client.stop()
     assert "refused" in tail and "weights" in tail and "checkpoint differs" in tail
     assert _lines(tmp_path / "o.jsonl") == []
@@ -146,7 +146,7 @@ def test_client_with_another_checkpoint_is_refused(micro_checkpoint, tmp_path):
 
 def test_run_fails_fast_naming_a_dead_channel(micro_checkpoint, tmp_path):
     from mtsc_sdr.runtime.run import ClientSpec, RunConfig, execute
-    from mtsc_sdr.runtime.processes import ProcessFailed
+    from mtsc_sdr.process import ProcessFailed
 
     cfg = RunConfig(name="dead", checkpoint=str(micro_checkpoint), snr_db=[10.0], out=str(tmp_path / "run"),
                     profile=str(tmp_path / "no-such-profile.yaml"), clients=[ClientSpec(n_per_task=2)],
@@ -167,11 +167,11 @@ def test_client_answers_a_users_own_image(micro_checkpoint, tmp_path):
     control, tx, rx = free_tcp_endpoint(), free_tcp_endpoint(), free_tcp_endpoint()
     out = tmp_path / "o.jsonl"
     with _start_bs(micro_checkpoint, control, rx, tmp_path, "a"), \
-            ManagedProcess("channel", _cli("channel", "--in", tx, "--out", rx, "--snr-db", "20")):
-        client = ManagedProcess("client", _cli(
+            ChildProcess("channel", _cli("channel", "--in", tx, "--out", rx, "--snr-db", "20")):
+        client = ChildProcess("client", _cli(
             "client", "--checkpoint", str(micro_checkpoint), "--tx", tx, "--control", control,
             "--image", str(img), "--question", "what colour is the circle?", "--precision", "fp32",
-            "--out", str(out)))
+            "--out", str(out))).start()
         client.communicate(timeout_s=120)
     (rec,) = _lines(out)
     assert rec["task"] == "vqa" and rec["item_id"] == str(img) and rec["reference"] is None

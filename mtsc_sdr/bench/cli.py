@@ -31,6 +31,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from mtsc_sdr.options import add_checkpoint, add_json, add_threads
+
 TASKS = ("vqa", "caption_image", "caption_audio", "caption_video", "reconstruct")
 CLIENT_STAGES = ("modality_encoders", "lam_encoder", "jsc_encoder", "encode", "framing", "task_decoders")
 
@@ -152,7 +154,7 @@ def format_table(report: dict) -> str:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--checkpoint", default=None, help="checkpoint directory (default: the default model's cache)")
+    add_checkpoint(p)
     p.add_argument("--precision", nargs="+", choices=("int8", "fp32"), default=["int8", "fp32"])
     p.add_argument("--tasks", nargs="+", choices=TASKS, default=list(TASKS))
     p.add_argument("--items", type=int, default=20, help="timed items per task")
@@ -160,9 +162,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--snr-db", type=float, default=10.0)
     p.add_argument("--window", type=int, default=8, help="items in flight for the throughput pass")
     p.add_argument("--no-pipeline", action="store_true", help="only the in-process client stages")
-    p.add_argument("--threads", type=int, default=1, help="torch threads (this process and the run's)")
+    add_threads(p, help="torch threads (this process and the run's)")
     p.add_argument("--out", default="results/bench", help="directory for bench.json and the runs")
-    p.add_argument("--json", action="store_true", help="print the report as one JSON object")
+    add_json(p)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -45,6 +45,7 @@ from mtsc_sdr import __version__
 from mtsc_sdr.capture import SigMFWriter
 from mtsc_sdr.channel.frontend import IQImbalance
 from mtsc_sdr.config import check, from_dict
+from mtsc_sdr.options import add_json, add_seed
 from mtsc_sdr.phy.header import FrameHeader
 from mtsc_sdr.phy.rx import Receiver
 from mtsc_sdr.phy.tx import Transmitter
@@ -436,7 +437,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tone-tx-gain-db", type=float, help="TX gain of the CFO / IQ tone (default: the highest --gains)")
     p.add_argument("--capture-samples", type=int, default=d.capture_samples)
     p.add_argument("--frames", type=int, default=d.frames, help="PHY frames per gain point")
-    p.add_argument("--seed", type=int, default=d.seed, help="seed of the frames' payloads")
+    add_seed(p, d.seed, help="seed of the frames' payloads")
     p.add_argument("--out", default=str(DEFAULT_DIR), help="directory (or .yaml file) of the record")
     p.add_argument("--name", help="record id / file stem (default: <tx>__<rx>__<MHz>MHz)")
     p.add_argument("--note", default="", help="free text stored in the record")
@@ -448,7 +449,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--capture", metavar="PREFIX",
                    help="also record everything the receiving radio delivered as the SigMF recording PREFIX "
                         "(annotated per step: noise, tone, each TX gain)")
-    p.add_argument("--json", action="store_true", help="print one JSON object (record, path, warnings)")
+    add_json(p, help="print one JSON object (record, path, warnings)")
 
 
 def _open_pair(args: argparse.Namespace) -> tuple[Radio, Radio]:

@@ -19,6 +19,8 @@ import json
 import signal
 import sys
 
+from mtsc_sdr.options import add_json
+
 from .flowgraph import (
     FLOWGRAPHS,
     Flowgraph,
@@ -41,7 +43,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.description = (p.description or "") + (
         ". Parameters after NAME go to the flowgraph (see --list); Ctrl-C stops it cleanly.")
     p.add_argument("--list", action="store_true", help="list the flowgraphs (or NAME) and their parameters")
-    p.add_argument("--json", action="store_true", help="with --list: one JSON object")
+    add_json(p, help="with --list: one JSON object")
     p.add_argument("--compile", action="store_true",
                    help="regenerate the Python of every flowgraph (or NAME) from its .grc with grcc")
     p.add_argument("--python", metavar="PATH", help="Python interpreter with GNU Radio (default: found "

@@ -11,12 +11,13 @@ upstream sender has *bound* a PUSH socket (:class:`mtsc_sdr.link.IQPush`); its `
 *bound* by the flowgraph's ``push_sink`` for a downstream receiver that connects
 (:class:`mtsc_sdr.link.IQPull`). Samples are raw complex64, full scale 1.0, no tag headers.
 
-Lifecycle of :class:`Flowgraph`: :meth:`~Flowgraph.start` launches it and waits until the flowgraph
-prints :data:`READY_MARKER` (a Python snippet in every ``.grc`` prints it right after
-``tb.start()``, so its blocks are built and its endpoints bound); :meth:`~Flowgraph.check` raises
-:class:`FlowgraphFailed` with the exit code and the tail of its output if it has died;
-:meth:`~Flowgraph.stop` sends SIGINT (the generated ``main()`` stops the top block and exits 0),
-then SIGTERM, then SIGKILL, each after a timeout. It is a context manager.
+Lifecycle of :class:`Flowgraph` (a :class:`~mtsc_sdr.process.ChildProcess`): :meth:`~Flowgraph.start`
+launches it and waits until the flowgraph prints :data:`READY_MARKER` (a Python snippet in every
+``.grc`` prints it right after ``tb.start()``, so its blocks are built and its endpoints bound);
+:meth:`~Flowgraph.check` raises :class:`FlowgraphFailed` (a :class:`~mtsc_sdr.process.ProcessFailed`)
+with the exit code and the tail of its output if it has died; :meth:`~Flowgraph.stop` sends its
+process group SIGINT (the generated ``main()`` stops the top block and exits 0), then SIGTERM, then
+SIGKILL, each after a timeout. It is a context manager.
 
 Example::
 
@@ -28,8 +29,6 @@ Example::
 
 from __future__ import annotations
 
-import atexit
-import collections
 import dataclasses
 import functools
 import logging
@@ -37,14 +36,12 @@ import math
 import os
 import re
 import shutil
-import signal
 import subprocess
-import threading
-import time
-import weakref
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any
+
+from mtsc_sdr.process import ChildProcess, ProcessFailed
 
 from .grpython import require_gr_python
 
@@ -54,8 +51,6 @@ log = logging.getLogger("mtsc_sdr.radio.flowgraph")
 DIR_ENV_VAR = "MTSC_FLOWGRAPH_DIR"
 #: Printed on stdout by every flowgraph right after ``tb.start()`` (a GRC Python snippet).
 READY_MARKER = "mtsc-sdr: flowgraph running"
-#: Lines of a flowgraph's output kept for failure reports.
-OUTPUT_TAIL_LINES = 200
 #: Seconds :meth:`Flowgraph.start` waits for :data:`READY_MARKER` (radios can take a while to open).
 DEFAULT_STARTUP_TIMEOUT_S = 30.0
 #: Seconds :meth:`Flowgraph.stop` waits after SIGINT, and again after SIGTERM, before escalating.
@@ -96,34 +91,22 @@ class FlowgraphParamError(FlowgraphError, ValueError):
     """A parameter name the flowgraph does not declare, or a value of the wrong type."""
 
 
-class FlowgraphFailed(FlowgraphError):
-    """The flowgraph process died (or never started); carries its exit code and output tail.
+class FlowgraphFailed(ProcessFailed, FlowgraphError):
+    """The flowgraph process died (or never started): :class:`~mtsc_sdr.process.ProcessFailed`
+    (``name``, ``returncode``, ``output_tail``: its merged stdout/stderr, ``argv``), worded for a
+    flowgraph; ``summary`` ends with the exception (or last) line of its output."""
 
-    Attributes:
-        name: flowgraph name.
-        returncode: exit status (negative: killed by that signal), or None if it is still running
-            (it did not become ready in time and was stopped).
-        output_tail: the last lines of its merged stdout/stderr.
-        argv: the command line it was started with.
-        summary: one line: what happened and the exception (or last) line of its output.
-    """
+    exit_words = "exited unexpectedly with code {}"
 
-    def __init__(self, name: str, message: str, *, returncode: int | None, output_tail: str,
-                 argv: list[str]) -> None:
-        self.name = name
-        self.returncode = returncode
-        self.output_tail = output_tail
-        self.argv = list(argv)
-        self.summary = f"flowgraph {name}: {message}"
-        last = last_error_line(output_tail)
-        if last:
-            self.summary += f": {last}"
-        text = self.summary
-        if output_tail.strip():
-            text += "\n--- last output lines ---\n" + output_tail.rstrip("\n")
-        else:
-            text += " (it printed nothing)"
-        super().__init__(text)
+    def _summary(self, what: str) -> str:
+        summary = f"flowgraph {self.name}: {what}"
+        last = last_error_line(self.output_tail)
+        return f"{summary}: {last}" if last else summary
+
+    def _text(self) -> str:
+        if self.output_tail.strip():
+            return self.summary + "\n--- last output lines ---\n" + self.output_tail.rstrip("\n")
+        return self.summary + " (it printed nothing)"
 
 
 #: gr-uhd (3.10) sums the overflows / underflows UHD reported and logs the count per interval
@@ -401,20 +384,9 @@ def generated_source_lines(text: str) -> list[str]:
 # Launcher
 # --------------------------------------------------------------------------------------------
 
-_LIVE: weakref.WeakSet[Flowgraph] = weakref.WeakSet()
-
-
-@atexit.register
-def _stop_leftovers() -> None:  # never leave a flowgraph holding ports or a radio after we exit
-    for fg in list(_LIVE):
-        try:
-            fg.stop(timeout_s=2.0)
-        except Exception:  # noqa: BLE001 - best effort at interpreter exit
-            pass
-
-
-class Flowgraph:
-    """Runs one registered flowgraph as a subprocess under a Python that has GNU Radio.
+class Flowgraph(ChildProcess):
+    """Runs one registered flowgraph as a :class:`~mtsc_sdr.process.ChildProcess` under a Python
+    that has GNU Radio (stdout and stderr merged into its output tail; ready at :data:`READY_MARKER`).
 
     Args:
         name: a key of :data:`FLOWGRAPHS`.
@@ -428,40 +400,27 @@ class Flowgraph:
         stop_timeout_s: how long :meth:`stop` waits after SIGINT and again after SIGTERM.
     """
 
+    error = FlowgraphFailed
+    error_tail_lines = 40
+
     def __init__(self, name: str, params: Mapping[str, Any] | None = None, *, python: str | None = None,
                  echo: IO[str] | None = None, startup_timeout_s: float = DEFAULT_STARTUP_TIMEOUT_S,
                  stop_timeout_s: float = DEFAULT_STOP_TIMEOUT_S) -> None:
         self.spec = FLOWGRAPHS[name]
-        self.name = self.spec.name
         self.params = dict(params or {})
         self._args = self.spec.command_args(self.params)  # validate before anything starts
+        super().__init__(self.spec.name, stdout="merge", cwd=str(self.spec.script.parent),
+                         ready_marker=READY_MARKER if self.spec.ready_marker else None,
+                         startup_timeout_s=startup_timeout_s, grace_s=DEFAULT_GRACE_S,
+                         stop_timeout_s=stop_timeout_s, on_line=self._on_line)
         self.python = python
         self.echo = echo
-        self.startup_timeout_s = startup_timeout_s
-        self.stop_timeout_s = stop_timeout_s
-        self._proc: subprocess.Popen[str] | None = None
-        self._tail: collections.deque[str] = collections.deque(maxlen=OUTPUT_TAIL_LINES)
-        self._ready = threading.Event()
-        self._reader: threading.Thread | None = None
-        self._stopping = False
-        self.argv: list[str] = []
         self._xrun_letters = [0, 0]     # (overflows, underflows) from event letters (count_xruns)
         self._xrun_reports = [0, 0]     # ... from gr-uhd's interval counts
 
-    # -- state -----------------------------------------------------------------------------
-
     @property
-    def pid(self) -> int | None:
-        return self._proc.pid if self._proc else None
-
-    @property
-    def returncode(self) -> int | None:
-        """Exit status once it has exited (negative: killed by that signal), else None."""
-        return self._proc.poll() if self._proc else None
-
-    @property
-    def running(self) -> bool:
-        return self._proc is not None and self._proc.poll() is None
+    def program(self) -> str:
+        return self.python or "python"
 
     @property
     def xruns(self) -> dict[str, int]:
@@ -469,17 +428,6 @@ class Flowgraph:
         larger of the letter count and gr-uhd's interval counts, which report the same events)."""
         return {"overflows": max(self._xrun_letters[0], self._xrun_reports[0]),
                 "underflows": max(self._xrun_letters[1], self._xrun_reports[1])}
-
-    def output_tail(self, lines: int = 40) -> str:
-        """The last ``lines`` lines of the flowgraph's merged stdout and stderr."""
-        return "".join(list(self._tail)[-lines:])
-
-    def __repr__(self) -> str:
-        state = "not started" if self._proc is None else (
-            f"running, pid {self.pid}" if self.running else f"exited {self.returncode}")
-        return f"<Flowgraph {self.name} ({state})>"
-
-    # -- lifecycle -------------------------------------------------------------------------
 
     def start(self) -> Flowgraph:
         """Launch the flowgraph and wait until it runs.
@@ -494,140 +442,27 @@ class Flowgraph:
         if not self.spec.script.is_file():
             raise FlowgraphError(f"{self.spec.script} is missing: generate it with "
                                  f"`grcc -o {self.spec.script.parent} {self.spec.grc}`")
-        python = self.python or require_gr_python()
-        if not shutil.which(python):
-            raise FlowgraphFailed(self.name, f"could not start {python}: no such executable", returncode=None,
-                                  output_tail="", argv=[python])
+        self.python = self.python or require_gr_python()
+        if not shutil.which(self.python):
+            raise FlowgraphFailed(self.name, None, "", what=f"could not start {self.python}: no such executable",
+                                  argv=[self.python])
         # stdbuf: C stdio unbuffered too, so that gr-iio's and UHD's event letters arrive as they happen
         self.argv = [*(["stdbuf", "-o0", "-e0"] if shutil.which("stdbuf") else []),
-                     python, "-u", str(self.spec.script), *self._args]
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
-        log.info("starting flowgraph %s: %s", self.name, " ".join(self.argv))
-        try:
-            self._proc = subprocess.Popen(
-                self.argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                text=True, errors="replace", bufsize=1, env=env, cwd=str(self.spec.script.parent),
-                start_new_session=True,  # Ctrl-C reaches us; we stop it in order
-            )
-        except OSError as exc:
-            raise FlowgraphFailed(self.name, f"could not start {python}: {exc}", returncode=None,
-                                  output_tail="", argv=self.argv) from None
-        _LIVE.add(self)
-        self._reader = threading.Thread(target=self._read_output, name=f"flowgraph-{self.name}-output",
-                                        daemon=True)
-        self._reader.start()
-        self._wait_ready()
+                     self.python, "-u", str(self.spec.script), *self._args]
+        super().start()
         log.info("flowgraph %s running (pid %d)", self.name, self.pid)
         return self
 
-    def _read_output(self) -> None:
-        assert self._proc is not None and self._proc.stdout is not None
-        for line in self._proc.stdout:
-            self._tail.append(line)
-            letters, reports = count_xruns(line)
-            for k in (0, 1):
-                self._xrun_letters[k] += letters[k]
-                self._xrun_reports[k] += reports[k]
-            if READY_MARKER in line:
-                self._ready.set()
-            if self.echo is not None:
-                try:
-                    self.echo.write(f"[{self.name}] {line}")
-                    self.echo.flush()
-                except (OSError, ValueError):
-                    pass
-
-    def _wait_ready(self) -> None:
-        assert self._proc is not None
-        deadline = time.monotonic() + self.startup_timeout_s
-        grace_until = time.monotonic() + min(DEFAULT_GRACE_S, self.startup_timeout_s)
-        while True:
-            if self._proc.poll() is not None:
-                self._drain()
-                raise self._failure(f"exited with code {self._proc.returncode} during startup")
-            if self._ready.is_set() or (not self.spec.ready_marker and time.monotonic() >= grace_until):
-                return
-            if time.monotonic() >= deadline:
-                self.stop()
-                raise FlowgraphFailed(self.name, f"did not report running within {self.startup_timeout_s:g} s "
-                                      "(stopped it)", returncode=None, output_tail=self.output_tail(),
-                                      argv=self.argv)
-            self._ready.wait(0.05)
-
-    def _drain(self, timeout_s: float = 2.0) -> None:
-        if self._reader is not None:
-            self._reader.join(timeout_s)
-
-    def _failure(self, message: str) -> FlowgraphFailed:
-        return FlowgraphFailed(self.name, message, returncode=self.returncode, output_tail=self.output_tail(),
-                               argv=self.argv)
-
-    def check(self) -> None:
-        """Raise :class:`FlowgraphFailed` (exit code, output tail) if the flowgraph has exited
-        without being asked to stop; return quietly while it runs."""
-        if self._proc is None:
-            raise FlowgraphError(f"flowgraph {self.name} was not started")
-        if self._proc.poll() is not None and not self._stopping:
-            self._drain()
-            raise self._failure(f"exited unexpectedly with code {self._proc.returncode}")
-
-    def wait(self, timeout_s: float | None = None) -> int | None:
-        """Wait until the flowgraph exits by itself; its exit code, or None on timeout."""
-        if self._proc is None:
-            raise FlowgraphError(f"flowgraph {self.name} was not started")
-        try:
-            code = self._proc.wait(timeout_s)
-        except subprocess.TimeoutExpired:
-            return None
-        self._drain()
-        return code
-
-    def stop(self, timeout_s: float | None = None) -> int | None:
-        """Stop the flowgraph: SIGINT, then SIGTERM, then SIGKILL, waiting ``timeout_s`` (default
-        ``stop_timeout_s``) after each. Returns its exit code (0 after a clean stop; None if it was
-        never started). Safe to call more than once."""
-        if self._proc is None:
-            return None
-        timeout_s = self.stop_timeout_s if timeout_s is None else timeout_s
-        if self._proc.poll() is None:
-            self._stopping = True
-            for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGKILL):
-                try:
-                    self._proc.send_signal(sig)
-                except ProcessLookupError:
-                    break
-                try:
-                    self._proc.wait(timeout_s)
-                    break
-                except subprocess.TimeoutExpired:
-                    log.warning("flowgraph %s did not stop %.1f s after %s", self.name, timeout_s,
-                                signal.Signals(sig).name)
-            else:
-                self._proc.wait()
-        self._drain()
-        reader_done = self._reader is None or not self._reader.is_alive()
-        if self._proc.stdout is not None and reader_done:
-            # closing a pipe another thread is still reading blocks on its buffer lock; a reader
-            # still alive here (something else holds the pipe open) keeps it until it ends
-            self._proc.stdout.close()
-        _LIVE.discard(self)
-        return self._proc.returncode
-
-    def __enter__(self) -> Flowgraph:
-        return self.start()
-
-    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-        died = self._proc is not None and self._proc.poll() is not None and not self._stopping
-        self.stop()
-        if died and exc_type is None and self._proc is not None and self._proc.returncode != 0:
-            raise self._failure(f"exited unexpectedly with code {self._proc.returncode}")
-
-    def __del__(self) -> None:
-        proc = getattr(self, "_proc", None)
-        if proc is not None and proc.poll() is None:
+    def _on_line(self, line: str) -> None:
+        letters, reports = count_xruns(line)
+        for k in (0, 1):
+            self._xrun_letters[k] += letters[k]
+            self._xrun_reports[k] += reports[k]
+        if self.echo is not None:
             try:
-                proc.kill()
-            except OSError:
+                self.echo.write(f"[{self.name}] {line}")
+                self.echo.flush()
+            except (OSError, ValueError):
                 pass
 
 

@@ -18,11 +18,13 @@ import json
 import sys
 from typing import Any, Optional
 
+from mtsc_sdr.options import add_json
+
 from . import discovery
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--json", action="store_true", help="print one JSON object: per kind, the radios and the searches")
+    add_json(p, help="print one JSON object: per kind, the radios and the searches")
     p.add_argument("--timeout-s", type=float, default=5.0, metavar="S",
                    help="bound on each search in seconds (default 5)")
 

@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 
 from mtsc_sdr.model.config import TASK_IDS
+from mtsc_sdr.options import add_checkpoint, add_threads
 from mtsc_sdr.runtime import protocol
 
 log = logging.getLogger("mtsc_sdr.bs")
@@ -253,13 +254,32 @@ class BaseStation:
             rec.close(end)
 
 
+def bs_argv(checkpoint: str, control: str, rx: list[str], sample_rate_hz: float, stats: str | Path, *,
+            threads: int | None = None, constellation: str | Path | None = None, capture: str | Path | None = None,
+            capture_info: dict[str, Any] | None = None) -> list[str]:
+    """The command line of a base-station process (``mtsc-sdr bs``, options as :func:`add_arguments`
+    declares them): what ``run`` and ``replay`` start. ``rx``: one IQ endpoint per link."""
+    argv = [sys.executable, "-m", "mtsc_sdr.cli", "bs", "--checkpoint", checkpoint, "--control", control,
+            *[arg for endpoint in rx for arg in ("--rx", endpoint)], "--sample-rate-hz", repr(sample_rate_hz),
+            "--stats", str(stats)]
+    if threads is not None:
+        argv += ["--threads", str(threads)]
+    if constellation is not None:
+        argv += ["--constellation", str(constellation)]
+    if capture is not None:
+        argv += ["--capture", str(capture)]
+    if capture_info is not None:
+        argv += ["--capture-info", json.dumps(capture_info)]
+    return argv
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--checkpoint", default=None, help="checkpoint directory (default: the default model's cache)")
+    add_checkpoint(p)
     p.add_argument("--rx", action="append", required=True, metavar="ENDPOINT",
                    help="IQ stream to receive (connects; repeat for several links)")
     p.add_argument("--control", required=True, metavar="ENDPOINT", help="control link endpoint to bind")
     p.add_argument("--sample-rate-hz", type=float, default=1e6)
-    p.add_argument("--threads", type=int, default=1, help="torch threads")
+    add_threads(p)
     p.add_argument("--stats", metavar="FILE", help="write the counters (JSON) here at exit")
     p.add_argument("--constellation", metavar="FILE",
                    help="write the first received payloads of each session here at exit (.npz: key "

@@ -13,6 +13,7 @@ stream (:mod:`mtsc_sdr.link.iq`). Runs until SIGINT/SIGTERM, then prints a one-l
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import signal
@@ -20,21 +21,29 @@ import sys
 import time
 
 from mtsc_sdr.channel.profile import ChannelProfile, build_channel
+from mtsc_sdr.options import add_seed
 from mtsc_sdr.radio.calibration import load_impairment_profile
+from mtsc_sdr.radio.links import LinkConfig
 
 log = logging.getLogger("mtsc_sdr.channel")
 
-# command-line option -> (profile override key, type, help)
+# the channel's own impairment options (not link settings): option -> (profile override key, type, help)
 _OPTIONS: dict[str, tuple[str, type, str]] = {
-    "--snr-db": ("snr_db", float, "AWGN: Es/N0 per complex payload symbol, dB (see conventions)"),
-    "--k-factor-db": ("k_factor_db", float, "Rician block fading with this K factor, dB"),
     "--coherence-samples": ("coherence_samples", int, "block fading: samples per constant gain"),
-    "--cfo-hz": ("cfo_hz", float, "carrier frequency offset, Hz at --rate-sps"),
-    "--sro-ppm": ("sro_ppm", float, "sample-rate offset, ppm"),
     "--delay-samples": ("delay_samples", float, "timing offset, samples (fractional allowed)"),
     "--linewidth-hz": ("linewidth_hz", float, "phase noise 3-dB linewidth, Hz"),
-    "--rate-sps": ("rate_sps", float, "sample rate the Hz values refer to"),
 }
+
+
+def _link_impairments() -> dict[str, tuple[str, type, str]]:
+    """The link settings the channel takes as options overriding its profile (:class:`LinkConfig`
+    fields marked ``impairment``), in the form of :data:`_OPTIONS`; help from the field."""
+    return {f.metadata["channel"]: (f.metadata["channel"][2:].replace("-", "_"), float, f.metadata["help"])
+            for f in dataclasses.fields(LinkConfig) if f.metadata["impairment"]}
+
+
+def _impairment_options() -> dict[str, tuple[str, type, str]]:
+    return {**_link_impairments(), **_OPTIONS}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -44,10 +53,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="endpoint to bind for the downstream receiver, e.g. tcp://127.0.0.1:5556")
     p.add_argument("--profile", metavar="FILE", help="channel profile YAML (impairments), or a calibration "
                    "record (calibration/*.yaml, or calibration:FILE)")
-    for flag, (_, typ, help_text) in _OPTIONS.items():
+    for flag, (_, typ, help_text) in _impairment_options().items():
         p.add_argument(flag, type=typ, help=help_text)
     p.add_argument("--rayleigh", action="store_true", help="block fading is Rayleigh (K = 0)")
-    p.add_argument("--seed", type=int, default=0, help="seed of every random impairment (default 0)")
+    add_seed(p, 0, help="seed of every random impairment (default 0)")
     p.add_argument("--allow-remote", action="store_true", help="allow binding a non-loopback --out")
 
 
@@ -55,7 +64,7 @@ def profile_from_args(args: argparse.Namespace) -> ChannelProfile:
     """The profile file (if any) with the command-line options applied on top."""
     profile = load_impairment_profile(args.profile) if args.profile else ChannelProfile()
     overrides = {key: getattr(args, flag[2:].replace("-", "_"))
-                 for flag, (key, _, _) in _OPTIONS.items()
+                 for flag, (key, _, _) in _impairment_options().items()
                  if getattr(args, flag[2:].replace("-", "_")) is not None}
     if args.rayleigh:
         overrides["fading.kind"] = "rayleigh"

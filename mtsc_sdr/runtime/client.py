@@ -48,6 +48,7 @@ from typing import Any, Optional
 
 import numpy as np
 
+from mtsc_sdr.options import add_checkpoint, add_seed, add_threads
 from mtsc_sdr.phy.ofdm import SUBCARRIER_SNR_GAIN_DB
 from mtsc_sdr.runtime import protocol
 
@@ -524,7 +525,7 @@ class Client:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--checkpoint", default=None, help="checkpoint directory (default: the default model's cache)")
+    add_checkpoint(p)
     p.add_argument("--precision", choices=("int8", "fp32"), default="int8",
                    help="client half precision (int8: post-training quantized, the default)")
     p.add_argument("--tx", required=True, metavar="ENDPOINT", help="IQ stream endpoint to bind")
@@ -538,7 +539,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--split", choices=("train", "val", "test"), help="built-in data set split")
     g.add_argument("--tasks", default=",".join(TASK_CHOICES), help="comma list of tasks (with --split)")
     g.add_argument("--n-per-task", type=int, default=20, help="items per task (with --split)")
-    g.add_argument("--seed", type=int, default=0, help="which items (with --split)")
+    add_seed(g, 0, help="which items (with --split)")
     g.add_argument("--image", help="an image file (PNG/JPEG/...)")
     g.add_argument("--question", help="question about --image (VQA)")
     g.add_argument("--audio", help="a WAV file")
@@ -552,7 +553,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--flush-samples", type=int, default=2048,
                    help="zero samples after the last frame of a burst (a radio: at least its TX buffer size)")
     p.add_argument("--hello-timeout-s", type=float, default=120.0, help="how long to wait for the base station")
-    p.add_argument("--threads", type=int, default=1, help="torch threads")
+    add_threads(p)
     p.add_argument("--out", help="JSON lines file (default: stdout)")
     p.add_argument("--images", metavar="DIR", help="write reconstructed images here")
     p.add_argument("--summary", metavar="FILE", help="write the summary JSON here")

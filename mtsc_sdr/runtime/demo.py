@@ -27,19 +27,21 @@ import time
 from pathlib import Path
 from typing import Any
 
+from mtsc_sdr.options import add_checkpoint, add_json, add_seed
+
 DEFAULT_SNRS_DB = (-5.0, 0.0, 5.0, 10.0, 15.0, 20.0)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="results/demo", help="where report.json and the plots go")
-    p.add_argument("--checkpoint", default=None, help="use this checkpoint instead of the default model")
+    add_checkpoint(p, help="use this checkpoint instead of the default model")
     p.add_argument("--snr-db", type=float, nargs="+", default=list(DEFAULT_SNRS_DB), help="SNR sweep, dB")
     p.add_argument("--n-per-task", type=int, default=10, help="items per task and SNR")
     p.add_argument("--precision", choices=("int8", "fp32"), default="int8", help="client half precision")
     p.add_argument("--cfo-hz", type=float, default=2000.0, help="simulated carrier frequency offset (at 1 Msample/s)")
-    p.add_argument("--seed", type=int, default=1)
+    add_seed(p, 1)
     p.add_argument("--no-gnuradio", action="store_true", help="skip the GNU Radio sim flowgraph")
-    p.add_argument("--json", action="store_true", help="print the report as one JSON object")
+    add_json(p)
 
 
 def demo_run_config(channels: list[str], checkpoint: str, snr_db: list[float], n_per_task: int, precision: str,

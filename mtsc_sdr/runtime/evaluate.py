@@ -43,6 +43,7 @@ from typing import Any, Optional
 
 import numpy as np
 
+from mtsc_sdr.options import add_checkpoint, add_json, add_seed, add_threads
 from mtsc_sdr.report import row, run_meta
 
 TASKS = ("vqa", "caption_image", "caption_audio", "caption_video", "reconstruct")
@@ -355,19 +356,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     from mtsc_sdr.model.checkpoint import default_checkpoint_dir
 
     allow_negative_snr_lists(p)
-    p.add_argument("--checkpoint", metavar="DIR", default=None,
-                   help=f"model checkpoint (default {default_checkpoint_dir('default')})")
+    add_checkpoint(p, help=f"model checkpoint (default {default_checkpoint_dir('default')})", metavar="DIR")
     p.add_argument("--snr-db", default="-5:20:5", help="start:stop:step (inclusive) or a comma list, dB")
     p.add_argument("--channel", choices=CHANNELS, default="awgn")
     p.add_argument("--tasks", nargs="+", choices=TASKS, default=list(TASKS))
     p.add_argument("--n-per-task", type=int, default=100, metavar="N", help="items per task")
     p.add_argument("--split", choices=("val", "test"), default="test")
-    p.add_argument("--seed", type=int, default=0)
+    add_seed(p)
     p.add_argument("--k-factor-db", type=float, default=6.0, help="Rician K (with --channel rician)")
     p.add_argument("--question-share", type=float, default=0.5,
                    help="separate baseline, vqa: share of the symbol budget for the question")
     p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--threads", type=int, default=2)
+    add_threads(p, 2, help=None)
     p.add_argument("--device", default="cpu", help="torch device for our model, e.g. cuda")
     p.add_argument("--out", default="results/eval", metavar="DIR", help="where eval.json and the plots go")
     p.add_argument("--no-baseline", action="store_true", help="only our model")
@@ -377,7 +377,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="ablation: tokens kept by the JSC encoder (fixed/random instead of importance)")
     p.add_argument("--precision", choices=("fp32", "int8"), default="fp32",
                    help="our client half in fp32 or post-training int8 (the baseline's receiver runs the same client half)")
-    p.add_argument("--json", action="store_true", help="print the report as one JSON object")
+    add_json(p)
 
 
 def run(args: argparse.Namespace) -> int:

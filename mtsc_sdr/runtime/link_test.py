@@ -23,44 +23,33 @@ frame came through (the link is down), 2 for a bad configuration, 1 when a proce
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Any, Literal, Optional
+from typing import Any, Optional
 
 import numpy as np
 
 from mtsc_sdr.config import check, from_dict, to_dict
-from mtsc_sdr.runtime.processes import ManagedProcess, ProcessFailed
+from mtsc_sdr.options import add_dataclass_options, add_json
+from mtsc_sdr.process import ChildProcess
+from mtsc_sdr.radio.links import LinkConfig, start_link
 
-ChannelKind = Literal["software", "gnuradio-sim", "pluto", "usrp"]
-CHANNELS = ("software", "gnuradio-sim", "pluto", "usrp")
 #: How long the receiver waits for the first sample after the transmitter has finished.
 FIRST_SAMPLE_TIMEOUT_S = 30.0
 
 
 @dataclass
-class LinkTestConfig:
-    """Everything a link test needs. Units in the names; see ``mtsc-sdr link-test --help``."""
+class LinkTestConfig(LinkConfig):
+    """Everything a link test needs: the link (:class:`~mtsc_sdr.radio.links.LinkConfig`) and the
+    frames sent over it. Units in the names; see ``mtsc-sdr link-test --help``."""
 
-    channel: ChannelKind = "software"
-    snr_db: float = 20.0  # set on the software / GNU Radio channel; recorded for radios
     frames: int = 500
     payload_len: int = 256  # complex payload symbols per frame
     gap_samples: int = 500  # zero samples between frames (noise after the channel)
-    seed: int = 1
-    sample_rate_hz: float = 1.0e6  # radios' rate; the Hz values of the impairments refer to it
-    cfo_hz: float = 0.0  # simulated channels: carrier frequency offset
-    sro_ppm: float = 0.0  # simulated channels: sample-rate offset
-    k_factor_db: Optional[float] = None  # simulated channels: Rician block fading when set
-    profile: Optional[str] = None  # software channel: impairment profile YAML or calibration record
-    lo_freq_hz: float = 2.4e9  # radios
-    tx_gain_db: float = -10.0  # radios: Pluto TX gain is minus the attenuation
-    rx_gain_db: float = 30.0  # radios, manual gain
-    radio_args: str = ""  # Pluto URI (e.g. ip:192.168.2.1) or UHD device args; empty: discover
-    radio_profile: Optional[str] = None  # radios: profile name / YAML the settings must fit (None: the kind's default)
     idle_timeout_s: float = 2.0  # the receiver stops after the transmitter is done and this long idle
     timeout_s: float = 600.0  # whole test
     capture: Optional[str] = None  # record the received stream into this SigMF recording (NAME)
@@ -70,38 +59,9 @@ class LinkTestConfig:
         check(1 <= self.frames <= 65536, p + "frames", f"must be in 1..65536, got {self.frames}")
         check(1 <= self.payload_len <= 16384, p + "payload_len", f"must be in 1..16384, got {self.payload_len}")
         check(self.gap_samples >= 0, p + "gap_samples", "must be >= 0")
-        check(self.seed >= 0, p + "seed", "must be >= 0")
-        check(self.sample_rate_hz > 0, p + "sample_rate_hz", "must be positive")
-        check(math.isfinite(self.snr_db), p + "snr_db", "must be finite")
-        check(abs(self.cfo_hz) < 0.5 * self.sample_rate_hz, p + "cfo_hz", "must be within +-rate/2")
+        super().validate(path)
         check(self.idle_timeout_s > 0, p + "idle_timeout_s", "must be positive")
         check(self.timeout_s > 0, p + "timeout_s", "must be positive")
-
-
-# -- the channel between transmitter and receiver ---------------------------------------------------
-
-
-def _software_channel(cfg: LinkTestConfig, tx_ep: str, rx_ep: str) -> list[ManagedProcess]:
-    argv = [sys.executable, "-m", "mtsc_sdr.cli", "channel", "--in", tx_ep, "--out", rx_ep,
-            "--snr-db", repr(cfg.snr_db), "--seed", str(cfg.seed), "--rate-sps", repr(cfg.sample_rate_hz)]
-    if cfg.profile:
-        argv += ["--profile", cfg.profile]
-    if cfg.cfo_hz:
-        argv += ["--cfo-hz", repr(cfg.cfo_hz)]
-    if cfg.sro_ppm:
-        argv += ["--sro-ppm", repr(cfg.sro_ppm)]
-    if cfg.k_factor_db is not None:
-        argv += ["--k-factor-db", repr(cfg.k_factor_db)]
-    return [ManagedProcess("software channel (mtsc-sdr channel)", argv)]
-
-
-def channel_processes(cfg: LinkTestConfig, tx_ep: str, rx_ep: str) -> list:
-    """Start what carries samples from ``tx_ep`` (bound by the transmitter) to ``rx_ep`` (bound here)."""
-    if cfg.channel == "software":
-        return _software_channel(cfg, tx_ep, rx_ep)
-    from mtsc_sdr.radio import links
-
-    return links.start(cfg.channel, cfg, tx_ep, rx_ep)
 
 
 # -- receiving and measuring ------------------------------------------------------------------------
@@ -115,7 +75,7 @@ class _Tally:
     t_last: float | None = None
 
 
-def _receive(cfg: LinkTestConfig, rx_ep: str, tx: ManagedProcess, channel: list[ManagedProcess],
+def _receive(cfg: LinkTestConfig, rx_ep: str, tx: ChildProcess, channel: list[ChildProcess],
              progress: bool) -> tuple[_Tally, dict, dict]:
     from mtsc_sdr.link import IQPull
     from mtsc_sdr.phy.rx import Receiver, ReceiverConfig
@@ -181,7 +141,7 @@ def _capture(cfg: LinkTestConfig, rx):
     """``rx`` recording into ``cfg.capture`` (radio settings recorded where radios carry the link)."""
     from mtsc_sdr.capture.hooks import capture_receiver
 
-    radio = cfg.channel in ("pluto", "usrp")
+    radio = cfg.is_radio
     return capture_receiver(
         rx, cfg.capture, source="link-test", frequency_hz=cfg.lo_freq_hz if radio else None,
         hw=f"{cfg.channel} {cfg.radio_args}".strip() if radio else f"{cfg.channel} channel",
@@ -221,22 +181,22 @@ def summarize(cfg: LinkTestConfig, tally: _Tally, rx_stats: dict, frames_sent: i
 def run_link_test(cfg: LinkTestConfig, *, progress: bool = False) -> dict[str, Any]:
     """Run one link test; returns the figures plus ``meta``, ``rows`` and ``details``.
 
-    Raises :class:`ProcessFailed` naming a process that died, or the radio layer's error when no
+    Raises :class:`~mtsc_sdr.process.ProcessFailed` naming a process that died, or the radio layer's error when no
     radio is attached.
     """
     from mtsc_sdr.link import free_tcp_endpoint
     from mtsc_sdr.report import row, run_meta
 
     tx_ep, rx_ep = free_tcp_endpoint(), free_tcp_endpoint()
-    procs: list[ManagedProcess] = []
+    procs: list[ChildProcess] = []
     try:
-        channel = channel_processes(cfg, tx_ep, rx_ep)
+        channel = start_link(cfg, tx_ep, rx_ep)
         procs += channel
-        tx = ManagedProcess("link-test transmitter", [
+        tx = ChildProcess("link-test transmitter", [
             sys.executable, "-m", "mtsc_sdr.runtime.link_tx", "--out", tx_ep, "--frames", str(cfg.frames),
             "--payload-len", str(cfg.payload_len), "--gap", str(cfg.gap_samples), "--seed", str(cfg.seed)],
-            capture_stdout=True)
-        procs.append(tx)
+            stdout="capture")
+        procs.append(tx.start())
         tally, rx_stats, details = _receive(cfg, rx_ep, tx, channel, progress)
     finally:
         for proc in reversed(procs):
@@ -260,27 +220,16 @@ def run_link_test(cfg: LinkTestConfig, *, progress: bool = False) -> dict[str, A
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     d = LinkTestConfig()
-    p.add_argument("--channel", choices=CHANNELS, default=d.channel, help="what carries the samples")
-    p.add_argument("--snr-db", type=float, default=d.snr_db, help="Es/N0 on the payload, dB (simulated channels)")
+    link = [f.name for f in dataclasses.fields(LinkConfig)]
+    add_dataclass_options(p, LinkConfig, link[:3])              # --channel, --snr-db, --seed
     p.add_argument("--frames", type=int, default=d.frames)
     p.add_argument("--payload-len", type=int, default=d.payload_len, help="complex payload symbols per frame")
     p.add_argument("--gap-samples", type=int, default=d.gap_samples, help="noise samples between frames")
-    p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--sample-rate-hz", type=float, default=d.sample_rate_hz)
-    p.add_argument("--cfo-hz", type=float, default=d.cfo_hz, help="simulated carrier frequency offset")
-    p.add_argument("--sro-ppm", type=float, default=d.sro_ppm, help="simulated sample-rate offset")
-    p.add_argument("--k-factor-db", type=float, default=None, help="simulated Rician block fading K factor")
-    p.add_argument("--profile", help="software channel impairment profile (YAML), or a calibration record")
-    p.add_argument("--lo-freq-hz", type=float, default=d.lo_freq_hz, help="radios: carrier frequency")
-    p.add_argument("--tx-gain-db", type=float, default=d.tx_gain_db, help="radios: TX gain")
-    p.add_argument("--rx-gain-db", type=float, default=d.rx_gain_db, help="radios: RX gain (manual)")
-    p.add_argument("--radio-args", default=d.radio_args, help="radios: Pluto URI or UHD device args")
-    p.add_argument("--radio-profile", help="radios: profile (firmware_profiles/radios/) the frequency, rate and gains "
-                                           "must fit; default pluto-ad9363 / usrp-b210")
+    add_dataclass_options(p, LinkConfig, link[3:])              # impairments, profile, radio settings
     p.add_argument("--timeout-s", type=float, default=d.timeout_s)
     p.add_argument("--capture", metavar="PREFIX",
                    help="record the received stream into the SigMF recording PREFIX (.sigmf-meta + .sigmf-data)")
-    p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    add_json(p, help="print one JSON object instead of the table")
 
 
 def config_from_args(args: argparse.Namespace) -> LinkTestConfig:

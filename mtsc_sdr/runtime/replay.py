@@ -47,6 +47,9 @@ from typing import Any, Optional
 import numpy as np
 
 from mtsc_sdr.capture.sigmf_io import Recording, RecordingError, read_recording
+from mtsc_sdr.options import add_checkpoint, add_json
+from mtsc_sdr.process import ChildProcess, ProcessFailed
+from mtsc_sdr.runtime.bs import bs_argv
 
 #: Samples per message pushed into the base station.
 CHUNK_SAMPLES = 8192
@@ -249,7 +252,6 @@ def replay_through_bs(rec: Recording, checkpoint: str, out: Path, *, rate_sps: O
     from mtsc_sdr.model.checkpoint import read_config
     from mtsc_sdr.model.config import ModelConfig
     from mtsc_sdr.runtime.client import Client, ClientSettings
-    from mtsc_sdr.runtime.processes import ManagedProcess
 
     identity = check_checkpoint(rec, checkpoint)
     work = out / "work"
@@ -269,10 +271,9 @@ def replay_through_bs(rec: Recording, checkpoint: str, out: Path, *, rate_sps: O
 
     push = IQPush(free_tcp_endpoint(), send_timeout_ms=500)
     control = free_tcp_endpoint()
-    bs = ManagedProcess("base station (mtsc-sdr bs)", [
-        sys.executable, "-m", "mtsc_sdr.cli", "bs", "--checkpoint", checkpoint, "--rx", push.endpoint,
-        "--control", control, "--sample-rate-hz", repr(rec.sample_rate_sps), "--stats", str(work / "bs.json"),
-        "--capture", str(work / "bs")])          # starts while this process loads the client half
+    bs = ChildProcess("base station (mtsc-sdr bs)", bs_argv(
+        checkpoint, control, [push.endpoint], rec.sample_rate_sps, work / "bs.json",
+        capture=work / "bs")).start()          # starts while this process loads the client half
     clients: list[Client] = []
     try:
         sessions, items, notes = recorded_items(rec, ModelConfig.from_dict(read_config(checkpoint)["model"]))
@@ -344,7 +345,6 @@ def replay(path: str, *, checkpoint: Optional[str] = None, out: Optional[str] = 
     """
     from mtsc_sdr.runtime import protocol
     from mtsc_sdr.runtime.client import Refused
-    from mtsc_sdr.runtime.processes import ProcessFailed
     from mtsc_sdr.report import row, run_meta
     from mtsc_sdr.runtime.run import task_metric_rows
     from mtsc_sdr.model.checkpoint import default_checkpoint_dir
@@ -430,14 +430,14 @@ def format_report(report: dict) -> str:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("recording", help="SigMF recording: NAME, NAME.sigmf-meta or NAME.sigmf-data")
-    p.add_argument("--checkpoint", help="checkpoint the recording was made with (default: the default model's cache)")
+    add_checkpoint(p, help="checkpoint the recording was made with (default: the default model's cache)")
     p.add_argument("--out", help="output directory (default: results/replay/<name>)")
     pace = p.add_mutually_exclusive_group()
     pace.add_argument("--rate-sps", type=float, help="push the samples at this rate (default: the recording's)")
     pace.add_argument("--fast", action="store_true", help="push the samples as fast as the base station takes them")
     p.add_argument("--frames-only", action="store_true",
                    help="frame statistics only (PHY receiver in this process; no base station, no model)")
-    p.add_argument("--json", action="store_true", help="print the report as one JSON object")
+    add_json(p)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -50,11 +50,14 @@ from pathlib import Path
 from typing import Any, Literal, Optional
 
 from mtsc_sdr.config import ConfigError, check, load_yaml, to_dict
+from mtsc_sdr.options import add_checkpoint, add_json
+from mtsc_sdr.process import ChildProcess, ProcessFailed
+from mtsc_sdr.radio.flowgraph import Flowgraph
+from mtsc_sdr.radio.links import RADIO_KINDS, ChannelKind, LinkConfig, start_link
 from mtsc_sdr.runtime import protocol
-from mtsc_sdr.runtime.processes import ManagedProcess, ProcessFailed
+from mtsc_sdr.runtime.bs import bs_argv
 
 TASKS = ("vqa", "caption_image", "caption_audio", "caption_video", "reconstruct")
-ChannelKind = Literal["software", "gnuradio-sim", "pluto", "usrp"]
 
 
 @dataclass
@@ -79,25 +82,17 @@ class ClientSpec:
 
 
 @dataclass
-class RunConfig:
-    """A run; YAML files in ``configs/``. Units in the names; SNR is Es/N0 per payload symbol."""
+class RunConfig(LinkConfig):
+    """A run; YAML files in ``configs/``. Units in the names; SNR is Es/N0 per payload symbol.
 
+    The link fields (:class:`~mtsc_sdr.radio.links.LinkConfig`: ``channel``, impairments or
+    ``profile``, radio settings) are the run's links' (clients may pick their own channel), except
+    that ``snr_db`` is the sweep and each link's seed is derived from ``seed`` (:meth:`link_config`).
+    """
+
+    snr_db: list[float] = field(default_factory=lambda: [0.0, 10.0, 20.0])   # the sweep, one link per point
     name: str = "run"
     checkpoint: Optional[str] = None          # None: the default model's cache directory
-    channel: ChannelKind = "software"
-    snr_db: list[float] = field(default_factory=lambda: [0.0, 10.0, 20.0])   # clients may pick their own channel
-    # simulated channels
-    cfo_hz: float = 0.0
-    sro_ppm: float = 0.0
-    k_factor_db: Optional[float] = None       # Rician block fading when set
-    profile: Optional[str] = None             # software channel impairment profile (YAML) or calibration record
-    sample_rate_hz: float = 1.0e6
-    # radios
-    lo_freq_hz: float = 2.4e9
-    tx_gain_db: float = -10.0
-    rx_gain_db: float = 30.0
-    radio_args: str = ""
-    radio_profile: Optional[str] = None       # profile the radio settings must fit (None: the kind's default)
     calibration: Optional[str] = None         # radios: "auto" (search calibration/), a record's path, or None
     calibration_max_age_days: float = 30.0    # an older record is used with a warning
     gains_from_calibration: bool = False      # radios: TX / RX gains from the record's table for snr_db
@@ -108,7 +103,6 @@ class RunConfig:
     concurrent_points: bool = False           # all SNR points at once (one link + client each)
     timeout_s: float = 1800.0                 # whole run
     threads: int = 1                          # torch threads per process
-    seed: int = 1
     capture: bool = False                     # record the base station's input (out/recordings/)
     out: Optional[str] = None                 # None: results/run/<name>
 
@@ -118,7 +112,8 @@ class RunConfig:
               f"must be a non-empty list of finite numbers, got {self.snr_db}")
         check(bool(self.clients), p("clients"), "needs at least one client")
         check(len(self.clients) <= 64, p("clients"), f"at most 64 clients, got {len(self.clients)}")
-        radios = [c for c in self.clients if self.link_of(c) in ("pluto", "usrp")]
+        self.validate_settings(path)
+        radios = [c for c in self.clients if self.link_of(c) in RADIO_KINDS]
         if radios:
             check(len(self.snr_db) == 1, p("snr_db"), f"over {self.link_of(radios[0])} the air sets the SNR: give "
                   f"one value (a label and the clients' CSI), got {self.snr_db}")
@@ -140,15 +135,9 @@ class RunConfig:
         """The link kind a client uses: its own ``channel``, else the run's."""
         return spec.channel or self.channel
 
-    def link_settings(self, channel: str, snr_db: float, session: int):
-        """The :class:`~mtsc_sdr.runtime.link_test.LinkTestConfig` that starts ``session``'s link."""
-        from mtsc_sdr.runtime.link_test import LinkTestConfig
-
-        return LinkTestConfig(channel=channel, snr_db=snr_db, seed=self.seed + 1000 * session,
-                              sample_rate_hz=self.sample_rate_hz, cfo_hz=self.cfo_hz, sro_ppm=self.sro_ppm,
-                              k_factor_db=self.k_factor_db, profile=self.profile, lo_freq_hz=self.lo_freq_hz,
-                              tx_gain_db=self.tx_gain_db, rx_gain_db=self.rx_gain_db, radio_args=self.radio_args,
-                              radio_profile=self.radio_profile)
+    def link_config(self, channel: str, snr_db: float, session: int) -> LinkConfig:
+        """The :class:`~mtsc_sdr.radio.links.LinkConfig` that starts ``session``'s link."""
+        return self.link(channel=channel, snr_db=snr_db, seed=self.seed + 1000 * session)
 
 
 def load_config(path: str) -> RunConfig:
@@ -162,7 +151,7 @@ def calibration_meta(cfg: RunConfig) -> Optional[dict]:
     ``gains_from_calibration`` also ``tx_gain_db`` / ``rx_gain_db``: the gains the record's table
     gives for ``snr_db`` (:func:`~mtsc_sdr.radio.calibration.gains_for_snr`), which the radio links
     then use; an SNR outside the measured range is a configuration error naming ``snr_db``."""
-    kinds = sorted({cfg.link_of(c) for c in cfg.clients} & {"pluto", "usrp"})
+    kinds = sorted({cfg.link_of(c) for c in cfg.clients} & set(RADIO_KINDS))
     if cfg.calibration is None or not kinds:
         return None
     from mtsc_sdr.radio.calibration import use_record
@@ -213,15 +202,15 @@ def _client_argv(cfg: RunConfig, spec: ClientSpec, checkpoint: str, tx: str, con
     return argv
 
 
-def _capture_argv(cfg: RunConfig, folder: Path, calibration_id: str = "") -> list[str]:
-    """``--capture`` and ``--capture-info`` of the base station: one recording per link slot in
-    ``folder`` (old ones removed), with the radio settings and calibration record where radios
-    carry the links and the run's configuration."""
+def _capture_info(cfg: RunConfig, folder: Path, calibration_id: str = "") -> dict[str, Any]:
+    """``--capture-info`` of the base station, which records one recording per link slot in
+    ``folder`` (old ones removed): the radio settings and calibration record where radios carry
+    the links, and the run's configuration."""
     folder.mkdir(parents=True, exist_ok=True)
     for old in folder.glob("bs-rx*.sigmf-*"):
         old.unlink()
     kinds = sorted({cfg.link_of(c) for c in cfg.clients})
-    radios = [k for k in kinds if k in ("pluto", "usrp")]
+    radios = [k for k in kinds if k in RADIO_KINDS]
     info: dict[str, Any] = {"description": f"mtsc-sdr run {cfg.name}: base station input over {', '.join(kinds)}",
                             "calibration_id": calibration_id, "fields": {"mtsc:run": to_dict(cfg)}}
     if radios:
@@ -229,10 +218,10 @@ def _capture_argv(cfg: RunConfig, folder: Path, calibration_id: str = "") -> lis
                     rx_gain_db=cfg.rx_gain_db, tx_gain_db=cfg.tx_gain_db)
     else:
         info["hw"] = " + ".join(f"{k} channel" for k in kinds)
-    return ["--capture", str(folder / "bs"), "--capture-info", json.dumps(info)]
+    return info
 
 
-def _wait_clients(clients: list[ManagedProcess], watched: list, deadline: float) -> list[tuple[str, int]]:
+def _wait_clients(clients: list[ChildProcess], watched: list, deadline: float) -> list[tuple[str, int]]:
     """Wait until every client exits; fail fast if a watched process (base station, links) dies.
     Returns (name, exit status) of each client."""
     while any(c.alive() for c in clients):
@@ -262,7 +251,6 @@ def execute(cfg: RunConfig, *, progress: bool = False) -> dict[str, Any]:
     not raised: they are in the returned report's ``failures``.
     """
     from mtsc_sdr.link import free_tcp_endpoint
-    from mtsc_sdr.runtime.link_test import channel_processes
     from mtsc_sdr.model.checkpoint import default_checkpoint_dir
 
     checkpoint = cfg.checkpoint or str(default_checkpoint_dir())
@@ -281,11 +269,12 @@ def execute(cfg: RunConfig, *, progress: bool = False) -> dict[str, Any]:
     control = free_tcp_endpoint()
     slots = [(free_tcp_endpoint(), free_tcp_endpoint()) for _ in range(n_slots)]   # (tx, rx) per link
     deadline = time.monotonic() + cfg.timeout_s
-    capture = _capture_argv(cfg, out / "recordings", (calibration or {}).get("id") or "") if cfg.capture else []
-    bs = ManagedProcess("base station (mtsc-sdr bs)", _cli(
-        "bs", "--checkpoint", checkpoint, "--control", control, *sum((["--rx", rx] for _, rx in slots), []),
-        "--sample-rate-hz", repr(cfg.sample_rate_hz), "--threads", str(cfg.threads),
-        "--stats", str(work / "bs.json"), "--constellation", str(work / "constellation.npz"), *capture))
+    capture = {"capture": out / "recordings" / "bs",
+               "capture_info": _capture_info(cfg, out / "recordings", (calibration or {}).get("id") or "")
+               } if cfg.capture else {}
+    bs = ChildProcess("base station (mtsc-sdr bs)", bs_argv(
+        checkpoint, control, [rx for _, rx in slots], cfg.sample_rate_hz, work / "bs.json", threads=cfg.threads,
+        constellation=work / "constellation.npz", **capture)).start()
     failures: list[str] = []
     points = []
     session = 0
@@ -297,16 +286,17 @@ def execute(cfg: RunConfig, *, progress: bool = False) -> dict[str, Any]:
                 for (snr, k, spec), (tx, rx) in zip(wave, slots):
                     session += 1
                     link = cfg.link_of(spec)
-                    settings = cfg.link_settings(link, snr, session)
-                    if link in ("pluto", "usrp") and calibration and "tx_gain_db" in calibration:
+                    settings = cfg.link_config(link, snr, session)
+                    if settings.is_radio and calibration and "tx_gain_db" in calibration:
                         settings.tx_gain_db, settings.rx_gain_db = calibration["tx_gain_db"], calibration["rx_gain_db"]
-                    procs = channel_processes(settings, tx, rx)
+                    procs = start_link(settings, tx, rx)
                     links += procs
-                    clients.append(ManagedProcess(f"client {session} at {snr:g} dB over {link} (mtsc-sdr client)",
-                                                  _client_argv(cfg, spec, checkpoint, tx, control, session, snr, work)))
+                    clients.append(ChildProcess(f"client {session} at {snr:g} dB over {link} (mtsc-sdr client)",
+                                                _client_argv(cfg, spec, checkpoint, tx, control, session, snr, work)
+                                                ).start())
                     points.append({"session": session, "snr_db": snr, "client": k, "precision": spec.precision,
                                    "channel": link})
-                    flowgraphs.append((points[-1], [p for p in procs if hasattr(p, "xruns")]))
+                    flowgraphs.append((points[-1], [p for p in procs if isinstance(p, Flowgraph)]))
                 if progress:
                     snrs = sorted({j[0] for j in wave})
                     kinds = sorted({cfg.link_of(j[2]) for j in wave})
@@ -315,10 +305,11 @@ def execute(cfg: RunConfig, *, progress: bool = False) -> dict[str, Any]:
                 statuses = _wait_clients(clients, [bs, *links], deadline)
                 for (name, code), proc in zip(statuses, clients):
                     if code == protocol.EXIT_REFUSED:
-                        raise RunFailed(f"{name} was refused by the base station:\n{proc.stderr_tail(5)}",
+                        tail = proc.output_tail(5).rstrip("\n")
+                        raise RunFailed(f"{name} was refused by the base station:\n{tail}",
                                         protocol.EXIT_REFUSED)
                     if code not in (0, 1):
-                        raise ProcessFailed(name, code, proc.stderr_tail())
+                        raise proc.failure()
                     if code == 1:
                         failures.append(f"{name}: some items ended in an error record")
             finally:
@@ -503,8 +494,8 @@ def format_summary(report: dict) -> str:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("config", help="run configuration YAML (see configs/)")
     p.add_argument("--out", help="output directory (default: the config's out, else results/run/<name>)")
-    p.add_argument("--checkpoint", help="override the config's checkpoint")
-    p.add_argument("--json", action="store_true", help="print the report as one JSON object")
+    add_checkpoint(p, help="override the config's checkpoint")
+    add_json(p)
 
 
 def run(args: argparse.Namespace) -> int:

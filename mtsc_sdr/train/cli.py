@@ -10,6 +10,8 @@ import argparse
 import json
 import sys
 
+from mtsc_sdr.options import add_json, add_seed, add_threads
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", metavar="FILE", help="YAML training config (e.g. configs/train-default.yaml)")
@@ -17,16 +19,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--steps", type=int, help="optimizer steps")
     p.add_argument("--batch-size", type=int)
     p.add_argument("--lr", type=float)
-    p.add_argument("--seed", type=int)
+    add_seed(p, None)
     p.add_argument("--checkpoint-dir", metavar="DIR", help="output directory (default: the preset's cache dir)")
     p.add_argument("--checkpoint-every", type=int, metavar="N")
     p.add_argument("--time-budget-s", type=float, metavar="S", help="stop (resumably) after S seconds of training")
-    p.add_argument("--threads", type=int, dest="num_threads", help="torch threads (default 2)")
+    add_threads(p, None, help="torch threads (default 2)", dest="num_threads")
     p.add_argument("--device", help="torch device, e.g. cuda (default cpu)")
     p.add_argument("--restart", action="store_true", help="ignore a checkpoint in the directory and start over")
     p.add_argument("--until-step", type=int, metavar="N", help="stop with a checkpoint after N steps (resume later)")
     p.add_argument("--quiet", action="store_true", help="no progress output")
-    p.add_argument("--json", action="store_true", help="print a {meta, rows} summary (final loss per task)")
+    add_json(p, help="print a {meta, rows} summary (final loss per task)")
 
 
 def config_from_args(args: argparse.Namespace):
