@@ -37,9 +37,9 @@ from pathlib import Path
 from typing import Literal
 
 from .grpython import find_gr_python
+from .registry import HARDWARE_KINDS as KINDS
+from .registry import HardwareKindName
 
-RadioKind = Literal["pluto", "usrp"]
-KINDS: tuple[str, ...] = ("pluto", "usrp")
 _LABEL = {"pluto": "Pluto", "usrp": "USRP"}
 
 #: The IIO daemon's TCP port.
@@ -134,7 +134,7 @@ class SearchEnv:
     iiod_port: int = IIOD_PORT
 
 
-def find_radios(kind: RadioKind, *, timeout_s: float = 5.0, python: str | None = None,
+def find_radios(kind: HardwareKindName, *, timeout_s: float = 5.0, python: str | None = None,
                 env: SearchEnv | None = None) -> RadioSearch:
     """Look for attached radios of ``kind`` (``"pluto"`` or ``"usrp"``).
 

@@ -21,7 +21,7 @@ transmitter (first) and receiver (second).
 Adding an impairment knob: a field of :class:`LinkConfig` (its help and its ``mtsc-sdr channel``
 option in the field's metadata: ``run`` YAML, ``link-test`` and ``channel`` options follow) and
 its parameter in :func:`flowgraph_params` for the sim flowgraph. Adding a radio kind: its name in
-:data:`~mtsc_sdr.radio.discovery.RadioKind` and its flowgraphs in :func:`flowgraph_params`.
+its line in :data:`~mtsc_sdr.radio.registry.RADIOS` and its flowgraphs in :func:`flowgraph_params`.
 """
 
 from __future__ import annotations
@@ -36,13 +36,13 @@ from typing import Any, Literal, Optional
 from mtsc_sdr.config import check
 from mtsc_sdr.process import ChildProcess
 
-from .discovery import KINDS as RADIO_KINDS
-from .discovery import RadioKind, find_radios
+from .discovery import find_radios
 from .flowgraph import Flowgraph
 from .profiles import DEFAULT_PROFILE, RadioSettings, radio_profile
+from .registry import HARDWARE_KINDS as RADIO_KINDS
 
 #: What can carry a link's samples: the software channel, the GNU Radio sim flowgraph, a radio kind.
-ChannelKind = Literal["software", "gnuradio-sim", RadioKind]
+ChannelKind = Literal[("software", "gnuradio-sim", *RADIO_KINDS)]
 CHANNELS: tuple[str, ...] = typing.get_args(ChannelKind)
 
 __all__ = ["CHANNELS", "RADIO_KINDS", "ChannelKind", "LinkConfig", "RadioNotFound", "check_radio_settings",

@@ -19,18 +19,26 @@ from typing import Literal
 @dataclass(frozen=True)
 class RadioKind:
     """One kind of radio: ``driver``, its class as ``"package.module:Class"``; ``default_profile``,
-    the name of the radio profile (``firmware_profiles/radios/<name>.yaml``) used when none is named."""
+    the name of the radio profile (``firmware_profiles/radios/<name>.yaml``) used when none is named;
+    ``hardware``: a device that discovery finds and GNU Radio flowgraphs drive, so it can carry a
+    link (the simulated radio cannot)."""
 
     driver: str
     default_profile: str
+    hardware: bool = True
 
 
 #: Every radio kind, by name.
 RADIOS: dict[str, RadioKind] = {
     "pluto": RadioKind("mtsc_sdr.radio.pluto:PlutoRadio", "pluto-ad9363"),
     "usrp": RadioKind("mtsc_sdr.radio.usrp:UsrpRadio", "usrp-b210"),
-    "sim": RadioKind("mtsc_sdr.radio.sim:SimRadio", "sim"),       # simulated radios (mtsc_sdr.radio.sim)
+    "sim": RadioKind("mtsc_sdr.radio.sim:SimRadio", "sim", hardware=False),   # mtsc_sdr.radio.sim
 }
+
+#: The hardware kinds (discovery searches for them; each can carry a link): ``("pluto", "usrp")``.
+HARDWARE_KINDS: tuple[str, ...] = tuple(k for k, r in RADIOS.items() if r.hardware)
+#: :data:`HARDWARE_KINDS` as a field type: ``Literal["pluto", "usrp"]``.
+HardwareKindName = Literal[HARDWARE_KINDS]
 
 #: The kind names as a configuration field type (a profile's ``driver``, a record's radio ``kind``):
 #: ``Literal["pluto", "usrp", "sim"]``, so a wrong name is refused with the known ones listed.
