@@ -26,7 +26,9 @@ This module imports nothing of the package but the standard library: every layer
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import Generic, Optional, TypeVar
+
+T = TypeVar("T")
 
 #: The frame header carries the task id in 4 bits (:mod:`mtsc_sdr.phy.header`).
 MAX_TASK_ID = 15
@@ -86,45 +88,72 @@ class TaskSpec:
         return (self.modality, "text") if self.question else (self.modality,)
 
 
-_REGISTRY: dict[str, TaskSpec] = {}
+class Registry(Generic[T]):
+    """Named entries in registration order, in the manner of Kaira's registries: ``register``,
+    ``get`` with an error listing what exists, ``unregister`` (for tests that add their own).
+    The task table below is one; output heads, metrics and example makers keep theirs."""
+
+    def __init__(self, what: str):
+        self.what = what
+        self._entries: dict[str, T] = {}
+
+    def register(self, name: str, entry: T) -> T:
+        """Add ``entry`` under a new ``name``; returns it."""
+        if name in self._entries:
+            raise ValueError(f"{self.what} {name!r} is already registered")
+        self._entries[name] = entry
+        return entry
+
+    def unregister(self, name: str) -> None:
+        self.get(name)
+        del self._entries[name]
+
+    def get(self, name: str) -> T:
+        """The entry of ``name``; ValueError listing the names there are when it is unknown."""
+        try:
+            return self._entries[name]
+        except (KeyError, TypeError):
+            raise ValueError(f"unknown {self.what} {name!r}; {self.what}s are {list(self._entries)}") from None
+
+    def __contains__(self, name) -> bool:
+        return name in self._entries
+
+    def values(self) -> list[T]:
+        return list(self._entries.values())
+
+
+_TASKS: Registry[TaskSpec] = Registry("task")
 
 
 def register(spec: TaskSpec) -> TaskSpec:
     """Add a task; its name and id must be new. Returns the spec."""
-    if spec.name in _REGISTRY:
-        raise ValueError(f"task {spec.name!r} is already registered")
-    taken = {s.id: s.name for s in _REGISTRY.values()}
-    if spec.id in taken:
+    taken = {s.id: s.name for s in _TASKS.values()}
+    if spec.id in taken and spec.name not in _TASKS:
         raise ValueError(f"task id {spec.id} of {spec.name!r} is taken by {taken[spec.id]!r}")
-    _REGISTRY[spec.name] = spec
-    return spec
+    return _TASKS.register(spec.name, spec)
 
 
 def unregister(name: str) -> None:
     """Remove a task (tests that register a task of their own)."""
-    get(name)
-    del _REGISTRY[name]
+    _TASKS.unregister(name)
 
 
 def get(name: str) -> TaskSpec:
     """The spec of ``name``; ValueError listing the tasks there are when it is unknown."""
-    try:
-        return _REGISTRY[name]
-    except (KeyError, TypeError):
-        raise ValueError(f"unknown task {name!r}; tasks are {list(names())}") from None
+    return _TASKS.get(name)
 
 
 def by_id(task_id: int) -> TaskSpec:
     """The spec whose :attr:`TaskSpec.id` is ``task_id``; ValueError when none is."""
-    for spec in _REGISTRY.values():
+    for spec in _TASKS.values():
         if spec.id == task_id:
             return spec
-    raise ValueError(f"no task has id {task_id}; ids are {[s.id for s in specs()]}")
+    raise ValueError(f"no task has id {task_id}; ids are {list(ids())}")
 
 
 def specs() -> tuple[TaskSpec, ...]:
     """Every registered task, ordered by id."""
-    return tuple(sorted(_REGISTRY.values(), key=lambda s: s.id))
+    return tuple(sorted(_TASKS.values(), key=lambda s: s.id))
 
 
 def names() -> tuple[str, ...]:
@@ -139,14 +168,14 @@ def ids() -> tuple[int, ...]:
 
 def table_size() -> int:
     """Rows of the model's per-task tables: the largest id + 1."""
-    return max(s.id for s in _REGISTRY.values()) + 1
+    return max(ids()) + 1
 
 
 def check_names(tasks) -> list[str]:
     """``tasks`` as a list, when each is a registered task name; ValueError naming the unknown ones
     and the tasks there are otherwise."""
     tasks = list(tasks)
-    unknown = [t for t in tasks if t not in _REGISTRY]
+    unknown = [t for t in tasks if t not in _TASKS]
     if unknown:
         raise ValueError(f"unknown task(s) {unknown}; tasks are {list(names())}")
     return tasks
@@ -164,5 +193,5 @@ register(TaskSpec("caption_video", 3, "video", **_CAPTION,
                   no_baseline="the separate-coding baseline has no video codec"))
 register(TaskSpec("reconstruct", 4, "image", "image", ("psnr_db", "ssim"), "psnr_db", dense=True))
 
-__all__ = ["MAX_TASK_ID", "MODALITIES", "TaskSpec", "by_id", "check_names", "get", "ids", "names", "register",
+__all__ = ["MAX_TASK_ID", "MODALITIES", "Registry", "TaskSpec", "by_id", "check_names", "get", "ids", "names", "register",
            "specs", "table_size", "unregister"]

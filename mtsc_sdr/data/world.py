@@ -75,7 +75,7 @@ class SyntheticWorld:
 ExampleMaker = Callable[["SyntheticWorld", str, Optional[int], np.random.Generator, np.random.Generator],
                         list[TaskExample]]
 
-_MAKERS: dict[str, ExampleMaker] = {}
+_MAKERS: task_table.Registry[ExampleMaker] = task_table.Registry("example maker")
 #: task -> how many examples a split has at most (tasks not listed: unbounded)
 _LIMITS: dict[str, Callable[[str], int]] = {}
 
@@ -83,16 +83,14 @@ _LIMITS: dict[str, Callable[[str], int]] = {}
 def register_examples(task: str, maker: ExampleMaker, limit: Optional[Callable[[str], int]] = None) -> None:
     """Register the example maker of ``task`` (a :mod:`mtsc_sdr.tasks` name) and, when a split
     holds a limited number of its examples, ``limit(split)`` giving that number."""
-    if task in _MAKERS:
-        raise ValueError(f"task {task!r} already has an example maker")
-    _MAKERS[task] = maker
+    _MAKERS.register(task, maker)
     if limit is not None:
         _LIMITS[task] = limit
 
 
 def unregister_examples(task: str) -> None:
     """Remove the example maker of ``task`` (tests that register a task of their own)."""
-    del _MAKERS[task]
+    _MAKERS.unregister(task)
     _LIMITS.pop(task, None)
 
 
@@ -136,10 +134,8 @@ def examples(split: str, tasks=None, n_per_task: int | None = None, seed: int = 
     rng = np.random.default_rng([seed, 7, world.seed])
     out: list[TaskExample] = []
     for task in tasks:
-        if task not in _MAKERS:
-            raise ValueError(f"task {task!r} has no example maker in the built-in world")
         t_rng = np.random.default_rng([seed, task_table.get(task).id, world.seed])
-        out += _MAKERS[task](world, split, n, t_rng, rng)
+        out += _MAKERS.get(task)(world, split, n, t_rng, rng)
     return out
 
 

@@ -53,7 +53,7 @@ class Metric:
     corpus: Optional[Callable[[Any, Any], float]] = None
 
 
-_METRICS: dict[str, Metric] = {}
+_METRICS: tasks.Registry[Metric] = tasks.Registry("metric")
 
 #: The ``unit`` of each metric's report rows (kept in step with the registered metrics).
 METRIC_UNITS: dict[str, str] = {}
@@ -61,27 +61,21 @@ METRIC_UNITS: dict[str, str] = {}
 
 def register_metric(metric: Metric) -> Metric:
     """Add a metric under a new name."""
-    if metric.name in _METRICS:
-        raise ValueError(f"metric {metric.name!r} is already registered")
     if (metric.per_item is None) == (metric.corpus is None):
         raise ValueError(f"metric {metric.name!r}: give exactly one of per_item and corpus")
-    _METRICS[metric.name] = metric
+    _METRICS.register(metric.name, metric)
     METRIC_UNITS[metric.name] = metric.unit
     return metric
 
 
 def unregister_metric(name: str) -> None:
     """Remove a metric (tests that register one of their own)."""
-    get_metric(name)
-    del _METRICS[name], METRIC_UNITS[name]
+    _METRICS.unregister(name)
+    del METRIC_UNITS[name]
 
 
-def get_metric(name: str) -> Metric:
-    """The metric ``name``; ValueError listing the metrics there are."""
-    try:
-        return _METRICS[name]
-    except KeyError:
-        raise ValueError(f"unknown metric {name!r}; metrics are {sorted(_METRICS)}") from None
+#: The metric of a name; ValueError listing the metrics there are.
+get_metric = _METRICS.get
 
 
 def _vqa_accuracy_items(hypotheses, references) -> np.ndarray:

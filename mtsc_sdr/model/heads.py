@@ -15,7 +15,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from mtsc_sdr.tasks import TaskSpec
+from mtsc_sdr.tasks import Registry, TaskSpec
 
 from .config import ModelConfig
 from .decoders import ImageDecoder, TextDecoder
@@ -88,31 +88,20 @@ class ImageHead(OutputHead):
         return client.image_decoder(semantics)
 
 
-_HEADS: dict[str, OutputHead] = {}
+_HEADS: Registry[OutputHead] = Registry("output kind")
 
 
 def register_head(kind: str, head: OutputHead) -> OutputHead:
     """Register the head of output kind ``kind`` (a new name; its ``attr`` must be new too)."""
-    if kind in _HEADS:
-        raise ValueError(f"output kind {kind!r} already has a head")
     if any(h.attr == head.attr for h in _HEADS.values()):
         raise ValueError(f"decoder attribute {head.attr!r} of output kind {kind!r} is taken")
-    _HEADS[kind] = head
-    return head
+    return _HEADS.register(kind, head)
 
 
-def unregister_head(kind: str) -> None:
-    """Remove the head of ``kind`` (tests that register a kind of their own)."""
-    head_for(kind)
-    del _HEADS[kind]
-
-
-def head_for(kind: str) -> OutputHead:
-    """The head of output kind ``kind``; ValueError listing the kinds there are."""
-    try:
-        return _HEADS[kind]
-    except KeyError:
-        raise ValueError(f"no output head for kind {kind!r}; kinds are {sorted(_HEADS)}") from None
+#: Remove the head of a kind (tests that register a kind of their own).
+unregister_head = _HEADS.unregister
+#: The head of an output kind; ValueError listing the kinds there are.
+head_for = _HEADS.get
 
 
 register_head("text", TextHead())
