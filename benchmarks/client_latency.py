@@ -81,7 +81,8 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from mtsc_sdr.bench.cli import TASKS, time_client, time_pipeline
+    from mtsc_sdr.bench.cli import time_client, time_pipeline
+    from mtsc_sdr.tasks import names
     from mtsc_sdr.runtime.evaluate import evaluate
     from mtsc_sdr.report import row, run_meta
     from mtsc_sdr.model.checkpoint import default_checkpoint_dir
@@ -95,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     weights = {}
     for rnd in range(2):
         for precision in ("fp32", "int8"):
-            r, weights[precision] = time_client(ck, precision, TASKS, args.items, args.warmup, 10.0)
+            r, weights[precision] = time_client(ck, precision, names(), args.items, args.warmup, 10.0)
             rows += [dict(x, round=rnd) for x in r]
 
     def p50(precision, stage):
@@ -109,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     rows.append(row("mtsc", "all", "none", None, "encode_speedup_ratio", enc["fp32"] / enc["int8"],
                     peer="fp32", precision="int8", stage="encode"))
     # why (2) cannot reach 1.5x here: the share of fp32 encode time in matrix products and convolutions
-    ceiling = gemm_share(ck, TASKS, args.items, args.warmup)
+    ceiling = gemm_share(ck, names(), args.items, args.warmup)
     # 3: quality delta on val, same items and noise draws, pooled over --noise-seeds draws of the channel
     quality, per_item = {}, {}
     for precision in ("fp32", "int8"):

@@ -37,8 +37,9 @@ import json
 import sys
 from pathlib import Path
 
-MAIN_METRIC = {"vqa": "accuracy", "caption_image": "cider", "caption_audio": "cider",
-               "caption_video": "cider", "reconstruct": "psnr_db"}
+from mtsc_sdr import tasks
+
+MAIN_METRIC = {spec.name: spec.main_metric for spec in tasks.specs()}
 
 
 def _series(rows, system, task, metric, key: str = "value") -> dict[float, float]:

@@ -31,9 +31,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from mtsc_sdr import tasks as task_table
 from mtsc_sdr.options import add_checkpoint, add_json, add_threads
 
-TASKS = ("vqa", "caption_image", "caption_audio", "caption_video", "reconstruct")
 CLIENT_STAGES = ("modality_encoders", "lam_encoder", "jsc_encoder", "encode", "framing", "task_decoders")
 
 
@@ -97,15 +97,16 @@ def time_pipeline(checkpoint: str, precision: str, tasks, items: int, window: in
     return rows
 
 
-def bench(checkpoint: str, precisions=("int8", "fp32"), tasks=TASKS, items: int = 20, warmup: int = 5,
+def bench(checkpoint: str, precisions=("int8", "fp32"), tasks=None, items: int = 20, warmup: int = 5,
           snr_db: float = 10.0, window: int = 8, pipeline: bool = True, threads: int = 1,
           out: Path = Path("results/bench")) -> dict[str, Any]:
-    """The bench report (see the module docstring)."""
+    """The bench report (see the module docstring); ``tasks`` None: every registered task."""
     import torch
 
     from mtsc_sdr.bench.memory import TegraStats, peak_rss_mb
     from mtsc_sdr.report import row, run_meta
 
+    tasks = task_table.names() if tasks is None else tuple(tasks)
     torch.set_num_threads(threads)
     rows: list[dict] = []
     tegra = TegraStats() if TegraStats.available() else None
@@ -156,7 +157,7 @@ def format_table(report: dict) -> str:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     add_checkpoint(p)
     p.add_argument("--precision", nargs="+", choices=("int8", "fp32"), default=["int8", "fp32"])
-    p.add_argument("--tasks", nargs="+", choices=TASKS, default=list(TASKS))
+    p.add_argument("--tasks", nargs="+", choices=task_table.names(), default=list(task_table.names()))
     p.add_argument("--items", type=int, default=20, help="timed items per task")
     p.add_argument("--warmup", type=int, default=5, help="untimed items per task first")
     p.add_argument("--snr-db", type=float, default=10.0)

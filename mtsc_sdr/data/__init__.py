@@ -15,14 +15,15 @@ Real data sets live in :mod:`mtsc_sdr.data.real`.
 """
 
 from .errors import DataError, DatasetNotFound, MalformedDataset, UnsafePickle, UnsupportedMedia
-from .items import (QA, SPLITS, TASKS, AudioClip, AudioEvent, Patch, SceneImage, SceneObject,
+from .items import (QA, SPLITS, AudioClip, AudioEvent, Patch, SceneImage, SceneObject,
                     TaskExample, VideoClip)
 from .patches import natural_patches
-from .world import DEFAULT_SPLIT_SIZES, SyntheticWorld, collate, examples
+from .world import (DEFAULT_SPLIT_SIZES, SyntheticWorld, available, collate, examples, register_examples,
+                    unregister_examples)
 
 __all__ = [
     "DataError", "DatasetNotFound", "MalformedDataset", "UnsafePickle", "UnsupportedMedia",
-    "QA", "SPLITS", "TASKS", "AudioClip", "AudioEvent", "Patch", "SceneImage", "SceneObject",
+    "QA", "SPLITS", "AudioClip", "AudioEvent", "Patch", "SceneImage", "SceneObject",
     "TaskExample", "VideoClip", "natural_patches", "DEFAULT_SPLIT_SIZES", "SyntheticWorld",
-    "collate", "examples",
+    "available", "collate", "examples", "register_examples", "unregister_examples",
 ]

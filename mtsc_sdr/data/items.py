@@ -12,9 +12,6 @@ from typing import NamedTuple, Optional
 
 import numpy as np
 
-#: Task names, as in DESIGN.md ("Results are tidy rows").
-TASKS: tuple[str, ...] = ("vqa", "caption_image", "caption_audio", "caption_video", "reconstruct")
-
 #: Split names. ``val`` is the validation split.
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 
@@ -173,7 +170,7 @@ class TaskExample:
 
     Attributes:
         item_id: id of the source item (VQA examples append ``"#q<k>"`` for the k-th question).
-        task: one of :data:`TASKS`.
+        task: a task name (:func:`mtsc_sdr.tasks.names`).
         image: ``uint8`` (H, W, 3) for ``vqa``, ``caption_image`` and ``reconstruct``.
         audio: ``float32`` (n,) at 16 kHz for ``caption_audio``.
         video: ``uint8`` (T, H, W, 3) for ``caption_video``.

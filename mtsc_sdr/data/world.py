@@ -8,11 +8,14 @@ used when none is given. Splits never share content: see :func:`mtsc_sdr.data.vo
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable, Optional
 
 import numpy as np
 
+from mtsc_sdr import tasks as task_table
+
 from .audio import make_audio
-from .items import TASKS, AudioClip, SceneImage, TaskExample, VideoClip
+from .items import AudioClip, SceneImage, TaskExample, VideoClip
 from .patches import natural_patches
 from .scenes import make_scene
 from .video import make_video
@@ -60,20 +63,60 @@ class SyntheticWorld:
         """Video clips ``start .. start+n-1`` of ``split``."""
         return [self.video(split, i) for i in range(start, start + n)]
 
-    def examples(self, split: str, tasks=TASKS, n_per_task: int | None = None,
+    def examples(self, split: str, tasks=None, n_per_task: int | None = None,
                  seed: int = 0) -> list[TaskExample]:
         """Flat task-level examples; see :func:`examples`."""
         return examples(split, tasks, n_per_task, seed, world=self)
 
 
-def examples(split: str, tasks=TASKS, n_per_task: int | None = None, seed: int = 0,
+#: ``maker(world, split, n, rng, shared_rng) -> list[TaskExample]``: ``n`` examples of one task
+#: (None: the split's default size); ``rng`` is the task's own generator, ``shared_rng`` one
+#: generator shared by the tasks of one :func:`examples` call.
+ExampleMaker = Callable[["SyntheticWorld", str, Optional[int], np.random.Generator, np.random.Generator],
+                        list[TaskExample]]
+
+_MAKERS: task_table.Registry[ExampleMaker] = task_table.Registry("example maker")
+#: task -> how many examples a split has at most (tasks not listed: unbounded)
+_LIMITS: dict[str, Callable[[str], int]] = {}
+
+
+def register_examples(task: str, maker: ExampleMaker, limit: Optional[Callable[[str], int]] = None) -> None:
+    """Register the example maker of ``task`` (a :mod:`mtsc_sdr.tasks` name) and, when a split
+    holds a limited number of its examples, ``limit(split)`` giving that number."""
+    _MAKERS.register(task, maker)
+    if limit is not None:
+        _LIMITS[task] = limit
+
+
+def unregister_examples(task: str) -> None:
+    """Remove the example maker of ``task`` (tests that register a task of their own)."""
+    _MAKERS.unregister(task)
+    _LIMITS.pop(task, None)
+
+
+def available(split: str, task: str, n: int) -> int:
+    """``n``, or fewer when ``split`` holds fewer examples of ``task`` (natural patches)."""
+    return min(n, _LIMITS[task](split)) if task in _LIMITS else n
+
+
+def indexed(item: Callable[["SyntheticWorld", str, int, np.random.Generator], TaskExample]) -> ExampleMaker:
+    """An :data:`ExampleMaker` from ``item(world, split, index, shared_rng)``: ``n`` items drawn at
+    random (by the task's rng) from the first ``max(n, DEFAULT_SPLIT_SIZES[split])``, in order."""
+    def make(world, split, n, rng, shared_rng):
+        n = DEFAULT_SPLIT_SIZES[split] if n is None else n
+        idx = np.sort(rng.choice(max(n, DEFAULT_SPLIT_SIZES[split]), size=n, replace=False))
+        return [item(world, split, i, shared_rng) for i in idx.tolist()]
+
+    return make
+
+
+def examples(split: str, tasks=None, n_per_task: int | None = None, seed: int = 0,
              world: SyntheticWorld | None = None) -> list[TaskExample]:
     """Task-level examples of one split, grouped by task in the order of ``tasks``.
 
     Args:
         split: ``train``, ``val`` or ``test``.
-        tasks: any of ``vqa``, ``caption_image``, ``caption_audio``, ``caption_video``,
-            ``reconstruct``.
+        tasks: task names (None: every registered task, :func:`mtsc_sdr.tasks.names`).
         n_per_task: examples per task (None: ``DEFAULT_SPLIT_SIZES[split]``, capped for
             ``reconstruct`` by the number of natural patches in the split).
         seed: picks which item indices are used and, for ``vqa``, which question of each scene.
@@ -86,43 +129,54 @@ def examples(split: str, tasks=TASKS, n_per_task: int | None = None, seed: int =
     """
     check_split(split)
     world = world or SyntheticWorld()
-    unknown = [t for t in tasks if t not in TASKS]
-    if unknown:
-        raise ValueError(f"unknown task(s) {unknown}; tasks are {list(TASKS)}")
-    n = DEFAULT_SPLIT_SIZES[split] if n_per_task is None else int(n_per_task)
+    tasks = task_table.check_names(task_table.names() if tasks is None else tasks)
+    n = None if n_per_task is None else int(n_per_task)
     rng = np.random.default_rng([seed, 7, world.seed])
     out: list[TaskExample] = []
     for task in tasks:
-        t_rng = np.random.default_rng([seed, TASKS.index(task), world.seed])
-        if task == "reconstruct":
-            patches = natural_patches(split, seed=int(t_rng.integers(2**31)))
-            if n_per_task is not None and n > len(patches):
-                raise ValueError(f"the {split} split has only {len(patches)} natural patches, "
-                                 f"asked for {n}")
-            out += [TaskExample(p.item_id, task, image=p.image, target_image=p.image)
-                    for p in patches[:n]]
-            continue
-        # item indices: a random subset of the first DEFAULT_SPLIT_SIZES[split] (or n) items
-        pool = max(n, DEFAULT_SPLIT_SIZES[split])
-        idx = np.sort(t_rng.choice(pool, size=n, replace=False))
-        for i in idx.tolist():
-            if task == "vqa":
-                s = world.scene(split, i)
-                k = int(rng.integers(len(s.qa)))
-                qa = s.qa[k]
-                out.append(TaskExample(f"{s.item_id}#q{k}", task, image=s.image, question=qa.question,
-                                       references=list(qa.answers or (qa.answer,))))
-            elif task == "caption_image":
-                s = world.scene(split, i)
-                out.append(TaskExample(s.item_id, task, image=s.image, references=list(s.captions)))
-            elif task == "caption_audio":
-                a = world.audio(split, i)
-                out.append(TaskExample(a.item_id, task, audio=a.wave, references=list(a.captions),
-                                       sample_rate_hz=a.sample_rate_hz))
-            else:
-                v = world.video(split, i)
-                out.append(TaskExample(v.item_id, task, video=v.frames, references=list(v.captions)))
+        t_rng = np.random.default_rng([seed, task_table.get(task).id, world.seed])
+        out += _MAKERS.get(task)(world, split, n, t_rng, rng)
     return out
+
+
+def _vqa(world: SyntheticWorld, split: str, i: int, rng: np.random.Generator) -> TaskExample:
+    s = world.scene(split, i)
+    k = int(rng.integers(len(s.qa)))
+    qa = s.qa[k]
+    return TaskExample(f"{s.item_id}#q{k}", "vqa", image=s.image, question=qa.question,
+                       references=list(qa.answers or (qa.answer,)))
+
+
+def _caption_image(world: SyntheticWorld, split: str, i: int, rng: np.random.Generator) -> TaskExample:
+    s = world.scene(split, i)
+    return TaskExample(s.item_id, "caption_image", image=s.image, references=list(s.captions))
+
+
+def _caption_audio(world: SyntheticWorld, split: str, i: int, rng: np.random.Generator) -> TaskExample:
+    a = world.audio(split, i)
+    return TaskExample(a.item_id, "caption_audio", audio=a.wave, references=list(a.captions),
+                       sample_rate_hz=a.sample_rate_hz)
+
+
+def _caption_video(world: SyntheticWorld, split: str, i: int, rng: np.random.Generator) -> TaskExample:
+    v = world.video(split, i)
+    return TaskExample(v.item_id, "caption_video", video=v.frames, references=list(v.captions))
+
+
+def _reconstruct(world: SyntheticWorld, split: str, n: Optional[int], rng: np.random.Generator,
+                 shared_rng: np.random.Generator) -> list[TaskExample]:
+    patches = natural_patches(split, seed=int(rng.integers(2**31)))
+    if n is not None and n > len(patches):
+        raise ValueError(f"the {split} split has only {len(patches)} natural patches, asked for {n}")
+    return [TaskExample(p.item_id, "reconstruct", image=p.image, target_image=p.image)
+            for p in patches[:DEFAULT_SPLIT_SIZES[split] if n is None else n]]
+
+
+register_examples("vqa", indexed(_vqa))
+register_examples("caption_image", indexed(_caption_image))
+register_examples("caption_audio", indexed(_caption_audio))
+register_examples("caption_video", indexed(_caption_video))
+register_examples("reconstruct", _reconstruct, limit=lambda split: len(natural_patches(split)))
 
 
 def collate(batch: list[TaskExample]) -> dict:

@@ -19,7 +19,12 @@ pycocoevalcap's own scale (multiply by :data:`CIDER_REPORT_SCALE` for reports, a
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any, Callable, Optional
+
 import numpy as np
+
+from mtsc_sdr import tasks
 
 from ._inputs import check_text_pairs
 from .cider import cider, cider_scores, coco_tokenize
@@ -30,47 +35,74 @@ from .vqa import answer_accuracy, normalize_answer, vqa_accuracy
 #: Reports show CIDEr x 100, the convention of caption papers ("CIDEr 90" = pycocoevalcap's 0.90).
 CIDER_REPORT_SCALE = 100.0
 
-#: The ``unit`` of each metric's report rows.
-METRIC_UNITS = {
-    "accuracy": "percent",
-    "bleu": "bleu4_0_100",
-    "cider": "ciderd_x100",
-    "psnr_db": "dB",
-    "ssim": "ssim_0_1",
-}
+@dataclass(frozen=True)
+class Metric:
+    """One report metric. Exactly one of ``per_item`` / ``corpus`` is set.
 
-#: Which metrics each task is scored with (task names as in DESIGN.md).
-TASK_METRICS = {
-    "vqa": ("accuracy", "bleu"),
-    "caption_image": ("cider", "bleu"),
-    "caption_audio": ("cider", "bleu"),
-    "caption_video": ("cider", "bleu"),
-    "reconstruct": ("psnr_db", "ssim"),
-}
+    Attributes:
+        name: the ``metric`` of report rows (a name in :attr:`mtsc_sdr.tasks.TaskSpec.metrics`).
+        unit: the ``unit`` of its report rows.
+        per_item: ``(hypotheses, references) -> float64 (N,)`` per-item scores on the report
+            scale; the report value is their mean.
+        corpus: ``(hypotheses, references) -> float``, a corpus-level score (no per-item form).
+    """
+
+    name: str
+    unit: str
+    per_item: Optional[Callable[[Any, Any], np.ndarray]] = None
+    corpus: Optional[Callable[[Any, Any], float]] = None
 
 
-def _check_task(task: str) -> None:
-    if task not in TASK_METRICS:
-        raise ValueError(f"unknown task {task!r}; known tasks: {', '.join(TASK_METRICS)}")
+_METRICS: tasks.Registry[Metric] = tasks.Registry("metric")
+
+#: The ``unit`` of each metric's report rows (kept in step with the registered metrics).
+METRIC_UNITS: dict[str, str] = {}
+
+
+def register_metric(metric: Metric) -> Metric:
+    """Add a metric under a new name."""
+    if (metric.per_item is None) == (metric.corpus is None):
+        raise ValueError(f"metric {metric.name!r}: give exactly one of per_item and corpus")
+    _METRICS.register(metric.name, metric)
+    METRIC_UNITS[metric.name] = metric.unit
+    return metric
+
+
+def unregister_metric(name: str) -> None:
+    """Remove a metric (tests that register one of their own)."""
+    _METRICS.unregister(name)
+    del METRIC_UNITS[name]
+
+
+#: The metric of a name; ValueError listing the metrics there are.
+get_metric = _METRICS.get
+
+
+def _vqa_accuracy_items(hypotheses, references) -> np.ndarray:
+    preds, refs = check_text_pairs(hypotheses, references, "vqa accuracy")
+    return 100.0 * np.array([answer_accuracy(p, r) for p, r in zip(preds, refs)])
+
+
+register_metric(Metric("accuracy", "percent", per_item=_vqa_accuracy_items))
+register_metric(Metric("bleu", "bleu4_0_100", corpus=bleu))
+register_metric(Metric("cider", "ciderd_x100",
+                       per_item=lambda h, r: CIDER_REPORT_SCALE * cider_scores(h, r)[1]))
+register_metric(Metric("psnr_db", "dB", per_item=psnr_db_per_image))
+register_metric(Metric("ssim", "ssim_0_1", per_item=ssim_per_image))
 
 
 def score_task_items(task: str, hypotheses, references) -> dict[str, np.ndarray]:
     """Per-item scores, float64 (N,) on the report scale, of every metric of ``task`` that is a
-    mean over items (all but corpus BLEU, which has no per-item form). Arguments as
-    :func:`score_task`. Their spread gives a report's standard errors."""
-    _check_task(task)
-    if task == "reconstruct":
-        return {"psnr_db": psnr_db_per_image(hypotheses, references),
-                "ssim": ssim_per_image(hypotheses, references)}
-    if task == "vqa":
-        preds, refs = check_text_pairs(hypotheses, references, "vqa accuracy")
-        return {"accuracy": 100.0 * np.array([answer_accuracy(p, r) for p, r in zip(preds, refs)])}
-    return {"cider": CIDER_REPORT_SCALE * cider_scores(hypotheses, references)[1]}
+    mean over items (all but corpus ones such as BLEU). Arguments as :func:`score_task`. Their
+    spread gives a report's standard errors."""
+    metrics = [get_metric(m) for m in tasks.get(task).metrics]
+    return {m.name: m.per_item(hypotheses, references) for m in metrics if m.per_item is not None}
 
 
 def score_task(task: str, hypotheses, references, *,
                items: dict[str, np.ndarray] | None = None) -> dict[str, float]:
-    """Every metric of ``task`` on the report scale, as ``{metric_name: value}``.
+    """Every metric of ``task`` (:attr:`mtsc_sdr.tasks.TaskSpec.metrics`) on the report scale, as
+    ``{metric_name: value}`` in the spec's order.
 
     Text tasks: ``hypotheses`` is one string per item, ``references`` per item a string or a list
     of strings (VQA: the human answers; captions: the reference captions). ``reconstruct``:
@@ -80,10 +112,8 @@ def score_task(task: str, hypotheses, references, *,
     """
     if items is None:
         items = score_task_items(task, hypotheses, references)
-    scores = {m: float(v.mean()) for m, v in items.items()}
-    if task != "reconstruct":
-        scores["bleu"] = bleu(hypotheses, references)
-    return {m: scores[m] for m in TASK_METRICS[task]}
+    return {m: float(items[m].mean()) if m in items else float(get_metric(m).corpus(hypotheses, references))
+            for m in tasks.get(task).metrics}
 
 
 def score_task_with_items(task: str, hypotheses, references) -> dict[str, tuple[float, np.ndarray | None]]:
@@ -105,8 +135,8 @@ def standard_error(values: np.ndarray) -> float:
 
 
 __all__ = [
-    "CIDER_REPORT_SCALE", "METRIC_UNITS", "TASK_METRICS", "answer_accuracy", "bleu", "cider",
-    "cider_scores", "coco_tokenize", "normalize_answer", "psnr_db", "psnr_db_per_image",
-    "psnr_db_torch", "score_task", "score_task_items", "score_task_with_items", "sentence_bleu", "standard_error", "ssim",
+    "CIDER_REPORT_SCALE", "METRIC_UNITS", "Metric", "answer_accuracy", "bleu", "cider",
+    "cider_scores", "coco_tokenize", "get_metric", "normalize_answer", "psnr_db", "psnr_db_per_image",
+    "psnr_db_torch", "register_metric", "unregister_metric", "score_task", "score_task_items", "score_task_with_items", "sentence_bleu", "standard_error", "ssim",
     "ssim_per_image", "ssim_torch", "vqa_accuracy",
 ]

@@ -26,7 +26,7 @@ from typing import Any
 _EXPORTS = {
     "CheckpointMismatch": "checkpoint", "load": "checkpoint", "save": "checkpoint",
     "default_checkpoint_dir": "checkpoint",
-    "TASK_IDS": "config", "TEXT_TASKS": "config", "ModelConfig": "config",
+    "ModelConfig": "config",
     "JSCCode": "jsc", "JSCDecoder": "jsc", "JSCEncoder": "jsc", "choose_rate": "jsc", "keep_top_k": "jsc",
     "ClientModel": "split", "LinkResult": "split", "MTSCModel": "split", "ServerModel": "split",
     "TaskSemantics": "split", "Uplink": "split",

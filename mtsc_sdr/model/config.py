@@ -18,16 +18,6 @@ from mtsc_sdr.config import check, from_dict
 BACKBONE_MODULES: dict[str, str] = {"bart": "mtsc_sdr.model.backbones.bart"}
 
 
-#: Task ids used in tensors (``task_ids`` (B,) int64); index into :data:`mtsc_sdr.data.TASKS`.
-TASK_IDS: dict[str, int] = {"vqa": 0, "caption_image": 1, "caption_audio": 2, "caption_video": 3,
-                            "reconstruct": 4}
-#: Tasks whose output is text (the client's text decoder); ``reconstruct`` uses the image decoder.
-TEXT_TASKS: tuple[str, ...] = ("vqa", "caption_image", "caption_audio", "caption_video")
-#: Tasks whose output is laid out like the input tokens (one image cell per token): their LAM
-#: decoder queries start from the received semantics (:meth:`.split.ServerModel.queries`).
-DENSE_TASKS: tuple[str, ...] = ("reconstruct",)
-
-
 @dataclass
 class ModelConfig:
     """Sizes of every part of the MTSC model.

@@ -9,7 +9,7 @@ Uplink (client -> base station, :class:`Uplink`; over the air as IQ + frame head
   only those go on the air.
 * ``rate_idx`` int64 (B,): index into ``ModelConfig.rate_table`` (frame header).
 * ``n_tokens`` int64 (B,): kept tokens (implied by the payload length: n_symbols // rate).
-* ``task_ids`` int64 (B,): :data:`.config.TASK_IDS` (frame header).
+* ``task_ids`` int64 (B,): :attr:`mtsc_sdr.tasks.TaskSpec.id` (frame header).
 
 Downlink (base station -> client, control link): ``TaskSemantics.semantics`` float32
 (B, Q, d_model), Q = ``task_queries``.
@@ -26,12 +26,13 @@ from typing import Optional
 
 import torch
 from torch import nn
-from torch.nn import functional as F
+
+from mtsc_sdr import tasks
 
 from .backbones import Backbone
-from .config import DENSE_TASKS, TASK_IDS, TEXT_TASKS, ModelConfig
-from .decoders import ImageDecoder, TextDecoder
+from .config import ModelConfig
 from .encoders import AudioEncoder, ImageEncoder, VideoEncoder
+from .heads import head_for
 from .jsc import JSCDecoder, JSCEncoder
 from .lam import LAMDecoder, LAMEncoder
 from .tokenizer import TextTokenizer
@@ -69,9 +70,12 @@ class TaskSemantics:
 
 
 def _task_ids(task: str, b: int, device) -> torch.Tensor:
-    if task not in TASK_IDS:
-        raise ValueError(f"unknown task {task!r}; tasks are {list(TASK_IDS)}")
-    return torch.full((b,), TASK_IDS[task], dtype=torch.int64, device=device)
+    return torch.full((b,), tasks.get(task).id, dtype=torch.int64, device=device)
+
+
+def _output_kinds() -> list[str]:
+    """The output kinds of the registered tasks, in the order their first task's id gives."""
+    return list(dict.fromkeys(spec.output for spec in tasks.specs()))
 
 
 def _per_item(snr_db, b: int, device) -> torch.Tensor:
@@ -80,7 +84,9 @@ def _per_item(snr_db, b: int, device) -> torch.Tensor:
 
 
 class ClientModel(nn.Module):
-    """Modality encoders, LAM encoder, JSC encoder and the task decoders (text, image)."""
+    """Modality encoders, LAM encoder, JSC encoder and the task decoders: one per output kind of
+    the registered tasks (:mod:`.heads`; ``text_decoder`` and ``image_decoder`` for the built-in
+    ones). The per-task table ``task_embed`` has :func:`mtsc_sdr.tasks.table_size` rows."""
 
     def __init__(self, cfg: ModelConfig, lam_encoder: LAMEncoder, tokenizer: TextTokenizer):
         super().__init__()
@@ -89,13 +95,13 @@ class ClientModel(nn.Module):
         self.image_encoder = ImageEncoder(cfg)
         self.audio_encoder = AudioEncoder(cfg)
         self.video_encoder = VideoEncoder(cfg)
-        self.task_embed = nn.Parameter(torch.randn(len(TASK_IDS), d) * 0.02)
+        self.task_embed = nn.Parameter(torch.randn(tasks.table_size(), d) * 0.02)
         self.modality_embed = nn.Parameter(torch.zeros(len(_MODALITY), d))
         self.lam_encoder = lam_encoder
         self.jsc_encoder = JSCEncoder(cfg)
-        self.text_decoder = TextDecoder(cfg, lam_encoder.embed_tokens, tokenizer.bos_id,
-                                        tokenizer.eos_id, tokenizer.pad_id)
-        self.image_decoder = ImageDecoder(cfg)
+        for kind in _output_kinds():
+            head = head_for(kind)
+            setattr(self, head.attr, head.build(cfg, lam_encoder, tokenizer))
 
     @property
     def device(self) -> torch.device:
@@ -111,29 +117,29 @@ class ClientModel(nn.Module):
             out[i, :len(r)] = torch.tensor(r, dtype=torch.int64)
         return out.to(self.device)
 
+    def encode_modality(self, batch: dict, modality: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """The modality encoder of ``modality`` (:data:`mtsc_sdr.tasks.MODALITIES`) on its batch
+        field: tokens float32 (B, L_m, d) and mask bool (B, L_m)."""
+        if modality == "audio":
+            return self.audio_encoder(batch["audio"].to(self.device), batch.get("audio_length"))
+        encoder = {"image": self.image_encoder, "video": self.video_encoder}[modality]
+        return encoder(batch[modality].to(self.device))
+
     def embed_inputs(self, batch: dict, task: str) -> tuple[torch.Tensor, torch.Tensor]:
-        """Encoder input ``[task token ; modality tokens ; question tokens (vqa)]``.
+        """Encoder input ``[task token ; modality tokens ; question tokens (tasks with a question)]``.
 
         Args:
             batch: :func:`mtsc_sdr.data.collate` output for one task.
         Returns:
             inputs_embeds float32 (B, L, d), mask bool (B, L).
         """
-        if task in ("vqa", "caption_image", "reconstruct"):
-            tok, mask = self.image_encoder(batch["image"].to(self.device))
-            kind = "image"
-        elif task == "caption_audio":
-            tok, mask = self.audio_encoder(batch["audio"].to(self.device), batch.get("audio_length"))
-            kind = "audio"
-        elif task == "caption_video":
-            tok, mask = self.video_encoder(batch["video"].to(self.device))
-            kind = "video"
-        else:
-            raise ValueError(f"unknown task {task!r}; tasks are {list(TASK_IDS)}")
+        spec = tasks.get(task)
+        tok, mask = self.encode_modality(batch, spec.modality)
         b = tok.shape[0]
-        parts = [self.task_embed[_task_ids(task, b, self.device)][:, None], tok + self.modality_embed[_MODALITY[kind]]]
+        parts = [self.task_embed[_task_ids(task, b, self.device)][:, None],
+                 tok + self.modality_embed[_MODALITY[spec.modality]]]
         masks = [torch.ones((b, 1), dtype=torch.bool, device=self.device), mask]
-        if task == "vqa":
+        if spec.question:
             ids = self.question_ids(batch["question"])
             parts.append(self.lam_encoder.embed_text(ids) + self.modality_embed[_MODALITY["text"]])
             masks.append(ids != self.tokenizer.pad_id)
@@ -179,52 +185,40 @@ class ClientModel(nn.Module):
         return ids.to(self.device), scored.to(self.device)
 
     def prompt_ids(self, task: str, questions: Optional[list[str]]) -> Optional[torch.Tensor]:
-        """The text decoder's prompt for ``task``: the questions for VQA (int64 (B, P) padded
-        with <pad>), None for the other tasks."""
-        return self.question_ids(list(questions)) if task == "vqa" else None
+        """The text decoder's prompt for ``task``: the questions for a task with a question (VQA;
+        int64 (B, P) padded with <pad>), None for the other tasks."""
+        return self.question_ids(list(questions)) if tasks.get(task).question else None
 
     def task_loss(self, task: str, semantics: torch.Tensor, batch: dict) -> torch.Tensor:
-        """Scalar loss: token cross-entropy with teacher forcing on each example's first
-        reference (text tasks; VQA with the question as the decoder's prompt, not scored), or
-        ``log10(MSE)`` = -PSNR/10 dB of the batch (reconstruct: the log keeps its gradient at
-        the scale of the cross-entropies however small the MSE gets)."""
-        if task == "reconstruct":
-            mse = F.mse_loss(self.image_decoder(semantics), batch["target_image"].to(self.device))
-            return torch.log10(mse + 1e-10)
-        ids, scored = self.target_ids([refs[0] for refs in batch["references"]],
-                                      batch["question"] if task == "vqa" else None)
-        logits = self.text_decoder(ids[:, :-1], semantics)
-        labels = ids[:, 1:].masked_fill(~scored, -100)
-        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=-100)
+        """Scalar loss of the task's output kind (:mod:`.heads`): token cross-entropy for text
+        (teacher forcing on each example's first reference; a question is the decoder's prompt,
+        not scored), ``log10(MSE)`` = -PSNR/10 dB of the batch for images."""
+        spec = tasks.get(task)
+        return head_for(spec.output).loss(self, spec, semantics, batch)
 
     @torch.no_grad()
     def decode(self, task: str, downlink: TaskSemantics, max_len: Optional[int] = None,
                questions: Optional[list[str]] = None):
-        """Task outputs from the returned semantics: list[str] (answers / captions) for text
-        tasks, float32 (B, 3, H, W) in [0, 1] for ``reconstruct``. VQA needs ``questions`` (the
-        client has them: they are the decoder's prompt)."""
-        sem = downlink.semantics.to(self.device)
-        if task == "reconstruct":
-            return self.image_decoder(sem)
-        if task not in TEXT_TASKS:
-            raise ValueError(f"unknown task {task!r}; tasks are {list(TASK_IDS)}")
-        if task == "vqa" and questions is None:
-            raise ValueError("decoding VQA answers needs the questions (the text decoder's prompt)")
-        ids = self.text_decoder.generate(sem, max_len, self.prompt_ids(task, questions))
-        return [self.tokenizer.decode(row.tolist()) for row in ids]
+        """Task outputs from the returned semantics, by the task's output kind (:mod:`.heads`):
+        list[str] (answers / captions) for text, float32 (B, 3, H, W) in [0, 1] for images. A
+        task with a question (VQA) needs ``questions`` (the client has them: they are the text
+        decoder's prompt)."""
+        spec = tasks.get(task)
+        return head_for(spec.output).decode(self, spec, downlink.semantics.to(self.device), questions, max_len)
 
 
 class ServerModel(nn.Module):
-    """JSC decoder, learned task queries and the LAM decoder."""
+    """JSC decoder, learned task queries (one table row per task id, :func:`mtsc_sdr.tasks.table_size`
+    rows) and the LAM decoder."""
 
     def __init__(self, cfg: ModelConfig, lam_decoder: LAMDecoder):
         super().__init__()
         self.cfg = cfg
         self.jsc_decoder = JSCDecoder(cfg)
-        self.task_queries = nn.Parameter(torch.randn(len(TASK_IDS), cfg.task_queries, cfg.d_model) * 0.02)
+        self.task_queries = nn.Parameter(torch.randn(tasks.table_size(), cfg.task_queries, cfg.d_model) * 0.02)
         self.lam_decoder = lam_decoder
-        dense = torch.zeros(len(TASK_IDS), dtype=torch.bool)
-        dense[[TASK_IDS[t] for t in DENSE_TASKS]] = True
+        dense = torch.zeros(tasks.table_size(), dtype=torch.bool)
+        dense[[spec.id for spec in tasks.specs() if spec.dense]] = True
         self.register_buffer("dense_task", dense, persistent=False)   # (n_tasks,) see queries()
 
     def forward(self, symbols: torch.Tensor, rate_idx: torch.Tensor, n_tokens: torch.Tensor,
@@ -248,7 +242,7 @@ class ServerModel(nn.Module):
 
     def queries(self, task_ids: torch.Tensor, semantics: torch.Tensor) -> torch.Tensor:
         """LAM decoder input (B, Q, d): the task's learned queries; for the dense tasks
-        (:data:`.config.DENSE_TASKS`, reconstruction) the first min(Q, K) of them plus the
+        (:attr:`mtsc_sdr.tasks.TaskSpec.dense`, reconstruction) the first min(Q, K) of them plus the
         received semantics (B, K, d) in received order (zeros where a token was not received).
 
         Reconstruction needs every query to carry one token's detail; cross-attention alone

@@ -34,7 +34,6 @@ import subprocess
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Literal
 
 from .grpython import find_gr_python
 from .registry import HARDWARE_KINDS as KINDS

@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from mtsc_sdr.model.config import TASK_IDS
+from mtsc_sdr import tasks
 from mtsc_sdr.options import add_checkpoint, add_threads
 from mtsc_sdr.runtime import protocol
 
@@ -141,7 +141,7 @@ class BaseStation:
             log.info("frame seq %d of session %d dropped: no hello from that session", h.seq, h.session_id)
             return
         rates = self.server.cfg.rate_table
-        if h.task_id >= len(TASK_IDS) or h.rate_idx >= len(rates) or h.payload_len % rates[h.rate_idx]:
+        if h.task_id not in tasks.ids() or h.rate_idx >= len(rates) or h.payload_len % rates[h.rate_idx]:
             self.stats["frames_bad_layout"] += 1
             log.warning("frame seq %d of session %d dropped: task %d, rate index %d and %d payload symbols do "
                         "not fit the model", h.seq, h.session_id, h.task_id, h.rate_idx, h.payload_len)

@@ -38,7 +38,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
 import time
 from collections import Counter, deque
@@ -48,12 +47,14 @@ from typing import Any, Optional
 
 import numpy as np
 
+from mtsc_sdr import tasks
+from mtsc_sdr.data.user_files import items_from_files
 from mtsc_sdr.options import add_checkpoint, add_seed, add_threads
 from mtsc_sdr.phy.ofdm import SUBCARRIER_SNR_GAIN_DB
 from mtsc_sdr.runtime import protocol
+from mtsc_sdr.runtime.outputs import outputs_for
 
 log = logging.getLogger("mtsc_sdr.client")
-TASK_CHOICES = ("vqa", "caption_image", "caption_audio", "caption_video", "reconstruct")
 
 
 class Refused(RuntimeError):
@@ -61,30 +62,6 @@ class Refused(RuntimeError):
 
 
 # -- items -----------------------------------------------------------------------------------------
-
-
-def items_from_files(args: argparse.Namespace, image_size: int, video_frames: int) -> list:
-    """The user's own inputs as :class:`~mtsc_sdr.data.items.TaskExample` (no references)."""
-    from mtsc_sdr.data.items import TaskExample
-    from mtsc_sdr.data.media import read_frames, read_image, read_wav
-
-    task = args.task
-    if args.image:
-        img = read_image(args.image, image_size)
-        task = task or ("vqa" if args.question else "caption_image")
-        if task == "vqa" and not args.question:
-            raise ValueError("--task vqa needs --question TEXT")
-        if task not in ("vqa", "caption_image", "reconstruct"):
-            raise ValueError(f"--image goes with --task vqa, caption_image or reconstruct, not {task}")
-        return [TaskExample(args.image, task, image=img, question=args.question if task == "vqa" else None,
-                            target_image=img if task == "reconstruct" else None)]
-    if args.audio:
-        return [TaskExample(args.audio, "caption_audio", audio=read_wav(args.audio))]
-    if args.video:
-        frames = (read_frames(args.video, video_frames, image_size) if os.path.isdir(args.video)
-                  else read_video_file(args.video, video_frames, image_size))
-        return [TaskExample(args.video, "caption_video", video=frames)]
-    raise ValueError("no input: give --split (data set items) or --image / --audio / --video")
 
 
 #: The options naming the user's own inputs (see :func:`item_source`).
@@ -109,32 +86,13 @@ def examples_from_source(source: dict[str, Any], cfg) -> list:
     if source.get("split"):
         from mtsc_sdr.data import examples
 
-        tasks = list(source.get("tasks") or [])
-        bad = [t for t in tasks if t not in TASK_CHOICES]
-        if bad or not tasks:
-            raise ValueError(f"--tasks: unknown task(s) {bad or tasks}; tasks are {list(TASK_CHOICES)}")
-        return examples(source["split"], tasks, n_per_task=int(source["n_per_task"]), seed=int(source["seed"]))
-    return items_from_files(argparse.Namespace(**{k: source.get(k) for k in FILE_OPTIONS}), cfg.image_size,
-                            cfg.video_frames)
-
-
-def read_video_file(path: str, num_frames: int, size_px: int) -> np.ndarray:
-    """Frames of a multi-frame image file (animated GIF / WebP / PNG, multi-page TIFF) as uint8
-    (num_frames, size, size, 3), spread evenly. Other video containers need a decoder this
-    project does not ship: extract the frames into a folder (``ffmpeg -i clip.mp4 dir/%04d.png``)
-    and pass the folder."""
-    from PIL import Image, ImageSequence, UnidentifiedImageError
-
-    from mtsc_sdr.data.media import UnsupportedMedia, fit_image
-
-    try:
-        with Image.open(path) as im:
-            frames = [np.asarray(f.convert("RGB"), dtype=np.uint8) for f in ImageSequence.Iterator(im)]
-    except UnidentifiedImageError:
-        raise UnsupportedMedia(f"{path}: not a multi-frame image; for MP4/AVI/MKV extract the frames into a "
-                               f"folder (e.g. ffmpeg -i {path} frames/%04d.png) and pass --video frames/") from None
-    pick = np.linspace(0, len(frames) - 1, num_frames).round().astype(int)
-    return np.stack([fit_image(frames[i], size_px) for i in pick])
+        names = list(source.get("tasks") or [])
+        bad = [t for t in names if t not in tasks.names()]
+        if bad or not names:
+            raise ValueError(f"--tasks: unknown task(s) {bad or names}; tasks are {list(tasks.names())}")
+        return examples(source["split"], names, n_per_task=int(source["n_per_task"]), seed=int(source["seed"]))
+    return items_from_files(**{k: source.get(k) for k in FILE_OPTIONS}, image_size=cfg.image_size,
+                            video_frames=cfg.video_frames)
 
 
 # -- one item through the client half -------------------------------------------------------------------
@@ -155,7 +113,6 @@ def encode_item(model, tx, example, csi_db: float, budget: Optional[int], sessio
     import torch
 
     from mtsc_sdr.data import collate
-    from mtsc_sdr.model import TASK_IDS
     from mtsc_sdr.phy.header import FrameHeader
 
     task = example.task
@@ -170,7 +127,7 @@ def encode_item(model, tx, example, csi_db: float, budget: Optional[int], sessio
         t3 = time.monotonic()
     rate_idx, n_tokens = int(code.rate_idx[0]), int(code.n_tokens[0])
     n = n_tokens * model.cfg.rate_table[rate_idx]
-    header = FrameHeader(session_id=session, seq=seq, payload_len=n, rate_idx=rate_idx, task_id=TASK_IDS[task])
+    header = FrameHeader(session_id=session, seq=seq, payload_len=n, rate_idx=rate_idx, task_id=tasks.get(task).id)
     frame = tx.build(code.symbols[0, :n].numpy(), header)
     samples = np.concatenate([np.zeros(gap_samples, np.complex64), frame])
     t4 = time.monotonic()
@@ -180,15 +137,16 @@ def encode_item(model, tx, example, csi_db: float, budget: Optional[int], sessio
 
 
 def decode_item(model, example, semantics: np.ndarray):
-    """Task decoders on one item's returned semantics float32 (Q, d) -> (output, seconds): a string,
-    or an image float32 (1, 3, H, W) in [0, 1] for ``reconstruct``."""
+    """Task decoders on one item's returned semantics float32 (Q, d) -> (output, seconds): a batch
+    of one as :meth:`~mtsc_sdr.model.split.ClientModel.decode` gives it (a list of one string, or
+    an image float32 (1, 3, H, W) in [0, 1] for ``reconstruct``)."""
     import torch
 
     from mtsc_sdr.model import TaskSemantics
 
     t0 = time.monotonic()
     out = model.decode(example.task, TaskSemantics(torch.from_numpy(np.array(semantics, np.float32))[None]),
-                       questions=[example.question] if example.task == "vqa" else None)
+                       questions=[example.question] if tasks.get(example.task).question else None)
     return out, time.monotonic() - t0
 
 
@@ -425,29 +383,9 @@ class Client:
                    cfo_hz=meta.cfo_hz, latency_ms=ms)
         if self.s.csi == "feedback":
             self.csi_db = meta.snr_payload_db
-        if ex.task == "reconstruct":
-            rec.update(self._image_result(ex, out))
-        else:
-            rec["output"] = out[0]
+        kind = outputs_for(ex.task)
+        rec.update(kind.record(ex, kind.items(out)[0], self.s.images_dir, self.s.session))
         return rec
-
-    def _image_result(self, ex, image) -> dict:
-        from mtsc_sdr.metrics import psnr_db_per_image, ssim_per_image
-
-        img = np.clip(np.rint(image[0].permute(1, 2, 0).numpy() * 255.0), 0, 255).astype(np.uint8)
-        res: dict[str, Any] = {"output": None}
-        if self.s.images_dir:
-            from PIL import Image
-
-            path = Path(self.s.images_dir) / f"{self.s.session}_{ex.item_id.replace('/', '_')}.png"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            Image.fromarray(img).save(path)
-            res["output"] = str(path)
-        ref = ex.target_image if ex.target_image is not None else ex.image
-        a, b = img.transpose(2, 0, 1)[None], ref.transpose(2, 0, 1)[None]
-        res["psnr_db"] = round(float(psnr_db_per_image(a, b, 255.0)[0]), 4)
-        res["ssim"] = round(float(ssim_per_image(a, b, 255.0)[0]), 5)
-        return res
 
     def _record(self, item: _InFlight) -> dict:
         ex = item.example
@@ -537,14 +475,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="feedback: after the first answer use the base station's SNR estimate as CSI")
     g = p.add_argument_group("items: a data set split or your own files")
     g.add_argument("--split", choices=("train", "val", "test"), help="built-in data set split")
-    g.add_argument("--tasks", default=",".join(TASK_CHOICES), help="comma list of tasks (with --split)")
+    g.add_argument("--tasks", default=",".join(tasks.names()), help="comma list of tasks (with --split)")
     g.add_argument("--n-per-task", type=int, default=20, help="items per task (with --split)")
     add_seed(g, 0, help="which items (with --split)")
     g.add_argument("--image", help="an image file (PNG/JPEG/...)")
     g.add_argument("--question", help="question about --image (VQA)")
     g.add_argument("--audio", help="a WAV file")
     g.add_argument("--video", help="a folder of extracted frames, or a multi-frame GIF/WebP/PNG")
-    g.add_argument("--task", choices=TASK_CHOICES, help="task for --image (default vqa with --question, else caption_image)")
+    g.add_argument("--task", choices=tasks.names(), help="task for --image (default vqa with --question, else caption_image)")
     p.add_argument("--budget", type=int, default=None, help="complex symbols per item (default: the model's)")
     p.add_argument("--window", type=int, default=4, help="items in flight at once")
     p.add_argument("--item-timeout-s", type=float, default=5.0, help="resend an item after this long without answer")

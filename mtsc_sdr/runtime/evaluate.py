@@ -15,7 +15,7 @@ Systems (the ``system`` of each report row):
   decode gives a mid-grey image, a failed question an empty one. ``delivery_rate`` rows give the
   share of items whose inputs all arrived.
   The baseline has no audio or video codec: ``caption_audio`` and ``caption_video`` have no
-  ``separate`` rows, and ``meta.skipped`` says so.
+  ``separate`` rows, and ``meta.skipped`` says so (:attr:`mtsc_sdr.tasks.TaskSpec.no_baseline`).
 * ``mtsc_fixed`` / ``mtsc_random`` (``--selection``, an ablation): our model keeping the first
   / random tokens instead of the most important ones, same rate and budget.
 * ``capacity`` (``reconstruct`` only): :func:`mtsc_sdr.baselines.codec_at_capacity`, the best
@@ -43,16 +43,15 @@ from typing import Any, Optional
 
 import numpy as np
 
+from mtsc_sdr import tasks as task_table
 from mtsc_sdr.options import add_checkpoint, add_json, add_seed, add_threads
 from mtsc_sdr.report import row, run_meta
+from mtsc_sdr.runtime.outputs import outputs_for
 
-TASKS = ("vqa", "caption_image", "caption_audio", "caption_video", "reconstruct")
 CHANNELS = ("awgn", "rician")
 SELECTIONS = ("importance", "fixed", "random")
 #: SNR the model is conditioned on for the baseline's clean receiver path (top of the training range).
 CLEAN_SNR_DB = 20.0
-NO_BASELINE = {"caption_audio": "the separate-coding baseline has no audio codec",
-               "caption_video": "the separate-coding baseline has no video codec"}
 
 
 def parse_snr_list(text: str) -> list[float]:
@@ -93,44 +92,27 @@ def _snr_key(snr_db: float) -> int:
     return int(round(snr_db * 100)) + 100_000
 
 
-def _to_uint8(images) -> np.ndarray:
-    """float (B, 3, H, W) in [0, 1] -> uint8 (B, H, W, 3)."""
-    arr = images.detach().cpu().numpy() if hasattr(images, "detach") else np.asarray(images)
-    return np.clip(np.rint(np.moveaxis(arr, 1, -1) * 255.0), 0, 255).astype(np.uint8)
-
-
 def _chunks(seq, n):
     for i in range(0, len(seq), n):
         yield seq[i:i + n]
 
 
-def _score(task: str, hyps, items) -> dict[str, tuple[float, Optional[np.ndarray]]]:
-    """``{metric: (value, per-item scores or None)}`` on the report scale (corpus BLEU has no
-    per-item scores)."""
-    from mtsc_sdr.metrics import score_task_with_items
-
-    if task == "reconstruct":  # uint8 (N, H, W, 3) -> the metrics' batch layout (N, 3, H, W)
-        hyps = np.ascontiguousarray(np.stack(hyps).transpose(0, 3, 1, 2))
-        refs = np.ascontiguousarray(np.stack([e.target_image for e in items]).transpose(0, 3, 1, 2))
-    else:
-        hyps, refs = list(hyps), [e.references for e in items]
-    return score_task_with_items(task, hyps, refs)
-
-
 def _model_outputs(model, task, items, snr_db, channel, k_factor_db, seed, batch_size, budget):
-    """Our system: list[str] or list of uint8 (H, W, 3) images."""
+    """Our system: one output per item (:meth:`mtsc_sdr.runtime.outputs.ValueOutputs.items`):
+    strings, or uint8 (H, W, 3) images."""
     import torch
 
     from mtsc_sdr.data import collate
 
     gen = torch.Generator().manual_seed(seed)
+    kind = outputs_for(task)
     out: list = []
     for chunk in _chunks(items, batch_size):
         batch = collate(chunk)
         pred = model.predict(batch, task, torch.full((len(chunk),), float(snr_db)),
                              fading=None if channel == "awgn" else "rician", k_factor_db=k_factor_db,
                              generator=gen, budget=budget)
-        out += list(_to_uint8(pred)) if task == "reconstruct" else list(pred)
+        out += kind.items(pred)
     return out
 
 
@@ -141,6 +123,7 @@ def clean_outputs(model, task, items, batch_size):
 
     from mtsc_sdr.data import collate
 
+    kind = outputs_for(task)
     out: list = []
     with torch.no_grad():
         for chunk in _chunks(items, batch_size):
@@ -149,15 +132,17 @@ def clean_outputs(model, task, items, batch_size):
             up = model.client.encode(batch, task, snr)
             down = model.server(up.symbols, up.rate_idx, up.n_tokens, snr, up.task_ids)
             pred = model.client.decode(task, down, questions=batch.get("question"))
-            out += list(_to_uint8(pred)) if task == "reconstruct" else list(pred)
+            out += kind.items(pred)
     return out
 
 
 def _separate(model, task, items, snr_db, channel, k_factor_db, seed, budget, question_share, batch_size):
-    """(outputs, delivery rate) of the separate-coding baseline; see the module docstring."""
+    """(outputs, delivery rate) of the separate-coding baseline; see the module docstring. A task
+    with a question sends it too; for an image output the received image is the output."""
     from mtsc_sdr.baselines import SeparateCodingBaseline
 
-    if task == "vqa":
+    spec = task_table.get(task)
+    if spec.question:
         q_syms = max(1, int(round(budget * question_share)))
         img_link = SeparateCodingBaseline(budget - q_syms, seed=_seed(seed, 1), k_factor_db=k_factor_db)
         txt_link = SeparateCodingBaseline(q_syms, seed=_seed(seed, 2), k_factor_db=k_factor_db)
@@ -168,7 +153,7 @@ def _separate(model, task, items, snr_db, channel, k_factor_db, seed, budget, qu
     for e in items:
         img, info = img_link.transmit_image(e.image, snr_db, channel)
         good = bool(info["success"])
-        if task == "reconstruct":
+        if spec.output == "image":
             received.append(img)
         else:
             q = e.question
@@ -179,7 +164,7 @@ def _separate(model, task, items, snr_db, channel, k_factor_db, seed, budget, qu
             received.append(replace(e, image=img, question=q))
         ok += good
     rate = ok / max(1, len(items))
-    if task == "reconstruct":
+    if spec.output == "image":
         return received, rate
     return clean_outputs(model, task, received, batch_size), rate
 
@@ -191,13 +176,15 @@ def _capacity(items, snr_db, channel, k_factor_db, budget):
 
 
 def evaluate(checkpoint: str | Path, snrs: list[float], *, channel: str = "awgn",
-             tasks: tuple[str, ...] = TASKS, n_per_task: int = 100, split: str = "test", seed: int = 0,
+             tasks: Optional[tuple[str, ...]] = None, n_per_task: int = 100, split: str = "test", seed: int = 0,
              baseline: bool = True, k_factor_db: float = 6.0, question_share: float = 0.5,
              batch_size: int = 64, threads: Optional[int] = 2, progress: bool = False,
              device: str = "cpu", selection: str = "importance",
              budget: Optional[int] = None, item_values: bool = False, precision: str = "fp32",
              noise_seed: Optional[int] = None) -> dict[str, Any]:
     """Run the evaluation; returns the report ``{"meta", "rows"}`` (see the module docstring).
+
+    ``tasks``: task names (None: every registered task, :func:`mtsc_sdr.tasks.names`).
 
     ``selection`` (ablation): which tokens the JSC encoder keeps -- ``importance`` (the model,
     rows ``mtsc``), ``fixed`` (the first positions, rows ``mtsc_fixed``) or ``random`` (rows
@@ -210,15 +197,13 @@ def evaluate(checkpoint: str | Path, snrs: list[float], *, channel: str = "awgn"
     the same items under other noise, to see how much a metric moves with the noise."""
     import torch
 
-    from mtsc_sdr.data import examples, natural_patches
+    from mtsc_sdr.data import available, examples
     from mtsc_sdr.metrics import METRIC_UNITS, standard_error
-    from mtsc_sdr.model import TASK_IDS, load
+    from mtsc_sdr.model import load
 
     if channel not in CHANNELS:
         raise ValueError(f"channel must be one of {CHANNELS}, got {channel!r}")
-    unknown = [t for t in tasks if t not in TASKS]
-    if unknown:
-        raise ValueError(f"unknown task(s) {unknown}; tasks are {list(TASKS)}")
+    tasks = tuple(task_table.check_names(task_table.names() if tasks is None else tasks))
     if threads:
         torch.set_num_threads(threads)
     if selection not in SELECTIONS:
@@ -246,16 +231,14 @@ def evaluate(checkpoint: str | Path, snrs: list[float], *, channel: str = "awgn"
         from tqdm import tqdm
         bar = tqdm(total=len(work), desc="eval", unit="point", file=sys.stderr, dynamic_ncols=True)
     for task in tasks:
-        n = n_per_task
-        if task == "reconstruct":
-            n = min(n, len(natural_patches(split)))
-        items = examples(split, [task], n_per_task=n, seed=seed)
+        spec, kind = task_table.get(task), outputs_for(task)
+        items = examples(split, [task], n_per_task=available(split, task, n_per_task), seed=seed)
         counts[task] = len(items)
         item_ids[task] = [e.item_id for e in items]
-        if baseline and task in NO_BASELINE:
-            skipped.append(f"separate/{task}: {NO_BASELINE[task]}; no rows")
+        if baseline and spec.no_baseline:
+            skipped.append(f"separate/{task}: {spec.no_baseline}; no rows")
         for snr in snrs:
-            s = _seed(seed if noise_seed is None else noise_seed, TASK_IDS[task], _snr_key(snr),
+            s = _seed(seed if noise_seed is None else noise_seed, spec.id, _snr_key(snr),
                       CHANNELS.index(channel))
 
             def add(system, scores, **extra):
@@ -268,16 +251,16 @@ def evaluate(checkpoint: str | Path, snrs: list[float], *, channel: str = "awgn"
                     rows.append(row(system, task, channel, float(snr), metric, float(value),
                                     unit=METRIC_UNITS.get(metric), n=len(items), precision=precision, **more))
 
-            add(ours, _score(task, _model_outputs(model, task, items, snr, channel, k_factor_db, s,
-                                                  batch_size, budget), items), symbols_per_item=budget)
-            if baseline and task not in NO_BASELINE:
+            add(ours, kind.score(task, _model_outputs(model, task, items, snr, channel, k_factor_db, s,
+                                                      batch_size, budget), items), symbols_per_item=budget)
+            if baseline and not spec.no_baseline:
                 outs, rate = _separate(model, task, items, snr, channel, k_factor_db, s, budget,
                                        question_share, batch_size)
-                add("separate", _score(task, outs, items), symbols_per_item=budget)
+                add("separate", kind.score(task, outs, items), symbols_per_item=budget)
                 rows.append(row("separate", task, channel, float(snr), "delivery_rate", rate, unit="fraction",
                                 n=len(items), symbols_per_item=budget))
-                if task == "reconstruct":
-                    add("capacity", _score(task, _capacity(items, snr, channel, k_factor_db, budget), items),
+                if spec.output == "image":
+                    add("capacity", kind.score(task, _capacity(items, snr, channel, k_factor_db, budget), items),
                         symbols_per_item=budget)
             if bar is not None:
                 bar.update(1)
@@ -309,7 +292,7 @@ def format_table(rows: list[dict]) -> str:
     head = f"{'task':<14} {'metric':<14} {'system':<{w}}" + "".join(f"{s:>9g}" for s in snrs)
     lines = [f"SNR (dB) -> channel {rows[0]['channel'] if rows else ''}", head, "-" * len(head)]
     order = {"mtsc": 0, "separate": 1, "capacity": 2}
-    for (task, metric, system), vals in sorted(keys.items(), key=lambda kv: (TASKS.index(kv[0][0]), kv[0][1],
+    for (task, metric, system), vals in sorted(keys.items(), key=lambda kv: (task_table.names().index(kv[0][0]), kv[0][1],
                                                                            order.get(kv[0][2], 9))):
         cells = "".join(f"{vals[s]:>9.3f}" if s in vals and vals[s] is not None else f"{'-':>9}" for s in snrs)
         lines.append(f"{task:<14} {metric:<14} {system:<{w}}{cells}")
@@ -326,7 +309,7 @@ def plot(rows: list[dict], out: Path) -> list[Path]:
     files = []
     styles = {"mtsc": dict(marker="o"), "separate": dict(marker="s", linestyle="--"),
               "capacity": dict(marker="^", linestyle=":", color="k")}
-    for task in [t for t in TASKS if any(r["task"] == t for r in rows)]:
+    for task in [t for t in task_table.names() if any(r["task"] == t for r in rows)]:
         metrics = [m for m in dict.fromkeys(r["metric"] for r in rows if r["task"] == task)]
         fig, axes = plt.subplots(1, len(metrics), figsize=(4.5 * len(metrics), 3.6), squeeze=False)
         for ax, metric in zip(axes[0], metrics):
@@ -359,7 +342,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_checkpoint(p, help=f"model checkpoint (default {default_checkpoint_dir('default')})", metavar="DIR")
     p.add_argument("--snr-db", default="-5:20:5", help="start:stop:step (inclusive) or a comma list, dB")
     p.add_argument("--channel", choices=CHANNELS, default="awgn")
-    p.add_argument("--tasks", nargs="+", choices=TASKS, default=list(TASKS))
+    p.add_argument("--tasks", nargs="+", choices=task_table.names(), default=list(task_table.names()))
     p.add_argument("--n-per-task", type=int, default=100, metavar="N", help="items per task")
     p.add_argument("--split", choices=("val", "test"), default="test")
     add_seed(p)

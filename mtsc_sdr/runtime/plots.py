@@ -7,8 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-MAIN_METRIC = {"vqa": "accuracy", "caption_image": "cider", "caption_audio": "cider",
-               "caption_video": "cider", "reconstruct": "psnr_db"}
+from mtsc_sdr import tasks
 
 
 def _plt():
@@ -28,13 +27,14 @@ def _line(r: dict) -> tuple[str, str, str]:
 def metrics_vs_snr(rows: list[dict], path: Path) -> Path | None:
     """One panel per task: its main metric against the SNR, one line per (system, channel); the
     separate-coding baseline and the capacity bound, when present, on the same axes."""
-    tasks = [t for t in MAIN_METRIC if any(r["task"] == t and r["metric"] == MAIN_METRIC[t] for r in rows)]
-    if not tasks:
+    main = {spec.name: spec.main_metric for spec in tasks.specs()}
+    shown = [t for t in main if any(r["task"] == t and r["metric"] == main[t] for r in rows)]
+    if not shown:
         return None
     plt = _plt()
-    fig, axes = plt.subplots(1, len(tasks), figsize=(4.2 * len(tasks), 3.6), squeeze=False)
-    for ax, task in zip(axes[0], tasks):
-        metric = MAIN_METRIC[task]
+    fig, axes = plt.subplots(1, len(shown), figsize=(4.2 * len(shown), 3.6), squeeze=False)
+    for ax, task in zip(axes[0], shown):
+        metric = main[task]
         lines = sorted({_line(r) for r in rows if r["task"] == task and r["metric"] == metric})
         for key in lines:
             pts = sorted((r["snr_db"], r["value"]) for r in rows if r["task"] == task and r["metric"] == metric

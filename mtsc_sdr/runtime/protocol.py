@@ -4,7 +4,7 @@ Uplink (client -> base station):
 
 * the IQ samples: one PHY frame per item (:mod:`mtsc_sdr.phy`), header fields ``session_id`` (the
   client's 16-bit session), ``seq`` (the client's item number mod 2^16; a resent item keeps its
-  seq), ``task_id`` (:data:`mtsc_sdr.model.TASK_IDS`), ``rate_idx`` (JSC rate) and
+  seq), ``task_id`` (:attr:`mtsc_sdr.tasks.TaskSpec.id`), ``rate_idx`` (JSC rate) and
   ``payload_len`` (complex symbols, ``n_tokens * rate_table[rate_idx]``);
 * on the control link (:class:`mtsc_sdr.link.MessageClient`, session = the same 16-bit id):
   ``hello`` with meta ``{"checkpoint": identity, "client": {"host", "precision", "snr_db",

@@ -46,6 +46,7 @@ from typing import Any, Optional
 
 import numpy as np
 
+from mtsc_sdr import tasks
 from mtsc_sdr.capture.sigmf_io import Recording, RecordingError, read_recording
 from mtsc_sdr.options import add_checkpoint, add_json
 from mtsc_sdr.process import ChildProcess, ProcessFailed
@@ -80,12 +81,10 @@ def check_session_fields(rec: Recording, n_rates: Optional[int] = None) -> None:
     """The ``mtsc:`` fields replay trusts, checked: ``mtsc:sessions`` an object of objects, and each
     frame annotation's session / seq / task id / rate index (below ``n_rates`` when given) / payload
     length whole numbers in range. Raises :class:`RecordingError` naming the file and the field."""
-    from mtsc_sdr.model.config import TASK_IDS
-
     said = rec.field("mtsc:sessions")
     if said is not None and not (isinstance(said, dict) and all(isinstance(v, dict) for v in said.values())):
         raise RecordingError(f"{rec.meta_path}: mtsc:sessions must be an object of session objects")
-    limits = {"mtsc:session": 1 << 16, "mtsc:seq": 1 << 32, "mtsc:task_id": max(TASK_IDS.values()) + 1,
+    limits = {"mtsc:session": 1 << 16, "mtsc:seq": 1 << 32, "mtsc:task_id": tasks.table_size(),
               "mtsc:rate_idx": n_rates or 256, "mtsc:payload_len": 1 << 24}
     for i, ann in enumerate(rec.annotations):
         if ann.get("core:label") != "frame":
@@ -107,7 +106,6 @@ def recorded_items(rec: Recording, model_cfg) -> tuple[dict[int, dict], dict[int
     rate_idx, n_tokens, n_symbols of the frame); ``notes``: frames that cannot be decoded and why.
     Raises :class:`ReplayError` (status 2) when a session's items cannot be rebuilt.
     """
-    from mtsc_sdr.model.config import TASK_IDS
     from mtsc_sdr.runtime.client import examples_from_source
 
     check_session_fields(rec, len(model_cfg.rate_table))
@@ -137,7 +135,7 @@ def recorded_items(rec: Recording, model_cfg) -> tuple[dict[int, dict], dict[int
                          f"{len(examples[s])} items")
             continue
         example = examples[s][seq]
-        if TASK_IDS[example.task] != ann.get("mtsc:task_id"):
+        if tasks.get(example.task).id != ann.get("mtsc:task_id"):
             raise ReplayError(f"{rec.meta_path}: session {s} seq {seq} carried task id {ann.get('mtsc:task_id')}, "
                               f"but its item {example.item_id} is {example.task}: the recorded item source does not "
                               "describe what was sent", 2)

@@ -49,6 +49,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Optional
 
+from mtsc_sdr import tasks as task_table
 from mtsc_sdr.config import ConfigError, check, load_yaml, to_dict
 from mtsc_sdr.options import add_checkpoint, add_json
 from mtsc_sdr.process import ChildProcess, ProcessFailed
@@ -57,14 +58,13 @@ from mtsc_sdr.radio.links import RADIO_KINDS, ChannelKind, LinkConfig, start_lin
 from mtsc_sdr.runtime import protocol
 from mtsc_sdr.runtime.bs import bs_argv
 
-TASKS = ("vqa", "caption_image", "caption_audio", "caption_video", "reconstruct")
 
 
 @dataclass
 class ClientSpec:
     """One client process per SNR point. Items: ``n_per_task`` of each task from ``split``."""
 
-    tasks: list[str] = field(default_factory=lambda: list(TASKS))
+    tasks: list[str] = field(default_factory=lambda: list(task_table.names()))
     n_per_task: int = 10
     split: Literal["train", "val", "test"] = "val"
     seed: int = 0
@@ -75,8 +75,9 @@ class ClientSpec:
     channel: Optional[ChannelKind] = None     # None: the run's channel
 
     def validate(self, path: str = "") -> None:
-        bad = [t for t in self.tasks if t not in TASKS]
-        check(not bad and bool(self.tasks), f"{path}.tasks", f"must be a non-empty list of {list(TASKS)}, got {self.tasks}")
+        names = task_table.names()
+        bad = [t for t in self.tasks if t not in names]
+        check(not bad and bool(self.tasks), f"{path}.tasks", f"must be a non-empty list of {list(names)}, got {self.tasks}")
         check(self.n_per_task >= 1, f"{path}.n_per_task", f"must be >= 1, got {self.n_per_task}")
         check(self.window >= 1, f"{path}.window", f"must be >= 1, got {self.window}")
 
@@ -356,15 +357,17 @@ def read_items(work: Path) -> list[dict]:
 
 
 def task_metric_rows(records: list[dict], channel: str, system: str = "mtsc") -> list[dict]:
-    """Metric rows per (task, SNR, precision) from item records (errors excluded, counted)."""
+    """Metric rows per (task, SNR, precision) from item records (errors excluded, counted); the
+    scores come from the task's output kind (:func:`mtsc_sdr.runtime.outputs.outputs_for`)."""
     import numpy as np
 
-    from mtsc_sdr.metrics import METRIC_UNITS, score_task_with_items, standard_error
+    from mtsc_sdr.metrics import METRIC_UNITS, standard_error
     from mtsc_sdr.report import row
+    from mtsc_sdr.runtime.outputs import outputs_for
 
     rows = []
     keys = sorted({(r["task"], r["snr_db"], r["precision"]) for r in records},
-                  key=lambda k: (TASKS.index(k[0]), k[1], k[2]))
+                  key=lambda k: (task_table.names().index(k[0]), k[1], k[2]))
     for task, snr, precision in keys:
         extra = {"precision": precision}
         group = [r for r in records if r["task"] == task and r["snr_db"] == snr and r["precision"] == precision]
@@ -372,17 +375,10 @@ def task_metric_rows(records: list[dict], channel: str, system: str = "mtsc") ->
         rows.append(row(system, task, channel, snr, "error_items", len(group) - len(ok), n=len(group), **extra))
         if not ok:
             continue
-        if task == "reconstruct":
-            for metric in ("psnr_db", "ssim"):
-                v = np.array([r[metric] for r in ok], dtype=float)
-                rows.append(row(system, task, channel, snr, metric, float(v.mean()), unit=METRIC_UNITS[metric],
-                                n=len(ok), std_error=standard_error(v), **extra))
-        elif all(r.get("reference") for r in ok):
-            scores = score_task_with_items(task, [r["output"] for r in ok], [r["reference"] for r in ok])
-            for metric, (value, per_item) in scores.items():
-                more = {"std_error": standard_error(per_item)} if per_item is not None else {}
-                rows.append(row(system, task, channel, snr, metric, float(value), unit=METRIC_UNITS.get(metric),
-                                n=len(ok), **more, **extra))
+        for metric, (value, per_item) in outputs_for(task).record_scores(task, ok).items():
+            more = {"std_error": standard_error(per_item)} if per_item is not None else {}
+            rows.append(row(system, task, channel, snr, metric, float(value), unit=METRIC_UNITS.get(metric),
+                            n=len(ok), **more, **extra))
         est = [r["snr_est_db"] for r in ok]
         rows.append(row(system, task, channel, snr, "snr_est_db", float(np.mean(est)), unit="dB", n=len(ok), **extra))
     return rows
@@ -405,7 +401,7 @@ def latency_rows(records: list[dict], channel: str) -> list[dict]:
         timed = [r for r in answered if r["precision"] == precision and r["seq"] != first[r["session"]]
                  and r["attempts"] == 1]
         groups = [("all", stage, timed) for stage in (*protocol.STAGES, "link_round_trip", "total")]
-        groups += [(task, "total", [r for r in timed if r["task"] == task]) for task in TASKS]
+        groups += [(task, "total", [r for r in timed if r["task"] == task]) for task in task_table.names()]
         for task, stage, recs in groups:
             vals = [r["latency_ms"][stage] for r in recs if r["latency_ms"].get(stage) is not None]
             for name, value in percentiles(vals).items():
@@ -463,8 +459,7 @@ def build_report(cfg: RunConfig, checkpoint: str, work: Path, points: list[dict]
 def format_summary(report: dict) -> str:
     """Metric table (task x SNR) and the latency breakdown, as printed by ``run`` and ``demo``."""
     rows = report["rows"]
-    main = {"vqa": "accuracy", "caption_image": "cider", "caption_audio": "cider", "caption_video": "cider",
-            "reconstruct": "psnr_db"}
+    main = {spec.name: spec.main_metric for spec in task_table.specs()}
     lines = []
     for ch, prec in sorted({(r["channel"], r["precision"]) for r in rows if r.get("precision")}):
         mine = [r for r in rows if r["channel"] == ch and r.get("precision") == prec and r["system"] == "mtsc"]

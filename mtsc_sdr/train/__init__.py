@@ -4,9 +4,9 @@ differentiable channel, ``mtsc-sdr train`` (:mod:`.cli`), configured by :class:`
 Importing this package does not import torch; :func:`train` does when it runs.
 """
 
-from .config import ALL_TASKS, TrainConfig
+from .config import TrainConfig
 
-__all__ = ["ALL_TASKS", "TrainConfig", "train"]
+__all__ = ["TrainConfig", "train"]
 
 
 def train(*args, **kwargs):

@@ -12,10 +12,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, Optional
 
+from mtsc_sdr import tasks as task_table
 from mtsc_sdr.config import ConfigError, check, from_dict, to_dict
 from mtsc_sdr.model.checkpoint import default_checkpoint_dir
-
-ALL_TASKS: tuple[str, ...] = ("vqa", "caption_image", "caption_audio", "caption_video", "reconstruct")
 
 #: Fields that may differ between a run and the run it resumes (they do not change the result).
 OPERATIONAL_FIELDS = ("checkpoint_dir", "checkpoint_every", "time_budget_s", "num_threads", "log_every",
@@ -89,7 +88,7 @@ class TrainConfig:
     budgets: Optional[tuple[int, ...]] = (128, 256, 512)
     k_factor_db: float = 6.0
     importance_weight: float = 0.2
-    tasks: tuple[str, ...] = ALL_TASKS
+    tasks: tuple[str, ...] = field(default_factory=task_table.names)
     task_weights: Optional[tuple[float, ...]] = None
     mix_tasks: bool = True
     examples_per_task: int = 2000
@@ -122,7 +121,8 @@ class TrainConfig:
               f"must be null or a list of symbol counts >= 1, got {self.budgets}")
         check(len(self.tasks) >= 1, p("tasks"), "needs at least one task")
         for i, t in enumerate(self.tasks):
-            check(t in ALL_TASKS, f"{p('tasks')}[{i}]", f"unknown task {t!r}; tasks are {list(ALL_TASKS)}")
+            check(t in task_table.names(), f"{p('tasks')}[{i}]",
+                  f"unknown task {t!r}; tasks are {list(task_table.names())}")
         check(len(set(self.tasks)) == len(self.tasks), p("tasks"), f"lists a task twice: {list(self.tasks)}")
         if self.task_weights is not None:
             check(len(self.task_weights) == len(self.tasks), p("task_weights"),
@@ -200,4 +200,4 @@ class TrainConfig:
         return cls.from_dict({**data, **(overrides or {})}, path)
 
 
-__all__ = ["ALL_TASKS", "OPERATIONAL_FIELDS", "TrainConfig"]
+__all__ = ["OPERATIONAL_FIELDS", "TrainConfig"]

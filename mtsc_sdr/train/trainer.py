@@ -91,13 +91,11 @@ def lr_at(cfg: TrainConfig, step: int) -> float:
 
 def example_pool(cfg: TrainConfig) -> dict[str, list]:
     """The fixed train-split examples per task (arrays kept in memory)."""
-    from mtsc_sdr.data import examples, natural_patches
+    from mtsc_sdr.data import available, examples
 
     pool = {}
     for task in cfg.tasks:
-        n = cfg.examples_per_task
-        if task == "reconstruct":
-            n = min(n, len(natural_patches("train")))
+        n = available("train", task, cfg.examples_per_task)
         pool[task] = examples("train", [task], n_per_task=n, seed=cfg.seed)
     return pool
 
