@@ -38,6 +38,16 @@ def _join(path: str, name: str) -> str:
     return f"{path}.{name}" if path else name
 
 
+#: scalar field type -> (Python types a value may have, what an error says is expected, conversion)
+_SCALARS: dict[type, tuple[tuple[type, ...], str, Any]] = {
+    bool: ((bool,), "true or false", bool),
+    int: ((int,), "an integer", int),
+    float: ((int, float), "a number", float),
+    str: ((str,), "a string", str),
+    Path: ((str, Path), "a path", Path),
+}
+
+
 def _coerce(value: Any, tp: Any, path: str) -> Any:
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
@@ -79,26 +89,12 @@ def _coerce(value: Any, tp: Any, path: str) -> Any:
         if not isinstance(value, dict):
             raise ConfigError(path, f"expected a mapping, got {value!r}")
         return dict(value)
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(path, f"expected true or false, got {value!r}")
-        return value
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(path, f"expected an integer, got {value!r}")
-        return value
-    if tp is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(path, f"expected a number, got {value!r}")
-        return float(value)
-    if tp is str:
-        if not isinstance(value, str):
-            raise ConfigError(path, f"expected a string, got {value!r}")
-        return value
-    if tp is Path:
-        if not isinstance(value, (str, Path)):
-            raise ConfigError(path, f"expected a path, got {value!r}")
-        return Path(value)
+    if tp in _SCALARS:
+        accepted, expected, convert = _SCALARS[tp]
+        # YAML true/false are Python bools, which are also ints: only a bool field takes them
+        if not isinstance(value, accepted) or (isinstance(value, bool) and tp is not bool):
+            raise ConfigError(path, f"expected {expected}, got {value!r}")
+        return convert(value)
     raise TypeError(f"config type {tp!r} at {path} is not supported")
 
 

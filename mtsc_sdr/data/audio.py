@@ -16,8 +16,8 @@ from __future__ import annotations
 import numpy as np
 
 from .items import AudioClip, AudioEvent
-from .vocab import (AUDIO_KINDS, CHIRP_DIRECTIONS, LOUDNESS, PITCHES, check_split, number_word,
-                    split_of_key)
+from .vocab import (AUDIO_KINDS, CHIRP_DIRECTIONS, LOUDNESS, PITCHES, check_split, draw_in_split,
+                    number_word)
 
 SAMPLE_RATE_HZ = 16000
 DURATIONS_S: tuple[float, ...] = (1.0, 1.25, 1.5, 1.75, 2.0)
@@ -97,12 +97,8 @@ def make_audio(seed: int, split: str, index: int) -> AudioClip:
         {1.0, 1.25, ..., 2.0} s, peak <= 0.8; ``event`` describes the content; three captions.
         ``item_id`` is ``"audio/{split}/{index}"``.
     """
-    split_id = check_split(split)
-    rng = np.random.default_rng([seed, _MODALITY_ID, split_id, index])
-    while True:
-        key = draw_audio_key(rng)
-        if split_of_key(("audio",) + key) == split:
-            break
+    check_split(split)
+    rng, key = draw_in_split(draw_audio_key, "audio", _MODALITY_ID, split, seed, index)
     kind, count, pitch, direction, loudness, fi, di, oi = key
     f = FREQS_HZ[pitch][fi]
     n_total = int(round(DURATIONS_S[di] * SAMPLE_RATE_HZ))

@@ -14,7 +14,7 @@ import numpy as np
 from . import render
 from .items import QA, SceneImage, SceneObject
 from .vocab import (COLOURS, COLOURS_RGB, POSITION_PHRASES, POSITIONS, SHAPES, SIZES,
-                    check_split, number_word, split_of_key)
+                    check_split, draw_in_split, number_word)
 
 #: Object centres as fractions of the image side (x, y).
 POSITION_XY: dict[str, tuple[float, float]] = {
@@ -127,14 +127,10 @@ def make_scene(seed: int, split: str, index: int, image_size: int = 32) -> Scene
         list of :func:`questions_for` and the objects (positions, rendered centres and radii).
         ``item_id`` is ``"scene/{split}/{index}"``.
     """
-    split_id = check_split(split)
+    check_split(split)
     if image_size < 32:
         raise ValueError(f"image_size must be >= 32 pixels, got {image_size}")
-    rng = np.random.default_rng([seed, _MODALITY_ID, split_id, index])
-    while True:
-        key = draw_scene_key(rng)
-        if split_of_key(("scene",) + key) == split:
-            break
+    rng, key = draw_in_split(draw_scene_key, "scene", _MODALITY_ID, split, seed, index)
     img = render.background(rng, image_size)
     objects = []
     for position, colour, shape, size in key:

@@ -14,7 +14,7 @@ import numpy as np
 from . import render
 from .items import SceneObject, VideoClip
 from .vocab import (COLOURS, COLOURS_RGB, DIRECTIONS, SHAPES, SPEED_ADVERBS, SPEEDS, check_split,
-                    number_word, split_of_key)
+                    draw_in_split, number_word)
 from .scenes import article, join_words
 
 RADIUS = 0.12  # fraction of the frame side
@@ -91,16 +91,12 @@ def make_video(seed: int, split: str, index: int, num_frames: int = 8, image_siz
         textured background, three captions and the objects (first-frame ``center_px``,
         ``velocity_px_per_frame``, direction, speed). ``item_id`` is ``"video/{split}/{index}"``.
     """
-    split_id = check_split(split)
+    check_split(split)
     if num_frames < 8:
         raise ValueError(f"num_frames must be >= 8, got {num_frames}")
     if image_size < 32:
         raise ValueError(f"image_size must be >= 32 pixels, got {image_size}")
-    rng = np.random.default_rng([seed, _MODALITY_ID, split_id, index])
-    while True:
-        key = draw_video_key(rng)
-        if split_of_key(("video",) + key) == split:
-            break
+    rng, key = draw_in_split(draw_video_key, "video", _MODALITY_ID, split, seed, index)
     bg = render.background(rng, image_size)
     radius = RADIUS * image_size
     objects = []

@@ -4,6 +4,9 @@ content-keyed split assignment shared by images, audio and video."""
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
+
+import numpy as np
 
 COLOURS_RGB: dict[str, tuple[int, int, int]] = {
     "red": (220, 40, 40),
@@ -72,3 +75,16 @@ def split_of_key(key: tuple) -> str:
     if u < SPLIT_FRACTIONS["train"] + SPLIT_FRACTIONS["val"]:
         return "val"
     return "test"
+
+
+def draw_in_split(draw: Callable[[np.random.Generator], tuple], modality: str, modality_id: int, split: str,
+                  seed: int, index: int) -> tuple[np.random.Generator, tuple]:
+    """Item ``index`` of ``split`` for a generator of ``modality``: its random generator, seeded by
+    ``(seed, modality_id, split id, index)``, and the first content key ``draw(rng)`` gives that
+    :func:`split_of_key` puts in ``split`` (the generator then goes on to draw the item's details).
+    ``split`` must already be checked (:func:`check_split`)."""
+    rng = np.random.default_rng([seed, modality_id, SPLIT_IDS[split], index])
+    while True:
+        key = draw(rng)
+        if split_of_key((modality,) + key) == split:
+            return rng, key
