@@ -4,7 +4,7 @@ Run with the project's virtual environment::
 
     .venv/bin/python benchmarks/phy_receiver.py [--frames 2000] [--seed 0] [--json]
 
-Everything runs on the test channel of ``tests/test_phy_impairments.py`` (fixed seeds, exact
+Everything runs on the test channel of ``tests/phy/impairments.py`` (fixed seeds, exact
 per-frame truth). SNR is Es/N0 per complex payload symbol on the wire (mtsc_sdr.conventions).
 
 Rows (tidy schema, ``system`` = ``mtsc`` for our receiver, ``genie`` for the receiver told the
@@ -49,12 +49,12 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))   # the repository root: tests.phy.impairments
 
 import mtsc_sdr  # noqa: E402
 from mtsc_sdr.conventions import noise_power  # noqa: E402
 from mtsc_sdr.phy import Receiver, frame_length, genie_receive  # noqa: E402
-from test_phy_impairments import complex_noise, make_stream, match  # noqa: E402
+from tests.phy.impairments import complex_noise, make_stream, match  # noqa: E402
 
 
 def _row(metric, value, *, system="mtsc", channel="awgn", snr_db=None, **extra):

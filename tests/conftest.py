@@ -34,3 +34,16 @@ def micro_checkpoint(tmp_path_factory):
                                  "steps": 40, "batch_size": 4, "checkpoint_dir": str(out), "num_threads": 1})
     train(cfg, quiet=True)
     return out
+
+
+@pytest.fixture(scope="module")
+def calibrated():
+    """One full calibration of the known simulated link (tests/radio/sim_link.py; about half a second):
+    (the radio, its record, the calibration's warnings). The radio and runtime tests use it."""
+    from mtsc_sdr.radio.calibrate import CalibrateSettings, calibrate
+    from tests.radio.sim_link import sim
+
+    radio = sim(seed=11, temperature_c=37.5)
+    rec, warnings = calibrate(radio, radio, CalibrateSettings(gains_db=[-40.0, -30.0, -20.0, -10.0], frames=40))
+    yield radio, rec, warnings
+    radio.close()

@@ -1,5 +1,6 @@
 """Stand-ins for pyadi-iio (``adi``) and UHD's Python API (``uhd``) that follow the real contracts,
-for the driver tests (tests/test_radio_drivers.py). Nothing here touches hardware.
+for the driver tests (tests/radio/test_pluto.py, test_usrp.py, test_driver.py). Nothing here
+touches hardware.
 
 Both record everything the driver does to them in ``log`` (``("set", name, value)`` for an attribute
 set, ``("call", name, *args)`` for a call, in order), so a test can assert e.g. that a request the

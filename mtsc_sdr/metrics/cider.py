@@ -15,7 +15,7 @@ Definition (Vedantam et al., CVPR 2015, with the "D" changes of the COCO evaluat
 As in pycocoevalcap, the lengths in the penalty are counted in *bigrams* (``max(len - 1, 0)`` for
 a caption of ``len`` tokens): this equals the token-length difference except when a caption is
 empty. Our implementation is written here and is checked against ``pycocoevalcap.cider.Cider`` on
-the same tokenised inputs in ``tests/test_metrics_text.py`` (corpus and per-item scores to 1e-6).
+the same tokenised inputs in ``tests/metrics/test_text.py`` (corpus and per-item scores to 1e-6).
 
 Scale: :func:`cider` returns pycocoevalcap's scale (a good caption set scores around 1; the
 maximum is 10). Papers and our reports print CIDEr x 100 ("CIDEr 90"); ``score_task`` in

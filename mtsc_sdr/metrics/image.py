@@ -18,7 +18,7 @@ SSIM: Wang et al. 2004 with the standard Gaussian window (11x11, sigma 1.5), ``K
 ``K2 = 0.03``, population (not sample) covariances, averaged over the positions where the window
 fits inside the image, then over channels, then over the batch. This is
 ``skimage.metrics.structural_similarity(gaussian_weights=True, sigma=1.5,
-use_sample_covariance=False, data_range=..., channel_axis=...)``, which ``tests/test_metrics_image.py``
+use_sample_covariance=False, data_range=..., channel_axis=...)``, which ``tests/metrics/test_image.py``
 checks to 1e-4. Images must be at least 11x11.
 """
 

@@ -9,7 +9,7 @@ linear warm-up and cosine decay.
 Determinism and resumption: everything random in step ``k`` (task, items, SNRs, channel, channel
 noise, dropout) comes from ``numpy.random.default_rng([seed, k])``, and the learning rate is a
 function of ``k``. A checkpoint therefore needs only the weights, the AdamW moments and ``k``:
-resuming at ``k`` repeats the uninterrupted run (``tests/test_train.py`` checks it).
+resuming at ``k`` repeats the uninterrupted run (``tests/train/test_trainer.py`` checks it).
 
 Checkpoint directory (written as a whole into ``<dir>.tmp`` and then swapped in)::
 

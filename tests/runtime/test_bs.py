@@ -1,0 +1,73 @@
+"""The base station: frames it cannot serve are counted and dropped, and each dropped frame is logged."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from mtsc_sdr.runtime import protocol
+
+
+def test_base_station_counts_and_drops_frames_it_cannot_serve(micro_checkpoint):
+    from mtsc_sdr.link import MessageClient, free_tcp_endpoint
+    from mtsc_sdr.phy.header import FrameHeader
+    from mtsc_sdr.phy.rx import Receiver
+    from mtsc_sdr.phy.tx import Transmitter
+    from mtsc_sdr.runtime.bs import BaseStation
+
+    def frame(session, rate_idx, n, seq=0, task_id=1):
+        payload = (np.random.default_rng(seq).standard_normal(2 * n).astype(np.float32).view(np.complex64)
+                   * np.float32(0.7))
+        x = np.concatenate([np.zeros(300, np.complex64),
+                            Transmitter().build(payload, FrameHeader(session_id=session, seq=seq, payload_len=n,
+                                                                     rate_idx=rate_idx, task_id=task_id)),
+                            np.zeros(300, np.complex64)])
+        (f,) = Receiver().process(x)
+        return f
+
+    bs = BaseStation(str(micro_checkpoint), [free_tcp_endpoint()], "tcp://127.0.0.1:*")
+    client = MessageClient(bs.control.endpoint, session=42)
+    try:
+        bs._on_frame(frame(42, 0, 16), 0.0, 0.0)                  # no hello from session 42 yet
+        assert bs.stats["frames_unknown_session"] == 1
+        client.send(protocol.HELLO, meta={"checkpoint": dict(bs.identity, weights="f" * 16)})
+        bs._on_message(bs.control.recv(timeout_ms=5000))
+        assert client.recv(timeout_ms=5000).kind == protocol.REFUSED and 42 not in bs.sessions
+        client.send(protocol.HELLO, meta={"checkpoint": bs.identity})
+        bs._on_message(bs.control.recv(timeout_ms=5000))
+        assert client.recv(timeout_ms=5000).kind == protocol.WELCOME and 42 in bs.sessions
+        rates = bs.server.cfg.rate_table
+        bs._on_frame(frame(42, len(rates), 16), 0.0, 0.0)          # rate index outside the table
+        bs._on_frame(frame(42, 1, rates[1] + 1), 0.0, 0.0)         # not a whole number of tokens
+        bs._on_frame(frame(42, 1, rates[1], task_id=15), 0.0, 0.0)  # no such task
+        assert bs.stats["frames_bad_layout"] == 3
+        bs._on_frame(frame(42, 1, 3 * rates[1], seq=5), 0.0, 0.0)
+        msg = client.recv(timeout_ms=5000)
+        assert msg.kind == protocol.SEMANTICS and msg.meta["seq"] == 5 and msg.meta["n_tokens"] == 3
+        assert msg.tensors["semantics"].shape == (bs.server.cfg.task_queries, bs.server.cfg.d_model)
+        assert bs.stats["items"] == 1
+    finally:
+        client.close()
+        bs.close()
+
+
+def test_base_station_logs_each_dropped_frame(caplog):
+    import logging
+
+    from mtsc_sdr.phy.header import FrameHeader
+    from mtsc_sdr.phy.rx import Receiver
+    from mtsc_sdr.phy.tx import Transmitter
+    from mtsc_sdr.runtime.bs import BaseStation
+
+    tx, rx = Transmitter(), Receiver()
+    bad = [tx.build(np.full(32, 0.7, np.complex64), FrameHeader(session_id=1, seq=k, payload_len=32), corrupt_crc=True)
+           for k in range(2)]
+    gap = np.zeros(300, np.complex64)
+    with caplog.at_level(logging.INFO, logger="mtsc_sdr.bs"):
+        last = None
+        for frame in bad:
+            rx.process(np.concatenate([gap, frame, gap]))
+            BaseStation._log_drops("tcp://test", rx, last)
+            last = rx.drops[-1]
+        BaseStation._log_drops("tcp://test", rx, last)            # nothing new: nothing logged
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 2 and all("header_crc_fail" in m and "tcp://test" in m for m in lines)

@@ -1,0 +1,167 @@
+"""``mtsc-sdr run`` on the micro model: the split testbed across processes against ``eval``, a dead
+channel named, Ctrl-C and a link that dies mid-run tearing everything down."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import pytest
+
+from mtsc_sdr.runtime import protocol
+from tests.runtime.helpers import cli_argv, read_jsonl
+
+
+def test_run_over_software_channel_agrees_with_eval(micro_checkpoint, tmp_path):
+    """Same checkpoint, same items, same SNR: the multi-process pipeline (fp32 client) and the
+    one-process evaluation agree within 1 point (text metrics) and 0.3 dB (PSNR)."""
+    report = _agreement(micro_checkpoint, tmp_path, "software", 20.0, 1.0, 0.3)
+    # the report: every task's items, error counts, latency per stage, memory, outputs on disk
+    items = [json.loads(line) for line in (tmp_path / "run" / "items.jsonl").read_text().splitlines()]
+    assert len(items) == 5 * 6 and all("error" not in r for r in items)
+    assert {r["task"] for r in items} == {"vqa", "caption_image", "caption_audio", "caption_video", "reconstruct"}
+    p50 = {r["stage"]: r["value"] for r in report["rows"] if r["metric"] == "latency_ms_p50" and r["task"] == "all"}
+    assert all(p50.get(stage) is not None and p50[stage] >= 0 for stage in protocol.STAGES), p50   # one host
+    assert p50["total"] >= sum(p50[s] for s in ("modality_encoders", "lam_encoder", "jsc_encoder")) > 0
+    procs = {r.get("process") for r in report["rows"] if r["metric"] == "peak_rss_mb"}
+    assert {"client 1", "base station"} <= procs
+    assert (tmp_path / "run" / "metrics_vs_snr.png").stat().st_size > 0
+    assert (tmp_path / "run" / "latency.png").stat().st_size > 0
+
+
+def _agreement(checkpoint, tmp_path, channel, snr_db, text_tol, psnr_tol, **link):
+    """Run the pipeline over ``channel`` and evaluate in one process; assert the metrics agree."""
+    from mtsc_sdr.runtime.evaluate import evaluate
+    from mtsc_sdr.runtime.run import ClientSpec, RunConfig, execute
+
+    cfg = RunConfig(name="t", checkpoint=str(checkpoint), channel=channel, snr_db=[snr_db], out=str(tmp_path / "run"),
+                    clients=[ClientSpec(precision="fp32", n_per_task=6)], item_timeout_s=20.0, **link)
+    report = execute(cfg)
+    assert report["failures"] == []
+    ev = evaluate(checkpoint, [snr_db], n_per_task=6, split="val", baseline=False, seed=0)
+    ours = {(r["task"], r["metric"]): r["value"] for r in report["rows"] if r["snr_db"] == snr_db}
+    one = {(r["task"], r["metric"]): r["value"] for r in ev["rows"] if r["system"] == "mtsc"}
+    assert set(one) <= set(ours)
+    for (task, metric), v in one.items():
+        tol = psnr_tol if metric == "psnr_db" else 0.02 if metric == "ssim" else text_tol
+        assert abs(ours[(task, metric)] - v) <= tol, (task, metric, ours[(task, metric)], v)
+    return report
+
+
+@pytest.mark.gnuradio
+def test_run_over_gnuradio_sim_agrees_with_eval(micro_checkpoint, tmp_path, gr_python):
+    """The same through the GNU Radio sim flowgraph at the same SNR, with a CFO the receiver
+    removes: within 2 points and 0.5 dB."""
+    report = _agreement(micro_checkpoint, tmp_path, "gnuradio-sim", 20.0, 2.0, 0.5, cfo_hz=3000.0)
+    est = [r["value"] for r in report["rows"] if r["metric"] == "snr_est_db"]
+    assert all(abs(e - 20.0) < 2.0 for e in est)
+
+
+def test_run_fails_fast_naming_a_dead_channel(micro_checkpoint, tmp_path):
+    from mtsc_sdr.runtime.run import ClientSpec, RunConfig, execute
+    from mtsc_sdr.process import ProcessFailed
+
+    cfg = RunConfig(name="dead", checkpoint=str(micro_checkpoint), snr_db=[10.0], out=str(tmp_path / "run"),
+                    profile=str(tmp_path / "no-such-profile.yaml"), clients=[ClientSpec(n_per_task=2)],
+                    timeout_s=600.0)
+    with pytest.raises(ProcessFailed, match="software channel"):
+        execute(cfg)
+    report = json.loads((tmp_path / "run" / "report.json").read_text())   # written all the same
+    assert "software channel" in report["failures"][0]
+
+
+# -- teardown: Ctrl-C, and a link that dies in the middle of a run ------------------------------------
+
+
+def _children(pid: int) -> dict[int, str]:
+    """Direct children of ``pid``: {pid: command line}."""
+    out = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            if ppid == pid:
+                with open(f"/proc/{entry}/cmdline", "rb") as f:
+                    out[int(entry)] = f.read().replace(b"\0", b" ").decode(errors="replace")
+        except (OSError, IndexError, ValueError):
+            continue
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_run_ctrl_c_tears_everything_down(micro_checkpoint, tmp_path):
+    import signal
+    import subprocess
+
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text(f"name: t\ncheckpoint: {micro_checkpoint}\nsnr_db: [10]\nout: {tmp_path / 'out'}\n"
+                   "clients:\n  - {precision: fp32, n_per_task: 200, window: 1}\n")
+    proc = subprocess.Popen(cli_argv("run", str(cfg)), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    items = tmp_path / "out" / "work" / "items_1.jsonl"
+    deadline = time.monotonic() + 120
+    while not read_jsonl(items):
+        assert proc.poll() is None and time.monotonic() < deadline
+        time.sleep(0.1)
+    kids = _children(proc.pid)
+    assert any(" bs " in c for c in kids.values()) and any(" client " in c for c in kids.values())
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err.decode()[-2000:]
+    time.sleep(0.5)
+    assert [c for p, c in kids.items() if _alive(p)] == []
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    records = read_jsonl(tmp_path / "out" / "items.jsonl")
+    assert len(records) == 5 * 200                          # no item silently lost: results + error records
+    assert any(r.get("error", "").startswith("interrupted") for r in records)
+    assert report["failures"][0] == "interrupted (Ctrl-C)"
+
+
+def _kill_link_when_items_flow(items, marker: str, stop):
+    import signal
+
+    while not stop.is_set():
+        if read_jsonl(items):
+            for pid, cmd in _children(os.getpid()).items():
+                if marker in cmd:
+                    os.kill(pid, signal.SIGKILL)
+                    return
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("channel,marker", [
+    ("software", "mtsc_sdr.cli channel"),
+    pytest.param("gnuradio-sim", "sim_channel", marks=pytest.mark.gnuradio),
+])
+def test_run_fails_fast_when_its_link_dies_mid_run(micro_checkpoint, tmp_path, request, channel, marker):
+    import threading
+
+    from mtsc_sdr.runtime.run import ClientSpec, RunConfig, execute
+
+    if channel == "gnuradio-sim":
+        request.getfixturevalue("gr_python")
+    cfg = RunConfig(name="t", checkpoint=str(micro_checkpoint), channel=channel, snr_db=[10.0],
+                    out=str(tmp_path / "run"), clients=[ClientSpec(precision="fp32", n_per_task=200, window=1)],
+                    timeout_s=600.0)
+    stop = threading.Event()
+    killer = threading.Thread(target=_kill_link_when_items_flow,
+                              args=(tmp_path / "run" / "work" / "items_1.jsonl", marker, stop), daemon=True)
+    killer.start()
+    try:
+        with pytest.raises(RuntimeError) as info:
+            execute(cfg)
+    finally:
+        stop.set()
+    name = "software channel" if channel == "software" else "sim_channel"
+    assert name in str(info.value)
+    leftover = [c for c in _children(os.getpid()).values() if "mtsc_sdr" in c or "flowgraph" in c]
+    assert leftover == []                      # the base station and the client were stopped too

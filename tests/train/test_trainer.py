@@ -1,0 +1,157 @@
+"""Phase I training on the micro configuration: CLI run writes a loadable checkpoint, a resumed
+run equals an uninterrupted one, bad configs name the field, the LR schedule."""
+
+from __future__ import annotations
+
+import json
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+import pytest
+
+from mtsc_sdr.config import ConfigError
+from mtsc_sdr.train.config import TrainConfig
+
+FAST = {"preset": "micro", "tokenizer_scenes": 40, "examples_per_task": 8, "steps": 6, "batch_size": 3,
+        "checkpoint_every": 2, "warmup_steps": 1}
+
+
+def micro(tmp_path, name, **over):
+    return TrainConfig.from_dict({**FAST, "checkpoint_dir": str(tmp_path / name), **over})
+
+
+def test_cli_micro_run_writes_a_loadable_checkpoint(tmp_path, capsys):
+    from mtsc_sdr.cli import main
+    from mtsc_sdr.model import ModelConfig, load
+
+    cfg_file = tmp_path / "train.yaml"
+    cfg_file.write_text("preset: micro\ntokenizer_scenes: 40\nexamples_per_task: 8\nsteps: 4\nbatch_size: 2\n")
+    out = tmp_path / "ck"
+    rc = main(["train", "--config", str(cfg_file), "--checkpoint-dir", str(out), "--quiet", "--json"])
+    assert rc == 0
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert set(report) == {"meta", "rows"}
+    assert report["meta"]["finished"] is True and report["meta"]["config"]["steps"] == 4
+    assert all({"system", "task", "channel", "snr_db", "metric", "value"} <= set(r) for r in report["rows"])
+    for f in ("model.safetensors", "config.json", "tokenizer.json", "optimizer.safetensors", "trainer_state.json"):
+        assert (out / f).is_file(), f
+    model = load(out, expect=ModelConfig.micro())
+    assert model.cfg == ModelConfig.micro()
+    state = json.loads((out / "trainer_state.json").read_text())
+    assert state["step"] == 4 and len(state["history"]) == 4 * 5   # one entry per task and step (mix_tasks)
+    # finished run found again: nothing to do, exit 0
+    assert main(["train", "--config", str(cfg_file), "--checkpoint-dir", str(out), "--quiet"]) == 0
+
+
+def test_resume_equals_uninterrupted(tmp_path):
+    import torch
+    from safetensors.torch import load_file
+
+    from mtsc_sdr.train.trainer import train
+
+    straight = train(micro(tmp_path, "a"), quiet=True)
+    half = train(micro(tmp_path, "b"), until_step=3, quiet=True)
+    assert half.step == 3 and not half.finished and half.stopped_by == "until_step"
+    rest = train(micro(tmp_path, "b"), quiet=True)
+    assert rest.start_step == 3 and rest.finished
+    la = [h[2] for h in straight.history]
+    lb = [h[2] for h in rest.history]
+    assert [h[1] for h in straight.history] == [h[1] for h in rest.history]
+    assert la == pytest.approx(lb, rel=1e-5, abs=1e-6)
+    wa = load_file(str(tmp_path / "a" / "model.safetensors"))
+    wb = load_file(str(tmp_path / "b" / "model.safetensors"))
+    assert wa.keys() == wb.keys()
+    for k in wa:
+        torch.testing.assert_close(wa[k], wb[k], rtol=1e-5, atol=1e-6, msg=k)
+
+
+def test_resume_refuses_another_config(tmp_path):
+    from mtsc_sdr.train.trainer import ResumeMismatch, train
+
+    train(micro(tmp_path, "c", steps=2), quiet=True)
+    with pytest.raises(ResumeMismatch, match="lr"):
+        train(micro(tmp_path, "c", steps=2, lr=5e-3), quiet=True)
+
+
+def test_bad_config_names_the_field(tmp_path):
+    with pytest.raises(ConfigError, match=r"^task_weights"):
+        TrainConfig.from_dict({"task_weights": [1.0, 2.0]})
+    with pytest.raises(ConfigError, match=r"tasks\[1\]"):
+        TrainConfig.from_dict({"tasks": ["vqa", "translate"]})
+    with pytest.raises(ConfigError, match=r"^steps: expected an integer"):
+        TrainConfig.from_dict({"steps": "many"})
+    with pytest.raises(ConfigError, match=r"^model\.d_model"):
+        TrainConfig.from_dict({"model": {"d_model": 0}})
+    with pytest.raises(ConfigError, match=r"^snr_db_range"):
+        TrainConfig.from_dict({"snr_db_range": [20, -5]})
+    with pytest.raises(ConfigError, match=r"^importance_weight: must be >= 0"):
+        TrainConfig.from_dict({"importance_weight": -1})
+    with pytest.raises(ConfigError, match=r"^bogus: unknown field"):
+        TrainConfig.from_dict({"bogus": 1})
+    f = tmp_path / "bad.yaml"
+    f.write_text("train:\n  preset: micro\n  rician_fraction: 2\n")
+    with pytest.raises(ConfigError, match=r"^train\.rician_fraction"):
+        TrainConfig.load(f)
+
+
+def test_cli_bad_config_exits_2_naming_the_field(tmp_path, capsys):
+    from mtsc_sdr.cli import main
+
+    f = tmp_path / "bad.yaml"
+    f.write_text("preset: micro\nbatch_size: 0\n")
+    assert main(["train", "--config", str(f), "--checkpoint-dir", str(tmp_path / "x")]) == 2
+    assert "batch_size" in capsys.readouterr().err
+
+
+def test_presets_and_shipped_configs():
+    from pathlib import Path
+
+    from mtsc_sdr.config import to_dict
+
+    root = Path(__file__).resolve().parents[2] / "configs"
+    assert to_dict(TrainConfig.load(root / "train-micro.yaml")) == to_dict(TrainConfig.micro())
+    d = TrainConfig.load(root / "train-default.yaml")
+    assert d.preset == "default" and d.snr_db_range == (-5.0, 20.0) and d.num_threads == 2
+    assert d.time_budget_s is not None and d.time_budget_s <= 600
+
+
+def test_lr_schedule_and_draws():
+    from mtsc_sdr.train.trainer import draw_step, lr_at
+
+    cfg = TrainConfig.from_dict({"steps": 100, "warmup_steps": 10, "lr": 1e-3, "min_lr_ratio": 0.1})
+    assert lr_at(cfg, 0) == pytest.approx(1e-4)
+    assert lr_at(cfg, 10) == pytest.approx(1e-3)
+    assert lr_at(cfg, 100) == pytest.approx(1e-4)
+    sizes = {t: 50 for t in cfg.tasks}
+    a, b = draw_step(cfg, 7, sizes), draw_step(cfg, 7, sizes)
+    assert a.task == b.task and (a.items == b.items).all() and (a.snr_db == b.snr_db).all()
+    snrs = [s for k in range(200) for s in draw_step(cfg, k, sizes).snr_db]
+    assert -5 <= min(snrs) < -3 and 18 < max(snrs) <= 20
+    fad = {draw_step(cfg, k, sizes).fading for k in range(50)}
+    assert fad == {None, "rician"}
+
+
+def test_mixed_draws_budgets_and_snr_curriculum():
+    from mtsc_sdr.train.trainer import draw_steps, snr_range_at
+
+    cfg = TrainConfig.from_dict({"steps": 100, "budgets": [256, 512], "snr_curriculum": 0.5})
+    sizes = {t: 50 for t in cfg.tasks}
+    draws = draw_steps(cfg, 3, sizes)
+    assert [d.task for d in draws] == list(cfg.tasks)               # mix_tasks: every task every step
+    assert all(len(d.items) == cfg.batch_size for d in draws)
+    again = draw_steps(cfg, 3, sizes)
+    assert all((a.items == b.items).all() and a.budget == b.budget for a, b in zip(draws, again))
+    assert {d.budget for k in range(20) for d in draw_steps(cfg, k, sizes)} == {256, 512}
+    assert snr_range_at(cfg, 0) == (20.0, 20.0)
+    assert snr_range_at(cfg, 25) == pytest.approx((7.5, 20.0))
+    assert snr_range_at(cfg, 50) == (-5.0, 20.0) == snr_range_at(cfg, 99)
+    early = [s for d in draw_steps(cfg, 10, sizes) for s in d.snr_db]
+    assert min(early) >= 15.0
+    one = TrainConfig.from_dict({"steps": 100, "mix_tasks": False})
+    assert len(draw_steps(one, 3, sizes)) == 1
+    with pytest.raises(ConfigError, match="snr_curriculum"):
+        TrainConfig.from_dict({"snr_curriculum": 2})
+    with pytest.raises(ConfigError, match="budgets"):
+        TrainConfig.from_dict({"budgets": [0]})
