@@ -1,5 +1,6 @@
 """IQ sample streams between our own sockets: exact samples, splitting, tags, malformed input,
-flow control, loopback-only binding, CURVE, and a sender that restarts."""
+flow control and a sender that restarts (CURVE: test_curve.py; loopback-only binding:
+test_endpoints.py)."""
 
 from __future__ import annotations
 
@@ -9,26 +10,13 @@ import numpy as np
 import pytest
 import zmq
 
-from mtsc_sdr.link import (
-    CurveClient,
-    CurveServer,
-    IQPull,
-    IQPush,
-    IQSendTimeout,
-    NonLoopbackBindError,
-    Tag,
-    UInt64,
-    check_bind_endpoint,
-    curve_keypair,
-    encode_tag_header,
-    free_tcp_endpoint,
-    is_loopback_endpoint,
-)
+from mtsc_sdr.link import IQPull, IQPush, IQSendTimeout, Tag, UInt64, encode_tag_header, free_tcp_endpoint
 
 ANY_PORT = "tcp://127.0.0.1:*"
 
 
-def _samples(n: int, seed: int = 0) -> np.ndarray:
+def samples(n: int, seed: int = 0) -> np.ndarray:
+    """``n`` complex64 Gaussian samples drawn from ``seed``."""
     rng = np.random.default_rng(seed)
     return (rng.standard_normal(n) + 1j * rng.standard_normal(n)).astype(np.complex64)
 
@@ -44,7 +32,7 @@ def pair(ctx):
 
 def test_roundtrip_exact_and_split_into_bounded_messages(pair):
     push, pull = pair
-    x = _samples(10_000)
+    x = samples(10_000)
     assert push.send(x) == 3  # 4096 + 4096 + 1808
     got = pull.recv_samples(len(x), timeout_ms=5000)
     np.testing.assert_array_equal(got, x)
@@ -54,7 +42,7 @@ def test_roundtrip_exact_and_split_into_bounded_messages(pair):
 
 def test_recv_returns_read_only_view_and_none_on_timeout(pair):
     push, pull = pair
-    push.send(_samples(16))
+    push.send(samples(16))
     y = pull.recv(timeout_ms=5000)
     assert y.dtype == np.complex64 and y.shape == (16,) and not y.flags.writeable
     assert pull.recv(timeout_ms=50) is None
@@ -62,7 +50,7 @@ def test_recv_returns_read_only_view_and_none_on_timeout(pair):
 
 def test_zero_copy_send(pair):
     push, pull = pair
-    x = _samples(50_000)
+    x = samples(50_000)
     push.send(x.copy(), copy=False)
     np.testing.assert_array_equal(pull.recv_samples(len(x), timeout_ms=5000), x)
 
@@ -80,7 +68,7 @@ def test_send_rejects_wrong_dtype_and_shape(pair):
 
 def test_non_contiguous_input_is_sent_correctly(pair):
     push, pull = pair
-    x = _samples(2000)
+    x = samples(2000)
     push.send(x[::2])
     np.testing.assert_array_equal(pull.recv_samples(1000, timeout_ms=5000), x[::2])
 
@@ -89,8 +77,8 @@ def test_tags_roundtrip_with_stream_offsets(ctx):
     push = IQPush(ANY_PORT, pass_tags=True, max_message_samples=1000, context=ctx)
     pull = IQPull(push.endpoint, pass_tags=True, context=ctx)
     try:
-        push.send(_samples(500, 1))  # stream position 500 before the tagged call
-        x = _samples(2500, 2)
+        push.send(samples(500, 1))  # stream position 500 before the tagged call
+        x = samples(2500, 2)
         tags = [Tag(0, "sob", True), Tag(1200, "rx_time", (UInt64(1700000000), 0.5)), Tag(2499, "frame", 42, "tx")]
         assert push.send(x, tags=tags) == 3
         chunks = list(pull.chunks(timeout_ms=500))
@@ -124,7 +112,7 @@ def _raw_push(ctx) -> tuple[zmq.Socket, str]:
 def test_malformed_messages_are_counted_logged_dropped_and_stream_continues(ctx, caplog):
     raw, endpoint = _raw_push(ctx)
     pull = IQPull(endpoint, max_message_bytes=8 * 1000, context=ctx)
-    good = _samples(100)
+    good = samples(100)
     nan = good.copy()
     nan[17] = complex(np.nan, 0)
     inf = good.copy()
@@ -134,7 +122,7 @@ def test_malformed_messages_are_counted_logged_dropped_and_stream_continues(ctx,
             raw.send(good.tobytes()[:-3])            # 797 bytes: not a multiple of 8
             raw.send(nan.tobytes())                  # NaN
             raw.send(inf.tobytes())                  # inf
-            raw.send(_samples(1001).tobytes())       # 8008 bytes > max_message_bytes
+            raw.send(samples(1001).tobytes())       # 8008 bytes > max_message_bytes
             raw.send(b"")                            # empty: skipped, not an error
             raw.send(good.tobytes())                 # the next good message still arrives
             got = pull.recv(timeout_ms=5000)
@@ -153,7 +141,7 @@ def test_malformed_messages_are_counted_logged_dropped_and_stream_continues(ctx,
 def test_bad_tag_headers_are_dropped_and_stream_continues(ctx, caplog):
     raw, endpoint = _raw_push(ctx)
     pull = IQPull(endpoint, pass_tags=True, context=ctx)
-    good = _samples(64)
+    good = samples(64)
     header = encode_tag_header(0, [Tag(5, "frame", 1)])
     try:
         with caplog.at_level(logging.WARNING, logger="mtsc_sdr.link"):
@@ -174,7 +162,7 @@ def test_bad_tag_headers_are_dropped_and_stream_continues(ctx, caplog):
 def test_tag_header_offsets_expose_missing_samples_and_sender_restarts(ctx, caplog):
     raw, endpoint = _raw_push(ctx)
     pull = IQPull(endpoint, pass_tags=True, context=ctx)
-    x = _samples(100)
+    x = samples(100)
     nan = x.copy()
     nan[0] = np.nan
     try:
@@ -241,61 +229,9 @@ def test_receiver_reconnects_when_sender_restarts(ctx):
     try:
         for round_ in range(2):
             with IQPush(endpoint, context=ctx, linger_ms=2000) as push:
-                x = _samples(1000, round_)
+                x = samples(1000, round_)
                 push.send(x)
                 np.testing.assert_array_equal(pull.recv_samples(1000, timeout_ms=10_000), x)
         assert pull.stats.messages == 2
     finally:
         pull.close()
-
-
-def test_curve_encrypted_stream_and_wrong_server_key_gets_nothing(ctx):
-    server = curve_keypair()
-    push = IQPush(ANY_PORT, curve=CurveServer(server), context=ctx)
-    good = IQPull(push.endpoint, curve=CurveClient(server.public), context=ctx)
-    impostor = IQPull(push.endpoint, curve=CurveClient(curve_keypair().public), context=ctx)
-    try:
-        x = _samples(256)
-        push.send(x)  # PUSH only deals to peers whose handshake succeeded
-        np.testing.assert_array_equal(good.recv(timeout_ms=5000), x)
-        assert impostor.recv(timeout_ms=300) is None
-    finally:
-        for s in (good, impostor):
-            s.close()
-        push.close(0)
-
-
-def test_curve_allow_list_rejects_unlisted_client(ctx):
-    server, listed, unlisted = curve_keypair(), curve_keypair(), curve_keypair()
-    push = IQPush(ANY_PORT, curve=CurveServer(server, frozenset({listed.public})), send_timeout_ms=10_000)
-    ok = IQPull(push.endpoint, curve=CurveClient(server.public, listed), context=ctx)
-    bad = IQPull(push.endpoint, curve=CurveClient(server.public, unlisted), context=ctx)
-    try:
-        for i in range(3):
-            push.send(_samples(32, i))
-        assert len(ok.recv_samples(96, timeout_ms=5000)) == 96
-        assert bad.recv(timeout_ms=300) is None
-    finally:
-        ok.close()
-        bad.close()
-        push.close(0)
-
-
-@pytest.mark.parametrize("endpoint,loop", [
-    ("tcp://127.0.0.1:5555", True), ("tcp://localhost:5555", True), ("tcp://[::1]:5555", True),
-    ("tcp://127.0.0.2:*", True), ("ipc:///tmp/x", True), ("inproc://x", True),
-    ("tcp://*:5555", False), ("tcp://0.0.0.0:5555", False), ("tcp://192.168.1.10:5555", False),
-    ("tcp://eth0:5555", False),
-])
-def test_loopback_classification(endpoint, loop):
-    assert is_loopback_endpoint(endpoint) is loop
-
-
-def test_non_loopback_bind_needs_explicit_permission(ctx, caplog):
-    with pytest.raises(NonLoopbackBindError, match="allow_remote"):
-        IQPush("tcp://0.0.0.0:0", context=ctx)
-    with pytest.raises(ValueError, match="transport"):
-        check_bind_endpoint("udp://127.0.0.1:1")
-    with caplog.at_level(logging.WARNING, logger="mtsc_sdr.link"):
-        assert check_bind_endpoint("tcp://*:5555", allow_remote=True) == "tcp://*:5555"
-    assert "without CURVE" in caplog.text
