@@ -12,10 +12,13 @@ checks; it raises :class:`ConfigError` through :func:`check`.
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from pathlib import Path
 from typing import Any, Literal, TypeVar, Union
+
+import yaml
 
 T = TypeVar("T")
 
@@ -125,10 +128,6 @@ def from_dict(cls: type[T], data: Any, path: str = "") -> T:
 
 def yaml_loader():
     """PyYAML's SafeLoader, but reading ``1e6`` and ``1.0e6`` as floats (YAML 1.2), not strings."""
-    import re
-
-    import yaml
-
     class Loader(yaml.SafeLoader):
         pass
 
@@ -146,8 +145,6 @@ def yaml_loader():
 def read_yaml(file: str | Path) -> Any:
     """The parsed content of YAML ``file`` (:func:`yaml_loader`: safe, YAML 1.2 floats); an
     unreadable or malformed file raises :class:`ConfigError` naming it."""
-    import yaml
-
     file = Path(file)
     try:
         text = file.read_text()

@@ -50,6 +50,9 @@ from fractions import Fraction
 
 import numpy as np
 
+from mtsc_sdr.channel import AWGN
+from mtsc_sdr.phy.coding import viterbi_decode
+
 __all__ = [
     "Mcs", "MCS_TABLE", "MCS_BY_NAME", "THRESHOLD_SNR_DB", "QamModem", "conv_encode", "trellis",
     "BlockCode", "choose_mcs", "block_error_rate", "threshold_snr_db", "CRC_BITS", "TAIL_BITS",
@@ -184,6 +187,7 @@ def trellis():
     """commpy Trellis of the 802.11 K=7 code (133/171 octal in the standard's MSB-first notation)."""
     global _TRELLIS
     if _TRELLIS is None:
+        # commpy (seconds to import) only as the reference backend; the default path is numpy
         from commpy.channelcoding import Trellis
         _TRELLIS = Trellis(np.array([TAIL_BITS]), np.array([[0o155, 0o117]]))
     return _TRELLIS
@@ -215,12 +219,11 @@ def conv_encode(bits: np.ndarray, backend: str = "numpy") -> np.ndarray:
 def _viterbi(llr: np.ndarray, n_bits: int, decoder: str) -> np.ndarray:
     """(F, 2 (n_bits + 6)) LLRs -> (F, n_bits) bits."""
     if decoder == "fast":
-        from mtsc_sdr.phy.coding import viterbi_decode
         return viterbi_decode(llr, n_bits)
     if decoder == "commpy":
-        from commpy.channelcoding import viterbi_decode
+        from commpy.channelcoding import viterbi_decode as commpy_viterbi_decode
         # commpy's unquantized metric compares with 2c - 1 (bit 1 -> +1): feed -LLR
-        return np.stack([viterbi_decode(-row, trellis(), 5 * (TAIL_BITS + 1), "unquantized")[:n_bits]
+        return np.stack([commpy_viterbi_decode(-row, trellis(), 5 * (TAIL_BITS + 1), "unquantized")[:n_bits]
                          for row in llr]).astype(np.uint8)
     raise ValueError(f"decoder must be 'fast' or 'commpy', got {decoder!r}")
 
@@ -350,7 +353,6 @@ def block_error_rate(mcs: Mcs | str, symbols: int, snr_db: float, n_blocks: int 
                      seed: int = 0) -> float:
     """BLER of full-capacity random payloads over AWGN at ``snr_db`` (Es/N0, unit-power symbols),
     through the project's channel stage :class:`mtsc_sdr.channel.AWGN`."""
-    from mtsc_sdr.channel import AWGN
     code = BlockCode(mcs, symbols)
     rng = np.random.default_rng(seed)
     payloads = [rng.integers(0, 256, code.capacity_bytes, dtype=np.uint8).tobytes()

@@ -33,7 +33,11 @@ Speed (2-core CPU, one item, median): 4-11 ms per 32x32 image at 256 symbols, 6-
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
+
+from mtsc_sdr.channel import AWGN, BlockFading
 
 from .channel_code import MCS_BY_NAME, MCS_TABLE, BlockCode, Mcs, choose_mcs
 from .codecs import decode_image, decode_text, encode_image, encode_text
@@ -96,7 +100,6 @@ class SeparateCodingBaseline:
 
     def _draw_channel(self, channel: str):
         """Stages of the next item's channel: (fading stage or None, noise seed)."""
-        from mtsc_sdr.channel import BlockFading
         if channel not in CHANNELS:
             raise ValueError(f"channel must be one of {CHANNELS}, got {channel!r}")
         fade_seed, noise_seed = self._seq.spawn(1)[0].spawn(2)
@@ -107,7 +110,6 @@ class SeparateCodingBaseline:
 
     def _send(self, x: np.ndarray, snr_db: float, fading, noise_seed) -> tuple[np.ndarray, np.ndarray]:
         """(B,) unit-power symbols -> equalised symbols and N0 per symbol (perfect CSI)."""
-        from mtsc_sdr.channel import AWGN
         y = x.astype(np.complex64)
         h = np.complex64(1.0)
         if fading is not None:
@@ -120,7 +122,6 @@ class SeparateCodingBaseline:
 
     def _gain_probe(self, fading) -> float:
         """|h|^2 of the item's block without disturbing the stream (for mcs_snr='instantaneous')."""
-        import copy
         probe = copy.deepcopy(fading)
         probe(np.ones(1, dtype=np.complex64))
         return float(abs(probe.current_gain) ** 2)

@@ -32,7 +32,18 @@ from pathlib import Path
 from typing import Any
 
 from mtsc_sdr import tasks as task_table
+from mtsc_sdr.bench.memory import TegraStats, peak_rss_mb
+from mtsc_sdr.data import collate, examples
+from mtsc_sdr.model import load
+from mtsc_sdr.model.checkpoint import default_checkpoint_dir
 from mtsc_sdr.options import add_checkpoint, add_json, add_threads
+from mtsc_sdr.phy.tx import Transmitter
+from mtsc_sdr.report import percentiles, row, run_meta
+from mtsc_sdr.runtime.client import decode_item, encode_item
+from mtsc_sdr.runtime.run import ClientSpec, RunConfig, execute
+
+# torch and the quantized client (which imports torch) are imported inside the functions that
+# time them: `mtsc-sdr bench --help` must not pay for torch.
 
 CLIENT_STAGES = ("modality_encoders", "lam_encoder", "jsc_encoder", "encode", "framing", "task_decoders")
 
@@ -42,13 +53,7 @@ def time_client(checkpoint: str, precision: str, tasks, items: int, warmup: int,
     """In-process stage times of the client half: (rows, weight bytes). See the module docstring."""
     import torch
 
-    from mtsc_sdr.report import percentiles
     from mtsc_sdr.compress.quantize import load_client
-    from mtsc_sdr.data import collate, examples
-    from mtsc_sdr.model import load
-    from mtsc_sdr.phy.tx import Transmitter
-    from mtsc_sdr.runtime.client import decode_item, encode_item
-    from mtsc_sdr.report import row
 
     loaded = load_client(checkpoint, precision)
     full = load(checkpoint).eval()                       # its server half makes realistic semantics
@@ -80,8 +85,6 @@ def time_client(checkpoint: str, precision: str, tasks, items: int, warmup: int,
 def time_pipeline(checkpoint: str, precision: str, tasks, items: int, window: int, snr_db: float,
                   out: Path, threads: int = 1) -> list[dict]:
     """Rows of two ``mtsc-sdr run`` passes over the software channel (see the module docstring)."""
-    from mtsc_sdr.runtime.run import ClientSpec, RunConfig, execute
-
     rows = []
     one = execute(RunConfig(name=f"bench-{precision}-latency", checkpoint=checkpoint, snr_db=[snr_db], threads=threads,
                             out=str(out / f"{precision}_latency"),
@@ -102,9 +105,6 @@ def bench(checkpoint: str, precisions=("int8", "fp32"), tasks=None, items: int =
           out: Path = Path("results/bench")) -> dict[str, Any]:
     """The bench report (see the module docstring); ``tasks`` None: every registered task."""
     import torch
-
-    from mtsc_sdr.bench.memory import TegraStats, peak_rss_mb
-    from mtsc_sdr.report import row, run_meta
 
     tasks = task_table.names() if tasks is None else tuple(tasks)
     torch.set_num_threads(threads)
@@ -169,8 +169,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mtsc_sdr.model.checkpoint import default_checkpoint_dir
-
     checkpoint = args.checkpoint or str(default_checkpoint_dir())
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

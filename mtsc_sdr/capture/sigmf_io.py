@@ -49,6 +49,11 @@ from typing import Any, Iterable, Iterator, Optional
 
 import numpy as np
 
+from mtsc_sdr import __version__
+
+# sigmf and jsonschema (~0.1-0.5 s) are imported when a recording is read or its meta written: the
+# base station and the link test import this module and record only with --capture.
+
 #: The one datatype mtsc-sdr writes and reads.
 DATATYPE = "cf32_le"
 SAMPLE_BYTES = 8
@@ -73,8 +78,6 @@ def recording_paths(path: str | Path) -> tuple[Path, Path]:
 
 
 def _version() -> str:
-    from mtsc_sdr import __version__
-
     return __version__
 
 

@@ -33,6 +33,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from mtsc_sdr.model import load
+
 PRECISIONS = ("fp32", "int8")
 
 
@@ -236,8 +238,6 @@ class LoadedClient:
 def load_client(checkpoint, precision: str = "int8") -> LoadedClient:
     """The checkpoint's client half at ``precision`` (``fp32`` or ``int8``), in eval mode; the
     server half is dropped."""
-    from mtsc_sdr.model import load
-
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     client = load(checkpoint).client.eval()

@@ -9,11 +9,15 @@ Audio: WAV (PCM 8/16/32-bit or float), any channel count (averaged to mono), sam
 from __future__ import annotations
 
 import os
+import warnings
 from fractions import Fraction
 
 import numpy as np
 
 from .errors import UnsupportedMedia
+
+# PIL and scipy.io / scipy.signal are imported by the functions that read files with them: the
+# built-in data and the client import this module, and scipy.signal alone costs ~0.2 s or more.
 
 IMAGE_FORMATS: tuple[str, ...] = ("JPEG", "PNG", "BMP", "PPM", "TIFF", "WEBP")
 IMAGE_EXTENSIONS: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".pgm", ".tif",
@@ -102,8 +106,6 @@ def read_wav(path: str, target_rate_hz: int = TARGET_SAMPLE_RATE_HZ) -> np.ndarr
         UnsupportedMedia: not a WAV file (e.g. MP3/FLAC: convert to WAV first), an unsupported
             sample type, a sample rate outside 8 kHz .. 192 kHz, or no samples.
     """
-    import warnings
-
     from scipy.io import wavfile
     from scipy.signal import resample_poly
 

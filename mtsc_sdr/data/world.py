@@ -188,7 +188,7 @@ def collate(batch: list[TaskExample]) -> dict:
     (B, T, 3, H, W) in [0, 1]. A modality present in some examples but not all is a ValueError
     (group examples by task first).
     """
-    import torch
+    import torch  # only when a batch is built: the built-in data itself is numpy
 
     out: dict = {"item_id": [e.item_id for e in batch], "task": [e.task for e in batch],
                  "question": [e.question for e in batch], "references": [e.references for e in batch]}

@@ -42,7 +42,7 @@ def curve_keypair() -> CurveKeyPair:
 
 def load_keypair(path: str | Path) -> CurveKeyPair:
     """Read a ``zmq.auth`` certificate file (``*.key_secret`` for a full pair)."""
-    import zmq.auth
+    import zmq.auth  # only for CURVE links; the IQ streams of the channel process import link/
 
     public, secret = zmq.auth.load_certificate(str(path))
     if secret is None:

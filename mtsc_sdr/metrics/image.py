@@ -25,6 +25,7 @@ checks to 1e-4. Images must be at least 11x11.
 from __future__ import annotations
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
 WINDOW_SIZE = 11
 WINDOW_SIGMA = 1.5
@@ -82,8 +83,6 @@ def psnr_db(x, y, data_range: float | None = None) -> float:
 
 def _filter_valid(a: np.ndarray, g: np.ndarray) -> np.ndarray:
     """Separable 'valid' correlation of the last two axes with the 1-D window ``g``."""
-    from numpy.lib.stride_tricks import sliding_window_view
-
     a = sliding_window_view(a, g.size, axis=-1) @ g
     a = sliding_window_view(a, g.size, axis=-2) @ g
     return a

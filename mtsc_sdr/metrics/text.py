@@ -23,6 +23,8 @@ from collections.abc import Sequence
 
 from ._inputs import check_text_pairs
 
+# sacrebleu (~0.1 s) is imported when BLEU is computed: `run` imports the metrics for every report.
+
 
 def _reference_streams(refs: list[list[str]]) -> list[list[str | None]]:
     n_streams = max(len(r) for r in refs)

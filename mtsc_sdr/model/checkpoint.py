@@ -26,7 +26,17 @@ import os
 from pathlib import Path
 from typing import Any
 
+from safetensors import SafetensorError
+
+from mtsc_sdr.config import ConfigError, to_dict
+
 from . import backbones
+from .config import ModelConfig
+from .tokenizer import TextTokenizer
+
+# torch, safetensors' torch half and the model's modules (which import torch) are imported inside
+# save / load: reading a checkpoint's config (``read_config``, ``default_checkpoint_dir``) is on
+# the orchestrators' fast path (`mtsc-sdr run`, `replay`) and must not pay for torch.
 
 FORMAT = "mtsc-sdr-model"
 VERSION = 1
@@ -61,8 +71,6 @@ def _dedup(state: dict) -> tuple[dict, dict]:
 def save(model, directory: str | Path) -> Path:
     """Write ``model`` (an :class:`~mtsc_sdr.model.split.MTSCModel`) to ``directory``; returns it."""
     from safetensors.torch import save_file
-
-    from mtsc_sdr.config import to_dict
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
@@ -135,14 +143,9 @@ def load(directory: str | Path, tokenizer=None, expect=None):
         CheckpointMismatch: config, tokenizer or weights do not match (the message says what).
     """
     import torch
-    from safetensors import SafetensorError
     from safetensors.torch import load_file
 
-    from mtsc_sdr.config import ConfigError, to_dict
-
-    from .config import ModelConfig
     from .split import MTSCModel
-    from .tokenizer import TextTokenizer
 
     directory = Path(directory)
     meta = read_config(directory)

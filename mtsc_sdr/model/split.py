@@ -28,6 +28,7 @@ import torch
 from torch import nn
 
 from mtsc_sdr import tasks
+from mtsc_sdr.channel.torch_channel import apply_channel
 
 from .backbones import Backbone
 from .config import ModelConfig
@@ -313,8 +314,6 @@ class MTSCModel(nn.Module):
         and N0 (over the air the PHY estimates them); the server gets the post-fading SNR
         ``snr_db + 10 log10 |h|^2`` as its estimate.
         """
-        from mtsc_sdr.channel.torch_channel import apply_channel
-
         up = self.client.encode(batch, task, snr_db, budget)
         b = up.symbols.shape[0]
         snr = _per_item(snr_db, b, up.symbols.device)

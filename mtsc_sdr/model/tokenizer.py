@@ -18,6 +18,10 @@ import warnings
 from pathlib import Path
 from typing import Iterable, Optional
 
+from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+
+from mtsc_sdr.data import SyntheticWorld
+
 SPECIAL_TOKENS: tuple[str, ...] = ("<pad>", "<s>", "</s>", "<unk>")
 
 
@@ -30,8 +34,6 @@ def vocab_fingerprint(vocab: dict[str, int]) -> str:
 def corpus(n_scenes: int = 2000, n_audio: int = 500, n_video: int = 500, seed: int = 0) -> list[str]:
     """Sentences of the built-in train split: every caption, question and answer of the first
     ``n_scenes`` scenes, ``n_audio`` audio clips and ``n_video`` videos (``SyntheticWorld(seed)``)."""
-    from mtsc_sdr.data import SyntheticWorld
-
     world = SyntheticWorld(seed=seed)
     out: list[str] = []
     for s in world.scenes("train", n_scenes):
@@ -72,8 +74,6 @@ class TextTokenizer:
     def train(cls, texts: Optional[Iterable[str]] = None, min_frequency: int = 1) -> "TextTokenizer":
         """Train a word-level tokenizer (lower-cased, punctuation split off) on ``texts``
         (default: :func:`corpus`)."""
-        from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
-
         tok = Tokenizer(models.WordLevel(unk_token="<unk>"))
         tok.normalizer = normalizers.Sequence([normalizers.NFKC(), normalizers.Lowercase()])
         tok.pre_tokenizer = pre_tokenizers.Whitespace()
@@ -85,8 +85,6 @@ class TextTokenizer:
     @classmethod
     def load(cls, path: str | Path) -> "TextTokenizer":
         """Load ``tokenizer.json`` (a file, or a directory holding one) saved by :meth:`save`."""
-        from tokenizers import Tokenizer
-
         path = Path(path)
         file = path / "tokenizer.json" if path.is_dir() else path
         if not file.is_file():
@@ -100,7 +98,7 @@ class TextTokenizer:
     @classmethod
     def from_hf_dir(cls, path: str | Path) -> "TextTokenizer":
         """A transformers tokenizer from a *local* checkpoint directory (never the hub)."""
-        from transformers import AutoTokenizer
+        from transformers import AutoTokenizer  # seconds to import; only for a local HF tokenizer
 
         path = Path(path)
         if not path.is_dir():

@@ -69,6 +69,7 @@ from .calibration import (
 )
 from .discovery import find_radios
 from .driver import Radio, RadioDisconnected, open_radio
+from .links import RadioNotFound
 from .profiles import RadioSettings
 from .registry import RADIOS
 
@@ -509,8 +510,6 @@ class RecordedRadio:
 
 
 def _discover(kind: str):
-    from .links import RadioNotFound
-
     found = find_radios(kind)
     if not found:
         raise RadioNotFound(f"calibrate: {found.summary()}; give the address as {kind}:ADDRESS")

@@ -87,9 +87,10 @@ from pathlib import Path
 from typing import Optional
 
 import numpy as np
+import yaml
 
 from mtsc_sdr.channel.profile import ChannelProfile
-from mtsc_sdr.config import ConfigError, check, from_dict, read_yaml, to_dict
+from mtsc_sdr.config import ConfigError, check, from_dict, read_yaml, to_dict, yaml_loader
 from mtsc_sdr.conventions import PAYLOAD_POWER
 
 from .registry import RadioKindName
@@ -311,10 +312,6 @@ def is_record_data(data) -> bool:
 
 
 def _read_yaml(file: Path):
-    import yaml
-
-    from mtsc_sdr.config import yaml_loader
-
     try:
         text = file.read_text()
     except OSError as exc:
@@ -345,8 +342,6 @@ def record_name(rec: CalibrationRecord) -> str:
 def save_record(rec: CalibrationRecord, out: str | Path = DEFAULT_DIR, name: Optional[str] = None) -> Path:
     """Write ``rec`` (re-validated) as YAML: to ``out`` itself when it ends in ``.yaml``, else to
     ``out/<name or record_name(rec)>.yaml``. Returns the path; sets ``rec.id`` and ``rec.path``."""
-    import yaml
-
     data = rec.to_dict()
     record_from_dict(data)  # refuse to write what could not be read back
     out = Path(out)

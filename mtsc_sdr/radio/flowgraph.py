@@ -41,6 +41,8 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any
 
+import yaml
+
 from mtsc_sdr.process import ChildProcess, ProcessFailed
 
 from .grpython import require_gr_python
@@ -267,8 +269,6 @@ class FlowgraphSpec:
 
 def load_spec(grc: str | Path) -> FlowgraphSpec:
     """Read a ``.grc`` file (GRC 3.10 YAML) into a :class:`FlowgraphSpec`."""
-    import yaml
-
     grc = Path(grc)
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     data = yaml.load(grc.read_text(encoding="utf-8"), Loader=loader)

@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import resource
 import signal
 import sys
 import time
@@ -37,10 +38,19 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import zmq
 
 from mtsc_sdr import tasks
+from mtsc_sdr.capture.hooks import CAPTURE_INFO_KEYS, capture_receiver
+from mtsc_sdr.link import IQPull, MessageServer
+from mtsc_sdr.model import load
+from mtsc_sdr.model.checkpoint import default_checkpoint_dir
 from mtsc_sdr.options import add_checkpoint, add_threads
+from mtsc_sdr.phy.rx import Receiver, ReceiverConfig
 from mtsc_sdr.runtime import protocol
+
+# torch is imported where the model runs: `run` and `replay` import this module for the base
+# station's command line (bs_argv) and must not pay for torch.
 
 log = logging.getLogger("mtsc_sdr.bs")
 #: Payloads kept per session for the constellation plot.
@@ -66,10 +76,6 @@ class BaseStation:
                  capture: str | None = None, capture_info: dict[str, Any] | None = None):
         import torch
 
-        from mtsc_sdr.link import IQPull, MessageServer
-        from mtsc_sdr.model import load
-        from mtsc_sdr.phy.rx import Receiver, ReceiverConfig
-
         torch.set_num_threads(threads)
         self.identity = protocol.checkpoint_identity(checkpoint)
         self.server = load(checkpoint).server.eval()
@@ -84,8 +90,6 @@ class BaseStation:
             for i, ep in enumerate(rx_endpoints):
                 rx = Receiver(ReceiverConfig(sample_rate_hz=sample_rate_hz))
                 if capture:
-                    from mtsc_sdr.capture.hooks import capture_receiver
-
                     info = dict(capture_info or {})
                     fields = {**info.pop("fields", {}), "mtsc:checkpoint": self.identity, "mtsc:rx_endpoint": ep}
                     rx = capture_receiver(rx, f"{capture}-rx{i}", source="bs input", fields=fields, **info)
@@ -219,8 +223,6 @@ class BaseStation:
 
     def serve(self, *, stop_after_s: float | None = None) -> None:
         """Serve until interrupted (KeyboardInterrupt / SIGTERM) or ``stop_after_s``."""
-        import zmq
-
         poller = zmq.Poller()
         poller.register(self.control.socket, zmq.POLLIN)
         for pull, _ in self.streams:
@@ -237,8 +239,6 @@ class BaseStation:
 
     def summary(self) -> dict[str, Any]:
         """Counters: this object's, each receiver's (header failures...), the control link's."""
-        import resource
-
         return {"peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1),
                 "bs": dict(self.stats), "receivers": [dict(rx.stats) for _, rx in self.streams],
                 "iq_streams": [pull.stats.as_dict() for pull, _ in self.streams],
@@ -294,12 +294,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mtsc_sdr.model.checkpoint import default_checkpoint_dir
-
     checkpoint = args.checkpoint or str(default_checkpoint_dir())
     signal.signal(signal.SIGTERM, signal.default_int_handler)
-    from mtsc_sdr.capture.hooks import CAPTURE_INFO_KEYS
-
     info = args.capture_info
     if info is not None and (not isinstance(info, dict) or set(info) - set(CAPTURE_INFO_KEYS)):
         print(f"mtsc-sdr bs: --capture-info must be a JSON object with keys among {list(CAPTURE_INFO_KEYS)}, "

@@ -21,6 +21,7 @@ import sys
 import time
 
 from mtsc_sdr.channel.profile import ChannelProfile, build_channel
+from mtsc_sdr.link import IQPull, IQPush
 from mtsc_sdr.options import add_seed
 from mtsc_sdr.radio.calibration import load_impairment_profile
 from mtsc_sdr.radio.links import LinkConfig
@@ -72,8 +73,6 @@ def profile_from_args(args: argparse.Namespace) -> ChannelProfile:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mtsc_sdr.link import IQPull, IQPush
-
     profile = profile_from_args(args)
     channel = build_channel(profile, args.seed)
     log.info("channel %s -> %s: %s", args.in_endpoint, args.out_endpoint, channel)

@@ -38,6 +38,9 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import random
+import resource
+import signal
 import sys
 import time
 from collections import Counter, deque
@@ -48,11 +51,20 @@ from typing import Any, Optional
 import numpy as np
 
 from mtsc_sdr import tasks
+from mtsc_sdr.data import collate
+from mtsc_sdr.data import examples as split_examples      # `examples` names item lists below
 from mtsc_sdr.data.user_files import items_from_files
+from mtsc_sdr.link import IQPush, IQSendTimeout, MessageClient
+from mtsc_sdr.model.checkpoint import default_checkpoint_dir
 from mtsc_sdr.options import add_checkpoint, add_seed, add_threads
+from mtsc_sdr.phy.header import FrameHeader
 from mtsc_sdr.phy.ofdm import SUBCARRIER_SNR_GAIN_DB
+from mtsc_sdr.phy.tx import Transmitter
 from mtsc_sdr.runtime import protocol
 from mtsc_sdr.runtime.outputs import outputs_for
+
+# torch, the model's modules and the quantized client are imported inside the functions that run
+# them: `mtsc-sdr client --help` and `replay`, which imports this module, must not pay for torch.
 
 log = logging.getLogger("mtsc_sdr.client")
 
@@ -84,13 +96,11 @@ def examples_from_source(source: dict[str, Any], cfg) -> list:
     """The items an :func:`item_source` describes, in the order the client sends them (the k-th
     item goes out with seq k mod 2^16). ValueError / OSError when they cannot be had."""
     if source.get("split"):
-        from mtsc_sdr.data import examples
-
         names = list(source.get("tasks") or [])
         bad = [t for t in names if t not in tasks.names()]
         if bad or not names:
             raise ValueError(f"--tasks: unknown task(s) {bad or names}; tasks are {list(tasks.names())}")
-        return examples(source["split"], names, n_per_task=int(source["n_per_task"]), seed=int(source["seed"]))
+        return split_examples(source["split"], names, n_per_task=int(source["n_per_task"]), seed=int(source["seed"]))
     return items_from_files(**{k: source.get(k) for k in FILE_OPTIONS}, image_size=cfg.image_size,
                             video_frames=cfg.video_frames)
 
@@ -111,9 +121,6 @@ def encode_item(model, tx, example, csi_db: float, budget: Optional[int], sessio
         "jsc_encoder", "framing"}``.
     """
     import torch
-
-    from mtsc_sdr.data import collate
-    from mtsc_sdr.phy.header import FrameHeader
 
     task = example.task
     t0 = time.monotonic()
@@ -196,9 +203,6 @@ class Client:
 
     def __init__(self, model, identity: dict, tx_endpoint: Optional[str], control_endpoint: str,
                  settings: ClientSettings):
-        from mtsc_sdr.link import IQPush, MessageClient
-        from mtsc_sdr.phy.tx import Transmitter
-
         self.model, self.identity, self.s = model, identity, settings
         self.tx = Transmitter()
         # CSI in the model's units: SNR of the payload symbols the JSC decoder gets, which the OFDM
@@ -251,8 +255,6 @@ class Client:
     def _wait_for_iq_peer(self, deadline: float) -> None:
         """Push a few zero samples (noise at the receiver) until the channel or TX flowgraph takes
         them, so that the first item's latency is not the link's start-up time."""
-        from mtsc_sdr.link import IQSendTimeout
-
         while True:
             try:
                 self.push.send(np.zeros(max(64, self.s.gap_samples), np.complex64))
@@ -341,8 +343,6 @@ class Client:
         return _InFlight(example, seq, samples, info, lat, t0)
 
     def _send(self, item: _InFlight) -> bool:
-        from mtsc_sdr.link import IQSendTimeout
-
         t = time.monotonic()
         try:
             self.push.send(item.samples)
@@ -358,8 +358,6 @@ class Client:
     def _flush(self) -> None:
         """Zeros after the last frame of a burst: blocks downstream (a flowgraph's filters, a radio's
         TX buffer) hold back their last samples until more arrive, and the frame's tail with them."""
-        from mtsc_sdr.link import IQSendTimeout
-
         if self.s.flush_samples:
             try:
                 self.push.send(np.zeros(self.s.flush_samples, np.complex64))
@@ -498,15 +496,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import random
-    import resource
-
     import torch
 
     from mtsc_sdr.compress.quantize import load_client
-    from mtsc_sdr.model.checkpoint import default_checkpoint_dir
-
-    import signal
 
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     torch.set_num_threads(args.threads)

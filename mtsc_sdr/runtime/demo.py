@@ -27,7 +27,18 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from mtsc_sdr.config import to_dict
+from mtsc_sdr.model.checkpoint import default_checkpoint_dir
 from mtsc_sdr.options import add_checkpoint, add_json, add_seed
+from mtsc_sdr.radio.grpython import INSTALL_HINT, find_gr_python
+from mtsc_sdr.report import run_meta
+from mtsc_sdr.runtime import plots
+from mtsc_sdr.runtime.evaluate import evaluate, format_table
+from mtsc_sdr.runtime.run import ClientSpec, RunConfig, RunFailed, execute, format_summary
+from mtsc_sdr.train.config import TrainConfig
+from mtsc_sdr.train.trainer import read_state, train
 
 DEFAULT_SNRS_DB = (-5.0, 0.0, 5.0, 10.0, 15.0, 20.0)
 
@@ -48,8 +59,6 @@ def demo_run_config(channels: list[str], checkpoint: str, snr_db: list[float], n
                     cfo_hz: float, seed: int, out: str):
     """The demo's sweep: one client per channel kind, every SNR point at once, one base station
     (``configs/demo.yaml`` is this with both channels, as a file)."""
-    from mtsc_sdr.runtime.run import ClientSpec, RunConfig
-
     return RunConfig(name="demo", checkpoint=checkpoint, channel=channels[0], snr_db=snr_db, cfo_hz=cfo_hz,
                      seed=seed, concurrent_points=True, item_timeout_s=1.5,
                      retries=10,   # at -5 dB about a third of the frame headers fail: items are resent
@@ -59,10 +68,6 @@ def demo_run_config(channels: list[str], checkpoint: str, snr_db: list[float], n
 
 def ensure_default_model(quiet: bool) -> Path:
     """The default model's checkpoint, trained now when the cache has no finished one."""
-    from mtsc_sdr.model.checkpoint import default_checkpoint_dir
-    from mtsc_sdr.train.config import TrainConfig
-    from mtsc_sdr.train.trainer import read_state, train
-
     directory = default_checkpoint_dir()
     state = read_state(directory) if directory.is_dir() else None
     if state is not None and state.get("finished"):
@@ -77,10 +82,6 @@ def ensure_default_model(quiet: bool) -> Path:
 
 def _constellation_plot(run_dir: Path, report: dict, channel: str, out: Path) -> Path | None:
     """Received payload symbols of ``channel``'s session closest to 10 dB, with its SNR estimate."""
-    import numpy as np
-
-    from mtsc_sdr.runtime import plots
-
     file = run_dir / "work" / "constellation.npz"
     points = [p for p in report.get("points", []) if p["channel"] == channel]
     if not file.is_file() or not points:
@@ -98,13 +99,6 @@ def _constellation_plot(run_dir: Path, report: dict, channel: str, out: Path) ->
 
 
 def run(args: argparse.Namespace) -> int:
-    from mtsc_sdr.radio.grpython import INSTALL_HINT, find_gr_python
-    from mtsc_sdr.runtime import plots
-    from mtsc_sdr.runtime.evaluate import evaluate, format_table
-    from mtsc_sdr.config import to_dict
-    from mtsc_sdr.report import run_meta
-    from mtsc_sdr.runtime.run import RunFailed, execute, format_summary
-
     t0 = time.monotonic()
     checkpoint = Path(args.checkpoint) if args.checkpoint else ensure_default_model(args.json)
     channels = ["software"]

@@ -44,9 +44,18 @@ from typing import Any, Optional
 import numpy as np
 
 from mtsc_sdr import tasks as task_table
+from mtsc_sdr.baselines import SeparateCodingBaseline, codec_at_capacity
+from mtsc_sdr.config import to_dict
+from mtsc_sdr.data import available, collate, examples
+from mtsc_sdr.metrics import METRIC_UNITS, standard_error
+from mtsc_sdr.model import load
+from mtsc_sdr.model.checkpoint import default_checkpoint_dir
 from mtsc_sdr.options import add_checkpoint, add_json, add_seed, add_threads
 from mtsc_sdr.report import row, run_meta
 from mtsc_sdr.runtime.outputs import outputs_for
+
+# torch, the quantized client, tqdm and matplotlib are imported where they are used: `demo`
+# imports this module and `mtsc-sdr eval --help` must not pay for torch or matplotlib.
 
 CHANNELS = ("awgn", "rician")
 SELECTIONS = ("importance", "fixed", "random")
@@ -102,8 +111,6 @@ def _model_outputs(model, task, items, snr_db, channel, k_factor_db, seed, batch
     strings, or uint8 (H, W, 3) images."""
     import torch
 
-    from mtsc_sdr.data import collate
-
     gen = torch.Generator().manual_seed(seed)
     kind = outputs_for(task)
     out: list = []
@@ -121,8 +128,6 @@ def clean_outputs(model, task, items, batch_size):
     back, no channel, conditioned on :data:`CLEAN_SNR_DB`."""
     import torch
 
-    from mtsc_sdr.data import collate
-
     kind = outputs_for(task)
     out: list = []
     with torch.no_grad():
@@ -139,8 +144,6 @@ def clean_outputs(model, task, items, batch_size):
 def _separate(model, task, items, snr_db, channel, k_factor_db, seed, budget, question_share, batch_size):
     """(outputs, delivery rate) of the separate-coding baseline; see the module docstring. A task
     with a question sends it too; for an image output the received image is the output."""
-    from mtsc_sdr.baselines import SeparateCodingBaseline
-
     spec = task_table.get(task)
     if spec.question:
         q_syms = max(1, int(round(budget * question_share)))
@@ -170,8 +173,6 @@ def _separate(model, task, items, snr_db, channel, k_factor_db, seed, budget, qu
 
 
 def _capacity(items, snr_db, channel, k_factor_db, budget):
-    from mtsc_sdr.baselines import codec_at_capacity
-
     return [codec_at_capacity(e.image, snr_db, budget, channel, k_factor_db)[0] for e in items]
 
 
@@ -196,10 +197,6 @@ def evaluate(checkpoint: str | Path, snrs: list[float], *, channel: str = "awgn"
     ``precision`` key either way. ``noise_seed`` (default ``seed``) seeds the channel draws alone:
     the same items under other noise, to see how much a metric moves with the noise."""
     import torch
-
-    from mtsc_sdr.data import available, examples
-    from mtsc_sdr.metrics import METRIC_UNITS, standard_error
-    from mtsc_sdr.model import load
 
     if channel not in CHANNELS:
         raise ValueError(f"channel must be one of {CHANNELS}, got {channel!r}")
@@ -277,8 +274,6 @@ def evaluate(checkpoint: str | Path, snrs: list[float], *, channel: str = "awgn"
 
 
 def _model_dict(model) -> dict:
-    from mtsc_sdr.config import to_dict
-
     return to_dict(model.cfg)
 
 
@@ -336,8 +331,6 @@ def allow_negative_snr_lists(p: argparse.ArgumentParser) -> None:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from mtsc_sdr.model.checkpoint import default_checkpoint_dir
-
     allow_negative_snr_lists(p)
     add_checkpoint(p, help=f"model checkpoint (default {default_checkpoint_dir('default')})", metavar="DIR")
     p.add_argument("--snr-db", default="-5:20:5", help="start:stop:step (inclusive) or a comma list, dB")
@@ -364,8 +357,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mtsc_sdr.model.checkpoint import default_checkpoint_dir
-
     try:
         snrs = parse_snr_list(args.snr_db)
     except ValueError as exc:

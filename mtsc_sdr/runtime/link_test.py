@@ -33,10 +33,15 @@ from typing import Any, Optional
 
 import numpy as np
 
+from mtsc_sdr.capture.hooks import capture_receiver
 from mtsc_sdr.config import check, from_dict, to_dict
+from mtsc_sdr.link import IQPull, free_tcp_endpoint
 from mtsc_sdr.options import add_dataclass_options, add_json
+from mtsc_sdr.phy.rx import Receiver, ReceiverConfig
 from mtsc_sdr.process import ChildProcess
 from mtsc_sdr.radio.links import LinkConfig, start_link
+from mtsc_sdr.report import row, run_meta
+from mtsc_sdr.runtime.link_tx import LINK_TEST_SESSION, payload_for
 
 #: How long the receiver waits for the first sample after the transmitter has finished.
 FIRST_SAMPLE_TIMEOUT_S = 30.0
@@ -77,10 +82,6 @@ class _Tally:
 
 def _receive(cfg: LinkTestConfig, rx_ep: str, tx: ChildProcess, channel: list[ChildProcess],
              progress: bool) -> tuple[_Tally, dict, dict]:
-    from mtsc_sdr.link import IQPull
-    from mtsc_sdr.phy.rx import Receiver, ReceiverConfig
-    from mtsc_sdr.runtime.link_tx import LINK_TEST_SESSION
-
     rx = Receiver(ReceiverConfig(sample_rate_hz=cfg.sample_rate_hz))
     if cfg.capture:
         rx = _capture(cfg, rx)
@@ -139,8 +140,6 @@ def _receive(cfg: LinkTestConfig, rx_ep: str, tx: ChildProcess, channel: list[Ch
 
 def _capture(cfg: LinkTestConfig, rx):
     """``rx`` recording into ``cfg.capture`` (radio settings recorded where radios carry the link)."""
-    from mtsc_sdr.capture.hooks import capture_receiver
-
     radio = cfg.is_radio
     return capture_receiver(
         rx, cfg.capture, source="link-test", frequency_hz=cfg.lo_freq_hz if radio else None,
@@ -152,8 +151,6 @@ def _capture(cfg: LinkTestConfig, rx):
 
 def summarize(cfg: LinkTestConfig, tally: _Tally, rx_stats: dict, frames_sent: int) -> dict[str, Any]:
     """The link test's figures from the received frames (EVM against the regenerated payloads)."""
-    from mtsc_sdr.runtime.link_tx import payload_for
-
     err = ref = 0.0
     for f in tally.frames:
         x = payload_for(cfg.seed, f.header.seq, f.header.payload_len)
@@ -184,9 +181,6 @@ def run_link_test(cfg: LinkTestConfig, *, progress: bool = False) -> dict[str, A
     Raises :class:`~mtsc_sdr.process.ProcessFailed` naming a process that died, or the radio layer's error when no
     radio is attached.
     """
-    from mtsc_sdr.link import free_tcp_endpoint
-    from mtsc_sdr.report import row, run_meta
-
     tx_ep, rx_ep = free_tcp_endpoint(), free_tcp_endpoint()
     procs: list[ChildProcess] = []
     try:

@@ -8,9 +8,11 @@ from pathlib import Path
 import numpy as np
 
 from mtsc_sdr import tasks
+from mtsc_sdr.runtime.protocol import STAGES
 
 
 def _plt():
+    # matplotlib (~0.2 s) only when a plot is drawn: `run` and `demo` import this module
     import matplotlib
 
     matplotlib.use("Agg")
@@ -55,8 +57,6 @@ def metrics_vs_snr(rows: list[dict], path: Path) -> Path | None:
 
 def latency_breakdown(rows: list[dict], path: Path) -> Path | None:
     """Horizontal bars: p50 latency per stage, one group per channel (stages in pipeline order)."""
-    from mtsc_sdr.runtime.protocol import STAGES
-
     lat = [r for r in rows if r["metric"] == "latency_ms_p50" and r["task"] == "all" and r.get("stage") in STAGES
            and r["value"] is not None]
     if not lat:

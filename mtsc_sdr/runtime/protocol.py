@@ -33,6 +33,8 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Optional
 
+from mtsc_sdr.model.checkpoint import WEIGHTS, identity_config, read_config
+
 #: Control-link message kinds.
 HELLO, WELCOME, REFUSED, SEMANTICS, BYE = "hello", "welcome", "refused", "semantics", "bye"
 
@@ -55,8 +57,6 @@ def checkpoint_identity(directory: str | Path) -> dict[str, Any]:
     "weights"}`` (config: hash of the model + backbone configuration; tokenizer: its vocabulary
     fingerprint; weights: hash of ``model.safetensors``). Two halves may work together only when
     every field is equal."""
-    from mtsc_sdr.model.checkpoint import WEIGHTS, identity_config, read_config
-
     directory = Path(directory)
     meta = read_config(directory)
     h = hashlib.sha256()

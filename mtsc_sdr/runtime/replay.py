@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 import time
 from collections import Counter
@@ -47,10 +48,22 @@ from typing import Any, Optional
 import numpy as np
 
 from mtsc_sdr import tasks
+from mtsc_sdr.capture.hooks import AnnotatingReceiver
 from mtsc_sdr.capture.sigmf_io import Recording, RecordingError, read_recording
+from mtsc_sdr.link import IQPush, IQSendTimeout, free_tcp_endpoint
+from mtsc_sdr.model.checkpoint import default_checkpoint_dir, read_config
+from mtsc_sdr.model.config import ModelConfig
 from mtsc_sdr.options import add_checkpoint, add_json
+from mtsc_sdr.phy.rx import Receiver, ReceiverConfig
 from mtsc_sdr.process import ChildProcess, ProcessFailed
+from mtsc_sdr.report import row, run_meta
+from mtsc_sdr.runtime import protocol
 from mtsc_sdr.runtime.bs import bs_argv
+from mtsc_sdr.runtime.client import Client, ClientSettings, Refused, examples_from_source
+from mtsc_sdr.runtime.run import task_metric_rows
+
+# The quantized client (torch) is imported where the replay decodes: `--frames-only` and
+# `replay --help` need no model.
 
 #: Samples per message pushed into the base station.
 CHUNK_SAMPLES = 8192
@@ -106,8 +119,6 @@ def recorded_items(rec: Recording, model_cfg) -> tuple[dict[int, dict], dict[int
     rate_idx, n_tokens, n_symbols of the frame); ``notes``: frames that cannot be decoded and why.
     Raises :class:`ReplayError` (status 2) when a session's items cannot be rebuilt.
     """
-    from mtsc_sdr.runtime.client import examples_from_source
-
     check_session_fields(rec, len(model_cfg.rate_table))
     said = rec.field("mtsc:sessions") or {}
     sessions: dict[int, dict] = {}
@@ -149,8 +160,6 @@ def recorded_items(rec: Recording, model_cfg) -> tuple[dict[int, dict], dict[int
 
 def check_checkpoint(rec: Recording, checkpoint: str) -> dict:
     """The checkpoint's identity; :class:`ReplayError` (status 4) when it is not the recording's."""
-    from mtsc_sdr.runtime import protocol
-
     ident = protocol.checkpoint_identity(checkpoint)
     differs = protocol.identity_differences(rec.field("mtsc:checkpoint"), ident)
     if differs:
@@ -189,10 +198,6 @@ def frame_statistics(annotations: list[dict], receiver_stats: dict, recorded: li
 
 def frames_in_process(rec: Recording) -> dict[str, Any]:
     """Frame statistics of a recording from a PHY receiver in this process (no model needed)."""
-    from mtsc_sdr.phy.rx import Receiver, ReceiverConfig
-
-    from mtsc_sdr.capture.hooks import AnnotatingReceiver
-
     annotations: list[dict] = []
     rx = AnnotatingReceiver(Receiver(ReceiverConfig(sample_rate_hz=rec.sample_rate_sps)), annotations.append)
     for chunk in rec.chunks():
@@ -206,8 +211,6 @@ def frames_in_process(rec: Recording) -> dict[str, Any]:
 
 def _push_all(push, x: np.ndarray, bs, poll) -> None:
     """Send ``x`` (complex64), retrying while the base station is slow; fail if it died."""
-    from mtsc_sdr.link import IQSendTimeout
-
     while x.size:
         try:
             push.send(x)
@@ -246,10 +249,6 @@ def replay_through_bs(rec: Recording, checkpoint: str, out: Path, *, rate_sps: O
         was replayed.
     """
     from mtsc_sdr.compress.quantize import load_client
-    from mtsc_sdr.link import IQPush, free_tcp_endpoint
-    from mtsc_sdr.model.checkpoint import read_config
-    from mtsc_sdr.model.config import ModelConfig
-    from mtsc_sdr.runtime.client import Client, ClientSettings
 
     identity = check_checkpoint(rec, checkpoint)
     work = out / "work"
@@ -341,12 +340,6 @@ def replay(path: str, *, checkpoint: Optional[str] = None, out: Optional[str] = 
     Raises :class:`~.sigmf_io.RecordingError` for a corrupt recording, :class:`ReplayError` when
     the replay cannot run (wrong checkpoint, items that cannot be rebuilt, a process failed).
     """
-    from mtsc_sdr.runtime import protocol
-    from mtsc_sdr.runtime.client import Refused
-    from mtsc_sdr.report import row, run_meta
-    from mtsc_sdr.runtime.run import task_metric_rows
-    from mtsc_sdr.model.checkpoint import default_checkpoint_dir
-
     rec = read_recording(path)
     check_session_fields(rec)
     out_dir = Path(out) if out else Path("results/replay") / rec.name
@@ -439,8 +432,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import signal
-
     if args.rate_sps is not None and not args.rate_sps > 0:
         print("mtsc-sdr replay: --rate-sps must be positive", file=sys.stderr)
         return 2

@@ -43,20 +43,29 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import signal
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Optional
 
+import numpy as np
+
 from mtsc_sdr import tasks as task_table
 from mtsc_sdr.config import ConfigError, check, load_yaml, to_dict
+from mtsc_sdr.link import free_tcp_endpoint
+from mtsc_sdr.metrics import METRIC_UNITS, standard_error
+from mtsc_sdr.model.checkpoint import default_checkpoint_dir
 from mtsc_sdr.options import add_checkpoint, add_json
 from mtsc_sdr.process import ChildProcess, ProcessFailed
+from mtsc_sdr.radio.calibration import gains_for_snr, use_record
 from mtsc_sdr.radio.flowgraph import Flowgraph
 from mtsc_sdr.radio.links import RADIO_KINDS, ChannelKind, LinkConfig, start_link
-from mtsc_sdr.runtime import protocol
+from mtsc_sdr.report import percentiles, row, run_meta
+from mtsc_sdr.runtime import plots, protocol
 from mtsc_sdr.runtime.bs import bs_argv
+from mtsc_sdr.runtime.outputs import outputs_for
 
 
 
@@ -155,7 +164,6 @@ def calibration_meta(cfg: RunConfig) -> Optional[dict]:
     kinds = sorted({cfg.link_of(c) for c in cfg.clients} & set(RADIO_KINDS))
     if cfg.calibration is None or not kinds:
         return None
-    from mtsc_sdr.radio.calibration import use_record
 
     match = use_record(cfg.calibration, kinds[0], cfg.radio_args or None, cfg.lo_freq_hz,
                        max_age_days=cfg.calibration_max_age_days)
@@ -164,8 +172,6 @@ def calibration_meta(cfg: RunConfig) -> Optional[dict]:
     meta = {"id": match.id, "path": None if match.record is None else str(match.record.path),
             "warnings": match.warnings}
     if cfg.gains_from_calibration:
-        from mtsc_sdr.radio.calibration import gains_for_snr
-
         check(match.record is not None, "gains_from_calibration", "no calibration record matches: "
               + "; ".join(match.warnings))
         try:   # over radios snr_db has one value (validate): the SNR asked of the air
@@ -251,9 +257,6 @@ def execute(cfg: RunConfig, *, progress: bool = False) -> dict[str, Any]:
     start with that error and list every item that got no answer. Item error records alone are
     not raised: they are in the returned report's ``failures``.
     """
-    from mtsc_sdr.link import free_tcp_endpoint
-    from mtsc_sdr.model.checkpoint import default_checkpoint_dir
-
     checkpoint = cfg.checkpoint or str(default_checkpoint_dir())
     protocol.checkpoint_identity(checkpoint)             # a missing / broken checkpoint fails here, named
     calibration = calibration_meta(cfg)                  # a corrupt record named here fails here too
@@ -331,8 +334,6 @@ def execute(cfg: RunConfig, *, progress: bool = False) -> dict[str, Any]:
     with open(out / "items.jsonl", "w") as f:
         for rec in report.pop("_items"):
             f.write(json.dumps(rec) + "\n")
-    from mtsc_sdr.runtime import plots
-
     plots.metrics_vs_snr(report["rows"], out / "metrics_vs_snr.png")
     plots.latency_breakdown(report["rows"], out / "latency.png")
     if error is not None:   # the report is written, with what each client had finished
@@ -359,12 +360,6 @@ def read_items(work: Path) -> list[dict]:
 def task_metric_rows(records: list[dict], channel: str, system: str = "mtsc") -> list[dict]:
     """Metric rows per (task, SNR, precision) from item records (errors excluded, counted); the
     scores come from the task's output kind (:func:`mtsc_sdr.runtime.outputs.outputs_for`)."""
-    import numpy as np
-
-    from mtsc_sdr.metrics import METRIC_UNITS, standard_error
-    from mtsc_sdr.report import row
-    from mtsc_sdr.runtime.outputs import outputs_for
-
     rows = []
     keys = sorted({(r["task"], r["snr_db"], r["precision"]) for r in records},
                   key=lambda k: (task_table.names().index(k[0]), k[1], k[2]))
@@ -388,9 +383,6 @@ def latency_rows(records: list[dict], channel: str) -> list[dict]:
     """``latency_ms_p50/_p90/_p99`` per precision and stage (and ``total``), all tasks and SNRs
     together, and the total per task; each session's first item (warm-up) and resent items are left
     out."""
-    from mtsc_sdr.report import percentiles
-    from mtsc_sdr.report import row
-
     answered = [r for r in records if "latency_ms" in r]
     first: dict[int, int] = {}
     for r in answered:
@@ -411,8 +403,6 @@ def latency_rows(records: list[dict], channel: str) -> list[dict]:
 
 
 def build_report(cfg: RunConfig, checkpoint: str, work: Path, points: list[dict], failures: list[str]) -> dict:
-    from mtsc_sdr.report import row, run_meta
-
     link = {p["session"]: p["channel"] for p in points}              # session -> its link kind
     items = [dict(r, channel=link.get(r["session"], cfg.channel)) for r in read_items(work)]
     rows = []
@@ -494,8 +484,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import signal
-
     cfg = load_config(args.config)
     if args.out:
         cfg.out = args.out

@@ -5,12 +5,6 @@ Importing this package does not import torch; :func:`train` does when it runs.
 """
 
 from .config import TrainConfig
+from .trainer import train
 
 __all__ = ["TrainConfig", "train"]
-
-
-def train(*args, **kwargs):
-    """:func:`mtsc_sdr.train.trainer.train` (imported lazily: it pulls in torch)."""
-    from .trainer import train as _train
-
-    return _train(*args, **kwargs)

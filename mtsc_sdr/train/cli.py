@@ -10,7 +10,12 @@ import argparse
 import json
 import sys
 
+from mtsc_sdr.config import to_dict
 from mtsc_sdr.options import add_json, add_seed, add_threads
+from mtsc_sdr.report import row, run_meta
+
+from .config import TrainConfig
+from .trainer import train
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -32,8 +37,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def config_from_args(args: argparse.Namespace):
-    from .config import TrainConfig
-
     over = {k: getattr(args, k) for k in ("preset", "steps", "batch_size", "lr", "seed", "checkpoint_dir",
                                           "checkpoint_every", "time_budget_s", "num_threads", "device")
             if getattr(args, k, None) is not None}
@@ -43,11 +46,6 @@ def config_from_args(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    from mtsc_sdr.config import to_dict
-    from mtsc_sdr.report import row, run_meta
-
-    from .trainer import train
-
     cfg = config_from_args(args)
     res = train(cfg, restart=args.restart, until_step=args.until_step, quiet=args.quiet)
     means = res.mean_loss()

@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import Any, Literal, Optional
 
 from mtsc_sdr import tasks as task_table
-from mtsc_sdr.config import ConfigError, check, from_dict, to_dict
+from mtsc_sdr.config import ConfigError, check, from_dict, read_yaml, to_dict
 from mtsc_sdr.model.checkpoint import default_checkpoint_dir
+from mtsc_sdr.model.config import ModelConfig
 
 #: Fields that may differ between a run and the run it resumes (they do not change the result).
 OPERATIONAL_FIELDS = ("checkpoint_dir", "checkpoint_every", "time_budget_s", "num_threads", "log_every",
@@ -136,8 +137,6 @@ class TrainConfig:
     # -- derived --------------------------------------------------------------------------------
     def model_config(self, path: str = ""):
         """The :class:`~mtsc_sdr.model.ModelConfig`: the preset's, with ``model`` overrides."""
-        from mtsc_sdr.model.config import ModelConfig
-
         base = ModelConfig.micro() if self.preset == "micro" else ModelConfig.default()
         return ModelConfig.from_dict({**to_dict(base), **self.model}, f"{path}.model" if path else "model")
 
@@ -187,8 +186,6 @@ class TrainConfig:
     @classmethod
     def load(cls, file: str | Path, overrides: Optional[dict[str, Any]] = None) -> "TrainConfig":
         """Read YAML ``file`` (its top level, or a ``train:`` section if present) plus ``overrides``."""
-        from mtsc_sdr.config import read_yaml
-
         data = read_yaml(file)
         path = ""
         if isinstance(data, dict) and set(data) == {"train"}:

@@ -36,8 +36,14 @@ from typing import Callable, Optional
 import numpy as np
 
 from mtsc_sdr.config import ConfigError, to_dict
+from mtsc_sdr.data import available, collate, examples
+from mtsc_sdr.model import TextTokenizer, load, save
+from mtsc_sdr.model.tokenizer import corpus
 
 from .config import OPERATIONAL_FIELDS, TrainConfig
+
+# torch, safetensors' torch half, tqdm and the model's modules are imported where training runs:
+# `mtsc-sdr demo` imports this module and must not pay for torch when the model is already trained.
 
 STATE_FORMAT = "mtsc-sdr-trainer"
 STATE_VERSION = 1
@@ -91,8 +97,6 @@ def lr_at(cfg: TrainConfig, step: int) -> float:
 
 def example_pool(cfg: TrainConfig) -> dict[str, list]:
     """The fixed train-split examples per task (arrays kept in memory)."""
-    from mtsc_sdr.data import available, examples
-
     pool = {}
     for task in cfg.tasks:
         n = available("train", task, cfg.examples_per_task)
@@ -214,8 +218,6 @@ def read_state(directory: Path) -> Optional[dict]:
 
 
 def _write_checkpoint(directory: Path, model, opt, state: dict) -> None:
-    from mtsc_sdr.model import save
-
     tmp = directory.with_name(directory.name + ".tmp")
     old = directory.with_name(directory.name + ".old")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -277,9 +279,7 @@ def train(cfg: TrainConfig, *, restart: bool = False, until_step: Optional[int] 
     import torch
     from torch.nn.utils import clip_grad_norm_
 
-    from mtsc_sdr.data import collate
-    from mtsc_sdr.model import TextTokenizer, build_model, load
-    from mtsc_sdr.model.tokenizer import corpus
+    from mtsc_sdr.model import build_model
 
     t_setup = time.monotonic()
     torch.set_num_threads(cfg.num_threads)
