@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import warnings
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")

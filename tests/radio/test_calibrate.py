@@ -236,7 +236,6 @@ def test_cli_capture_survives_an_unplugged_radio(tmp_path, capsys, monkeypatch):
     from mtsc_sdr.capture import read_recording
     from mtsc_sdr.cli import main
     from mtsc_sdr.radio.driver import RadioDisconnected
-    from mtsc_sdr.radio.sim import SimRadio
 
     calls = {"n": 0}
     real = SimRadio._recv
