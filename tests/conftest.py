@@ -47,3 +47,38 @@ def calibrated():
     rec, warnings = calibrate(radio, radio, CalibrateSettings(gains_db=[-40.0, -30.0, -20.0, -10.0], frames=40))
     yield radio, rec, warnings
     radio.close()
+
+
+@pytest.fixture(scope="session")
+def minilm_base(tmp_path_factory):
+    """Tiny fixture base weights for the minilm backbone (tests/minilm_fixture.py): its environment
+    (``MTSC_MINILM_DIR``, ``MTSC_MINILM_SHA256``) as a dict."""
+    from tests.minilm_fixture import env, write_base
+
+    directory = tmp_path_factory.mktemp("minilm") / "model"
+    return env(directory, write_base(directory))
+
+
+@pytest.fixture
+def minilm_env(minilm_base, monkeypatch):
+    """The minilm backbone reads the fixture base weights in this test (and its child processes)."""
+    for key, value in minilm_base.items():
+        monkeypatch.setenv(key, value)
+    return minilm_base
+
+
+@pytest.fixture(scope="session")
+def minilm_micro_checkpoint(minilm_base, tmp_path_factory):
+    """A micro model on the fixture minilm backbone (LoRA), trained for 20 steps. Tests using it
+    need ``minilm_env`` too (loading rebuilds the base from the fixture)."""
+    from mtsc_sdr.train.config import TrainConfig
+    from mtsc_sdr.train.trainer import train
+
+    out = tmp_path_factory.mktemp("minilm-micro") / "ck"
+    cfg = TrainConfig.from_dict({"preset": "micro", "model": {"backbone": "minilm"}, "examples_per_task": 16,
+                                 "steps": 20, "batch_size": 4, "checkpoint_dir": str(out), "num_threads": 1})
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in minilm_base.items():
+            mp.setenv(key, value)
+        train(cfg, quiet=True)
+    return out

@@ -12,6 +12,8 @@ Method (no calibration data, no retraining):
 * **Convolutions** store int8 weights and dequantize them per call (weight-only): their bytes
   shrink, their arithmetic stays fp32.
 * Embeddings, position tables, LayerNorms and biases stay fp32 (about 3 % of the weights).
+* **Adapters** (LoRA on a pre-trained LAM encoder) are merged into their base weights first
+  (``W + B A * alpha / r``), then quantized with them.
 
 Why this path: it needs nothing beyond torch (the client must also run on a Jetson, where the
 same wheel family exists), it quantizes every large tensor of this model -- including the fused
@@ -208,8 +210,11 @@ def _replace(module: nn.Module) -> None:
 
 
 def quantize_client(client: nn.Module) -> nn.Module:
-    """An int8 copy of a client half (the original is untouched); eval mode, inference only."""
+    """An int8 copy of a client half (the original is untouched); eval mode, inference only.
+    Adapters (a LoRA-tuned LAM encoder's) are first merged into the weights they adapt, so each
+    adapted layer is quantized as one linear map."""
     q = copy.deepcopy(client).eval()
+    q.lam_encoder.merge_adapters()
     _replace(q)
     return q.requires_grad_(False)
 

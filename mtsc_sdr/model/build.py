@@ -19,9 +19,11 @@ def build_model(cfg: ModelConfig, tokenizer: Optional[TextTokenizer] = None,
         cfg: sizes; ``cfg.backbone`` names the project's own backbone
             (:mod:`mtsc_sdr.model.backbones`); ``cfg.lam_path`` (or ``lam_path``) selects a local
             Hugging Face checkpoint instead, whose backbone kind is detected from its config.
-        tokenizer: required for the project's own backbone (train one with
-            :meth:`TextTokenizer.train`); with a local checkpoint its own tokenizer is loaded from
-            the same directory unless given.
+        tokenizer: required for the project's own BART (train one with
+            :meth:`TextTokenizer.train`); a backbone with packaged weights (minilm) uses the
+            packaged tokenizer unless given; with a local checkpoint its own tokenizer is loaded
+            from the same directory unless given. The returned model's ``cfg`` has the sizes the
+            backbone fixes (:func:`mtsc_sdr.model.backbones.sized`).
     Raises:
         ValueError: no tokenizer, or one with more ids than the backbone's vocabulary.
     """
@@ -33,10 +35,14 @@ def build_model(cfg: ModelConfig, tokenizer: Optional[TextTokenizer] = None,
         cfg = replace(module.model_config(cfg, backbone.config), lam_path=str(lam_path))
         cfg.validate()
     else:
+        module = backbones.get(cfg.backbone)
+        tokenizer = tokenizer or module.packaged_tokenizer()
         if tokenizer is None:
             raise ValueError(f"the project's own {cfg.backbone} backbone needs a tokenizer: "
                              "TextTokenizer.train() or .load(dir)")
-        backbone = backbones.get(cfg.backbone).build(cfg, tokenizer)
+        cfg = backbones.sized(cfg)
+        cfg.validate()
+        backbone = module.build(cfg, tokenizer)
     if tokenizer.vocab_size > backbone.vocab_size:
         raise ValueError(f"tokenizer has {tokenizer.vocab_size} ids but the backbone's vocabulary has "
                          f"{backbone.vocab_size}: they are not made for each other")

@@ -12,6 +12,11 @@ Checkpoints written before backbones were recorded by kind have ``"bart": {...Ba
 instead of ``"backbone"``; :func:`read_config` reads them as ``{"kind": "bart", "config": ...}``,
 nothing needs converting, and their identity (:func:`identity_config`) is what it was.
 
+A backbone with packaged pre-trained weights (minilm) frozen under LoRA stores only what training
+changed: ``model.safetensors`` leaves out the frozen base weights (:meth:`MTSCModel.base_keys`),
+and ``backbone.config`` records the base's sha256; :func:`load` rebuilds the base from the
+package and refuses one with another hash.
+
 No pickle anywhere: weights are safetensors, the rest JSON. Tied tensors (the shared token
 embedding used by the LAM encoder and the text decoder) are stored once under one name.
 :func:`load` refuses anything that does not match exactly with :class:`CheckpointMismatch`,
@@ -68,13 +73,20 @@ def _dedup(state: dict) -> tuple[dict, dict]:
     return keep, tied
 
 
+def _stored(model) -> tuple[dict, dict]:
+    """:func:`_dedup` of the model's state dict, less the frozen packaged base weights."""
+    keep, tied = _dedup(model.state_dict())
+    base = model.base_keys()
+    return {k: v for k, v in keep.items() if k not in base}, tied
+
+
 def save(model, directory: str | Path) -> Path:
     """Write ``model`` (an :class:`~mtsc_sdr.model.split.MTSCModel`) to ``directory``; returns it."""
     from safetensors.torch import save_file
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    keep, tied = _dedup(model.state_dict())
+    keep, tied = _stored(model)
     save_file({k: v.detach().contiguous().cpu() for k, v in keep.items()}, str(directory / WEIGHTS),
               metadata={"format": FORMAT, "version": str(VERSION)})
     tok = model.tokenizer
@@ -181,6 +193,8 @@ def load(directory: str | Path, tokenizer=None, expect=None):
 
     try:
         backbone = module.from_config(meta["backbone"]["config"])
+    except (backbones.BaseWeightsMismatch, FileNotFoundError) as exc:
+        raise CheckpointMismatch(f"{directory}: {exc}") from None
     except Exception as exc:  # noqa: BLE001 - a bad config dict can fail in many ways
         raise CheckpointMismatch(f"{directory}: config.json backbone.config is not a valid {kind} config: "
                                  f"{exc}") from None
@@ -190,7 +204,7 @@ def load(directory: str | Path, tokenizer=None, expect=None):
         tensors = load_file(str(directory / WEIGHTS))
     except (OSError, SafetensorError) as exc:
         raise CheckpointMismatch(f"{directory / WEIGHTS}: cannot be read: {exc}") from None
-    keep, tied = _dedup(model.state_dict())
+    keep, tied = _stored(model)
     missing = set(keep) - set(tensors)
     unexpected = set(tensors) - set(keep)
     problems = []

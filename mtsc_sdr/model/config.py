@@ -15,7 +15,10 @@ from mtsc_sdr.config import check, from_dict
 #: LAM backbone kind -> the module of :mod:`mtsc_sdr.model.backbones` that implements it (the
 #: backbone registry; here so that ``ModelConfig`` can check its ``backbone`` field without
 #: importing the backbones). Detection of a local checkpoint's kind tries them in this order.
-BACKBONE_MODULES: dict[str, str] = {"bart": "mtsc_sdr.model.backbones.bart"}
+BACKBONE_MODULES: dict[str, str] = {"bart": "mtsc_sdr.model.backbones.bart",
+                                     "minilm": "mtsc_sdr.model.backbones.minilm"}
+#: values of ``ModelConfig.lam_init`` and ``ModelConfig.lam_tuning``
+LAM_INITS, LAM_TUNINGS = ("pretrained", "random"), ("lora", "full")
 
 
 @dataclass
@@ -52,6 +55,13 @@ class ModelConfig:
             project's own small BART). With ``lam_path`` set, the checkpoint's kind wins.
         lam_path: a local Hugging Face checkpoint directory (``--lam PATH``, e.g. BART-base) or
             None for the project's own backbone.
+        lam_init, lam_tuning, lora_rank, lora_alpha: how a backbone with packaged pre-trained
+            weights (``minilm``) starts and trains: ``lam_init`` ``pretrained`` (the packaged
+            weights) or ``random`` (the same architecture randomly initialised, always trained
+            fully: "SemCom without LAM"); ``lam_tuning`` ``lora`` (the paper's phase I: the
+            pre-trained layers frozen, LoRA adapters of rank ``lora_rank`` and scale
+            ``lora_alpha / lora_rank`` trained) or ``full`` (every weight trained). The other
+            backbones ignore them. With ``minilm`` the sizes above come from its weights.
     """
 
     d_model: int = 128
@@ -77,6 +87,10 @@ class ModelConfig:
     symbols_per_item: int = 512
     backbone: str = "bart"
     lam_path: Optional[str] = None
+    lam_init: str = "pretrained"
+    lam_tuning: str = "lora"
+    lora_rank: int = 8
+    lora_alpha: float = 16.0
 
     def validate(self, path: str = "") -> None:
         """Range checks; raise :class:`mtsc_sdr.config.ConfigError` naming the field."""
@@ -90,6 +104,12 @@ class ModelConfig:
               f"must divide d_model={self.d_model}, got {self.attention_heads}")
         check(self.backbone in BACKBONE_MODULES, p("backbone"),
               f"must be one of {', '.join(sorted(BACKBONE_MODULES))}, got {self.backbone!r}")
+        check(self.lam_init in LAM_INITS, p("lam_init"),
+              f"must be one of {', '.join(LAM_INITS)}, got {self.lam_init!r}")
+        check(self.lam_tuning in LAM_TUNINGS, p("lam_tuning"),
+              f"must be one of {', '.join(LAM_TUNINGS)}, got {self.lam_tuning!r}")
+        check(self.lora_rank >= 1, p("lora_rank"), f"must be >= 1, got {self.lora_rank}")
+        check(self.lora_alpha > 0, p("lora_alpha"), f"must be > 0, got {self.lora_alpha}")
         check(0.0 <= self.dropout < 1.0, p("dropout"), f"must be in [0, 1), got {self.dropout}")
         grid = int(round(self.image_tokens ** 0.5))
         check(grid * grid == self.image_tokens, p("image_tokens"),

@@ -54,6 +54,15 @@ class LAMEncoder(nn.Module):
         """inputs_embeds (B, L, d), mask bool (B, L) -> states (B, L, d). The backbone adds positions."""
         raise NotImplementedError
 
+    def base_keys(self) -> set[str]:
+        """State-dict keys of this half that hold frozen packaged base weights: checkpoints leave
+        them out and the backbone rebuilds them (none for a backbone trained by the project)."""
+        return set()
+
+    def merge_adapters(self) -> None:
+        """Fold adapters (LoRA) into the weights they adapt, in place (before int8 quantization);
+        nothing to do for a half without adapters."""
+
 
 class LAMDecoder(nn.Module):
     """Server half: the backbone's decoder run on learned task queries instead of tokens."""
@@ -65,6 +74,10 @@ class LAMDecoder(nn.Module):
     def cross_attentions(self) -> list[CrossAttention]:
         """Each decoder layer's cross-attention, first layer first."""
         raise NotImplementedError
+
+    def base_keys(self) -> set[str]:
+        """As :meth:`LAMEncoder.base_keys`."""
+        return set()
 
     def forward_with_attention(self, queries: torch.Tensor, semantics: torch.Tensor,
                                mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -304,6 +304,12 @@ class MTSCModel(nn.Module):
         self.client = ClientModel(cfg, backbone.encoder, tokenizer)
         self.server = ServerModel(cfg, backbone.decoder)
 
+    def base_keys(self) -> set[str]:
+        """State-dict keys of the frozen packaged base weights (:meth:`LAMEncoder.base_keys`), which
+        checkpoints leave out; empty for a backbone the project trains whole."""
+        return ({f"client.lam_encoder.{k}" for k in self.client.lam_encoder.base_keys()}
+                | {f"server.lam_decoder.{k}" for k in self.server.lam_decoder.base_keys()})
+
     def forward(self, batch: dict, task: str, snr_db, *, budget: Optional[int] = None,
                 fading: Optional[str] = "rician", k_factor_db=6.0,
                 generator: Optional[torch.Generator] = None, attention: bool = False) -> LinkResult:

@@ -96,14 +96,15 @@ class TextTokenizer:
         return cls(tok, "trained")
 
     @classmethod
-    def from_hf_dir(cls, path: str | Path) -> "TextTokenizer":
-        """A transformers tokenizer from a *local* checkpoint directory (never the hub)."""
+    def from_hf_dir(cls, path: str | Path, **special: str) -> "TextTokenizer":
+        """A transformers tokenizer from a *local* checkpoint directory (never the hub);
+        ``special`` sets special tokens it names otherwise (BERT: ``bos_token="[CLS]"``)."""
         from transformers import AutoTokenizer  # seconds to import; only for a local HF tokenizer
 
         path = Path(path)
         if not path.is_dir():
             raise FileNotFoundError(f"--lam {path}: not a directory")
-        return cls(AutoTokenizer.from_pretrained(str(path), local_files_only=True), "hf")
+        return cls(AutoTokenizer.from_pretrained(str(path), local_files_only=True, **special), "hf")
 
     def save(self, directory: str | Path) -> None:
         """Write ``tokenizer.json`` (trained) or the transformers tokenizer files (hf) into ``directory``."""

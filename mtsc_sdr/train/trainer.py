@@ -37,7 +37,7 @@ import numpy as np
 
 from mtsc_sdr.config import ConfigError, to_dict
 from mtsc_sdr.data import available, collate, examples
-from mtsc_sdr.model import TextTokenizer, load, save
+from mtsc_sdr.model import TextTokenizer, backbones, load, save
 from mtsc_sdr.model.tokenizer import corpus
 
 from .config import OPERATIONAL_FIELDS, TrainConfig
@@ -155,6 +155,8 @@ def _draw_for(cfg: TrainConfig, task: str, rng: np.random.Generator, pool_sizes:
 
 
 def _param_groups(model, weight_decay: float):
+    """AdamW groups of the trainable parameters (frozen ones, e.g. a LoRA-tuned LAM's pre-trained
+    weights, are left out): matrices with weight decay, vectors without."""
     decay, no_decay = [], []
     for _, p in model.named_parameters():
         if p.requires_grad:
@@ -285,13 +287,14 @@ def train(cfg: TrainConfig, *, restart: bool = False, until_step: Optional[int] 
     torch.set_num_threads(cfg.num_threads)
     directory = cfg.output_dir()
     state = None if restart else read_state(directory)
-    mcfg = cfg.model_config()
+    mcfg = backbones.sized(cfg.model_config())    # minilm: the sizes of its packaged weights
     if state is not None:
         _compatible(state["train_config"], cfg, directory)
         model = load(directory, expect=mcfg)
     else:
         n = cfg.tokenizer_scenes
-        tok = TextTokenizer.train(corpus(n_scenes=n, n_audio=max(1, n // 4), n_video=max(1, n // 4)))
+        tok = (backbones.get(mcfg.backbone).packaged_tokenizer()
+               or TextTokenizer.train(corpus(n_scenes=n, n_audio=max(1, n // 4), n_video=max(1, n // 4))))
         torch.manual_seed(cfg.seed)
         model = build_model(mcfg, tok)
     model.to(cfg.device).train()

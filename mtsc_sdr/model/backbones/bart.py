@@ -135,6 +135,16 @@ def load(path: str | Path) -> Backbone:
     return _wrap(BartModel.from_pretrained(str(path), local_files_only=True))
 
 
+def fixed_config(cfg: ModelConfig) -> None:
+    """None: ``cfg`` sizes the project's own BART."""
+    return None
+
+
+def packaged_tokenizer() -> None:
+    """None: the project's own BART uses the project's trained tokenizer."""
+    return None
+
+
 def tokenizer(path: str | Path) -> TextTokenizer:
     """The transformers tokenizer saved in the local directory ``path`` (never the hub)."""
     return TextTokenizer.from_hf_dir(path)
