@@ -98,3 +98,20 @@ def test_load_client(micro_checkpoint):
     assert b.weight_bytes < a.weight_bytes == weight_bytes(a.model)
     with pytest.raises(ValueError, match="precision"):
         load_client(micro_checkpoint, "int4")
+
+
+def test_int8_client_of_a_lora_minilm_merges_the_adapters(minilm_env, minilm_micro_checkpoint):
+    from peft.tuners.lora import LoraLayer
+
+    from mtsc_sdr.data import collate, examples
+
+    a, b = load_client(minilm_micro_checkpoint, "fp32"), load_client(minilm_micro_checkpoint, "int8")
+    assert any(isinstance(m, LoraLayer) for m in a.model.modules())
+    assert not any(isinstance(m, (LoraLayer, nn.Linear)) for m in b.model.modules())
+    assert b.weight_bytes < a.weight_bytes
+    for task in ("vqa", "caption_audio", "reconstruct"):
+        batch = collate(examples("val", [task], n_per_task=4))
+        with torch.no_grad():
+            x, y = a.model.encode(batch, task, 10.0), b.model.encode(batch, task, 10.0)
+        assert torch.equal(x.n_tokens, y.n_tokens)
+        assert _rel(y.symbols, x.symbols) < 0.1

@@ -165,3 +165,10 @@ def test_run_fails_fast_when_its_link_dies_mid_run(micro_checkpoint, tmp_path, r
     assert name in str(info.value)
     leftover = [c for c in _children(os.getpid()).values() if "mtsc_sdr" in c or "flowgraph" in c]
     assert leftover == []                      # the base station and the client were stopped too
+
+
+def test_run_a_minilm_checkpoint_over_software_channel_agrees_with_eval(minilm_env, minilm_micro_checkpoint,
+                                                                        tmp_path):
+    """The split testbed (client, base station, channel processes) runs a LoRA-tuned minilm
+    checkpoint, whose base every process rebuilds from the (fixture) package weights."""
+    _agreement(minilm_micro_checkpoint, tmp_path, "software", 20.0, 1.0, 0.3)

@@ -155,3 +155,32 @@ def test_mixed_draws_budgets_and_snr_curriculum():
         TrainConfig.from_dict({"snr_curriculum": 2})
     with pytest.raises(ConfigError, match="budgets"):
         TrainConfig.from_dict({"budgets": [0]})
+
+
+def test_cli_minilm_trains_only_adapters_and_new_modules(minilm_env, tmp_path):
+    """`train --backbone minilm`: the frozen pre-trained weights get no optimizer state and are not
+    stored; the run resumes against the sizes of the base."""
+    from safetensors import safe_open
+
+    from mtsc_sdr.cli import main
+    from mtsc_sdr.model import backbones, load
+
+    cfg_file = tmp_path / "train.yaml"
+    cfg_file.write_text("preset: micro\nexamples_per_task: 8\nsteps: 3\nbatch_size: 2\nmodel: {dropout: 0.0}\n")
+    out = tmp_path / "ck"
+    argv = ["train", "--config", str(cfg_file), "--backbone", "minilm", "--checkpoint-dir", str(out), "--quiet"]
+    assert main(argv + ["--until-step", "2"]) == 0
+    assert main(argv) == 0                                                   # resumes
+    state = json.loads((out / "trainer_state.json").read_text())
+    assert state["step"] == 3 and state["train_config"]["model"] == {"dropout": 0.0, "backbone": "minilm"}
+    assert all(h[2] == h[2] and abs(h[2]) < 1e6 for h in state["history"])    # finite losses
+    model = load(out)
+    assert model.cfg == backbones.sized(TrainConfig.from_dict({"preset": "micro", "model": {
+        "dropout": 0.0, "backbone": "minilm"}}).model_config())
+    with safe_open(str(out / "optimizer.safetensors"), "pt") as f:
+        params = {k.rpartition("/")[0] for k in f.keys()}
+    frozen = {n for n, p in model.named_parameters() if not p.requires_grad}
+    assert frozen and not (params & frozen)
+    assert {n for n, p in model.named_parameters() if p.requires_grad} == params
+    with safe_open(str(out / "model.safetensors"), "pt") as f:
+        assert not (set(f.keys()) & model.base_keys())
