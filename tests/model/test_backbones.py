@@ -38,7 +38,7 @@ def test_registry_refuses_an_unknown_kind_naming_the_known_ones():
     with pytest.raises(ValueError, match=r"unknown backbone 'gpt9'; backbones are bart"):
         backbones.get("gpt9")
     assert backbones.get("bart") is bart
-    with pytest.raises(ConfigError, match=r"model\.backbone: must be one of bart, got 'gpt9'"):
+    with pytest.raises(ConfigError, match=r"model\.backbone: must be one of bart, minilm, got 'gpt9'"):
         ModelConfig.from_dict({"backbone": "gpt9"})
     assert ModelConfig.from_dict({}).backbone == "bart"
 
@@ -47,7 +47,7 @@ def test_detect_takes_the_first_backbone_that_matches(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({"model_type": "mbart"}))
     assert backbones.detect(tmp_path) == "bart"
     (tmp_path / "config.json").write_text(json.dumps({"model_type": "gpt2"}))
-    with pytest.raises(ValueError, match=r"model_type is 'gpt2', which no backbone takes \(backbones are bart\)"):
+    with pytest.raises(ValueError, match=r"model_type is 'gpt2', which no backbone takes \(backbones are bart, minilm\)"):
         backbones.detect(tmp_path)
     (tmp_path / "config.json").unlink()
     with pytest.raises(FileNotFoundError, match="no config.json"):
