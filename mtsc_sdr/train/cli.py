@@ -10,11 +10,16 @@ import argparse
 import json
 import sys
 
-from mtsc_sdr.config import to_dict
-from mtsc_sdr.options import add_json, add_seed, add_threads
+from dataclasses import replace
+
+from mtsc_sdr import tasks as task_table
+from mtsc_sdr.config import ConfigError, to_dict
+from mtsc_sdr.data import DataError
+from mtsc_sdr.data.sources import DataSource
+from mtsc_sdr.options import add_data, add_json, add_seed, add_threads
 from mtsc_sdr.report import row, run_meta
 
-from .config import TrainConfig
+from .config import PRECISIONS, TrainConfig
 from .trainer import train
 
 
@@ -29,7 +34,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint-every", type=int, metavar="N")
     p.add_argument("--time-budget-s", type=float, metavar="S", help="stop (resumably) after S seconds of training")
     add_threads(p, None, help="torch threads (default 2)", dest="num_threads")
-    p.add_argument("--device", help="torch device, e.g. cuda (default cpu)")
+    p.add_argument("--device", help="torch device, e.g. cuda (default cpu; cuda trains in mixed precision)")
+    p.add_argument("--precision", choices=PRECISIONS,
+                   help="autocast on the GPU: auto (bf16 where supported, else fp16 + grad scaler), bf16, fp16, fp32")
+    p.add_argument("--lam", metavar="PATH",
+                   help="local Hugging Face LAM checkpoint directory, e.g. BART-base (model.lam_path)")
+    add_data(p)
+    p.add_argument("--tasks", nargs="+", choices=task_table.names(),
+                   help="tasks trained (default: with --data every task it feeds, else the file's or all)")
     p.add_argument("--restart", action="store_true", help="ignore a checkpoint in the directory and start over")
     p.add_argument("--until-step", type=int, metavar="N", help="stop with a checkpoint after N steps (resume later)")
     p.add_argument("--quiet", action="store_true", help="no progress output")
@@ -38,16 +50,28 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def config_from_args(args: argparse.Namespace):
     over = {k: getattr(args, k) for k in ("preset", "steps", "batch_size", "lr", "seed", "checkpoint_dir",
-                                          "checkpoint_every", "time_budget_s", "num_threads", "device")
+                                          "checkpoint_every", "time_budget_s", "num_threads", "device",
+                                          "precision", "data", "tasks")
             if getattr(args, k, None) is not None}
-    if args.config:
-        return TrainConfig.load(args.config, over)
-    return TrainConfig.from_dict(over)
+    if args.data and not args.tasks:   # default tasks: those the given data feeds
+        try:
+            over["tasks"] = list(DataSource(args.data).tasks)
+        except ValueError as e:
+            raise ConfigError("data", str(e)) from None
+    cfg = TrainConfig.load(args.config, over) if args.config else TrainConfig.from_dict(over)
+    if args.lam:                       # merged into the file's model overrides, not replacing them
+        cfg = replace(cfg, model={**cfg.model, "lam_path": args.lam})
+        cfg.validate()
+    return cfg
 
 
 def run(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
-    res = train(cfg, restart=args.restart, until_step=args.until_step, quiet=args.quiet)
+    try:
+        res = train(cfg, restart=args.restart, until_step=args.until_step, quiet=args.quiet)
+    except DataError as exc:       # a data set's layout or media: the message names both
+        print(f"mtsc-sdr train: data error: {exc}", file=sys.stderr)
+        return 2
     means = res.mean_loss()
     status = "finished" if res.finished else f"stopped ({res.stopped_by}) at step {res.step}/{cfg.steps}"
     msg = (f"train: {status}; {res.step - res.start_step} steps in {res.elapsed_s:.1f} s "
