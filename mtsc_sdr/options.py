@@ -21,6 +21,8 @@ from typing import Any, Literal, Optional, Union
 CHECKPOINT_HELP = "checkpoint directory (default: the default model's cache)"
 JSON_HELP = "print the report as one JSON object"
 THREADS_HELP = "torch threads"
+DATA_HELP = ("where examples come from, repeatable: 'builtin' (the default) and/or NAME=PATH, NAME one of vqav2, "
+             "coco, cifar10, audiocaps, msrvtt in its official layout; each real set feeds its task, builtin the rest")
 
 
 def add_checkpoint(p: argparse.ArgumentParser, help: str = CHECKPOINT_HELP, **kw: Any) -> None:
@@ -37,6 +39,11 @@ def add_seed(p: argparse.ArgumentParser, default: Optional[int] = 0, help: Optio
 def add_threads(p: argparse.ArgumentParser, default: Optional[int] = 1, help: str = THREADS_HELP, **kw: Any) -> None:
     """``--threads N``: torch threads."""
     p.add_argument("--threads", type=int, default=default, help=help, **kw)
+
+
+def add_data(p: argparse.ArgumentParser) -> None:
+    """``--data NAME=PATH`` (repeatable; default None: the command's own, the built-in world)."""
+    p.add_argument("--data", action="append", metavar="NAME=PATH", default=None, help=DATA_HELP)
 
 
 def add_json(p: argparse.ArgumentParser, help: str = JSON_HELP) -> None:

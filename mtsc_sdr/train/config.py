@@ -14,12 +14,16 @@ from typing import Any, Literal, Optional
 
 from mtsc_sdr import tasks as task_table
 from mtsc_sdr.config import ConfigError, check, from_dict, read_yaml, to_dict
+from mtsc_sdr.data.sources import BUILTIN, DataSource, InputSizes, parse_data_spec
 from mtsc_sdr.model.checkpoint import default_checkpoint_dir
 from mtsc_sdr.model.config import ModelConfig
 
 #: Fields that may differ between a run and the run it resumes (they do not change the result).
 OPERATIONAL_FIELDS = ("checkpoint_dir", "checkpoint_every", "time_budget_s", "num_threads", "log_every",
-                      "device")
+                      "device", "precision")
+#: ``precision`` values: ``auto`` is bf16 autocast on a GPU that has bf16, fp16 (with a gradient
+#: scaler) on one that has not, and fp32 on the CPU.
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 
 @dataclass
@@ -57,8 +61,14 @@ class TrainConfig:
         mix_tasks: every step takes a ``batch_size`` batch of every task and sums the losses,
             instead of one task per step (one task per step lets the tasks pull shared weights
             in turn, and the slow ones never get going).
-        examples_per_task: size of the fixed pool of train-split examples per task (generated once,
-            kept in memory; ``reconstruct`` is capped by the natural patches available).
+        examples_per_task: size of the fixed pool of train-split examples per task of the built-in
+            world (generated once, kept in memory; ``reconstruct`` is capped by the natural patches
+            available). A real data set trains on its whole train split, streamed from disk.
+        data: where examples come from (``--data``): ``builtin`` and/or ``NAME=PATH`` with NAME one
+            of ``vqav2``, ``coco``, ``cifar10``, ``audiocaps``, ``msrvtt`` in its official layout
+            (:mod:`mtsc_sdr.data.sources`). Each real set feeds its task (vqa, caption_image,
+            reconstruct, caption_audio, caption_video); ``builtin`` feeds the other tasks; without
+            it every task in ``tasks`` needs a real set.
         tokenizer_scenes: scenes whose captions/QA train the tokenizer (plus a quarter as many audio
             and video clips); all from the train split.
         seed: seeds model init, the example pool and every per-step draw (task, items, SNR,
@@ -71,6 +81,9 @@ class TrainConfig:
         device: torch device to train on (``cpu``, ``cuda``, ``cuda:1``); every random draw still
             comes from CPU generators, so the run is the same function of the seed on any device
             up to floating-point rounding.
+        precision: ``auto``, ``fp32``, ``bf16`` or ``fp16``: mixed precision on a GPU
+            (``torch.autocast``; fp16 with ``torch.amp.GradScaler``); ``auto`` is bf16 where the GPU
+            has it, else fp16, and fp32 on the CPU (where only ``fp32``/``auto`` are allowed).
         log_every: steps between log lines when stderr is not a terminal.
     """
 
@@ -93,6 +106,7 @@ class TrainConfig:
     task_weights: Optional[tuple[float, ...]] = None
     mix_tasks: bool = True
     examples_per_task: int = 2000
+    data: tuple[str, ...] = (BUILTIN,)
     tokenizer_scenes: int = 2000
     seed: int = 0
     checkpoint_dir: Optional[str] = None
@@ -100,6 +114,7 @@ class TrainConfig:
     time_budget_s: Optional[float] = None
     num_threads: int = 2
     device: str = "cpu"
+    precision: str = "auto"
     log_every: int = 50
 
     def validate(self, path: str = "") -> None:
@@ -132,13 +147,34 @@ class TrainConfig:
                   f"must be >= 0 with a positive sum, got {list(self.task_weights)}")
         check(self.time_budget_s is None or self.time_budget_s > 0, p("time_budget_s"),
               f"must be > 0 or null, got {self.time_budget_s}")
+        check(self.precision in PRECISIONS, p("precision"), f"must be one of {list(PRECISIONS)}, got {self.precision!r}")
+        check(self.precision in ("auto", "fp32") or self.device.startswith("cuda"), p("precision"),
+              f"{self.precision} autocast needs a GPU (device cuda), device is {self.device!r}")
+        check(len(self.data) >= 1, p("data"), "needs 'builtin' or at least one NAME=PATH")
+        for i, spec in enumerate(self.data):
+            try:
+                parse_data_spec(spec)
+            except ValueError as e:
+                raise ConfigError(f"{p('data')}[{i}]", str(e)) from None
         self.model_config(path)  # validates the model overrides (errors under <path>.model.<field>)
+        try:
+            source = self.data_source()
+        except ValueError as e:
+            raise ConfigError(p("data"), str(e)) from None
+        try:
+            source.check_tasks(self.tasks)
+        except ValueError as e:
+            raise ConfigError(p("tasks"), str(e)) from None
 
     # -- derived --------------------------------------------------------------------------------
     def model_config(self, path: str = ""):
         """The :class:`~mtsc_sdr.model.ModelConfig`: the preset's, with ``model`` overrides."""
         base = ModelConfig.micro() if self.preset == "micro" else ModelConfig.default()
         return ModelConfig.from_dict({**to_dict(base), **self.model}, f"{path}.model" if path else "model")
+
+    def data_source(self) -> DataSource:
+        """The :class:`~mtsc_sdr.data.sources.DataSource` of ``data`` at the model's input sizes."""
+        return DataSource(self.data, InputSizes.of(self.model_config()))
 
     def weights(self) -> list[float]:
         """Sampling probabilities of ``tasks`` (sum 1)."""
@@ -197,4 +233,4 @@ class TrainConfig:
         return cls.from_dict({**data, **(overrides or {})}, path)
 
 
-__all__ = ["OPERATIONAL_FIELDS", "TrainConfig"]
+__all__ = ["OPERATIONAL_FIELDS", "PRECISIONS", "TrainConfig"]

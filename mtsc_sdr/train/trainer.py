@@ -11,6 +11,10 @@ noise, dropout) comes from ``numpy.random.default_rng([seed, k])``, and the lear
 function of ``k``. A checkpoint therefore needs only the weights, the AdamW moments and ``k``:
 resuming at ``k`` repeats the uninterrupted run (``tests/train/test_trainer.py`` checks it).
 
+Examples come from ``cfg.data`` (:mod:`mtsc_sdr.data.sources`): the built-in world and/or the
+real data sets, streamed from disk. On a GPU (``device cuda``) the forward pass runs under
+``torch.autocast`` (``precision``: bf16, or fp16 with a gradient scaler); the CPU runs fp32.
+
 Checkpoint directory (written as a whole into ``<dir>.tmp`` and then swapped in)::
 
     model.safetensors, config.json, tokenizer.json   mtsc_sdr.model.save (loadable by model.load)
@@ -31,12 +35,12 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 
 from mtsc_sdr.config import ConfigError, to_dict
-from mtsc_sdr.data import available, collate, examples
+from mtsc_sdr.data import collate
 from mtsc_sdr.model import TextTokenizer, backbones, load, save
 from mtsc_sdr.model.tokenizer import corpus
 
@@ -95,13 +99,40 @@ def lr_at(cfg: TrainConfig, step: int) -> float:
     return floor + 0.5 * (cfg.lr - floor) * (1.0 + math.cos(math.pi * frac))
 
 
-def example_pool(cfg: TrainConfig) -> dict[str, list]:
-    """The fixed train-split examples per task (arrays kept in memory)."""
-    pool = {}
-    for task in cfg.tasks:
-        n = available("train", task, cfg.examples_per_task)
-        pool[task] = examples("train", [task], n_per_task=n, seed=cfg.seed)
-    return pool
+def example_pool(cfg: TrainConfig) -> dict[str, Sequence]:
+    """The train-split examples per task that steps draw from: a fixed pool of the built-in world
+    (kept in memory) or a real data set's train split, decoded when drawn (``cfg.data``)."""
+    source = cfg.data_source()
+    return {task: source.train_pool(task, cfg.examples_per_task, cfg.seed) for task in cfg.tasks}
+
+
+def check_device(cfg: TrainConfig) -> str:
+    """The autocast dtype name for ``cfg`` (``fp32``: none); ConfigError for a CUDA device on a
+    machine without one (``torch`` is imported by the caller)."""
+    import torch
+
+    if not cfg.device.startswith("cuda"):
+        return "fp32"
+    if not torch.cuda.is_available():
+        raise ConfigError("device", f"{cfg.device!r} asked for, but torch finds no CUDA GPU on this machine "
+                                    f"(torch {torch.__version__}, CUDA build {torch.version.cuda}); use --device cpu")
+    if cfg.precision != "auto":
+        return cfg.precision
+    return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+
+
+def mixed_precision(device: str, precision: str):
+    """(autocast context factory, GradScaler) for ``precision``: fp32 gives a no-op context and a
+    disabled scaler (every call passes through), bf16 autocast needs no scaler, fp16 has one."""
+    import contextlib
+
+    import torch
+
+    if precision == "fp32":
+        return contextlib.nullcontext, torch.amp.GradScaler("cuda", enabled=False)
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    autocast = (lambda: torch.autocast(device_type="cuda", dtype=dtype))
+    return autocast, torch.amp.GradScaler("cuda", enabled=precision == "fp16")
 
 
 @dataclass
@@ -201,8 +232,9 @@ def load_optimizer(model, opt, file: Path) -> None:
 
 def _compatible(saved: dict, cfg: TrainConfig, directory: Path) -> None:
     now = to_dict(cfg)
-    diff = [f"{k} (checkpoint {saved.get(k)!r}, now {now[k]!r})" for k in now
-            if k not in OPERATIONAL_FIELDS and saved.get(k) != now[k]]
+    defaults = to_dict(TrainConfig())   # fields added since the checkpoint was written had these values
+    diff = [f"{k} (checkpoint {saved.get(k, defaults[k])!r}, now {now[k]!r})" for k in now
+            if k not in OPERATIONAL_FIELDS and saved.get(k, defaults[k]) != now[k]]
     if diff:
         raise ResumeMismatch("", f"{directory} holds a run with another configuration: " + "; ".join(diff)
                              + " (pass --restart to start over, or another --checkpoint-dir)")
@@ -284,17 +316,20 @@ def train(cfg: TrainConfig, *, restart: bool = False, until_step: Optional[int] 
     from mtsc_sdr.model import build_model
 
     t_setup = time.monotonic()
+    precision = check_device(cfg)
     torch.set_num_threads(cfg.num_threads)
     directory = cfg.output_dir()
     state = None if restart else read_state(directory)
     mcfg = backbones.sized(cfg.model_config())    # minilm: the sizes of its packaged weights
     if state is not None:
         _compatible(state["train_config"], cfg, directory)
-        model = load(directory, expect=mcfg)
+        model = load(directory, expect=None if mcfg.lam_path else mcfg)  # a local LAM's sizes win
     else:
         n = cfg.tokenizer_scenes
-        tok = (backbones.get(mcfg.backbone).packaged_tokenizer()
-               or TextTokenizer.train(corpus(n_scenes=n, n_audio=max(1, n // 4), n_video=max(1, n // 4))))
+        # a local LAM (--lam) and a packaged backbone (minilm) bring their own tokenizer
+        tok = None if mcfg.lam_path else (
+            backbones.get(mcfg.backbone).packaged_tokenizer()
+            or TextTokenizer.train(corpus(n_scenes=n, n_audio=max(1, n // 4), n_video=max(1, n // 4))))
         torch.manual_seed(cfg.seed)
         model = build_model(mcfg, tok)
     model.to(cfg.device).train()
@@ -305,6 +340,7 @@ def train(cfg: TrainConfig, *, restart: bool = False, until_step: Optional[int] 
         start, history = int(state["step"]), [tuple(h) for h in state["history"]]
     pool = example_pool(cfg)
     sizes = {t: len(v) for t, v in pool.items()}
+    autocast, scaler = mixed_precision(cfg.device, precision)
     setup_s = time.monotonic() - t_setup
 
     end = cfg.steps if until_step is None else max(start, min(cfg.steps, int(until_step)))
@@ -334,16 +370,19 @@ def train(cfg: TrainConfig, *, restart: bool = False, until_step: Optional[int] 
                 batch = collate([pool[d.task][i] for i in d.items.tolist()])
                 torch.manual_seed(d.torch_seed)                       # dropout
                 gen = torch.Generator().manual_seed(d.noise_seed)     # channel fading + noise
-                loss = model.loss(batch, d.task, torch.from_numpy(d.snr_db), fading=d.fading,
-                                  k_factor_db=cfg.k_factor_db, generator=gen, budget=d.budget,
-                                  importance_weight=cfg.importance_weight)
+                with autocast():
+                    loss = model.loss(batch, d.task, torch.from_numpy(d.snr_db), fading=d.fading,
+                                      k_factor_db=cfg.k_factor_db, generator=gen, budget=d.budget,
+                                      importance_weight=cfg.importance_weight)
                 total = total + (weights[d.task] if len(draws) > 1 else 1.0) * loss
                 values.append((d.task, float(loss.detach())))
             opt.zero_grad(set_to_none=True)
-            total.backward()
+            scaler.scale(total).backward()
             if cfg.grad_clip > 0:
+                scaler.unscale_(opt)
                 clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            opt.step()
+            scaler.step(opt)
+            scaler.update()
             for task, value in values:
                 if not math.isfinite(value):
                     raise FloatingPointError(f"loss became {value} at step {step} ({task}); last checkpoint kept")

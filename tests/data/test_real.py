@@ -15,10 +15,9 @@ from scipy.io import wavfile
 from mtsc_sdr.data import DatasetNotFound, MalformedDataset, UnsafePickle, UnsupportedMedia
 from mtsc_sdr.data import media, real
 
-
-def _jpg(path, w=40, h=30, colour=(200, 30, 30)):
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    Image.new("RGB", (w, h), colour).save(path, "JPEG")
+from .fixtures import cifar_batch as _cifar_batch
+from .fixtures import jpg as _jpg
+from .fixtures import vqa_answer as ans
 
 
 def test_vqav2(tmp_path):
@@ -27,10 +26,6 @@ def test_vqav2(tmp_path):
     qs = {"questions": [{"image_id": 42, "question": "What colour is the bus?", "question_id": 420},
                         {"image_id": 42, "question": "Is it day?", "question_id": 421},
                         {"image_id": 7, "question": "How many?", "question_id": 70}]}
-    ans = lambda qid, iid, a, t: {"question_id": qid, "image_id": iid, "question_type": "x",
-                                  "answer_type": t, "multiple_choice_answer": a,
-                                  "answers": [{"answer": a, "answer_confidence": "yes", "answer_id": k + 1}
-                                              for k in range(10)]}
     an = {"annotations": [ans(420, 42, "red", "other"), ans(421, 42, "yes", "yes/no"), ans(70, 7, "2", "number")]}
     (r / "v2_OpenEnded_mscoco_val2014_questions.json").write_text(json.dumps(qs))
     (r / "v2_mscoco_val2014_annotations.json").write_text(json.dumps(an))
@@ -60,16 +55,6 @@ def test_coco_captions(tmp_path):
     assert items[0].captions == ["A red wall.", "Red paint"] and items[0].image.shape == (48, 48, 3)
     with pytest.raises(DatasetNotFound, match="captions_val2017.json"):
         real.load_coco_captions(str(r), "val", 2017)
-
-
-def _cifar_batch(path, n, seed):
-    rng = np.random.default_rng(seed)
-    d = {b"batch_label": b"testing batch 1 of 1", b"labels": [int(x) for x in rng.integers(0, 10, n)],
-         b"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8),
-         b"filenames": [f"img_{k}.png".encode() for k in range(n)]}
-    with open(path, "wb") as f:
-        pickle.dump(d, f, protocol=2)
-    return d
 
 
 def test_cifar10_restricted_reader(tmp_path):
