@@ -46,7 +46,7 @@ import numpy as np
 from mtsc_sdr import tasks as task_table
 from mtsc_sdr.baselines import SeparateCodingBaseline, codec_at_capacity
 from mtsc_sdr.config import to_dict
-from mtsc_sdr.data import available, collate, examples
+from mtsc_sdr.data import PHRASING_SPLITS, available, collate, examples
 from mtsc_sdr.metrics import METRIC_UNITS, standard_error
 from mtsc_sdr.model import load
 from mtsc_sdr.model.checkpoint import default_checkpoint_dir
@@ -185,7 +185,9 @@ def evaluate(checkpoint: str | Path, snrs: list[float], *, channel: str = "awgn"
              noise_seed: Optional[int] = None) -> dict[str, Any]:
     """Run the evaluation; returns the report ``{"meta", "rows"}`` (see the module docstring).
 
-    ``tasks``: task names (None: every registered task, :func:`mtsc_sdr.tasks.names`).
+    ``tasks``: task names (None: every registered task, :func:`mtsc_sdr.tasks.names`). ``split``:
+    ``val``, ``test`` or ``test_phrasing`` (the test items worded with held-out question and
+    caption templates; same items and order as ``test``, so the two are paired per item).
 
     ``selection`` (ablation): which tokens the JSC encoder keeps -- ``importance`` (the model,
     rows ``mtsc``), ``fixed`` (the first positions, rows ``mtsc_fixed``) or ``random`` (rows
@@ -337,7 +339,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--channel", choices=CHANNELS, default="awgn")
     p.add_argument("--tasks", nargs="+", choices=task_table.names(), default=list(task_table.names()))
     p.add_argument("--n-per-task", type=int, default=100, metavar="N", help="items per task")
-    p.add_argument("--split", choices=("val", "test"), default="test")
+    p.add_argument("--split", choices=("val", "test", *PHRASING_SPLITS), default="test",
+                   help="items to evaluate; test_phrasing: the test items worded with question and "
+                        "caption templates training never sees")
     add_seed(p)
     p.add_argument("--k-factor-db", type=float, default=6.0, help="Rician K (with --channel rician)")
     p.add_argument("--question-share", type=float, default=0.5,

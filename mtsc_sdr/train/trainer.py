@@ -96,11 +96,13 @@ def lr_at(cfg: TrainConfig, step: int) -> float:
 
 
 def example_pool(cfg: TrainConfig) -> dict[str, list]:
-    """The fixed train-split examples per task (arrays kept in memory)."""
+    """The fixed train-split examples per task (arrays kept in memory): the first
+    ``data_fraction`` of the ``examples_per_task`` pool."""
     pool = {}
     for task in cfg.tasks:
         n = available("train", task, cfg.examples_per_task)
-        pool[task] = examples("train", [task], n_per_task=n, seed=cfg.seed)
+        keep = max(1, int(round(cfg.data_fraction * n)))
+        pool[task] = examples("train", [task], n_per_task=n, seed=cfg.seed)[:keep]
     return pool
 
 
@@ -199,6 +201,7 @@ def load_optimizer(model, opt, file: Path) -> None:
 
 def _compatible(saved: dict, cfg: TrainConfig, directory: Path) -> None:
     now = to_dict(cfg)
+    saved = {**TrainConfig.preset_values(saved.get("preset", "default")), **saved}  # fields it predates: defaults
     diff = [f"{k} (checkpoint {saved.get(k)!r}, now {now[k]!r})" for k in now
             if k not in OPERATIONAL_FIELDS and saved.get(k) != now[k]]
     if diff:
