@@ -3,7 +3,6 @@ tidy-row JSON; the paired differences on known rows. Checks structure, not figur
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -11,15 +10,14 @@ from pathlib import Path
 
 import pytest
 
+from tests.benchmarks.helpers import load_benchmark
+
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "lam_vs_scratch.py"
 ROW_KEYS = {"system", "task", "channel", "snr_db", "metric", "value"}
 
 
 def _module():
-    spec = importlib.util.spec_from_file_location("lam_vs_scratch", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_benchmark("lam_vs_scratch")
 
 
 def test_quick_run_report_structure(tmp_path):
