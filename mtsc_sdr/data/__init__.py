@@ -9,6 +9,7 @@ Nothing here downloads anything. Quick start::
     clip = world.audio("val", 3)             # AudioClip: wave float32 (n,) at 16 kHz
     vid = world.video("test", 5)             # VideoClip: frames uint8 (8, 32, 32, 3)
     batch = examples("train", ["vqa"], n_per_task=64, seed=1)   # list[TaskExample]
+    held = examples("test_phrasing", ["vqa"], n_per_task=64)    # test content, held-out wording
     patches = natural_patches("test")        # list[Patch], uint8 (32, 32, 3)
 
 Real data sets live in :mod:`mtsc_sdr.data.real`.
@@ -18,6 +19,7 @@ from .errors import DataError, DatasetNotFound, MalformedDataset, UnsafePickle, 
 from .items import (QA, SPLITS, AudioClip, AudioEvent, Patch, SceneImage, SceneObject,
                     TaskExample, VideoClip)
 from .patches import natural_patches
+from .vocab import PHRASING_SPLITS
 from .world import (DEFAULT_SPLIT_SIZES, SyntheticWorld, available, collate, examples, register_examples,
                     unregister_examples)
 
@@ -25,5 +27,5 @@ __all__ = [
     "DataError", "DatasetNotFound", "MalformedDataset", "UnsafePickle", "UnsupportedMedia",
     "QA", "SPLITS", "AudioClip", "AudioEvent", "Patch", "SceneImage", "SceneObject",
     "TaskExample", "VideoClip", "natural_patches", "DEFAULT_SPLIT_SIZES", "SyntheticWorld",
-    "available", "collate", "examples", "register_examples", "unregister_examples",
+    "available", "collate", "examples", "register_examples", "unregister_examples", "PHRASING_SPLITS",
 ]

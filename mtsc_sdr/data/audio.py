@@ -16,8 +16,8 @@ from __future__ import annotations
 import numpy as np
 
 from .items import AudioClip, AudioEvent
-from .vocab import (AUDIO_KINDS, CHIRP_DIRECTIONS, LOUDNESS, PITCHES, check_split, draw_in_split,
-                    number_word)
+from .vocab import (AUDIO_KINDS, CHIRP_DIRECTIONS, LOUDNESS, PITCHES, draw_in_split, number_word,
+                    resolve_split)
 
 SAMPLE_RATE_HZ = 16000
 DURATIONS_S: tuple[float, ...] = (1.0, 1.25, 1.5, 1.75, 2.0)
@@ -42,10 +42,19 @@ def draw_audio_key(rng: np.random.Generator) -> tuple:
             int(rng.integers(len(DURATIONS_S))), int(rng.integers(4)))
 
 
-def audio_captions(e: AudioEvent) -> list[str]:
-    """Three phrasings, each naming every attribute of the clip."""
+def audio_captions(e: AudioEvent, phrasing: str = "seen") -> list[str]:
+    """Three ``seen`` phrasings, or two ``held_out`` ones (the same words in sentence patterns
+    training never sees), each naming every attribute of the clip."""
     n, num, p, loud = e.count, number_word(e.count), e.pitch, e.loudness
     s = "" if n == 1 else "s"
+    if phrasing == "held_out":
+        if e.kind == "beep":
+            return [f"{num} beep{s}, {p}-pitched and {loud}", f"{loud}: {num} {p} tone{s}"]
+        if e.kind == "chirp":
+            updown = "up" if e.direction == "rising" else "down"
+            return [f"{num} chirp{s}, {p}, {e.direction} and {loud}",
+                    f"{loud}: {num} {p} tone{s} sweeping {updown}"]
+        return [f"{num} burst{s} of noise, {p} and {loud}", f"{loud} {p} noise: {num} burst{s}"]
     if e.kind == "beep":
         return [f"{num} {p} beep{s}, {loud}",
                 f"{num} {loud} {p}-pitched beep{s}",
@@ -89,16 +98,17 @@ def make_audio(seed: int, split: str, index: int) -> AudioClip:
 
     Args:
         seed: world seed.
-        split: ``train``, ``val`` or ``test``.
+        split: ``train``, ``val``, ``test`` or ``test_phrasing`` (the test clip, captioned with
+            the held-out templates: :func:`mtsc_sdr.data.vocab.resolve_split`).
         index: item index within the split (non-negative).
 
     Returns:
         :class:`AudioClip` with ``wave`` float32 (n,), n = duration_s * 16000 with duration in
-        {1.0, 1.25, ..., 2.0} s, peak <= 0.8; ``event`` describes the content; three captions.
-        ``item_id`` is ``"audio/{split}/{index}"``.
+        {1.0, 1.25, ..., 2.0} s, peak <= 0.8; ``event`` describes the content; the captions of
+        :func:`audio_captions`. ``item_id`` is ``"audio/{split}/{index}"``.
     """
-    check_split(split)
-    rng, key = draw_in_split(draw_audio_key, "audio", _MODALITY_ID, split, seed, index)
+    content, phrasing = resolve_split(split)
+    rng, key = draw_in_split(draw_audio_key, "audio", _MODALITY_ID, content, seed, index)
     kind, count, pitch, direction, loudness, fi, di, oi = key
     f = FREQS_HZ[pitch][fi]
     n_total = int(round(DURATIONS_S[di] * SAMPLE_RATE_HZ))
@@ -112,4 +122,4 @@ def make_audio(seed: int, split: str, index: int) -> AudioClip:
         wave[i0:i0 + n_ev] += peak * _event_wave(kind, f, direction, n_ev, rng)
     event = AudioEvent(kind, count, pitch, direction, loudness, onsets, ev_s, f)
     return AudioClip(item_id=f"audio/{split}/{index}", wave=np.clip(wave, -1, 1).astype(np.float32),
-                     sample_rate_hz=SAMPLE_RATE_HZ, captions=audio_captions(event), event=event)
+                     sample_rate_hz=SAMPLE_RATE_HZ, captions=audio_captions(event, phrasing), event=event)

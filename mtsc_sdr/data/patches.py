@@ -24,7 +24,7 @@ import numpy as np
 import skimage
 
 from .items import Patch
-from .vocab import check_split
+from .vocab import resolve_split
 
 SOURCES: tuple[str, ...] = ("astronaut.png", "chelsea.png", "coffee.png", "rocket.jpg",
                             "motorcycle_left.png", "hubble_deep_field.jpg", "ihc.png", "retina.jpg")
@@ -76,9 +76,10 @@ def _split_of_span(x0: float, x1: float) -> str | None:
 def patch_index(split: str, stride_px: int = PATCH_PX) -> list[tuple[str, int, int, int]]:
     """``(source, scale, row_px, col_px)`` of every patch of a split, in a fixed order.
 
-    ``row_px``/``col_px`` are the top-left corner in the downscaled image.
+    ``row_px``/``col_px`` are the top-left corner in the downscaled image. Patches have no text,
+    so a phrasing split (``test_phrasing``) has the patches of its content split.
     """
-    check_split(split)
+    split = resolve_split(split)[0]
     out = []
     for name in SOURCES:
         for s in SCALES:
@@ -97,7 +98,7 @@ def natural_patches(split: str, limit: int | None = None, seed: int | None = Non
     """Natural-image patches of one split.
 
     Args:
-        split: ``train``, ``val`` or ``test``.
+        split: ``train``, ``val`` or ``test`` (``test_phrasing``: the ``test`` patches).
         limit: at most this many patches (None: all).
         seed: if given, the patches are shuffled with ``np.random.default_rng(seed)`` before
             ``limit`` is applied; if None they come in the fixed order of :func:`patch_index`.

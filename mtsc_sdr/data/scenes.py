@@ -14,7 +14,7 @@ import numpy as np
 from . import render
 from .items import QA, SceneImage, SceneObject
 from .vocab import (COLOURS, COLOURS_RGB, POSITION_PHRASES, POSITIONS, SHAPES, SIZES,
-                    check_split, draw_in_split, number_word)
+                    draw_in_split, number_word, resolve_split)
 
 #: Object centres as fractions of the image side (x, y).
 POSITION_XY: dict[str, tuple[float, float]] = {
@@ -61,55 +61,97 @@ def scene_key(objects) -> tuple:
                         key=lambda t: order[t[0]]))
 
 
-def captions_for(objects: tuple[SceneObject, ...]) -> list[str]:
-    """Reference captions of a scene, four phrasings, objects in POSITIONS order."""
+def captions_for(objects: tuple[SceneObject, ...], phrasing: str = "seen") -> list[str]:
+    """Reference captions of a scene, objects in POSITIONS order: four ``seen`` phrasings, or
+    three ``held_out`` ones (:data:`mtsc_sdr.data.vocab.PHRASINGS`; the same words in sentence
+    patterns training never sees)."""
     n = len(objects)
     plain = [f"{article(o.colour)} {o.colour} {o.shape}" for o in objects]
     sized = [f"{article(o.size)} {o.size} {o.colour} {o.shape}" for o in objects]
     placed = [f"{s} {POSITION_PHRASES[o.position]}" for s, o in zip(sized, objects)]
     noun = "object" if n == 1 else "objects"
+    be = "is" if n == 1 else "are"
+    if phrasing == "held_out":
+        return [
+            f"in the picture there {be} {join_words(sized)}",
+            f"{join_words(placed)}: {number_word(n)} {noun}",
+            f"{number_word(n)} {noun} in the picture: {join_words(plain)}",
+        ]
     return [
         join_words(plain),
         f"{number_word(n)} {noun}: {join_words(sized)}",
-        f"there {'is' if n == 1 else 'are'} {join_words(placed)}",
+        f"there {be} {join_words(placed)}",
         f"a picture of {join_words([f'{p} {POSITION_PHRASES[o.position]}' for p, o in zip(plain, objects)])}",
     ]
 
 
-def questions_for(objects: tuple[SceneObject, ...], rng: np.random.Generator) -> list[QA]:
+#: VQA question templates per phrasing (``{a}`` is the article of ``{colour}``, ``{where}`` a
+#: position phrase). The ``held_out`` ones use only words of the ``seen`` ones.
+QUESTION_TEMPLATES: dict[str, dict[str, str]] = {
+    "seen": {
+        "count": "how many objects are there?",
+        "count_shape": "how many {shape}s are there?",
+        "colour": "what colour is the {shape}?",
+        "colour_at": "what colour is the {shape} {where}?",
+        "shape": "what shape is the {colour} object?",
+        "shape_at": "what shape is the object {where}?",
+        "position": "where is the {colour} {shape}?",
+        "size": "what size is the {colour} {shape}?",
+        "existence": "is there {a} {colour} {shape}?",
+    },
+    "held_out": {
+        "count": "how many objects are in the picture?",
+        "count_shape": "how many {shape}s are in the picture?",
+        "colour": "the {shape} is what colour?",
+        "colour_at": "the {shape} {where} is what colour?",
+        "shape": "the {colour} object is what shape?",
+        "shape_at": "the object {where} is what shape?",
+        "position": "where in the picture is the {colour} {shape}?",
+        "size": "the {colour} {shape} is what size?",
+        "existence": "is there {a} {colour} {shape} in the picture?",
+    },
+}
+
+
+def questions_for(objects: tuple[SceneObject, ...], rng: np.random.Generator,
+                  phrasing: str = "seen") -> list[QA]:
     """VQA pairs of a scene: count, colour, shape, position, size and existence questions.
 
     Each object gets a colour, shape, position and size question, phrased so that the answer is
     unique (by shape alone when the shape is unique in the scene, else by position). ``rng`` picks
     the counted shape and the absent (colour, shape) pair of the negative existence question.
+    ``phrasing`` picks the templates (:data:`QUESTION_TEMPLATES`); the questions asked, their
+    order, answers and random draws are the same for every phrasing.
     """
-    def qa(q: str, a: str, kind: str) -> QA:
-        return QA(q, a, kind, (a,))
+    templates = QUESTION_TEMPLATES[phrasing]
 
-    out = [qa("how many objects are there?", number_word(len(objects)), "count")]
+    def qa(template: str, answer: str, kind: str, **words: str) -> QA:
+        return QA(templates[template].format(**words), answer, kind, (answer,))
+
+    out = [qa("count", number_word(len(objects)), "count")]
     shape = SHAPES[int(rng.integers(len(SHAPES)))]
     k = sum(o.shape == shape for o in objects)
-    out.append(qa(f"how many {shape}s are there?", number_word(k), "count"))
+    out.append(qa("count_shape", number_word(k), "count", shape=shape))
     shape_counts = {s: sum(o.shape == s for o in objects) for s in SHAPES}
     colour_counts = {c: sum(o.colour == c for o in objects) for c in COLOURS}
     for o in objects:
         where = POSITION_PHRASES[o.position]
         if shape_counts[o.shape] == 1:
-            out.append(qa(f"what colour is the {o.shape}?", o.colour, "colour"))
+            out.append(qa("colour", o.colour, "colour", shape=o.shape))
         else:
-            out.append(qa(f"what colour is the {o.shape} {where}?", o.colour, "colour"))
+            out.append(qa("colour_at", o.colour, "colour", shape=o.shape, where=where))
         if colour_counts[o.colour] == 1:
-            out.append(qa(f"what shape is the {o.colour} object?", o.shape, "shape"))
+            out.append(qa("shape", o.shape, "shape", colour=o.colour))
         else:
-            out.append(qa(f"what shape is the object {where}?", o.shape, "shape"))
-        out.append(qa(f"where is the {o.colour} {o.shape}?", o.position, "position"))
-        out.append(qa(f"what size is the {o.colour} {o.shape}?", o.size, "size"))
+            out.append(qa("shape_at", o.shape, "shape", where=where))
+        out.append(qa("position", o.position, "position", colour=o.colour, shape=o.shape))
+        out.append(qa("size", o.size, "size", colour=o.colour, shape=o.shape))
     o = objects[int(rng.integers(len(objects)))]
-    out.append(qa(f"is there {article(o.colour)} {o.colour} {o.shape}?", "yes", "existence"))
+    out.append(qa("existence", "yes", "existence", a=article(o.colour), colour=o.colour, shape=o.shape))
     present = {(o.colour, o.shape) for o in objects}
     absent = [(c, s) for c in COLOURS for s in SHAPES if (c, s) not in present]
     c, s = absent[int(rng.integers(len(absent)))]
-    out.append(qa(f"is there {article(c)} {c} {s}?", "no", "existence"))
+    out.append(qa("existence", "no", "existence", a=article(c), colour=c, shape=s))
     return out
 
 
@@ -118,19 +160,20 @@ def make_scene(seed: int, split: str, index: int, image_size: int = 32) -> Scene
 
     Args:
         seed: world seed (any non-negative int).
-        split: ``train``, ``val`` or ``test``.
+        split: ``train``, ``val``, ``test`` or ``test_phrasing`` (the test scene, worded with the
+            held-out templates: :func:`mtsc_sdr.data.vocab.resolve_split`).
         index: item index within the split (non-negative; the split is unbounded).
         image_size: side in pixels (>= 32).
 
     Returns:
-        :class:`SceneImage` with ``image`` uint8 (image_size, image_size, 3), four captions, the QA
-        list of :func:`questions_for` and the objects (positions, rendered centres and radii).
-        ``item_id`` is ``"scene/{split}/{index}"``.
+        :class:`SceneImage` with ``image`` uint8 (image_size, image_size, 3), the captions of
+        :func:`captions_for`, the QA list of :func:`questions_for` and the objects (positions,
+        rendered centres and radii). ``item_id`` is ``"scene/{split}/{index}"``.
     """
-    check_split(split)
+    content, phrasing = resolve_split(split)
     if image_size < 32:
         raise ValueError(f"image_size must be >= 32 pixels, got {image_size}")
-    rng, key = draw_in_split(draw_scene_key, "scene", _MODALITY_ID, split, seed, index)
+    rng, key = draw_in_split(draw_scene_key, "scene", _MODALITY_ID, content, seed, index)
     img = render.background(rng, image_size)
     objects = []
     for position, colour, shape, size in key:
@@ -144,7 +187,7 @@ def make_scene(seed: int, split: str, index: int, image_size: int = 32) -> Scene
     return SceneImage(
         item_id=f"scene/{split}/{index}",
         image=render.to_uint8(img),
-        captions=captions_for(objects_t),
-        qa=questions_for(objects_t, rng),
+        captions=captions_for(objects_t, phrasing),
+        qa=questions_for(objects_t, rng, phrasing),
         objects=objects_t,
     )

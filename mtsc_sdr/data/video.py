@@ -13,8 +13,8 @@ import numpy as np
 
 from . import render
 from .items import SceneObject, VideoClip
-from .vocab import (COLOURS, COLOURS_RGB, DIRECTIONS, SHAPES, SPEED_ADVERBS, SPEEDS, check_split,
-                    draw_in_split, number_word)
+from .vocab import (COLOURS, COLOURS_RGB, DIRECTIONS, SHAPES, SPEED_ADVERBS, SPEEDS, draw_in_split,
+                    number_word, resolve_split)
 from .scenes import article, join_words
 
 RADIUS = 0.12  # fraction of the frame side
@@ -65,13 +65,19 @@ def draw_video_key(rng: np.random.Generator) -> tuple:
         return tuple(sorted(objs))
 
 
-def video_captions(objects: tuple[SceneObject, ...]) -> list[str]:
-    """Three phrasings naming colour, shape, direction and speed of every object."""
+def video_captions(objects: tuple[SceneObject, ...], phrasing: str = "seen") -> list[str]:
+    """Three ``seen`` phrasings, or two ``held_out`` ones (the same words in sentence patterns
+    training never sees), naming colour, shape, direction and speed of every object."""
+    n = len(objects)
+    if phrasing == "held_out":
+        h1 = [f"{article(o.colour)} {o.colour} {o.shape} going {o.direction} {SPEED_ADVERBS[o.speed]}"
+              for o in objects]
+        h2 = [f"{article(o.speed)} {o.speed} {o.colour} {o.shape} moving {o.direction}" for o in objects]
+        return [join_words(h1), f"{join_words(h2)}: {number_word(n)} object{'s' if n > 1 else ''}"]
     p1 = [f"{article(o.colour)} {o.colour} {o.shape} moving {o.direction} {SPEED_ADVERBS[o.speed]}"
           for o in objects]
     p2 = [f"{article(o.speed)} {o.speed} {o.colour} {o.shape} going {o.direction}" for o in objects]
     p3 = [f"{article(o.colour)} {o.colour} {o.shape}, moving {o.direction}, {o.speed}" for o in objects]
-    n = len(objects)
     return [join_words(p1), join_words(p2),
             f"{number_word(n)} object{'s' if n > 1 else ''}: " + ("; ".join(p3) if n > 1 else p3[0])]
 
@@ -81,22 +87,23 @@ def make_video(seed: int, split: str, index: int, num_frames: int = 8, image_siz
 
     Args:
         seed: world seed.
-        split: ``train``, ``val`` or ``test``.
+        split: ``train``, ``val``, ``test`` or ``test_phrasing`` (the test clip, captioned with
+            the held-out templates: :func:`mtsc_sdr.data.vocab.resolve_split`).
         index: item index within the split (non-negative).
         num_frames: T >= 8; the travel over the clip is fixed, so px per frame = travel / (T - 1).
         image_size: frame side in pixels (>= 32).
 
     Returns:
         :class:`VideoClip` with ``frames`` uint8 (T, image_size, image_size, 3) on a static
-        textured background, three captions and the objects (first-frame ``center_px``,
-        ``velocity_px_per_frame``, direction, speed). ``item_id`` is ``"video/{split}/{index}"``.
+        textured background, the captions of :func:`video_captions` and the objects (first-frame
+        ``center_px``, ``velocity_px_per_frame``, direction, speed). ``item_id`` is ``"video/{split}/{index}"``.
     """
-    check_split(split)
+    content, phrasing = resolve_split(split)
     if num_frames < 8:
         raise ValueError(f"num_frames must be >= 8, got {num_frames}")
     if image_size < 32:
         raise ValueError(f"image_size must be >= 32 pixels, got {image_size}")
-    rng, key = draw_in_split(draw_video_key, "video", _MODALITY_ID, split, seed, index)
+    rng, key = draw_in_split(draw_video_key, "video", _MODALITY_ID, content, seed, index)
     bg = render.background(rng, image_size)
     radius = RADIUS * image_size
     objects = []
@@ -114,5 +121,5 @@ def make_video(seed: int, split: str, index: int, num_frames: int = 8, image_siz
             render.composite(img, render.coverage(o.shape, c, radius, image_size), COLOURS_RGB[o.colour])
         frames[t] = render.to_uint8(img)
     objs = tuple(objects)
-    return VideoClip(item_id=f"video/{split}/{index}", frames=frames, captions=video_captions(objs),
+    return VideoClip(item_id=f"video/{split}/{index}", frames=frames, captions=video_captions(objs, phrasing),
                      objects=objs)

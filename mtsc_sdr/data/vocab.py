@@ -44,6 +44,14 @@ NUMBER_WORDS: tuple[str, ...] = ("zero", "one", "two", "three", "four", "five")
 #: Fractions of the content-key space given to each split (train, val, test).
 SPLIT_FRACTIONS: dict[str, float] = {"train": 0.8, "val": 0.1, "test": 0.1}
 SPLIT_IDS: dict[str, int] = {"train": 0, "val": 1, "test": 2}
+#: Text phrasings: ``seen`` templates render train, val and test; ``held_out`` templates (same
+#: words, other sentence patterns) render only the evaluation splits below, so training never
+#: sees them.
+PHRASINGS: tuple[str, ...] = ("seen", "held_out")
+#: Evaluation-only splits: split -> (the split whose content it shows, the phrasing of its text).
+#: ``test_phrasing`` item ``i`` has the content of ``test`` item ``i``, worded with the held-out
+#: question and caption templates.
+PHRASING_SPLITS: dict[str, tuple[str, str]] = {"test_phrasing": ("test", "held_out")}
 _SPLIT_SALT = b"mtsc-sdr world split v1"
 
 
@@ -53,10 +61,20 @@ def number_word(n: int) -> str:
 
 
 def check_split(split: str) -> int:
-    """Return the split's id (0 train, 1 val, 2 test); ValueError naming the valid splits."""
-    if split not in SPLIT_IDS:
-        raise ValueError(f"split must be one of {list(SPLIT_IDS)}, got {split!r}")
-    return SPLIT_IDS[split]
+    """Return the id of the split's content (0 train, 1 val, 2 test; ``test_phrasing`` 2);
+    ValueError naming the valid splits."""
+    return SPLIT_IDS[resolve_split(split)[0]]
+
+
+def resolve_split(split: str) -> tuple[str, str]:
+    """``(content split, phrasing)`` of ``split``: ``("train", "seen")`` for ``train``,
+    ``("test", "held_out")`` for ``test_phrasing`` (:data:`PHRASING_SPLITS`); ValueError naming
+    the valid splits."""
+    if split in SPLIT_IDS:
+        return split, "seen"
+    if split in PHRASING_SPLITS:
+        return PHRASING_SPLITS[split]
+    raise ValueError(f"split must be one of {list(SPLIT_IDS) + list(PHRASING_SPLITS)}, got {split!r}")
 
 
 def split_of_key(key: tuple) -> str:
@@ -82,7 +100,7 @@ def draw_in_split(draw: Callable[[np.random.Generator], tuple], modality: str, m
     """Item ``index`` of ``split`` for a generator of ``modality``: its random generator, seeded by
     ``(seed, modality_id, split id, index)``, and the first content key ``draw(rng)`` gives that
     :func:`split_of_key` puts in ``split`` (the generator then goes on to draw the item's details).
-    ``split`` must already be checked (:func:`check_split`)."""
+    ``split`` is a content split (``train``, ``val`` or ``test``: :func:`resolve_split`)."""
     rng = np.random.default_rng([seed, modality_id, SPLIT_IDS[split], index])
     while True:
         key = draw(rng)

@@ -3,6 +3,12 @@ flat task-level view (:func:`examples`) a trainer or evaluator consumes.
 
 Each split is unbounded (index any non-negative int); :data:`DEFAULT_SPLIT_SIZES` are the sizes
 used when none is given. Splits never share content: see :func:`mtsc_sdr.data.vocab.split_of_key`.
+
+The evaluation-only split ``test_phrasing`` (:data:`mtsc_sdr.data.vocab.PHRASING_SPLITS`) shows
+the content of ``test`` worded with question and caption templates training never sees:
+``examples("test_phrasing", ...)`` gives, item for item, the same content (and the same VQA
+question, reworded) as ``examples("test", ...)`` with the same arguments, so scores on the two are
+paired per item.
 """
 
 from __future__ import annotations
@@ -19,10 +25,16 @@ from .items import AudioClip, SceneImage, TaskExample, VideoClip
 from .patches import natural_patches
 from .scenes import make_scene
 from .video import make_video
-from .vocab import check_split
+from .vocab import check_split, resolve_split
 
-#: Items per split used by :func:`examples` when ``n_per_task`` is None.
+#: Items per split used by :func:`examples` when ``n_per_task`` is None (a phrasing split: its
+#: content split's size).
 DEFAULT_SPLIT_SIZES: dict[str, int] = {"train": 20000, "val": 1000, "test": 1000}
+
+
+def default_size(split: str) -> int:
+    """:data:`DEFAULT_SPLIT_SIZES` of ``split``'s content split (``test_phrasing``: ``test``'s)."""
+    return DEFAULT_SPLIT_SIZES[resolve_split(split)[0]]
 
 
 @dataclass(frozen=True)
@@ -101,10 +113,11 @@ def available(split: str, task: str, n: int) -> int:
 
 def indexed(item: Callable[["SyntheticWorld", str, int, np.random.Generator], TaskExample]) -> ExampleMaker:
     """An :data:`ExampleMaker` from ``item(world, split, index, shared_rng)``: ``n`` items drawn at
-    random (by the task's rng) from the first ``max(n, DEFAULT_SPLIT_SIZES[split])``, in order."""
+    random (by the task's rng) from the first ``max(n, default_size(split))``, in order."""
     def make(world, split, n, rng, shared_rng):
-        n = DEFAULT_SPLIT_SIZES[split] if n is None else n
-        idx = np.sort(rng.choice(max(n, DEFAULT_SPLIT_SIZES[split]), size=n, replace=False))
+        size = default_size(split)
+        n = size if n is None else n
+        idx = np.sort(rng.choice(max(n, size), size=n, replace=False))
         return [item(world, split, i, shared_rng) for i in idx.tolist()]
 
     return make
@@ -115,7 +128,7 @@ def examples(split: str, tasks=None, n_per_task: int | None = None, seed: int = 
     """Task-level examples of one split, grouped by task in the order of ``tasks``.
 
     Args:
-        split: ``train``, ``val`` or ``test``.
+        split: ``train``, ``val``, ``test`` or ``test_phrasing`` (see the module docstring).
         tasks: task names (None: every registered task, :func:`mtsc_sdr.tasks.names`).
         n_per_task: examples per task (None: ``DEFAULT_SPLIT_SIZES[split]``, capped for
             ``reconstruct`` by the number of natural patches in the split).
@@ -169,7 +182,7 @@ def _reconstruct(world: SyntheticWorld, split: str, n: Optional[int], rng: np.ra
     if n is not None and n > len(patches):
         raise ValueError(f"the {split} split has only {len(patches)} natural patches, asked for {n}")
     return [TaskExample(p.item_id, "reconstruct", image=p.image, target_image=p.image)
-            for p in patches[:DEFAULT_SPLIT_SIZES[split] if n is None else n]]
+            for p in patches[:default_size(split) if n is None else n]]
 
 
 register_examples("vqa", indexed(_vqa))

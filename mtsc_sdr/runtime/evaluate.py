@@ -46,7 +46,7 @@ import numpy as np
 from mtsc_sdr import tasks as task_table
 from mtsc_sdr.baselines import SeparateCodingBaseline, codec_at_capacity
 from mtsc_sdr.config import to_dict
-from mtsc_sdr.data import DataError, collate
+from mtsc_sdr.data import PHRASING_SPLITS, DataError, collate
 from mtsc_sdr.data.sources import BUILTIN, DataSource, InputSizes
 from mtsc_sdr.metrics import METRIC_UNITS, standard_error
 from mtsc_sdr.model import load
@@ -190,6 +190,9 @@ def evaluate(checkpoint: str | Path, snrs: list[float], *, channel: str = "awgn"
     registered task, :func:`mtsc_sdr.tasks.names`). ``data``: ``builtin`` and/or ``NAME=PATH``
     specs (:class:`mtsc_sdr.data.sources.DataSource`, at the checkpoint's input sizes); the
     ``n_per_task`` items of a real data set are drawn by ``seed`` from its split and decoded once.
+    ``split``: ``val``, ``test`` or ``test_phrasing`` (built-in world: the test items worded with
+    held-out question and caption templates; same items and order as ``test``, so the two are
+    paired per item).
 
     ``selection`` (ablation): which tokens the JSC encoder keeps -- ``importance`` (the model,
     rows ``mtsc``), ``fixed`` (the first positions, rows ``mtsc_fixed``) or ``random`` (rows
@@ -346,7 +349,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="tasks evaluated (default: every task the --data sets feed; all with builtin)")
     add_data(p)
     p.add_argument("--n-per-task", type=int, default=100, metavar="N", help="items per task")
-    p.add_argument("--split", choices=("val", "test"), default="test")
+    p.add_argument("--split", choices=("val", "test", *PHRASING_SPLITS), default="test",
+                   help="items to evaluate; test_phrasing: the test items worded with question and "
+                        "caption templates training never sees")
     add_seed(p)
     p.add_argument("--k-factor-db", type=float, default=6.0, help="Rician K (with --channel rician)")
     p.add_argument("--question-share", type=float, default=0.5,

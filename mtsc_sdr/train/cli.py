@@ -29,6 +29,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--steps", type=int, help="optimizer steps")
     p.add_argument("--batch-size", type=int)
     p.add_argument("--lr", type=float)
+    p.add_argument("--data-fraction", type=float, metavar="F",
+                   help="train on this share (0, 1] of the training examples (same steps)")
     add_seed(p, None)
     p.add_argument("--checkpoint-dir", metavar="DIR", help="output directory (default: the preset's cache dir)")
     p.add_argument("--checkpoint-every", type=int, metavar="N")
@@ -56,9 +58,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def config_from_args(args: argparse.Namespace):
-    over = {k: getattr(args, k) for k in ("preset", "steps", "batch_size", "lr", "seed", "checkpoint_dir",
-                                          "checkpoint_every", "time_budget_s", "num_threads", "device",
-                                          "precision", "data", "tasks")
+    over = {k: getattr(args, k) for k in ("preset", "steps", "batch_size", "lr", "data_fraction", "seed",
+                                          "checkpoint_dir", "checkpoint_every", "time_budget_s", "num_threads",
+                                          "device", "precision", "data", "tasks")
             if getattr(args, k, None) is not None}
     if args.data and not args.tasks:   # default tasks: those the given data feeds
         try:

@@ -64,6 +64,10 @@ class TrainConfig:
         examples_per_task: size of the fixed pool of train-split examples per task of the built-in
             world (generated once, kept in memory; ``reconstruct`` is capped by the natural patches
             available). A real data set trains on its whole train split, streamed from disk.
+        data_fraction: share of that pool training may use, in (0, 1]: the first
+            ``max(1, round(fraction * pool size))`` examples of each task's pool (a subset of the
+            full pool, so runs on less data see a part of what the full run sees). It limits the
+            distinct training items, not the steps.
         data: where examples come from (``--data``): ``builtin`` and/or ``NAME=PATH`` with NAME one
             of ``vqav2``, ``coco``, ``cifar10``, ``audiocaps``, ``msrvtt`` in its official layout
             (:mod:`mtsc_sdr.data.sources`). Each real set feeds its task (vqa, caption_image,
@@ -106,6 +110,7 @@ class TrainConfig:
     task_weights: Optional[tuple[float, ...]] = None
     mix_tasks: bool = True
     examples_per_task: int = 2000
+    data_fraction: float = 1.0
     data: tuple[str, ...] = (BUILTIN,)
     tokenizer_scenes: int = 2000
     seed: int = 0
@@ -124,6 +129,7 @@ class TrainConfig:
                      "num_threads", "log_every"):
             check(getattr(self, name) >= 1, p(name), f"must be >= 1, got {getattr(self, name)}")
         check(self.lr > 0, p("lr"), f"must be > 0, got {self.lr}")
+        check(0 < self.data_fraction <= 1, p("data_fraction"), f"must be in (0, 1], got {self.data_fraction}")
         check(0 <= self.min_lr_ratio <= 1, p("min_lr_ratio"), f"must be in [0, 1], got {self.min_lr_ratio}")
         check(self.weight_decay >= 0, p("weight_decay"), f"must be >= 0, got {self.weight_decay}")
         check(self.warmup_steps >= 0, p("warmup_steps"), f"must be >= 0, got {self.warmup_steps}")

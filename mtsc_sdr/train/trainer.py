@@ -101,9 +101,14 @@ def lr_at(cfg: TrainConfig, step: int) -> float:
 
 def example_pool(cfg: TrainConfig) -> dict[str, Sequence]:
     """The train-split examples per task that steps draw from: a fixed pool of the built-in world
-    (kept in memory) or a real data set's train split, decoded when drawn (``cfg.data``)."""
+    (kept in memory) or a real data set's train split, decoded when drawn (``cfg.data``); of each,
+    the first ``data_fraction`` (a subset of what a full run sees)."""
     source = cfg.data_source()
-    return {task: source.train_pool(task, cfg.examples_per_task, cfg.seed) for task in cfg.tasks}
+    pool = {}
+    for task in cfg.tasks:
+        items = source.train_pool(task, cfg.examples_per_task, cfg.seed)
+        pool[task] = items[:max(1, int(round(cfg.data_fraction * len(items))))]
+    return pool
 
 
 def check_device(cfg: TrainConfig) -> str:
@@ -232,9 +237,9 @@ def load_optimizer(model, opt, file: Path) -> None:
 
 def _compatible(saved: dict, cfg: TrainConfig, directory: Path) -> None:
     now = to_dict(cfg)
-    defaults = to_dict(TrainConfig())   # fields added since the checkpoint was written had these values
-    diff = [f"{k} (checkpoint {saved.get(k, defaults[k])!r}, now {now[k]!r})" for k in now
-            if k not in OPERATIONAL_FIELDS and saved.get(k, defaults[k]) != now[k]]
+    saved = {**TrainConfig.preset_values(saved.get("preset", "default")), **saved}  # fields it predates: defaults
+    diff = [f"{k} (checkpoint {saved.get(k)!r}, now {now[k]!r})" for k in now
+            if k not in OPERATIONAL_FIELDS and saved.get(k) != now[k]]
     if diff:
         raise ResumeMismatch("", f"{directory} holds a run with another configuration: " + "; ".join(diff)
                              + " (pass --restart to start over, or another --checkpoint-dir)")

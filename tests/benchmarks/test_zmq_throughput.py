@@ -3,7 +3,6 @@ checker catches lost, reordered and corrupted samples, and a short run reports t
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -12,15 +11,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.benchmarks.helpers import load_benchmark
+
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "zmq_throughput.py"
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("zmq_throughput", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("zmq_throughput")
 
 
 def test_pattern_is_finite_and_decodes_to_sample_index(bench):

@@ -18,7 +18,7 @@ from safetensors import safe_open
 from mtsc_sdr.config import ConfigError, to_dict
 from mtsc_sdr.model import CheckpointMismatch, ModelConfig, build_model, load, save
 from mtsc_sdr.model.backbones import BaseWeightsMismatch, minilm
-from tests.minilm_fixture import env, write_base
+from tests.minilm_fixture import write_base
 
 
 def micro(**over) -> ModelConfig:

@@ -168,3 +168,16 @@ def test_quality_checks_on_known_rows():
     assert mod.check_targets(rows)[1]["passed"], mod.check_targets(rows)[1]
     vqa[0.0]["item_values"] = [60.5, 59.0, 60.0, 58.0, 62.5]      # diffs 0.5 1 1 1 1.5: tight
     assert not mod.check_targets(rows)[1]["passed"]
+
+
+def test_eval_held_out_phrasing_split(checkpoint, tmp_path, capsys):
+    from mtsc_sdr.cli import main
+
+    rc = main(["eval", "--checkpoint", str(checkpoint), "--snr-db", "10", "--n-per-task", "2", "--split",
+               "test_phrasing", "--tasks", "vqa", "caption_video", "--no-baseline", "--out", str(tmp_path), "--json"])
+    assert rc == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["meta"]["config"]["split"] == "test_phrasing"
+    assert all(i.startswith(("scene/test_phrasing/", "video/test_phrasing/"))
+               for ids in report["meta"]["item_ids"].values() for i in ids)
+    assert {(r["task"], r["system"]) for r in report["rows"]} == {("vqa", "mtsc"), ("caption_video", "mtsc")}

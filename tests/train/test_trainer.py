@@ -184,3 +184,36 @@ def test_cli_minilm_trains_only_adapters_and_new_modules(minilm_env, tmp_path):
     assert {n for n, p in model.named_parameters() if p.requires_grad} == params
     with safe_open(str(out / "model.safetensors"), "pt") as f:
         assert not (set(f.keys()) & model.base_keys())
+
+
+def test_data_fraction_limits_the_distinct_items_not_the_steps(tmp_path):
+    import argparse
+
+    from mtsc_sdr.train.cli import add_arguments, config_from_args
+    from mtsc_sdr.train.trainer import example_pool, read_state, train
+
+    full = example_pool(micro(tmp_path, "p", examples_per_task=20))
+    tenth = example_pool(micro(tmp_path, "p", examples_per_task=20, data_fraction=0.1))
+    for task, items in full.items():
+        kept = [e.item_id for e in tenth[task]]
+        assert len(kept) == max(1, round(0.1 * len(items)))
+        assert kept == [e.item_id for e in items][:len(kept)]        # a subset of the full pool
+    assert micro(tmp_path, "p").data_fraction == 1.0
+    res = train(micro(tmp_path, "f", steps=3, data_fraction=0.1), quiet=True)
+    assert res.step == 3 and read_state(res.checkpoint_dir)["train_config"]["data_fraction"] == 0.1
+    with pytest.raises(ConfigError, match=r"^data_fraction: must be in \(0, 1\]"):
+        micro(tmp_path, "p", data_fraction=0)
+    p = argparse.ArgumentParser()
+    add_arguments(p)
+    assert config_from_args(p.parse_args(["--preset", "micro", "--data-fraction", "0.25"])).data_fraction == 0.25
+
+
+def test_resume_accepts_a_checkpoint_from_before_a_new_field(tmp_path):
+    from mtsc_sdr.train.trainer import STATE_FILE, train
+
+    train(micro(tmp_path, "old", steps=2), quiet=True)
+    state_file = tmp_path / "old" / STATE_FILE
+    state = json.loads(state_file.read_text())
+    del state["train_config"]["data_fraction"]        # as written before the field existed
+    state_file.write_text(json.dumps(state))
+    assert train(micro(tmp_path, "old", steps=2), quiet=True).finished
