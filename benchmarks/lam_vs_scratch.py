@@ -177,6 +177,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     allow_negative_snr_lists(p)
     p.add_argument("--steps", type=int, default=1000, help="optimizer steps of every training (default 1000)")
+    p.add_argument("--batch-size", type=int, default=None, help="examples per task in a step (default: the preset's, 16)")
+    p.add_argument("--warmup-steps", type=int, default=None, help="learning-rate warm-up steps (default: the preset's, 50)")
     p.add_argument("--examples-per-task", type=int, default=2000, help="training pool per task (data_fraction 1)")
     p.add_argument("--fraction", type=float, default=0.1, help="the reduced-data run's data_fraction")
     p.add_argument("--n-per-task", type=int, default=100, help="evaluation items per task")
@@ -200,6 +202,9 @@ def main(argv: Optional[list[str]] = None) -> int:
             "tasks": list(args.tasks)}
     if not args.quick:
         base["examples_per_task"] = args.examples_per_task
+    for name in ("batch_size", "warmup_steps"):   # a shorter run on a small machine
+        if getattr(args, name) is not None:
+            base[name] = getattr(args, name)
     text_tasks = tuple(t for t in args.tasks if task_table.get(t).output == "text")
     progress = sys.stderr.isatty() and not args.json
 
