@@ -233,7 +233,7 @@ def build(cfg: ModelConfig, tokenizer: TextTokenizer) -> Backbone:
     return from_config(fixed_config(cfg))
 
 
-def load(path: str | Path) -> Backbone:
+def load(path: str | Path, cfg: ModelConfig) -> Backbone:
     """Not supported: minilm is chosen with ``backbone: minilm`` (``$MTSC_MINILM_DIR`` for other
     weights of its layout), not with ``--lam``."""
     raise ValueError(f"--lam {path}: the minilm backbone reads its base from the package "
