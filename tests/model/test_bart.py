@@ -21,6 +21,7 @@ from mtsc_sdr.model import ModelConfig, TextTokenizer, build_model, load
 from mtsc_sdr.model.backbones import bart
 from mtsc_sdr.model.tokenizer import corpus
 from tests.bart_fixture import write_bart
+from tests.model.helpers import lam_outputs
 
 
 @pytest.fixture(scope="module")
@@ -39,16 +40,6 @@ def micro(**over) -> ModelConfig:
 
 def _in_lam(name: str) -> bool:
     return ".lam_encoder." in name or ".lam_decoder." in name
-
-
-def _lam_outputs(m):
-    """LAM encoder and decoder outputs of fixed inputs, eval mode, no_grad."""
-    g = torch.Generator().manual_seed(1)
-    x, q, sem = (torch.randn(2, n, m.cfg.d_model, generator=g) for n in (5, 3, 4))
-    mask = torch.ones(2, 5, dtype=torch.bool)
-    m.eval()
-    with torch.no_grad():
-        return m.client.lam_encoder(x, mask), m.server.lam_decoder(q, sem, mask[:, :4])
 
 
 def test_a_local_bart_trains_only_its_adapters_by_default(lam):
@@ -73,14 +64,14 @@ def test_full_tuning_of_a_local_bart_trains_every_weight(lam):
 
 def test_fresh_adapters_keep_the_pretrained_output_and_trained_ones_change_it_in_eval_no_grad(lam):
     full, tuned = build_model(micro(lam_tuning="full"), lam_path=lam), build_model(micro(), lam_path=lam)
-    before = _lam_outputs(tuned)
-    for a, b in zip(_lam_outputs(full), before):                         # lora_B starts at zero
+    before = lam_outputs(tuned)
+    for a, b in zip(lam_outputs(full), before):                         # lora_B starts at zero
         torch.testing.assert_close(a, b)
     with torch.no_grad():
         for name, p in tuned.named_parameters():
             if "lora_B" in name:
                 p.fill_(0.05)
-    for b, a in zip(before, _lam_outputs(tuned)):
+    for b, a in zip(before, lam_outputs(tuned)):
         assert (a - b).abs().max() > 1e-3
 
 
@@ -88,7 +79,7 @@ def test_checkpoint_round_trip_without_the_local_directory(bart_lora_checkpoint)
     model = load(bart_lora_checkpoint)                                 # the local BART is deleted
     assert any(isinstance(m, LoraLayer) for m in model.modules())
     again = load(bart_lora_checkpoint)
-    for a, b in zip(_lam_outputs(model), _lam_outputs(again)):
+    for a, b in zip(lam_outputs(model), lam_outputs(again)):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
     state = model.state_dict()
     assert any(k.endswith("q_proj.base_layer.weight") for k in state)  # the frozen base is stored
