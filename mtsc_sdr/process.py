@@ -210,7 +210,9 @@ class ChildProcess:
         grace_until = time.monotonic() + min(self.grace_s, self.startup_timeout_s)
         while True:
             if self._proc.poll() is not None:
-                self._drain()
+                self._drain()           # its last lines may hold the ready marker
+                if self._ready.is_set():
+                    return              # it reported running, then ended: check() tells how
                 raise self.failure(f"exited with code {self._proc.returncode} during startup")
             if self._ready.is_set() or (self.ready_marker is None and time.monotonic() >= grace_until):
                 return

@@ -35,6 +35,17 @@ def test_ready_marker_is_waited_for():
     assert not child.running
 
 
+def test_a_child_that_reports_ready_and_ends_at_once_has_started():
+    """The marker and the exit can reach the parent in either order (the reader thread may not have
+    seen the marker yet when the exit is noticed); a child that said it was running has started."""
+    for _ in range(20):
+        child = ChildProcess("quick", _py("print('ready now', flush=True)"), stdout="merge",
+                             ready_marker="ready now")
+        child.start()
+        assert child.wait(10) == 0 and "ready now" in child.output_tail()
+        child.stop()
+
+
 def test_no_ready_marker_in_time_stops_it():
     child = ChildProcess("silent", _py("import time; time.sleep(60)"), ready_marker="never",
                          startup_timeout_s=0.5, stop_timeout_s=0.5)
