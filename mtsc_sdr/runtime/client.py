@@ -26,7 +26,9 @@ in ``--out`` (default stdout), either a result or an error::
 Stage names: :data:`mtsc_sdr.runtime.protocol.STAGES`; ``channel`` and ``downlink`` need the
 base station on the same host (monotonic clocks), otherwise they are None and their sum is in
 ``link_round_trip`` (from the end of the TX push to the answer: channel, base station and
-downlink). An item sent more than once has its times measured from its last send. A summary
+downlink); ``channel`` (end of the TX push to the frame at the base station) is 0 when the frame
+got there before the push returned. An item sent more than once has its times measured from its
+last send. A summary
 (counts, drops, peak RSS, weight bytes) goes to stderr as one JSON line at the end and to
 ``--summary FILE``. Exit status: 0 when every item has a result, 1 when some
 ended in an error, 4 when the base station refused the checkpoint, 2 for bad arguments, 130 when
@@ -371,7 +373,9 @@ class Client:
             lat[stage] = getattr(meta, f"{stage}_ms") / 1e3
         round_trip = t_recv - item.t_tx_done
         same_host = meta.host == self.host
-        lat["channel"] = (meta.t_frame_s - item.t_tx_done) if same_host else None
+        # the frame can reach the base station while the push is still returning (on a busy host,
+        # by a few ms): the channel then kept the client waiting for no time after its push
+        lat["channel"] = max(0.0, meta.t_frame_s - item.t_tx_done) if same_host else None
         lat["downlink"] = (t_recv - meta.t_sent_s) if same_host else None
         ms = {k: (None if lat.get(k) is None else round(1e3 * lat[k], 3)) for k in protocol.STAGES}
         ms["link_round_trip"] = round(1e3 * round_trip, 3)
