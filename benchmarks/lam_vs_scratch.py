@@ -139,7 +139,8 @@ def _evaluate(name: str, checkpoint: Path, split: str, fraction: float, tasks: t
     rows = []
     for channel in CHANNELS:
         report = evaluate(checkpoint, snrs, channel=channel, tasks=tasks, n_per_task=args.n_per_task, split=split,
-                          seed=args.seed, baseline=False, threads=args.threads, item_values=True)
+                          seed=args.seed, baseline=False, threads=args.threads, item_values=True,
+                          device=args.device)
         for r in report["rows"]:
             rows.append({**r, "system": name, "split": split, "data_fraction": fraction, "stage": "eval"})
     return rows
@@ -187,11 +188,18 @@ def main(argv: Optional[list[str]] = None) -> int:
     p.add_argument("--systems", nargs="+", choices=list(SYSTEMS), default=list(SYSTEMS))
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--device", default="cpu", help="torch device for training and evaluation, e.g. cuda "
+                                                   "(training then runs in mixed precision)")
     p.add_argument("--quick", action="store_true",
                    help="micro models, 2 steps, 2 items per task, SNRs -5 and 20 dB: checks the script works")
     p.add_argument("--out", default="results/bench/lam_vs_scratch")
     p.add_argument("--json", action="store_true", help="print the report as one JSON object")
     args = p.parse_args(argv)
+    if args.device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            p.error(f"--device {args.device}: torch finds no CUDA GPU on this machine")
     if args.quick:
         args.steps, args.n_per_task, args.snr_db = 2, 2, "-5,20"
     snrs = parse_snr_list(args.snr_db)
@@ -199,6 +207,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         p.error(f"--fraction must be in (0, 1], got {args.fraction}")
     out = Path(args.out)
     base = {**(QUICK if args.quick else {}), "steps": args.steps, "seed": args.seed, "num_threads": args.threads,
+            "device": args.device,
             "tasks": list(args.tasks)}
     if not args.quick:
         base["examples_per_task"] = args.examples_per_task
