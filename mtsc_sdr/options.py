@@ -51,8 +51,9 @@ def add_json(p: argparse.ArgumentParser, help: str = JSON_HELP) -> None:
     p.add_argument("--json", action="store_true", help=help)
 
 
-def _option_type(tp: Any) -> dict[str, Any]:
-    """``type`` / ``choices`` of an option for a field annotated ``tp`` (Optional unwrapped)."""
+def option_kwargs(tp: Any) -> dict[str, Any]:
+    """``type`` / ``choices`` of an option for a field annotated ``tp`` (Optional unwrapped; none
+    for ``str``, argparse's default)."""
     if typing.get_origin(tp) in (Union, types.UnionType):
         (tp,) = [a for a in typing.get_args(tp) if a is not type(None)]
     if typing.get_origin(tp) is Literal:
@@ -70,6 +71,6 @@ def add_dataclass_options(p: argparse.ArgumentParser, cls: type, names: Optional
     for f in dataclasses.fields(cls):
         if wanted is not None and f.name not in wanted:
             continue
-        kw = {**_option_type(hints[f.name]), "default": f.default, "help": f.metadata.get("help"),
+        kw = {**option_kwargs(hints[f.name]), "default": f.default, "help": f.metadata.get("help"),
               **overrides.get(f.name, {})}
         p.add_argument("--" + f.name.replace("_", "-"), **kw)

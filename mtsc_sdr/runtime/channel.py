@@ -19,10 +19,11 @@ import logging
 import signal
 import sys
 import time
+import typing
 
 from mtsc_sdr.channel.profile import ChannelProfile, build_channel
 from mtsc_sdr.link import IQPull, IQPush
-from mtsc_sdr.options import add_seed
+from mtsc_sdr.options import add_seed, option_kwargs
 from mtsc_sdr.radio.calibration import load_impairment_profile
 from mtsc_sdr.radio.links import LinkConfig
 
@@ -38,8 +39,10 @@ _OPTIONS: dict[str, tuple[str, type, str]] = {
 
 def _link_impairments() -> dict[str, tuple[str, type, str]]:
     """The link settings the channel takes as options overriding its profile (:class:`LinkConfig`
-    fields marked ``impairment``), in the form of :data:`_OPTIONS`; help from the field."""
-    return {f.metadata["channel"]: (f.metadata["channel"][2:].replace("-", "_"), float, f.metadata["help"])
+    fields marked ``impairment``), in the form of :data:`_OPTIONS`; type and help from the field."""
+    hints = typing.get_type_hints(LinkConfig)
+    return {f.metadata["channel"]: (f.metadata["channel"][2:].replace("-", "_"),
+                                    option_kwargs(hints[f.name]).get("type", str), f.metadata["help"])
             for f in dataclasses.fields(LinkConfig) if f.metadata["impairment"]}
 
 
