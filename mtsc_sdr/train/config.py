@@ -64,6 +64,9 @@ class TrainConfig:
         examples_per_task: size of the fixed pool of train-split examples per task of the built-in
             world (generated once, kept in memory; ``reconstruct`` is capped by the natural patches
             available). A real data set trains on its whole train split, streamed from disk.
+        task_examples: per-task pool sizes overriding ``examples_per_task`` (``{vqa: 40000}``):
+            a VQA example is one question about one scene, so VQA needs many more of them than
+            a captioning task needs scenes, while 2 s audio clips cost 128 kB each in memory.
         data_fraction: share of that pool training may use, in (0, 1]: the first
             ``max(1, round(fraction * pool size))`` examples of each task's pool (a subset of the
             full pool, so runs on less data see a part of what the full run sees). It limits the
@@ -110,6 +113,7 @@ class TrainConfig:
     task_weights: Optional[tuple[float, ...]] = None
     mix_tasks: bool = True
     examples_per_task: int = 2000
+    task_examples: dict[str, int] = field(default_factory=dict)
     data_fraction: float = 1.0
     data: tuple[str, ...] = (BUILTIN,)
     tokenizer_scenes: int = 2000
@@ -145,6 +149,11 @@ class TrainConfig:
         for i, t in enumerate(self.tasks):
             check(t in task_table.names(), f"{p('tasks')}[{i}]",
                   f"unknown task {t!r}; tasks are {list(task_table.names())}")
+        for task, n in self.task_examples.items():
+            check(task in task_table.names(), f"{p('task_examples')}.{task}",
+                  f"unknown task; tasks are {list(task_table.names())}")
+            check(isinstance(n, int) and not isinstance(n, bool) and n >= 1, f"{p('task_examples')}.{task}",
+                  f"must be an integer >= 1, got {n!r}")
         check(len(set(self.tasks)) == len(self.tasks), p("tasks"), f"lists a task twice: {list(self.tasks)}")
         if self.task_weights is not None:
             check(len(self.task_weights) == len(self.tasks), p("task_weights"),
@@ -181,6 +190,10 @@ class TrainConfig:
     def data_source(self) -> DataSource:
         """The :class:`~mtsc_sdr.data.sources.DataSource` of ``data`` at the model's input sizes."""
         return DataSource(self.data, InputSizes.of(self.model_config()))
+
+    def pool_size(self, task: str) -> int:
+        """Built-in examples of ``task`` in the training pool (``task_examples`` or ``examples_per_task``)."""
+        return self.task_examples.get(task, self.examples_per_task)
 
     def weights(self) -> list[float]:
         """Sampling probabilities of ``tasks`` (sum 1)."""

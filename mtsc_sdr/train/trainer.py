@@ -106,7 +106,7 @@ def example_pool(cfg: TrainConfig) -> dict[str, Sequence]:
     source = cfg.data_source()
     pool = {}
     for task in cfg.tasks:
-        items = source.train_pool(task, cfg.examples_per_task, cfg.seed)
+        items = source.train_pool(task, cfg.pool_size(task), cfg.seed)
         pool[task] = items[:max(1, int(round(cfg.data_fraction * len(items))))]
     return pool
 

@@ -208,6 +208,27 @@ def test_data_fraction_limits_the_distinct_items_not_the_steps(tmp_path):
     assert config_from_args(p.parse_args(["--preset", "micro", "--data-fraction", "0.25"])).data_fraction == 0.25
 
 
+def test_task_examples_sizes_one_task_pool(tmp_path):
+    from mtsc_sdr.train.trainer import example_pool
+
+    pool = example_pool(micro(tmp_path, "p", examples_per_task=6, task_examples={"vqa": 15}))
+    assert len(pool["vqa"]) == 15 and len(pool["caption_image"]) == 6
+    with pytest.raises(ConfigError, match=r"^task_examples\.vqa: must be an integer >= 1"):
+        micro(tmp_path, "p", task_examples={"vqa": 0})
+    with pytest.raises(ConfigError, match=r"^task_examples\.bogus: unknown task"):
+        micro(tmp_path, "p", task_examples={"bogus": 3})
+
+
+def test_release_configs_load():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2] / "configs"
+    d = TrainConfig.load(root / "release-default.yaml")
+    assert d.preset == "default" and d.model == {} and d.pool_size("vqa") > d.pool_size("caption_image")
+    m = TrainConfig.load(root / "release-minilm.yaml")
+    assert m.model_config().backbone == "minilm" and m.model_config().lam_tuning == "lora"
+
+
 def test_resume_accepts_a_checkpoint_from_before_a_new_field(tmp_path):
     from mtsc_sdr.train.trainer import STATE_FILE, train
 
