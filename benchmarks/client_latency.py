@@ -85,10 +85,10 @@ def main(argv: list[str] | None = None) -> int:
     from mtsc_sdr.tasks import names
     from mtsc_sdr.runtime.evaluate import evaluate
     from mtsc_sdr.report import row, run_meta
-    from mtsc_sdr.model.checkpoint import default_checkpoint_dir
+    from mtsc_sdr.model.checkpoint import shipped_model_dir
 
     torch.set_num_threads(1)
-    ck = args.checkpoint or str(default_checkpoint_dir())
+    ck = args.checkpoint or str(shipped_model_dir())
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     rows: list[dict] = []

@@ -50,9 +50,9 @@ def main(argv: list[str] | None = None) -> int:
     from mtsc_sdr.runtime.evaluate import evaluate
     from mtsc_sdr.report import row, run_meta
     from mtsc_sdr.runtime.run import ClientSpec, RunConfig, execute
-    from mtsc_sdr.model.checkpoint import default_checkpoint_dir
+    from mtsc_sdr.model.checkpoint import shipped_model_dir
 
-    ck = args.checkpoint or str(default_checkpoint_dir())
+    ck = args.checkpoint or str(shipped_model_dir())
     out = Path(args.out)
     channels = ["software"]
     if find_gr_python() is None:

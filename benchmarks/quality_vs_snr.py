@@ -122,7 +122,7 @@ def main(argv=None) -> int:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from mtsc_sdr.runtime.evaluate import (CHANNELS, allow_negative_snr_lists, evaluate, format_table,
                                            parse_snr_list, plot)
-    from mtsc_sdr.model.checkpoint import default_checkpoint_dir
+    from mtsc_sdr.model.checkpoint import shipped_model_dir
     from mtsc_sdr.train.config import TrainConfig
 
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -137,7 +137,7 @@ def main(argv=None) -> int:
     p.add_argument("--out", default="results/bench/quality_vs_snr")
     args = p.parse_args(argv)
 
-    ckpt = Path(args.checkpoint) if args.checkpoint else default_checkpoint_dir("default")
+    ckpt = Path(args.checkpoint) if args.checkpoint else shipped_model_dir()
     if not (ckpt / "config.json").is_file():
         from mtsc_sdr.train.trainer import train
 

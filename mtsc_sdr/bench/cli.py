@@ -35,7 +35,7 @@ from mtsc_sdr import tasks as task_table
 from mtsc_sdr.bench.memory import TegraStats, peak_rss_mb
 from mtsc_sdr.data import collate, examples
 from mtsc_sdr.model import load
-from mtsc_sdr.model.checkpoint import default_checkpoint_dir
+from mtsc_sdr.model.checkpoint import shipped_model_dir
 from mtsc_sdr.options import add_checkpoint, add_json, add_threads
 from mtsc_sdr.phy.tx import Transmitter
 from mtsc_sdr.report import percentiles, row, run_meta
@@ -169,7 +169,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    checkpoint = args.checkpoint or str(default_checkpoint_dir())
+    checkpoint = args.checkpoint or str(shipped_model_dir())
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     report = bench(checkpoint, tuple(args.precision), tuple(args.tasks), args.items, args.warmup, args.snr_db,

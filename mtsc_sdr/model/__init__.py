@@ -26,6 +26,7 @@ from typing import Any
 _EXPORTS = {
     "CheckpointMismatch": "checkpoint", "load": "checkpoint", "save": "checkpoint",
     "default_checkpoint_dir": "checkpoint",
+    "shipped_model_dir": "checkpoint",
     "ModelConfig": "config",
     "JSCCode": "jsc", "JSCDecoder": "jsc", "JSCEncoder": "jsc", "choose_rate": "jsc", "keep_top_k": "jsc",
     "ClientModel": "split", "LinkResult": "split", "MTSCModel": "split", "ServerModel": "split",

@@ -49,10 +49,25 @@ WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
 
 
+#: Where the release models the project ships live (``models/default``, ``models/minilm``), each
+#: with a ``MODEL_CARD.md``; ``MTSC_MODELS`` points elsewhere.
+SHIPPED_MODELS = Path(__file__).resolve().parents[2] / "models"
+#: weight dtypes a release may store a float32 parameter in (read back as float32)
+HALF_DTYPES = ("float16", "bfloat16")
+
+
 def default_checkpoint_dir(preset: str = "default") -> Path:
-    """Where a preset's model lives: ``$MTSC_CACHE/models/<preset>`` or ``results/models/<preset>``."""
+    """Where ``mtsc-sdr train`` writes a preset's model: ``$MTSC_CACHE/models/<preset>`` or
+    ``results/models/<preset>`` (never the shipped models)."""
     root = os.environ.get("MTSC_CACHE")
     return (Path(root) if root else Path("results")) / "models" / preset
+
+
+def shipped_model_dir(name: str = "default") -> Path:
+    """A shipped release model: ``$MTSC_MODELS/<name>`` or ``models/<name>`` of this checkout.
+    ``shipped_model_dir()`` is the checkpoint every command loads unless told otherwise."""
+    root = os.environ.get("MTSC_MODELS")
+    return (Path(root) if root else SHIPPED_MODELS) / name
 
 
 class CheckpointMismatch(ValueError):
@@ -80,14 +95,19 @@ def _stored(model) -> tuple[dict, dict]:
     return {k: v for k, v in keep.items() if k not in base}, tied
 
 
-def save(model, directory: str | Path) -> Path:
-    """Write ``model`` (an :class:`~mtsc_sdr.model.split.MTSCModel`) to ``directory``; returns it."""
+def save(model, directory: str | Path, half: bool = False) -> Path:
+    """Write ``model`` (an :class:`~mtsc_sdr.model.split.MTSCModel`) to ``directory``; returns it.
+
+    ``half``: store float32 tensors as float16 (a release's size; :func:`load` reads them back as
+    float32, so the model is the rounded one, which its card evaluates)."""
+    import torch
     from safetensors.torch import save_file
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     keep, tied = _stored(model)
-    save_file({k: v.detach().contiguous().cpu() for k, v in keep.items()}, str(directory / WEIGHTS),
+    cast = (lambda t: t.half() if half and t.dtype == torch.float32 else t)
+    save_file({k: cast(v.detach()).contiguous().cpu() for k, v in keep.items()}, str(directory / WEIGHTS),
               metadata={"format": FORMAT, "version": str(VERSION)})
     tok = model.tokenizer
     meta = {"format": FORMAT, "version": VERSION, "model": to_dict(model.cfg),
@@ -216,8 +236,11 @@ def load(directory: str | Path, tokenizer=None, expect=None):
               for k in sorted(set(keep) & set(tensors)) if tensors[k].shape != keep[k].shape]
     if shapes:
         problems.append("shape mismatch: " + "; ".join(shapes[:8]) + (f" (+{len(shapes) - 8} more)" if len(shapes) > 8 else ""))
+    def fits(stored, own) -> bool:       # a release may hold float32 weights in half precision
+        return stored == own or (own == torch.float32 and str(stored).removeprefix("torch.") in HALF_DTYPES)
+
     dtypes = [f"{k} ({tensors[k].dtype} vs {keep[k].dtype})" for k in sorted(set(keep) & set(tensors))
-              if tensors[k].dtype != keep[k].dtype and tensors[k].shape == keep[k].shape]
+              if not fits(tensors[k].dtype, keep[k].dtype) and tensors[k].shape == keep[k].shape]
     if dtypes:
         problems.append("dtype mismatch: " + "; ".join(dtypes[:8]))
     if problems:

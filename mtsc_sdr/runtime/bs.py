@@ -44,7 +44,7 @@ from mtsc_sdr import tasks
 from mtsc_sdr.capture.hooks import CAPTURE_INFO_KEYS, capture_receiver
 from mtsc_sdr.link import IQPull, MessageServer
 from mtsc_sdr.model import load
-from mtsc_sdr.model.checkpoint import default_checkpoint_dir
+from mtsc_sdr.model.checkpoint import shipped_model_dir
 from mtsc_sdr.options import add_checkpoint, add_threads
 from mtsc_sdr.phy.rx import Receiver, ReceiverConfig
 from mtsc_sdr.runtime import protocol
@@ -294,7 +294,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    checkpoint = args.checkpoint or str(default_checkpoint_dir())
+    checkpoint = args.checkpoint or str(shipped_model_dir())
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     info = args.capture_info
     if info is not None and (not isinstance(info, dict) or set(info) - set(CAPTURE_INFO_KEYS)):

@@ -57,7 +57,7 @@ from mtsc_sdr.data import collate
 from mtsc_sdr.data import examples as split_examples      # `examples` names item lists below
 from mtsc_sdr.data.user_files import items_from_files
 from mtsc_sdr.link import IQPush, IQSendTimeout, MessageClient
-from mtsc_sdr.model.checkpoint import default_checkpoint_dir
+from mtsc_sdr.model.checkpoint import shipped_model_dir
 from mtsc_sdr.options import add_checkpoint, add_seed, add_threads
 from mtsc_sdr.phy.header import FrameHeader
 from mtsc_sdr.phy.ofdm import SUBCARRIER_SNR_GAIN_DB
@@ -506,7 +506,7 @@ def run(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     torch.set_num_threads(args.threads)
-    checkpoint = args.checkpoint or str(default_checkpoint_dir())
+    checkpoint = args.checkpoint or str(shipped_model_dir())
     session = args.session if args.session is not None else random.randrange(1, 1 << 16)
     if not 0 <= session < (1 << 16):
         print(f"mtsc-sdr client: --session must be in 0..65535, got {session}", file=sys.stderr)

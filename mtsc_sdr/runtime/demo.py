@@ -1,8 +1,7 @@
 """``mtsc-sdr demo`` (what ``make demo`` runs): the whole testbed on the built-in defaults.
 
-1. The default model: trained on first use (``mtsc-sdr train`` with its defaults, about 7 minutes
-   on 2 cores) into the cache (:func:`mtsc_sdr.model.checkpoint.default_checkpoint_dir`); later runs
-   reuse it.
+1. The shipped default model (``models/default``, :func:`mtsc_sdr.model.checkpoint.shipped_model_dir`;
+   its ``MODEL_CARD.md`` says how it was trained): nothing is trained.
 2. One :mod:`mtsc_sdr.runtime.run` sweep over ``--snr-db`` with every task, for the software
    channel and, when GNU Radio is present, the GNU Radio ``sim_channel`` flowgraph: one base
    station, and per channel kind and SNR a link and an (int8) client, all as separate processes
@@ -20,7 +19,6 @@ directory (``run/``: items.jsonl, report.json, the processes' counters).
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
 import time
@@ -30,15 +28,13 @@ from typing import Any
 import numpy as np
 
 from mtsc_sdr.config import to_dict
-from mtsc_sdr.model.checkpoint import default_checkpoint_dir
+from mtsc_sdr.model.checkpoint import shipped_model_dir
 from mtsc_sdr.options import add_checkpoint, add_json, add_seed
 from mtsc_sdr.radio.grpython import INSTALL_HINT, find_gr_python
 from mtsc_sdr.report import run_meta
 from mtsc_sdr.runtime import plots
 from mtsc_sdr.runtime.evaluate import evaluate, format_table
 from mtsc_sdr.runtime.run import ClientSpec, RunConfig, RunFailed, execute, format_summary
-from mtsc_sdr.train.config import TrainConfig
-from mtsc_sdr.train.trainer import read_state, train
 
 DEFAULT_SNRS_DB = (-5.0, 0.0, 5.0, 10.0, 15.0, 20.0)
 
@@ -66,17 +62,17 @@ def demo_run_config(channels: list[str], checkpoint: str, snr_db: list[float], n
                      out=out)
 
 
-def ensure_default_model(quiet: bool) -> Path:
-    """The default model's checkpoint, trained now when the cache has no finished one."""
-    directory = default_checkpoint_dir()
-    state = read_state(directory) if directory.is_dir() else None
-    if state is not None and state.get("finished"):
-        return directory
-    cfg = dataclasses.replace(TrainConfig.default(), checkpoint_dir=str(directory))
-    if not quiet:
-        print(f"demo: training the default model into {directory} (first run only; about 7 minutes on "
-              f"2 cores; resumes if interrupted)", file=sys.stderr, flush=True)
-    train(cfg, quiet=quiet)
+class NoModel(RuntimeError):
+    """The checkpoint the demo was to use is not there (the message says how to get one)."""
+
+
+def default_model() -> Path:
+    """The shipped default model's directory; :class:`NoModel` when the checkout lacks it."""
+    directory = shipped_model_dir()
+    if not (directory / "config.json").is_file():
+        raise NoModel(f"no model in {directory} (the release model ships with the project: is the checkout "
+                      f"complete?); train one with `mtsc-sdr train --config configs/release-default.yaml` "
+                      f"and pass --checkpoint results/models/release-default")
     return directory
 
 
@@ -100,7 +96,11 @@ def _constellation_plot(run_dir: Path, report: dict, channel: str, out: Path) ->
 
 def run(args: argparse.Namespace) -> int:
     t0 = time.monotonic()
-    checkpoint = Path(args.checkpoint) if args.checkpoint else ensure_default_model(args.json)
+    try:
+        checkpoint = Path(args.checkpoint) if args.checkpoint else default_model()
+    except NoModel as exc:
+        print(f"mtsc-sdr demo: {exc}", file=sys.stderr)
+        return 2
     channels = ["software"]
     if args.no_gnuradio:
         print("demo: GNU Radio sim flowgraph skipped (--no-gnuradio)", file=sys.stderr)

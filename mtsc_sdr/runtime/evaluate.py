@@ -50,7 +50,7 @@ from mtsc_sdr.data import PHRASING_SPLITS, DataError, collate
 from mtsc_sdr.data.sources import BUILTIN, DataSource, InputSizes
 from mtsc_sdr.metrics import METRIC_UNITS, standard_error
 from mtsc_sdr.model import load
-from mtsc_sdr.model.checkpoint import default_checkpoint_dir
+from mtsc_sdr.model.checkpoint import shipped_model_dir
 from mtsc_sdr.options import add_checkpoint, add_data, add_json, add_seed, add_threads
 from mtsc_sdr.report import row, run_meta
 from mtsc_sdr.runtime.outputs import outputs_for
@@ -342,7 +342,7 @@ def allow_negative_snr_lists(p: argparse.ArgumentParser) -> None:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     allow_negative_snr_lists(p)
-    add_checkpoint(p, help=f"model checkpoint (default {default_checkpoint_dir('default')})", metavar="DIR")
+    add_checkpoint(p, help=f"model checkpoint (default {shipped_model_dir()})", metavar="DIR")
     p.add_argument("--snr-db", default="-5:20:5", help="start:stop:step (inclusive) or a comma list, dB")
     p.add_argument("--channel", choices=CHANNELS, default="awgn")
     p.add_argument("--tasks", nargs="+", choices=task_table.names(), default=None,
@@ -379,7 +379,7 @@ def run(args: argparse.Namespace) -> int:
     if args.n_per_task < 1 or not 0 < args.question_share < 1:
         print("mtsc-sdr eval: --n-per-task must be >= 1 and --question-share in (0, 1)", file=sys.stderr)
         return 2
-    ckpt = Path(args.checkpoint) if args.checkpoint else default_checkpoint_dir("default")
+    ckpt = Path(args.checkpoint) if args.checkpoint else shipped_model_dir()
     if not (ckpt / "config.json").is_file():
         print(f"mtsc-sdr eval: no checkpoint at {ckpt} (train one with `mtsc-sdr train`)", file=sys.stderr)
         return 2

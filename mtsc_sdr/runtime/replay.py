@@ -51,7 +51,7 @@ from mtsc_sdr import tasks
 from mtsc_sdr.capture.hooks import AnnotatingReceiver
 from mtsc_sdr.capture.sigmf_io import Recording, RecordingError, read_recording
 from mtsc_sdr.link import IQPush, IQSendTimeout, free_tcp_endpoint
-from mtsc_sdr.model.checkpoint import default_checkpoint_dir, read_config
+from mtsc_sdr.model.checkpoint import read_config, shipped_model_dir
 from mtsc_sdr.model.config import ModelConfig
 from mtsc_sdr.options import add_checkpoint, add_json
 from mtsc_sdr.phy.rx import Receiver, ReceiverConfig
@@ -345,7 +345,7 @@ def replay(path: str, *, checkpoint: Optional[str] = None, out: Optional[str] = 
     out_dir = Path(out) if out else Path("results/replay") / rec.name
     out_dir.mkdir(parents=True, exist_ok=True)
     rate = None if fast else (rate_sps or rec.sample_rate_sps)
-    checkpoint = checkpoint or str(default_checkpoint_dir())
+    checkpoint = checkpoint or str(shipped_model_dir())
     said = rec.field("mtsc:sessions") or {}
     has_sessions = any(str(a.get("mtsc:session")) in said for a in _frames(rec.annotations))
     records: list[dict] = []

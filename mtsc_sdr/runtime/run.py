@@ -56,7 +56,7 @@ from mtsc_sdr import tasks as task_table
 from mtsc_sdr.config import ConfigError, check, load_yaml, to_dict
 from mtsc_sdr.link import free_tcp_endpoint
 from mtsc_sdr.metrics import METRIC_UNITS, standard_error
-from mtsc_sdr.model.checkpoint import default_checkpoint_dir
+from mtsc_sdr.model.checkpoint import shipped_model_dir
 from mtsc_sdr.options import add_checkpoint, add_json
 from mtsc_sdr.process import ChildProcess, ProcessFailed
 from mtsc_sdr.radio.calibration import gains_for_snr, use_record
@@ -257,7 +257,7 @@ def execute(cfg: RunConfig, *, progress: bool = False) -> dict[str, Any]:
     start with that error and list every item that got no answer. Item error records alone are
     not raised: they are in the returned report's ``failures``.
     """
-    checkpoint = cfg.checkpoint or str(default_checkpoint_dir())
+    checkpoint = cfg.checkpoint or str(shipped_model_dir())
     protocol.checkpoint_identity(checkpoint)             # a missing / broken checkpoint fails here, named
     calibration = calibration_meta(cfg)                  # a corrupt record named here fails here too
     out = cfg.out_dir()

@@ -1,4 +1,4 @@
-"""``mtsc-sdr demo`` on the micro model: trains once into the cache and reuses it, sweeps the software
+"""``mtsc-sdr demo`` on the micro model (as the shipped model): never trains, sweeps the software
 channel, adds the baseline, writes report.json and the plots. ``configs/``: every run config loads,
 and ``configs/demo.yaml`` is what the demo runs."""
 
@@ -12,25 +12,22 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 
 
-def test_demo_trains_once_then_reuses_the_cached_model(tmp_path, monkeypatch, capsys):
-    from mtsc_sdr.cli import main
-    from mtsc_sdr.train.config import TrainConfig
+def test_demo_uses_the_shipped_model_and_never_trains(tmp_path, monkeypatch, capsys, micro_checkpoint):
+    import shutil
 
-    monkeypatch.setenv("MTSC_CACHE", str(tmp_path / "cache"))
-    micro = TrainConfig.from_dict({"preset": "micro", "tokenizer_scenes": 40, "examples_per_task": 8, "steps": 6,
-                                   "batch_size": 2, "num_threads": 1})
-    monkeypatch.setattr(TrainConfig, "default", classmethod(lambda cls: micro))
+    from mtsc_sdr.cli import main
+    from mtsc_sdr.train import trainer
+
+    monkeypatch.setenv("MTSC_MODELS", str(tmp_path / "models"))
+    monkeypatch.setattr(trainer, "train", lambda *a, **k: pytest.fail("the demo trained a model"))
     args = ["demo", "--snr-db", "0", "20", "--n-per-task", "2", "--no-gnuradio", "--precision", "fp32"]
-    assert main(args + ["--out", str(tmp_path / "d1")]) == 0
-    weights = tmp_path / "cache" / "models" / "default" / "model.safetensors"
-    first = weights.stat().st_mtime_ns
-    out = capsys.readouterr()
-    assert "training the default model" in out.err
-    assert "software/fp32" in out.out and "separate" in out.out
+    assert main(args + ["--out", str(tmp_path / "d0")]) == 2          # no shipped model: say so, train nothing
+    assert "no model in" in capsys.readouterr().err
+    shutil.copytree(micro_checkpoint, tmp_path / "models" / "default")
     assert main(args + ["--out", str(tmp_path / "d2"), "--json"]) == 0
-    assert weights.stat().st_mtime_ns == first                      # reused, not retrained
     report = json.loads(capsys.readouterr().out)
     assert report == json.loads((tmp_path / "d2" / "report.json").read_text())
+    assert report["meta"]["checkpoint"] == str(tmp_path / "models" / "default")
     systems = {(r["system"], r["channel"]) for r in report["rows"]}
     assert {("mtsc", "software"), ("separate", "awgn"), ("capacity", "awgn"), ("mtsc", "awgn")} <= systems
     for png in ("metrics_vs_snr.png", "latency.png", "constellation_software.png"):
