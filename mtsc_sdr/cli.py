@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "link-test": ("mtsc_sdr.runtime.link_test", "send frames end to end across processes and report the link"),
     "demo": ("mtsc_sdr.runtime.demo", "run the built-in demo (link test over the simulated channels)"),
     "train": ("mtsc_sdr.train.cli", "train the MTSC model over the differentiable channel (phase I)"),
+    "release": ("mtsc_sdr.train.release", "turn a finished training run into a shipped model directory with its model card"),
     "eval": ("mtsc_sdr.runtime.evaluate", "evaluate a checkpoint per task and SNR against the baselines"),
     "bs": ("mtsc_sdr.runtime.bs", "run the base station: PHY receiver, JSC and LAM decoders, downlink"),
     "client": ("mtsc_sdr.runtime.client", "run a client: encode items, stream IQ, decode the answers"),

@@ -47,6 +47,25 @@ def machine() -> dict[str, Any]:
     }
 
 
+def git_commit() -> str | None:
+    """The commit of the checkout this package runs from (with ``-dirty`` when it has uncommitted
+    changes), or None outside a git checkout or without git."""
+    import subprocess
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    try:
+        head = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
+                              timeout=10)
+        if head.returncode != 0:
+            return None
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return head.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+
+
 def run_meta(config: dict[str, Any], seeds: dict[str, int], *,
              extra_versions: dict[str, str | None] | None = None) -> dict[str, Any]:
     """The ``meta`` object of a report."""

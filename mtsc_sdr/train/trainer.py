@@ -21,7 +21,8 @@ Checkpoint directory (written as a whole into ``<dir>.tmp`` and then swapped in)
     optimizer.safetensors                            AdamW state: "<param>/exp_avg", "<param>/exp_avg_sq",
                                                      "<param>/step" (0-d), param names from named_parameters()
     trainer_state.json                               format, version, step, finished, train config,
-                                                     loss history, elapsed seconds, seeds
+                                                     loss history, elapsed seconds, seeds, and per
+                                                     (resumed) run its machine, versions and commit
 
 No pickle: tensors are safetensors, the rest JSON.
 """
@@ -43,6 +44,7 @@ from mtsc_sdr.config import ConfigError, to_dict
 from mtsc_sdr.data import collate
 from mtsc_sdr.model import TextTokenizer, backbones, load, save
 from mtsc_sdr.model.tokenizer import corpus
+from mtsc_sdr.report import git_commit, machine, versions
 
 from .config import OPERATIONAL_FIELDS, TrainConfig
 
@@ -355,12 +357,16 @@ def train(cfg: TrainConfig, *, restart: bool = False, until_step: Optional[int] 
     t0 = time.monotonic()
     stopped_by = ""
     prev_elapsed = float(state.get("elapsed_s", 0.0)) if state else 0.0
+    provenance = {"machine": machine(), "versions": versions(), "commit": git_commit(),
+                  "device": cfg.device, "num_threads": cfg.num_threads}
+    runs = [*(state.get("runs", []) if state else []), {**provenance, "start_step": start}]
 
     def checkpoint(step: int) -> None:
         _write_checkpoint(directory, model, opt, {
             "format": STATE_FORMAT, "version": STATE_VERSION, "step": step, "finished": step >= cfg.steps,
             "train_config": to_dict(cfg), "seeds": {"seed": cfg.seed},
-            "elapsed_s": prev_elapsed + time.monotonic() - t0, "history": [list(h) for h in history]})
+            "elapsed_s": prev_elapsed + time.monotonic() - t0, "runs": runs,
+            "history": [list(h) for h in history]})
 
     weights = dict(zip(cfg.tasks, cfg.weights()))   # loss weights with mix_tasks
     step = start
