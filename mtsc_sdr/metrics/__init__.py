@@ -29,7 +29,7 @@ from mtsc_sdr import tasks
 from ._inputs import check_text_pairs
 from .cider import cider, cider_scores, coco_tokenize
 from .image import psnr_db, psnr_db_per_image, psnr_db_torch, ssim, ssim_per_image, ssim_torch
-from .text import bleu, sentence_bleu
+from .text import BLEU_STATS_COLUMNS, bleu, bleu_from_stats, bleu_item_stats, sentence_bleu
 from .vqa import answer_accuracy, normalize_answer, vqa_accuracy
 
 #: Reports show CIDEr x 100, the convention of caption papers ("CIDEr 90" = pycocoevalcap's 0.90).
@@ -135,7 +135,8 @@ def standard_error(values: np.ndarray) -> float:
 
 
 __all__ = [
-    "CIDER_REPORT_SCALE", "METRIC_UNITS", "Metric", "answer_accuracy", "bleu", "cider",
+    "BLEU_STATS_COLUMNS", "CIDER_REPORT_SCALE", "METRIC_UNITS", "Metric", "answer_accuracy", "bleu",
+    "bleu_from_stats", "bleu_item_stats", "cider",
     "cider_scores", "coco_tokenize", "get_metric", "normalize_answer", "psnr_db", "psnr_db_per_image",
     "psnr_db_torch", "register_metric", "unregister_metric", "score_task", "score_task_items", "score_task_with_items", "sentence_bleu", "standard_error", "ssim",
     "ssim_per_image", "ssim_torch", "vqa_accuracy",

@@ -23,7 +23,9 @@ Systems (the ``system`` of each report row):
 
 Every row of a metric that is a mean over items (accuracy, CIDEr-D, PSNR, SSIM; not corpus
 BLEU) also has ``std_error``, the standard error of that mean over the ``n`` items, and with
-``item_values=True`` the ``item_values`` themselves.
+``item_values=True`` the ``item_values`` themselves. ``item_outputs=True`` keeps our system's
+outputs of the tasks with JSON outputs (text) and their references in ``meta``, for comparisons
+that score them again (corpus BLEU of paired items: ``benchmarks/pipeline_agreement.py``).
 
 Outputs in ``--out`` (default ``results/eval``): ``eval.json`` ({meta, rows}, DESIGN.md's schema)
 and ``eval_<task>.png`` (each metric vs SNR, all systems on the same axes); a table on stdout
@@ -183,7 +185,8 @@ def evaluate(checkpoint: str | Path, snrs: list[float], *, channel: str = "awgn"
              batch_size: int = 64, threads: Optional[int] = 2, progress: bool = False,
              device: str = "cpu", selection: str = "importance",
              budget: Optional[int] = None, item_values: bool = False, precision: str = "fp32",
-             noise_seed: Optional[int] = None, data: tuple[str, ...] = (BUILTIN,)) -> dict[str, Any]:
+             noise_seed: Optional[int] = None, data: tuple[str, ...] = (BUILTIN,),
+             item_outputs: bool = False) -> dict[str, Any]:
     """Run the evaluation; returns the report ``{"meta", "rows"}`` (see the module docstring).
 
     ``tasks``: task names (None: every task ``data`` feeds; with the built-in world, every
@@ -202,7 +205,11 @@ def evaluate(checkpoint: str | Path, snrs: list[float], *, channel: str = "awgn"
     and for every system), for paired comparisons. ``precision``: ``int8`` evaluates the
     post-training quantized client half (:mod:`mtsc_sdr.compress.quantize`); rows get a
     ``precision`` key either way. ``noise_seed`` (default ``seed``) seeds the channel draws alone:
-    the same items under other noise, to see how much a metric moves with the noise."""
+    the same items under other noise, to see how much a metric moves with the noise.
+    ``item_outputs``: ``meta["item_outputs"]``, one ``{"task", "snr_db", "outputs"}`` per task
+    and SNR of our system (``outputs`` in the order of ``meta["item_ids"]``), and
+    ``meta["item_references"]`` (per task, each item's references), for the tasks whose outputs
+    are JSON values (not images)."""
     import torch
 
     if channel not in CHANNELS:
@@ -231,6 +238,8 @@ def evaluate(checkpoint: str | Path, snrs: list[float], *, channel: str = "awgn"
     skipped: list[str] = []
     counts: dict[str, int] = {}
     item_ids: dict[str, list[str]] = {}
+    kept_outputs: list[dict] = []
+    kept_references: dict[str, list] = {}
     work = [(t, s) for t in tasks for s in snrs]
     bar = None
     if progress:
@@ -241,6 +250,9 @@ def evaluate(checkpoint: str | Path, snrs: list[float], *, channel: str = "awgn"
         items = list(source.examples(split, task, n_per_task, seed))   # n_per_task decoded items
         counts[task] = len(items)
         item_ids[task] = [e.item_id for e in items]
+        keep = item_outputs and spec.output != "image"
+        if keep:
+            kept_references[task] = [list(e.references) for e in items]
         if baseline and spec.no_baseline:
             skipped.append(f"separate/{task}: {spec.no_baseline}; no rows")
         for snr in snrs:
@@ -257,8 +269,10 @@ def evaluate(checkpoint: str | Path, snrs: list[float], *, channel: str = "awgn"
                     rows.append(row(system, task, channel, float(snr), metric, float(value),
                                     unit=METRIC_UNITS.get(metric), n=len(items), precision=precision, **more))
 
-            add(ours, kind.score(task, _model_outputs(model, task, items, snr, channel, k_factor_db, s,
-                                                      batch_size, budget), items), symbols_per_item=budget)
+            outs = _model_outputs(model, task, items, snr, channel, k_factor_db, s, batch_size, budget)
+            if keep:
+                kept_outputs.append({"task": task, "snr_db": float(snr), "outputs": list(outs)})
+            add(ours, kind.score(task, outs, items), symbols_per_item=budget)
             if baseline and not spec.no_baseline:
                 outs, rate = _separate(model, task, items, snr, channel, k_factor_db, s, budget,
                                        question_share, batch_size)
@@ -280,6 +294,9 @@ def evaluate(checkpoint: str | Path, snrs: list[float], *, channel: str = "awgn"
     meta = run_meta(config, {"seed": seed})
     meta["skipped"] = skipped
     meta["item_ids"] = item_ids           # per task, in the order of the rows' item_values
+    if item_outputs:
+        meta["item_outputs"] = kept_outputs
+        meta["item_references"] = kept_references
     return {"meta": meta, "rows": rows}
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from mtsc_sdr.metrics import (
-    CIDER_REPORT_SCALE, bleu, cider, cider_scores, coco_tokenize, score_task, sentence_bleu,
+    BLEU_STATS_COLUMNS, CIDER_REPORT_SCALE, bleu, bleu_from_stats, bleu_item_stats, cider, cider_scores, coco_tokenize, score_task, sentence_bleu,
 )
 
 VOCAB = "a an the man woman dog cat red blue ball grass on with sits runs two small big near".split()
@@ -59,6 +59,23 @@ def test_bleu_accepts_one_string_per_item_and_empty_hypotheses():
     assert full == bleu(hyps, [[r] for r in refs])
     with_empty = bleu([hyps[0], ""], refs)
     assert 0.0 <= with_empty < full
+
+
+def test_bleu_item_stats_sum_to_corpus_bleu_of_any_subset():
+    """The per-item statistics reproduce corpus BLEU exactly: of all items, of a subset, of a
+    resample with repeats (what a bootstrap over items sums), and one row per stacked corpus."""
+    hyps, refs = random_corpus(3, 25, max_refs=3, min_len=3)
+    hyps[4] = ""
+    stats = bleu_item_stats(hyps, refs)
+    assert stats.shape == (25, BLEU_STATS_COLUMNS) and stats.dtype == np.int64
+    assert bleu_from_stats(stats.sum(0)) == pytest.approx(bleu(hyps, refs), abs=1e-9)
+    idx = np.array([0, 0, 3, 7, 7, 7, 12, 24])
+    assert bleu_from_stats(stats[idx].sum(0)) == pytest.approx(
+        bleu([hyps[i] for i in idx], [refs[i] for i in idx]), abs=1e-9)
+    both = bleu_from_stats(np.stack([stats.sum(0), stats[idx].sum(0)]))
+    assert both.shape == (2,) and both[0] == pytest.approx(bleu(hyps, refs), abs=1e-9)
+    with pytest.raises(ValueError, match="shape"):
+        bleu_from_stats(stats.sum(0)[:9])
 
 
 @pytest.mark.parametrize("fn", [bleu, cider])

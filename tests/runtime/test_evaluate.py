@@ -93,6 +93,25 @@ def test_eval_rician_no_baseline_and_reproducible(checkpoint):
         assert sum(r["item_values"]) / 2 == pytest.approx(r["value"])
 
 
+def test_eval_keeps_text_outputs_and_references(checkpoint):
+    """``item_outputs``: the outputs of text tasks per SNR, in ``item_ids`` order, scoring again to
+    the rows' values; none for images."""
+    from mtsc_sdr.metrics import score_task
+    from mtsc_sdr.runtime.evaluate import evaluate
+
+    rep = evaluate(checkpoint, [0.0, 10.0], tasks=("vqa", "reconstruct"), n_per_task=2, baseline=False,
+                   item_outputs=True)
+    meta = rep["meta"]
+    assert [(o["task"], o["snr_db"]) for o in meta["item_outputs"]] == [("vqa", 0.0), ("vqa", 10.0)]
+    assert set(meta["item_references"]) == {"vqa"} and len(meta["item_references"]["vqa"]) == 2
+    for o in meta["item_outputs"]:
+        assert len(o["outputs"]) == len(meta["item_ids"]["vqa"]) == 2
+        again = score_task("vqa", o["outputs"], meta["item_references"]["vqa"])
+        rows = {r["metric"]: r["value"] for r in rep["rows"] if r["task"] == "vqa" and r["snr_db"] == o["snr_db"]}
+        assert again == pytest.approx(rows)
+    assert "item_outputs" not in evaluate(checkpoint, [0.0], tasks=("vqa",), n_per_task=1, baseline=False)["meta"]
+
+
 def test_eval_missing_checkpoint_is_a_clear_error(tmp_path, capsys):
     from mtsc_sdr.cli import main
 
