@@ -1,0 +1,45 @@
+"""Every release model in ``models/`` loads with the current code and still does its job: a change
+that breaks a shipped model (its layout, its config, the tokenizer, a renamed parameter) fails
+here. Quality floors are far below each model card's figures (a few validation items, 20 dB,
+one process) but far above what an untrained or broken model scores."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mtsc_sdr.model.checkpoint import SHIPPED_MODELS
+
+RELEASES = sorted(p.parent.name for p in SHIPPED_MODELS.glob("*/config.json"))
+#: main metric -> the least a shipped model scores on FLOOR_ITEMS validation items at 20 dB.
+#: Untrained: VQA about 0 %, CIDEr about 0, PSNR about 10 dB; answering every question with the
+#: most common training answer gives 36 % VQA.
+FLOORS = {"default": {"vqa": 60.0, "caption_image": 100.0, "caption_audio": 100.0, "caption_video": 100.0,
+                      "reconstruct": 24.0},
+          "minilm": {"vqa": 45.0, "caption_image": 50.0, "caption_audio": 50.0, "caption_video": 50.0,
+                     "reconstruct": 20.0}}
+FLOOR_ITEMS = 24
+
+
+def test_the_release_models_are_shipped():
+    assert {"default", "minilm"} <= set(RELEASES)
+    assert set(RELEASES) <= set(FLOORS), "a new release needs its quality floors here"
+
+
+@pytest.mark.parametrize("name", RELEASES)
+def test_release_loads_and_keeps_its_quality(name):
+    from mtsc_sdr import tasks
+    from mtsc_sdr.runtime.evaluate import evaluate
+    from mtsc_sdr.train.release import CARD, MAX_RELEASE_BYTES, directory_bytes
+
+    directory = SHIPPED_MODELS / name
+    assert directory_bytes(directory) <= MAX_RELEASE_BYTES
+    card = (directory / CARD).read_text()
+    assert "mtsc-sdr train --config" in card and "## Evaluation" in card
+    report = evaluate(directory, [20.0], n_per_task=FLOOR_ITEMS, split="val", seed=3, baseline=False, threads=2)
+    scores = {r["task"]: r["value"] for r in report["rows"]
+              if r["system"] == "mtsc" and r["metric"] == tasks.get(r["task"]).main_metric}
+    assert set(scores) == set(tasks.names())
+    low = {t: (round(v, 2), FLOORS[name][t]) for t, v in scores.items() if v < FLOORS[name][t]}
+    assert not low, f"{name}: below the floor (score, floor): {low}"
