@@ -28,6 +28,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "bs": ("mtsc_sdr.runtime.bs", "run the base station: PHY receiver, JSC and LAM decoders, downlink"),
     "client": ("mtsc_sdr.runtime.client", "run a client: encode items, stream IQ, decode the answers"),
     "run": ("mtsc_sdr.runtime.run", "run base station, channel and clients as processes; write a report"),
+    "send": ("mtsc_sdr.runtime.send", "send your own image, audio or video through the split system; print the answer"),
     "bench": ("mtsc_sdr.bench.cli", "measure latency per stage, throughput, memory and weight bytes"),
     "replay": ("mtsc_sdr.runtime.replay", "feed a SigMF recording into a base station as if live; decode it again"),
     "calibrate": ("mtsc_sdr.radio.calibrate", "measure a radio pair (CFO, noise, gain -> SNR, DC, IQ) into calibration/"),

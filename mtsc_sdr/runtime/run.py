@@ -71,7 +71,10 @@ from mtsc_sdr.runtime.outputs import outputs_for
 
 @dataclass
 class ClientSpec:
-    """One client process per SNR point. Items: ``n_per_task`` of each task from ``split``."""
+    """One client process per SNR point. Items: ``n_per_task`` of each task from ``split``, or
+    the user's own file when ``image``, ``audio`` or ``video`` is set (one item, as ``mtsc-sdr
+    client --image F [--question Q] [--task T]`` takes it; ``tasks``, ``split``, ``n_per_task``
+    and ``seed`` are then unused)."""
 
     tasks: list[str] = field(default_factory=lambda: list(task_table.names()))
     n_per_task: int = 10
@@ -82,6 +85,12 @@ class ClientSpec:
     window: int = 4
     budget: Optional[int] = None
     channel: Optional[ChannelKind] = None     # None: the run's channel
+    image: Optional[str] = None               # the user's own file (at most one of image, audio, video)
+    audio: Optional[str] = None               # a WAV file
+    video: Optional[str] = None               # a folder of frames, or a multi-frame GIF / WebP / PNG
+    question: Optional[str] = None            # about image (VQA)
+    task: Optional[str] = None                # for the file (None: from its modality and question)
+    images_dir: Optional[str] = None          # folder the client writes reconstructed images (PNG) into
 
     def validate(self, path: str = "") -> None:
         names = task_table.names()
@@ -89,6 +98,22 @@ class ClientSpec:
         check(not bad and bool(self.tasks), f"{path}.tasks", f"must be a non-empty list of {list(names)}, got {self.tasks}")
         check(self.n_per_task >= 1, f"{path}.n_per_task", f"must be >= 1, got {self.n_per_task}")
         check(self.window >= 1, f"{path}.window", f"must be >= 1, got {self.window}")
+        check(len(self.files()) <= 1, f"{path}.image", "give at most one of image, audio, video")
+        check(self.task is None or self.task in names, f"{path}.task", f"must be one of {list(names)}, got {self.task}")
+        check(bool(self.files()) or (self.question is None and self.task is None), f"{path}.question",
+              "question and task go with a file (image, audio or video)")
+
+    def files(self) -> dict[str, str]:
+        """The user's file as ``{"image" | "audio" | "video": path}`` ({} for split items)."""
+        return {k: v for k, v in (("image", self.image), ("audio", self.audio), ("video", self.video)) if v}
+
+    def item_options(self) -> list[str]:
+        """The ``mtsc-sdr client`` options that choose this client's items."""
+        if self.files():
+            chosen = {**self.files(), "question": self.question, "task": self.task}
+            return [arg for k, v in chosen.items() if v is not None for arg in (f"--{k}", v)]
+        return ["--split", self.split, "--tasks", ",".join(self.tasks), "--n-per-task", str(self.n_per_task),
+                "--seed", str(self.seed)]
 
 
 @dataclass
@@ -200,12 +225,13 @@ def _client_argv(cfg: RunConfig, spec: ClientSpec, checkpoint: str, tx: str, con
                  snr_db: float, work: Path) -> list[str]:
     argv = _cli("client", "--checkpoint", checkpoint, "--precision", spec.precision, "--tx", tx,
                 "--control", control, "--session", str(session), "--snr-db", repr(snr_db), "--csi", spec.csi,
-                "--split", spec.split, "--tasks", ",".join(spec.tasks), "--n-per-task", str(spec.n_per_task),
-                "--seed", str(spec.seed), "--window", str(spec.window), "--item-timeout-s", repr(cfg.item_timeout_s),
+                *spec.item_options(), "--window", str(spec.window), "--item-timeout-s", repr(cfg.item_timeout_s),
                 "--retries", str(cfg.retries), "--threads", str(cfg.threads), "--flush-samples", str(cfg.flush_samples),
                 "--out", str(work / f"items_{session}.jsonl"), "--summary", str(work / f"client_{session}.json"))
     if spec.budget:
         argv += ["--budget", str(spec.budget)]
+    if spec.images_dir:
+        argv += ["--images", spec.images_dir]
     return argv
 
 
@@ -476,6 +502,22 @@ def format_summary(report: dict) -> str:
     return "\n".join(lines)
 
 
+def execute_command(cfg: RunConfig, command: str, *, progress: bool) -> tuple[Optional[dict], int]:
+    """:func:`execute` for the command line ``mtsc-sdr COMMAND``: SIGTERM stops it as Ctrl-C does
+    (everything torn down, then KeyboardInterrupt). Returns (report, 0), or (None, exit status)
+    after printing ``mtsc-sdr COMMAND: why`` (naming the process) to stderr: 4 when the base station
+    refused the checkpoint, 1 when a process, flowgraph or radio failed."""
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        return execute(cfg, progress=progress), 0
+    except RunFailed as exc:
+        print(f"mtsc-sdr {command}: {exc}", file=sys.stderr)
+        return None, exc.status
+    except (ProcessFailed, RuntimeError, OSError, ValueError) as exc:
+        print(f"mtsc-sdr {command}: {exc}", file=sys.stderr)
+        return None, 1
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("config", help="run configuration YAML (see configs/)")
     p.add_argument("--out", help="output directory (default: the config's out, else results/run/<name>)")
@@ -489,15 +531,9 @@ def run(args: argparse.Namespace) -> int:
         cfg.out = args.out
     if args.checkpoint:
         cfg.checkpoint = args.checkpoint
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
-    try:
-        report = execute(cfg, progress=not args.json)
-    except RunFailed as exc:
-        print(f"mtsc-sdr run: {exc}", file=sys.stderr)
-        return exc.status
-    except (ProcessFailed, RuntimeError, OSError, ValueError) as exc:
-        print(f"mtsc-sdr run: {exc}", file=sys.stderr)
-        return 1
+    report, status = execute_command(cfg, "run", progress=not args.json)
+    if report is None:
+        return status
     if args.json:
         print(json.dumps(report))
     else:
