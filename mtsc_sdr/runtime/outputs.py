@@ -62,6 +62,9 @@ class ImageOutputs(ValueOutputs):
         refs = np.ascontiguousarray(np.stack([e.target_image for e in examples]).transpose(0, 3, 1, 2))
         return score_task_with_items(task, hyps, refs)
 
+    #: suffixes of a user's image file, dropped from the reconstruction's name
+    IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff")
+
     def record(self, example, output, images_dir, session):
         """``output``: the PNG path under ``images_dir`` (None without it); ``psnr_db`` and ``ssim``
         against the target (the input image when the example has no target)."""
@@ -69,7 +72,10 @@ class ImageOutputs(ValueOutputs):
         if images_dir:
             from PIL import Image   # PIL: only when images are written
 
-            path = Path(images_dir) / f"{session}_{example.item_id.replace('/', '_')}.png"
+            user_file = Path(example.item_id)                   # a user's /x/photo.jpg -> 1_photo.png
+            name = (user_file.stem if user_file.suffix.lower() in self.IMAGE_SUFFIXES
+                    else example.item_id.replace("/", "_"))
+            path = Path(images_dir) / f"{session}_{name}.png"
             path.parent.mkdir(parents=True, exist_ok=True)
             Image.fromarray(output).save(path)
             res["output"] = str(path)

@@ -60,7 +60,7 @@ def test_send_reconstruct_writes_a_png(micro_checkpoint, photo, tmp_path):
     assert proc.returncode == 0, proc.stderr
     rec = json.loads(proc.stdout)
     png = Path(rec["output"])
-    assert rec["task"] == "reconstruct" and png.parent == out and png.suffix == ".png"
+    assert rec["task"] == "reconstruct" and png.parent == out and png.name == "1_photo.png"
     with Image.open(png) as im:
         assert im.format == "PNG" and im.size == (32, 32)
     assert np.isfinite(rec["psnr_db"])
