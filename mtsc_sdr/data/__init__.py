@@ -19,13 +19,14 @@ from .errors import DataError, DatasetNotFound, MalformedDataset, UnsafePickle, 
 from .items import (QA, SPLITS, AudioClip, AudioEvent, Patch, SceneImage, SceneObject,
                     TaskExample, VideoClip)
 from .patches import natural_patches
+from .scenes import QUESTION_TYPES
 from .vocab import PHRASING_SPLITS
 from .world import (DEFAULT_SPLIT_SIZES, SyntheticWorld, available, collate, examples, register_examples,
                     unregister_examples)
 
 __all__ = [
     "DataError", "DatasetNotFound", "MalformedDataset", "UnsafePickle", "UnsupportedMedia",
-    "QA", "SPLITS", "AudioClip", "AudioEvent", "Patch", "SceneImage", "SceneObject",
+    "QA", "QUESTION_TYPES", "SPLITS", "AudioClip", "AudioEvent", "Patch", "SceneImage", "SceneObject",
     "TaskExample", "VideoClip", "natural_patches", "DEFAULT_SPLIT_SIZES", "SyntheticWorld",
     "available", "collate", "examples", "register_examples", "unregister_examples", "PHRASING_SPLITS",
 ]

@@ -179,6 +179,9 @@ class TaskExample:
             ``reconstruct``.
         target_image: ``uint8`` (H, W, 3) for ``reconstruct`` (the input image itself).
         sample_rate_hz: sample rate of ``audio``.
+        question_type: for ``vqa``, the question's :attr:`QA.kind` (``count``, ``colour``,
+            ``shape``, ``position``, ``size``, ``existence`` in the built-in world; VQAv2's
+            ``answer_type``); None otherwise. Evaluation scores each type apart.
     """
 
     item_id: str
@@ -190,3 +193,4 @@ class TaskExample:
     references: list[str] = field(default_factory=list)
     target_image: Optional[np.ndarray] = None
     sample_rate_hz: int = 16000
+    question_type: Optional[str] = None

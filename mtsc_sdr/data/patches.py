@@ -10,9 +10,20 @@ range from texture close-ups to whole-object, CIFAR-like views.
 Split (fixed, spatial): every photograph is cut at 70 % and 85 % of its width; patches whose
 footprint in the original lies in the left 70 % are ``train``, in the next 15 % ``val``, in the
 last 15 % ``test``; patches crossing a cut are dropped. Splits therefore never share a pixel of
-any source, at any scale. Patches are on a non-overlapping 32-px grid (``stride_px``), which
-with scikit-image 0.26 and the flat-patch filter (:data:`MIN_STD`) gives 3647 train, 539 val and
-542 test patches (see the test).
+any source, at any scale. Patches are on a non-overlapping 32-px grid (``stride_px``).
+
+Evaluation splits weight every photograph equally (:data:`BALANCED_SPLITS`: ``val`` and ``test``):
+the photographs differ a lot in size and flatness (retina alone would give 188 of the 542 test
+patches, and its smooth patches are far easier to reconstruct than the rest), so a mean over a
+split would mostly measure one photograph. Each of these splits takes the same number of patches
+from every photograph -- as many as the photograph with the fewest has -- spread evenly over each
+photograph's patches in grid order (all scales, left to right, top to bottom), and lists them
+round-robin, one photograph after another, so that any prefix of the split is balanced too
+(within one patch per photograph). ``train`` keeps every patch of its part of each photograph in
+grid order, photograph by photograph (a model's training pool is fixed by it).
+
+With scikit-image 0.26 and the flat-patch filter (:data:`MIN_STD`) that gives 3647 train patches,
+and 8 x 9 = 72 val and 8 x 22 = 176 test patches (of 539 and 542 before balancing; see the test).
 """
 
 from __future__ import annotations
@@ -35,6 +46,8 @@ PATCH_PX = 32
 #: they are empty background (the black sky of hubble_deep_field, the mask around retina) with
 #: nothing to reconstruct, and any codec sends them exactly (infinite PSNR).
 MIN_STD = 4.0
+#: Splits that take the same number of patches from every source photograph (module docstring).
+BALANCED_SPLITS: tuple[str, ...] = ("val", "test")
 
 
 def skimage_data_dir() -> str:
@@ -77,9 +90,44 @@ def patch_index(split: str, stride_px: int = PATCH_PX) -> list[tuple[str, int, i
     """``(source, scale, row_px, col_px)`` of every patch of a split, in a fixed order.
 
     ``row_px``/``col_px`` are the top-left corner in the downscaled image. Patches have no text,
-    so a phrasing split (``test_phrasing``) has the patches of its content split.
+    so a phrasing split (``test_phrasing``) has the patches of its content split. ``train``: every
+    patch, photograph by photograph in grid order; ``val`` and ``test``: the balanced selection of
+    the module docstring, round-robin over the photographs (:func:`balance`).
     """
     split = resolve_split(split)[0]
+    out = _grid_index(split, stride_px)
+    return balance(out) if split in BALANCED_SPLITS else out
+
+
+def balance(index: list[tuple[str, int, int, int]],
+            rng: np.random.Generator | None = None) -> list[tuple[str, int, int, int]]:
+    """The same number of entries from every source photograph of ``index``, round-robin.
+
+    Each photograph keeps ``m`` entries (``m``: the fewest any photograph of ``index`` has),
+    spread evenly over its entries in their order (``floor((k + 1/2) n / m)``, k < m). Rounds of
+    one entry per photograph follow each other, photographs in :data:`SOURCES` order. With
+    ``rng`` each photograph's kept entries are shuffled and so is the photograph order of every
+    round, so the result is a random order whose every prefix is still balanced within one entry
+    per photograph.
+    """
+    groups = {name: [t for t in index if t[0] == name] for name in SOURCES}
+    groups = {name: g for name, g in groups.items() if g}
+    if not groups:
+        return []
+    m = min(len(g) for g in groups.values())
+    kept = {name: [g[int((k + 0.5) * len(g) / m)] for k in range(m)] for name, g in groups.items()}
+    names = list(kept)
+    if rng is not None:
+        kept = {name: [g[i] for i in rng.permutation(m)] for name, g in kept.items()}
+    out = []
+    for k in range(m):
+        order = names if rng is None else [names[i] for i in rng.permutation(len(names))]
+        out += [kept[name][k] for name in order]
+    return out
+
+
+def _grid_index(split: str, stride_px: int) -> list[tuple[str, int, int, int]]:
+    """Every patch of ``split`` (a content split) on the grid, photograph by photograph."""
     out = []
     for name in SOURCES:
         for s in SCALES:
@@ -101,7 +149,9 @@ def natural_patches(split: str, limit: int | None = None, seed: int | None = Non
         split: ``train``, ``val`` or ``test`` (``test_phrasing``: the ``test`` patches).
         limit: at most this many patches (None: all).
         seed: if given, the patches are shuffled with ``np.random.default_rng(seed)`` before
-            ``limit`` is applied; if None they come in the fixed order of :func:`patch_index`.
+            ``limit`` is applied (``val`` and ``test``: shuffled within each photograph and
+            interleaved round-robin, :func:`balance`, so the first ``limit`` stay balanced);
+            if None they come in the fixed order of :func:`patch_index`.
         stride_px: grid step in pixels (32: non-overlapping; smaller gives overlapping train
             patches -- splits stay disjoint either way).
 
@@ -109,10 +159,15 @@ def natural_patches(split: str, limit: int | None = None, seed: int | None = Non
         :class:`Patch` list, ``image`` uint8 (32, 32, 3) RGB; ``item_id`` is
         ``"patch/{source}/x{scale}/{row_px}_{col_px}"``.
     """
-    idx = patch_index(split, stride_px)
-    order = np.arange(len(idx))
-    if seed is not None:
-        order = np.random.default_rng(seed).permutation(len(idx))
+    content = resolve_split(split)[0]
+    if seed is not None and content in BALANCED_SPLITS:
+        idx = balance(_grid_index(content, stride_px), np.random.default_rng(seed))
+        order = np.arange(len(idx))
+    else:
+        idx = patch_index(split, stride_px)
+        order = np.arange(len(idx))
+        if seed is not None:   # train: a plain permutation (training pools depend on it)
+            order = np.random.default_rng(seed).permutation(len(idx))
     if limit is not None:
         order = order[:limit]
     out = []

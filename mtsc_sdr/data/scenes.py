@@ -25,6 +25,8 @@ POSITION_XY: dict[str, tuple[float, float]] = {
 SIZE_RADIUS: dict[str, float] = {"small": 0.085, "large": 0.14}
 _JITTER = 0.015  # fraction of the side, per axis; not part of the content key
 MAX_OBJECTS = 4
+#: The question types (:attr:`QA.kind`) of the built-in scenes, in report order.
+QUESTION_TYPES: tuple[str, ...] = ("count", "colour", "shape", "position", "size", "existence")
 _MODALITY_ID = 0
 
 

@@ -134,7 +134,8 @@ def _vqa(entries: list[real.Entry], sizes: InputSizes) -> LazyExamples:
         entry, k = rec
         qa = entry.qa[k]
         return TaskExample(f"{entry.item_id}#q{k}", "vqa", image=real.read_entry_image(entry, sizes.image_size).image,
-                           question=qa.question, references=list(qa.answers or (qa.answer,)))
+                           question=qa.question, references=list(qa.answers or (qa.answer,)),
+                           question_type=qa.kind or None)
 
     return LazyExamples([(e, k) for e in entries for k in range(len(e.qa))], make)
 

@@ -82,8 +82,9 @@ class SyntheticWorld:
 
 
 #: ``maker(world, split, n, rng, shared_rng) -> list[TaskExample]``: ``n`` examples of one task
-#: (None: the split's default size); ``rng`` is the task's own generator, ``shared_rng`` one
-#: generator shared by the tasks of one :func:`examples` call.
+#: (None: the split's default size; fewer when the split holds fewer, see :func:`register_examples`);
+#: ``rng`` is the task's own generator, ``shared_rng`` one generator shared by the tasks of one
+#: :func:`examples` call.
 ExampleMaker = Callable[["SyntheticWorld", str, Optional[int], np.random.Generator, np.random.Generator],
                         list[TaskExample]]
 
@@ -130,15 +131,17 @@ def examples(split: str, tasks=None, n_per_task: int | None = None, seed: int = 
     Args:
         split: ``train``, ``val``, ``test`` or ``test_phrasing`` (see the module docstring).
         tasks: task names (None: every registered task, :func:`mtsc_sdr.tasks.names`).
-        n_per_task: examples per task (None: ``DEFAULT_SPLIT_SIZES[split]``, capped for
-            ``reconstruct`` by the number of natural patches in the split).
+        n_per_task: examples per task (None: ``DEFAULT_SPLIT_SIZES[split]``); ``reconstruct``
+            gives at most the natural patches of the split (:func:`available`: 3647 train, 72
+            val, 176 test; val and test are balanced over the source photographs, and so is
+            every ``n_per_task`` of them, :mod:`mtsc_sdr.data.patches`).
         seed: picks which item indices are used and, for ``vqa``, which question of each scene.
         world: the world (default ``SyntheticWorld(seed=0)``).
 
     Returns:
-        ``vqa``: image + question, references = the answer(s). ``caption_*``: the modality +
-        its reference captions. ``reconstruct``: a natural patch (uint8 (32, 32, 3)) as both
-        ``image`` and ``target_image``, no references.
+        ``vqa``: image + question, references = the answer(s), ``question_type`` the question's
+        kind. ``caption_*``: the modality + its reference captions. ``reconstruct``: a natural
+        patch (uint8 (32, 32, 3)) as both ``image`` and ``target_image``, no references.
     """
     check_split(split)
     world = world or SyntheticWorld()
@@ -157,7 +160,7 @@ def _vqa(world: SyntheticWorld, split: str, i: int, rng: np.random.Generator) ->
     k = int(rng.integers(len(s.qa)))
     qa = s.qa[k]
     return TaskExample(f"{s.item_id}#q{k}", "vqa", image=s.image, question=qa.question,
-                       references=list(qa.answers or (qa.answer,)))
+                       references=list(qa.answers or (qa.answer,)), question_type=qa.kind)
 
 
 def _caption_image(world: SyntheticWorld, split: str, i: int, rng: np.random.Generator) -> TaskExample:
@@ -179,8 +182,8 @@ def _caption_video(world: SyntheticWorld, split: str, i: int, rng: np.random.Gen
 def _reconstruct(world: SyntheticWorld, split: str, n: Optional[int], rng: np.random.Generator,
                  shared_rng: np.random.Generator) -> list[TaskExample]:
     patches = natural_patches(split, seed=int(rng.integers(2**31)))
-    if n is not None and n > len(patches):
-        raise ValueError(f"the {split} split has only {len(patches)} natural patches, asked for {n}")
+    # n beyond the split's patches gives them all (:func:`available`): the balanced val and test
+    # splits are small (72 and 176), and a run asking for n items of every task should not fail
     return [TaskExample(p.item_id, "reconstruct", image=p.image, target_image=p.image)
             for p in patches[:default_size(split) if n is None else n]]
 

@@ -27,6 +27,19 @@ BLEU) also has ``std_error``, the standard error of that mean over the ``n`` ite
 outputs of the tasks with JSON outputs (text) and their references in ``meta``, for comparisons
 that score them again (corpus BLEU of paired items: ``benchmarks/pipeline_agreement.py``).
 
+Per question type: a task with a question (VQA) whose examples carry a ``question_type``
+(:attr:`mtsc_sdr.data.TaskExample.question_type`: count, colour, shape, position, size, existence
+in the built-in world; VQAv2's answer types) also gets, for every system and SNR, one row per
+type of its main metric over the items of that type: metric ``<main metric>_<type>`` (e.g.
+``accuracy_count``, ``accuracy_yes_no``; the type lower-cased, runs of other characters turned
+into ``_``), with ``question_type`` (the type as the data names it), ``n`` (that type's items) and
+``std_error``, but no ``item_values`` (those of the task's own row cover every item). Rows of the
+whole task keep their metric names, so a reader that knows nothing of types is unaffected.
+
+A question-only model (``TrainConfig.blind``, read from the checkpoint's ``trainer_state.json``;
+``blind=`` overrides) is evaluated as it was trained: the input of every task with a question
+is zeroed (all systems), and the meta's config says ``blind``.
+
 Outputs in ``--out`` (default ``results/eval``): ``eval.json`` ({meta, rows}, DESIGN.md's schema)
 and ``eval_<task>.png`` (each metric vs SNR, all systems on the same axes); a table on stdout
 (stderr with ``--json``, where stdout gets the JSON object).
@@ -175,6 +188,30 @@ def _separate(model, task, items, snr_db, channel, k_factor_db, seed, budget, qu
     return clean_outputs(model, task, received, batch_size), rate
 
 
+def question_type_metric(metric: str, question_type: str) -> str:
+    """The row metric of ``metric`` over the items of one question type: ``accuracy`` and
+    ``"yes/no"`` give ``accuracy_yes_no``."""
+    return f"{metric}_{re.sub(r'[^a-z0-9]+', '_', question_type.lower()).strip('_')}"
+
+
+def checkpoint_is_blind(checkpoint: str | Path) -> bool:
+    """Whether ``checkpoint`` was trained question-only: its ``trainer_state.json`` has
+    ``train_config.blind`` true (False without a trainer state, e.g. a bare release model)."""
+    from mtsc_sdr.train.trainer import read_state
+
+    state = read_state(Path(checkpoint))
+    return bool(state and state.get("train_config", {}).get("blind", False))
+
+
+def zero_inputs(items: list, task: str) -> list:
+    """``items`` with the input of a task that has a question zeroed (same shape and dtype), the
+    question-only evaluation; other tasks' items unchanged."""
+    spec = task_table.get(task)
+    if not spec.question:
+        return items
+    return [replace(e, **{spec.modality: np.zeros_like(getattr(e, spec.modality))}) for e in items]
+
+
 def _capacity(items, snr_db, channel, k_factor_db, budget):
     return [codec_at_capacity(e.image, snr_db, budget, channel, k_factor_db)[0] for e in items]
 
@@ -186,7 +223,7 @@ def evaluate(checkpoint: str | Path, snrs: list[float], *, channel: str = "awgn"
              device: str = "cpu", selection: str = "importance",
              budget: Optional[int] = None, item_values: bool = False, precision: str = "fp32",
              noise_seed: Optional[int] = None, data: tuple[str, ...] = (BUILTIN,),
-             item_outputs: bool = False) -> dict[str, Any]:
+             item_outputs: bool = False, blind: Optional[bool] = None) -> dict[str, Any]:
     """Run the evaluation; returns the report ``{"meta", "rows"}`` (see the module docstring).
 
     ``tasks``: task names (None: every task ``data`` feeds; with the built-in world, every
@@ -209,7 +246,8 @@ def evaluate(checkpoint: str | Path, snrs: list[float], *, channel: str = "awgn"
     ``item_outputs``: ``meta["item_outputs"]``, one ``{"task", "snr_db", "outputs"}`` per task
     and SNR of our system (``outputs`` in the order of ``meta["item_ids"]``), and
     ``meta["item_references"]`` (per task, each item's references), for the tasks whose outputs
-    are JSON values (not images)."""
+    are JSON values (not images). ``blind``: zero the input of tasks with a question (None: the
+    checkpoint's ``TrainConfig.blind``)."""
     import torch
 
     if channel not in CHANNELS:
@@ -218,6 +256,7 @@ def evaluate(checkpoint: str | Path, snrs: list[float], *, channel: str = "awgn"
         torch.set_num_threads(threads)
     if selection not in SELECTIONS:
         raise ValueError(f"selection must be one of {SELECTIONS}, got {selection!r}")
+    blind = checkpoint_is_blind(checkpoint) if blind is None else bool(blind)
     model = load(checkpoint).to(device).eval()
     source = DataSource(data, InputSizes.of(model.cfg))
     tasks = tuple(task_table.check_names(source.tasks if tasks is None else tasks))
@@ -248,7 +287,11 @@ def evaluate(checkpoint: str | Path, snrs: list[float], *, channel: str = "awgn"
     for task in tasks:
         spec, kind = task_table.get(task), outputs_for(task)
         items = list(source.examples(split, task, n_per_task, seed))   # n_per_task decoded items
+        if blind:
+            items = zero_inputs(items, task)
         counts[task] = len(items)
+        types = [e.question_type for e in items] if spec.question else []
+        by_type = {t: np.array([i for i, u in enumerate(types) if u == t]) for t in sorted({t for t in types if t})}
         item_ids[task] = [e.item_id for e in items]
         keep = item_outputs and spec.output != "image"
         if keep:
@@ -268,6 +311,15 @@ def evaluate(checkpoint: str | Path, snrs: list[float], *, channel: str = "awgn"
                             more["item_values"] = [float(v) for v in per_item]
                     rows.append(row(system, task, channel, float(snr), metric, float(value),
                                     unit=METRIC_UNITS.get(metric), n=len(items), precision=precision, **more))
+                main = scores.get(spec.main_metric, (None, None))[1]     # per-item scores
+                for qtype, idx in by_type.items():
+                    if main is None:
+                        break
+                    vals = np.asarray(main, dtype=np.float64)[idx]
+                    rows.append(row(system, task, channel, float(snr), question_type_metric(spec.main_metric, qtype),
+                                    float(vals.mean()), unit=METRIC_UNITS.get(spec.main_metric), n=len(vals),
+                                    precision=precision, question_type=qtype, std_error=standard_error(vals),
+                                    **extra))
 
             outs = _model_outputs(model, task, items, snr, channel, k_factor_db, s, batch_size, budget)
             if keep:
@@ -290,6 +342,7 @@ def evaluate(checkpoint: str | Path, snrs: list[float], *, channel: str = "awgn"
               "n_per_task": n_per_task, "items": counts, "split": split, "baseline": baseline,
               "k_factor_db": k_factor_db, "question_share": question_share, "clean_snr_db": CLEAN_SNR_DB,
               "symbols_per_item": budget, "selection": selection, "precision": precision, "noise_seed": noise_seed,
+              "blind": blind,
               "data": {t: source.origin(t) for t in tasks}, "model": json.loads(json.dumps(_model_dict(model)))}
     meta = run_meta(config, {"seed": seed})
     meta["skipped"] = skipped
@@ -322,7 +375,8 @@ def format_table(rows: list[dict]) -> str:
 
 
 def plot(rows: list[dict], out: Path) -> list[Path]:
-    """``eval_<task>.png`` per task: each metric vs SNR, every system on the same axes."""
+    """``eval_<task>.png`` per task: each metric vs SNR, every system on the same axes (rows of
+    one channel; per-question-type rows are left out)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -331,6 +385,7 @@ def plot(rows: list[dict], out: Path) -> list[Path]:
     files = []
     styles = {"mtsc": dict(marker="o"), "separate": dict(marker="s", linestyle="--"),
               "capacity": dict(marker="^", linestyle=":", color="k")}
+    rows = [r for r in rows if "question_type" not in r]    # per-type rows: in the table, not the plots
     for task in [t for t in task_table.names() if any(r["task"] == t for r in rows)]:
         metrics = [m for m in dict.fromkeys(r["metric"] for r in rows if r["task"] == task)]
         fig, axes = plt.subplots(1, len(metrics), figsize=(4.5 * len(metrics), 3.6), squeeze=False)

@@ -53,6 +53,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_data(p)
     p.add_argument("--tasks", nargs="+", choices=task_table.names(),
                    help="tasks trained (default: with --data every task it feeds, else the file's or all)")
+    p.add_argument("--blind", action="store_const", const=True,
+                   help="zero the image input of tasks with a question: the question-only VQA baseline "
+                        "(configs/question-only.yaml)")
     p.add_argument("--restart", action="store_true", help="ignore a checkpoint in the directory and start over")
     p.add_argument("--until-step", type=int, metavar="N", help="stop with a checkpoint after N steps (resume later)")
     p.add_argument("--quiet", action="store_true", help="no progress output")
@@ -62,7 +65,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def config_from_args(args: argparse.Namespace):
     over = {k: getattr(args, k) for k in ("preset", "steps", "batch_size", "lr", "data_fraction", "seed",
                                           "checkpoint_dir", "checkpoint_every", "time_budget_s", "num_threads",
-                                          "device", "precision", "data", "tasks")
+                                          "device", "precision", "data", "tasks", "blind")
             if getattr(args, k, None) is not None}
     if args.data and not args.tasks:   # default tasks: those the given data feeds
         try:

@@ -56,6 +56,12 @@ class TrainConfig:
             100 items per task, 0.2 against 0: image captions CIDEr 141 vs 110 at 20 dB, video
             captions 276 vs 174, and at 128 symbols and -5 dB importance-kept tokens give image
             captions 108 where fixed / random ones give 69 / 85 (91 / 94 / 96 without it).
+        blind: zero the image input of tasks with a question (the question-only baseline): every
+            training batch of such a task (VQA) carries an all-zero image, so the model learns
+            what the questions alone say about the answers. Evaluation zeroes it too
+            (:func:`mtsc_sdr.runtime.evaluate.evaluate` reads this field from the checkpoint's
+            ``trainer_state.json``). ``configs/question-only.yaml`` is the release model's run
+            with ``blind`` and VQA alone.
         tasks: tasks trained; task_weights: their sampling probabilities (None: equal), one per task,
             or with ``mix_tasks`` the weights of their losses (normalised to sum 1).
         mix_tasks: every step takes a ``batch_size`` batch of every task and sums the losses,
@@ -109,6 +115,7 @@ class TrainConfig:
     budgets: Optional[tuple[int, ...]] = (128, 256, 512)
     k_factor_db: float = 6.0
     importance_weight: float = 0.2
+    blind: bool = False
     tasks: tuple[str, ...] = field(default_factory=task_table.names)
     task_weights: Optional[tuple[float, ...]] = None
     mix_tasks: bool = True

@@ -155,10 +155,57 @@ def test_natural_patches_split_and_offline():
         assert all(p.image.shape == (32, 32, 3) and p.image.dtype == np.uint8 for p in ps)
         assert len({p.item_id for p in ps}) == len(ps)
         footprint[sp] = {p.item_id for p in ps}
-    assert counts == {"train": 3647, "val": 539, "test": 542}
+    assert counts == {"train": 3647, "val": 8 * 9, "test": 8 * 22}
     assert not (footprint["train"] & footprint["val"]) and not (footprint["val"] & footprint["test"])
     a, b = natural_patches("val", limit=5, seed=1), natural_patches("val", limit=5, seed=1)
     assert [p.item_id for p in a] == [p.item_id for p in b]
+
+
+def _photo(item_id: str) -> str:
+    return item_id.split("/")[1]
+
+
+def test_evaluation_patch_splits_weight_every_photograph_equally():
+    """val and test take as many patches from each photograph as the one with the fewest has, and
+    list them round-robin: the whole split and every prefix, shuffled or not, are balanced."""
+    from collections import Counter
+
+    photos = {name.rsplit(".", 1)[0] for name in SOURCES}
+    for split, per_photo in (("val", 9), ("test", 22)):
+        for seed in (None, 0, 5):
+            ids = [p.item_id for p in natural_patches(split, seed=seed)]
+            assert Counter(map(_photo, ids)) == {p: per_photo for p in photos}
+            for n in (1, 7, 8, 20, 50, len(ids)):
+                counts = Counter(map(_photo, ids[:n]))
+                assert max(counts.values()) - min(counts.get(p, 0) for p in photos) <= 1, (split, seed, n)
+        same = {frozenset(p.item_id for p in natural_patches(split, seed=s)) for s in (None, 0, 5)}
+        assert len(same) == 1                      # a seed orders the split, it does not change it
+    # the evaluation's reconstruct items: the balanced split, any n_per_task
+    ex = examples("test", ["reconstruct"], n_per_task=40, seed=3)
+    assert set(Counter(_photo(e.item_id) for e in ex).values()) == {5}
+    assert len(examples("test", ["reconstruct"], seed=0)) == 8 * 22
+
+
+def test_train_patch_split_is_unchanged():
+    """The train patches, their order and the training pools drawn from them are exactly what they
+    were before the evaluation splits were balanced (models are trained on them): sha256 of the
+    item ids, one per line, recorded at commit 32fb085."""
+    import hashlib
+
+    from mtsc_sdr.data.sources import DataSource
+
+    def digest(ids):
+        return hashlib.sha256("\n".join(ids).encode()).hexdigest()
+
+    assert digest(p.item_id for p in natural_patches("train")) == \
+        "4a8413f447dbd3e79722216d4eaf602903ef18b539364eeecb449c546c05b69d"
+    assert digest(p.item_id for p in natural_patches("train", seed=5, limit=100)) == \
+        "0603659f2a6d818b09a6dc354b65bdefb24a9acc4cd53d6311fed5f85df16502"
+    pools = {16: "5753faf3db8ec0cb4146f7c51591d117c09817d0bd27537e73cb5a41491f9934",
+             2000: "496a4d2258d41700d74e8eb04c8a9c940b53d986f161200bb348dcaf8a56dcfc",
+             4000: "df3191311e6fea793362bcd716e6c8e0e512ebee7b2785ad9c77db4cf1ec0f3c"}  # 4000: release-default
+    for size, want in pools.items():
+        assert digest(e.item_id for e in DataSource().train_pool("reconstruct", size, 0)) == want, size
 
 
 def test_examples_and_collate():
@@ -169,6 +216,7 @@ def test_examples_and_collate():
     assert [e.item_id for e in ex] == [e.item_id for e in again]
     vqa = [e for e in ex if e.task == "vqa"]
     assert all(e.question.endswith("?") and e.references and e.image is not None for e in vqa)
+    assert all(e.question_type is None for e in ex if e.task != "vqa")
     b = collate(vqa)
     assert tuple(b["image"].shape) == (6, 3, 32, 32) and float(b["image"].max()) <= 1.0
     b = collate([e for e in ex if e.task == "caption_audio"])
@@ -177,6 +225,20 @@ def test_examples_and_collate():
         collate(ex[10:14])  # caption_image + caption_audio
     with pytest.raises(ValueError, match="unknown task"):
         examples("test", ["captioning"], n_per_task=1)
+
+
+def test_vqa_examples_carry_their_question_type():
+    from mtsc_sdr.data import QUESTION_TYPES
+
+    ex = examples("test", ["vqa"], n_per_task=300, seed=0, world=W)
+    assert {e.question_type for e in ex} == set(QUESTION_TYPES)
+    for e in ex:
+        scene = W.scene("test", int(e.item_id.split("#")[0].rsplit("/", 1)[1]))
+        qa = scene.qa[int(e.item_id.rsplit("#q", 1)[1])]
+        assert (e.question, e.question_type) == (qa.question, qa.kind)
+    seen = examples("test", ["vqa"], n_per_task=20, seed=0, world=W)
+    held = examples("test_phrasing", ["vqa"], n_per_task=20, seed=0, world=W)   # reworded, same type
+    assert [e.question_type for e in held] == [e.question_type for e in seen]
 
 
 # -- the held-out phrasing split -------------------------------------------------------------------
@@ -202,9 +264,11 @@ def _digest(split: str) -> str:
 
 def test_existing_splits_unchanged_by_the_phrasing_split():
     # digests taken before the held-out phrasing split existed: the default model's training data
-    # and every test that relies on seeded items depend on these outputs staying the same
+    # and every test that relies on seeded items depend on these outputs staying the same. val and
+    # test changed once since, in their reconstruct items alone, when their natural patches were
+    # balanced over the source photographs (before: a42b2533e59e2045, ee8c6b493294c597).
     assert {s: _digest(s) for s in ("train", "val", "test")} == {
-        "train": "c80b1f3ce76bdcfb", "val": "a42b2533e59e2045", "test": "ee8c6b493294c597"}
+        "train": "c80b1f3ce76bdcfb", "val": "d6d5dcd03906f7ae", "test": "485a68f2cce7ba9b"}
 
 
 def _texts(e) -> list[str]:
@@ -225,7 +289,8 @@ def test_phrasing_split_is_test_content_in_unseen_words_order():
         elif t.task != "reconstruct":
             assert h.references and not set(h.references) & set(t.references)
     # no held-out sentence is ever produced by the seen templates (train, val or test)
-    seen = {x for split in ("train", "val", "test") for e in examples(split, n_per_task=150, seed=5)
+    texts = ("vqa", "caption_image", "caption_audio", "caption_video")     # patches have no text
+    seen = {x for split in ("train", "val", "test") for e in examples(split, texts, n_per_task=150, seed=5)
             for x in _texts(e)}
     seen |= {q.question for i in range(300) for q in W.scene("train", i).qa}
     assert not {x for e in held for x in _texts(e)} & seen

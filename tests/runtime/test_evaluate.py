@@ -65,7 +65,7 @@ def test_eval_cli_writes_report_and_plots(checkpoint, tmp_path, capsys):
     assert any("caption_audio" in s for s in report["meta"]["skipped"])
     assert report["meta"]["config"]["snr_db"] == [-5.0, 10.0]
     for r in rows:   # a standard error on every mean-over-items metric, none on corpus BLEU
-        if r["metric"] in ("accuracy", "cider", "psnr_db", "ssim"):
+        if r["metric"] in ("accuracy", "cider", "psnr_db", "ssim") or "question_type" in r:
             assert r["std_error"] >= 0 or math.isnan(r["std_error"]), r
         else:
             assert "std_error" not in r, r
@@ -132,61 +132,103 @@ def test_eval_selection_ablation_rows(checkpoint):
 
 
 def test_quality_benchmark_runs_and_checks_targets(checkpoint, tmp_path):
-    """benchmarks/quality_vs_snr.py end to end on the micro model (schema and checks, not quality)."""
+    """benchmarks/quality_vs_snr.py end to end on the micro model, both channels (schema, checks
+    and Markdown, not quality); its check functions on known rows: tests/benchmarks/."""
     import subprocess
     import sys
     from pathlib import Path
 
     script = Path(__file__).resolve().parents[2] / "benchmarks" / "quality_vs_snr.py"
-    out = subprocess.run([sys.executable, str(script), "--checkpoint", str(checkpoint), "--n-per-task", "2",
-                          "--snr-db", "-5,5,10", "--ablation-budget", "64", "--out", str(tmp_path)], capture_output=True, text=True,
-                         timeout=600)
+    out = subprocess.run([sys.executable, str(script), "--checkpoint", str(checkpoint), "--n-per-task", "3",
+                          "--snr-db", "-5,0,20", "--ablation-budget", "64", "--threads", "1", "--out", str(tmp_path),
+                          "--markdown"], capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr
     rep = json.loads((tmp_path / "quality.json").read_text())
-    systems = {r["system"] for r in rep["rows"]}
-    assert {"mtsc", "separate", "capacity", "ablation_importance", "ablation_fixed", "ablation_random"} <= systems
-    assert [c["name"] for c in rep["checks"]] == ["beats_baseline", "monotone", "patches_vs_capacity",
-                                                  "importance_ablation"]
+    assert rep["meta"]["config"]["channels"] == ["awgn", "rician"] and rep["meta"]["config"]["budget"] == 512
+    systems = {(r["channel"], r["system"]) for r in rep["rows"]}
+    for ch in ("awgn", "rician"):
+        assert {(ch, s) for s in ("mtsc", "separate", "capacity", "linear", "ablation_importance", "ablation_fixed",
+                                  "ablation_random")} <= systems
+        assert (tmp_path / ch / "eval_reconstruct.png").is_file()
+    assert all(r["symbols_per_item"] == 512 for r in rep["rows"]
+               if r["system"] in ("mtsc", "separate", "capacity", "linear") and "symbols_per_item" in r)
+    # the linear scheme is computed on exactly the evaluated test patches
+    ids = rep["meta"]["eval"]["awgn"]["item_ids"]["reconstruct"]
+    assert len(ids) == 3 and all(r["n"] == 3 for r in rep["rows"] if r["system"] == "linear")
+    assert any("question_type" in r and r["metric"].startswith("accuracy_") for r in rep["rows"])
+    names = ["vqa_accuracy", "vqa_vs_question_only", "reconstruct_vs_linear", "reconstruct_vs_separate",
+             "reconstruct_rises", "text_beats_separate", "monotone", "importance_ablation"]
+    assert [(c["channel"], c["name"]) for c in rep["checks"]] == [(ch, n) for ch in ("awgn", "rician") for n in names]
+    assert all(c["passed"] is None for c in rep["checks"] if c["name"] == "vqa_vs_question_only")
+    assert [g["snr_db"] for g in rep["gaps"]] == [-5.0, 0.0, 20.0] * 2
+    md = out.stdout
+    assert "### AWGN: test split, 512 complex symbols per item" in md and "### VQA accuracy (%) per question type" in md
     for c in rep["checks"]:
-        assert f"{'PASS' if c['passed'] else 'FAIL'} {c['name']}" in out.stdout
+        result = {True: "PASS", False: "FAIL", None: "NOT RUN"}[c["passed"]]
+        assert f"| {c['name']} | {c['channel']} | {result} |" in md
 
 
-def test_quality_checks_on_known_rows():
-    import importlib.util
+def test_quality_benchmark_needs_a_checkpoint_and_trains_none(checkpoint, tmp_path):
+    import subprocess
+    import sys
     from pathlib import Path
 
-    spec = importlib.util.spec_from_file_location(
-        "quality_vs_snr", Path(__file__).resolve().parents[2] / "benchmarks" / "quality_vs_snr.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    script = Path(__file__).resolve().parents[2] / "benchmarks" / "quality_vs_snr.py"
+    env = {**os.environ, "MTSC_MODELS": str(tmp_path / "models")}
+    out = subprocess.run([sys.executable, str(script), "--out", str(tmp_path / "o")], capture_output=True,
+                         text=True, timeout=120, env=env)
+    assert out.returncode == 2 and "no checkpoint at" in out.stderr and str(tmp_path / "models") in out.stderr
+    assert not (tmp_path / "models").exists() and not (tmp_path / "o").exists()
+    # a model trained with its images is no question-only model
+    out = subprocess.run([sys.executable, str(script), "--checkpoint", str(checkpoint), "--question-only",
+                          str(checkpoint), "--out", str(tmp_path / "o")], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2 and "blind" in out.stderr
 
-    def r(system, task, snr, metric, value):
-        return {"system": system, "task": task, "channel": "awgn", "snr_db": snr, "metric": metric, "value": value}
 
-    rows = [r("mtsc", "reconstruct", s, "psnr_db", v) for s, v in ((0.0, 25.0), (5.0, 27.0), (10.0, 28.0))]
-    rows += [r("capacity", "reconstruct", s, "psnr_db", v) for s, v in ((0.0, 24.0), (5.0, 27.5), (10.0, 30.0))]
-    rows += [r("separate", "reconstruct", s, "psnr_db", v) for s, v in ((0.0, 10.0), (5.0, 20.0))]
-    rows += [r("mtsc", "vqa", s, "accuracy", v) for s, v in ((-5.0, 50.0), (0.0, 60.0), (10.0, 59.0))]
-    rows += [r("ablation_importance", "vqa", s, "accuracy", v) for s, v in ((-5.0, 50.0), (0.0, 60.0))]
-    rows += [r("ablation_fixed", "vqa", -5.0, "accuracy", 40.0), r("ablation_random", "vqa", -5.0, "accuracy", 45.0)]
-    checks = {c["name"]: c for c in mod.check_targets(rows)}
-    assert checks["beats_baseline"]["passed"]
-    assert not checks["monotone"]["passed"] and "vqa +1.00 (10->0 dB, noise allowance 0.00)" in checks["monotone"]["detail"]
-    assert not checks["patches_vs_capacity"]["passed"]          # 27.0 < 27.5 at 5 dB
-    assert checks["importance_ablation"]["passed"]
-    rows.append(r("ablation_random", "vqa", 0.0, "accuracy", 61.0))
-    assert not {c["name"]: c for c in mod.check_targets(rows)}["importance_ablation"]["passed"]
-    # paired over the same items: a rise within twice the standard error of the per-item
-    # differences is noise, a larger one is not
-    vqa = {row["snr_db"]: row for row in rows if row["system"] == "mtsc" and row["task"] == "vqa"}
-    vqa[10.0]["item_values"] = [60.0, 58.0, 59.0, 57.0, 61.0]     # mean 59
-    vqa[0.0]["item_values"] = [61.0, 57.0, 61.0, 58.0, 63.0]      # mean 60: diffs 1 -1 2 1 2
-    vqa[-5.0]["item_values"] = [50.0, 48.0, 52.0, 49.0, 51.0]
-    # allowance 2 * std([1, -1, 2, 1, 2], ddof=1) / sqrt(5) = 1.10 > the rise of 1.0 (rows'
-    # "value" give the rise; only vqa 10 -> 0 dB rises)
-    assert mod.check_targets(rows)[1]["passed"], mod.check_targets(rows)[1]
-    vqa[0.0]["item_values"] = [60.5, 59.0, 60.0, 58.0, 62.5]      # diffs 0.5 1 1 1 1.5: tight
-    assert not mod.check_targets(rows)[1]["passed"]
+def test_eval_rows_per_question_type(checkpoint):
+    """VQA rows per question type: metric accuracy_<type> with question_type and n; their
+    item-weighted mean is the task's accuracy; every system gets them."""
+    import numpy as np
+
+    from mtsc_sdr.data import QUESTION_TYPES
+    from mtsc_sdr.runtime.evaluate import evaluate, question_type_metric
+
+    rep = evaluate(checkpoint, [10.0], tasks=("vqa",), n_per_task=24, seed=2, item_values=True)
+    for system in ("mtsc", "separate"):
+        mine = [r for r in rep["rows"] if r["system"] == system]
+        whole = next(r for r in mine if r["metric"] == "accuracy")
+        typed = [r for r in mine if "question_type" in r]
+        assert typed and {r["question_type"] for r in typed} <= set(QUESTION_TYPES)
+        assert all(r["metric"] == f"accuracy_{r['question_type']}" and "item_values" not in r
+                   and r["unit"] == "percent" and r["std_error"] >= 0 for r in typed)
+        assert sum(r["n"] for r in typed) == whole["n"] == 24
+        assert sum(r["n"] * r["value"] for r in typed) / 24 == pytest.approx(whole["value"])
+        assert np.mean(whole["item_values"]) == pytest.approx(whole["value"])
+    assert question_type_metric("accuracy", "yes/no") == "accuracy_yes_no"
+    assert question_type_metric("accuracy", "Other") == "accuracy_other"
+
+
+def test_eval_blind_zeroes_the_image_of_tasks_with_a_question(checkpoint, monkeypatch):
+    from mtsc_sdr.data import examples
+    from mtsc_sdr.runtime import evaluate as ev
+
+    items = examples("test", ["vqa"], n_per_task=2)
+    zeroed = ev.zero_inputs(items, "vqa")
+    assert all(not z.image.any() and z.image.shape == e.image.shape and z.question == e.question
+               for z, e in zip(zeroed, items))
+    caps = examples("test", ["caption_image"], n_per_task=1)
+    assert ev.zero_inputs(caps, "caption_image") is caps
+    assert ev.checkpoint_is_blind(checkpoint) is False
+    seen = []
+    real = ev._model_outputs
+    monkeypatch.setattr(ev, "_model_outputs",
+                        lambda model, task, items, *a: seen.append(items) or real(model, task, items, *a))
+    rep = ev.evaluate(checkpoint, [20.0], tasks=("vqa",), n_per_task=2, baseline=False, blind=True)
+    assert rep["meta"]["config"]["blind"] is True and not any(e.image.any() for e in seen[0])
+    seen.clear()
+    rep = ev.evaluate(checkpoint, [20.0], tasks=("vqa",), n_per_task=2, baseline=False)   # blind from trainer_state
+    assert rep["meta"]["config"]["blind"] is False
+    assert any(e.image.any() for e in seen[0])
 
 
 def test_eval_held_out_phrasing_split(checkpoint, tmp_path, capsys):

@@ -238,3 +238,91 @@ def test_resume_accepts_a_checkpoint_from_before_a_new_field(tmp_path):
     del state["train_config"]["data_fraction"]        # as written before the field existed
     state_file.write_text(json.dumps(state))
     assert train(micro(tmp_path, "old", steps=2), quiet=True).finished
+
+
+def test_blind_batch_zeroes_the_input_of_tasks_with_a_question():
+    from mtsc_sdr.data import collate, examples
+    from mtsc_sdr.train.trainer import blind_batch
+
+    vqa = collate(examples("train", ["vqa"], n_per_task=3, seed=1))
+    assert float(vqa["image"].abs().sum()) > 0
+    questions = list(vqa["question"])
+    blind_batch(vqa, "vqa")
+    assert tuple(vqa["image"].shape) == (3, 3, 32, 32) and float(vqa["image"].abs().sum()) == 0.0
+    assert vqa["question"] == questions                         # the question is left alone
+    cap = collate(examples("train", ["caption_image"], n_per_task=2, seed=1))
+    before = cap["image"].clone()
+    assert bool((blind_batch(cap, "caption_image")["image"] == before).all())   # no question: unchanged
+
+
+def test_blind_training_never_sees_the_image(tmp_path, monkeypatch):
+    """With ``blind`` the training losses are the same whatever the images are (the pool's real
+    images, or noise in their place); the same model's loss on unblinded batches does depend on
+    them. trainer_state records the field."""
+    from dataclasses import replace
+
+    import numpy as np
+    import torch
+
+    from mtsc_sdr.data import collate
+    from mtsc_sdr.model import load
+    from mtsc_sdr.train import trainer
+
+    real_pool = trainer.example_pool
+
+    def noise_pool(cfg):
+        rng = np.random.default_rng(9)
+        return {t: [replace(e, image=rng.integers(0, 256, e.image.shape, dtype=np.uint8)) for e in items]
+                for t, items in real_pool(cfg).items()}
+
+    def losses(name, pool):
+        monkeypatch.setattr(trainer, "example_pool", pool)
+        cfg = micro(tmp_path, name, tasks=["vqa"], steps=2, blind=True)
+        return [h[2] for h in trainer.train(cfg, quiet=True).history], cfg
+
+    real, cfg = losses("b1", real_pool)
+    assert real == losses("b2", noise_pool)[0]
+    state = json.loads((tmp_path / "b1" / trainer.STATE_FILE).read_text())
+    assert state["train_config"]["blind"] is True and state["train_config"]["tasks"] == ["vqa"]
+    model = load(tmp_path / "b1").eval()
+
+    def loss(pool, blind):
+        batch = collate(pool(cfg)["vqa"][:3])
+        if blind:
+            trainer.blind_batch(batch, "vqa")
+        with torch.no_grad():
+            return float(model.loss(batch, "vqa", torch.full((3,), 20.0), generator=torch.Generator().manual_seed(0)))
+
+    assert loss(real_pool, True) == loss(noise_pool, True)
+    assert loss(real_pool, False) != loss(noise_pool, False)
+
+
+def test_question_only_config_is_the_release_run_blind_on_vqa():
+    """configs/question-only.yaml differs from release-default.yaml only in tasks, blind and its
+    directory, so its VQA batches (items, SNRs, channel, seeds) are the release model's."""
+    from pathlib import Path
+
+    from mtsc_sdr.config import to_dict
+    from mtsc_sdr.train.trainer import draw_steps
+
+    root = Path(__file__).resolve().parents[2] / "configs"
+    q, r = TrainConfig.load(root / "question-only.yaml"), TrainConfig.load(root / "release-default.yaml")
+    assert q.blind and not r.blind and q.tasks == ("vqa",)
+    diff = {k for k, v in to_dict(q).items() if to_dict(r)[k] != v}
+    assert diff == {"tasks", "blind", "checkpoint_dir"}
+    sizes = {t: r.pool_size(t) for t in r.tasks}
+    for step in (0, 1, 777, r.steps - 1):
+        a, b = draw_steps(q, step, sizes)[0], draw_steps(r, step, sizes)[0]
+        assert a.task == b.task == "vqa" and (a.items == b.items).all() and (a.snr_db == b.snr_db).all()
+        assert (a.fading, a.noise_seed, a.torch_seed, a.budget) == (b.fading, b.noise_seed, b.torch_seed, b.budget)
+
+
+def test_cli_blind_flag():
+    import argparse
+
+    from mtsc_sdr.train.cli import add_arguments, config_from_args
+
+    p = argparse.ArgumentParser()
+    add_arguments(p)
+    assert config_from_args(p.parse_args(["--preset", "micro", "--tasks", "vqa", "--blind"])).blind is True
+    assert config_from_args(p.parse_args(["--preset", "micro"])).blind is False
