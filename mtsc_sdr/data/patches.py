@@ -12,18 +12,20 @@ footprint in the original lies in the left 70 % are ``train``, in the next 15 % 
 last 15 % ``test``; patches crossing a cut are dropped. Splits therefore never share a pixel of
 any source, at any scale. Patches are on a non-overlapping 32-px grid (``stride_px``).
 
-Evaluation splits weight every photograph equally (:data:`BALANCED_SPLITS`: ``val`` and ``test``):
-the photographs differ a lot in size and flatness (retina alone would give 188 of the 542 test
-patches, and its smooth patches are far easier to reconstruct than the rest), so a mean over a
-split would mostly measure one photograph. Each of these splits takes the same number of patches
-from every photograph -- as many as the photograph with the fewest has -- spread evenly over each
-photograph's patches in grid order (all scales, left to right, top to bottom), and lists them
-round-robin, one photograph after another, so that any prefix of the split is balanced too
-(within one patch per photograph). ``train`` keeps every patch of its part of each photograph in
-grid order, photograph by photograph (a model's training pool is fixed by it).
+Evaluation splits weight every photograph equally. The photographs differ a lot in size and
+flatness (retina alone would give 188 of the 542 test patches, and its smooth patches are far
+easier to reconstruct than the rest), so a mean over a plain split would mostly measure one
+photograph. ``test`` (:data:`CAPPED_SPLITS`) therefore takes the same number of patches from every
+photograph -- as many as the photograph with the fewest has -- spread evenly over each
+photograph's patches in grid order (all scales, left to right, top to bottom). ``test`` and
+``val`` (:data:`BALANCED_SPLITS`) list their patches round-robin, one photograph after another,
+so that any prefix is balanced (within one patch per photograph) as long as every photograph has
+patches left: ``val`` keeps all its patches (the pipeline benchmark needs hundreds of items), so
+only its first 8 x 9 = 72 are balanced. ``train`` keeps every patch of its part of each
+photograph in grid order, photograph by photograph (a model's training pool is fixed by it).
 
-With scikit-image 0.26 and the flat-patch filter (:data:`MIN_STD`) that gives 3647 train patches,
-and 8 x 9 = 72 val and 8 x 22 = 176 test patches (of 539 and 542 before balancing; see the test).
+With scikit-image 0.26 and the flat-patch filter (:data:`MIN_STD`) that gives 3647 train, 539 val
+and 8 x 22 = 176 test patches (542 before the cap; see the test).
 """
 
 from __future__ import annotations
@@ -46,8 +48,10 @@ PATCH_PX = 32
 #: they are empty background (the black sky of hubble_deep_field, the mask around retina) with
 #: nothing to reconstruct, and any codec sends them exactly (infinite PSNR).
 MIN_STD = 4.0
-#: Splits that take the same number of patches from every source photograph (module docstring).
+#: Splits listed round-robin over the source photographs, and those of them that keep the same
+#: number of patches from every photograph (module docstring).
 BALANCED_SPLITS: tuple[str, ...] = ("val", "test")
+CAPPED_SPLITS: tuple[str, ...] = ("test",)
 
 
 def skimage_data_dir() -> str:
@@ -96,33 +100,40 @@ def patch_index(split: str, stride_px: int = PATCH_PX) -> list[tuple[str, int, i
     """
     split = resolve_split(split)[0]
     out = _grid_index(split, stride_px)
-    return balance(out) if split in BALANCED_SPLITS else out
+    return balance(out, cap=split in CAPPED_SPLITS) if split in BALANCED_SPLITS else out
 
 
-def balance(index: list[tuple[str, int, int, int]],
-            rng: np.random.Generator | None = None) -> list[tuple[str, int, int, int]]:
-    """The same number of entries from every source photograph of ``index``, round-robin.
+def balance(index: list[tuple[str, int, int, int]], rng: np.random.Generator | None = None,
+            cap: bool = True) -> list[tuple[str, int, int, int]]:
+    """The entries of ``index`` round-robin over the source photographs.
 
-    Each photograph keeps ``m`` entries (``m``: the fewest any photograph of ``index`` has),
-    spread evenly over its entries in their order (``floor((k + 1/2) n / m)``, k < m). Rounds of
-    one entry per photograph follow each other, photographs in :data:`SOURCES` order. With
-    ``rng`` each photograph's kept entries are shuffled and so is the photograph order of every
-    round, so the result is a random order whose every prefix is still balanced within one entry
-    per photograph.
+    Each photograph's first ``m`` entries (``m``: the fewest any photograph of ``index`` has) are
+    spread evenly over its entries in their order (``floor((k + 1/2) n / m)``, k < m); with
+    ``cap`` only those are kept, otherwise its other entries follow in their order. Rounds of one
+    entry per photograph (of those with entries left) follow each other, photographs in
+    :data:`SOURCES` order. With ``rng`` each photograph's first ``m`` entries are shuffled (and its
+    others among themselves), and so is the photograph order of every round: a random order whose
+    every prefix of up to ``m`` rounds is still balanced within one entry per photograph.
     """
     groups = {name: [t for t in index if t[0] == name] for name in SOURCES}
     groups = {name: g for name, g in groups.items() if g}
     if not groups:
         return []
     m = min(len(g) for g in groups.values())
-    kept = {name: [g[int((k + 0.5) * len(g) / m)] for k in range(m)] for name, g in groups.items()}
+
+    def ordered(g: list) -> list:
+        first = [int((k + 0.5) * len(g) / m) for k in range(m)]
+        rest = [] if cap else sorted(set(range(len(g))) - set(first))
+        if rng is not None:
+            first, rest = list(rng.permutation(first)), list(rng.permutation(rest)) if rest else []
+        return [g[i] for i in first] + [g[i] for i in rest]
+
+    kept = {name: ordered(g) for name, g in groups.items()}
     names = list(kept)
-    if rng is not None:
-        kept = {name: [g[i] for i in rng.permutation(m)] for name, g in kept.items()}
     out = []
-    for k in range(m):
+    for k in range(max(len(g) for g in kept.values())):
         order = names if rng is None else [names[i] for i in rng.permutation(len(names))]
-        out += [kept[name][k] for name in order]
+        out += [kept[name][k] for name in order if k < len(kept[name])]
     return out
 
 
@@ -161,7 +172,7 @@ def natural_patches(split: str, limit: int | None = None, seed: int | None = Non
     """
     content = resolve_split(split)[0]
     if seed is not None and content in BALANCED_SPLITS:
-        idx = balance(_grid_index(content, stride_px), np.random.default_rng(seed))
+        idx = balance(_grid_index(content, stride_px), np.random.default_rng(seed), cap=content in CAPPED_SPLITS)
         order = np.arange(len(idx))
     else:
         idx = patch_index(split, stride_px)
