@@ -18,7 +18,7 @@ import typing
 from collections.abc import Iterable
 from typing import Any, Literal, Optional, Union
 
-CHECKPOINT_HELP = "checkpoint directory (default: the default model's cache)"
+CHECKPOINT_HELP = "checkpoint directory (default: the shipped model models/default, or $MTSC_MODELS/default when set)"
 JSON_HELP = "print the report as one JSON object"
 THREADS_HELP = "torch threads"
 DATA_HELP = ("where examples come from, repeatable: 'builtin' (the default) and/or NAME=PATH, NAME one of vqav2, "

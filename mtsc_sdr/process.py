@@ -12,7 +12,8 @@ transmitter) and GNU Radio flowgraphs (:class:`~mtsc_sdr.radio.flowgraph.Flowgra
 * :meth:`~ChildProcess.start` waits for the ready marker (or, without one, ``grace_s`` of staying
   alive); :meth:`~ChildProcess.check` raises :class:`ProcessFailed` once it has died on its own;
 * :meth:`~ChildProcess.stop` signals the whole process group (children of the child too): SIGINT,
-  then SIGTERM, then SIGKILL, ``stop_timeout_s`` apart. Leftovers are stopped at interpreter exit.
+  then SIGTERM, then SIGKILL, ``stop_timeout_s`` apart; :func:`stop_all` stops several side by
+  side (SIGINT to all, then each waited for). Leftovers are stopped at interpreter exit.
 
 Example::
 
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import atexit
 import collections
+import contextlib
 import logging
 import os
 import signal
@@ -33,7 +35,7 @@ import tempfile
 import threading
 import time
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Literal
 
 log = logging.getLogger("mtsc_sdr.process")
@@ -74,6 +76,23 @@ class ProcessFailed(RuntimeError):
 
 
 _LIVE: weakref.WeakSet[ChildProcess] = weakref.WeakSet()
+
+
+@contextlib.contextmanager
+def _sigint_deferred() -> Iterator[None]:
+    """Hold a SIGINT back until the block is done (in the main thread; elsewhere nothing to do),
+    then deliver it: the KeyboardInterrupt then comes once the child is known and can be stopped."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous if previous is not None else signal.default_int_handler)
+        if caught:
+            os.kill(os.getpid(), signal.SIGINT)
 
 
 @atexit.register
@@ -128,6 +147,7 @@ class ChildProcess:
         self._ready = threading.Event()
         self._reader: threading.Thread | None = None
         self._stopping = False
+        self._interrupted = False        # SIGINT sent by interrupt()
 
     # -- state -----------------------------------------------------------------------------
 
@@ -176,17 +196,19 @@ class ChildProcess:
             self._stdout_file = tempfile.TemporaryFile(mode="w+b")
         out = {"inherit": None, "capture": self._stdout_file, "merge": subprocess.PIPE}[self.stdout]
         log.info("starting %s: %s", self.name, " ".join(self.argv))
-        try:
-            self._proc = subprocess.Popen(
-                self.argv, stdin=subprocess.DEVNULL, stdout=out,
-                stderr=subprocess.STDOUT if self.stdout == "merge" else subprocess.PIPE,
-                text=True, errors="replace", bufsize=1, env=dict(os.environ, PYTHONUNBUFFERED="1", **(self.env or {})),
-                cwd=self.cwd, start_new_session=True,  # Ctrl-C reaches us; we stop it in order
-            )
-        except OSError as exc:
-            raise self.error(self.name, None, "", what=f"could not start {self.program}: {exc}",
-                             argv=self.argv) from None
-        _LIVE.add(self)
+        with _sigint_deferred():   # a Ctrl-C inside Popen would leave a child no one knows of, running on
+            try:
+                self._proc = subprocess.Popen(
+                    self.argv, stdin=subprocess.DEVNULL, stdout=out,
+                    stderr=subprocess.STDOUT if self.stdout == "merge" else subprocess.PIPE,
+                    text=True, errors="replace", bufsize=1,
+                    env=dict(os.environ, PYTHONUNBUFFERED="1", **(self.env or {})),
+                    cwd=self.cwd, start_new_session=True,  # Ctrl-C reaches us; we stop it in order
+                )
+            except OSError as exc:
+                raise self.error(self.name, None, "", what=f"could not start {self.program}: {exc}",
+                                 argv=self.argv) from None
+            _LIVE.add(self)
         self._reader = threading.Thread(target=self._read_output, name=f"{self.name}-output", daemon=True)
         self._reader.start()
         self._wait_ready()
@@ -273,9 +295,10 @@ class ChildProcess:
     # -- stopping --------------------------------------------------------------------------
 
     def stop(self, timeout_s: float | None = None) -> int | None:
-        """Stop its process group: SIGINT, then SIGTERM, then SIGKILL, waiting ``timeout_s``
-        (default ``stop_timeout_s``) after each. Returns its exit code (None if never started).
-        Safe to call more than once."""
+        """Stop its process group: SIGINT (unless :meth:`interrupt` sent it already: a second
+        one could cut short the child's own clean-up), then SIGTERM, then SIGKILL, waiting
+        ``timeout_s`` (default ``stop_timeout_s``) after each. Returns its exit code (None if never
+        started). Safe to call more than once."""
         if self._proc is None:
             return None
         timeout_s = self.stop_timeout_s if timeout_s is None else timeout_s
@@ -283,7 +306,8 @@ class ChildProcess:
             self._stopping = True
             for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGKILL):
                 try:
-                    os.killpg(self._proc.pid, sig)
+                    if not (sig == signal.SIGINT and self._interrupted):
+                        os.killpg(self._proc.pid, sig)
                 except ProcessLookupError:
                     break
                 try:
@@ -298,6 +322,16 @@ class ChildProcess:
         self._close_pipes()
         _LIVE.discard(self)
         return self._proc.returncode
+
+    def interrupt(self) -> None:
+        """Send its process group SIGINT and return at once (:meth:`stop` then waits and escalates):
+        several children asked to stop together wind down side by side (:func:`stop_all`)."""
+        if self._proc is not None and self._proc.poll() is None and not self._interrupted:
+            self._stopping = self._interrupted = True
+            try:
+                os.killpg(self._proc.pid, signal.SIGINT)
+            except ProcessLookupError:
+                pass
 
     def _kill_group_leftovers(self) -> None:
         """Children of the child that outlived it (the group still exists) are killed too."""
@@ -337,4 +371,14 @@ class ChildProcess:
                 pass
 
 
-__all__ = ["ChildProcess", "OUTPUT_TAIL_LINES", "ProcessFailed"]
+def stop_all(processes: Sequence[ChildProcess]) -> None:
+    """Stop several children: SIGINT to each at once (:meth:`ChildProcess.interrupt`), then
+    :meth:`ChildProcess.stop` on each in the order given, so their exits overlap instead of
+    adding up."""
+    for proc in processes:
+        proc.interrupt()
+    for proc in processes:
+        proc.stop()
+
+
+__all__ = ["ChildProcess", "OUTPUT_TAIL_LINES", "ProcessFailed", "stop_all"]

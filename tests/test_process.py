@@ -111,3 +111,49 @@ def test_stop_escalates_when_sigint_is_ignored():
     assert child.stop() == -9
     assert child.stop() == -9                                           # idempotent
     child.check()                                                       # stopped on request: no failure
+
+
+def test_stop_all_interrupts_every_child_at_once_and_only_once():
+    """Each child takes 1 s to wind down after SIGINT: together they stop in about 1 s, not 1 s each,
+    and the second SIGINT that would cut a clean-up short is never sent."""
+    from mtsc_sdr.process import stop_all
+
+    code = ("import signal, sys, time\n"
+            "hits = []\n"
+            "def on_int(*_):\n"
+            "    hits.append(1)\n"
+            "    if len(hits) > 1: sys.exit(7)\n"
+            "signal.signal(signal.SIGINT, on_int)\n"
+            "print('ready now', flush=True)\n"
+            "while not hits: time.sleep(0.02)\n"
+            "time.sleep(1.0)\n"
+            "sys.exit(0)\n")
+    children = [ChildProcess(f"slow {i}", _py(code), stdout="merge", ready_marker="ready now",
+                             stop_timeout_s=10).start() for i in range(3)]
+    t0 = time.monotonic()
+    stop_all(children)
+    assert time.monotonic() - t0 < 2.5
+    assert [c.returncode for c in children] == [0, 0, 0]
+
+
+def test_ctrl_c_while_a_child_is_being_created_leaves_it_known(monkeypatch):
+    """A SIGINT that lands inside Popen is held back until the child is registered: the
+    KeyboardInterrupt comes after, and the child can be stopped (no orphan keeps running)."""
+    import signal
+    import subprocess
+
+    real = subprocess.Popen
+
+    def popen_then_ctrl_c(*args, **kwargs):
+        proc = real(*args, **kwargs)
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.2)                # the handler runs here, inside "Popen"
+        return proc
+
+    monkeypatch.setattr(subprocess, "Popen", popen_then_ctrl_c)
+    child = ChildProcess("interrupted", _py("import time; time.sleep(60)"))
+    with pytest.raises(KeyboardInterrupt):
+        child.start()
+    assert child.pid is not None and child.running
+    child.stop()
+    assert _gone(child.pid)

@@ -11,10 +11,21 @@ For each item (from a data-set split, or the user's own files):
 3. the base station's ``semantics`` message comes back on the control link (``--control``);
 4. the task decoders give the answer, caption or image.
 
-Up to ``--window`` items are in flight at once (pipelining). An item without an answer after
-``--item-timeout-s`` is sent again (after a fresh ``hello``: the base station may have restarted),
-up to ``--retries`` times; then it gets an error record. Every item ends with exactly one JSON line
-in ``--out`` (default stdout), either a result or an error::
+Up to ``--window`` items are in flight at once (pipelining). An item is sent again, up to
+``--retries`` times, then gets an error record:
+
+* at once when the answer to an item sent after it comes first: the link and the base station
+  keep a session's frames in order, so its frame was lost (a header that did not decode, a frame
+  not detected at low SNR);
+* after ``--item-timeout-s`` without an answer otherwise (the last frames of a burst; after a
+  fresh ``hello``: the base station may have restarted).
+
+Several points (``--tx``, ``--session`` and ``--snr-db`` given once per point): the same items are
+sent at each point in turn, each over its own IQ stream with its own session and SNR, by one
+process that loads the model once (``mtsc-sdr run`` with ``client_per_point: false``).
+
+Every item of every point ends with exactly one JSON line in ``--out`` (default stdout), either a
+result or an error::
 
     {"item_id", "task", "session", "seq", "snr_db", "precision", "attempts", "output", "reference",
      "snr_est_db", "snr_payload_db", "cfo_hz", "rate_idx", "n_tokens", "n_symbols",
@@ -28,11 +39,12 @@ base station on the same host (monotonic clocks), otherwise they are None and th
 ``link_round_trip`` (from the end of the TX push to the answer: channel, base station and
 downlink); ``channel`` (end of the TX push to the frame at the base station) is 0 when the frame
 got there before the push returned. An item sent more than once has its times measured from its
-last send. A summary
-(counts, drops, peak RSS, weight bytes) goes to stderr as one JSON line at the end and to
-``--summary FILE``. Exit status: 0 when every item has a result, 1 when some
-ended in an error, 4 when the base station refused the checkpoint, 2 for bad arguments, 130 when
-interrupted (SIGINT / SIGTERM; every unfinished item still gets an error record).
+last send. A summary per point
+(counts, drops, peak RSS, weight bytes) goes to stderr as one JSON line when the point ends, and
+to ``--summary FILE`` (one JSON line per point). Exit status: 0 when every item has a result, 1
+when some ended in an error, 4 when the base station refused the checkpoint, 2 for bad
+arguments, 130 when interrupted (SIGINT / SIGTERM; every unfinished item, of the points not yet
+begun too, still gets an error record).
 """
 
 from __future__ import annotations
@@ -173,6 +185,8 @@ class _InFlight:
     t_tx_done: float = 0.0
     attempts: int = 1
     deadline: float = 0.0
+    sent_no: int = -1           # order of its last send in this session's IQ stream (-1: never sent)
+    overtaken: bool = False     # an item sent after it was answered first: its frame was lost
 
 
 @dataclass
@@ -222,6 +236,7 @@ class Client:
         self.counts: Counter = settings.counters
         self._welcomed = False
         self._next_seq = 0
+        self._sends = 0                               # frames pushed so far (their order in the stream)
         self._expected: dict[int, _InFlight] = {}     # receive-only use: seq -> item
 
     def close(self) -> None:
@@ -355,6 +370,8 @@ class Client:
         item.t_tx_done = time.monotonic()
         item.latency["tx_stream"] = item.t_tx_done - t
         item.deadline = item.t_tx_done + self.s.item_timeout_s
+        item.sent_no, item.overtaken = self._sends, False
+        self._sends += 1
         return True
 
     def _flush(self) -> None:
@@ -397,30 +414,44 @@ class Client:
                 "reference": list(ex.references) if ex.references else None}
 
     def run(self, examples: list, write) -> dict:
-        """Send every example, write one record per example with ``write(dict)``; returns counts."""
-        self.handshake()
-        t_begin = time.monotonic()
+        """Send every example, write one record per example with ``write(dict)``; returns counts.
+        Refused at ``hello``, it writes none (no item was this base station's to answer)."""
         pending = deque(examples)
         inflight: dict[int, _InFlight] = {}
+        try:
+            self.handshake()
+        except Refused:
+            raise
+        except BaseException as exc:      # interrupted, no base station, no link: nothing was sent
+            self._unfinished(exc, inflight, pending, write)
+            raise
+        t_begin = time.monotonic()
 
         def done(item, sem, meta, t_recv):
             write(self._finish(item, sem, meta, t_recv))
             del inflight[item.seq]
             self.counts["items_ok"] += 1
+            for other in inflight.values():     # sent before it, still unanswered: its frame was lost
+                if other.sent_no < item.sent_no and not other.overtaken:
+                    other.overtaken, other.deadline = True, 0.0
 
         try:
             self._loop(pending, inflight, write, done)
         except BaseException as exc:     # interrupted, refused, a dead link: every unfinished item gets a record
-            why = "interrupted" if isinstance(exc, KeyboardInterrupt) else f"client stopped ({exc})"
-            for item in inflight.values():
-                write(dict(self._record(item), error=f"{why} before an answer came (in flight)"))
-            for ex in pending:
-                write(dict(self._record(_InFlight(ex, -1, np.zeros(0, np.complex64), {}, {}, 0.0, attempts=0)),
-                           error=f"{why} before it was sent"))
-            self.counts["items_unfinished"] += len(inflight) + len(pending)
+            self._unfinished(exc, inflight, pending, write)
             raise
         self.counts["run_s"] = round(time.monotonic() - t_begin, 3)
         return dict(self.counts)
+
+    def _unfinished(self, exc: BaseException, inflight: dict, pending: deque, write) -> None:
+        """An error record for every item in flight or not yet sent, saying why (``exc``)."""
+        why = "interrupted" if isinstance(exc, KeyboardInterrupt) else f"client stopped ({exc})"
+        for item in inflight.values():
+            write(dict(self._record(item), error=f"{why} before an answer came (in flight)"))
+        for ex in pending:
+            write(dict(self._record(_InFlight(ex, -1, np.zeros(0, np.complex64), {}, {}, 0.0, attempts=0)),
+                       error=f"{why} before it was sent"))
+        self.counts["items_unfinished"] += len(inflight) + len(pending)
 
     def _loop(self, pending: deque, inflight: dict, write, done) -> None:
         while pending or inflight:
@@ -440,22 +471,28 @@ class Client:
                 while self._receive(0, inflight, done):  # every answer already here, before judging deadlines
                     pass
             now = time.monotonic()
-            overdue = [i for i in inflight.values() if now > i.deadline]
-            if overdue:
-                self._hello()                          # the base station may have restarted
+            overdue = sorted((i for i in inflight.values() if now > i.deadline), key=lambda i: i.sent_no)
+            if any(not i.overtaken for i in overdue):
+                self._hello()                          # a timeout: the base station may have restarted
             for item in overdue:
                 if item.attempts > self.s.retries:
                     del inflight[item.seq]
                     self.counts["items_failed"] += 1
                     err = self._record(item)
-                    err["error"] = (f"no answer from the base station after {item.attempts} attempts "
-                                    f"({self.s.item_timeout_s:g} s each)")
+                    err["error"] = (f"no answer from the base station after {item.attempts} attempts (each "
+                                    f"resent when a later item's answer came first, or after "
+                                    f"{self.s.item_timeout_s:g} s)")
                     write(err)
                     continue
                 item.attempts += 1
+                if item.overtaken:
+                    self.counts["resent_overtaken"] += 1
+                    log.info("item %s (seq %d): a later item was answered first, sending again (attempt %d)",
+                             item.example.item_id, item.seq, item.attempts)
+                else:
+                    log.warning("item %s (seq %d): no answer within %g s, sending again (attempt %d)",
+                                item.example.item_id, item.seq, self.s.item_timeout_s, item.attempts)
                 self.counts["resent"] += 1
-                log.warning("item %s (seq %d): no answer within %g s, sending again (attempt %d)",
-                            item.example.item_id, item.seq, self.s.item_timeout_s, item.attempts)
                 self._send(item)
             if overdue:
                 self._flush()
@@ -468,11 +505,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_checkpoint(p)
     p.add_argument("--precision", choices=("int8", "fp32"), default="int8",
                    help="client half precision (int8: post-training quantized, the default)")
-    p.add_argument("--tx", required=True, metavar="ENDPOINT", help="IQ stream endpoint to bind")
+    p.add_argument("--tx", required=True, nargs="+", metavar="ENDPOINT",
+                   help="IQ stream endpoint to bind; several: one per point, the points sent in turn")
     p.add_argument("--control", required=True, metavar="ENDPOINT", help="the base station's control link")
-    p.add_argument("--session", type=int, default=None, help="16-bit session id (default: random)")
-    p.add_argument("--snr-db", type=float, default=10.0,
-                   help="SNR the client expects (its CSI for the rate choice), dB; also the label of results")
+    p.add_argument("--session", type=int, nargs="+", default=None,
+                   help="16-bit session id, one per --tx (default: random)")
+    p.add_argument("--snr-db", type=float, nargs="+", default=[10.0],
+                   help="SNR the client expects (its CSI for the rate choice), dB; also the label of results; "
+                        "one per --tx")
     p.add_argument("--csi", choices=("configured", "feedback"), default="configured",
                    help="feedback: after the first answer use the base station's SNR estimate as CSI")
     g = p.add_argument_group("items: a data set split or your own files")
@@ -499,6 +539,30 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--summary", metavar="FILE", help="write the summary JSON here")
 
 
+def _points(args: argparse.Namespace) -> list[tuple[str, int, float]]:
+    """(tx endpoint, session, SNR dB) of each point; ValueError naming the option that does not fit."""
+    n = len(args.tx)
+    if len(args.snr_db) != n:
+        raise ValueError(f"--snr-db: give one per --tx ({n}), got {len(args.snr_db)}")
+    if args.session is None:
+        sessions = random.sample(range(1, 1 << 16), n)
+    elif len(args.session) != n:
+        raise ValueError(f"--session: give one per --tx ({n}), got {len(args.session)}")
+    else:
+        sessions = list(args.session)
+    bad = [s for s in sessions if not 0 <= s < (1 << 16)]
+    if bad or len(set(sessions)) != n:
+        raise ValueError(f"--session: distinct ids in 0..65535, got {sessions}")
+    return list(zip(args.tx, sessions, args.snr_db))
+
+
+def _unsent(examples: list, session: int, snr_db: float, precision: str, why: str) -> list[dict]:
+    """Error records for the items of a point that was never begun."""
+    return [{"item_id": ex.item_id, "task": ex.task, "session": session, "seq": -1, "snr_db": snr_db,
+             "precision": precision, "attempts": 0, **({"question": ex.question} if ex.question else {}),
+             "reference": list(ex.references) if ex.references else None, "error": why} for ex in examples]
+
+
 def run(args: argparse.Namespace) -> int:
     import torch
 
@@ -507,9 +571,10 @@ def run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     torch.set_num_threads(args.threads)
     checkpoint = args.checkpoint or str(shipped_model_dir())
-    session = args.session if args.session is not None else random.randrange(1, 1 << 16)
-    if not 0 <= session < (1 << 16):
-        print(f"mtsc-sdr client: --session must be in 0..65535, got {session}", file=sys.stderr)
+    try:
+        points = _points(args)
+    except ValueError as exc:
+        print(f"mtsc-sdr client: {exc}", file=sys.stderr)
         return 2
     loaded = load_client(checkpoint, args.precision)
     source = item_source(args)
@@ -518,40 +583,58 @@ def run(args: argparse.Namespace) -> int:
     except (ValueError, OSError) as exc:
         print(f"mtsc-sdr client: {exc}", file=sys.stderr)
         return 2
-    settings = ClientSettings(session=session, snr_db=args.snr_db, precision=args.precision, csi=args.csi,
-                              budget=args.budget,
-                              window=args.window, item_timeout_s=args.item_timeout_s, retries=args.retries,
-                              gap_samples=args.gap_samples, flush_samples=args.flush_samples,
-                              hello_timeout_s=args.hello_timeout_s,
-                              images_dir=args.images, items=source)
+    identity = protocol.checkpoint_identity(checkpoint)
     out = open(args.out, "w") if args.out else sys.stdout
+    summary_file = open(args.summary, "w") if args.summary else None
 
     def write(rec: dict) -> None:
         out.write(json.dumps(rec) + "\n")
         out.flush()
 
-    client = Client(loaded.model, protocol.checkpoint_identity(checkpoint), args.tx, args.control, settings)
     status = 0
+    stopped = None                    # why the points not yet begun will not be
     try:
-        counts = client.run(items, write)
-        status = 1 if counts.get("items_failed") else 0
-    except Refused as exc:
-        print(f"mtsc-sdr client: {exc}", file=sys.stderr)
-        status = protocol.EXIT_REFUSED
-    except TimeoutError as exc:
-        print(f"mtsc-sdr client: {exc}", file=sys.stderr)
-        status = 1
-    except KeyboardInterrupt:
-        print("mtsc-sdr client: interrupted; unfinished items have error records", file=sys.stderr)
-        status = 130
+        for tx, session, snr_db in points:
+            if stopped is not None:
+                for rec in _unsent(items, session, snr_db, args.precision, f"{stopped} before it was sent"):
+                    write(rec)
+                continue
+            settings = ClientSettings(session=session, snr_db=snr_db, precision=args.precision, csi=args.csi,
+                                      budget=args.budget, window=args.window, item_timeout_s=args.item_timeout_s,
+                                      retries=args.retries, gap_samples=args.gap_samples,
+                                      flush_samples=args.flush_samples, hello_timeout_s=args.hello_timeout_s,
+                                      images_dir=args.images, items=source)
+            client = None
+            try:
+                client = Client(loaded.model, identity, tx, args.control, settings)
+                counts = client.run(items, write)
+                status = max(status, 1 if counts.get("items_failed") else 0)
+            except Refused as exc:
+                print(f"mtsc-sdr client: {exc}", file=sys.stderr)
+                status, stopped = protocol.EXIT_REFUSED, "refused by the base station"
+            except TimeoutError as exc:      # this point's link or the base station: the next point may work
+                print(f"mtsc-sdr client: session {session}: {exc}", file=sys.stderr)
+                status = max(status, 1)
+            except KeyboardInterrupt:
+                print("mtsc-sdr client: interrupted; unfinished items have error records", file=sys.stderr)
+                status, stopped = 130, "interrupted"
+                if client is None:          # before the point began: none of its items was sent
+                    for rec in _unsent(items, session, snr_db, args.precision, "interrupted before it was sent"):
+                        write(rec)
+            finally:
+                if client is not None:
+                    client.close()
+                    summary = {"session": session, "snr_db": snr_db, "precision": args.precision,
+                               "items": len(items), **dict(client.counts), "control": client.control.stats.as_dict(),
+                               "weight_bytes": loaded.weight_bytes,
+                               "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1)}
+                    print(json.dumps(summary), file=sys.stderr, flush=True)
+                    if summary_file is not None:
+                        summary_file.write(json.dumps(summary) + "\n")
+                        summary_file.flush()
     finally:
-        client.close()
         if out is not sys.stdout:
             out.close()
-    summary = {"session": session, "snr_db": args.snr_db, "precision": args.precision, "items": len(items), **dict(client.counts),
-               "control": client.control.stats.as_dict(), "weight_bytes": loaded.weight_bytes,
-               "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1)}
-    print(json.dumps(summary), file=sys.stderr, flush=True)
-    if args.summary:
-        Path(args.summary).write_text(json.dumps(summary))
+        if summary_file is not None:
+            summary_file.close()
     return status

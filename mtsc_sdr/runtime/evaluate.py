@@ -414,7 +414,7 @@ def allow_negative_snr_lists(p: argparse.ArgumentParser) -> None:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     allow_negative_snr_lists(p)
-    add_checkpoint(p, help=f"model checkpoint (default {shipped_model_dir()})", metavar="DIR")
+    add_checkpoint(p, metavar="DIR")
     p.add_argument("--snr-db", default="-5:20:5", help="start:stop:step (inclusive) or a comma list, dB")
     p.add_argument("--channel", choices=CHANNELS, default="awgn")
     p.add_argument("--tasks", nargs="+", choices=task_table.names(), default=None,

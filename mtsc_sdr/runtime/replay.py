@@ -421,7 +421,8 @@ def format_report(report: dict) -> str:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("recording", help="SigMF recording: NAME, NAME.sigmf-meta or NAME.sigmf-data")
-    add_checkpoint(p, help="checkpoint the recording was made with (default: the default model's cache)")
+    add_checkpoint(p, help="checkpoint the recording was made with (default: the shipped model models/default, "
+                           "or $MTSC_MODELS/default when set)")
     p.add_argument("--out", help="output directory (default: results/replay/<name>)")
     pace = p.add_mutually_exclusive_group()
     pace.add_argument("--rate-sps", type=float, help="push the samples at this rate (default: the recording's)")

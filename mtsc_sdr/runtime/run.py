@@ -11,7 +11,10 @@ software channel and the GNU Radio flowgraph side by side) and a fresh client pr
 session id, all clients at once
 (the base station serves them side by side, keyed by session); the point ends when every client
 has exited. With ``concurrent_points: true`` every point's clients and links start together
-instead (one wave; faster on a machine where process start-up dominates). Over radios the air sets
+instead (one wave). With ``client_per_point: false`` every point's link starts at once, and each
+configured client is one process that sends its items at every point in turn, each point over
+its own link with its own session: the model loads once per client instead of once per point,
+and two cores are not shared by a process per point (what the demo runs). Over radios the air sets
 the SNR: the sweep must then have one point, which only labels the results.
 
 Outputs in ``out`` (default ``results/run/<name>``):
@@ -25,8 +28,10 @@ Outputs in ``out`` (default ``results/run/<name>``):
   ``overflows`` and transmit ``underflows`` its radio blocks reported, per point (also in ``points``);
 * ``items.jsonl``: every item's record (the clients' JSON lines, with ``channel`` added);
 * ``metrics_vs_snr.png`` and ``latency.png`` (:mod:`.plots`);
-* ``work/``: each client's JSON lines and summary, the base station's counters (``bs.json``) and
-  the first received payloads of each session (``constellation.npz``, key ``s<session>``);
+* ``work/``: each client process's JSON lines (``items_<session>.jsonl``) and summaries
+  (``client_<session>.json``, a JSON line per point; named after its first point's session),
+  the base station's counters (``bs.json``) and the first received payloads of each session
+  (``constellation.npz``, key ``s<session>``);
 * ``recordings/`` (with ``capture: true``): the base station's input, one SigMF recording per
   link slot (``bs-rx<i>.sigmf-meta`` + ``.sigmf-data``, :mod:`mtsc_sdr.capture`), with the frames
   it received and the sessions it served; listed in the report's ``meta.recordings``;
@@ -58,7 +63,7 @@ from mtsc_sdr.link import free_tcp_endpoint
 from mtsc_sdr.metrics import METRIC_UNITS, standard_error
 from mtsc_sdr.model.checkpoint import shipped_model_dir
 from mtsc_sdr.options import add_checkpoint, add_json
-from mtsc_sdr.process import ChildProcess, ProcessFailed
+from mtsc_sdr.process import ChildProcess, ProcessFailed, stop_all
 from mtsc_sdr.radio.calibration import gains_for_snr, use_record
 from mtsc_sdr.radio.flowgraph import Flowgraph
 from mtsc_sdr.radio.links import RADIO_KINDS, ChannelKind, LinkConfig, start_link
@@ -71,10 +76,11 @@ from mtsc_sdr.runtime.outputs import outputs_for
 
 @dataclass
 class ClientSpec:
-    """One client process per SNR point. Items: ``n_per_task`` of each task from ``split``, or
-    the user's own file when ``image``, ``audio`` or ``video`` is set (one item, as ``mtsc-sdr
-    client --image F [--question Q] [--task T]`` takes it; ``tasks``, ``split``, ``n_per_task``
-    and ``seed`` are then unused)."""
+    """A client: one process per SNR point (or one for every point, with the run's
+    ``client_per_point: false``). Items: ``n_per_task`` of each task from ``split``, the same at
+    every point, up to ``window`` of them in flight; or the user's own file when ``image``,
+    ``audio`` or ``video`` is set (one item, as ``mtsc-sdr client --image F [--question Q]
+    [--task T]`` takes it; ``tasks``, ``split``, ``n_per_task`` and ``seed`` are then unused)."""
 
     tasks: list[str] = field(default_factory=lambda: list(task_table.names()))
     n_per_task: int = 10
@@ -136,6 +142,7 @@ class RunConfig(LinkConfig):
     item_timeout_s: float = 5.0
     retries: int = 3
     concurrent_points: bool = False           # all SNR points at once (one link + client each)
+    client_per_point: bool = True             # false: one client process per client, its points in turn
     timeout_s: float = 1800.0                 # whole run
     threads: int = 1                          # torch threads per process
     capture: bool = False                     # record the base station's input (out/recordings/)
@@ -157,6 +164,9 @@ class RunConfig(LinkConfig):
         check(self.retries >= 0, p("retries"), "must be >= 0")
         check(self.timeout_s > 0, p("timeout_s"), "must be > 0")
         check(self.threads >= 1, p("threads"), "must be >= 1")
+        check(self.client_per_point or not self.concurrent_points, p("concurrent_points"),
+              "with client_per_point false every link starts at once and each client process sends its "
+              "points in turn: set concurrent_points false")
         check(self.calibration in (None, "auto") or Path(self.calibration).suffix in (".yaml", ".yml"),
               p("calibration"), f"must be 'auto' or a record's .yaml path, got {self.calibration!r}")
         check(self.calibration_max_age_days > 0, p("calibration_max_age_days"), "must be > 0")
@@ -221,13 +231,18 @@ def _cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "mtsc_sdr.cli", *args]
 
 
-def _client_argv(cfg: RunConfig, spec: ClientSpec, checkpoint: str, tx: str, control: str, session: int,
-                 snr_db: float, work: Path) -> list[str]:
-    argv = _cli("client", "--checkpoint", checkpoint, "--precision", spec.precision, "--tx", tx,
-                "--control", control, "--session", str(session), "--snr-db", repr(snr_db), "--csi", spec.csi,
+def _client_argv(cfg: RunConfig, spec: ClientSpec, checkpoint: str, control: str,
+                 points: list[tuple[str, int, float]], work: Path) -> list[str]:
+    """A client process's command line; ``points``: (TX endpoint, session, SNR dB) of each point
+    it sends, in turn. Its files in ``work`` are named after the first point's session."""
+    first = points[0][1]
+    argv = _cli("client", "--checkpoint", checkpoint, "--precision", spec.precision,
+                "--tx", *[tx for tx, _, _ in points], "--control", control,
+                "--session", *[str(session) for _, session, _ in points],
+                "--snr-db", *[repr(float(snr)) for _, _, snr in points], "--csi", spec.csi,
                 *spec.item_options(), "--window", str(spec.window), "--item-timeout-s", repr(cfg.item_timeout_s),
                 "--retries", str(cfg.retries), "--threads", str(cfg.threads), "--flush-samples", str(cfg.flush_samples),
-                "--out", str(work / f"items_{session}.jsonl"), "--summary", str(work / f"client_{session}.json"))
+                "--out", str(work / f"items_{first}.jsonl"), "--summary", str(work / f"client_{first}.json"))
     if spec.budget:
         argv += ["--budget", str(spec.budget)]
     if spec.images_dir:
@@ -252,6 +267,16 @@ def _capture_info(cfg: RunConfig, folder: Path, calibration_id: str = "") -> dic
     else:
         info["hw"] = " + ".join(f"{k} channel" for k in kinds)
     return info
+
+
+def _client_name(points: list[tuple[str, int, float]], link: str) -> str:
+    """``client 3 at 5 dB over software (mtsc-sdr client)``; a process sending several points:
+    ``client (sessions 1-6) at -5, 0, 5, 10, 15, 20 dB in turn over software (mtsc-sdr client)``."""
+    sessions, snrs = [s for _, s, _ in points], [x for _, _, x in points]
+    if len(points) == 1:
+        return f"client {sessions[0]} at {snrs[0]:g} dB over {link} (mtsc-sdr client)"
+    return (f"client (sessions {sessions[0]}-{sessions[-1]}) at {', '.join(f'{x:g}' for x in snrs)} dB in turn "
+            f"over {link} (mtsc-sdr client)")
 
 
 def _wait_clients(clients: list[ChildProcess], watched: list, deadline: float) -> list[tuple[str, int]]:
@@ -291,10 +316,15 @@ def execute(cfg: RunConfig, *, progress: bool = False) -> dict[str, Any]:
     work.mkdir(parents=True, exist_ok=True)
     for old in work.glob("*"):
         old.unlink()
-    # one job = one client process on its own link at one SNR; a wave of jobs runs at once
+    # one job = one client's items over their own link at one SNR; a wave of jobs runs at once, one
+    # client process per job (client_per_point) or per client, sending its jobs in turn
     jobs = [(snr, k, spec) for snr in cfg.snr_db for k, spec in enumerate(cfg.clients)]
-    waves = [jobs] if cfg.concurrent_points else [jobs[i:i + len(cfg.clients)]
-                                                  for i in range(0, len(jobs), len(cfg.clients))]
+    if not cfg.client_per_point:            # one wave; each client's sessions numbered in a row
+        waves = [sorted(jobs, key=lambda j: j[1])]
+    elif cfg.concurrent_points:
+        waves = [jobs]
+    else:
+        waves = [jobs[i:i + len(cfg.clients)] for i in range(0, len(jobs), len(cfg.clients))]
     n_slots = max(len(w) for w in waves)
     control = free_tcp_endpoint()
     slots = [(free_tcp_endpoint(), free_tcp_endpoint()) for _ in range(n_slots)]   # (tx, rx) per link
@@ -313,6 +343,7 @@ def execute(cfg: RunConfig, *, progress: bool = False) -> dict[str, Any]:
         for wave in waves:
             links, clients, flowgraphs = [], [], []
             try:
+                groups: dict[int, tuple[ClientSpec, list]] = {}   # client process -> (spec, its points)
                 for (snr, k, spec), (tx, rx) in zip(wave, slots):
                     session += 1
                     link = cfg.link_of(spec)
@@ -321,17 +352,20 @@ def execute(cfg: RunConfig, *, progress: bool = False) -> dict[str, Any]:
                         settings.tx_gain_db, settings.rx_gain_db = calibration["tx_gain_db"], calibration["rx_gain_db"]
                     procs = start_link(settings, tx, rx)
                     links += procs
-                    clients.append(ChildProcess(f"client {session} at {snr:g} dB over {link} (mtsc-sdr client)",
-                                                _client_argv(cfg, spec, checkpoint, tx, control, session, snr, work)
-                                                ).start())
+                    groups.setdefault(session if cfg.client_per_point else k, (spec, []))[1].append((tx, session, snr))
                     points.append({"session": session, "snr_db": snr, "client": k, "precision": spec.precision,
                                    "channel": link})
                     flowgraphs.append((points[-1], [p for p in procs if isinstance(p, Flowgraph)]))
+                for spec, mine in groups.values():
+                    clients.append(ChildProcess(_client_name(mine, cfg.link_of(spec)),
+                                                _client_argv(cfg, spec, checkpoint, control, mine, work)).start())
                 if progress:
                     snrs = sorted({j[0] for j in wave})
                     kinds = sorted({cfg.link_of(j[2]) for j in wave})
-                    print(f"run {cfg.name}: {' + '.join(kinds)}, {len(clients)} client(s) at "
-                          f"{', '.join(f'{x:g}' for x in snrs)} dB", file=sys.stderr, flush=True)
+                    print(f"run {cfg.name}: {' + '.join(kinds)}, {len(clients)} client process(es) at "
+                          f"{', '.join(f'{x:g}' for x in snrs)} dB"
+                          + ("" if cfg.client_per_point or len(snrs) == 1 else " (each sends the points in turn)")
+                          + f", {len(links)} link process(es)", file=sys.stderr, flush=True)
                 statuses = _wait_clients(clients, [bs, *links], deadline)
                 for (name, code), proc in zip(statuses, clients):
                     if code == protocol.EXIT_REFUSED:
@@ -343,8 +377,8 @@ def execute(cfg: RunConfig, *, progress: bool = False) -> dict[str, Any]:
                     if code == 1:
                         failures.append(f"{name}: some items ended in an error record")
             finally:
-                for proc in reversed(clients + links):
-                    proc.stop()             # SIGINT first: a client writes records for its unfinished items
+                # SIGINT to all at once (a client writes records for its unfinished items), then each waited for
+                stop_all(list(reversed(clients + links)))
                 _count_xruns(flowgraphs)
     except (Exception, KeyboardInterrupt) as exc:    # a process, flowgraph or radio failed; Ctrl-C
         error = exc
@@ -437,13 +471,18 @@ def build_report(cfg: RunConfig, checkpoint: str, work: Path, points: list[dict]
         rows += task_metric_rows(mine, channel) + latency_rows(mine, channel)
     processes = {}
     for file in sorted(work.glob("client_*.json")):
-        s = json.loads(file.read_text())
+        # one summary line per point the process sent; memory rows per process, named after its first point
+        lines = [json.loads(line) for line in file.read_text().splitlines() if line.strip()]
+        if not lines:
+            continue
+        for s in lines:
+            processes.setdefault(f"client {s['session']}", []).append(s)
+        s, name = lines[-1], f"client {lines[0]['session']}"
         ch = link.get(s["session"], cfg.channel)
-        processes.setdefault(f"client {s['session']}", []).append(s)
         rows.append(row("mtsc", "all", ch, None, "peak_rss_mb", s["peak_rss_mb"], unit="MiB",
-                        process=f"client {s['session']}", precision=s["precision"]))
+                        process=name, precision=s["precision"]))
         rows.append(row("mtsc", "all", ch, None, "weight_bytes", s["weight_bytes"], unit="bytes",
-                        process=f"client {s['session']}", precision=s["precision"]))
+                        process=name, precision=s["precision"]))
     if (work / "bs.json").is_file():
         s = json.loads((work / "bs.json").read_text())
         processes["base station"] = s

@@ -32,7 +32,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-fraction", type=float, metavar="F",
                    help="train on this share (0, 1] of the training examples (same steps)")
     add_seed(p, None)
-    p.add_argument("--checkpoint-dir", metavar="DIR", help="output directory (default: the preset's cache dir)")
+    p.add_argument("--checkpoint-dir", metavar="DIR", help="output directory (default: the --config file's, else results/models/<preset>, or "
+                   "$MTSC_CACHE/models/<preset> when MTSC_CACHE is set)")
     p.add_argument("--checkpoint-every", type=int, metavar="N")
     p.add_argument("--time-budget-s", type=float, metavar="S", help="stop (resumably) after S seconds of training")
     add_threads(p, None, help="torch threads (default 2)", dest="num_threads")

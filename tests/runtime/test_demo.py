@@ -44,11 +44,12 @@ def test_run_configs_load(name):
 
 def test_demo_yaml_is_what_the_demo_runs():
     from mtsc_sdr.config import to_dict
-    from mtsc_sdr.runtime.demo import DEFAULT_SNRS_DB, demo_run_config
+    from mtsc_sdr.runtime.demo import DEFAULT_N_PER_TASK, DEFAULT_SNRS_DB, demo_run_config
     from mtsc_sdr.runtime.run import load_config
 
     cfg = load_config(str(REPO / "configs" / "demo.yaml"))
-    ours = demo_run_config(["software", "gnuradio-sim"], "ck", list(DEFAULT_SNRS_DB), n_per_task=10,
+    assert DEFAULT_N_PER_TASK >= 50
+    ours = demo_run_config(["software", "gnuradio-sim"], "ck", list(DEFAULT_SNRS_DB), n_per_task=DEFAULT_N_PER_TASK,
                            precision="int8", cfo_hz=2000.0, seed=1, out="o")
     skip = {"name", "checkpoint", "out"}
     assert {k: v for k, v in to_dict(cfg).items() if k not in skip} == \

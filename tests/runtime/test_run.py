@@ -1,5 +1,6 @@
-"""``mtsc-sdr run`` on the micro model: the split testbed across processes against ``eval``, a dead
-channel named, Ctrl-C and a link that dies mid-run tearing everything down."""
+"""``mtsc-sdr run`` on the micro model: the split testbed across processes against ``eval``, one
+client process sending several points in turn, a dead channel named, Ctrl-C and a link that dies
+mid-run tearing everything down."""
 
 from __future__ import annotations
 
@@ -56,6 +57,40 @@ def test_run_over_gnuradio_sim_agrees_with_eval(micro_checkpoint, tmp_path, gr_p
     report = _agreement(micro_checkpoint, tmp_path, "gnuradio-sim", 20.0, 2.0, 0.5, cfo_hz=3000.0)
     est = [r["value"] for r in report["rows"] if r["metric"] == "snr_est_db"]
     assert all(abs(e - 20.0) < 2.0 for e in est)
+
+
+def test_run_one_client_process_sends_every_point_in_turn(micro_checkpoint, tmp_path):
+    """``client_per_point: false`` (what the demo runs): every point's link at once, one client
+    process sending the points in turn, each with its own session; at -5 dB a lost frame is sent
+    again as soon as a later item's answer shows it lost, not after the item timeout."""
+    from mtsc_sdr.runtime.run import ClientSpec, RunConfig, execute
+
+    cfg = RunConfig(name="t", checkpoint=str(micro_checkpoint), snr_db=[-5.0, 20.0], out=str(tmp_path / "run"),
+                    client_per_point=False, item_timeout_s=1.5, retries=10,
+                    clients=[ClientSpec(precision="fp32", n_per_task=4, window=8)])
+    report = execute(cfg)
+    assert report["failures"] == []
+    items = read_jsonl(tmp_path / "run" / "items.jsonl")
+    assert len(items) == 2 * 5 * 4 and all("error" not in r for r in items)
+    assert {(p["session"], p["snr_db"]) for p in report["points"]} == {(1, -5.0), (2, 20.0)}
+    assert {(r["session"], r["snr_db"]) for r in items} == {(1, -5.0), (2, 20.0)}
+    work = tmp_path / "run" / "work"
+    assert sorted(f.name for f in work.glob("client_*.json")) == ["client_1.json"]      # one process
+    summaries = read_jsonl(work / "client_1.json")                                    # a line per point
+    assert [(s["session"], s["snr_db"], s["items_ok"]) for s in summaries] == [(1, -5.0, 20), (2, 20.0, 20)]
+    assert summaries[0].get("resent_overtaken", 0) >= 1
+    assert {r["process"] for r in report["rows"] if r["metric"] == "peak_rss_mb"} == {"client 1", "base station"}
+    assert {r["snr_db"] for r in report["rows"] if r["metric"] == "items_per_s"} == {-5.0, 20.0}
+
+
+def test_run_config_refuses_concurrent_points_with_one_client_process(tmp_path):
+    from mtsc_sdr.config import ConfigError
+    from mtsc_sdr.runtime.run import load_config
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("client_per_point: false\nconcurrent_points: true\n")
+    with pytest.raises(ConfigError, match="concurrent_points"):
+        load_config(str(bad))
 
 
 def test_run_fails_fast_naming_a_dead_channel(micro_checkpoint, tmp_path):
