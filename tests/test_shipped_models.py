@@ -5,7 +5,6 @@ one process) but far above what an untrained or broken model scores."""
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
 

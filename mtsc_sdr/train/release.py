@@ -32,7 +32,7 @@ import yaml
 
 from mtsc_sdr.model import load, save
 from mtsc_sdr.model.checkpoint import WEIGHTS
-from mtsc_sdr.report import git_commit, machine, versions
+from mtsc_sdr.report import machine, versions
 
 from .trainer import read_state
 
@@ -167,7 +167,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--to", required=True, metavar="DIR", help="release directory, e.g. models/default (replaced)")
     p.add_argument("--command", required=True, help="the exact command that trained it (for the card)")
     p.add_argument("--half", action="store_true", help="store the weights in float16")
-    p.add_argument("--commit", help="the commit the training ran at (default: recorded by the run, else HEAD)")
+    p.add_argument("--commit", help="the commit the training ran at (default: the one the run recorded; runs older than that record none)")
     p.add_argument("--evaluation", metavar="FILE.md", help="Markdown evaluation tables for the card")
 
 
