@@ -74,6 +74,8 @@ PSNR_ALLOWANCE_DB = {SOFTWARE: 0.3, GNURADIO: 0.5, NOISE_FLOOR: 0.3}
 MIN_ITEMS_PER_TASK = 300
 #: The noise seed of the second one-process run (the first uses the evaluation's own seed).
 OTHER_NOISE_SEED = 12345
+#: the links' seed of a run without ``--seed`` (RunConfig's default)
+LINK_SEED = 1
 
 
 def agreement_check(diff: float, se: Optional[float], metric: str, channel: str) -> tuple[bool, float]:
@@ -250,6 +252,9 @@ def main(argv: list[str] | None = None) -> int:
                    help=f"validation items per task (the criterion needs >= {MIN_ITEMS_PER_TASK})")
     p.add_argument("--snr-db", type=float, nargs="+", default=[0.0, 10.0, 20.0])
     p.add_argument("--no-gnuradio", action="store_true", help="skip the GNU Radio sim flowgraph")
+    p.add_argument("--seed", type=int, default=None,
+                   help="draw every channel noise again from this seed (the links' and the one-process "
+                        "run's; the items stay the same): is a difference the draw or the path?")
     p.add_argument("--bootstrap", type=int, default=1000, help="paired bootstrap resamples of corpus BLEU")
     p.add_argument("--threads", type=int, default=2, help="torch threads of the one-process evaluations")
     p.add_argument("--out", default="results/bench/pipeline_agreement")
@@ -281,11 +286,12 @@ def main(argv: list[str] | None = None) -> int:
                        item_values=True, item_outputs=True, noise_seed=noise_seed)
         return eval_records(rep, SUBCARRIER_SNR_GAIN_DB)
 
-    one = one_process(None)
+    one = one_process(args.seed)
     candidates = {NOISE_FLOOR: one_process(OTHER_NOISE_SEED)}
     for channel in channels:
         execute(RunConfig(name=f"agree-{channel}", checkpoint=ck, channel=channel, snr_db=list(args.snr_db),
                           cfo_hz=2000.0, concurrent_points=True, item_timeout_s=3.0, retries=10,
+                          seed=LINK_SEED if args.seed is None else args.seed,
                           clients=[ClientSpec(precision="fp32", n_per_task=args.n_per_task)],
                           out=str(out / channel)), progress=not args.json)
         candidates[channel] = [json.loads(x) for x in (out / channel / "items.jsonl").read_text().splitlines()]
