@@ -40,9 +40,9 @@ per question type (count, colour, shape, position, size, existence): rows of met
 ``accuracy_<type>`` with a ``question_type`` field (:mod:`mtsc_sdr.runtime.evaluate`).
 
 ``--n-per-task`` items per task (reconstruction: at most the 176 test patches, 22 from each of the 8
-photographs). Run (the micro model, ``--n-per-task 10``, both channels: 32 s on this 2-core machine,
-measured; the default model with 200 items per task: an estimated four times the 36 s measured
-for 100 items on one channel before, not measured)::
+photographs). Run (``models/default`` with ``--question-only``, 200 items per task, both channels,
+one thread: 4 minutes on this 2-core machine; ``models/minilm`` with 100 items: about 25 minutes
+while two trainings shared the machine; measured)::
 
     .venv/bin/python benchmarks/quality_vs_snr.py [--checkpoint DIR] [--question-only DIR]
         [--n-per-task 200] [--channel awgn rician] [--markdown] [--json]
