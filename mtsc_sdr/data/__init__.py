@@ -22,11 +22,12 @@ from .patches import natural_patches
 from .scenes import QUESTION_TYPES
 from .vocab import PHRASING_SPLITS
 from .world import (DEFAULT_SPLIT_SIZES, SyntheticWorld, available, collate, examples, register_examples,
-                    unregister_examples)
+                    unregister_examples, zero_question_inputs)
 
 __all__ = [
     "DataError", "DatasetNotFound", "MalformedDataset", "UnsafePickle", "UnsupportedMedia",
     "QA", "QUESTION_TYPES", "SPLITS", "AudioClip", "AudioEvent", "Patch", "SceneImage", "SceneObject",
     "TaskExample", "VideoClip", "natural_patches", "DEFAULT_SPLIT_SIZES", "SyntheticWorld",
-    "available", "collate", "examples", "register_examples", "unregister_examples", "PHRASING_SPLITS",
+    "available", "collate", "examples", "register_examples", "unregister_examples", "zero_question_inputs",
+    "PHRASING_SPLITS",
 ]

@@ -13,7 +13,7 @@ paired per item.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, Optional
 
 import numpy as np
@@ -132,9 +132,9 @@ def examples(split: str, tasks=None, n_per_task: int | None = None, seed: int = 
         split: ``train``, ``val``, ``test`` or ``test_phrasing`` (see the module docstring).
         tasks: task names (None: every registered task, :func:`mtsc_sdr.tasks.names`).
         n_per_task: examples per task (None: ``DEFAULT_SPLIT_SIZES[split]``); ``reconstruct``
-            gives at most the natural patches of the split (:func:`available`: 3647 train, 72
-            val, 176 test; val and test are balanced over the source photographs, and so is
-            every ``n_per_task`` of them, :mod:`mtsc_sdr.data.patches`).
+            gives at most the natural patches of the split (:func:`available`: 3647 train, 539
+            val, 176 test; test is balanced over the source photographs, and the first 72 of val
+            are, :mod:`mtsc_sdr.data.patches`).
         seed: picks which item indices are used and, for ``vqa``, which question of each scene.
         world: the world (default ``SyntheticWorld(seed=0)``).
 
@@ -182,8 +182,8 @@ def _caption_video(world: SyntheticWorld, split: str, i: int, rng: np.random.Gen
 def _reconstruct(world: SyntheticWorld, split: str, n: Optional[int], rng: np.random.Generator,
                  shared_rng: np.random.Generator) -> list[TaskExample]:
     patches = natural_patches(split, seed=int(rng.integers(2**31)))
-    # n beyond the split's patches gives them all (:func:`available`): the balanced val and test
-    # splits are small (72 and 176), and a run asking for n items of every task should not fail
+    # n beyond the split's patches gives them all (:func:`available`): the balanced test split is
+    # small (176), and a run asking for n items of every task should not fail
     return [TaskExample(p.item_id, "reconstruct", image=p.image, target_image=p.image)
             for p in patches[:default_size(split) if n is None else n]]
 
@@ -193,6 +193,16 @@ register_examples("caption_image", indexed(_caption_image))
 register_examples("caption_audio", indexed(_caption_audio))
 register_examples("caption_video", indexed(_caption_video))
 register_examples("reconstruct", _reconstruct, limit=lambda split: len(natural_patches(split)))
+
+
+def zero_question_inputs(items: list[TaskExample], task: str) -> list[TaskExample]:
+    """``items`` with the input of a task that has a question zeroed (same shape and dtype; the
+    question left as it is): what the question-only baseline is trained and evaluated on
+    (``TrainConfig.blind``). Items of a task without a question are returned as they are."""
+    spec = task_table.get(task)
+    if not spec.question:
+        return items
+    return [replace(e, **{spec.modality: np.zeros_like(getattr(e, spec.modality))}) for e in items]
 
 
 def collate(batch: list[TaskExample]) -> dict:

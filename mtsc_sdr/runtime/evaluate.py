@@ -61,7 +61,7 @@ import numpy as np
 from mtsc_sdr import tasks as task_table
 from mtsc_sdr.baselines import SeparateCodingBaseline, codec_at_capacity
 from mtsc_sdr.config import to_dict
-from mtsc_sdr.data import PHRASING_SPLITS, DataError, collate
+from mtsc_sdr.data import PHRASING_SPLITS, DataError, collate, zero_question_inputs
 from mtsc_sdr.data.sources import BUILTIN, DataSource, InputSizes
 from mtsc_sdr.metrics import METRIC_UNITS, standard_error
 from mtsc_sdr.model import load
@@ -203,15 +203,6 @@ def checkpoint_is_blind(checkpoint: str | Path) -> bool:
     return bool(state and state.get("train_config", {}).get("blind", False))
 
 
-def zero_inputs(items: list, task: str) -> list:
-    """``items`` with the input of a task that has a question zeroed (same shape and dtype), the
-    question-only evaluation; other tasks' items unchanged."""
-    spec = task_table.get(task)
-    if not spec.question:
-        return items
-    return [replace(e, **{spec.modality: np.zeros_like(getattr(e, spec.modality))}) for e in items]
-
-
 def _capacity(items, snr_db, channel, k_factor_db, budget):
     return [codec_at_capacity(e.image, snr_db, budget, channel, k_factor_db)[0] for e in items]
 
@@ -288,7 +279,7 @@ def evaluate(checkpoint: str | Path, snrs: list[float], *, channel: str = "awgn"
         spec, kind = task_table.get(task), outputs_for(task)
         items = list(source.examples(split, task, n_per_task, seed))   # n_per_task decoded items
         if blind:
-            items = zero_inputs(items, task)
+            items = zero_question_inputs(items, task)
         counts[task] = len(items)
         types = [e.question_type for e in items] if spec.question else []
         by_type = {t: np.array([i for i, u in enumerate(types) if u == t]) for t in sorted({t for t in types if t})}

@@ -22,7 +22,6 @@ the card's evaluation of a first release holds for the second::
 from __future__ import annotations
 
 import argparse
-import hashlib
 import shutil
 import sys
 from pathlib import Path
@@ -48,14 +47,6 @@ class ReleaseError(ValueError):
 def directory_bytes(directory: Path) -> int:
     """Total bytes of the files in ``directory`` (not recursive: a release is flat)."""
     return sum(f.stat().st_size for f in Path(directory).iterdir() if f.is_file())
-
-
-def sha256(file: Path) -> str:
-    h = hashlib.sha256()
-    with open(file, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _describe(model) -> list[str]:
@@ -84,6 +75,8 @@ def _describe(model) -> list[str]:
 def card_text(name: str, src: Path, model, state: dict, weights: Path, half: bool, command: str,
               commit: Optional[str], evaluation: Optional[str]) -> str:
     """The Markdown model card of a release (see the module docstring for what it holds)."""
+    from mtsc_sdr.model.backbones.minilm import file_sha256   # imports torch: not on `--help`'s path
+
     train_cfg = state.get("train_config", {})
     runs = state.get("runs") or [{"machine": machine(), "versions": versions(), "commit": commit,
                                   "device": train_cfg.get("device", "cpu"),
@@ -97,7 +90,7 @@ def card_text(name: str, src: Path, model, state: dict, weights: Path, half: boo
     lines += _describe(model)
     lines += [f"- Weights: `{WEIGHTS}`, {weights.stat().st_size / 1e6:.1f} MB, stored in "
               + ("float16 (read back as float32; the tables below are of these rounded weights)" if half
-                 else "float32") + f", sha256 `{sha256(weights)}`.", "",
+                 else "float32") + f", sha256 `{file_sha256(weights)}`.", "",
               "## How it was made", "", "```sh", command, "```", "",
               f"- Steps: {state['step']} of {train_cfg.get('steps')}"
               + ("" if state.get("finished") else " (stopped before the end: resumable from the training directory)")
@@ -185,4 +178,4 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-__all__ = ["CARD", "MAX_RELEASE_BYTES", "ReleaseError", "card_text", "directory_bytes", "release", "sha256"]
+__all__ = ["CARD", "MAX_RELEASE_BYTES", "ReleaseError", "card_text", "directory_bytes", "release"]

@@ -5,7 +5,7 @@ step (losses summed with ``task_weights``, so shared weights and AdamW's moments
 every step). Every item's SNR is uniform in ``snr_db_range`` (see ``snr_curriculum``), the symbol
 budget is drawn from ``budgets`` per batch, AWGN or Rician block fading per batch; AdamW with
 linear warm-up and cosine decay. With ``blind`` the image of every task with a question is zeroed
-in its batches (:func:`blind_batch`; the question-only baseline).
+in its batches (:func:`mtsc_sdr.data.zero_question_inputs`; the question-only baseline).
 
 Determinism and resumption: everything random in step ``k`` (task, items, SNRs, channel, channel
 noise, dropout) comes from ``numpy.random.default_rng([seed, k])``, and the learning rate is a
@@ -41,9 +41,8 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 
-from mtsc_sdr import tasks as task_table
 from mtsc_sdr.config import ConfigError, to_dict
-from mtsc_sdr.data import collate
+from mtsc_sdr.data import collate, zero_question_inputs
 from mtsc_sdr.model import TextTokenizer, backbones, load, save
 from mtsc_sdr.model.tokenizer import corpus
 from mtsc_sdr.report import git_commit, machine, versions
@@ -192,18 +191,6 @@ def _draw_for(cfg: TrainConfig, task: str, rng: np.random.Generator, pool_sizes:
     seeds = int(rng.integers(2**62)), int(rng.integers(2**62))
     budget = None if not cfg.budgets else int(cfg.budgets[int(rng.integers(len(cfg.budgets)))])
     return StepDraw(task, items, snr, fading, *seeds, budget)
-
-
-def blind_batch(batch: dict, task: str) -> dict:
-    """``batch`` (:func:`mtsc_sdr.data.collate`) with the input of a task that has a question
-    replaced by zeros of the same shape (``TrainConfig.blind``: the question-only baseline);
-    a task without a question is left as it is. Changes ``batch`` in place and returns it."""
-    import torch
-
-    spec = task_table.get(task)
-    if spec.question and batch.get(spec.modality) is not None:
-        batch[spec.modality] = torch.zeros_like(batch[spec.modality])
-    return batch
 
 
 def _param_groups(model, weight_decay: float):
@@ -392,9 +379,8 @@ def train(cfg: TrainConfig, *, restart: bool = False, until_step: Optional[int] 
                 g["lr"] = lr
             total, values = 0.0, []
             for d in draws:
-                batch = collate([pool[d.task][i] for i in d.items.tolist()])
-                if cfg.blind:
-                    blind_batch(batch, d.task)
+                drawn = [pool[d.task][i] for i in d.items.tolist()]
+                batch = collate(zero_question_inputs(drawn, d.task) if cfg.blind else drawn)
                 torch.manual_seed(d.torch_seed)                       # dropout
                 gen = torch.Generator().manual_seed(d.noise_seed)     # channel fading + noise
                 with autocast():

@@ -210,15 +210,15 @@ def test_eval_rows_per_question_type(checkpoint):
 
 
 def test_eval_blind_zeroes_the_image_of_tasks_with_a_question(checkpoint, monkeypatch):
-    from mtsc_sdr.data import examples
+    from mtsc_sdr.data import examples, zero_question_inputs
     from mtsc_sdr.runtime import evaluate as ev
 
     items = examples("test", ["vqa"], n_per_task=2)
-    zeroed = ev.zero_inputs(items, "vqa")
+    zeroed = zero_question_inputs(items, "vqa")
     assert all(not z.image.any() and z.image.shape == e.image.shape and z.question == e.question
                for z, e in zip(zeroed, items))
     caps = examples("test", ["caption_image"], n_per_task=1)
-    assert ev.zero_inputs(caps, "caption_image") is caps
+    assert zero_question_inputs(caps, "caption_image") is caps
     assert ev.checkpoint_is_blind(checkpoint) is False
     seen = []
     real = ev._model_outputs

@@ -240,19 +240,19 @@ def test_resume_accepts_a_checkpoint_from_before_a_new_field(tmp_path):
     assert train(micro(tmp_path, "old", steps=2), quiet=True).finished
 
 
-def test_blind_batch_zeroes_the_input_of_tasks_with_a_question():
-    from mtsc_sdr.data import collate, examples
-    from mtsc_sdr.train.trainer import blind_batch
+def test_blind_batches_zero_the_input_of_tasks_with_a_question():
+    from mtsc_sdr.data import collate, examples, zero_question_inputs
 
-    vqa = collate(examples("train", ["vqa"], n_per_task=3, seed=1))
+    items = examples("train", ["vqa"], n_per_task=3, seed=1)
+    vqa = collate(items)
     assert float(vqa["image"].abs().sum()) > 0
     questions = list(vqa["question"])
-    blind_batch(vqa, "vqa")
+    vqa = collate(zero_question_inputs(items, "vqa"))
     assert tuple(vqa["image"].shape) == (3, 3, 32, 32) and float(vqa["image"].abs().sum()) == 0.0
     assert vqa["question"] == questions                         # the question is left alone
-    cap = collate(examples("train", ["caption_image"], n_per_task=2, seed=1))
-    before = cap["image"].clone()
-    assert bool((blind_batch(cap, "caption_image")["image"] == before).all())   # no question: unchanged
+    caps = examples("train", ["caption_image"], n_per_task=2, seed=1)
+    before = collate(caps)["image"].clone()
+    assert bool((collate(zero_question_inputs(caps, "caption_image"))["image"] == before).all())   # no question: unchanged
 
 
 def test_blind_training_never_sees_the_image(tmp_path, monkeypatch):
@@ -264,7 +264,7 @@ def test_blind_training_never_sees_the_image(tmp_path, monkeypatch):
     import numpy as np
     import torch
 
-    from mtsc_sdr.data import collate
+    from mtsc_sdr.data import collate, zero_question_inputs
     from mtsc_sdr.model import load
     from mtsc_sdr.train import trainer
 
@@ -287,9 +287,8 @@ def test_blind_training_never_sees_the_image(tmp_path, monkeypatch):
     model = load(tmp_path / "b1").eval()
 
     def loss(pool, blind):
-        batch = collate(pool(cfg)["vqa"][:3])
-        if blind:
-            trainer.blind_batch(batch, "vqa")
+        items = pool(cfg)["vqa"][:3]
+        batch = collate(zero_question_inputs(items, "vqa") if blind else items)
         with torch.no_grad():
             return float(model.loss(batch, "vqa", torch.full((3,), 20.0), generator=torch.Generator().manual_seed(0)))
 
