@@ -182,7 +182,8 @@ def load(directory: str | Path, tokenizer=None, expect=None):
     directory = Path(directory)
     meta = read_config(directory)
     try:
-        cfg = ModelConfig.from_dict(meta["model"], "config.json: model")
+        # written before the analog image code existed: those weights use the token path alone
+        cfg = ModelConfig.from_dict({"analog_image": False, **meta["model"]}, "config.json: model")
     except ConfigError as exc:
         raise CheckpointMismatch(str(exc)) from None
     if expect is not None:

@@ -64,6 +64,12 @@ class ModelConfig:
             pre-trained BART (``lam_path``) follows ``lam_tuning`` and the LoRA sizes too; the
             project's own BART ignores all four (random init, trained fully). With ``minilm``
             the sizes above come from its weights.
+        analog_image: the dense image task (reconstruction) is sent with the linear analog code
+            of :mod:`.analog` (PCA of the training images + LMMSE, fit when training starts) and
+            its first :func:`analog_coefficients` features-slots of the task semantics carry the
+            LMMSE estimate, which the client's image decoder synthesises and the learned parts
+            correct. False: the learned token path alone (checkpoints written before this field
+            existed load that way).
     """
 
     d_model: int = 128
@@ -93,6 +99,7 @@ class ModelConfig:
     lam_tuning: str = "lora"
     lora_rank: int = 8
     lora_alpha: float = 16.0
+    analog_image: bool = True
 
     def validate(self, path: str = "") -> None:
         """Range checks; raise :class:`mtsc_sdr.config.ConfigError` naming the field."""
@@ -135,6 +142,12 @@ class ModelConfig:
         check(self.max_positions >= max(need, self.task_queries), p("max_positions"),
               f"must cover the longest encoder input ({need} tokens) and the task queries "
               f"({self.task_queries}), got {self.max_positions}")
+
+    def analog_coefficients(self) -> int:
+        """C, coefficients of the analog image code: 2 symbols_per_item - 2 (what a full budget
+        carries beside the scale), at most task_queries * (d_model // 2) (the semantic slots the
+        downlink has for them: the first d_model // 2 features of each task query)."""
+        return min(2 * self.symbols_per_item - 2, self.task_queries * (self.d_model // 2))
 
     @classmethod
     def from_dict(cls, data: dict, path: str = "model") -> "ModelConfig":

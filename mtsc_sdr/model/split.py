@@ -30,11 +30,12 @@ from torch import nn
 from mtsc_sdr import tasks
 from mtsc_sdr.channel.torch_channel import apply_channel
 
+from .analog import AnalogEstimator, AnalogImageCode
 from .backbones import Backbone
 from .config import ModelConfig
 from .encoders import AudioEncoder, ImageEncoder, VideoEncoder
 from .heads import head_for
-from .jsc import JSCDecoder, JSCEncoder
+from .jsc import JSCDecoder, JSCEncoder, choose_rate
 from .lam import LAMDecoder, LAMEncoder
 from .tokenizer import TextTokenizer
 
@@ -100,6 +101,9 @@ class ClientModel(nn.Module):
         self.modality_embed = nn.Parameter(torch.zeros(len(_MODALITY), d))
         self.lam_encoder = lam_encoder
         self.jsc_encoder = JSCEncoder(cfg)
+        #: the dense image task's linear analog code (:mod:`.analog`), None without ``analog_image``
+        self.analog = (AnalogImageCode(3 * cfg.image_size ** 2, cfg.analog_coefficients())
+                       if cfg.analog_image else None)
         for kind in _output_kinds():
             head = head_for(kind)
             setattr(self, head.attr, head.build(cfg, lam_encoder, tokenizer))
@@ -154,12 +158,44 @@ class ClientModel(nn.Module):
             snr_db: scalar or (B,) SNR (dB) the client expects (its CSI); picks the rate.
             budget: complex symbols per item (default ``cfg.symbols_per_item``).
         """
+        if self.analog is not None and tasks.get(task).dense:
+            return self._encode_analog(batch, task, snr_db, budget)
         x, mask = self.embed_inputs(batch, task)
         states = self.lam_encoder(x, mask)
         snr = _per_item(snr_db, x.shape[0], self.device)
         code = self.jsc_encoder(states, mask, snr, budget)
         return Uplink(code.symbols, code.rate_idx, code.n_tokens, _task_ids(task, x.shape[0], self.device),
                       code.kept_positions, code.importance)
+
+    def _encode_analog(self, batch: dict, task: str, snr_db, budget: Optional[int]) -> Uplink:
+        """The dense image task: :class:`~.analog.AnalogImageCode` symbols, framed as the token
+        path frames an image (``image_tokens`` tokens at the rate :func:`~.jsc.choose_rate` picks),
+        so the header and the base station treat both alike. No token is selected (every
+        coefficient goes, by decreasing variance: a smaller budget drops the least important),
+        so ``kept_positions`` lists the first image tokens and ``importance`` (B, 1 + image_tokens)
+        ranks them in that order (-j for token j; -inf for the task token, never sent)."""
+        images = batch["image"].to(self.device)
+        b = images.shape[0]
+        budget = self.cfg.symbols_per_item if budget is None else int(budget)
+        n_img = torch.full((b,), self.cfg.image_tokens, dtype=torch.int64, device=self.device)
+        rate_idx = choose_rate(_per_item(snr_db, b, self.device), budget, self.cfg.rate_table,
+                               self.cfg.rate_snr_thresholds_db, n_img)
+        spt = torch.as_tensor(self.cfg.rate_table, device=self.device)[rate_idx]
+        n_tokens = torch.minimum(budget // spt, n_img)
+        symbols = self.analog.encode(images, n_tokens * spt, budget)
+        pos = torch.arange(1, int(n_tokens.max()) + 1, device=self.device)[None, :].expand(b, -1)
+        pos = torch.where(pos <= n_tokens[:, None], pos, torch.full_like(pos, -1))
+        order = -torch.arange(1 + self.cfg.image_tokens, dtype=torch.float32, device=self.device)
+        importance = order.masked_fill(order == 0, float("-inf")).expand(b, -1)
+        return Uplink(symbols, rate_idx, n_tokens, _task_ids(task, b, self.device), pos, importance)
+
+    def analog_image(self, semantics: torch.Tensor) -> Optional[torch.Tensor]:
+        """The LMMSE image the server's analog estimate gives (:func:`analog_slots`), float32
+        (B, 3, H, W), not clipped; None without the analog code."""
+        if self.analog is None:
+            return None
+        s = self.cfg.image_size
+        return self.analog.synthesise(analog_slots(semantics, self.cfg.analog_coefficients()), (3, s, s))
 
     def target_ids(self, texts: list[str], prompts: Optional[list[str]] = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Teacher-forcing ids: ``<s> [prompt] target </s>`` per row, right-padded with <pad>.
@@ -218,6 +254,8 @@ class ServerModel(nn.Module):
         self.jsc_decoder = JSCDecoder(cfg)
         self.task_queries = nn.Parameter(torch.randn(tasks.table_size(), cfg.task_queries, cfg.d_model) * 0.02)
         self.lam_decoder = lam_decoder
+        #: LMMSE of the dense image task's analog code (:mod:`.analog`), None without it
+        self.analog = AnalogEstimator(cfg.analog_coefficients()) if cfg.analog_image else None
         dense = torch.zeros(tasks.table_size(), dtype=torch.bool)
         dense[[spec.id for spec in tasks.specs() if spec.dense]] = True
         self.register_buffer("dense_task", dense, persistent=False)   # (n_tasks,) see queries()
@@ -227,7 +265,25 @@ class ServerModel(nn.Module):
         """symbols complex64 (B, S) (equalised), rate_idx / n_tokens / task_ids int64 (B,),
         snr_est_db scalar or (B,) -> :class:`TaskSemantics` (B, Q, d)."""
         sem, mask = self._receive(symbols, rate_idx, n_tokens, snr_est_db)
-        return TaskSemantics(self.lam_decoder(self.queries(task_ids, sem), sem, mask))
+        out = self.lam_decoder(self.queries(task_ids, sem), sem, mask)
+        return TaskSemantics(self._with_analog(out, symbols, rate_idx, n_tokens, snr_est_db, task_ids))
+
+    def _with_analog(self, out, symbols, rate_idx, n_tokens, snr_est_db, task_ids) -> torch.Tensor:
+        """The dense items' semantics (B, Q, d) with their analog slots (:func:`analog_slots`)
+        replaced by the LMMSE coefficient estimates; the other items unchanged."""
+        dense = self.dense_task[task_ids]
+        if self.analog is None or not bool(dense.any()):
+            return out
+        items = torch.nonzero(dense).flatten()
+        n_symbols = n_tokens[items] * torch.as_tensor(self.cfg.rate_table, device=symbols.device)[rate_idx[items]]
+        snr = _per_item(snr_est_db, symbols.shape[0], symbols.device)[items]
+        coef = self.analog(symbols[items], n_symbols, snr)                       # (n, C)
+        q, d = out.shape[1:]
+        width = d // 2
+        slots = torch.zeros((len(items), q * width), dtype=out.dtype, device=out.device)
+        slots[:, :coef.shape[1]] = coef
+        merged = torch.cat([slots.view(len(items), q, width), out[items, :, width:]], dim=2)
+        return out.index_put((items,), merged)
 
     def _receive(self, symbols, rate_idx, n_tokens, snr_est_db) -> tuple[torch.Tensor, torch.Tensor]:
         """JSC decoding: received semantics (B, K, d) and mask (B, K)."""
@@ -239,7 +295,7 @@ class ServerModel(nn.Module):
         token gets, float32 (B, K) (training signal for the client's importance head)."""
         sem, mask = self._receive(symbols, rate_idx, n_tokens, snr_est_db)
         out, share = self.lam_decoder.forward_with_attention(self.queries(task_ids, sem), sem, mask)
-        return TaskSemantics(out), share
+        return TaskSemantics(self._with_analog(out, symbols, rate_idx, n_tokens, snr_est_db, task_ids)), share
 
     def queries(self, task_ids: torch.Tensor, semantics: torch.Tensor) -> torch.Tensor:
         """LAM decoder input (B, Q, d): the task's learned queries; for the dense tasks
@@ -256,6 +312,12 @@ class ServerModel(nn.Module):
         k = min(q.shape[1], semantics.shape[1])
         seeded = torch.cat([q[:, :k] + semantics[:, :k], q[:, k:]], dim=1)
         return torch.where(self.dense_task[task_ids][:, None, None], seeded, q)
+
+
+def analog_slots(semantics: torch.Tensor, n_coef: int) -> torch.Tensor:
+    """The analog coefficient estimates a dense task's semantics (B, Q, d) carry: the first
+    d // 2 features of each query, queries in order, the first ``n_coef`` of those -> (B, n_coef)."""
+    return semantics[:, :, :semantics.shape[2] // 2].reshape(semantics.shape[0], -1)[:, :n_coef]
 
 
 def importance_loss(uplink: Uplink, attention: torch.Tensor) -> torch.Tensor:
@@ -337,6 +399,8 @@ class MTSCModel(nn.Module):
              **channel_kwargs) -> torch.Tensor:
         """Scalar training loss of one task batch through the channel: the task loss (see
         :meth:`ClientModel.task_loss`) plus ``importance_weight`` times :func:`importance_loss`."""
+        # the analog code of a dense task selects nothing, so there is no importance to teach
+        importance_weight = 0.0 if (self.client.analog is not None and tasks.get(task).dense) else importance_weight
         res = self(batch, task, snr_db, attention=importance_weight > 0, **channel_kwargs)
         loss = self.client.task_loss(task, res.downlink.semantics, batch)
         if importance_weight > 0:

@@ -41,6 +41,7 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 
+from mtsc_sdr import tasks
 from mtsc_sdr.config import ConfigError, to_dict
 from mtsc_sdr.data import collate, zero_question_inputs
 from mtsc_sdr.model import TextTokenizer, backbones, load, save
@@ -112,6 +113,30 @@ def example_pool(cfg: TrainConfig) -> dict[str, Sequence]:
         items = source.train_pool(task, cfg.pool_size(task), cfg.seed)
         pool[task] = items[:max(1, int(round(cfg.data_fraction * len(items))))]
     return pool
+
+
+#: at most this many images per task fit the analog code (a 3072-pixel PCA needs a few thousand)
+ANALOG_FIT_IMAGES = 8192
+
+
+def fit_analog_code(model, pool: dict[str, Sequence]) -> int:
+    """Fit the analog image code of a fresh model (:mod:`mtsc_sdr.model.analog`: the PCA both
+    ends use) on the target images of the dense image tasks in ``pool``, and copy its statistics
+    to the server's estimator. Returns the number of images used (0: no such task, fewer than 2
+    images, or a model without the code; it keeps its data-free initial basis)."""
+    import torch
+
+    if model.client.analog is None:
+        return 0
+    dense = [t for t in pool if tasks.get(t).dense and tasks.get(t).output == "image"]
+    images = [collate([pool[t][i] for i in range(min(len(pool[t]), ANALOG_FIT_IMAGES))])["target_image"]
+              for t in dense]
+    images = torch.cat(images) if images else torch.empty(0)
+    if len(images) < 2:
+        return 0
+    model.client.analog.fit(images)
+    model.server.analog.copy_from(model.client.analog)
+    return len(images)
 
 
 def check_device(cfg: TrainConfig) -> str:
@@ -347,6 +372,8 @@ def train(cfg: TrainConfig, *, restart: bool = False, until_step: Optional[int] 
         load_optimizer(model, opt, directory / OPTIMIZER_FILE)
         start, history = int(state["step"]), [tuple(h) for h in state["history"]]
     pool = example_pool(cfg)
+    if state is None:
+        fit_analog_code(model, pool)
     sizes = {t: len(v) for t, v in pool.items()}
     autocast, scaler = mixed_precision(cfg.device, precision)
     setup_s = time.monotonic() - t_setup

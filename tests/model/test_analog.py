@@ -1,0 +1,143 @@
+"""The linear analog image code (mtsc_sdr/model/analog.py): PCA fit, exact unit power with the
+scale side information, near-exact recovery at high SNR, LMMSE shrinkage at low SNR, the model's
+dense-task path and checkpoints written before the code existed."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+
+from mtsc_sdr.data import collate, examples
+from mtsc_sdr.model import ModelConfig, TextTokenizer, build_model, load, save
+from mtsc_sdr.model import tokenizer as tokmod
+from mtsc_sdr.model.analog import SCALE_AMPLITUDE, AnalogEstimator, AnalogImageCode, coefficients_sent
+from mtsc_sdr.model.split import analog_slots
+
+SIDE = 8                      # 3 x 8 x 8 images: D = 192
+D, C = 3 * SIDE * SIDE, 62
+
+
+def smooth_images(n: int, seed: int) -> torch.Tensor:
+    """float32 (n, 3, 8, 8) in [0, 1]: random low-frequency patterns (a strongly non-white
+    spectrum, as natural patches have)."""
+    g = torch.Generator().manual_seed(seed)
+    low = torch.rand((n, 3, 2, 2), generator=g)
+    img = torch.nn.functional.interpolate(low, size=(SIDE, SIDE), mode="bilinear", align_corners=True)
+    return (0.8 * img + 0.05 * torch.rand((n, 3, SIDE, SIDE), generator=g)).clamp(0, 1)
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    code = AnalogImageCode(D, C)
+    code.fit(smooth_images(2000, 0))
+    est = AnalogEstimator(C)
+    est.copy_from(code)
+    return code, est
+
+
+def channel(x: torch.Tensor, snr_db: float, seed: int = 1) -> torch.Tensor:
+    """AWGN at ``snr_db`` (unit signal power) followed by the MMSE scaling the model's genie
+    equaliser and the base station apply."""
+    rho = 10.0 ** (snr_db / 10.0)
+    g = torch.Generator().manual_seed(seed)
+    noise = torch.complex(torch.randn(x.shape, generator=g), torch.randn(x.shape, generator=g)) * math.sqrt(0.5 / rho)
+    return ((x + noise) * (rho / (1.0 + rho))).to(torch.complex64)
+
+
+def test_fit_gives_an_orthonormal_basis_by_decreasing_variance(fitted):
+    code, _ = fitted
+    eye = code.basis.T @ code.basis
+    assert torch.allclose(eye, torch.eye(C), atol=1e-4)
+    assert bool((code.lam[1:] <= code.lam[:-1] + 1e-9).all()) and float(code.lam[0]) > 100 * float(code.lam[-1])
+
+
+@pytest.mark.parametrize("n_symbols", [32, 20, 7, 2])
+def test_every_item_has_unit_power_and_the_scale_reals(fitted, n_symbols):
+    code, _ = fitted
+    imgs = smooth_images(6, 5)
+    imgs[0] = 0.5                               # nearly the mean: a tiny norm
+    budget = 40
+    x = code.encode(imgs, torch.full((6,), n_symbols), budget)
+    assert x.dtype == torch.complex64 and x.shape == (6, budget)
+    power = x[:, :n_symbols].abs().pow(2).mean(1)
+    assert torch.allclose(power, torch.ones(6), rtol=1e-4), power
+    assert bool((x[:, n_symbols:] == 0).all())
+    # both scale reals carry the same standardised log-norm, within the bound
+    assert torch.allclose(x[:, 0].real, x[:, 0].imag)
+    assert bool((x[:, 0].real.abs() <= SCALE_AMPLITUDE * math.sqrt(n_symbols / 512) * 2.78).all())
+
+
+def test_high_snr_recovers_the_sent_coefficients(fitted):
+    code, est = fitted
+    imgs = smooth_images(8, 7)
+    n = torch.tensor([32, 32, 32, 32, 16, 16, 8, 8])
+    coef = est(channel(code.encode(imgs, n, 32), 60.0), n, torch.full((8,), 60.0))
+    truth = code.analyse(imgs)
+    sent = coefficients_sent(n, C)
+    for i in range(8):
+        k = int(sent[i])
+        assert torch.allclose(coef[i, :k], truth[i, :k], atol=2e-3 * float(truth[i].abs().max()))
+        assert bool((coef[i, k:] == 0).all())
+    # all coefficients sent: the synthesis is the image's projection on the basis, near the image
+    out = code.synthesise(coef[:4], (3, SIDE, SIDE))
+    assert float((out - imgs[:4]).pow(2).mean()) < 1e-3
+
+
+def test_low_snr_shrinks_and_more_snr_helps(fitted):
+    code, est = fitted
+    imgs = smooth_images(64, 9)
+    n = torch.full((64,), 32)
+    truth = code.analyse(imgs)
+    errors = []
+    for snr in (-5.0, 5.0, 15.0):
+        coef = est(channel(code.encode(imgs, n, 32), snr, seed=3), n, torch.full((64,), snr))
+        errors.append(float((coef - truth).pow(2).mean()))
+        if snr == -5.0:   # LMMSE pulls noisy estimates toward the prior mean
+            assert float(coef.pow(2).sum()) < float(truth.pow(2).sum())
+    assert errors[0] > errors[1] > errors[2]
+    # better than ignoring the received symbols (estimating every coefficient as its mean, 0)
+    assert errors[0] < float(truth.pow(2).mean())
+
+
+@pytest.fixture(scope="module")
+def tok():
+    return TextTokenizer.train(tokmod.corpus(n_scenes=150, n_audio=60, n_video=60))
+
+
+def test_model_dense_task_goes_through_the_analog_code(tok):
+    torch.manual_seed(0)
+    m = build_model(ModelConfig.micro(), tok).eval()
+    batch = collate(examples("train", ["reconstruct"], n_per_task=4, seed=3))
+    m.client.analog.fit(collate(examples("train", ["reconstruct"], n_per_task=300, seed=0))["target_image"])
+    m.server.analog.copy_from(m.client.analog)
+    with torch.no_grad():
+        res = m(batch, "reconstruct", 60.0, fading=None, generator=torch.Generator().manual_seed(0))
+        sent = m.client.analog.analyse(batch["image"])
+        got = analog_slots(res.downlink.semantics, m.cfg.analog_coefficients())
+        images = m.client.decode("reconstruct", res.downlink)
+    k = int(coefficients_sent(res.uplink.n_symbols(m.cfg.rate_table), got.shape[1])[0])
+    assert torch.allclose(got[:, :k], sent[:, :k], atol=1e-2 * float(sent.abs().max()))
+    assert images.shape == (4, 3, 32, 32) and float(images.min()) >= 0 and float(images.max()) <= 1
+    # the learned correction starts at zero: the decoded image is the clipped linear synthesis
+    assert torch.allclose(images, m.client.analog_image(res.downlink.semantics).clamp(0, 1), atol=1e-6)
+
+
+def test_checkpoint_from_before_the_analog_code_loads_without_it(tok, tmp_path):
+    from dataclasses import replace
+
+    torch.manual_seed(0)
+    old = build_model(replace(ModelConfig.micro(), analog_image=False), tok).eval()
+    save(old, tmp_path / "old")
+    meta = json.loads((tmp_path / "old" / "config.json").read_text())
+    del meta["model"]["analog_image"]                  # as written before the field existed
+    (tmp_path / "old" / "config.json").write_text(json.dumps(meta))
+    back = load(tmp_path / "old")
+    assert not back.cfg.analog_image and back.client.analog is None and back.server.analog is None
+    batch = collate(examples("train", ["reconstruct"], n_per_task=2, seed=1))
+    with torch.no_grad():
+        a = old.predict(batch, "reconstruct", 10.0, generator=torch.Generator().manual_seed(2))
+        b = back.predict(batch, "reconstruct", 10.0, generator=torch.Generator().manual_seed(2))
+    assert torch.equal(a, b)
