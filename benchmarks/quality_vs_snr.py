@@ -363,8 +363,11 @@ def markdown(report: dict) -> str:
 
 # -- the run -------------------------------------------------------------------------------------------
 
-def _linear_rows(scheme, items, snrs, channel, k_factor_db, seed, budget) -> list[dict]:
-    """``linear`` rows: the PCA + LMMSE scheme on ``items`` (the evaluated test patches)."""
+def _linear_rows(scheme, items, snrs, channel, k_factor_db, seed, budget, ours_rows=()) -> list[dict]:
+    """``linear`` rows: the PCA + LMMSE scheme on ``items`` (the evaluated test patches). Over a
+    fading channel, at the very SNR each patch arrived with in our run (``item_snr_db`` of our
+    PSNR row at that SNR: the same fading draws, so the comparison is paired) where the row has
+    it, else averaged over the scheme's own fading draws."""
     import numpy as np
 
     from mtsc_sdr.metrics import METRIC_UNITS, standard_error
@@ -373,12 +376,18 @@ def _linear_rows(scheme, items, snrs, channel, k_factor_db, seed, budget) -> lis
     from patch_bounds import pixels
 
     test = pixels(items)
+    arrived = {r["snr_db"]: r["item_snr_db"] for r in ours_rows
+               if r["system"] == "mtsc" and r["task"] == "reconstruct" and r["metric"] == "psnr_db"
+               and r.get("item_snr_db") is not None and len(r["item_snr_db"]) == len(items)}
     out = []
     for snr in snrs:
-        v = scheme.channel_psnr_db(test, snr, channel, k_factor_db, seed, budget)
+        if channel != "awgn" and float(snr) in arrived:
+            v, how = scheme.psnr_db(test, np.asarray(arrived[float(snr)]), budget), "ours"
+        else:
+            v, how = scheme.channel_psnr_db(test, snr, channel, k_factor_db, seed, budget), "own"
         out.append(row("linear", "reconstruct", channel, float(snr), "psnr_db", float(np.mean(v)),
                        unit=METRIC_UNITS["psnr_db"], n=len(items), std_error=standard_error(v),
-                       symbols_per_item=budget))
+                       symbols_per_item=budget, **({} if channel == "awgn" else {"fading_draws": how})))
     return out
 
 
@@ -458,7 +467,8 @@ def main(argv=None) -> int:
 
             scheme = scheme or train_scheme()
             by_id = {q.item_id: q for q in natural_patches("test")}
-            rows += _linear_rows(scheme, [by_id[i] for i in ids], snrs, ch, args.k_factor_db, args.seed, args.budget)
+            rows += _linear_rows(scheme, [by_id[i] for i in ids], snrs, ch, args.k_factor_db, args.seed, args.budget,
+                                 rep["rows"])
         if blind_ckpt is not None:
             extra = evaluate(blind_ckpt, snrs, channel=ch, tasks=("vqa",), baseline=False, blind=True,
                              budget=args.budget, **common)

@@ -37,22 +37,30 @@ per real), LMMSE-estimate ``l`` (prior N(0, 1)), from it the gain ``g`` and the 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-#: Amplitude A of each of the two scale reals per unit of standardised log-norm at
-#: :data:`REFERENCE_SYMBOLS` symbols; an item of n symbols uses ``A sqrt(n / 512)`` (the same share
-#: of its energy, ``2 A^2 l^2``: 50 of 512 units on average). Chosen by simulating this code on the
-#: test patches at 512 symbols: A^2 = 24 gave the best mean PSNR at 0 to 10 dB among 12, 16, 24,
-#: 32 and 48 (less power leaves l too noisy, more starves the coefficients).
-SCALE_AMPLITUDE = 5.0
-REFERENCE_SYMBOLS = 512
-#: Bound on the standardised log-norm sent: |l| <= L_MAX, and the scale reals never take more
-#: than this share of the item's energy (so |l| <= 2.77 with the amplitude above).
-L_MAX, SCALE_SHARE = 4.0, 0.75
 #: Reals per item used by the scale side information.
 SCALE_REALS = 2
+#: Energy per unit of l of each scale real, at :data:`REFERENCE_SYMBOLS` symbols, by SNR class
+#: (:func:`snr_classes`; an item of n symbols uses ``A^2 n / 512``, the same share of its
+#: energy): more where the SNR is low (l must survive the noise), less where it is high (the
+#: power goes to the coefficients).
+SCALE_ENERGY_LOW, SCALE_ENERGY_HIGH, SCALE_ENERGY_TOP = 24.0, 12.0, 12.0
+REFERENCE_SYMBOLS = 512
+#: Bound on the standardised log-norm sent: |l| <= L_MAX, and the scale reals never take more
+#: than SCALE_SHARE of the item's energy.
+L_MAX, SCALE_SHARE = 4.0, 0.75
+#: The fine scale real wraps when the coarse one is off by more than 1 / K: K is set so that this
+#: takes CLASS_MARGIN noise standard deviations at the lowest SNR of the item's class.
+CLASS_MARGIN = 3.0
+#: ... at WRAP_FADE_DB below the class's lowest SNR (the class comes from the client's SNR; a
+#: fading item may arrive weaker).
+WRAP_FADE_DB = 0.0
+#: Design SNR of the lowest class (below the first threshold), dB below that threshold.
+LOWEST_CLASS_BELOW_DB = 3.0
 
 
 def coefficients_sent(n_symbols: torch.Tensor, n_coef: int) -> torch.Tensor:
@@ -61,15 +69,104 @@ def coefficients_sent(n_symbols: torch.Tensor, n_coef: int) -> torch.Tensor:
     return (2 * n_symbols - SCALE_REALS).clamp(min=0, max=n_coef)
 
 
-def scale_amplitude(n_symbols: torch.Tensor) -> torch.Tensor:
-    """float (B,): the amplitude per unit of l of an item of n symbols."""
-    return SCALE_AMPLITUDE * torch.sqrt(n_symbols.float() / REFERENCE_SYMBOLS)
+@dataclass(frozen=True)
+class SNRClass:
+    """What both ends derive from an item's SNR class (the JSC rate index, which the frame header
+    carries; :func:`snr_classes`). All float (B,).
+
+    Attributes:
+        design_db: the SNR the power allocation is designed for (inf: the high-SNR rule).
+        low_db: the class's lowest SNR (for the lowest class, ``design_db``).
+        scale_energy: A^2 of the scale reals at 512 symbols.
+    """
+
+    design_db: torch.Tensor
+    low_db: torch.Tensor
+    scale_energy: torch.Tensor
 
 
-def _scale_bound(n_symbols: torch.Tensor) -> torch.Tensor:
-    """float (B,): the largest |l| an item may send (see :data:`SCALE_SHARE`)."""
-    share = math.sqrt(SCALE_SHARE * REFERENCE_SYMBOLS / SCALE_REALS) / SCALE_AMPLITUDE
-    return torch.full(n_symbols.shape, min(L_MAX, share), dtype=torch.float32, device=n_symbols.device)
+def snr_classes(rate_idx: torch.Tensor, thresholds_db) -> SNRClass:
+    """The SNR class of each item from its rate index (int64 (B,)): rate index ``i`` of a table of
+    R rates is the SNR floor ``R - 1 - i`` thresholds passed (:func:`~.jsc.choose_rate`): below
+    the first threshold, the class is designed ``LOWEST_CLASS_BELOW_DB`` under it; between two
+    thresholds, at their middle; above the last, for high SNR."""
+    thr = [float(t) for t in thresholds_db]
+    r = len(thr) + 1
+    passed = (r - 1 - rate_idx).clamp(min=0, max=len(thr)).tolist()
+    design, low = [], []
+    for k in passed:
+        if k == 0:
+            d = thr[0] - LOWEST_CLASS_BELOW_DB if thr else math.inf
+            design.append(d)
+            low.append(d)
+        elif k == len(thr):
+            design.append(math.inf)
+            low.append(thr[-1])
+        else:
+            design.append(0.5 * (thr[k - 1] + thr[k]))
+            low.append(thr[k - 1])
+    design_t = torch.tensor(design, dtype=torch.float32, device=rate_idx.device)
+    energy = torch.where(design_t < (thr[1] if len(thr) > 1 else math.inf), SCALE_ENERGY_LOW,
+                         torch.where(torch.isinf(design_t), SCALE_ENERGY_TOP, SCALE_ENERGY_HIGH))
+    return SNRClass(design_t, torch.tensor(low, dtype=torch.float32, device=rate_idx.device), energy)
+
+
+def _amplitude(cls: SNRClass, n_symbols: torch.Tensor) -> torch.Tensor:
+    """A (B,): amplitude per unit of l (and of the sawtooth) of the scale reals."""
+    return torch.sqrt(cls.scale_energy * n_symbols.float() / REFERENCE_SYMBOLS)
+
+
+def _wraps(cls: SNRClass) -> torch.Tensor:
+    """K (B,): sawtooth rate of the fine scale real (see :func:`_amplitude`): the coarse real's
+    noise at the class's lowest SNR, ``sqrt(1 / (2 rho)) / A`` in units of l, times K is
+    1 / CLASS_MARGIN. (A is taken at 512 symbols; smaller budgets wrap more safely per real but
+    have less energy: A scales with sqrt(n), so the margin is the same.)"""
+    rho = 10.0 ** ((cls.low_db - WRAP_FADE_DB) / 10.0)
+    sigma = torch.sqrt(1.0 / (2.0 * rho)) / torch.sqrt(cls.scale_energy)
+    return 1.0 / (CLASS_MARGIN * sigma)
+
+
+def _sawtooth(x: torch.Tensor) -> torch.Tensor:
+    """Period 2, values in [-1, 1): x - 2 round(x / 2)."""
+    return x - 2.0 * torch.round(x / 2.0)
+
+
+def _scale_bound(cls: SNRClass) -> torch.Tensor:
+    """float (B,): the largest |l| an item may send: its scale reals, ``A^2 (l^2 + saw^2) <=
+    A^2 (l^2 + 1)``, take at most SCALE_SHARE of its energy."""
+    room = torch.sqrt((SCALE_SHARE * REFERENCE_SYMBOLS / cls.scale_energy - 1.0).clamp(min=0.25))
+    return room.clamp(max=L_MAX)
+
+
+def allocation(lam: torch.Tensor, sent: torch.Tensor, design_db: torch.Tensor) -> torch.Tensor:
+    """Per-coefficient amplitude weights w (B, C) of a linear code designed for ``design_db``.
+
+    The MSE-optimal power split of a linear analog code with an LMMSE receiver (reverse
+    water-filling): coefficient k gets power ``u_k = max(0, t sqrt(lam_k) - N)``, N = 10^(-d/10)
+    the design noise per unit of signal and t such that the sent coefficients' powers sum to their
+    count; ``w_k = sqrt(u_k / lam_k)``. At high SNR this is ``w = lam^-1/4`` (every coefficient
+    sent, the design ``inf``); at low SNR the weakest get nothing and the strongest more. Every
+    row is scaled so that ``sum(w^2 lam)`` over its sent coefficients is ``sum(lam^1/2)`` over
+    all C (the reference of the log-norm statistics).
+
+    Args:
+        lam: float (C,) variances; sent: bool (B, C); design_db: float (B,) (inf allowed).
+    """
+    root = lam.sqrt()[None, :] * sent                                             # (B, C)
+    noise = torch.where(torch.isinf(design_db), torch.zeros_like(design_db), 10.0 ** (-design_db / 10.0))
+    count = sent.sum(1).float().clamp(min=1.0)
+    lo = torch.zeros_like(count)
+    hi = (count + noise[:] * count) / root.sum(1).clamp(min=1e-12) * 2.0 + 1.0   # sum(u) >= count here
+    for _ in range(60):                                                           # bisection on t
+        t = 0.5 * (lo + hi)
+        total = (t[:, None] * root - noise[:, None]).clamp(min=0.0).mul(sent).sum(1)
+        big = total > count
+        hi = torch.where(big, t, hi)
+        lo = torch.where(big, lo, t)
+    u = (hi[:, None] * root - noise[:, None]).clamp(min=0.0) * sent
+    w = torch.sqrt(u / lam.clamp(min=1e-12)[None, :])
+    ref = lam.sqrt().sum()
+    return w * torch.sqrt(ref / (w ** 2 * lam[None, :]).sum(1).clamp(min=1e-12))[:, None]
 
 
 class _Spectrum(nn.Module):
@@ -134,25 +231,29 @@ class AnalogImageCode(_Spectrum):
     def _weighted_norm(self, centred: torch.Tensor) -> torch.Tensor:
         return ((centred @ self.basis) * self.weight).norm(dim=1).clamp(min=1e-6)
 
-    def encode(self, images: torch.Tensor, n_symbols: torch.Tensor, budget: int) -> torch.Tensor:
-        """images float (B, 3, H, W), n_symbols int64 (B,) (each <= budget) -> complex64 (B, budget),
-        unit average power over each item's first n_symbols, zeros after."""
-        wc = self.analyse(images) * self.weight                                   # (B, C)
-        n_coef = coefficients_sent(n_symbols, wc.shape[1])
-        k = torch.arange(wc.shape[1], device=wc.device)[None, :]
-        wc = wc * (k < n_coef[:, None])
+    def encode(self, images: torch.Tensor, n_symbols: torch.Tensor, budget: int,
+               rate_idx: torch.Tensor, thresholds_db) -> torch.Tensor:
+        """images float (B, 3, H, W), n_symbols int64 (B,) (each <= budget), rate_idx int64 (B,)
+        (the SNR class, :func:`snr_classes`) -> complex64 (B, budget), unit average power over
+        each item's first n_symbols, zeros after."""
+        c = self.analyse(images)                                                  # (B, C)
+        cls = snr_classes(rate_idx, thresholds_db)
+        k = torch.arange(c.shape[1], device=c.device)[None, :]
+        sent = k < coefficients_sent(n_symbols, c.shape[1])[:, None]
+        wc = c * allocation(self.lam, sent, cls.design_db)
         norm = wc.norm(dim=1).clamp(min=1e-6)
         ln_mean, ln_std = self.ln_stats
-        bound = _scale_bound(n_symbols)
+        bound = _scale_bound(cls)
         l = torch.maximum(torch.minimum((torch.log(norm) - ln_mean) / ln_std, bound), -bound)  # noqa: E741
-        amp = scale_amplitude(n_symbols)
-        energy = n_symbols.float() - SCALE_REALS * (amp * l) ** 2
+        amp = _amplitude(cls, n_symbols)
+        fine = _sawtooth(_wraps(cls) * l)
+        energy = n_symbols.float() - (amp ** 2) * (l ** 2 + fine ** 2)
         coded = wc * (torch.sqrt(energy) / norm)[:, None]
-        reals = torch.zeros((wc.shape[0], 2 * budget), dtype=torch.float32, device=wc.device)
-        reals[:, :SCALE_REALS] = (amp * l)[:, None]
-        width = min(wc.shape[1], 2 * budget - SCALE_REALS)
+        reals = torch.zeros((c.shape[0], 2 * budget), dtype=torch.float32, device=c.device)
+        reals[:, 0], reals[:, 1] = amp * l, amp * fine
+        width = min(c.shape[1], 2 * budget - SCALE_REALS)
         reals[:, SCALE_REALS:SCALE_REALS + width] = coded[:, :width]
-        return torch.view_as_complex(reals.view(wc.shape[0], budget, 2))
+        return torch.view_as_complex(reals.view(c.shape[0], budget, 2))
 
 
 class AnalogEstimator(_Spectrum):
@@ -164,31 +265,35 @@ class AnalogEstimator(_Spectrum):
         self.lam.copy_(code.lam)
         self.ln_stats.copy_(code.ln_stats)
 
-    def forward(self, received: torch.Tensor, n_symbols: torch.Tensor, snr_db: torch.Tensor) -> torch.Tensor:
-        """received complex64 (B, S) MMSE-equalised, n_symbols int64 (B,), snr_db float (B,) ->
-        coefficient estimates float32 (B, C) (zero beyond the 2 n - 2 sent)."""
+    def forward(self, received: torch.Tensor, n_symbols: torch.Tensor, snr_db: torch.Tensor,
+                rate_idx: torch.Tensor, thresholds_db) -> torch.Tensor:
+        """received complex64 (B, S) MMSE-equalised, n_symbols and rate_idx int64 (B,), snr_db
+        float (B,) -> coefficient estimates float32 (B, C) (zero beyond the 2 n - 2 sent)."""
         b, n_coef = received.shape[0], self.lam.shape[0]
+        cls = snr_classes(rate_idx, thresholds_db)
         rho = (10.0 ** (snr_db.float() / 10.0)).clamp(min=1e-6)
         reals = torch.view_as_real(received.reshape(b, -1)).reshape(b, -1).float()
         z = reals * ((1.0 + rho) / rho)[:, None]
         noise = 1.0 / (2.0 * rho)                                                  # per real
-        amp_l = scale_amplitude(n_symbols)
-        a2 = amp_l ** 2
-        l_hat = z[:, :SCALE_REALS].mean(1) / amp_l
-        l_hat = l_hat / (1.0 + noise / (SCALE_REALS * a2))                         # LMMSE, prior N(0, 1)
-        bound = _scale_bound(n_symbols)
+        amp = _amplitude(cls, n_symbols)
+        coarse = z[:, 0] / amp
+        fine = (z[:, 1] / amp).clamp(-1.0, 1.0)
+        wraps = _wraps(cls)
+        l_hat = (fine + 2.0 * torch.round((wraps * coarse - fine) / 2.0)) / wraps
+        bound = _scale_bound(cls)
         l_hat = torch.maximum(torch.minimum(l_hat, bound), -bound)
         ln_mean, ln_std = self.ln_stats
         norm = torch.exp(ln_mean + ln_std * l_hat)
-        gain = torch.sqrt(n_symbols.float() - SCALE_REALS * a2 * l_hat ** 2) / norm   # (B,)
-        w = self.weight
+        fine_hat = _sawtooth(wraps * l_hat)
+        gain = torch.sqrt((n_symbols.float() - amp ** 2 * (l_hat ** 2 + fine_hat ** 2)).clamp(min=1e-6)) / norm
         k = torch.arange(n_coef, device=z.device)[None, :]
         sent = k < coefficients_sent(n_symbols, n_coef)[:, None]                   # (B, C)
-        energy = norm ** 2 / ((w ** 2 * self.lam)[None, :] * sent).sum(1).clamp(min=1e-12)
+        w = allocation(self.lam, sent, cls.design_db)                              # (B, C)
+        energy = norm ** 2 / (w ** 2 * self.lam[None, :]).sum(1).clamp(min=1e-12)
         prior = self.lam[None, :] * energy[:, None]                                # (B, C)
         width = min(n_coef, z.shape[1] - SCALE_REALS)
         zc = torch.zeros((b, n_coef), dtype=torch.float32, device=z.device)
         zc[:, :width] = z[:, SCALE_REALS:SCALE_REALS + width]
-        amp = gain[:, None] * w[None, :]
-        est = amp * prior / (amp ** 2 * prior + noise[:, None]) * zc
+        a = gain[:, None] * w
+        est = a * prior / (a ** 2 * prior + noise[:, None]) * zc
         return est * sent

@@ -65,10 +65,11 @@ class ModelConfig:
             project's own BART ignores all four (random init, trained fully). With ``minilm``
             the sizes above come from its weights.
         analog_image: the dense image task (reconstruction) is sent with the linear analog code
-            of :mod:`.analog` (PCA of the training images + LMMSE, fit when training starts) and
-            its first :func:`analog_coefficients` features-slots of the task semantics carry the
-            LMMSE estimate, which the client's image decoder synthesises and the learned parts
-            correct. False: the learned token path alone (checkpoints written before this field
+            of :mod:`.analog` (PCA of the training images + LMMSE, fit when training starts):
+            its task semantics carry the LMMSE coefficient estimates, which the client
+            synthesises into the image; no learned part (learned corrections on top lost up to
+            0.3 dB at 15-20 dB, see :mod:`.analog`). False: the learned token path, image encoder
+            -> LAM -> JSC -> LAM decoder -> image decoder (checkpoints written before this field
             existed load that way).
     """
 
@@ -145,9 +146,9 @@ class ModelConfig:
 
     def analog_coefficients(self) -> int:
         """C, coefficients of the analog image code: 2 symbols_per_item - 2 (what a full budget
-        carries beside the scale), at most task_queries * (d_model // 2) (the semantic slots the
-        downlink has for them: the first d_model // 2 features of each task query)."""
-        return min(2 * self.symbols_per_item - 2, self.task_queries * (self.d_model // 2))
+        carries beside the scale), at most task_queries * d_model (the downlink's semantic slots,
+        :func:`mtsc_sdr.model.split.analog_slots`)."""
+        return min(2 * self.symbols_per_item - 2, self.task_queries * self.d_model)
 
     @classmethod
     def from_dict(cls, data: dict, path: str = "model") -> "ModelConfig":

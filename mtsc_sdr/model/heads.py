@@ -72,8 +72,9 @@ class TextHead(OutputHead):
 class ImageHead(OutputHead):
     """``image``: reconstructions float32 (B, 3, H, W) in [0, 1] from :class:`~.decoders.ImageDecoder`.
 
-    With the analog image code (:mod:`.analog`) the decoder starts from the client's synthesis of
-    the server's LMMSE estimate (:meth:`~.split.ClientModel.analog_image`).
+    With the analog image code (:mod:`.analog`) there is no image decoder: the image is the
+    client's synthesis of the server's LMMSE estimate (:meth:`~.split.ClientModel.analog_image`),
+    clipped to [0, 1], and the loss has nothing to train.
 
     Loss: the mean over items of ``log10(MSE)`` = -PSNR/10 dB of each item against
     ``target_image``: the mean per-item PSNR the evaluation reports (a batch MSE would weigh
@@ -83,15 +84,17 @@ class ImageHead(OutputHead):
     attr = "image_decoder"
 
     def build(self, cfg, lam_encoder, tokenizer):
-        return ImageDecoder(cfg)
+        return None if cfg.analog_image else ImageDecoder(cfg)
 
     def loss(self, client, spec, semantics, batch):
-        out = client.image_decoder(semantics, client.analog_image(semantics))
+        out = self.decode(client, spec, semantics, None, None)
         mse = (out - batch["target_image"].to(client.device)).pow(2).flatten(1).mean(1)     # (B,)
         return torch.log10(mse + 1e-10).mean()
 
     def decode(self, client, spec, semantics, questions, max_len):
-        return client.image_decoder(semantics, client.analog_image(semantics))
+        if client.analog is not None:
+            return client.analog_image(semantics).clamp(0.0, 1.0)
+        return client.image_decoder(semantics)
 
 
 _HEADS: Registry[OutputHead] = Registry("output kind")

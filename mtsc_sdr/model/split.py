@@ -168,24 +168,25 @@ class ClientModel(nn.Module):
                       code.kept_positions, code.importance)
 
     def _encode_analog(self, batch: dict, task: str, snr_db, budget: Optional[int]) -> Uplink:
-        """The dense image task: :class:`~.analog.AnalogImageCode` symbols, framed as the token
-        path frames an image (``image_tokens`` tokens at the rate :func:`~.jsc.choose_rate` picks),
-        so the header and the base station treat both alike. No token is selected (every
-        coefficient goes, by decreasing variance: a smaller budget drops the least important),
-        so ``kept_positions`` lists the first image tokens and ``importance`` (B, 1 + image_tokens)
-        ranks them in that order (-j for token j; -inf for the task token, never sent)."""
+        """The dense image task: :class:`~.analog.AnalogImageCode` symbols. The rate index is the
+        SNR floor of :func:`~.jsc.choose_rate` (its SNR class, which picks the code's power
+        allocation and scale coding at both ends; the header carries it) and the whole budget is
+        sent, framed as ``budget // rate`` tokens so that the header and the base station treat it
+        like any frame. Nothing is selected: token j carries the j-th run of coefficients, by
+        decreasing variance (a smaller budget drops the least important), so ``kept_positions``
+        is 1..n_tokens and ``importance`` (B, 1 + budget // rate_table[0]) ranks them in that
+        order (-j for token j; -inf for the task token, never sent)."""
         images = batch["image"].to(self.device)
         b = images.shape[0]
         budget = self.cfg.symbols_per_item if budget is None else int(budget)
-        n_img = torch.full((b,), self.cfg.image_tokens, dtype=torch.int64, device=self.device)
-        rate_idx = choose_rate(_per_item(snr_db, b, self.device), budget, self.cfg.rate_table,
-                               self.cfg.rate_snr_thresholds_db, n_img)
+        thr = self.cfg.rate_snr_thresholds_db
+        rate_idx = choose_rate(_per_item(snr_db, b, self.device), budget, self.cfg.rate_table, thr)
         spt = torch.as_tensor(self.cfg.rate_table, device=self.device)[rate_idx]
-        n_tokens = torch.minimum(budget // spt, n_img)
-        symbols = self.analog.encode(images, n_tokens * spt, budget)
+        n_tokens = budget // spt
+        symbols = self.analog.encode(images, n_tokens * spt, budget, rate_idx, thr)
         pos = torch.arange(1, int(n_tokens.max()) + 1, device=self.device)[None, :].expand(b, -1)
         pos = torch.where(pos <= n_tokens[:, None], pos, torch.full_like(pos, -1))
-        order = -torch.arange(1 + self.cfg.image_tokens, dtype=torch.float32, device=self.device)
+        order = -torch.arange(1 + budget // self.cfg.rate_table[0], dtype=torch.float32, device=self.device)
         importance = order.masked_fill(order == 0, float("-inf")).expand(b, -1)
         return Uplink(symbols, rate_idx, n_tokens, _task_ids(task, b, self.device), pos, importance)
 
@@ -263,27 +264,30 @@ class ServerModel(nn.Module):
     def forward(self, symbols: torch.Tensor, rate_idx: torch.Tensor, n_tokens: torch.Tensor,
                 snr_est_db, task_ids: torch.Tensor) -> TaskSemantics:
         """symbols complex64 (B, S) (equalised), rate_idx / n_tokens / task_ids int64 (B,),
-        snr_est_db scalar or (B,) -> :class:`TaskSemantics` (B, Q, d)."""
-        sem, mask = self._receive(symbols, rate_idx, n_tokens, snr_est_db)
-        out = self.lam_decoder(self.queries(task_ids, sem), sem, mask)
+        snr_est_db scalar or (B,) -> :class:`TaskSemantics` (B, Q, d). With the analog image
+        code, a batch of dense items only skips the JSC and LAM decoders (their semantics are the
+        LMMSE estimates)."""
+        if self.analog is not None and bool(self.dense_task[task_ids].all()):
+            out = symbols.new_zeros((symbols.shape[0], self.cfg.task_queries, self.cfg.d_model), dtype=torch.float32)
+        else:
+            sem, mask = self._receive(symbols, rate_idx, n_tokens, snr_est_db)
+            out = self.lam_decoder(self.queries(task_ids, sem), sem, mask)
         return TaskSemantics(self._with_analog(out, symbols, rate_idx, n_tokens, snr_est_db, task_ids))
 
     def _with_analog(self, out, symbols, rate_idx, n_tokens, snr_est_db, task_ids) -> torch.Tensor:
-        """The dense items' semantics (B, Q, d) with their analog slots (:func:`analog_slots`)
-        replaced by the LMMSE coefficient estimates; the other items unchanged."""
+        """The semantics (B, Q, d) with the dense items' rows replaced by their analog slots
+        (:func:`analog_slots`: the LMMSE coefficient estimates); the other items unchanged."""
         dense = self.dense_task[task_ids]
         if self.analog is None or not bool(dense.any()):
             return out
         items = torch.nonzero(dense).flatten()
         n_symbols = n_tokens[items] * torch.as_tensor(self.cfg.rate_table, device=symbols.device)[rate_idx[items]]
         snr = _per_item(snr_est_db, symbols.shape[0], symbols.device)[items]
-        coef = self.analog(symbols[items], n_symbols, snr)                       # (n, C)
+        coef = self.analog(symbols[items], n_symbols, snr, rate_idx[items], self.cfg.rate_snr_thresholds_db)
         q, d = out.shape[1:]
-        width = d // 2
-        slots = torch.zeros((len(items), q * width), dtype=out.dtype, device=out.device)
+        slots = torch.zeros((len(items), q * d), dtype=out.dtype, device=out.device)
         slots[:, :coef.shape[1]] = coef
-        merged = torch.cat([slots.view(len(items), q, width), out[items, :, width:]], dim=2)
-        return out.index_put((items,), merged)
+        return out.index_put((items,), slots.view(len(items), q, d))
 
     def _receive(self, symbols, rate_idx, n_tokens, snr_est_db) -> tuple[torch.Tensor, torch.Tensor]:
         """JSC decoding: received semantics (B, K, d) and mask (B, K)."""
@@ -315,9 +319,9 @@ class ServerModel(nn.Module):
 
 
 def analog_slots(semantics: torch.Tensor, n_coef: int) -> torch.Tensor:
-    """The analog coefficient estimates a dense task's semantics (B, Q, d) carry: the first
-    d // 2 features of each query, queries in order, the first ``n_coef`` of those -> (B, n_coef)."""
-    return semantics[:, :, :semantics.shape[2] // 2].reshape(semantics.shape[0], -1)[:, :n_coef]
+    """What a dense task's semantics (B, Q, d) carry with the analog code: its ``n_coef`` LMMSE
+    coefficient estimates, row-major (query by query), zeros after -> (B, n_coef)."""
+    return semantics.reshape(semantics.shape[0], -1)[:, :n_coef]
 
 
 def importance_loss(uplink: Uplink, attention: torch.Tensor) -> torch.Tensor:

@@ -23,7 +23,10 @@ Systems (the ``system`` of each report row):
 
 Every row of a metric that is a mean over items (accuracy, CIDEr-D, PSNR, SSIM; not corpus
 BLEU) also has ``std_error``, the standard error of that mean over the ``n`` items, and with
-``item_values=True`` the ``item_values`` themselves. ``item_outputs=True`` keeps our system's
+``item_values=True`` the ``item_values`` themselves; then our image rows over a fading channel
+also have ``item_snr_db``, the SNR each item arrived with (the per-item fading is a large part of
+their spread; ``benchmarks/quality_vs_snr.py`` runs the linear scheme at the same SNRs).
+``item_outputs=True`` keeps our system's
 outputs of the tasks with JSON outputs (text) and their references in ``meta``, for comparisons
 that score them again (corpus BLEU of paired items: ``benchmarks/pipeline_agreement.py``).
 
@@ -123,20 +126,24 @@ def _chunks(seq, n):
 
 
 def _model_outputs(model, task, items, snr_db, channel, k_factor_db, seed, batch_size, budget):
-    """Our system: one output per item (:meth:`mtsc_sdr.runtime.outputs.ValueOutputs.items`):
-    strings, or uint8 (H, W, 3) images."""
+    """Our system: one output per item (:meth:`mtsc_sdr.runtime.outputs.ValueOutputs.items`:
+    strings, or uint8 (H, W, 3) images) and the SNR each item arrived with (dB, after fading: the
+    base station's estimate), as lists."""
     import torch
 
     gen = torch.Generator().manual_seed(seed)
     kind = outputs_for(task)
     out: list = []
-    for chunk in _chunks(items, batch_size):
-        batch = collate(chunk)
-        pred = model.predict(batch, task, torch.full((len(chunk),), float(snr_db)),
-                             fading=None if channel == "awgn" else "rician", k_factor_db=k_factor_db,
-                             generator=gen, budget=budget)
-        out += kind.items(pred)
-    return out
+    arrived: list[float] = []
+    with torch.no_grad():
+        for chunk in _chunks(items, batch_size):
+            batch = collate(chunk)
+            res = model(batch, task, torch.full((len(chunk),), float(snr_db)),
+                        fading=None if channel == "awgn" else "rician", k_factor_db=k_factor_db,
+                        generator=gen, budget=budget)
+            out += kind.items(model.client.decode(task, res.downlink, questions=batch.get("question")))
+            arrived += [float(v) for v in res.snr_est_db]
+    return out, arrived
 
 
 def clean_outputs(model, task, items, batch_size):
@@ -312,10 +319,12 @@ def evaluate(checkpoint: str | Path, snrs: list[float], *, channel: str = "awgn"
                                     precision=precision, question_type=qtype, std_error=standard_error(vals),
                                     **extra))
 
-            outs = _model_outputs(model, task, items, snr, channel, k_factor_db, s, batch_size, budget)
+            outs, arrived = _model_outputs(model, task, items, snr, channel, k_factor_db, s, batch_size, budget)
             if keep:
                 kept_outputs.append({"task": task, "snr_db": float(snr), "outputs": list(outs)})
-            add(ours, kind.score(task, outs, items), symbols_per_item=budget)
+            faded = item_values and spec.output == "image" and channel != "awgn"
+            add(ours, kind.score(task, outs, items), symbols_per_item=budget,
+                **({"item_snr_db": arrived} if faded else {}))
             if baseline and not spec.no_baseline:
                 outs, rate = _separate(model, task, items, snr, channel, k_factor_db, s, budget,
                                        question_share, batch_size)

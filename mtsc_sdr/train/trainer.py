@@ -417,12 +417,13 @@ def train(cfg: TrainConfig, *, restart: bool = False, until_step: Optional[int] 
                 total = total + (weights[d.task] if len(draws) > 1 else 1.0) * loss
                 values.append((d.task, float(loss.detach())))
             opt.zero_grad(set_to_none=True)
-            scaler.scale(total).backward()
-            if cfg.grad_clip > 0:
-                scaler.unscale_(opt)
-                clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            scaler.step(opt)
-            scaler.update()
+            if torch.is_tensor(total) and total.requires_grad:    # not a step of fitted tasks only
+                scaler.scale(total).backward()
+                if cfg.grad_clip > 0:
+                    scaler.unscale_(opt)
+                    clip_grad_norm_(model.parameters(), cfg.grad_clip)
+                scaler.step(opt)
+                scaler.update()
             for task, value in values:
                 if not math.isfinite(value):
                     raise FloatingPointError(f"loss became {value} at step {step} ({task}); last checkpoint kept")
