@@ -1,11 +1,12 @@
-"""Linear analog image code (SoftCast-style): the first layer of image reconstruction.
+"""Linear analog image code (SoftCast-style): how the dense image task (reconstruction) is sent.
 
-For the dense image task (reconstruction) the JSC symbols are a *linear* code of the pixels, and
-the receiver's first estimate is its LMMSE inverse; the learned parts (the LAM decoder's share of
-the task semantics, the client's image decoder) add a correction on top. A learned autoencoder of
-this size plateaus far below what a linear code reaches at high SNR (the release model reached
-28.6 dB at 20 dB where PCA + LMMSE reaches 39.4 dB on the same test patches), while a learned
-decoder beats LMMSE at low SNR; the hybrid keeps both.
+The JSC symbols of a patch are a *linear* code of its pixels, and the receiver's estimate is the
+LMMSE inverse; the client synthesises the image from it. A learned autoencoder of this size
+plateaued far below what a linear code reaches (the earlier release model: 28.6 dB at 20 dB where
+PCA + LMMSE reaches 39.4 dB on the same test patches). Learned corrections on top of this code
+were tried and left out: a LAM-decoder + convolutional correction, zero-initialised and trained
+3000 reconstruction-only steps, gained at most 0.1 dB below 10 dB and lost 0.1-0.3 dB at
+15-20 dB, with or without FiLM conditioning on the SNR estimate.
 
 Code (:class:`AnalogImageCode`, client)
 ---------------------------------------
@@ -14,24 +15,32 @@ Code (:class:`AnalogImageCode`, client)
 columns by decreasing variance ``lam``; before any fit, the identity (the first C pixels). An item
 of ``n`` complex symbols (its 2 n reals, ``view_as_real`` order) carries
 
-* reals 0 and 1: ``A l``, the scale side information: ``l = (ln ||w c|| - ln_mean) / ln_std``
-  (standardised log-norm of the weighted coefficients sent; ``ln_mean``, ``ln_std`` fit with the
-  basis), clipped to +-2.77 (:data:`SCALE_SHARE`), ``A = SCALE_AMPLITUDE sqrt(n / 512)``;
-* reals 2 .. 2 n - 1: ``g * w_k c_k`` for the first 2 n - 2 coefficients, ``w = lam ** -1/4``
-  (the MSE-optimal power allocation of a linear code), ``g = sqrt(n - 2 A^2 l^2) / ||w c||`` so
-  that the item has unit average power exactly (``sum |x|^2 = n``), as every JSC frame does.
-
-The per-item normalisation is what the receiver cannot see in the received power (always ``n``
-on average), hence the side information: it costs ``2 A^2`` of the ``n`` energy units.
+* reals 4 .. 2 n - 1: ``g w_k c_k`` for the first 2 n - 4 coefficients, the weights ``w`` from
+  :func:`allocation` (the MSE-optimal power split of a linear code, designed for the item's SNR
+  class: :func:`snr_classes`, from the rate index the client picked from its SNR, which the frame
+  header carries to the receiver), ``g`` making the item's energy exactly ``n`` (unit average
+  power, as every JSC frame has);
+* reals 0 .. 3, the scale side information, which the receiver cannot see in the received power
+  (always about ``n``): ``l = (ln ||w c|| - ln_mean) / ln_std`` (the standardised log-norm;
+  ``ln_mean``, ``ln_std`` fit with the basis) as ``A l`` (coarse) and ``A saw(K^j l)``,
+  j = 1, 2, 3 (sawtooths of period 2, each K times steeper than the one before: at high SNR the
+  receiver knows l K^3 times better than from the coarse real alone, for little energy; K is as
+  large as the noise at the class's lowest SNR allows without unwrapping wrongly,
+  :data:`CLASS_MARGIN`), ``A^2 = E n / 512`` with E by class (:data:`SCALE_ENERGY_LOW`...):
+  about 3 to 48 of 512 energy units.
 
 Estimate (:class:`AnalogEstimator`, server)
 -------------------------------------------
 From MMSE-equalised symbols ``y = rho / (1 + rho) x + noise`` (the genie equaliser of
 :class:`~.split.MTSCModel`; the base station feeds the same, see :mod:`mtsc_sdr.runtime.bs`),
 ``rho`` the linear SNR estimate: unbias ``z = y (1 + rho) / rho`` (noise variance ``1 / (2 rho)``
-per real), LMMSE-estimate ``l`` (prior N(0, 1)), from it the gain ``g`` and the patch's energy
-``e = ||w c||^2 / sum(w^2 lam)``, and per coefficient the LMMSE estimate with prior variance
-``lam_k e``. Coefficients not sent are estimated as 0 (their mean).
+per real); l from the coarse real, refined by the fine one; from it the gain ``g`` and the
+patch's energy ``e = ||w c||^2 / sum(w^2 lam)``, and per coefficient the LMMSE estimate with prior
+variance ``lam_k e``. Coefficients not sent (or given no power) are estimated as 0, their mean.
+
+Measured (``benchmarks/quality_vs_snr.py``; the model cards): at or above the PCA + LMMSE
+scheme of ``benchmarks/patch_bounds.py`` at every SNR from -5 to 20 dB, which assumes the scale
+known at the receiver for free and the high-SNR power split at every SNR.
 """
 
 from __future__ import annotations
@@ -42,13 +51,16 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-#: Reals per item used by the scale side information.
-SCALE_REALS = 2
-#: Energy per unit of l of each scale real, at :data:`REFERENCE_SYMBOLS` symbols, by SNR class
-#: (:func:`snr_classes`; an item of n symbols uses ``A^2 n / 512``, the same share of its
-#: energy): more where the SNR is low (l must survive the noise), less where it is high (the
-#: power goes to the coefficients).
-SCALE_ENERGY_LOW, SCALE_ENERGY_HIGH, SCALE_ENERGY_TOP = 24.0, 12.0, 12.0
+#: Reals per item used by the scale side information: a coarse one and SCALE_REALS - 1 wraps.
+SCALE_REALS = 4
+#: Energy A^2 per unit of amplitude of each scale real, at :data:`REFERENCE_SYMBOLS` symbols, by
+#: SNR class (:func:`snr_classes`: below 6 dB, 6-12 dB, above; an item of n symbols uses
+#: ``A^2 n / 512``, the same share of its energy): more where the SNR is low (l must survive the
+#: noise), less where it is high (the power goes to the coefficients). With SCALE_REALS and
+#: CLASS_MARGIN chosen on the validation patches at 512 symbols over AWGN (mean PSNR at -5..20 dB
+#: against PCA + LMMSE): 2, 3 and 4 scale reals; 16, 24, 32 below 6 dB; 6, 8, 12 and 2, 3, 4, 12
+#: above; margins 2.5, 3, 3.5.
+SCALE_ENERGY_LOW, SCALE_ENERGY_HIGH, SCALE_ENERGY_TOP = 24.0, 6.0, 3.0
 REFERENCE_SYMBOLS = 512
 #: Bound on the standardised log-norm sent: |l| <= L_MAX, and the scale reals never take more
 #: than SCALE_SHARE of the item's energy.
@@ -64,8 +76,8 @@ LOWEST_CLASS_BELOW_DB = 3.0
 
 
 def coefficients_sent(n_symbols: torch.Tensor, n_coef: int) -> torch.Tensor:
-    """int64 (B,): coefficients an item of ``n_symbols`` complex symbols carries (2 n - 2, at most
-    ``n_coef``)."""
+    """int64 (B,): coefficients an item of ``n_symbols`` complex symbols carries (2 n -
+    SCALE_REALS, at most ``n_coef``)."""
     return (2 * n_symbols - SCALE_REALS).clamp(min=0, max=n_coef)
 
 
@@ -126,6 +138,12 @@ def _wraps(cls: SNRClass) -> torch.Tensor:
     return 1.0 / (CLASS_MARGIN * sigma)
 
 
+def _scale_reals(l: torch.Tensor, wraps: torch.Tensor) -> torch.Tensor:  # noqa: E741
+    """float (B, SCALE_REALS) per unit amplitude: l, then saw(K l), saw(K^2 l), ...: each level
+    K times finer, each safe to unwrap given the one before (the same margin at every level)."""
+    return torch.stack([l] + [_sawtooth(wraps ** j * l) for j in range(1, SCALE_REALS)], dim=1)
+
+
 def _sawtooth(x: torch.Tensor) -> torch.Tensor:
     """Period 2, values in [-1, 1): x - 2 round(x / 2)."""
     return x - 2.0 * torch.round(x / 2.0)
@@ -134,7 +152,7 @@ def _sawtooth(x: torch.Tensor) -> torch.Tensor:
 def _scale_bound(cls: SNRClass) -> torch.Tensor:
     """float (B,): the largest |l| an item may send: its scale reals, ``A^2 (l^2 + saw^2) <=
     A^2 (l^2 + 1)``, take at most SCALE_SHARE of its energy."""
-    room = torch.sqrt((SCALE_SHARE * REFERENCE_SYMBOLS / cls.scale_energy - 1.0).clamp(min=0.25))
+    room = torch.sqrt((SCALE_SHARE * REFERENCE_SYMBOLS / cls.scale_energy - (SCALE_REALS - 1)).clamp(min=0.25))
     return room.clamp(max=L_MAX)
 
 
@@ -189,7 +207,7 @@ class AnalogImageCode(_Spectrum):
 
     Args:
         n_pixels: D = 3 H W.
-        n_coef: C, coefficients kept (the most an item sends is 2 n - 2 of them).
+        n_coef: C, coefficients kept (an item of n symbols sends the first 2 n - SCALE_REALS).
     """
 
     def __init__(self, n_pixels: int, n_coef: int):
@@ -246,11 +264,11 @@ class AnalogImageCode(_Spectrum):
         bound = _scale_bound(cls)
         l = torch.maximum(torch.minimum((torch.log(norm) - ln_mean) / ln_std, bound), -bound)  # noqa: E741
         amp = _amplitude(cls, n_symbols)
-        fine = _sawtooth(_wraps(cls) * l)
-        energy = n_symbols.float() - (amp ** 2) * (l ** 2 + fine ** 2)
+        scale = _scale_reals(l, _wraps(cls))                                     # (B, SCALE_REALS)
+        energy = n_symbols.float() - (amp[:, None] * scale).pow(2).sum(1)
         coded = wc * (torch.sqrt(energy) / norm)[:, None]
         reals = torch.zeros((c.shape[0], 2 * budget), dtype=torch.float32, device=c.device)
-        reals[:, 0], reals[:, 1] = amp * l, amp * fine
+        reals[:, :SCALE_REALS] = amp[:, None] * scale
         width = min(c.shape[1], 2 * budget - SCALE_REALS)
         reals[:, SCALE_REALS:SCALE_REALS + width] = coded[:, :width]
         return torch.view_as_complex(reals.view(c.shape[0], budget, 2))
@@ -268,7 +286,7 @@ class AnalogEstimator(_Spectrum):
     def forward(self, received: torch.Tensor, n_symbols: torch.Tensor, snr_db: torch.Tensor,
                 rate_idx: torch.Tensor, thresholds_db) -> torch.Tensor:
         """received complex64 (B, S) MMSE-equalised, n_symbols and rate_idx int64 (B,), snr_db
-        float (B,) -> coefficient estimates float32 (B, C) (zero beyond the 2 n - 2 sent)."""
+        float (B,) -> coefficient estimates float32 (B, C) (zero beyond the 2 n - SCALE_REALS sent)."""
         b, n_coef = received.shape[0], self.lam.shape[0]
         cls = snr_classes(rate_idx, thresholds_db)
         rho = (10.0 ** (snr_db.float() / 10.0)).clamp(min=1e-6)
@@ -276,16 +294,18 @@ class AnalogEstimator(_Spectrum):
         z = reals * ((1.0 + rho) / rho)[:, None]
         noise = 1.0 / (2.0 * rho)                                                  # per real
         amp = _amplitude(cls, n_symbols)
-        coarse = z[:, 0] / amp
-        fine = (z[:, 1] / amp).clamp(-1.0, 1.0)
         wraps = _wraps(cls)
-        l_hat = (fine + 2.0 * torch.round((wraps * coarse - fine) / 2.0)) / wraps
+        l_hat = z[:, 0] / amp                                                      # coarse
+        for level in range(1, SCALE_REALS):                                        # each wrap K times finer
+            k = wraps ** level
+            fine = (z[:, level] / amp).clamp(-1.0, 1.0)
+            l_hat = (fine + 2.0 * torch.round((k * l_hat - fine) / 2.0)) / k
         bound = _scale_bound(cls)
         l_hat = torch.maximum(torch.minimum(l_hat, bound), -bound)
         ln_mean, ln_std = self.ln_stats
         norm = torch.exp(ln_mean + ln_std * l_hat)
-        fine_hat = _sawtooth(wraps * l_hat)
-        gain = torch.sqrt((n_symbols.float() - amp ** 2 * (l_hat ** 2 + fine_hat ** 2)).clamp(min=1e-6)) / norm
+        spent = (amp[:, None] * _scale_reals(l_hat, wraps)).pow(2).sum(1)
+        gain = torch.sqrt((n_symbols.float() - spent).clamp(min=1e-6)) / norm
         k = torch.arange(n_coef, device=z.device)[None, :]
         sent = k < coefficients_sent(n_symbols, n_coef)[:, None]                   # (B, C)
         w = allocation(self.lam, sent, cls.design_db)                              # (B, C)

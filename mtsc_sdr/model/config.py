@@ -145,9 +145,10 @@ class ModelConfig:
               f"({self.task_queries}), got {self.max_positions}")
 
     def analog_coefficients(self) -> int:
-        """C, coefficients of the analog image code: 2 symbols_per_item - 2 (what a full budget
-        carries beside the scale), at most task_queries * d_model (the downlink's semantic slots,
-        :func:`mtsc_sdr.model.split.analog_slots`)."""
+        """C, coefficients the analog image code keeps: 2 symbols_per_item - 2, at most
+        task_queries * d_model (the downlink's semantic slots,
+        :func:`mtsc_sdr.model.split.analog_slots`). A full budget sends all but the last
+        :data:`mtsc_sdr.model.analog.SCALE_REALS` - 2 of them (those reals carry the scale)."""
         return min(2 * self.symbols_per_item - 2, self.task_queries * self.d_model)
 
     @classmethod

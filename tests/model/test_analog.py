@@ -61,7 +61,7 @@ def test_fit_gives_an_orthonormal_basis_by_decreasing_variance(fitted):
     assert bool((code.lam[1:] <= code.lam[:-1] + 1e-9).all()) and float(code.lam[0]) > 100 * float(code.lam[-1])
 
 
-@pytest.mark.parametrize("n_symbols", [32, 20, 7, 2])
+@pytest.mark.parametrize("n_symbols", [32, 20, 7, 3])
 def test_every_item_has_unit_power_and_the_scale_reals(fitted, n_symbols):
     code, _ = fitted
     imgs = smooth_images(6, 5)
