@@ -15,9 +15,11 @@ evaluates, chosen by the same ``--n-per-task`` and ``--seed``), at 512 complex s
   ``--k-factor-db``, E|h|^2 = 1, the receiver knowing h, as the model's genie equaliser does) each
   patch sees the SNR times |h|^2; its PSNR is the mean over :data:`FADING_DRAWS` seeded gains.
 
-A learned JSCC that is no better than linear lands near the ``linear`` row; the quality benchmark
-asks the model to be at or above it at every SNR. The gap to ``capacity`` is what non-linear
-coding could still win. It also prints the bound per source photograph.
+The quality benchmark asks the model to be at or above the ``linear`` row at every SNR. The
+shipped models send patches with a linear code of this kind (:mod:`mtsc_sdr.model.analog`), which
+has to send the patch's scale that this row assumes known, and in return designs its power split
+for the SNR class instead of the high-SNR split used here at every SNR. The gap to ``capacity``
+is what non-linear coding could still win. It also prints the bound per source photograph.
 
 Run (both channels, all 176 test patches: 36 s of CPU on this 2-core machine, measured)::
 

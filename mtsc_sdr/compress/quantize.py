@@ -11,6 +11,9 @@ Method (no calibration data, no retraining):
   row (per token): "dynamic" quantization.
 * **Convolutions** store int8 weights and dequantize them per call (weight-only): their bytes
   shrink, their arithmetic stays fp32.
+* The **analog image code**'s PCA basis (:mod:`mtsc_sdr.model.analog`, 3072 x 1022 in the
+  default model, more than all the rest) is int8 with one scale per coefficient, dequantized per
+  call (weight-only, :class:`Int8AnalogCode`); its mean, variances and statistics stay fp32.
 * Embeddings, position tables, LayerNorms and biases stay fp32 (about 3 % of the weights).
 * **Adapters** (LoRA on a pre-trained LAM encoder) are merged into their base weights first
   (``W + B A * alpha / r``), then quantized with them.
@@ -36,6 +39,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from mtsc_sdr.model import load
+from mtsc_sdr.model.analog import AnalogImageCode
 
 PRECISIONS = ("fp32", "int8")
 
@@ -101,6 +105,24 @@ class Int8Conv(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         w = self.weight_q.float() * self.scale.view(-1, *([1] * (self.weight_q.dim() - 1)))
         return self._conv(x, w, self.bias, **self._args)
+
+
+class Int8AnalogCode(AnalogImageCode):
+    """:class:`~mtsc_sdr.model.analog.AnalogImageCode` with its basis (D, C) stored int8, one
+    scale per coefficient (column), dequantized per call; every method is the fp32 code's."""
+
+    def __init__(self, code: AnalogImageCode):
+        nn.Module.__init__(self)
+        for name in ("lam", "ln_stats", "mean"):
+            self.register_buffer(name, getattr(code, name).detach().clone())
+        q, scale = _quantize_rows(code.basis.T)                 # (C, D): one row per coefficient
+        self.register_buffer("basis_q", q)
+        self.register_buffer("basis_scale", scale)
+
+    @property
+    def basis(self) -> torch.Tensor:
+        """float32 (D, C), dequantized."""
+        return (self.basis_q.float() * self.basis_scale[:, None]).T
 
 
 class Int8Attention(nn.Module):
@@ -216,6 +238,8 @@ def quantize_client(client: nn.Module) -> nn.Module:
     q = copy.deepcopy(client).eval()
     q.lam_encoder.merge_adapters()
     _replace(q)
+    if getattr(q, "analog", None) is not None:
+        q.analog = Int8AnalogCode(q.analog)
     return q.requires_grad_(False)
 
 

@@ -123,7 +123,8 @@ def examples_from_source(source: dict[str, Any], cfg) -> list:
 
 def encode_item(model, tx, example, csi_db: float, budget: Optional[int], session: int, seq: int,
                 gap_samples: int) -> tuple[np.ndarray, dict, dict]:
-    """Encode one example and frame it: modality encoders -> LAM encoder -> JSC encoder -> PHY.
+    """Encode one example and frame it: modality encoders -> LAM encoder -> JSC encoder -> PHY (the
+    dense image task with the analog code: its code -> PHY).
 
     Args:
         model: a ClientModel (fp32 or int8). tx: a :class:`~mtsc_sdr.phy.tx.Transmitter`.
@@ -139,11 +140,17 @@ def encode_item(model, tx, example, csi_db: float, budget: Optional[int], sessio
     t0 = time.monotonic()
     with torch.no_grad():
         batch = collate([example])
-        x, mask = model.embed_inputs(batch, task)
-        t1 = time.monotonic()
-        states = model.lam_encoder(x, mask)
-        t2 = time.monotonic()
-        code = model.jsc_encoder(states, mask, torch.tensor([float(csi_db)]), budget)
+        if model.analog is not None and tasks.get(task).dense:
+            # the analog image code (mtsc_sdr/model/analog.py) has no modality or LAM encoder:
+            # its whole time is JSC coding
+            t1 = t2 = time.monotonic()
+            code = model.encode(batch, task, torch.tensor([float(csi_db)]), budget)
+        else:
+            x, mask = model.embed_inputs(batch, task)
+            t1 = time.monotonic()
+            states = model.lam_encoder(x, mask)
+            t2 = time.monotonic()
+            code = model.jsc_encoder(states, mask, torch.tensor([float(csi_db)]), budget)
         t3 = time.monotonic()
     rate_idx, n_tokens = int(code.rate_idx[0]), int(code.n_tokens[0])
     n = n_tokens * model.cfg.rate_table[rate_idx]

@@ -156,6 +156,12 @@ def test_quality_benchmark_runs_and_checks_targets(checkpoint, tmp_path):
     # the linear scheme is computed on exactly the evaluated test patches
     ids = rep["meta"]["eval"]["awgn"]["item_ids"]["reconstruct"]
     assert len(ids) == 3 and all(r["n"] == 3 for r in rep["rows"] if r["system"] == "linear")
+    # over Rician, at the SNR each of our patches arrived with (paired fading draws)
+    arrived = {r["snr_db"]: r["item_snr_db"] for r in rep["rows"] if r["system"] == "mtsc"
+               and r["task"] == "reconstruct" and r["metric"] == "psnr_db" and r["channel"] == "rician"}
+    assert sorted(arrived) == [-5.0, 0.0, 20.0] and all(len(v) == 3 for v in arrived.values())
+    assert arrived[20.0] != [20.0] * 3
+    assert {r.get("fading_draws") for r in rep["rows"] if r["system"] == "linear" and r["channel"] == "rician"} == {"ours"}
     assert any("question_type" in r and r["metric"].startswith("accuracy_") for r in rep["rows"])
     names = ["vqa_accuracy", "vqa_vs_question_only", "reconstruct_vs_linear", "reconstruct_vs_separate",
              "reconstruct_rises", "text_beats_separate", "monotone", "importance_ablation"]
