@@ -72,24 +72,23 @@ class TextHead(OutputHead):
 class ImageHead(OutputHead):
     """``image``: reconstructions float32 (B, 3, H, W) in [0, 1] from :class:`~.decoders.ImageDecoder`.
 
-    With the analog image code (:mod:`.analog`) there is no image decoder: the image is the
-    client's synthesis of the server's LMMSE estimate (:meth:`~.split.ClientModel.analog_image`),
-    clipped to [0, 1], and the loss has nothing to train.
+    With the analog image code (:mod:`.analog`) the decoded image is the client's synthesis of the
+    server's LMMSE estimate (:meth:`~.split.ClientModel.analog_image`), clipped to [0, 1]; the
+    image decoder and the loss remain for training, which sends the task on the token path
+    (:meth:`~.split.MTSCModel.loss`).
 
-    Loss: the mean over items of ``log10(MSE)`` = -PSNR/10 dB of each item against
-    ``target_image``: the mean per-item PSNR the evaluation reports (a batch MSE would weigh
-    textured patches most), and the log keeps the gradient at the scale of the cross-entropies
-    however small the MSE gets."""
+    Loss: ``log10(MSE)`` = -PSNR/10 dB of the batch against ``target_image`` (the log keeps its
+    gradient at the scale of the cross-entropies however small the MSE gets)."""
 
     attr = "image_decoder"
 
     def build(self, cfg, lam_encoder, tokenizer):
-        return None if cfg.analog_image else ImageDecoder(cfg)
+        return ImageDecoder(cfg)
 
     def loss(self, client, spec, semantics, batch):
-        out = self.decode(client, spec, semantics, None, None)
-        mse = (out - batch["target_image"].to(client.device)).pow(2).flatten(1).mean(1)     # (B,)
-        return torch.log10(mse + 1e-10).mean()
+        out = client.image_decoder(semantics)        # training: the token path (MTSCModel.loss)
+        mse = F.mse_loss(out, batch["target_image"].to(client.device))
+        return torch.log10(mse + 1e-10)
 
     def decode(self, client, spec, semantics, questions, max_len):
         if client.analog is not None:

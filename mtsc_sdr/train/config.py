@@ -87,6 +87,13 @@ class TrainConfig:
         seed: seeds model init, the example pool and every per-step draw (task, items, SNR,
             channel, noise, dropout): step ``k`` is a pure function of (seed, k), so a resumed run
             repeats an uninterrupted one.
+        init_from: a checkpoint directory (a training directory or a release) whose weights and
+            tokenizer start a fresh run instead of a random init: every tensor the configured
+            model has under the same name and shape; the rest keeps its fresh init, and a model
+            with the analog image code fits it (:func:`~.trainer.fit_analog_code`). ``steps`` may
+            then be 0: the release recipes add the analog code to a run trained before it existed
+            that way. The source's ``trainer_state.json`` is kept in the new one (``init_from``)
+            and on a release's card.
         checkpoint_dir: output directory (None: :func:`default_checkpoint_dir` of the preset).
         checkpoint_every: steps between checkpoints (the last step always writes one).
         time_budget_s: stop early (with a resumable checkpoint) after this many seconds of training.
@@ -125,6 +132,7 @@ class TrainConfig:
     data: tuple[str, ...] = (BUILTIN,)
     tokenizer_scenes: int = 2000
     seed: int = 0
+    init_from: Optional[str] = None
     checkpoint_dir: Optional[str] = None
     checkpoint_every: int = 500
     time_budget_s: Optional[float] = None
@@ -136,9 +144,11 @@ class TrainConfig:
     def validate(self, path: str = "") -> None:
         """Range checks; :class:`ConfigError` names the field."""
         p = (lambda name: f"{path}.{name}" if path else name)
-        for name in ("steps", "batch_size", "examples_per_task", "tokenizer_scenes", "checkpoint_every",
+        for name in ("batch_size", "examples_per_task", "tokenizer_scenes", "checkpoint_every",
                      "num_threads", "log_every"):
             check(getattr(self, name) >= 1, p(name), f"must be >= 1, got {getattr(self, name)}")
+        check(self.steps >= (0 if self.init_from else 1), p("steps"),
+              f"must be >= 1 (>= 0 with init_from), got {self.steps}")
         check(self.lr > 0, p("lr"), f"must be > 0, got {self.lr}")
         check(0 < self.data_fraction <= 1, p("data_fraction"), f"must be in (0, 1], got {self.data_fraction}")
         check(0 <= self.min_lr_ratio <= 1, p("min_lr_ratio"), f"must be in [0, 1], got {self.min_lr_ratio}")

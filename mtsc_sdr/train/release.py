@@ -72,6 +72,25 @@ def _describe(model) -> list[str]:
             f"{list(cfg.rate_table)} symbols per token."]
 
 
+def _source_lines(source: Optional[dict]) -> list[str]:
+    """Card lines for the run a release was initialised from (``init_from``), recursively."""
+    if not source:
+        return []
+    cfg = source.get("train_config", {})
+    lines = ["", f"Initialised from `{source.get('path')}` ({source.get('tensors_taken')} tensors taken, "
+             f"{source.get('tensors_new')} new), a run of {source.get('step', '?')} steps that took "
+             f"{source.get('elapsed_s', 0.0) / 60:.1f} min (setup excluded):", ""]
+    if not source.get("runs"):
+        lines.append("- no machine or commit recorded in its state (the run predates provenance records).")
+    for run in source.get("runs", []):
+        m = run.get("machine", {})
+        lines.append(f"- from step {run.get('start_step', 0)}: commit {run.get('commit') or 'unknown'}, "
+                     f"{m.get('processor')}, {m.get('cpu_count')} cores, device {run.get('device', 'cpu')}, "
+                     f"{run.get('num_threads')} torch thread(s).")
+    lines += ["", "Its training configuration:", "", "```yaml", yaml.safe_dump(cfg, sort_keys=True).rstrip(), "```"]
+    return lines + _source_lines(source.get("init_from"))
+
+
 def card_text(name: str, src: Path, model, state: dict, weights: Path, half: bool, command: str,
               commit: Optional[str], evaluation: Optional[str]) -> str:
     """The Markdown model card of a release (see the module docstring for what it holds)."""
@@ -113,7 +132,9 @@ def card_text(name: str, src: Path, model, state: dict, weights: Path, half: boo
         lines.append("- Training loss, mean of the last 200 steps: "
                      + ", ".join(f"{t} {sum(v) / len(v):.4f}" for t, v in sorted(last.items())) + ".")
     lines += ["", "Training configuration (`trainer_state.json` of the run):", "", "```yaml",
-              yaml.safe_dump(train_cfg, sort_keys=True).rstrip(), "```", "", "## Evaluation", ""]
+              yaml.safe_dump(train_cfg, sort_keys=True).rstrip(), "```"]
+    lines += _source_lines(state.get("init_from"))
+    lines += ["", "## Evaluation", ""]
     lines += [evaluation.rstrip() if evaluation else "Not evaluated yet."]
     lines += ["", "## Limits", "",
               "- Trained and evaluated on the built-in synthetic world only (32x32 scenes of coloured "

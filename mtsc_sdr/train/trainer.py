@@ -115,6 +115,34 @@ def example_pool(cfg: TrainConfig) -> dict[str, Sequence]:
     return pool
 
 
+def init_from(cfg: TrainConfig, mcfg):
+    """A fresh model of ``mcfg`` initialised from ``cfg.init_from`` (see :class:`TrainConfig`),
+    and what the source's ``trainer_state.json`` says of it (config, steps, wall time, runs).
+
+    Raises:
+        ConfigError: the source does not load, or shares no tensor with the configured model.
+    """
+    import torch
+
+    from mtsc_sdr.model import CheckpointMismatch, build_model
+
+    try:
+        source = load(cfg.init_from)
+    except (CheckpointMismatch, OSError) as exc:
+        raise ConfigError("init_from", str(exc)) from None
+    torch.manual_seed(cfg.seed)
+    model = build_model(mcfg, source.tokenizer)
+    own = model.state_dict()
+    taken = {k: v for k, v in source.state_dict().items() if k in own and own[k].shape == v.shape}
+    if not taken:
+        raise ConfigError("init_from", f"{cfg.init_from} shares no tensor with the configured model")
+    model.load_state_dict(taken, strict=False)
+    saved = read_state(Path(cfg.init_from)) or {}
+    summary = {"path": str(cfg.init_from), "tensors_taken": len(taken), "tensors_new": len(own) - len(taken),
+               **{k: saved[k] for k in ("train_config", "step", "elapsed_s", "runs", "init_from") if k in saved}}
+    return model, summary
+
+
 #: at most this many images per task fit the analog code (a 3072-pixel PCA needs a few thousand)
 ANALOG_FIT_IMAGES = 8192
 
@@ -357,6 +385,8 @@ def train(cfg: TrainConfig, *, restart: bool = False, until_step: Optional[int] 
     if state is not None:
         _compatible(state["train_config"], cfg, directory)
         model = load(directory, expect=None if mcfg.lam_path else mcfg)  # a local LAM's sizes win
+    elif cfg.init_from:
+        model, source_state = init_from(cfg, mcfg)
     else:
         n = cfg.tokenizer_scenes
         # a local LAM (--lam) and a packaged backbone (minilm) bring their own tokenizer
@@ -388,12 +418,17 @@ def train(cfg: TrainConfig, *, restart: bool = False, until_step: Optional[int] 
     provenance = {"machine": machine(), "versions": versions(), "commit": git_commit(),
                   "device": cfg.device, "num_threads": cfg.num_threads}
     runs = [*(state.get("runs", []) if state else []), {**provenance, "start_step": start}]
+    if state is not None:
+        source_state = state.get("init_from")
+    elif not cfg.init_from:
+        source_state = None
 
     def checkpoint(step: int) -> None:
         _write_checkpoint(directory, model, opt, {
             "format": STATE_FORMAT, "version": STATE_VERSION, "step": step, "finished": step >= cfg.steps,
             "train_config": to_dict(cfg), "seeds": {"seed": cfg.seed},
             "elapsed_s": prev_elapsed + time.monotonic() - t0, "runs": runs,
+            **({"init_from": source_state} if source_state is not None else {}),
             "history": [list(h) for h in history]})
 
     weights = dict(zip(cfg.tasks, cfg.weights()))   # loss weights with mix_tasks

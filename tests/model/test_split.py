@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import math
 import os
-from dataclasses import replace
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -297,8 +296,7 @@ def test_lam_decoder_output_depends_on_semantics_at_init(model):
 @pytest.mark.parametrize("task", ["vqa", "reconstruct"])
 def test_few_steps_reduce_loss(tok, batches, task):
     torch.manual_seed(1)
-    # reconstruction learns on the token path; the analog code has nothing to train (below)
-    m = build_model(replace(ModelConfig.micro(), analog_image=task != "reconstruct"), tok).train()
+    m = build_model(ModelConfig.micro(), tok).train()
     opt = torch.optim.Adam(m.parameters(), lr=3e-3)
     b = batches[task]
     losses = []
@@ -316,11 +314,17 @@ def test_few_steps_reduce_loss(tok, batches, task):
     assert g is not None and float(g.abs().sum()) > 0
 
 
-def test_analog_reconstruction_has_nothing_to_train(tok, batches):
+def test_analog_reconstruction_trains_on_the_token_path(tok, batches):
+    """With the analog code the dense task still trains (its token path teaches the shared image
+    encoder), while the model sends it by the analog code."""
     m = build_model(ModelConfig.micro(), tok).train()
-    assert m.client.image_decoder is None
     loss = m.loss(batches["reconstruct"], "reconstruct", 15.0, generator=gen(0), importance_weight=0.2)
-    assert torch.isfinite(loss) and not loss.requires_grad
+    loss.backward()
+    assert m.client.image_encoder.pixels.weight.grad is not None
+    assert float(m.client.image_decoder.to_pixels.weight.grad.abs().sum()) > 0
+    with torch.no_grad():
+        sent = m(batches["reconstruct"], "reconstruct", 15.0, generator=gen(0))
+    assert torch.equal(sent.uplink.kept_positions[0, :3], torch.tensor([1, 2, 3]))   # the analog framing
 
 
 # -- checkpoints -------------------------------------------------------------------------------

@@ -223,10 +223,17 @@ def test_release_configs_load():
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[2] / "configs"
-    d = TrainConfig.load(root / "release-default.yaml")
-    assert d.preset == "default" and d.model == {} and d.pool_size("vqa") > d.pool_size("caption_image")
-    m = TrainConfig.load(root / "release-minilm.yaml")
-    assert m.model_config().backbone == "minilm" and m.model_config().lam_tuning == "lora"
+    d1 = TrainConfig.load(root / "release-default-stage1.yaml")
+    assert d1.preset == "default" and not d1.model_config().analog_image
+    assert d1.pool_size("vqa") > d1.pool_size("caption_image")
+    m1 = TrainConfig.load(root / "release-minilm-stage1.yaml")
+    assert m1.model_config().backbone == "minilm" and m1.model_config().lam_tuning == "lora"
+    # stage 2 starts from stage 1's directory with the analog image code, on the same pool
+    for stage1, name in ((d1, "release-default.yaml"), (m1, "release-minilm.yaml")):
+        s2 = TrainConfig.load(root / name)
+        assert s2.init_from == stage1.checkpoint_dir and s2.steps == 0 and s2.model_config().analog_image
+        assert s2.model_config().backbone == stage1.model_config().backbone
+        assert {t: s2.pool_size(t) for t in s2.tasks} == {t: stage1.pool_size(t) for t in stage1.tasks}
 
 
 def test_resume_accepts_a_checkpoint_from_before_a_new_field(tmp_path):
@@ -297,7 +304,7 @@ def test_blind_training_never_sees_the_image(tmp_path, monkeypatch):
 
 
 def test_question_only_config_is_the_release_run_blind_on_vqa():
-    """configs/question-only.yaml differs from release-default.yaml only in tasks, blind and its
+    """configs/question-only.yaml differs from release-default-stage1.yaml only in tasks, blind and its
     directory, so its VQA batches (items, SNRs, channel, seeds) are the release model's."""
     from pathlib import Path
 
@@ -305,7 +312,7 @@ def test_question_only_config_is_the_release_run_blind_on_vqa():
     from mtsc_sdr.train.trainer import draw_steps
 
     root = Path(__file__).resolve().parents[2] / "configs"
-    q, r = TrainConfig.load(root / "question-only.yaml"), TrainConfig.load(root / "release-default.yaml")
+    q, r = TrainConfig.load(root / "question-only.yaml"), TrainConfig.load(root / "release-default-stage1.yaml")
     assert q.blind and not r.blind and q.tasks == ("vqa",)
     diff = {k for k, v in to_dict(q).items() if to_dict(r)[k] != v}
     assert diff == {"tasks", "blind", "checkpoint_dir"}
@@ -325,3 +332,32 @@ def test_cli_blind_flag():
     add_arguments(p)
     assert config_from_args(p.parse_args(["--preset", "micro", "--tasks", "vqa", "--blind"])).blind is True
     assert config_from_args(p.parse_args(["--preset", "micro"])).blind is False
+
+
+def test_init_from_adds_the_analog_code_to_a_run_trained_without_it(tmp_path):
+    """The release recipes' stage 2: a token-path run, then init_from with 0 steps keeps every
+    weight, fits the analog image code and records the source run (the release card shows it)."""
+    import torch
+
+    from mtsc_sdr.model import load
+    from mtsc_sdr.train.release import release
+    from mtsc_sdr.train.trainer import read_state, train
+
+    train(micro(tmp_path, "s1", steps=2, model={"analog_image": False}), quiet=True)
+    res = train(micro(tmp_path, "s2", steps=0, init_from=str(tmp_path / "s1")), quiet=True)
+    old, new = load(tmp_path / "s1"), load(res.checkpoint_dir)
+    assert old.client.analog is None and new.client.analog is not None
+    assert not torch.equal(new.client.analog.basis, torch.eye(*new.client.analog.basis.shape))   # fit
+    assert torch.equal(new.server.analog.lam, new.client.analog.lam)
+    new_sd = new.state_dict()
+    for k, v in old.state_dict().items():
+        assert torch.equal(new_sd[k], v), k
+    state = read_state(res.checkpoint_dir)
+    assert state["step"] == 0 and state["init_from"]["step"] == 2
+    assert state["init_from"]["train_config"]["model"] == {"analog_image": False}
+    out = release(res.checkpoint_dir, tmp_path / "rel", command="two commands")
+    assert "Initialised from" in (out / "MODEL_CARD.md").read_text()
+    with pytest.raises(ConfigError, match="^steps: must be >= 1"):
+        micro(tmp_path, "x", steps=0)
+    with pytest.raises(ConfigError, match="^init_from: "):
+        train(micro(tmp_path, "s3", steps=0, init_from=str(tmp_path / "nowhere")), quiet=True)
