@@ -226,3 +226,6 @@ def test_linear_scheme_matches_the_closed_form_and_fading_costs(q):
     assert np.array_equal(fading, scheme.channel_psnr_db(test, 10.0, "rician", 6.0, seed=1, symbols=8))
     with pytest.raises(ValueError, match="channel"):
         scheme.channel_psnr_db(test, 0.0, "rayleigh")
+    # every coefficient sent without noise: only the 8-bit rounding of the output is left
+    exact = scheme.psnr_db(test, 200.0, symbols=24)
+    assert np.allclose(exact, 10 * np.log10(12 * 255.0 ** 2), atol=1e-6)
