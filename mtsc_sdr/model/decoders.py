@@ -81,7 +81,7 @@ class TextDecoder(nn.Module):
 
 
 class ImageDecoder(nn.Module):
-    """Task semantics float32 (B, Q, d) [+ a first image] -> image float32 (B, 3, H, W) in [0, 1].
+    """Task semantics float32 (B, Q, d) -> image float32 (B, 3, H, W) in [0, 1].
 
     The mirror of :class:`~.encoders.ImageEncoder`'s pixel path, plus a small convolutional
     refinement:
@@ -89,11 +89,9 @@ class ImageDecoder(nn.Module):
     1. a linear map across the Q task semantics to the g x g grid cells (identity at init when
        Q = g * g, so output i starts as cell i);
     2. each cell's d features -> its p x p x 3 pixels by one linear map (the inverse of the
-       encoder's pixel embedding), giving an image; with ``base`` (the analog code's LMMSE
-       synthesis, :meth:`~.split.ClientModel.analog_image`) this is a correction added to it
-       (zero at init, so the decoder starts as the linear scheme);
+       encoder's pixel embedding), giving a first image;
     3. a 3-layer conv net at full resolution adds a correction (zero at init), smoothing the
-       seams between cells and denoising; the result is clipped to [0, 1].
+       seams between cells; the result is clipped to [0, 1].
     """
 
     def __init__(self, cfg: ModelConfig, refine_channels: int = 32):
@@ -106,9 +104,6 @@ class ImageDecoder(nn.Module):
                 self.to_cells.weight.copy_(torch.eye(grid * grid))
                 self.to_cells.bias.zero_()
         self.to_pixels = nn.Linear(cfg.d_model, 3 * self.cell_px ** 2)
-        if cfg.analog_image:
-            nn.init.zeros_(self.to_pixels.weight)
-            nn.init.zeros_(self.to_pixels.bias)
         c = refine_channels
         self.refine = nn.Sequential(nn.Conv2d(3, c, 3, padding=1), nn.GELU(),
                                     nn.Conv2d(c, c, 3, padding=1), nn.GELU(),
@@ -116,10 +111,8 @@ class ImageDecoder(nn.Module):
         nn.init.zeros_(self.refine[-1].weight)
         nn.init.zeros_(self.refine[-1].bias)
 
-    def forward(self, semantics: torch.Tensor, base: torch.Tensor | None = None) -> torch.Tensor:
-        """semantics (B, Q, d); base None or float32 (B, 3, H, W) -> (B, 3, H, W) in [0, 1]."""
+    def forward(self, semantics: torch.Tensor) -> torch.Tensor:
         cells = self.to_cells(semantics.transpose(1, 2)).transpose(1, 2)       # (B, g*g, d)
         px = self.to_pixels(cells).transpose(1, 2)                              # (B, 3 p^2, g*g)
-        image = F.fold(px, (self.size, self.size), self.cell_px, stride=self.cell_px)
-        image = image * 0.5 + 0.5 if base is None else base + image
+        image = F.fold(px, (self.size, self.size), self.cell_px, stride=self.cell_px) * 0.5 + 0.5
         return (image + self.refine(image)).clamp(0.0, 1.0)
