@@ -69,9 +69,6 @@ L_MAX, SCALE_SHARE = 4.0, 0.75
 #: The fine scale real wraps when the coarse one is off by more than 1 / K: K is set so that this
 #: takes CLASS_MARGIN noise standard deviations at the lowest SNR of the item's class.
 CLASS_MARGIN = 3.0
-#: ... at WRAP_FADE_DB below the class's lowest SNR (the class comes from the client's SNR; a
-#: fading item may arrive weaker).
-WRAP_FADE_DB = 0.0
 #: Design SNR of the lowest class (below the first threshold), dB below that threshold.
 LOWEST_CLASS_BELOW_DB = 3.0
 
@@ -80,6 +77,12 @@ def coefficients_sent(n_symbols: torch.Tensor, n_coef: int) -> torch.Tensor:
     """int64 (B,): coefficients an item of ``n_symbols`` complex symbols carries (2 n -
     SCALE_REALS, at most ``n_coef``)."""
     return (2 * n_symbols - SCALE_REALS).clamp(min=0, max=n_coef)
+
+
+def _sent(n_symbols: torch.Tensor, n_coef: int) -> torch.Tensor:
+    """bool (B, n_coef): which coefficients each item carries (:func:`coefficients_sent`)."""
+    k = torch.arange(n_coef, device=n_symbols.device)[None, :]
+    return k < coefficients_sent(n_symbols, n_coef)[:, None]
 
 
 @dataclass(frozen=True)
@@ -134,7 +137,7 @@ def _wraps(cls: SNRClass) -> torch.Tensor:
     noise at the class's lowest SNR, ``sqrt(1 / (2 rho)) / A`` in units of l, times K is
     1 / CLASS_MARGIN. (A is taken at 512 symbols; smaller budgets wrap more safely per real but
     have less energy: A scales with sqrt(n), so the margin is the same.)"""
-    rho = 10.0 ** ((cls.low_db - WRAP_FADE_DB) / 10.0)
+    rho = 10.0 ** (cls.low_db / 10.0)
     sigma = torch.sqrt(1.0 / (2.0 * rho)) / torch.sqrt(cls.scale_energy)
     return 1.0 / (CLASS_MARGIN * sigma)
 
@@ -175,7 +178,7 @@ def allocation(lam: torch.Tensor, sent: torch.Tensor, design_db: torch.Tensor) -
     noise = torch.where(torch.isinf(design_db), torch.zeros_like(design_db), 10.0 ** (-design_db / 10.0))
     count = sent.sum(1).float().clamp(min=1.0)
     lo = torch.zeros_like(count)
-    hi = (count + noise[:] * count) / root.sum(1).clamp(min=1e-12) * 2.0 + 1.0   # sum(u) >= count here
+    hi = (count + noise * count) / root.sum(1).clamp(min=1e-12) * 2.0 + 1.0   # sum(u) >= count here
     for _ in range(60):                                                           # bisection on t
         t = 0.5 * (lo + hi)
         total = (t[:, None] * root - noise[:, None]).clamp(min=0.0).mul(sent).sum(1)
@@ -289,13 +292,11 @@ class AnalogImageCode(_Spectrum):
         each item's first n_symbols, zeros after."""
         c = self.analyse(images)                                                  # (B, C)
         cls = snr_classes(rate_idx, thresholds_db)
-        k = torch.arange(c.shape[1], device=c.device)[None, :]
-        sent = k < coefficients_sent(n_symbols, c.shape[1])[:, None]
-        wc = c * allocation(self.lam, sent, cls.design_db)
+        wc = c * allocation(self.lam, _sent(n_symbols, c.shape[1]), cls.design_db)
         norm = wc.norm(dim=1).clamp(min=1e-6)
         ln_mean, ln_std = self.ln_stats
         bound = _scale_bound(cls)
-        l = torch.maximum(torch.minimum((torch.log(norm) - ln_mean) / ln_std, bound), -bound)  # noqa: E741
+        l = ((torch.log(norm) - ln_mean) / ln_std).clamp(-bound, bound)  # noqa: E741
         amp = _amplitude(cls, n_symbols)
         scale = _scale_reals(l, _wraps(cls))                                     # (B, SCALE_REALS)
         energy = n_symbols.float() - (amp[:, None] * scale).pow(2).sum(1)
@@ -335,13 +336,12 @@ class AnalogEstimator(_Spectrum):
             fine = (z[:, level] / amp).clamp(-1.0, 1.0)
             l_hat = (fine + 2.0 * torch.round((k * l_hat - fine) / 2.0)) / k
         bound = _scale_bound(cls)
-        l_hat = torch.maximum(torch.minimum(l_hat, bound), -bound)
+        l_hat = l_hat.clamp(-bound, bound)
         ln_mean, ln_std = self.ln_stats
         norm = torch.exp(ln_mean + ln_std * l_hat)
         spent = (amp[:, None] * _scale_reals(l_hat, wraps)).pow(2).sum(1)
         gain = torch.sqrt((n_symbols.float() - spent).clamp(min=1e-6)) / norm
-        k = torch.arange(n_coef, device=z.device)[None, :]
-        sent = k < coefficients_sent(n_symbols, n_coef)[:, None]                   # (B, C)
+        sent = _sent(n_symbols, n_coef)                                            # (B, C)
         w = allocation(self.lam, sent, cls.design_db)                              # (B, C)
         energy = norm ** 2 / (w ** 2 * self.lam[None, :]).sum(1).clamp(min=1e-12)
         prior = self.lam[None, :] * energy[:, None]                                # (B, C)

@@ -160,7 +160,7 @@ class ClientModel(nn.Module):
             analog: False sends a dense task through the learned token path even with the analog
                 code (training does, see :meth:`MTSCModel.loss`).
         """
-        if analog and self.analog is not None and tasks.get(task).dense:
+        if analog and self.sends_analog(task):
             return self._encode_analog(batch, task, snr_db, budget)
         x, mask = self.embed_inputs(batch, task)
         states = self.lam_encoder(x, mask)
@@ -168,6 +168,10 @@ class ClientModel(nn.Module):
         code = self.jsc_encoder(states, mask, snr, budget)
         return Uplink(code.symbols, code.rate_idx, code.n_tokens, _task_ids(task, x.shape[0], self.device),
                       code.kept_positions, code.importance)
+
+    def sends_analog(self, task: str) -> bool:
+        """Whether ``task`` goes on the air by the analog image code (a dense task, with the code)."""
+        return self.analog is not None and tasks.get(task).dense
 
     def _encode_analog(self, batch: dict, task: str, snr_db, budget: Optional[int]) -> Uplink:
         """The dense image task: :class:`~.analog.AnalogImageCode` symbols. The rate index is the
@@ -269,8 +273,7 @@ class ServerModel(nn.Module):
         snr_est_db scalar or (B,) -> :class:`TaskSemantics` (B, Q, d). With the analog image
         code, a batch of dense items only skips the JSC and LAM decoders (their semantics are the
         LMMSE estimates); ``analog`` False decodes them on the token path (training)."""
-        analog = analog and self.analog is not None
-        if analog and bool(self.dense_task[task_ids].all()):
+        if analog and self.decodes_analog(task_ids):
             out = symbols.new_zeros((symbols.shape[0], self.cfg.task_queries, self.cfg.d_model), dtype=torch.float32)
         else:
             sem, mask = self._receive(symbols, rate_idx, n_tokens, snr_est_db)
@@ -278,6 +281,11 @@ class ServerModel(nn.Module):
         if analog:
             out = self._with_analog(out, symbols, rate_idx, n_tokens, snr_est_db, task_ids)
         return TaskSemantics(out)
+
+    def decodes_analog(self, task_ids: torch.Tensor) -> bool:
+        """Whether every item of ``task_ids`` (int64 (B,)) is decoded by the analog image code
+        alone (dense tasks, with the code), so the JSC and LAM decoders have nothing to do."""
+        return self.analog is not None and bool(self.dense_task[task_ids].all())
 
     def _with_analog(self, out, symbols, rate_idx, n_tokens, snr_est_db, task_ids) -> torch.Tensor:
         """The semantics (B, Q, d) with the dense items' rows replaced by their analog slots
@@ -305,7 +313,7 @@ class ServerModel(nn.Module):
         token gets, float32 (B, K) (training signal for the client's importance head)."""
         sem, mask = self._receive(symbols, rate_idx, n_tokens, snr_est_db)
         out, share = self.lam_decoder.forward_with_attention(self.queries(task_ids, sem), sem, mask)
-        if analog and self.analog is not None:
+        if analog:
             out = self._with_analog(out, symbols, rate_idx, n_tokens, snr_est_db, task_ids)
         return TaskSemantics(out), share
 

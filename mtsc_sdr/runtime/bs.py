@@ -171,7 +171,7 @@ class BaseStation:
                 torch.tensor([snr_payload_db], dtype=torch.float32))
         with torch.no_grad():
             t0 = time.monotonic()
-            if self.server.analog is not None and tasks.by_id(h.task_id).dense:
+            if self.server.decodes_analog(torch.tensor([h.task_id])):
                 # the analog image code: its LMMSE estimate is the JSC decoding, no LAM decoder
                 out = self.server(*args, torch.tensor([h.task_id])).semantics[0]
                 t1 = t2 = time.monotonic()

@@ -140,7 +140,7 @@ def encode_item(model, tx, example, csi_db: float, budget: Optional[int], sessio
     t0 = time.monotonic()
     with torch.no_grad():
         batch = collate([example])
-        if model.analog is not None and tasks.get(task).dense:
+        if model.sends_analog(task):
             # the analog image code (mtsc_sdr/model/analog.py) has no modality or LAM encoder:
             # its whole time is JSC coding
             t1 = t2 = time.monotonic()

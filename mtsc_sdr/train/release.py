@@ -73,6 +73,13 @@ def _describe(model) -> list[str]:
             f"{list(cfg.rate_table)} symbols per token."]
 
 
+def _where(run: dict) -> str:
+    """Processor, cores, device and threads of one recorded run (``trainer_state.json`` runs)."""
+    m = run.get("machine", {})
+    return (f"{m.get('processor')}, {m.get('cpu_count')} cores, device {run.get('device', 'cpu')}, "
+            f"{run.get('num_threads')} torch thread(s)")
+
+
 def _source_lines(source: Optional[dict]) -> list[str]:
     """Card lines for the run a release was initialised from (``init_from``), recursively."""
     if not source:
@@ -84,10 +91,8 @@ def _source_lines(source: Optional[dict]) -> list[str]:
     if not source.get("runs"):
         lines.append("- no machine or commit recorded in its state (the run predates provenance records).")
     for run in source.get("runs", []):
-        m = run.get("machine", {})
         lines.append(f"- from step {run.get('start_step', 0)}: commit {run.get('commit') or 'unknown'}, "
-                     f"{m.get('processor')}, {m.get('cpu_count')} cores, device {run.get('device', 'cpu')}, "
-                     f"{run.get('num_threads')} torch thread(s).")
+                     f"{_where(run)}.")
     lines += ["", "Its training configuration:", "", "```yaml", yaml.safe_dump(cfg, sort_keys=True).rstrip(), "```"]
     return lines + _source_lines(source.get("init_from"))
 
@@ -119,11 +124,8 @@ def card_text(name: str, src: Path, model, state: dict, weights: Path, half: boo
               f"- Training wall time: {state.get('elapsed_s', 0.0) / 60:.1f} min (setup excluded).",
               f"- Commit: {commit or runs[-1].get('commit') or 'unknown'}."]
     for run in runs:
-        m = run.get("machine", {})
-        where = run.get("device", "cpu")
-        lines.append(f"- Machine (from step {run.get('start_step', 0)}): {m.get('platform')}, "
-                     f"{m.get('processor')}, {m.get('cpu_count')} cores, device {where}, "
-                     f"{run.get('num_threads')} torch thread(s), torch {run.get('versions', {}).get('torch')}"
+        lines.append(f"- Machine (from step {run.get('start_step', 0)}): {run.get('machine', {}).get('platform')}, "
+                     f"{_where(run)}, torch {run.get('versions', {}).get('torch')}"
                      + (f"; {run['recorded']}" if run.get("recorded") else "") + ".")
     history = state.get("history", [])
     if history:

@@ -158,16 +158,16 @@ def analog_fit_pool(cfg: TrainConfig) -> dict[str, Sequence]:
 
 def fit_analog_code(model, pool: dict[str, Sequence]) -> int:
     """Fit the analog image code of a fresh model (:mod:`mtsc_sdr.model.analog`: the PCA both
-    ends use) on the target images of the dense image tasks in ``pool``, and copy its statistics
-    to the server's estimator. Returns the number of images used (0: no such task, fewer than 2
-    images, or a model without the code; it keeps its data-free initial basis)."""
+    ends use) on the target images of ``pool`` (:func:`analog_fit_pool`; a real data set's whole
+    split is cut to :data:`ANALOG_FIT_IMAGES` here), and copy its statistics to the server's
+    estimator. Returns the number of images used (0: no such task, fewer than 2 images, or a model
+    without the code; it keeps its data-free initial basis)."""
     import torch
 
     if model.client.analog is None:
         return 0
-    dense = [t for t in pool if tasks.get(t).dense and tasks.get(t).output == "image"]
-    images = [collate([pool[t][i] for i in range(min(len(pool[t]), ANALOG_FIT_IMAGES))])["target_image"]
-              for t in dense]
+    images = [collate([items[i] for i in range(min(len(items), ANALOG_FIT_IMAGES))])["target_image"]
+              for items in pool.values()]
     images = torch.cat(images) if images else torch.empty(0)
     if len(images) < 2:
         return 0
@@ -391,6 +391,7 @@ def train(cfg: TrainConfig, *, restart: bool = False, until_step: Optional[int] 
     directory = cfg.output_dir()
     state = None if restart else read_state(directory)
     mcfg = backbones.sized(cfg.model_config())    # minilm: the sizes of its packaged weights
+    source_state = state.get("init_from") if state is not None else None   # the init_from run, kept
     if state is not None:
         _compatible(state["train_config"], cfg, directory)
         model = load(directory, expect=None if mcfg.lam_path else mcfg)  # a local LAM's sizes win
@@ -427,10 +428,6 @@ def train(cfg: TrainConfig, *, restart: bool = False, until_step: Optional[int] 
     provenance = {"machine": machine(), "versions": versions(), "commit": git_commit(),
                   "device": cfg.device, "num_threads": cfg.num_threads}
     runs = [*(state.get("runs", []) if state else []), {**provenance, "start_step": start}]
-    if state is not None:
-        source_state = state.get("init_from")
-    elif not cfg.init_from:
-        source_state = None
 
     def checkpoint(step: int) -> None:
         _write_checkpoint(directory, model, opt, {
@@ -461,13 +458,12 @@ def train(cfg: TrainConfig, *, restart: bool = False, until_step: Optional[int] 
                 total = total + (weights[d.task] if len(draws) > 1 else 1.0) * loss
                 values.append((d.task, float(loss.detach())))
             opt.zero_grad(set_to_none=True)
-            if torch.is_tensor(total) and total.requires_grad:    # not a step of fitted tasks only
-                scaler.scale(total).backward()
-                if cfg.grad_clip > 0:
-                    scaler.unscale_(opt)
-                    clip_grad_norm_(model.parameters(), cfg.grad_clip)
-                scaler.step(opt)
-                scaler.update()
+            scaler.scale(total).backward()
+            if cfg.grad_clip > 0:
+                scaler.unscale_(opt)
+                clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            scaler.step(opt)
+            scaler.update()
             for task, value in values:
                 if not math.isfinite(value):
                     raise FloatingPointError(f"loss became {value} at step {step} ({task}); last checkpoint kept")
