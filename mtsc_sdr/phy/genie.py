@@ -14,16 +14,17 @@ import math
 import numpy as np
 
 from mtsc_sdr.phy import header as hdr
-from mtsc_sdr.phy import ofdm
+from mtsc_sdr.phy import ofdm, spreading
 
 
 def genie_receive(samples: np.ndarray, start: int, payload_len: int, *, channel_taps=(1.0,),
-                  cfo: float = 0.0, cfo_ref: int = 0) -> np.ndarray:
+                  cfo: float = 0.0, cfo_ref: int = 0, version: int = hdr.PHY_VERSION) -> np.ndarray:
     """Equalised payload (complex64, (payload_len,)) in the transmitter's units.
 
     samples: the received stream; start: index in ``samples`` of the frame's first sample (channel
     tap 0 arrives there); channel_taps: the channel's impulse response (tap i delayed by i samples);
-    cfo: cycles per sample, the stream being ``(x * h)[n] * exp(j 2 pi cfo (n - cfo_ref))``.
+    cfo: cycles per sample, the stream being ``(x * h)[n] * exp(j 2 pi cfo (n - cfo_ref))``;
+    version: the frame's header version (2: the payload is DFT-spread, undone after zero-forcing).
     """
     n_sym = ofdm.n_payload_symbols(payload_len)
     lo = start + ofdm.PREAMBLE_LEN + ofdm.SYM_LEN * hdr.N_HEADER_SYM
@@ -35,4 +36,7 @@ def genie_receive(samples: np.ndarray, start: int, payload_len: int, *, channel_
     Y = np.fft.fft(seg.reshape(n_sym, ofdm.SYM_LEN)[:, ofdm.N_CP:], axis=1) / math.sqrt(ofdm.N_FFT)
     H = np.fft.fft(np.asarray(channel_taps, dtype=np.complex128), ofdm.N_FFT)
     X = Y[:, ofdm.DATA_BINS] / (H[ofdm.DATA_BINS] * ofdm.AMP_USED)
-    return X.reshape(-1)[:payload_len].astype(np.complex64)
+    X = X.reshape(-1)[:payload_len]
+    if hdr.spreads_payload(version):
+        X = spreading.despread(X)
+    return X.astype(np.complex64)

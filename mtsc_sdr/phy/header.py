@@ -25,8 +25,15 @@ from mtsc_sdr.phy import coding
 from mtsc_sdr.phy.ofdm import N_DATA
 
 #: Header format version written by this transmitter; the receiver drops (and counts) all others.
-PHY_VERSION = 1
-SUPPORTED_VERSIONS = frozenset({PHY_VERSION})
+#: Version 2 frames carry the payload DFT-spread (:mod:`mtsc_sdr.phy.spreading`); version 1 frames
+#: (recordings made before it) carry it symbol by symbol, and still decode.
+PHY_VERSION = 2
+SUPPORTED_VERSIONS = frozenset({1, PHY_VERSION})
+
+
+def spreads_payload(version: int) -> bool:
+    """Whether frames of header ``version`` carry their payload DFT-spread."""
+    return version >= 2
 
 N_HEADER_SYM = 7
 FIELD_BITS = (("version", 4), ("task_id", 4), ("rate_idx", 8), ("session_id", 16), ("seq", 16),

@@ -3,8 +3,9 @@
 Why OFDM
 --------
 The payload is analog-valued (JSC-coded) complex symbols, not constellation points, so the receiver
-can never make decisions to refine its estimates: everything (timing, CFO, channel, phase drift) has
-to come from known training. OFDM makes that cheap and robust: a one-tap equaliser per subcarrier
+can never make decisions on it to refine its estimates: everything (timing, CFO, channel, phase
+drift) has to come from known training (the preamble, the pilots, and the header once its CRC has
+passed). OFDM makes that cheap and robust: a one-tap equaliser per subcarrier
 handles multipath within the cyclic prefix, an LS/LMMSE channel estimate from three long training
 symbols covers every subcarrier at once, and four pilots per symbol track common phase (residual CFO,
 phase noise) and the timing drift caused by sample-rate offset. A single-carrier design would need
@@ -33,9 +34,11 @@ Frame (lengths in samples; ``L`` payload symbols)::
   that pilots must track and lowers channel-estimation noise: at 0 dB on frequency-selective
   channels, where pilots can sit in fades, that residual CFO was what made headers fail.
 * Header: QPSK, see :mod:`mtsc_sdr.phy.header`.
-* Payload: the L analog symbols fill the 48 data subcarriers of consecutive symbols in order of
-  increasing frequency (k = -26 .. 26); the unused slots of the last symbol carry a known unit-power
-  QPSK filler so every payload symbol has the same average power.
+* Payload: the L analog symbols, DFT-spread over the whole payload (header version 2,
+  :mod:`mtsc_sdr.phy.spreading`: importance-weighted payloads would otherwise clip), fill the 48
+  data subcarriers of consecutive symbols in order of increasing frequency (k = -26 .. 26); the
+  unused slots of the last symbol carry a known unit-power QPSK filler so every payload symbol has
+  the same average power. Version-1 frames carry the symbols unspread.
 
 Power: every part of the frame (STF, LTF, header, payload) has the same average power on the wire,
 ``PAYLOAD_POWER`` (conventions.py), because each uses unit-power values on its bins scaled by

@@ -1,7 +1,7 @@
 """Streaming receiver: continuous complex64 samples in, equalised frames out.
 
-Pipeline per frame (all estimates come from known training; the analog payload is never used for
-decisions, so nothing is decision-directed):
+Pipeline per frame (all estimates come from known training: the preamble, the pilots and the
+header once its CRC has passed; the analog payload is never used for decisions):
 
 1. **Detection** (vectorised over the stream with cumulative sums): normalised lag-16
    autocorrelation of the STF, ``M(d) = |P(d)|^2 / (E_a(d) E_b(d))`` over a 128-sample window
@@ -47,8 +47,17 @@ decisions, so nothing is decision-directed):
 8. **Header**: tracking (no drift fit over 7 symbols), ZF equalisation, QPSK LLRs, soft Viterbi,
    CRC. A CRC failure, an unknown version or an invalid length drops the frame and counts it
    (``stats``, ``drops``); its payload is never decoded.
-9. **Payload**: tracking over header and payload pilots together, ZF with the LMMSE channel
-   estimate, undoing the transmitter's scaling: the payload comes back in the transmitter's units.
+9. **Header as training** (:meth:`Receiver._refine_with_header`): the CRC-checked header,
+   re-encoded, is 7 more known symbols per subcarrier beside the LTF's 3: the channel estimate is
+   redone over all 10 (its error, which adds to every payload symbol's noise and leaves a common
+   gain error, falls about 3x: at 0 dB the payload's error against the genie receiver's went from
+   +0.13 to +0.08 dB on AWGN and from +0.21 to +0.07 dB on Rician, 100 frames of 480 symbols),
+   and the noise estimate pools the header's residuals with the LTF's spread.
+10. **Payload**: tracking over header and payload pilots together, then undoing the transmitter's
+   scaling so the payload comes back in the transmitter's units: version 2 (DFT-spread,
+   :mod:`mtsc_sdr.phy.spreading`) by per-subcarrier MMSE, despreading and division by the mean
+   MMSE gain, with the same noise variance on every symbol; version 1 by ZF with the LMMSE channel
+   estimate, per-symbol noise variances.
 
 Units: ``cfo`` is in cycles per sample (fraction of the sample rate; the received signal is
 ``x[n] * exp(j 2 pi cfo n)``), ``cfo_hz = cfo * sample_rate_hz`` when the rate is known. ``start``
@@ -88,7 +97,7 @@ from scipy.linalg import lapack as _lapack
 
 from mtsc_sdr.config import check
 from mtsc_sdr.phy import header as hdr
-from mtsc_sdr.phy import ofdm
+from mtsc_sdr.phy import ofdm, spreading
 from mtsc_sdr.phy.ofdm import (AMP_USED, DATA_POS, LTF_GI, N_CP, N_FFT, N_LTF, N_USED, PILOT_BINS, PILOT_POS, PILOTS,
                                STF_LEN, STF_PERIOD, SYM_LEN, USED, USED_BINS)
 
@@ -177,6 +186,7 @@ class _Sync:
     u: int  # absolute index of the first LTF FFT window
     cfo: float
     h_used: np.ndarray  # (52,) channel estimate on USED
+    h_ls: np.ndarray  # (52,) its least-squares input (the LTF symbols' mean over their values)
     n0: float
     snr_db: float
     omega_std: float  # predicted std of the residual CFO after the LTF estimate, rad/sample
@@ -503,27 +513,34 @@ class Receiver:
         pw = ym.real ** 2 + ym.imag ** 2
         if float(np.sum(pw)) ** 2 < self._MIN_SPREAD * float(np.dot(pw, pw)):
             return None
-        h_used, n0, snr_db = self._estimate_channel(Y, ym)
+        h_used, h_ls, n0, snr_db = self._estimate_channel(Y, ym)
         start = t_first - (STF_LEN + LTF_GI)
         # phase noise of the lag-128 correlation over its a.size - 128 products (high-SNR-exact
         # variance (2/snr + 1/snr^2) / (2 M)), with a 1.5x margin and a floor for oscillator drift
         snr = 10.0 ** (snr_db / 10.0)
         var_ph = (2.0 / snr + 1.0 / snr ** 2) / (2.0 * (a.size - 2 * N_FFT))
         omega_std = 1.5 * math.sqrt(var_ph) / (2 * N_FFT) + 2 * np.pi * 1e-6
-        return _Sync(start=start, u=u, cfo=cfo, h_used=h_used, n0=n0, snr_db=snr_db, omega_std=omega_std)
+        return _Sync(start=start, u=u, cfo=cfo, h_used=h_used, h_ls=h_ls, n0=n0, snr_db=snr_db, omega_std=omega_std)
 
-    def _estimate_channel(self, y: np.ndarray, ym: np.ndarray) -> tuple[np.ndarray, float, float]:
+    def _estimate_channel(self, y: np.ndarray, ym: np.ndarray) -> tuple[np.ndarray, np.ndarray, float, float]:
         """LS + LMMSE (impulse response of channel_taps taps) from the LTF symbols y (N_LTF, 52)
         and their mean ym (52,).
 
-        Returns (H on USED (52,) complex, N0 per sample, SNR dB per conventions)."""
+        Returns (H on USED (52,) complex, its LS input (52,), N0 per sample, SNR dB per conventions)."""
         dev = y - ym
         n0 = max(float(np.vdot(dev, dev).real) / ((N_LTF - 1) * y.shape[1]), 1e-30)
         h_ls = ym / self._ltf_x
         e_ls = float(np.vdot(h_ls, h_ls).real) / N_USED  # mean |h_ls|^2
         sig_bin = e_ls * AMP_USED ** 2 - n0 / N_LTF  # mean |ym|^2 minus its noise
         snr = max(sig_bin, 1e-3 * n0) * (N_USED / N_FFT) / n0
-        var_h = n0 / (N_LTF * AMP_USED ** 2)  # noise variance of h_ls per subcarrier
+        h, _ = self._smooth(h_ls, n0 / (N_LTF * AMP_USED ** 2))
+        return h, h_ls, n0, 10.0 * math.log10(snr)
+
+    def _smooth(self, h_ls: np.ndarray, var_h: float) -> tuple[np.ndarray, float]:
+        """LMMSE of a channel_taps-long impulse response from the LS estimate h_ls (52,) on USED,
+        whose noise variance per subcarrier is var_h. Returns (H on USED (52,), the number of taps
+        the data determined: sum over taps of 1 - posterior / prior variance)."""
+        e_ls = float(np.vdot(h_ls, h_ls).real) / N_USED
         Lh = self.config.channel_taps
         AhH = self._Ah @ h_ls
         p_total = max(e_ls - var_h, 1e-2 * var_h)
@@ -541,14 +558,34 @@ class Receiver:
         m = np.empty((Lh, Lh), order="F")  # Fortran order: LAPACK factors it in place
         diag = np.einsum("ii->i", m)  # a view of m's diagonal
         for _ in range(self._SBL_ITERS):
+            prior = p_tap
             np.copyto(m, gram)
             diag += 1.0 / p_tap
             _, sol, info = _lapack.dposv(m, rhs, overwrite_a=1)
             if info:
                 raise np.linalg.LinAlgError(f"SBL posterior precision not positive definite ({info})")
             mu = sol[:, :2]  # real and imaginary parts of the posterior mean
-            p_tap = (mu * mu).sum(axis=1) + sol[:, 2:].diagonal() + 1e-9 * p_total
-        return self._A @ (mu[:, 0] + 1j * mu[:, 1]), n0, 10.0 * math.log10(snr)
+            post = sol[:, 2:].diagonal()
+            p_tap = (mu * mu).sum(axis=1) + post + 1e-9 * p_total
+        fitted = float(np.sum(1.0 - post / prior))
+        return self._A @ (mu[:, 0] + 1j * mu[:, 1]), fitted
+
+    def _refine_with_header(self, sync: _Sync, Yc: np.ndarray, header: hdr.FrameHeader) -> _Sync:
+        """The channel and noise estimates again, with the header as training: once its CRC has
+        passed, its N_HEADER_SYM symbols are known (re-encoded), 7 more per subcarrier beside the
+        LTF's 3. Yc: the header's tracked used bins (N_HEADER_SYM, 52). The channel estimate's error
+        falls by (N_LTF + N_HEADER_SYM) / N_LTF, and with it the noise it adds to every payload
+        symbol and the common gain error the analog image code is sensitive to; the noise estimate
+        gets the header's residuals. Returns the sync with h_used, h_ls and n0 replaced."""
+        x = ofdm.assemble(hdr.encode(header), first_symbol=0) * AMP_USED  # (7, 52) what was sent
+        n_h = x.shape[0]
+        h_ls = (N_LTF * sync.h_ls + np.sum(Yc / x, axis=0)) / (N_LTF + n_h)
+        h, fitted = self._smooth(h_ls, sync.n0 / ((N_LTF + n_h) * AMP_USED ** 2))
+        r = Yc - h[None, :] * x
+        dof_ltf = (N_LTF - 1) * N_USED
+        dof_hdr = max(n_h * N_USED - fitted, 1.0)
+        n0 = (sync.n0 * dof_ltf + float(np.vdot(r, r).real)) / (dof_ltf + dof_hdr)
+        return dataclasses.replace(sync, h_used=h, h_ls=h_ls, n0=max(n0, 1e-30))
 
     # ------------------------------------------------------------------ demodulation
     def _symbols(self, sync: _Sync, first: int, n_sym: int) -> np.ndarray:
@@ -673,6 +710,20 @@ class Receiver:
         g2 = np.maximum(np.abs(h) ** 2, 1e-30)
         return Yc * (np.conj(h) / g2)[None, :], sync.n0 / g2
 
+    def _despread(self, Yc: np.ndarray, sync: _Sync, L: int) -> tuple[np.ndarray, np.ndarray]:
+        """A DFT-spread payload (:mod:`mtsc_sdr.phy.spreading`) of L symbols from its tracked used
+        bins Yc (n, 52): per-subcarrier MMSE, despreading, division by the mean MMSE gain c.
+        Returns the payload in transmitter units (L,) complex64 and its noise variance (L,)
+        float32, the same ``(1 - c) / c`` for every symbol."""
+        h = sync.h_used[DATA_POS] * AMP_USED
+        g2 = np.abs(h) ** 2
+        w = np.conj(h) / (g2 + sync.n0)
+        c = np.tile(g2 / (g2 + sync.n0), Yc.shape[0])[:L]
+        mean_c = min(max(float(np.mean(c)), 1e-12), 1.0 - 1e-12)
+        y = (Yc[:, DATA_POS] * w[None, :]).reshape(-1)[:L]
+        payload = (spreading.despread(y) / mean_c).astype(np.complex64)
+        return payload, np.full(L, (1.0 - mean_c) / mean_c, dtype=np.float32)
+
     def _decode_header(self, sync: _Sync) -> Optional[hdr.FrameHeader]:
         Y = self._symbols(sync, 0, hdr.N_HEADER_SYM)
         # over the header's 7 symbols even 50 ppm moves the window by only 0.03 samples: no SRO fit
@@ -700,9 +751,13 @@ class Receiver:
         n_sym = hdr.N_HEADER_SYM + ofdm.n_payload_symbols(L)
         Y = self._symbols(sync, 0, n_sym)
         Yc, sro_ppm = self._track(Y, sync, 0)
-        X, nv = self._equalise(Yc[hdr.N_HEADER_SYM:], sync)
-        payload = X[:, DATA_POS].reshape(-1)[:L].astype(np.complex64)
-        noise_var = np.tile(nv[DATA_POS].astype(np.float32), X.shape[0])[:L]
+        sync = self._refine_with_header(sync, Yc[:hdr.N_HEADER_SYM], header)
+        if hdr.spreads_payload(header.version):
+            payload, noise_var = self._despread(Yc[hdr.N_HEADER_SYM:], sync, L)
+        else:
+            X, nv = self._equalise(Yc[hdr.N_HEADER_SYM:], sync)
+            payload = X[:, DATA_POS].reshape(-1)[:L].astype(np.complex64)
+            noise_var = np.tile(nv[DATA_POS].astype(np.float32), X.shape[0])[:L]
         channel = np.zeros(N_FFT, dtype=np.complex64)
         channel[USED_BINS] = sync.h_used
         rate = self.config.sample_rate_hz

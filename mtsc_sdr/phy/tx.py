@@ -5,9 +5,11 @@ power (the JSC encoder guarantees it). It is *not* renormalised per frame, so th
 the fixed scaling and hand back the payload in the transmitter's units. Each OFDM symbol carries
 the payload on 48 data subcarriers and 4 unit pilots, all scaled so that a unit-power payload gives
 average power ``PAYLOAD_POWER`` (10 dB below full scale) on the wire; preamble and header have the
-same average power. Peak control: samples with ``|x| > clip_level`` (default full scale 1.0) are
-clipped in magnitude (phase kept) and counted in ``stats["clipped_samples"]``. With 10 dB back-off
-a Gaussian-like OFDM payload clips about 5e-5 of its samples.
+same average power. Peak control: the payload goes out DFT-spread (header version 2,
+:mod:`mtsc_sdr.phy.spreading`), so the wire signal is Gaussian-like whatever the payload's power
+profile; samples with ``|x| > clip_level`` (default full scale 1.0) are clipped in magnitude (phase
+kept) and counted in ``stats["clipped_samples"]``. With 10 dB back-off a Gaussian-like OFDM payload
+clips about 5e-5 of its samples.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from mtsc_sdr.phy import header as hdr
-from mtsc_sdr.phy import ofdm
+from mtsc_sdr.phy import ofdm, spreading
 
 
 def frame_length(payload_len: int) -> int:
@@ -58,7 +60,10 @@ class Transmitter:
             raise ValueError(f"header.payload_len: {header.payload_len} does not match the payload's "
                              f"{payload.size} symbols")
         head = ofdm.assemble(hdr.encode(header, corrupt_crc=corrupt_crc), first_symbol=0)
-        body = ofdm.assemble(payload_grid(payload.astype(np.complex128)), first_symbol=hdr.N_HEADER_SYM)
+        values = payload.astype(np.complex128)
+        if hdr.spreads_payload(header.version):
+            values = spreading.spread(values)
+        body = ofdm.assemble(payload_grid(values), first_symbol=hdr.N_HEADER_SYM)
         x = np.concatenate([ofdm.PREAMBLE.astype(np.complex128), ofdm.modulate(head), ofdm.modulate(body)])
         mag = np.abs(x)
         over = mag > self.clip_level
