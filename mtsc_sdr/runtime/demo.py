@@ -88,9 +88,8 @@ def default_model() -> Path:
     directory = shipped_model_dir()
     if not (directory / "config.json").is_file():
         raise NoModel(f"no model in {directory} (the release model ships with the project: is the checkout "
-                      f"complete?); train one with `mtsc-sdr train --config configs/release-default-stage1.yaml`, "
-                      f"then `--config configs/release-default.yaml`, and pass --checkpoint "
-                      f"results/models/release-default")
+                      f"complete?); train one with `mtsc-sdr train --config configs/release-default.yaml` "
+                      f"and pass --checkpoint results/models/release-default")
     return directory
 
 

@@ -12,10 +12,9 @@ directory.
 Releasing the same run twice writes the same weights (the float16 rounding is deterministic), so
 the card's evaluation of a first release holds for the second::
 
-    mtsc-sdr train --config configs/release-default-stage1.yaml   # the weights
-    mtsc-sdr train --config configs/release-default.yaml          # + the analog image code
+    mtsc-sdr train --config configs/release-default.yaml
     mtsc-sdr release results/models/release-default --to models/default \\
-        --command "mtsc-sdr train --config configs/release-default-stage1.yaml ..."
+        --command "mtsc-sdr train --config configs/release-default.yaml"
     benchmarks/quality_vs_snr.py --checkpoint models/default --markdown > eval.md
     mtsc-sdr release results/models/release-default --to models/default --command ... --evaluation eval.md
 """

@@ -220,20 +220,16 @@ def test_task_examples_sizes_one_task_pool(tmp_path):
 
 
 def test_release_configs_load():
+    """Each shipped model is one run from scratch, with the analog image code fit at its start."""
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[2] / "configs"
-    d1 = TrainConfig.load(root / "release-default-stage1.yaml")
-    assert d1.preset == "default" and not d1.model_config().analog_image
-    assert d1.pool_size("vqa") > d1.pool_size("caption_image")
-    m1 = TrainConfig.load(root / "release-minilm-stage1.yaml")
-    assert m1.model_config().backbone == "minilm" and m1.model_config().lam_tuning == "lora"
-    # stage 2 starts from stage 1's directory with the analog image code, on the same pool
-    for stage1, name in ((d1, "release-default.yaml"), (m1, "release-minilm.yaml")):
-        s2 = TrainConfig.load(root / name)
-        assert s2.init_from == stage1.checkpoint_dir and s2.steps == 0 and s2.model_config().analog_image
-        assert s2.model_config().backbone == stage1.model_config().backbone
-        assert {t: s2.pool_size(t) for t in s2.tasks} == {t: stage1.pool_size(t) for t in stage1.tasks}
+    d = TrainConfig.load(root / "release-default.yaml")
+    assert d.preset == "default" and d.model_config().analog_image and d.init_from is None and d.steps > 0
+    assert d.pool_size("vqa") > d.pool_size("caption_image")
+    m = TrainConfig.load(root / "release-minilm.yaml")
+    assert m.model_config().backbone == "minilm" and m.model_config().lam_tuning == "lora"
+    assert m.model_config().analog_image and m.init_from is None and m.steps > 0
 
 
 def test_resume_accepts_a_checkpoint_from_before_a_new_field(tmp_path):
@@ -304,18 +300,20 @@ def test_blind_training_never_sees_the_image(tmp_path, monkeypatch):
 
 
 def test_question_only_config_is_the_release_run_blind_on_vqa():
-    """configs/question-only.yaml differs from release-default-stage1.yaml only in tasks, blind and its
-    directory, so its VQA batches (items, SNRs, channel, seeds) are the release model's."""
+    """configs/question-only.yaml differs from release-default.yaml only in tasks, blind, its
+    directory and the analog image code (which concerns only the dense task it leaves out), so its
+    VQA batches (items, SNRs, channel, seeds) are the release model's."""
     from pathlib import Path
 
     from mtsc_sdr.config import to_dict
     from mtsc_sdr.train.trainer import draw_steps
 
     root = Path(__file__).resolve().parents[2] / "configs"
-    q, r = TrainConfig.load(root / "question-only.yaml"), TrainConfig.load(root / "release-default-stage1.yaml")
+    q, r = TrainConfig.load(root / "question-only.yaml"), TrainConfig.load(root / "release-default.yaml")
     assert q.blind and not r.blind and q.tasks == ("vqa",)
     diff = {k for k, v in to_dict(q).items() if to_dict(r)[k] != v}
-    assert diff == {"tasks", "blind", "checkpoint_dir"}
+    assert diff == {"tasks", "blind", "checkpoint_dir", "model"}
+    assert q.model == {"analog_image": False} and r.model == {}
     sizes = {t: r.pool_size(t) for t in r.tasks}
     for step in (0, 1, 777, r.steps - 1):
         a, b = draw_steps(q, step, sizes)[0], draw_steps(r, step, sizes)[0]
@@ -335,8 +333,9 @@ def test_cli_blind_flag():
 
 
 def test_init_from_adds_the_analog_code_to_a_run_trained_without_it(tmp_path):
-    """The release recipes' stage 2: a token-path run, then init_from with 0 steps keeps every
-    weight, fits the analog image code and records the source run (the release card shows it)."""
+    """init_from with 0 steps (how the earlier releases added the analog code to a run trained
+    without it): keeps every weight, fits the analog image code and records the source run (the
+    release card shows it)."""
     import torch
 
     from mtsc_sdr.model import load
