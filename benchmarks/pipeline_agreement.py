@@ -40,7 +40,9 @@ resample for both sides, corpus BLEU of each summed from per-item n-gram counts
 differences. SSIM is reported by the pipeline but not judged here.
 
 Output: a PASS / FAIL line per (channel, task, metric, SNR) with the difference, its paired
-standard error and the allowance, then a summary; ``--out``/agreement.json holds
+standard error and the allowance, then a summary, which also says how many checks a pipeline that
+loses nothing would exceed by chance (:func:`chance_failures`: at 2 standard errors about one in
+20, so a channel's 27 checks rarely all pass even then; the noise floor shows it); ``--out``/agreement.json holds
 ``{meta, rows, checks}`` (``rows``: one ``<metric>_diff`` row per line, ``checks``: per channel and
 the criterion's verdict), beside each pipeline run's own report. Run::
 
@@ -200,10 +202,24 @@ def eval_records(report: dict, snr_shift_db: float = 0.0, system: str = "mtsc") 
     return records
 
 
+def chance_failures(checks: list[dict]) -> float:
+    """How many of ``checks`` a pipeline that loses nothing exceeds by chance, in expectation: per
+    check the two-sided normal tail beyond its allowance in standard errors (4.6 % at 2 standard
+    errors, less where the 1-point floor or the fixed PSNR allowance is wider; 0 without a standard
+    error). Checks of one task and SNR are correlated (BLEU and CIDEr move together), so this is a
+    mean, not a distribution."""
+    total = 0.0
+    for c in checks:
+        se = c.get("std_error")
+        if se and math.isfinite(se) and se > 0 and math.isfinite(c.get("allowance", math.nan)):
+            total += math.erfc(c["allowance"] / se / math.sqrt(2.0))
+    return total
+
+
 def summarize(checks_by_channel: dict[str, list[dict]], n_per_task: int) -> dict[str, Any]:
-    """The ``checks`` object: per channel (pass, counts, what failed, mean text difference) and the
-    criterion's verdict (every pipeline check passes, on at least :data:`MIN_ITEMS_PER_TASK` paired
-    items per task; the noise floor is not part of it)."""
+    """The ``checks`` object: per channel (pass, counts, what failed, mean text difference, the
+    failures expected by chance) and the criterion's verdict (every pipeline check passes, on at
+    least :data:`MIN_ITEMS_PER_TASK` paired items per task; the noise floor is not part of it)."""
     channels = {}
     for name, checks in checks_by_channel.items():
         text = [c["diff"] for c in checks if c["metric"] in ("accuracy", "cider") and math.isfinite(c["diff"])]
@@ -211,6 +227,7 @@ def summarize(checks_by_channel: dict[str, list[dict]], n_per_task: int) -> dict
                           "n_failed": sum(not c["pass"] for c in checks), "part_of_verdict": name != NOISE_FLOOR,
                           "failed": [f"{c['task']}/{c['metric']}@{c['snr_db']:g}dB" for c in checks if not c["pass"]],
                           "mean_text_diff": round(float(np.mean(text)), 3) if text else None,
+                          "chance_failures": round(chance_failures(checks), 2),
                           "min_paired_items": min((c["n"] for c in checks), default=0),
                           "unpaired_items": sum({(c["task"], c["snr_db"]): c["unpaired"] for c in checks}.values())}
     pipeline = {k: v for k, v in channels.items() if v["part_of_verdict"]}
@@ -329,6 +346,7 @@ def main(argv: list[str] | None = None) -> int:
         label = f"{name} (noise floor, not part of the verdict)" if not c["part_of_verdict"] else name
         print(f"  {'PASS' if c['pass'] else 'FAIL'} {label}: {c['n_checks'] - c['n_failed']}/{c['n_checks']} checks "
               f"pass; mean accuracy/CIDEr difference {c['mean_text_diff']}; beyond: {c['failed'] or 'none'}"
+              f" (a pipeline that loses nothing: about {c['chance_failures']:g} beyond by chance)"
               + (f"; {c['unpaired_items']} items unpaired" if c["unpaired_items"] else ""))
     if not crit["item_count_met"]:
         print(f"  the criterion's item count was not met: {crit['paired_items_per_task']} paired items per task, "

@@ -134,3 +134,15 @@ def test_summary_verdict_needs_the_item_count_and_ignores_the_noise_floor(bench)
     assert quick["criterion"]["verdict"].startswith("not judged: 5 paired items per task")
     lost = bench.summarize({"software": [check(True, n=299)]}, 300)      # items lost on the way
     assert not lost["criterion"]["item_count_met"] and lost["criterion"]["paired_items_per_task"] == 299
+
+
+def test_chance_failures_is_the_normal_tail_beyond_each_allowance(bench):
+    two_se = {"std_error": 1.0, "allowance": 2.0}
+    assert bench.chance_failures([two_se] * 10) == pytest.approx(10 * 0.0455, abs=1e-3)
+    # a 1-point floor far above the standard error, and checks without one, add (almost) nothing
+    assert bench.chance_failures([{"std_error": 0.1, "allowance": 1.0}, {"std_error": None, "allowance": 1.0},
+                                  {"std_error": 0.0, "allowance": 1.0}]) < 1e-20
+    check = dict(two_se, task="vqa", snr_db=0.0, metric="accuracy", diff=0.1, n=300, unpaired=0)
+    check["pass"] = True
+    s = bench.summarize({"software": [check]}, 300)
+    assert s["channels"]["software"]["chance_failures"] == pytest.approx(0.05, abs=0.01)
