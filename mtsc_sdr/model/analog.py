@@ -320,7 +320,8 @@ class AnalogEstimator(_Spectrum):
         z = reals * ((1.0 + rho) / rho)[:, None]
         sent = _sent(n_symbols, n_coef)                                            # (B, C)
         w = allocation(self.lam, sent, cls.design_db)                              # (B, C)
-        z, v = payload_correction(z, n_symbols, 1.0 / rho, to_reals(w ** 2 * self.lam, n_symbols, z.shape[1]))
+        coded_power = w ** 2 * self.lam[None, :]                                    # (B, C)
+        z, v = payload_correction(z, n_symbols, 1.0 / rho, to_reals(coded_power, n_symbols, z.shape[1]))
         noise = v / 2.0                                                            # per real
         amp = _amplitude(cls, n_symbols)
         wraps = _wraps(cls)
@@ -335,7 +336,7 @@ class AnalogEstimator(_Spectrum):
         norm = torch.exp(ln_mean + ln_std * l_hat)
         spent = (amp[:, None] * _scale_reals(l_hat, wraps)).pow(2).sum(1)
         gain = torch.sqrt((n_symbols.float() - spent).clamp(min=1e-6)) / norm
-        energy = norm ** 2 / (w ** 2 * self.lam[None, :]).sum(1).clamp(min=1e-12)
+        energy = norm ** 2 / coded_power.sum(1).clamp(min=1e-12)
         prior = self.lam[None, :] * energy[:, None]                                # (B, C)
         zc = from_reals(z, n_symbols, n_coef)
         a = gain[:, None] * w
@@ -343,27 +344,31 @@ class AnalogEstimator(_Spectrum):
         return est * sent
 
 
+def _layouts(n_symbols: torch.Tensor, n_coef: int):
+    """(rows, pairing) for each item length in the batch: the items of that length (int64) and
+    the coefficient each of their coefficient reals carries (:func:`pairing` of the
+    :func:`coefficients_sent` count); lengths that carry no coefficient are skipped."""
+    for n in torch.unique(n_symbols).tolist():
+        width = int(coefficients_sent(torch.tensor(n), n_coef))
+        if width > 0:
+            yield torch.nonzero(n_symbols == n).flatten(), pairing(width)
+
+
 def to_reals(coef: torch.Tensor, n_symbols: torch.Tensor, n_reals: int) -> torch.Tensor:
     """float (B, n_reals): coefficient values (B, C) where an item's reals carry them, by
     :func:`pairing` after the SCALE_REALS scale reals; zero on the scale reals and on reals that
     carry no coefficient (beyond C, or beyond the item's 2 n)."""
     out = torch.zeros((coef.shape[0], n_reals), dtype=coef.dtype, device=coef.device)
-    for n in torch.unique(n_symbols).tolist():
-        rows = torch.nonzero(n_symbols == n).flatten()
-        width = min(coef.shape[1], 2 * int(n) - SCALE_REALS)
-        if width > 0:
-            out[rows, SCALE_REALS:SCALE_REALS + width] = coef[rows][:, pairing(width)]
+    for rows, perm in _layouts(n_symbols, coef.shape[1]):
+        out[rows, SCALE_REALS:SCALE_REALS + perm.numel()] = coef[rows][:, perm]
     return out
 
 
 def from_reals(reals: torch.Tensor, n_symbols: torch.Tensor, n_coef: int) -> torch.Tensor:
     """float (B, n_coef): the inverse of :func:`to_reals` (zero for coefficients not carried)."""
     out = torch.zeros((reals.shape[0], n_coef), dtype=reals.dtype, device=reals.device)
-    for n in torch.unique(n_symbols).tolist():
-        rows = torch.nonzero(n_symbols == n).flatten()
-        width = min(n_coef, 2 * int(n) - SCALE_REALS)
-        if width > 0:
-            out[rows[:, None], pairing(width)[None, :]] = reals[rows, SCALE_REALS:SCALE_REALS + width]
+    for rows, perm in _layouts(n_symbols, n_coef):
+        out[rows[:, None], perm[None, :]] = reals[rows, SCALE_REALS:SCALE_REALS + perm.numel()]
     return out
 
 
@@ -374,9 +379,10 @@ def payload_correction(z: torch.Tensor, n_symbols: torch.Tensor, v_phy: torch.Te
 
     The PHY's channel estimate leaves a common gain error ``g`` on all of a frame's symbols
     (``|g| - 1`` and ``arg g`` with variances :data:`PHY_AMPLITUDE_VAR` and :data:`PHY_PHASE_VAR`
-    times v), and its noise estimate has :data:`PHY_NOISE_DOF` degrees of freedom. The linear code is hurt by both far more than the learned token path: at 0 dB a
-    common phase of 0.1 rad leaks each strong coefficient into its partner. The payload itself
-    tells more, because the code's statistics are known:
+    times v), and its noise estimate has :data:`PHY_NOISE_DOF` degrees of freedom. The linear code
+    is hurt by both far more than the learned token path: at 0 dB a common phase of 0.1 rad leaks
+    each strong coefficient into its partner. The payload itself tells more, because the code's
+    statistics are known:
 
     * phase: each symbol pairs a strong coefficient with a weak one (:func:`pairing`), so
       ``sum q_k z_k^2`` (``q_k``: the real part's expected power less the imaginary part's) is
@@ -407,7 +413,8 @@ def payload_correction(z: torch.Tensor, n_symbols: torch.Tensor, v_phy: torch.Te
     # spread of variance sum q^2 (4 a b + 2 v (a + b) + v^2 / 2): the weak partners and the noise
     p_re, p_im = slot_power[:, 0::2], slot_power[:, 1::2]                          # (B, R/2)
     q = p_re - p_im
-    s = (((zc.abs() ** 2).sum(1) - n * v_phy) / slot_power.sum(1).clamp(min=1e-12)).clamp(min=0.0)
+    received = (zc.abs() ** 2).sum(1)                        # energy; the rotation below keeps it
+    s = ((received - n * v_phy) / slot_power.sum(1).clamp(min=1e-12)).clamp(min=0.0)
     a, b_ = s[:, None] * p_re, s[:, None] * p_im
     vv = v_phy[:, None]
     spread_im = (q ** 2 * (4.0 * a * b_ + 2.0 * vv * (a + b_) + 0.5 * vv ** 2)).sum(1)
@@ -422,7 +429,7 @@ def payload_correction(z: torch.Tensor, n_symbols: torch.Tensor, v_phy: torch.Te
     dof = empty.sum(1).float()
     v = (PHY_NOISE_DOF * v_phy + 2.0 * (zr ** 2 * empty).sum(1)) / (PHY_NOISE_DOF + dof)
     # magnitude: energy n; var of the amplitude from that of the measured power
-    power = (zc.abs() ** 2).sum(1) / n - v
+    power = received / n - v
     var_power = (2.0 * v + v ** 2) / n + 2.0 * v ** 2 / (PHY_NOISE_DOF + dof)
     var_amp = var_power / 4.0
     prior = PHY_AMPLITUDE_VAR * v_phy
