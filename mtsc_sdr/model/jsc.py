@@ -157,30 +157,56 @@ class JSCEncoder(nn.Module):
 
     def forward(self, states: torch.Tensor, mask: torch.Tensor, snr_db: torch.Tensor,
                 budget: int | None = None) -> JSCCode:
-        """states float32 (B, L, d), mask bool (B, L), snr_db float (B,) -> :class:`JSCCode`.
+        """states float32 (B, L, d), mask bool (B, L), snr_db float (B,) -> :class:`JSCCode`:
+        :meth:`project` then :meth:`assemble`."""
+        score, codes = self.project(states, mask, snr_db)
+        return self.assemble(score, codes, snr_db, budget)
+
+    def project(self, states: torch.Tensor, mask: torch.Tensor, snr_db: torch.Tensor
+                ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """Every token's code at every rate, before any choice (steps 1 and 4 of the module
+        docstring, applied to all tokens): the fixed-shape part of the encoder, which the client
+        runtimes other than torch run as a graph (:mod:`mtsc_sdr.compress`).
 
         The first ``skip_first`` positions (the task token) are never sent: the frame header
-        carries the task id and the server has its own task queries."""
-        budget = self.default_budget if budget is None else int(budget)
-        b, _, d = states.shape
+        carries the task id and the server has its own task queries.
+
+        Args:
+            states: float32 (B, L, d) LAM encoder states; mask: bool (B, L); snr_db: float (B,).
+        Returns:
+            score float32 (B, L), importance logits, -inf where a token is not sendable; and
+            codes: per rate index r, float32 (B, L, 2 s_r): token j's s_r complex symbols as
+            (re, im) pairs, gated and SNR-conditioned, not yet power-normalised.
+        """
         sendable = mask.clone()
         sendable[:, :self.skip_first] = False
         score = self.importance(states).squeeze(-1).masked_fill(~sendable, float("-inf"))
-        n_sendable = sendable.sum(1)
+        h = self.film(self.norm(states), snr_db) * torch.sigmoid(score)[..., None]
+        return score, [head(h) for head in self.heads]
+
+    def assemble(self, score: torch.Tensor, codes: list[torch.Tensor], snr_db: torch.Tensor,
+                 budget: int | None = None) -> JSCCode:
+        """Steps 2, 3 and 5 of the module docstring on :meth:`project`'s output: choose the rate,
+        keep the most important tokens of each item in their order, normalise the power.
+
+        Args:
+            score: float32 (B, L); codes: per rate, float32 (B, L, 2 s_r); snr_db: float (B,);
+            budget: complex symbols per item (None: the model's default).
+        """
+        budget = self.default_budget if budget is None else int(budget)
+        b = score.shape[0]
+        n_sendable = torch.isfinite(score).sum(1)
         rate_idx = choose_rate(snr_db, budget, self.rate_table, self.thresholds_db, n_sendable)
-        spt = torch.as_tensor(self.rate_table, device=states.device)[rate_idx]
+        spt = torch.as_tensor(self.rate_table, device=score.device)[rate_idx]
         n_tokens = torch.minimum(budget // spt, n_sendable).to(torch.int64)
         pos = keep_top_k(self._ranking(score), n_tokens)                 # (B, K)
         valid = pos >= 0
         idx = pos.clamp(min=0)
-        kept = states.gather(1, idx[..., None].expand(-1, -1, d))
-        gate = torch.sigmoid(score.gather(1, idx)).masked_fill(~valid, 0.0)
-        h = self.film(self.norm(kept), snr_db) * gate[..., None]
-        symbols = torch.zeros((b, budget), dtype=torch.complex64, device=states.device)
+        symbols = torch.zeros((b, budget), dtype=torch.complex64, device=score.device)
         for r, items in _groups(rate_idx):
             s = self.rate_table[r]
             kr = int(n_tokens[items].max())
-            z = self.heads[r](h[items, :kr])                              # (n, kr, 2s)
+            z = codes[r][items].gather(1, idx[items, :kr, None].expand(-1, -1, 2 * s))   # (n, kr, 2s)
             z = torch.view_as_complex(z.float().reshape(len(items), kr, s, 2).contiguous())
             z = z * valid[items, :kr, None]                                # silence unused tokens
             z = z.reshape(len(items), kr * s)
