@@ -28,7 +28,7 @@ _EXPORTS = {
     "default_checkpoint_dir": "checkpoint",
     "shipped_model_dir": "checkpoint",
     "ModelConfig": "config",
-    "JSCCode": "jsc", "JSCDecoder": "jsc", "JSCEncoder": "jsc", "choose_rate": "jsc", "keep_top_k": "jsc",
+    "JSCCode": "jsc", "JSCDecoder": "jsc", "JSCEncoder": "jsc", "choose_rate": "jsc", "kept_positions": "jsc",
     "ClientModel": "split", "LinkResult": "split", "MTSCModel": "split", "ServerModel": "split",
     "TaskSemantics": "split", "Uplink": "split",
     "TextTokenizer": "tokenizer",

@@ -283,8 +283,13 @@ class AnalogImageCode(_Spectrum):
                rate_idx: torch.Tensor, thresholds_db) -> torch.Tensor:
         """images float (B, 3, H, W), n_symbols int64 (B,) (each <= budget), rate_idx int64 (B,)
         (the SNR class, :func:`snr_classes`) -> complex64 (B, budget), unit average power over
-        each item's first n_symbols, zeros after."""
-        c = self.analyse(images)                                                  # (B, C)
+        each item's first n_symbols, zeros after: :meth:`encode_coefficients` of
+        :meth:`analyse`."""
+        return self.encode_coefficients(self.analyse(images), n_symbols, budget, rate_idx, thresholds_db)
+
+    def encode_coefficients(self, c: torch.Tensor, n_symbols: torch.Tensor, budget: int,
+                            rate_idx: torch.Tensor, thresholds_db) -> torch.Tensor:
+        """As :meth:`encode`, from the coefficients float32 (B, C) :meth:`analyse` gives."""
         cls = snr_classes(rate_idx, thresholds_db)
         wc = c * allocation(self.lam, _sent(n_symbols, c.shape[1]), cls.design_db)
         norm = wc.norm(dim=1).clamp(min=1e-6)

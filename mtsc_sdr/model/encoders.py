@@ -127,6 +127,15 @@ class AudioEncoder(nn.Module):
 
     def forward(self, audio: torch.Tensor, lengths: torch.Tensor | None = None
                 ) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`features` then :meth:`encode_features`."""
+        return self.encode_features(*self.features(audio, lengths))
+
+    def features(self, audio: torch.Tensor, lengths: torch.Tensor | None = None
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The signal-processing front end: audio float32 (B, n) cropped / zero-padded to
+        ``n_samples`` -> standardised log-mel float32 (B, n_mels, frames) and lengths int64 (B,)
+        in samples (n when not given, at most ``n_samples``). It stays outside exported encode
+        graphs (:mod:`mtsc_sdr.compress.graph`): ONNX Runtime's STFT took 27x torch's time."""
         b, n = audio.shape
         if n >= self.n_samples:
             audio = audio[:, :self.n_samples]
@@ -134,10 +143,14 @@ class AudioEncoder(nn.Module):
             audio = torch.nn.functional.pad(audio, (0, self.n_samples - n))
         if lengths is None:
             lengths = torch.full((b,), n, dtype=torch.int64, device=audio.device)
-        lengths = lengths.clamp(max=self.n_samples)
-        x = self.conv((self.logmel(audio) - LOGMEL_MEAN) / LOGMEL_STD)  # (B, C, frames / 4)
+        return (self.logmel(audio) - LOGMEL_MEAN) / LOGMEL_STD, lengths.clamp(max=self.n_samples)
+
+    def encode_features(self, mel: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """mel float32 (B, n_mels, frames), lengths int64 (B,) -> tokens (B, audio_tokens, d),
+        mask (B, audio_tokens)."""
+        x = self.conv(mel)                                               # (B, C, frames / 4)
         tokens = self.proj(self.pool(x).transpose(1, 2)) + self.pos    # (B, T, d)
-        start = torch.arange(self.n_tokens, device=audio.device) * (self.n_samples / self.n_tokens)
+        start = torch.arange(self.n_tokens, device=mel.device) * (self.n_samples / self.n_tokens)
         mask = start[None, :] < lengths[:, None]
         mask[:, 0] = True
         tokens = self.mixer(tokens, src_key_padding_mask=~mask)

@@ -65,11 +65,9 @@ def choose_rate(snr_db: torch.Tensor, budget: int, rate_table, thresholds_db,
         int64 (B,), never a rate whose single token exceeds ``budget``.
     """
     table = torch.as_tensor(rate_table, dtype=torch.int64, device=snr_db.device)
-    fits = int((table <= budget).sum())
-    if fits == 0:
-        raise ValueError(f"budget of {budget} symbols is less than the smallest rate {int(table[0])}")
+    fits = rates_that_fit(rate_table, budget)
     thr = torch.as_tensor(thresholds_db, dtype=torch.float32, device=snr_db.device)
-    passed = torch.bucketize(snr_db.float(), thr, right=True)      # thresholds <= snr
+    passed = (thr[None, :] <= snr_db.float()[:, None]).sum(1)      # thresholds <= snr
     lowest = (len(rate_table) - 1 - passed).clamp(max=fits - 1)     # (B,) index of s_min
     if n_valid is None:
         return lowest.to(torch.int64)
@@ -78,6 +76,15 @@ def choose_rate(snr_db: torch.Tensor, budget: int, rate_table, thresholds_db,
     keeps_all = allowed & (n_valid[:, None] * table[None, :] <= budget)
     best_all = torch.where(keeps_all, idx, torch.full_like(idx, -1)).max(dim=1).values
     return torch.where(best_all >= 0, best_all, lowest).to(torch.int64)
+
+
+def rates_that_fit(rate_table, budget: int) -> int:
+    """How many rates (from the first) have one token's symbols within ``budget``; ValueError
+    when none does."""
+    fits = sum(1 for s in rate_table if s <= budget)
+    if fits == 0:
+        raise ValueError(f"budget of {budget} symbols is less than the smallest rate {rate_table[0]}")
+    return fits
 
 
 class SNRFiLM(nn.Module):
@@ -92,6 +99,23 @@ class SNRFiLM(nn.Module):
     def forward(self, x: torch.Tensor, snr_db: torch.Tensor) -> torch.Tensor:
         gamma, beta = self.net((snr_db.float() / 10.0)[:, None]).chunk(2, dim=-1)
         return x * (1.0 + gamma[:, None, :]) + beta[:, None, :]
+
+
+@dataclass
+class AssembledCode:
+    """What :meth:`JSCEncoder.assemble_reals` returns: fixed shapes, no complex dtype (what an
+    exported encode graph outputs).
+
+    Attributes:
+        reals: float32 (B, budget, 2), the symbols as (re, im), unit average power over each
+            item's first n_symbols, zeros after.
+        rate_idx, n_tokens: int64 (B,). keep: bool (B, L), which tokens were kept.
+    """
+
+    reals: torch.Tensor
+    rate_idx: torch.Tensor
+    n_tokens: torch.Tensor
+    keep: torch.Tensor
 
 
 @dataclass
@@ -113,26 +137,12 @@ class JSCCode:
     importance: torch.Tensor
 
 
-def _groups(rate_idx: torch.Tensor):
-    """(rate, item indices) for each rate present in the batch."""
-    for r in torch.unique(rate_idx).tolist():
-        yield int(r), torch.nonzero(rate_idx == r).flatten()
-
-
-def keep_top_k(importance: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
-    """Positions of the k[b] highest scores of each row, ascending, padded with -1.
-
-    Args:
-        importance: float (B, L) (-inf where a token must never be kept).
-        k: int64 (B,), each <= the number of finite scores in its row.
-    Returns:
-        int64 (B, max k).
-    """
-    kmax = int(k.max()) if k.numel() else 0
-    top = importance.topk(kmax, dim=1).indices                       # (B, kmax), best first
-    keep = torch.arange(kmax, device=k.device)[None, :] < k[:, None]
-    big = importance.shape[1]
-    pos = torch.where(keep, top, torch.full_like(top, big)).sort(dim=1).values
+def kept_positions(keep: torch.Tensor, n_tokens: torch.Tensor) -> torch.Tensor:
+    """bool (B, L) kept tokens, int64 (B,) how many -> their positions int64 (B, max n_tokens),
+    ascending, padded with -1."""
+    big = keep.shape[1]
+    pos = torch.arange(big, device=keep.device).expand_as(keep)
+    pos = torch.where(keep, pos, torch.full_like(pos, big)).sort(dim=1).values[:, :int(n_tokens.max()) if n_tokens.numel() else 0]
     return torch.where(pos == big, torch.full_like(pos, -1), pos)
 
 
@@ -187,34 +197,48 @@ class JSCEncoder(nn.Module):
     def assemble(self, score: torch.Tensor, codes: list[torch.Tensor], snr_db: torch.Tensor,
                  budget: int | None = None) -> JSCCode:
         """Steps 2, 3 and 5 of the module docstring on :meth:`project`'s output: choose the rate,
-        keep the most important tokens of each item in their order, normalise the power.
+        keep the most important tokens of each item in their order, normalise the power
+        (:meth:`assemble_reals`, as complex symbols with the kept positions).
 
         Args:
             score: float32 (B, L); codes: per rate, float32 (B, L, 2 s_r); snr_db: float (B,);
             budget: complex symbols per item (None: the model's default).
         """
+        code = self.assemble_reals(score, codes, snr_db, budget)
+        return JSCCode(torch.view_as_complex(code.reals), code.rate_idx, code.n_tokens,
+                       kept_positions(code.keep, code.n_tokens), score)
+
+    def assemble_reals(self, score: torch.Tensor, codes: list[torch.Tensor], snr_db: torch.Tensor,
+                       budget: int | None = None) -> AssembledCode:
+        """:meth:`assemble` in fixed shapes, with no data-dependent size and no Python loop over
+        items, so that it exports into a graph and runs on a GPU without host syncs.
+
+        Each token's rank by importance decides whether it is kept (rank < n_tokens); a kept
+        token's slot is the number of kept tokens before it, so kept tokens keep their order.
+        Every rate that fits the budget scatters its codes into its slots; each item takes its
+        own rate's result.
+        """
         budget = self.default_budget if budget is None else int(budget)
+        fits = rates_that_fit(self.rate_table, budget)
         b = score.shape[0]
         n_sendable = torch.isfinite(score).sum(1)
         rate_idx = choose_rate(snr_db, budget, self.rate_table, self.thresholds_db, n_sendable)
         spt = torch.as_tensor(self.rate_table, device=score.device)[rate_idx]
         n_tokens = torch.minimum(budget // spt, n_sendable).to(torch.int64)
-        pos = keep_top_k(self._ranking(score), n_tokens)                 # (B, K)
-        valid = pos >= 0
-        idx = pos.clamp(min=0)
-        symbols = torch.zeros((b, budget), dtype=torch.complex64, device=score.device)
-        for r, items in _groups(rate_idx):
-            s = self.rate_table[r]
-            kr = int(n_tokens[items].max())
-            z = codes[r][items].gather(1, idx[items, :kr, None].expand(-1, -1, 2 * s))   # (n, kr, 2s)
-            z = torch.view_as_complex(z.float().reshape(len(items), kr, s, 2).contiguous())
-            z = z * valid[items, :kr, None]                                # silence unused tokens
-            z = z.reshape(len(items), kr * s)
-            used = (n_tokens[items] * s).clamp(min=1).float()
-            power = (z.real ** 2 + z.imag ** 2).sum(1) / used
-            z = z / torch.sqrt(power + 1e-12)[:, None]
-            symbols = symbols.index_put((items[:, None], torch.arange(kr * s, device=z.device)[None, :]), z)
-        return JSCCode(symbols, rate_idx, n_tokens, pos, score)
+        rank = self._ranking(score).argsort(dim=1, descending=True).argsort(dim=1)    # (B, L)
+        keep = rank < n_tokens[:, None]
+        slot = keep.cumsum(1) - 1                                                   # (B, L)
+        reals = score.new_zeros((b, 2 * budget))
+        for r in range(fits):
+            s, slots = self.rate_table[r], budget // self.rate_table[r]
+            dest = torch.where(keep & (slot < slots), slot, torch.full_like(slot, slots))   # slots: discarded
+            z = score.new_zeros((b, slots + 1, 2 * s)).scatter_add(1, dest[..., None].expand(-1, -1, 2 * s),
+                                                                    codes[r].float())
+            z = torch.nn.functional.pad(z[:, :slots].reshape(b, 2 * s * slots), (0, 2 * (budget - s * slots)))
+            reals = reals + z * (rate_idx == r)[:, None]
+        power = reals.pow(2).sum(1) / (n_tokens * spt).clamp(min=1)
+        reals = reals / torch.sqrt(power + 1e-12)[:, None]
+        return AssembledCode(reals.view(b, budget, 2), rate_idx, n_tokens, keep)
 
     def _ranking(self, score: torch.Tensor) -> torch.Tensor:
         """Scores that decide which tokens are kept (B, L); -inf positions stay -inf."""
@@ -227,6 +251,12 @@ class JSCEncoder(nn.Module):
         else:
             raise ValueError(f"selection must be 'importance', 'fixed' or 'random', got {self.selection!r}")
         return alt.masked_fill(torch.isinf(score), float("-inf"))
+
+
+def _groups(rate_idx: torch.Tensor):
+    """(rate, item indices) for each rate present in the batch."""
+    for r in torch.unique(rate_idx).tolist():
+        yield int(r), torch.nonzero(rate_idx == r).flatten()
 
 
 class JSCDecoder(nn.Module):

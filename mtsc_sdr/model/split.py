@@ -122,13 +122,26 @@ class ClientModel(nn.Module):
             out[i, :len(r)] = torch.tensor(r, dtype=torch.int64)
         return out.to(self.device)
 
-    def encode_modality(self, batch: dict, modality: str) -> tuple[torch.Tensor, torch.Tensor]:
-        """The modality encoder of ``modality`` (:data:`mtsc_sdr.tasks.MODALITIES`) on its batch
-        field: tokens float32 (B, L_m, d) and mask bool (B, L_m)."""
-        if modality == "audio":
-            return self.audio_encoder(batch["audio"].to(self.device), batch.get("audio_length"))
-        encoder = {"image": self.image_encoder, "video": self.video_encoder}[modality]
-        return encoder(batch[modality].to(self.device))
+    def encoder_inputs(self, batch: dict, task: str) -> dict[str, torch.Tensor]:
+        """The tensors ``task``'s encode starts from (what an exported encode graph takes,
+        :mod:`mtsc_sdr.compress.graph`), by name:
+
+        * the modality's field: ``image`` float32 (B, 3, H, W), ``video`` float32 (B, T, 3, H, W),
+          or for audio its log-mel front end's output (:meth:`~.encoders.AudioEncoder.features`):
+          ``audio_mel`` float32 (B, n_mels, frames) and ``audio_length`` int64 (B,) in samples;
+        * ``question_ids`` int64 (B, T_q) for a task with a question (:meth:`question_ids`).
+        """
+        spec = tasks.get(task)
+        if spec.modality == "audio":
+            length = batch.get("audio_length")
+            mel, length = self.audio_encoder.features(batch["audio"].to(self.device),
+                                                      None if length is None else length.to(self.device))
+            out = {"audio_mel": mel, "audio_length": length}
+        else:
+            out = {spec.modality: batch[spec.modality].to(self.device)}
+        if spec.question:
+            out["question_ids"] = self.question_ids(batch["question"])
+        return out
 
     def embed_inputs(self, batch: dict, task: str) -> tuple[torch.Tensor, torch.Tensor]:
         """Encoder input ``[task token ; modality tokens ; question tokens (tasks with a question)]``.
@@ -138,20 +151,29 @@ class ClientModel(nn.Module):
         Returns:
             inputs_embeds float32 (B, L, d), mask bool (B, L).
         """
+        return self.embed(task, self.encoder_inputs(batch, task))
+
+    def embed(self, task: str, inputs: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`embed_inputs` from :meth:`encoder_inputs`' tensors: the modality encoder, the
+        task and modality embeddings and the question's token embeddings -> inputs_embeds float32
+        (B, L, d), mask bool (B, L)."""
         spec = tasks.get(task)
-        tok, mask = self.encode_modality(batch, spec.modality)
+        if spec.modality == "audio":
+            tok, mask = self.audio_encoder.encode_features(inputs["audio_mel"], inputs["audio_length"])
+        else:
+            tok, mask = {"image": self.image_encoder, "video": self.video_encoder}[spec.modality](inputs[spec.modality])
         b = tok.shape[0]
         parts = [self.task_embed[_task_ids(task, b, self.device)][:, None],
                  tok + self.modality_embed[_MODALITY[spec.modality]]]
         masks = [torch.ones((b, 1), dtype=torch.bool, device=self.device), mask]
         if spec.question:
-            ids = self.question_ids(batch["question"])
+            ids = inputs["question_ids"]
             parts.append(self.lam_encoder.embed_text(ids) + self.modality_embed[_MODALITY["text"]])
             masks.append(ids != self.tokenizer.pad_id)
         return torch.cat(parts, 1), torch.cat(masks, 1)
 
     def encode(self, batch: dict, task: str, snr_db, budget: Optional[int] = None, analog: bool = True) -> Uplink:
-        """One item batch -> :class:`Uplink`.
+        """One item batch -> :class:`Uplink`: :meth:`project` then :meth:`uplink`.
 
         Args:
             batch: collated examples of ``task``.
@@ -160,21 +182,46 @@ class ClientModel(nn.Module):
             analog: False sends a dense task through the learned token path even with the analog
                 code (training does, see :meth:`MTSCModel.loss`).
         """
-        if analog and self.sends_analog(task):
-            return self._encode_analog(batch, task, snr_db, budget)
-        x, mask = self.embed_inputs(batch, task)
-        states = self.lam_encoder(x, mask)
-        snr = _per_item(snr_db, x.shape[0], self.device)
-        code = self.jsc_encoder(states, mask, snr, budget)
-        return Uplink(code.symbols, code.rate_idx, code.n_tokens, _task_ids(task, x.shape[0], self.device),
+        analog = analog and self.sends_analog(task)
+        inputs = self.encoder_inputs(batch, task) if not analog else {"image": batch["image"].to(self.device)}
+        snr = _per_item(snr_db, next(iter(inputs.values())).shape[0], self.device)
+        return self.uplink(task, self.project(task, inputs, snr, analog), snr, budget, analog)
+
+    def project(self, task: str, inputs: dict[str, torch.Tensor], snr_db: torch.Tensor,
+                analog: bool = False) -> list[torch.Tensor]:
+        """The encode's fixed-shape part, which other client runtimes run as one exported graph
+        (:mod:`mtsc_sdr.compress.graph`): modality encoder -> LAM encoder -> every token's JSC code
+        at every rate (:meth:`~.jsc.JSCEncoder.project`); with ``analog``, the analog image code's
+        coefficients.
+
+        Args:
+            inputs: :meth:`encoder_inputs`' tensors (``analog``: just ``image``); snr_db: float (B,).
+        Returns:
+            ``[score (B, L), codes[0] (B, L, 2 s_0), ...]``, or ``[coefficients float32 (B, C)]``.
+        """
+        if analog:
+            return [self.analog.analyse(inputs["image"])]
+        x, mask = self.embed(task, inputs)
+        score, codes = self.jsc_encoder.project(self.lam_encoder(x, mask), mask, snr_db)
+        return [score, *codes]
+
+    def uplink(self, task: str, projected: list[torch.Tensor], snr_db: torch.Tensor,
+               budget: Optional[int] = None, analog: bool = False) -> Uplink:
+        """:meth:`project`'s output -> :class:`Uplink`: the rate, the kept tokens and the power
+        (:meth:`~.jsc.JSCEncoder.assemble`), or the analog code's symbols."""
+        if analog:
+            return self._analog_uplink(projected[0], task, snr_db, budget)
+        code = self.jsc_encoder.assemble(projected[0], projected[1:], snr_db, budget)
+        return Uplink(code.symbols, code.rate_idx, code.n_tokens, _task_ids(task, code.symbols.shape[0], self.device),
                       code.kept_positions, code.importance)
 
     def sends_analog(self, task: str) -> bool:
         """Whether ``task`` goes on the air by the analog image code (a dense task, with the code)."""
         return self.analog is not None and tasks.get(task).dense
 
-    def _encode_analog(self, batch: dict, task: str, snr_db, budget: Optional[int]) -> Uplink:
-        """The dense image task: :class:`~.analog.AnalogImageCode` symbols. The rate index is the
+    def _analog_uplink(self, coef: torch.Tensor, task: str, snr_db: torch.Tensor, budget: Optional[int]) -> Uplink:
+        """The dense image task from its coefficients (B, C): :class:`~.analog.AnalogImageCode`
+        symbols. The rate index is the
         SNR floor of :func:`~.jsc.choose_rate` (its SNR class, which picks the code's power
         allocation and scale coding at both ends; the header carries it) and the whole budget is
         sent, framed as ``budget // rate`` tokens so that the header and the base station treat it
@@ -182,14 +229,13 @@ class ClientModel(nn.Module):
         decreasing variance (a smaller budget drops the least important), so ``kept_positions``
         is 1..n_tokens and ``importance`` (B, 1 + budget // rate_table[0]) ranks them in that
         order (-j for token j; -inf for the task token, never sent)."""
-        images = batch["image"].to(self.device)
-        b = images.shape[0]
+        b = coef.shape[0]
         budget = self.cfg.symbols_per_item if budget is None else int(budget)
         thr = self.cfg.rate_snr_thresholds_db
-        rate_idx = choose_rate(_per_item(snr_db, b, self.device), budget, self.cfg.rate_table, thr)
+        rate_idx = choose_rate(snr_db, budget, self.cfg.rate_table, thr)
         spt = torch.as_tensor(self.cfg.rate_table, device=self.device)[rate_idx]
         n_tokens = budget // spt
-        symbols = self.analog.encode(images, n_tokens * spt, budget, rate_idx, thr)
+        symbols = self.analog.encode_coefficients(coef, n_tokens * spt, budget, rate_idx, thr)
         pos = torch.arange(1, int(n_tokens.max()) + 1, device=self.device)[None, :].expand(b, -1)
         pos = torch.where(pos <= n_tokens[:, None], pos, torch.full_like(pos, -1))
         order = -torch.arange(1 + budget // self.cfg.rate_table[0], dtype=torch.float32, device=self.device)

@@ -16,8 +16,9 @@ import torch
 from mtsc_sdr.config import ConfigError
 from mtsc_sdr.data import collate, examples
 from mtsc_sdr.model import (CheckpointMismatch, ModelConfig, TextTokenizer, build_model,
-                            choose_rate, keep_top_k, load, save)
+                            choose_rate, load, save)
 from mtsc_sdr.model import tokenizer as tokmod
+from mtsc_sdr.model.jsc import JSCEncoder
 from mtsc_sdr.model.split import TaskSemantics
 from mtsc_sdr.model.encoders import LogMel, mel_filterbank
 
@@ -127,11 +128,24 @@ def test_rate_choice_keeps_every_token_when_a_rate_allows():
     assert spt.tolist() == [8, 32, 16, 4, 16, 16, 32, 32]
 
 
-def test_top_k_keeps_highest_scores_in_order():
+def test_assemble_keeps_highest_scores_in_order():
+    """At -5 dB the rate floor is the last (32 symbols per token): a 96-symbol budget keeps the
+    3 best-scored tokens of each item, in their original order, each token's code in its slot."""
+    enc = JSCEncoder(ModelConfig())
     scores = torch.tensor([[0.1, 5.0, -1.0, 3.0, 4.0, float("-inf")],
                            [9.0, 1.0, 2.0, 0.0, float("-inf"), float("-inf")]])
-    pos = keep_top_k(scores, torch.tensor([3, 1]))
-    assert pos.tolist() == [[1, 3, 4], [0, -1, -1]]
+    # token j's code at every rate: every real part j + 1, imaginary parts 0
+    codes = [torch.zeros(2, 6, 2 * s).index_fill(2, torch.arange(0, 2 * s, 2), 1.0)
+             * torch.arange(1.0, 7.0)[None, :, None] for s in enc.rate_table]
+    code = enc.assemble(scores, codes, torch.tensor([-5.0, -5.0]), budget=96)
+    assert code.rate_idx.tolist() == [3, 3] and code.n_tokens.tolist() == [3, 3]
+    assert code.kept_positions.tolist() == [[1, 3, 4], [0, 1, 2]]
+    for i, kept in enumerate(code.kept_positions.tolist()):
+        per_slot = code.symbols[i].view(3, 32)
+        assert torch.allclose(per_slot.imag, torch.zeros(3, 32))
+        ratio = per_slot.real[:, 0] / per_slot.real[0, 0]
+        assert torch.allclose(ratio, torch.tensor([p + 1.0 for p in kept]) / (kept[0] + 1.0))
+        assert abs(float(code.symbols[i].abs().pow(2).mean()) - 1.0) < 1e-5
 
 
 def test_uplink_power_budget_and_importance(model, batches):

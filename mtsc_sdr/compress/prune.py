@@ -1,0 +1,678 @@
+"""Structured pruning of the client encoder: attention heads and feed-forward channels really removed
+(smaller ``nn.Linear`` modules), then a short recovery fine-tune through the channel.
+
+What is pruned
+--------------
+* **LAM encoder** (the bulk of the client encoder's matrices): in every layer, whole attention
+  heads -- their rows of the query / key / value projections and their columns of the attention
+  output projection -- and whole FFN channels -- rows of the first FFN linear map, columns of the
+  second. The residual width d (LayerNorms, embeddings, the JSC encoder's input) is unchanged, so
+  ``client.lam_encoder(x, mask)`` still maps (B, L, d) to (B, L, d). Both backbones: BART
+  (``BartEncoderLayer``: ``self_attn.{q,k,v,out}_proj``, ``fc1`` / ``fc2``) and MiniLM (``BertLayer``:
+  ``attention.self.{query,key,value}``, ``attention.output.dense``, ``intermediate.dense``,
+  ``output.dense``). LoRA adapters are merged into their weights first (``merge_adapters``).
+* **Modality encoders' transformer layers** (the audio ``mixer`` and the video ``temporal``
+  ``nn.TransformerEncoderLayer``, ``mixers=True``): their FFN channels (``linear1`` rows,
+  ``linear2`` columns). Their heads stay: ``nn.MultiheadAttention`` fuses q/k/v into one
+  ``in_proj`` of width ``embed_dim = num_heads * head_dim`` and has no smaller-head form.
+* Convolutions are not pruned: each CNN block normalises with ``GroupNorm(1, C)`` over all its
+  channels, so removing a channel changes every other channel's output (no exact surgery), and
+  they are a small share of the weights.
+
+How heads are counted after surgery (transformers 5.x, checked against the installed source):
+``BartAttention.forward`` and ``BertSelfAttention.forward`` reshape their projections with
+``view(*shape, -1, head_dim)`` and flatten the attention output with ``reshape(*shape, -1)``; the
+head count is inferred from the (smaller) projection width, and ``head_dim`` / ``scaling`` do not
+change. :func:`apply` still updates the counts the modules keep (``BartAttention.num_heads``;
+``BertSelfAttention.num_attention_heads`` and ``all_head_size``) so that nothing reading them is
+misled. ``BartAttention.embed_dim`` is the residual width d, which does not change. The model
+config (``ModelConfig.attention_heads``, the HF config) keeps the source sizes: layers may now
+differ, and the :class:`PruneSpec` is what records them.
+
+Files (:func:`save` / :func:`load_pruned`; shared with :mod:`.distill`)
+-----------------------------------------------------------------------
+A directory with ``compress.json`` (format, version, kind ``prune`` | ``distill``, the spec, the
+parameter counts, and ``frozen_sha256``: a hash of the client tensors that are *not* stored, so
+that loading with another source checkpoint is refused) and ``encoder.safetensors``: the client's
+encoder-side tensors (:data:`ENCODER_PARTS`, less the token embedding tied to the text decoder).
+No pickle. Loading rebuilds the source checkpoint's client, applies the spec and copies the
+tensors in after checking every name, shape and dtype.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Optional, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+from transformers.models.bart.modeling_bart import BartEncoderLayer
+from transformers.models.bert.modeling_bert import BertLayer
+
+from mtsc_sdr import tasks as task_table
+from mtsc_sdr.data import collate, examples
+from mtsc_sdr.model import load
+from mtsc_sdr.model.split import ClientModel, MTSCModel
+
+FORMAT = "mtsc-sdr-compressed-client"
+VERSION = 1
+SPEC_FILE = "compress.json"
+WEIGHTS_FILE = "encoder.safetensors"
+#: the client's encode path (:meth:`ClientModel.encode`): the modules and tables whose weights
+#: pruning, recovery and distillation change, and :func:`save_client` stores
+ENCODER_PARTS = ("image_encoder", "audio_encoder", "video_encoder", "task_embed", "modality_embed",
+                 "lam_encoder", "jsc_encoder")
+CRITERIA = ("taylor", "weight_norm")
+
+
+# -- the layers, as the surgery sees them ---------------------------------------------------------
+
+Ref = tuple[nn.Module, str]          # (parent module, attribute name) of a linear map
+
+
+def _get(ref: Ref) -> nn.Linear:
+    return getattr(*ref)
+
+
+@dataclass
+class _Block:
+    """One LAM-encoder layer: where its linear maps hang and how its attention counts heads.
+
+    ``qkv``: the query / key / value projections, (d) -> (H * head_dim), rows grouped by head;
+    ``out``: the attention output projection, (H * head_dim) -> (d), columns grouped by head;
+    ``fc1``: (d) -> (F) and ``fc2``: (F) -> (d), the FFN, F channels."""
+
+    attn: nn.Module
+    qkv: tuple[Ref, Ref, Ref]
+    out: Ref
+    fc1: Ref
+    fc2: Ref
+    head_dim: int
+    set_heads: Callable[[nn.Module, int], None]
+
+    @property
+    def n_heads(self) -> int:
+        return _get(self.qkv[0]).out_features // self.head_dim
+
+
+def _set_bart_heads(attn: nn.Module, n: int) -> None:
+    attn.num_heads = n                # forward infers it (view(..., -1, head_dim)); kept for readers
+
+
+def _set_bert_heads(attn: nn.Module, n: int) -> None:
+    attn.num_attention_heads = n
+    attn.all_head_size = n * attn.attention_head_size
+
+
+def _blocks(lam_encoder: nn.Module) -> list[_Block]:
+    """The encoder layers of a LAM encoder, first first.
+
+    Raises:
+        ValueError: it holds no BART or BERT encoder layer (another backbone needs its entry here).
+    """
+    out = []
+    for m in lam_encoder.modules():
+        if isinstance(m, BartEncoderLayer):
+            a = m.self_attn
+            out.append(_Block(a, ((a, "q_proj"), (a, "k_proj"), (a, "v_proj")), (a, "out_proj"),
+                              (m, "fc1"), (m, "fc2"), a.head_dim, _set_bart_heads))
+        elif isinstance(m, BertLayer):
+            a = m.attention.self
+            out.append(_Block(a, ((a, "query"), (a, "key"), (a, "value")), (m.attention.output, "dense"),
+                              (m.intermediate, "dense"), (m.output, "dense"), a.attention_head_size,
+                              _set_bert_heads))
+    if not out:
+        raise ValueError(f"{type(lam_encoder).__name__}: no BART or BERT encoder layers to prune")
+    return out
+
+
+def _layer_list(lam_encoder: nn.Module) -> tuple[nn.Module, str]:
+    """(parent, attribute) of the ``nn.ModuleList`` holding the LAM encoder's layers."""
+    for parent in lam_encoder.modules():
+        for name, child in parent.named_children():
+            if (isinstance(child, nn.ModuleList) and len(child)
+                    and all(isinstance(m, (BartEncoderLayer, BertLayer)) for m in child)):
+                return parent, name
+    raise ValueError(f"{type(lam_encoder).__name__}: no list of BART or BERT encoder layers")
+
+
+def _mixers(client: nn.Module) -> dict[str, nn.TransformerEncoderLayer]:
+    """The modality encoders' transformer layers by module name (``audio_encoder.mixer``, ...)."""
+    return {name: m for name, m in client.named_modules()
+            if isinstance(m, nn.TransformerEncoderLayer) and name.split(".")[0] in ENCODER_PARTS}
+
+
+def _keep(lin: nn.Linear, index: torch.Tensor, dim: int) -> nn.Linear:
+    """A new ``nn.Linear`` with only the output rows (``dim`` 0) or input columns (1) ``index``;
+    same dtype, device and ``requires_grad``. The bias follows the rows (untouched for columns)."""
+    w = lin.weight.detach().index_select(dim, index.to(lin.weight.device))
+    new = nn.Linear(w.shape[1], w.shape[0], bias=lin.bias is not None, device=w.device, dtype=w.dtype)
+    with torch.no_grad():
+        new.weight.copy_(w)
+        if lin.bias is not None:
+            new.bias.copy_(lin.bias.detach()[index] if dim == 0 else lin.bias.detach())
+    new.requires_grad_(lin.weight.requires_grad)
+    return new
+
+
+def _head_rows(heads: Sequence[int], head_dim: int) -> torch.Tensor:
+    """int64 (len(heads) * head_dim,): the projection rows of the given heads, in order."""
+    return (torch.as_tensor(list(heads), dtype=torch.int64)[:, None] * head_dim
+            + torch.arange(head_dim)).flatten()
+
+
+# -- the spec -------------------------------------------------------------------------------------
+
+@dataclass
+class PruneSpec:
+    """What a pruned client keeps (JSON-serialisable: :meth:`to_dict` / :meth:`from_dict`).
+
+    Attributes:
+        ratio: the share removed per layer, 0 <= ratio < 1 (0.5: half the heads and half the FFN
+            channels of every layer).
+        criterion: how the kept ones were chosen, one of :data:`CRITERIA` (see :func:`choose`).
+        heads: per LAM-encoder layer (first first), the kept attention heads (sorted indices).
+        ffn: per LAM-encoder layer, the kept FFN channels (sorted indices).
+        mixers: per modality-encoder transformer layer (module name in the client, e.g.
+            ``audio_encoder.mixer``), the kept FFN channels; empty: none pruned.
+    """
+
+    ratio: float
+    criterion: str
+    heads: list[list[int]]
+    ffn: list[list[int]]
+    mixers: dict[str, list[int]] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "PruneSpec":
+        """Inverse of :meth:`to_dict`. Raises ValueError naming a missing or malformed field."""
+        if not isinstance(d, dict):
+            raise ValueError(f"prune spec: expected an object, got {type(d).__name__}")
+        for key in ("ratio", "criterion", "heads", "ffn"):
+            if key not in d:
+                raise ValueError(f"prune spec: missing field {key!r}")
+
+        def indices(v, where):
+            if not isinstance(v, list) or not all(isinstance(i, int) and not isinstance(i, bool) for i in v):
+                raise ValueError(f"prune spec: {where}: expected a list of ints")
+            return list(v)
+
+        lists = {}
+        for key in ("heads", "ffn"):
+            if not isinstance(d[key], list):
+                raise ValueError(f"prune spec: {key}: expected a list per layer")
+            lists[key] = [indices(v, f"{key}[{i}]") for i, v in enumerate(d[key])]
+        mixers = d.get("mixers", {}) or {}
+        if not isinstance(mixers, dict):
+            raise ValueError("prune spec: mixers: expected an object")
+        return cls(float(d["ratio"]), str(d["criterion"]), lists["heads"], lists["ffn"],
+                   {str(k): indices(v, f"mixers[{k!r}]") for k, v in mixers.items()})
+
+
+def _check_index(index: Sequence[int], n: int, where: str) -> torch.Tensor:
+    if not index or any(i < 0 or i >= n for i in index) or sorted(set(index)) != list(index):
+        raise ValueError(f"prune spec: {where}: expected sorted distinct indices in [0, {n}), at least one, "
+                         f"got {list(index)[:8]}{' ...' if len(index) > 8 else ''}")
+    return torch.as_tensor(list(index), dtype=torch.int64)
+
+
+def _n_keep(n: int, ratio: float) -> int:
+    """How many of ``n`` a layer keeps at ``ratio``: n - round(ratio * n) (half up), at least one."""
+    return max(1, n - int(math.floor(ratio * n + 0.5)))
+
+
+def _top(score: torch.Tensor, k: int) -> list[int]:
+    """The ``k`` highest scores' indices, sorted; ties go to the lower index (stable, deterministic)."""
+    order = np.argsort(-score.detach().double().cpu().numpy(), kind="stable")[:k]
+    return sorted(int(i) for i in order)
+
+
+# -- choosing -------------------------------------------------------------------------------------
+
+def calibration_batches(tasks: Optional[Sequence[str]] = None, n_per_task: int = 2, batch_size: int = 8,
+                        split: str = "train", seed: int = 0) -> list[tuple[str, dict]]:
+    """``n_per_task`` collated batches of ``batch_size`` examples of every task (default: every
+    registered task) from the built-in world's ``split``: what :func:`choose` calibrates on."""
+    out = []
+    for task in task_table.check_names(task_table.names() if tasks is None else tasks):
+        items = examples(split, [task], n_per_task=n_per_task * batch_size, seed=seed)
+        out += [(task, collate(items[i:i + batch_size])) for i in range(0, len(items), batch_size)]
+    return out
+
+
+def _weight_scores(blocks: list[_Block], mixers: dict[str, nn.TransformerEncoderLayer]):
+    """Weight-norm importance (no data): a head's output is W_o[:, h] @ sum_j a_j W_v[h] x_j with
+    attention weights a_j summing to 1, so ||W_o[:, h]||_F * ||W_v[h]||_F bounds its gain; an FFN
+    channel's, through an activation of slope <= ~1, is bounded by ||fc1[j]|| * ||fc2[:, j]||."""
+    heads, ffn = [], []
+    for b in blocks:
+        hd = b.head_dim
+        wo = _get(b.out).weight.detach()                     # (d, H * hd)
+        wv = _get(b.qkv[2]).weight.detach()                  # (H * hd, d)
+        heads.append(wo.view(wo.shape[0], -1, hd).norm(dim=(0, 2)) * wv.view(-1, hd, wv.shape[1]).norm(dim=(1, 2)))
+        ffn.append(_get(b.fc1).weight.detach().norm(dim=1) * _get(b.fc2).weight.detach().norm(dim=0))
+    mix = {name: m.linear1.weight.detach().norm(dim=1) * m.linear2.weight.detach().norm(dim=0)
+           for name, m in mixers.items()}
+    return heads, ffn, mix
+
+
+def _taylor_scores(model: MTSCModel, batches, blocks: list[_Block], mixers: dict, snr_db: float, seed: int):
+    """First-order head / channel sensitivity (Michel et al. 2019, "Are sixteen heads really better
+    than one?"; Molchanov et al. 2019 for channels): put a gate g = 1 on each head's (channel's)
+    output; dL/dg_h = sum(W_o[:, h] * dL/dW_o[:, h]) is the first-order change of the loss when the
+    head is removed. Importance = sum over calibration batches of |dL/dg|. Only the output-side
+    weights need gradients. The loss is :meth:`MTSCModel.loss` (task loss, AWGN at ``snr_db``, the
+    model in eval mode: no dropout), so it ranks by what the server's decoders need."""
+    outs = [_get(b.out).weight for b in blocks]
+    fc2s = [_get(b.fc2).weight for b in blocks]
+    mix = [m.linear2.weight for m in mixers.values()]
+    tracked = outs + fc2s + mix
+    group = [b.head_dim for b in blocks] + [1] * (len(fc2s) + len(mix))
+    acc = [torch.zeros(w.shape[1] // g, dtype=torch.float64) for w, g in zip(tracked, group)]
+    flags = {p: p.requires_grad for p in model.parameters()}
+    training = model.training
+    model.eval()
+    model.requires_grad_(False)
+    for w in tracked:
+        w.requires_grad_(True)
+    try:
+        for i, (task, batch) in enumerate(batches):
+            gen = torch.Generator().manual_seed(int(np.random.default_rng([seed, i, 0xCA1]).integers(2**62)))
+            loss = model.loss(batch, task, float(snr_db), fading=None, generator=gen)
+            grads = torch.autograd.grad(loss, tracked, allow_unused=True)
+            for a, w, g, size in zip(acc, tracked, grads, group):
+                if g is not None:
+                    a += (w.detach() * g).sum(0).view(-1, size).sum(1).abs().double()
+    finally:
+        for p, flag in flags.items():
+            p.requires_grad_(flag)
+        model.train(training)
+    n = len(blocks)
+    return acc[:n], acc[n:2 * n], dict(zip(mixers, acc[2 * n:]))
+
+
+def choose(model, ratio: float, batches: Optional[Sequence[tuple[str, dict]]] = None, *,
+           mixers: bool = True, snr_db: float = 10.0, seed: int = 0) -> PruneSpec:
+    """Which heads and FFN channels each layer keeps at ``ratio``.
+
+    Criterion:
+
+    * with ``batches`` (``[(task, collated batch), ...]``, e.g. :func:`calibration_batches`):
+      ``taylor``, the first-order estimate of how much the training loss grows when a head or
+      channel is removed (:func:`_taylor_scores`; needs an :class:`MTSCModel`: the loss goes through
+      the server). It ranks by what the tasks use, which the weights alone cannot tell; a layer
+      whose gradients are all zero (e.g. the audio mixer with no audio batch) falls back to:
+    * without: ``weight_norm``, an upper bound on each head's / channel's output gain from its
+      weights (:func:`_weight_scores`); no data.
+
+    Heads (channels) are compared within their layer only, and every layer loses the same share
+    ``ratio`` (n - round(ratio * n) kept, at least one), so each layer keeps a fixed shape.
+
+    Args:
+        model: an :class:`MTSCModel` (needed with ``batches``) or its :class:`ClientModel`. Its LAM
+            encoder's LoRA adapters are merged in place (outputs unchanged up to rounding).
+        ratio: share removed, 0 <= ratio < 1.
+        mixers: also prune the FFN channels of the modality encoders' transformer layers.
+        snr_db: the AWGN SNR (dB, Es/N0 per complex symbol) of the calibration passes.
+        seed: the channel noise of the calibration passes.
+    Raises:
+        ValueError: ratio out of range, or ``batches`` without an :class:`MTSCModel`.
+    """
+    if not 0.0 <= ratio < 1.0:
+        raise ValueError(f"ratio must be in [0, 1), got {ratio}")
+    client = model.client if isinstance(model, MTSCModel) else model
+    if batches is not None and not isinstance(model, MTSCModel):
+        raise ValueError("choose with calibration batches needs the MTSCModel (the loss goes through the server)")
+    client.lam_encoder.merge_adapters()
+    blocks = _blocks(client.lam_encoder)
+    mix = _mixers(client) if mixers else {}
+    w_heads, w_ffn, w_mix = _weight_scores(blocks, mix)
+    criterion = "weight_norm"
+    heads, ffn, mscores = w_heads, w_ffn, w_mix
+    if batches:
+        criterion = "taylor"
+        t_heads, t_ffn, t_mix = _taylor_scores(model, batches, blocks, mix, snr_db, seed)
+        pick = (lambda t, w: t if bool((t > 0).any()) else w)
+        heads = [pick(t, w) for t, w in zip(t_heads, w_heads)]
+        ffn = [pick(t, w) for t, w in zip(t_ffn, w_ffn)]
+        mscores = {k: pick(t_mix[k], w_mix[k]) for k in mix}
+    return PruneSpec(ratio=float(ratio), criterion=criterion,
+                     heads=[_top(s, _n_keep(len(s), ratio)) for s in heads],
+                     ffn=[_top(s, _n_keep(len(s), ratio)) for s in ffn],
+                     mixers={k: _top(s, _n_keep(len(s), ratio)) for k, s in mscores.items()})
+
+
+# -- surgery --------------------------------------------------------------------------------------
+
+def apply(client: ClientModel, spec: PruneSpec) -> ClientModel:
+    """Remove what ``spec`` does not keep from ``client``, **in place** (returns it): LoRA merged,
+    then new smaller ``nn.Linear`` modules for the pruned projections and FFN maps, head counts
+    updated. Inputs and outputs keep their shapes: ``client.lam_encoder(x (B, L, d), mask (B, L))``
+    -> (B, L, d). A spec keeping everything (ratio 0) gives the same outputs exactly.
+
+    Raises:
+        ValueError: the spec does not fit the client (layer count, an index out of range, a
+            mixer the client does not have); the client is unchanged then.
+    """
+    client.lam_encoder.merge_adapters()
+    blocks = _blocks(client.lam_encoder)
+    mixers = _mixers(client)
+    if len(spec.heads) != len(blocks) or len(spec.ffn) != len(blocks):
+        raise ValueError(f"prune spec: {len(spec.heads)} head lists and {len(spec.ffn)} FFN lists for a LAM "
+                         f"encoder of {len(blocks)} layers")
+    unknown = sorted(set(spec.mixers) - set(mixers))
+    if unknown:
+        raise ValueError(f"prune spec: mixers {unknown} are not in the client (it has {sorted(mixers)})")
+    # check everything before changing anything
+    plan = []
+    for i, (b, heads, chans) in enumerate(zip(blocks, spec.heads, spec.ffn)):
+        h = _check_index(heads, b.n_heads, f"heads[{i}]")
+        c = _check_index(chans, _get(b.fc1).out_features, f"ffn[{i}]")
+        plan.append((b, h, c))
+    mix_plan = [(mixers[name], _check_index(chans, mixers[name].linear1.out_features, f"mixers[{name!r}]"))
+                for name, chans in spec.mixers.items()]
+    for b, h, c in plan:
+        rows = _head_rows(h.tolist(), b.head_dim)
+        for ref in b.qkv:
+            setattr(*ref, _keep(_get(ref), rows, 0))
+        setattr(*b.out, _keep(_get(b.out), rows, 1))
+        b.set_heads(b.attn, len(h))
+        setattr(*b.fc1, _keep(_get(b.fc1), c, 0))
+        setattr(*b.fc2, _keep(_get(b.fc2), c, 1))
+    for m, c in mix_plan:
+        m.linear1, m.linear2 = _keep(m.linear1, c, 0), _keep(m.linear2, c, 1)
+    return client
+
+
+def param_count(module: nn.Module) -> int:
+    """Parameters of ``module`` (shared ones counted once)."""
+    return sum(p.numel() for p in module.parameters())
+
+
+def encoder_param_count(client: ClientModel) -> int:
+    """Parameters of the client's encode path (:data:`ENCODER_PARTS`), the shared token embedding
+    included (shared tensors counted once)."""
+    seen, total = set(), 0
+    for name in ENCODER_PARTS:
+        part = getattr(client, name)
+        for p in ([part] if isinstance(part, nn.Parameter) else part.parameters()):
+            if id(p) not in seen:
+                seen.add(id(p))
+                total += p.numel()
+    return total
+
+
+# -- training the encoder side (recovery here, distillation in .distill) ---------------------------
+
+def _encoder_names(client: ClientModel) -> set[str]:
+    """State-dict keys of the encode path that are the client's own: under :data:`ENCODER_PARTS`,
+    less any tensor shared with a module outside them (the LAM's token embedding, tied to the text
+    decoder: it stays as the source checkpoint has it, so the client's decoders do not change)."""
+    state = client.state_dict(keep_vars=True)
+    inside = {k for k in state if k.split(".")[0] in ENCODER_PARTS}
+    outside = {state[k].data_ptr() for k in state if k not in inside}
+    return {k for k in inside if state[k].data_ptr() not in outside}
+
+
+def encoder_parameters(client: ClientModel) -> list[nn.Parameter]:
+    """The parameters :func:`recover` and :func:`~.distill.distill` train (see :func:`_encoder_names`)."""
+    names = _encoder_names(client)
+    return [p for k, p in client.named_parameters() if k in names]
+
+
+def with_client(model: MTSCModel, client: ClientModel) -> MTSCModel:
+    """A view of ``model`` with another client half: the same server (shared, not copied),
+    tokenizer and config; ``model`` itself is unchanged."""
+    view = copy.copy(model)
+    view._modules = {**model._modules, "client": client}
+    return view
+
+
+@dataclass
+class _Draw:
+    items: np.ndarray
+    snr_db: np.ndarray
+    fading: Optional[str]
+    noise_seed: int
+    torch_seed: int
+    budget: Optional[int]
+
+
+def _draw(rng: np.random.Generator, n: int, batch_size: int, snr_db_range, rician_fraction: float,
+          budgets) -> _Draw:
+    items = rng.choice(n, size=batch_size, replace=batch_size > n)
+    snr = rng.uniform(*snr_db_range, size=batch_size).astype(np.float32)
+    fading = "rician" if rng.random() < rician_fraction else None
+    seeds = int(rng.integers(2**62)), int(rng.integers(2**62))
+    budget = None if not budgets else int(budgets[int(rng.integers(len(budgets)))])
+    return _Draw(items, snr, fading, *seeds, budget)
+
+
+def fine_tune(model: MTSCModel, steps: int, *, tasks: Optional[Sequence[str]] = None, batch_size: int = 8,
+              examples_per_task: int = 256, lr: float = 3e-4, warmup_steps: Optional[int] = None,
+              weight_decay: float = 0.01, grad_clip: float = 1.0, snr_db_range=(-5.0, 20.0),
+              rician_fraction: float = 0.5, k_factor_db: float = 6.0, budgets=(128, 256, 512),
+              importance_weight: float = 0.2, seed: int = 0,
+              extra_loss: Optional[Callable[[str, dict], torch.Tensor]] = None,
+              on_step: Optional[Callable[[dict], None]] = None) -> list[dict]:
+    """Train the client's encode path (:func:`encoder_parameters`) of ``model`` with everything
+    else frozen -- the server, the client's task decoders and the shared token embedding -- on the
+    loss the model trains with (:meth:`MTSCModel.loss` through the torch channel).
+
+    Every step takes one batch of every task (losses summed, as the release recipe's
+    ``mix_tasks``); per batch, items are drawn from a fixed train-split pool of
+    ``examples_per_task`` examples, each item's SNR (dB, Es/N0) uniformly from ``snr_db_range``,
+    Rician block fading (K = ``k_factor_db``) with probability ``rician_fraction`` else AWGN, and a
+    symbol budget from ``budgets`` (None: the model's default). Everything random in step k comes
+    from ``numpy.random.default_rng([seed, k, i])`` (task i), so a run is a function of ``seed``
+    (bit-identical on the CPU with one thread). AdamW (decay on matrices), linear warm-up over
+    ``warmup_steps`` (default steps // 10) then cosine to lr / 10, gradient clipping at ``grad_clip``.
+    The encode-path modules run in train mode (dropout), the frozen ones in eval mode.
+
+    Args:
+        extra_loss: ``(task, batch) -> scalar`` added to each task's loss, called right after
+            that batch's forward pass (distillation's state-matching term).
+        on_step: called with each history entry.
+    Returns:
+        history: per step ``{"step", "loss" (the summed, optimised value), "tasks": {task: model
+        loss}, "extra": {task: extra loss}}`` (``extra`` only with ``extra_loss``).
+        ``requires_grad`` flags are restored afterwards and the model is left in eval mode.
+    """
+    from torch.nn.utils import clip_grad_norm_
+
+    tasks = task_table.check_names(task_table.names() if tasks is None else tasks)
+    pool = {t: examples("train", [t], n_per_task=examples_per_task, seed=seed) for t in tasks}
+    client = model.client
+    params = encoder_parameters(client)
+    flags = {p: p.requires_grad for p in model.parameters()}
+    model.requires_grad_(False)
+    for p in params:
+        p.requires_grad_(True)
+    model.eval()
+    for name in ENCODER_PARTS:
+        part = getattr(client, name)
+        if isinstance(part, nn.Module):
+            part.train()
+    opt = torch.optim.AdamW([{"params": [p for p in params if p.ndim >= 2], "weight_decay": weight_decay},
+                             {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0}],
+                            lr=lr, betas=(0.9, 0.98), eps=1e-8)
+    warmup = max(1, steps // 10) if warmup_steps is None else warmup_steps
+
+    def lr_at(k: int) -> float:
+        if k < warmup:
+            return lr * (k + 1) / warmup
+        frac = min(1.0, (k - warmup) / max(1, steps - warmup))
+        return lr * (0.1 + 0.45 * (1.0 + math.cos(math.pi * frac)))
+
+    history = []
+    try:
+        for k in range(steps):
+            for g in opt.param_groups:
+                g["lr"] = lr_at(k)
+            total, entry = 0.0, {"step": k, "tasks": {}, **({"extra": {}} if extra_loss else {})}
+            for i, task in enumerate(tasks):
+                d = _draw(np.random.default_rng([seed, k, i]), len(pool[task]), batch_size, snr_db_range,
+                          rician_fraction, budgets)
+                batch = collate([pool[task][j] for j in d.items.tolist()])
+                torch.manual_seed(d.torch_seed)                        # dropout
+                gen = torch.Generator().manual_seed(d.noise_seed)      # fading and noise
+                loss = model.loss(batch, task, torch.from_numpy(d.snr_db), fading=d.fading,
+                                  k_factor_db=k_factor_db, generator=gen, budget=d.budget,
+                                  importance_weight=importance_weight)
+                entry["tasks"][task] = float(loss.detach())
+                if extra_loss is not None:
+                    extra = extra_loss(task, batch)
+                    entry["extra"][task] = float(extra.detach())
+                    loss = loss + extra
+                total = total + loss
+            opt.zero_grad(set_to_none=True)
+            total.backward()
+            if grad_clip > 0:
+                clip_grad_norm_(params, grad_clip)
+            opt.step()
+            entry["loss"] = float(total.detach())
+            if not math.isfinite(entry["loss"]):
+                raise FloatingPointError(f"loss became {entry['loss']} at step {k}")
+            history.append(entry)
+            if on_step is not None:
+                on_step(entry)
+    finally:
+        for p, flag in flags.items():
+            p.requires_grad_(flag)
+        model.eval()
+    return history
+
+
+def recover(model: MTSCModel, steps: int, *, seed: int = 0, **settings) -> list[dict]:
+    """A short recovery fine-tune of a pruned client (``model.client`` after :func:`apply`) with the
+    server frozen: :func:`fine_tune` (its keyword arguments: tasks, batch_size, lr, SNR range, ...;
+    defaults: every task per step, batch 8, lr 3e-4, SNR -5..20 dB, half Rician, budgets
+    128/256/512, importance weight 0.2 as in training). Returns the history (one entry per step)."""
+    return fine_tune(model, steps, seed=seed, **settings)
+
+
+# -- files (shared with .distill) -----------------------------------------------------------------
+
+def frozen_fingerprint(client: ClientModel) -> str:
+    """sha256 (hex) of the client tensors a compressed checkpoint does not store (names, shapes,
+    dtypes, bytes): the task decoders, the shared token embedding, the analog code."""
+    stored = _encoder_names(client)
+    digest = hashlib.sha256()
+    for name, t in sorted(client.state_dict().items()):
+        if name in stored:
+            continue
+        t = t.detach().cpu().contiguous()
+        digest.update(f"{name}|{tuple(t.shape)}|{t.dtype}|".encode())
+        digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def save_client(client: ClientModel, kind: str, spec: dict, directory) -> Path:
+    """Write a compressed client: ``compress.json`` (format, version, ``kind``, ``spec``, parameter
+    counts, :func:`frozen_fingerprint`) and ``encoder.safetensors`` (the encode path's own tensors,
+    float32 as they are). Returns the directory."""
+    from safetensors.torch import save_file
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    names = _encoder_names(client)
+    tensors = {k: v.detach().contiguous().cpu() for k, v in client.state_dict().items() if k in names}
+    save_file(tensors, str(directory / WEIGHTS_FILE), metadata={"format": FORMAT, "version": str(VERSION),
+                                                                  "kind": kind})
+    meta = {"format": FORMAT, "version": VERSION, "kind": kind, "spec": spec,
+            "params": {"client": param_count(client), "encoder": encoder_param_count(client),
+                       "lam_encoder": param_count(client.lam_encoder)},
+            "frozen_sha256": frozen_fingerprint(client)}
+    (directory / SPEC_FILE).write_text(json.dumps(meta, indent=1, sort_keys=True))
+    return directory
+
+
+def read_meta(directory, kind: str) -> dict:
+    """The ``compress.json`` of a directory :func:`save_client` wrote, checked to be ``kind``.
+
+    Raises:
+        ValueError: no such file, not valid JSON, another format, version or kind.
+    """
+    file = Path(directory) / SPEC_FILE
+    if not file.is_file():
+        raise ValueError(f"{directory}: no {SPEC_FILE} (not a compressed client)")
+    try:
+        meta = json.loads(file.read_text())
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{file}: not valid JSON ({exc})") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT or meta.get("version") != VERSION:
+        raise ValueError(f"{file}: not a version-{VERSION} {FORMAT} file")
+    if meta.get("kind") != kind:
+        raise ValueError(f"{file}: holds a {meta.get('kind')!r} client, expected {kind!r}")
+    return meta
+
+
+def load_client_weights(client: ClientModel, directory, meta: dict) -> ClientModel:
+    """Copy a compressed client's stored tensors into ``client`` (rebuilt from the source
+    checkpoint with the spec applied), after checking that the unstored tensors are the ones it
+    was made with and that every stored name, shape and dtype fits.
+
+    Raises:
+        ValueError: naming each missing, unexpected or mismatching tensor, or another source
+            checkpoint.
+    """
+    from safetensors.torch import load_file
+
+    file = Path(directory) / WEIGHTS_FILE
+    try:
+        tensors = load_file(str(file))
+    except Exception as exc:  # noqa: BLE001 - OSError or SafetensorError
+        raise ValueError(f"{file}: cannot be read: {exc}") from None
+    names = _encoder_names(client)
+    own = client.state_dict(keep_vars=True)
+    problems = []
+    missing, unexpected = sorted(names - set(tensors)), sorted(set(tensors) - names)
+    if missing:
+        problems.append("missing tensors: " + ", ".join(missing[:8]))
+    if unexpected:
+        problems.append("unexpected tensors: " + ", ".join(unexpected[:8]))
+    problems += [f"tensor {k}: file has shape {tuple(tensors[k].shape)}, the client rebuilt from the spec has "
+                 f"{tuple(own[k].shape)}" for k in sorted(names & set(tensors)) if tensors[k].shape != own[k].shape]
+    problems += [f"tensor {k}: file has dtype {tensors[k].dtype}, the client has {own[k].dtype}"
+                 for k in sorted(names & set(tensors)) if tensors[k].dtype != own[k].dtype]
+    if problems:
+        raise ValueError(f"{file} does not fit the client its spec gives: " + "; ".join(problems))
+    if meta.get("frozen_sha256") != frozen_fingerprint(client):
+        raise ValueError(f"{directory}: made from another source checkpoint (the client tensors it does not "
+                         f"store -- task decoders, token embedding -- differ)")
+    with torch.no_grad():
+        for k in names:
+            own[k].copy_(tensors[k])
+    return client
+
+
+def save(client: ClientModel, spec: PruneSpec, directory) -> Path:
+    """Write a pruned client (:func:`save_client`, kind ``prune``); returns the directory."""
+    return save_client(client, "prune", spec.to_dict(), directory)
+
+
+def load_pruned(checkpoint, directory) -> ClientModel:
+    """The pruned client a directory of :func:`save` holds: the source ``checkpoint``'s client
+    (:func:`mtsc_sdr.model.load`), the spec applied, the stored tensors copied in; eval mode.
+
+    Raises:
+        ValueError: the directory, its spec or a tensor does not fit (the message names it).
+        mtsc_sdr.model.CheckpointMismatch: the checkpoint does not load.
+    """
+    meta = read_meta(directory, "prune")
+    client = apply(load(checkpoint).client, PruneSpec.from_dict(meta["spec"]))
+    return load_client_weights(client, directory, meta).eval()
+
+
+__all__ = ["CRITERIA", "ENCODER_PARTS", "PruneSpec", "apply", "calibration_batches", "choose",
+           "encoder_param_count", "encoder_parameters", "fine_tune", "load_client_weights", "load_pruned",
+           "param_count", "read_meta", "recover", "save", "save_client", "with_client", "frozen_fingerprint"]
