@@ -408,7 +408,8 @@ class Constraints:
             _number(value, p(f"min_accuracy.{task}"), -math.inf)
         for task, value in self.max_loss.items():
             _number(value, p(f"max_loss.{task}"), 0, strict=False)
-        check(self.percentile in PERCENTILES, p("percentile"), f"expected one of {PERCENTILES}, got {self.percentile!r}")
+        check(self.percentile in PERCENTILES, p("percentile"),
+              f"expected one of {PERCENTILES}, got {self.percentile!r}")
 
 
 @dataclass
@@ -441,7 +442,8 @@ def _reference(candidates: Sequence[Candidate], name: Optional[str]) -> tuple[di
     """Per-task reference accuracy and its label (see the module docstring for the rule)."""
     if name is not None:
         ref = next((c for c in candidates if c.name == name), None)
-        check(ref is not None, "reference", f"no candidate {name!r}; candidates: {', '.join(c.name for c in candidates)}")
+        check(ref is not None, "reference",
+              f"no candidate {name!r}; candidates: {', '.join(c.name for c in candidates)}")
     else:
         plain = [c for c in candidates if c.technique.uncompressed]
         ref = min(plain, key=lambda c: c.runtime != "torch") if plain else None
@@ -616,7 +618,7 @@ def _verify(x: np.ndarray, clients: Sequence[_Client], candidates: Sequence[Cand
         for name, limit in shared.items():
             total = sum(candidates[i].figure(name) for i in choice)
             if total > limit:
-                problems.append(f"shared {name} {total:.6g} > {limit:.6g}")
+                problems.append(f"shared {name} {_fmt(total)} > {_fmt(limit)}")
     if problems:
         raise PlanVerificationError("milp returned a plan that fails verification: " + "; ".join(problems))
     return choice
@@ -679,7 +681,7 @@ def _figures(cand: Candidate, est: Optional[LatencyEstimate], score: float, devi
     figures = {"latency_ms_p50": est.p50_ms if est else None, "latency_ms_p90": est.p90_ms if est else None,
                "peak_memory_mb": cand.peak_memory_mb, "weight_bytes": cand.weight_bytes,
                "accuracy": dict(cand.accuracy), "score": float(score)}
-    lat = est.provenance if est else "not available"
+    lat = est.provenance if est else "-"
     provenance = {"latency_ms_p50": lat, "latency_ms_p90": lat, "peak_memory_mb": _memory_provenance(est, device),
                   "weight_bytes": "measured", "accuracy": "measured", "score": "measured"}
     return figures, provenance
@@ -723,10 +725,9 @@ def _reason_chosen(client: _Client, i: int, names: Sequence[str], shared_limited
         text += (f". Tied on accuracy with {', '.join(tied)}; chosen for its lower latency "
                  f"{client.cons.percentile} {client.latency(i):.4g} ms")
     rejected = [j for j in range(len(names)) if j not in set(allowed)]
-    better = [j for j in rejected if sc[j] > sc[i]]
+    better = [j for j in rejected if sc[j] > sc[i] and not client.cannot_run[j]]
     if better:
-        binding = sorted({v.constraint for j in better for v in client.violations[j]}
-                         | ({"device support"} if any(client.cannot_run[j] for j in better) else set()))
+        binding = sorted({v.constraint for j in better for v in client.violations[j]})
         text += (f". Binding: {', '.join(binding)} -- better-scoring candidates ruled out: "
                  + ", ".join(_why_not(client, j, names[j]) for j in better))
     others = [j for j in rejected if j not in better]
@@ -760,7 +761,8 @@ def _client_plan(client: _Client, candidates: Sequence[Candidate], chosen: Optio
     return Plan(device=client.profile.name, power_mode=client.mode.name if client.mode else None,
                 feasible=chosen is not None, chosen=names[chosen] if chosen is not None else None,
                 closest=names[closest] if closest is not None else None, reason=reason, figures=figures,
-                provenance=dict(shown.get("provenance", {})), constraints=to_dict(client.cons), reference=client.ref_label,
+                provenance=dict(shown.get("provenance", {})), constraints=to_dict(client.cons),
+                reference=client.ref_label,
                 candidates=table, client=client.label)
 
 
@@ -786,9 +788,9 @@ def _infeasible_shared(clients: Sequence[_Client], rows, shared: Mapping[str, fl
         least = sum(coef[np.flatnonzero(c.allowed())].min() for c in clients)
         if least > limit:
             over.append(f"shared {name}: the smallest total the clients' admissible candidates reach is "
-                        f"{least:.6g} > {limit:.6g}")
-    why = "; ".join(over) if over else f"no combination of admissible candidates meets the shared budgets " \
-                                       f"{', '.join(f'{n} <= {v:g}' for n, v in shared.items())} together"
+                        f"{_fmt(float(least))} > {_fmt(float(limit))}")
+    budgets = ", ".join(f"{n} <= {_fmt(float(v))}" for n, v in shared.items())
+    why = "; ".join(over) or f"no combination of admissible candidates meets the shared budgets {budgets} together"
     return picks, why
 
 
@@ -809,7 +811,7 @@ def plan_many(clients: Sequence[Client], candidates: Sequence[Union[Candidate, M
     names = [c.name for c in cands]
 
     def shared_totals(choice: Optional[list[int]]) -> dict:
-        return {n: {"limit": v, "total": sum(cands[i].figure(n) for i in choice) if choice else None}
+        return {n: {"limit": float(v), "total": sum(cands[i].figure(n) for i in choice) if choice else None}
                 for n, v in shared.items()}
 
     stuck = [c for c in resolved if not c.allowed().any()]
@@ -843,7 +845,8 @@ def plan_many(clients: Sequence[Client], candidates: Sequence[Union[Candidate, M
     totals = shared_totals(choice)
     reason = " ".join((f"{p.client}: " if len(plans) > 1 else "") + p.reason for p in plans)
     if shared:
-        reason += " Shared: " + ", ".join(f"{n} {t['total']:.6g} of {t['limit']:.6g}" for n, t in totals.items()) + "."
+        used = ", ".join(f"{n} {_fmt(t['total'])} of {_fmt(t['limit'])}" for n, t in totals.items())
+        reason += f" Shared: {used}."
     return MultiPlan(True, reason, plans, totals)
 
 
@@ -860,10 +863,13 @@ def plan(profile: Union[DeviceProfile, str, Path], candidates: Sequence[Union[Ca
 
 
 def _fmt(value: Any) -> str:
+    """None -> "-", a mapping -> "k v, ...", a whole number in full, other numbers to 4 digits."""
     if value is None:
         return "-"
     if isinstance(value, dict):
         return ", ".join(f"{k} {_fmt(v)}" for k, v in value.items())
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
+        return str(int(value))
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
@@ -877,11 +883,12 @@ def _format_one(p: Plan) -> list[str]:
         lines += [f"    {k:<15} {_fmt(v):<28} {p.provenance[k]}" for k, v in p.figures.items()]
     lines.append("  candidates:")
     width = max(len(c["name"]) for c in p.candidates)
-    lines.append(f"    {'name':<{width}}  {'runtime':<11} {'p50 ms':>8} {'p90 ms':>8} {'mem MB':>8} {'score':>7}  status")
+    lines.append(f"    {'name':<{width}}  {'runtime':<11} {'p50 ms':>8} {'p90 ms':>8} {'mem MB':>8} "
+                 f"{'score':>7}  {'latency':<10} status")
     for c in p.candidates:
         lines.append(f"    {c['name']:<{width}}  {c['runtime']:<11} {_fmt(c['latency_ms_p50']):>8} "
                      f"{_fmt(c['latency_ms_p90']):>8} {_fmt(c['peak_memory_mb']):>8} {c['score']:>7.4f}  "
-                     f"{c['status']}{' (latency estimated)' if c['provenance']['latency_ms_p90'].startswith('est') else ''}")
+                     f"{_tag(c['provenance']['latency_ms_p90']):<10} {c['status']}")
     return lines
 
 

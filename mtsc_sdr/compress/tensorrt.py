@@ -17,8 +17,9 @@ Why explicit Q/DQ for int8
     post-training quantization done on the ONNX side, or quantization-aware training). TensorRT
     keeps those scales as they are and builds a strongly typed network: no precision flags, the
     graph's own types. TensorRT supports symmetric quantization only, so the graph's zero points
-    must be 0 (int8, symmetric activations and weights). :func:`build_engine` checks for Q/DQ
-    with the ``onnx`` package before it touches TensorRT.
+    must be 0 (int8, symmetric activations and weights), and its ``DequantizeLinear`` takes int8 /
+    fp8 / int4, so biases stay float (not int32). :func:`build_engine` checks all this with the
+    ``onnx`` package before it touches TensorRT (:func:`has_qdq`, :func:`qdq_problems`).
 
 Precisions
     * ``fp32``: a strongly typed network of the fp32 graph, TF32 off (the results are fp32's).
@@ -36,6 +37,9 @@ The session (:class:`TensorRTSession`) has the call surface the ONNX Runtime ses
 ``input_names``, ``output_names`` and ``run(output_names, feed) -> list[np.ndarray]``. Device
 buffers are torch CUDA tensors (torch's CUDA is how a Jetson's PyTorch wheel reaches the GPU;
 no pycuda), and the engine runs on torch's current stream.
+
+:func:`ensure_engine` reuses an engine built here from the same graph, else builds it;
+:func:`tensorrt_encoder` is the client's ``tensorrt`` runtime (:mod:`.runtimes`) on top.
 
 ``tensorrt`` and ``torch`` are imported inside the functions that need them; the pure logic
 (shape ranges, Q/DQ detection, the sidecar check, dtype mapping, feed validation) needs neither.
@@ -268,6 +272,43 @@ def count_qdq_nodes(model: Any) -> int:
 def has_qdq(model: Any) -> bool:
     """Whether the graph is explicitly quantized (holds Q/DQ nodes): what an int8 engine needs."""
     return count_qdq_nodes(model) > 0
+
+
+def qdq_problems(model: Any) -> list[str]:
+    """What TensorRT's ONNX parser cannot take in a Q/DQ graph, one line per node (empty: none seen).
+
+    TensorRT quantizes symmetrically (every zero point 0) to int8 / fp8 / int4, so a zero point
+    given as a non-zero or uint8 / int32 initializer, or a ``DequantizeLinear`` of an int32
+    initializer (a bias quantized to int32, ``quantize_static``'s default; pass
+    ``extra_options={"QuantizeBias": False}``) is reported. Only initializers are inspected (the
+    values of external-data zero points are not read).
+    """
+    from onnx import TensorProto, numpy_helper
+
+    ok_types = {TensorProto.INT8, TensorProto.FLOAT8E4M3FN, getattr(TensorProto, "INT4", -1)}
+    proto = _load_onnx(model)
+    inits = {t.name: t for t in proto.graph.initializer}
+    problems = []
+    for node in _walk_nodes(proto.graph):
+        if node.op_type not in _QDQ_OPS or node.domain not in _ONNX_DOMAINS:
+            continue
+        label = f"{node.op_type} {node.name or node.output[0]!r}"
+        x = inits.get(node.input[0]) if node.op_type == "DequantizeLinear" else None
+        if x is not None and x.data_type not in ok_types:
+            problems.append(f"{label}: dequantizes a {TensorProto.DataType.Name(x.data_type).lower()} initializer "
+                            f"(TensorRT takes int8, fp8, int4; keep biases in float: quantize_static(..., "
+                            f"extra_options={{'QuantizeBias': False}}))")
+            continue
+        zp = inits.get(node.input[2]) if len(node.input) > 2 else None
+        if zp is None:
+            continue
+        if zp.data_type not in ok_types:
+            problems.append(f"{label}: {TensorProto.DataType.Name(zp.data_type).lower()} zero point; TensorRT takes "
+                            f"int8 (QuantType.QInt8), fp8 or int4")
+        elif zp.data_location != TensorProto.EXTERNAL and numpy_helper.to_array(zp).astype(np.float32).any():
+            problems.append(f"{label}: non-zero zero point; TensorRT quantizes symmetrically "
+                            f"(ActivationSymmetric / WeightSymmetric)")
+    return problems
 
 
 # ---------------------------------------------------------------------------------------------
@@ -516,6 +557,11 @@ def build_engine(onnx_path: str | Path, engine_path: str | Path, *, precision: s
     if precision == "int8" and not has_qdq(proto):
         raise ValueError(f"{onnx_path}: int8 needs a graph with QuantizeLinear/DequantizeLinear nodes and this one "
                          f"has none: {INT8_NEEDS_QDQ}")
+    if precision == "int8":
+        problems = qdq_problems(proto)
+        if problems:
+            raise ValueError(f"{onnx_path}: {len(problems)} Q/DQ node(s) TensorRT cannot take:\n  "
+                             + "\n  ".join(problems[:10]) + ("\n  ..." if len(problems) > 10 else ""))
     ranges = derive_shape_ranges(proto, dim_ranges=dim_ranges, shape_ranges=shape_ranges)
     del proto
 
@@ -694,3 +740,56 @@ def _to_host(t, np_dtype: np.dtype) -> np.ndarray:
     if t.dtype == torch.bfloat16:
         t = t.float()
     return t.cpu().numpy().astype(np_dtype, copy=False)
+
+
+# ---------------------------------------------------------------------------------------------
+# The client's `tensorrt` runtime
+# ---------------------------------------------------------------------------------------------
+
+def default_precision(onnx_path: str | Path) -> str:
+    """``int8`` for a Q/DQ graph; else ``fp16``, or ``fp32`` where TensorRT has no FP16 flag (11)."""
+    if has_qdq(onnx_path):
+        return "int8"
+    return "fp16" if hasattr(_import_tensorrt().BuilderFlag, "FP16") else "fp32"
+
+
+def ensure_engine(onnx_path: str | Path, engine_path: str | Path | None = None, *, precision: str | None = None,
+                  **build_kwargs) -> Path:
+    """The engine of ``onnx_path`` for this device: ``engine_path`` (default
+    ``<graph stem>.<precision>.engine`` beside the graph) when its sidecar says it was built here
+    (same GPU model and TensorRT version) from this very graph (sha256) at this precision; else
+    built now (:func:`build_engine` with ``build_kwargs``). ``precision`` None:
+    :func:`default_precision`."""
+    onnx_path = Path(onnx_path)
+    precision = default_precision(onnx_path) if precision is None else precision
+    engine_path = (onnx_path.with_name(f"{onnx_path.stem}.{precision}.engine") if engine_path is None
+                   else Path(engine_path))
+    if engine_path.is_file() and sidecar_path(engine_path).is_file():
+        try:
+            meta = read_sidecar(engine_path)
+            name, cc = device_identity()
+            check_engine_compatible(meta, device_name=name, compute_capability=cc,
+                                    tensorrt_version=_import_tensorrt().__version__, engine=str(engine_path))
+            if meta.get("precision") == precision and meta.get("onnx_sha256") == file_sha256(onnx_path):
+                return engine_path
+        except EngineCompatibilityError:
+            pass                                             # built elsewhere or stale: build it here
+    build_engine(onnx_path, engine_path, precision=precision, **build_kwargs)
+    return engine_path
+
+
+def tensorrt_encoder(client, artifact, threads: int = 1, precision: str | None = None):
+    """The ``tensorrt`` runtime of :mod:`.runtimes`: a ``GraphEncoder`` whose sessions are
+    :class:`TensorRTSession` s on engines built on this device from the artifact's graphs, on
+    first use (:func:`ensure_engine`; kept beside the graphs and reused while they fit)."""
+    import torch
+
+    from .runtimes import GraphEncoder
+
+    ok, reason = gpu_available()
+    if not ok:
+        raise RuntimeError(f"runtime 'tensorrt' needs TensorRT and a CUDA GPU: {reason}")
+    torch.set_num_threads(threads)
+    return GraphEncoder("tensorrt", client, artifact,
+                        lambda path: TensorRTSession(ensure_engine(path, precision=precision)))
+

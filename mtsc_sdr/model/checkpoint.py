@@ -26,6 +26,7 @@ tokenizer fingerprint that differs.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -160,6 +161,23 @@ def identity_config(meta: dict) -> dict[str, Any]:
     checkpoint's identity does not change with the format (clients, base stations and shipped
     recordings compare it)."""
     return {"model": meta["model"], meta["backbone"]["kind"]: meta["backbone"]["config"]}
+
+
+def identity(directory: str | Path) -> dict[str, Any]:
+    """What identifies a checkpoint across processes: ``{"format_version", "config", "tokenizer",
+    "weights"}`` (config: hash of the model + backbone configuration; tokenizer: its vocabulary
+    fingerprint; weights: hash of ``model.safetensors``). Two halves may work together only when
+    every field is equal; a compressed client artifact records its source's
+    (:mod:`mtsc_sdr.compress.artifact`)."""
+    directory = Path(directory)
+    meta = read_config(directory)
+    h = hashlib.sha256()
+    with open(directory / WEIGHTS, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    config = json.dumps(identity_config(meta), sort_keys=True).encode()
+    return {"format_version": meta["version"], "config": hashlib.sha256(config).hexdigest()[:16],
+            "tokenizer": str(meta["tokenizer"].get("fingerprint")), "weights": h.hexdigest()[:16]}
 
 
 def load(directory: str | Path, tokenizer=None, expect=None):

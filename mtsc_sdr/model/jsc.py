@@ -224,7 +224,8 @@ class JSCEncoder(nn.Module):
         n_sendable = torch.isfinite(score).sum(1)
         rate_idx = choose_rate(snr_db, budget, self.rate_table, self.thresholds_db, n_sendable)
         spt = torch.as_tensor(self.rate_table, device=score.device)[rate_idx]
-        n_tokens = torch.minimum(budget // spt, n_sendable).to(torch.int64)
+        slots_per_rate = torch.as_tensor([budget // s for s in self.rate_table], device=score.device)
+        n_tokens = torch.minimum(slots_per_rate[rate_idx], n_sendable).to(torch.int64)
         rank = self._ranking(score).argsort(dim=1, descending=True).argsort(dim=1)    # (B, L)
         keep = rank < n_tokens[:, None]
         slot = keep.cumsum(1) - 1                                                   # (B, L)

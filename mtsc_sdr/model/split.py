@@ -451,6 +451,14 @@ class MTSCModel(nn.Module):
         ``snr_db + 10 log10 |h|^2`` as its estimate.
         """
         up = self.client.encode(batch, task, snr_db, budget, analog=analog)
+        return self.transmit(up, snr_db, fading=fading, k_factor_db=k_factor_db, generator=generator,
+                             attention=attention, analog=analog)
+
+    def transmit(self, up: Uplink, snr_db, *, fading: Optional[str] = "rician", k_factor_db=6.0,
+                 generator: Optional[torch.Generator] = None, attention: bool = False,
+                 analog: bool = True) -> LinkResult:
+        """:meth:`forward` from an uplink the client already made (by any client runtime,
+        :mod:`mtsc_sdr.compress.runtimes`): channel -> genie equaliser -> server."""
         b = up.symbols.shape[0]
         snr = _per_item(snr_db, b, up.symbols.device)
         ch = apply_channel(up.symbols, snr, fading=fading, k_factor_db=k_factor_db, signal_power=1.0,

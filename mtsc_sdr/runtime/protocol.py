@@ -26,14 +26,11 @@ version, model/backbone configuration hash, tokenizer fingerprint and a hash of 
 
 from __future__ import annotations
 
-import hashlib
-import json
 import socket
 from dataclasses import asdict, dataclass, fields
-from pathlib import Path
 from typing import Any, Optional
 
-from mtsc_sdr.model.checkpoint import WEIGHTS, identity_config, read_config
+from mtsc_sdr.model import checkpoint
 
 #: Control-link message kinds.
 HELLO, WELCOME, REFUSED, SEMANTICS, BYE = "hello", "welcome", "refused", "semantics", "bye"
@@ -48,24 +45,8 @@ BS_STAGES = ("rx_sync", "jsc_decoder", "lam_decoder")
 EXIT_REFUSED = 4
 
 
-def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()[:16]
-
-
-def checkpoint_identity(directory: str | Path) -> dict[str, Any]:
-    """What identifies a checkpoint across processes: ``{"format_version", "config", "tokenizer",
-    "weights"}`` (config: hash of the model + backbone configuration; tokenizer: its vocabulary
-    fingerprint; weights: hash of ``model.safetensors``). Two halves may work together only when
-    every field is equal."""
-    directory = Path(directory)
-    meta = read_config(directory)
-    h = hashlib.sha256()
-    with open(directory / WEIGHTS, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    config = json.dumps(identity_config(meta), sort_keys=True).encode()
-    return {"format_version": meta["version"], "config": _sha256(config),
-            "tokenizer": str(meta["tokenizer"].get("fingerprint")), "weights": h.hexdigest()[:16]}
+#: The checkpoint identity (:func:`mtsc_sdr.model.checkpoint.identity`).
+checkpoint_identity = checkpoint.identity
 
 
 def identity_differences(client: Any, base_station: dict[str, Any]) -> dict[str, list]:

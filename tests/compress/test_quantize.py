@@ -86,10 +86,18 @@ def test_quantized_client_replaces_every_large_layer_and_stays_close(micro_check
     assert weight_bytes(q) < 0.45 * weight_bytes(fp32)                        # micro: embeddings weigh more
     for task in ("vqa", "caption_audio", "caption_video", "reconstruct"):
         batch = collate(examples("val", [task], n_per_task=4))
+        snr = torch.full((4,), 10.0)
         with torch.no_grad():
-            a, b = fp32.encode(batch, task, 10.0), q.encode(batch, task, 10.0)
+            a, b = fp32.encode(batch, task, snr), q.encode(batch, task, snr)
+            analog = fp32.sends_analog(task)
+            inputs = {"image": batch["image"]} if analog else fp32.encoder_inputs(batch, task)
+            pa, pb = fp32.project(task, inputs, snr, analog), q.project(task, inputs, snr, analog)
         assert torch.equal(a.rate_idx, b.rate_idx) and torch.equal(a.n_tokens, b.n_tokens)
-        assert _rel(b.symbols, a.symbols) < 0.05
+        # the network's outputs (importance scores, every token's code); which tokens are kept
+        # may flip between near-equal scores of this 40-step model, so symbols are not compared
+        for x, y in zip(pa, pb):
+            finite = torch.isfinite(x)
+            assert torch.equal(finite, torch.isfinite(y)) and _rel(y[finite], x[finite]) < 0.05
 
 
 def test_load_client(micro_checkpoint):

@@ -13,7 +13,8 @@ import pytest
 from mtsc_sdr.compress import tensorrt as trtmod
 from mtsc_sdr.compress.tensorrt import (INT8_NEEDS_QDQ, SIDECAR_FORMAT, EngineCompatibilityError, TensorSpec,
                                         build_engine, check_engine_compatible, count_qdq_nodes, derive_shape_ranges,
-                                        has_qdq, io_dtypes, onnx_inputs, read_sidecar, sidecar_path, validate_feed)
+                                        has_qdq, io_dtypes, onnx_inputs, qdq_problems, read_sidecar, sidecar_path,
+                                        validate_feed)
 
 onnx = pytest.importorskip("onnx", reason="onnx is not installed (pip install 'mtsc-sdr[tensorrt]')")
 from onnx import TensorProto, helper  # noqa: E402  (after the skip)
@@ -39,14 +40,21 @@ def encoder_graph():
     return _model(nodes, ins, outs)
 
 
-def qdq_graph():
-    """x (batch, 4) f32 -> QuantizeLinear -> DequantizeLinear (int8, symmetric) -> y."""
+def qdq_graph(zp_type=TensorProto.INT8, zp_value=0, int32_bias=False):
+    """x (batch, 4) f32 -> QuantizeLinear -> DequantizeLinear (int8, symmetric by default) -> y,
+    plus, with ``int32_bias``, a bias dequantized from int32 (quantize_static's default) added."""
     scale = helper.make_tensor("s", TensorProto.FLOAT, [], [0.05])
-    zp = helper.make_tensor("zp", TensorProto.INT8, [], [0])
+    zp = helper.make_tensor("zp", zp_type, [], [zp_value])
+    inits = [scale, zp]
     nodes = [helper.make_node("QuantizeLinear", ["x", "s", "zp"], ["xq"]),
-             helper.make_node("DequantizeLinear", ["xq", "s", "zp"], ["y"])]
+             helper.make_node("DequantizeLinear", ["xq", "s", "zp"], ["y" if not int32_bias else "xd"])]
+    if int32_bias:
+        inits += [helper.make_tensor("b_q", TensorProto.INT32, [4], [1, 2, 3, 4]),
+                  helper.make_tensor("b_s", TensorProto.FLOAT, [], [0.01])]
+        nodes += [helper.make_node("DequantizeLinear", ["b_q", "b_s"], ["b"], name="bias_dq"),
+                  helper.make_node("Add", ["xd", "b"], ["y"])]
     return _model(nodes, [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 4])],
-                  [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 4])], [scale, zp])
+                  [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 4])], inits)
 
 
 def test_onnx_inputs_read_names_types_and_dims_and_skip_initializers():
@@ -119,6 +127,15 @@ def test_qdq_detection_counts_onnx_domain_nodes_in_subgraphs_too():
     assert not has_qdq(contrib)
 
 
+def test_qdq_problems_report_what_tensorrt_cannot_take():
+    assert qdq_problems(qdq_graph()) == []
+    asym = qdq_graph(zp_value=3)
+    assert len(qdq_problems(asym)) == 2 and all("non-zero zero point" in p for p in qdq_problems(asym))
+    assert all("uint8 zero point" in p for p in qdq_problems(qdq_graph(zp_type=TensorProto.UINT8)))
+    (bias,) = qdq_problems(qdq_graph(int32_bias=True))
+    assert "'bias_dq'" in bias and "int32" in bias and "QuantizeBias" in bias
+
+
 def test_int8_without_qdq_is_refused_before_tensorrt_is_touched(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "tensorrt", None)    # importing it now fails: it must not be reached
     path = tmp_path / "plain.onnx"
@@ -126,6 +143,10 @@ def test_int8_without_qdq_is_refused_before_tensorrt_is_touched(tmp_path, monkey
     with pytest.raises(ValueError) as exc:
         build_engine(path, tmp_path / "plain.engine", precision="int8")
     assert INT8_NEEDS_QDQ in str(exc.value) and "implicit calibration is deprecated in TensorRT 10" in str(exc.value)
+    bad = tmp_path / "asym.onnx"
+    onnx.save(qdq_graph(zp_value=3), str(bad))
+    with pytest.raises(ValueError, match="(?s)2 Q/DQ node.*non-zero zero point"):
+        build_engine(bad, tmp_path / "asym.engine", precision="int8")
     with pytest.raises(ValueError, match="precision 'int4'"):
         build_engine(path, tmp_path / "x.engine", precision="int4")
     with pytest.raises(ValueError, match="'image'"):
@@ -229,3 +250,38 @@ def test_gpu_available_gives_the_reason_and_the_session_refuses_without_a_gpu(tm
     monkeypatch.setattr(trtmod, "gpu_available", lambda: (False, "no GPU in this test"))
     with pytest.raises(RuntimeError, match="no GPU in this test"):
         trtmod.TensorRTSession(tmp_path / "x.engine")
+
+
+def test_ensure_engine_reuses_an_engine_built_here_from_this_graph_and_rebuilds_otherwise(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    builds = []
+
+    def fake_build(onnx_path, engine_path, *, precision, **kw):
+        builds.append(precision)
+        engine_path.write_bytes(b"plan")
+        sidecar_path(engine_path).write_text(json.dumps(_meta(precision=precision,
+                                                              onnx_sha256=trtmod.file_sha256(onnx_path))))
+
+    monkeypatch.setattr(trtmod, "_import_tensorrt",
+                        lambda: SimpleNamespace(__version__="10.3.0", BuilderFlag=SimpleNamespace(FP16=0)))
+    monkeypatch.setattr(trtmod, "device_identity", lambda: ("Orin", "8.7"))
+    monkeypatch.setattr(trtmod, "build_engine", fake_build)
+    graph = tmp_path / "encode_vqa_64.onnx"
+    onnx.save(encoder_graph(), str(graph))
+
+    engine = trtmod.ensure_engine(graph)
+    assert engine == tmp_path / "encode_vqa_64.fp16.engine" and builds == ["fp16"]   # no Q/DQ: fp16
+    assert trtmod.ensure_engine(graph) == engine and builds == ["fp16"]              # reused
+    changed = encoder_graph()
+    changed.doc_string = "re-exported"
+    onnx.save(changed, str(graph))                                                   # the graph changed
+    assert trtmod.ensure_engine(graph, engine) == engine and builds == ["fp16", "fp16"]
+    meta = json.loads(sidecar_path(engine).read_text())
+    meta.update(device_name="NVIDIA H200", compute_capability="9.0")                 # an engine from another GPU
+    sidecar_path(engine).write_text(json.dumps(meta))
+    trtmod.ensure_engine(graph, engine)
+    trtmod.ensure_engine(graph, engine)
+    assert builds == ["fp16", "fp16", "fp16"]                                        # rebuilt once, then reused
+    onnx.save(qdq_graph(), str(graph))                                               # a Q/DQ graph: int8
+    assert trtmod.ensure_engine(graph).name == "encode_vqa_64.int8.engine" and builds[-1] == "int8"
