@@ -40,21 +40,20 @@ def gemm_share(checkpoint: str, tasks, items: int, warmup: int) -> dict:
 
     The denominator is the operators' self time, which leaves out Python between operators, so
     the shares are if anything too high and the ceilings too generous to int8."""
-    import torch
     from torch.profiler import profile
 
-    from mtsc_sdr.compress.quantize import load_client
+    from mtsc_sdr.compress.artifact import load_client
     from mtsc_sdr.data import examples
     from mtsc_sdr.phy.tx import Transmitter
     from mtsc_sdr.runtime.client import encode_item
 
-    model, tx = load_client(checkpoint, "fp32").model, Transmitter()
+    encoder, tx = load_client(checkpoint).encoder, Transmitter()
     exs = [ex for t in tasks for ex in examples("val", [t], n_per_task=warmup + items, seed=1)]
     for ex in exs[:warmup]:
-        encode_item(model, tx, ex, 10.0, None, 1, 0, 0)
+        encode_item(encoder, tx, ex, 10.0, None, 1, 0, 0)
     with profile() as prof:
         for ex in exs:
-            encode_item(model, tx, ex, 10.0, None, 1, 0, 0)
+            encode_item(encoder, tx, ex, 10.0, None, 1, 0, 0)
     ops = prof.key_averages()
     total = sum(e.self_cpu_time_total for e in ops)
     gemm = sum(e.self_cpu_time_total for e in ops if e.key in ("aten::addmm", "aten::mm", "aten::bmm"))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as _dt
 import os
 import platform
+import resource
 import sys
 from importlib import metadata
 from typing import Any, Iterable
@@ -45,6 +46,11 @@ def machine() -> dict[str, Any]:
                                                      "OPENBLAS_NUM_THREADS")},
         "argv": sys.argv,
     }
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident set size in MiB (Linux ``ru_maxrss`` is in KiB)."""
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1)
 
 
 def git_commit() -> str | None:

@@ -161,7 +161,7 @@ def test_toy_task_runs_through_the_pipeline(toy_checkpoint):
     decode -> result record -> report rows: the processes' own functions, in one process (a child
     process would not see a task registered in this test)."""
     from mtsc_sdr.channel.profile import ChannelProfile, build_channel
-    from mtsc_sdr.compress.quantize import load_client
+    from mtsc_sdr.compress.artifact import load_client
     from mtsc_sdr.data import examples
     from mtsc_sdr.link import MessageClient, free_tcp_endpoint
     from mtsc_sdr.phy.rx import Receiver
@@ -172,7 +172,8 @@ def test_toy_task_runs_through_the_pipeline(toy_checkpoint):
     from mtsc_sdr.runtime.outputs import outputs_for
     from mtsc_sdr.runtime.run import task_metric_rows
 
-    client_model = load_client(toy_checkpoint, "fp32").model
+    loaded = load_client(toy_checkpoint)
+    client_model = loaded.model
     channel = build_channel(ChannelProfile.from_dict({"awgn": {"snr_db": 20.0}}), 7)
     tx, rx = Transmitter(), Receiver()
     bs = BaseStation(str(toy_checkpoint), [free_tcp_endpoint()], "tcp://127.0.0.1:*")
@@ -183,7 +184,7 @@ def test_toy_task_runs_through_the_pipeline(toy_checkpoint):
         bs._on_message(bs.control.recv(timeout_ms=5000))
         assert control.recv(timeout_ms=5000).kind == protocol.WELCOME
         for seq, ex in enumerate(examples("val", [TOY], n_per_task=3, seed=1)):
-            samples, info, _ = encode_item(client_model, tx, ex, 20.0, None, 42, seq, 256)
+            samples, info, _ = encode_item(loaded.encoder, tx, ex, 20.0, None, 42, seq, 256)
             (frame,) = rx.process(np.concatenate([channel(samples), channel(np.zeros(512, np.complex64))]))
             assert frame.header.task_id == 5 and frame.header.seq == seq
             bs._on_frame(frame, 0.0, 0.0)

@@ -32,13 +32,13 @@ from pathlib import Path
 from typing import Any
 
 from mtsc_sdr import tasks as task_table
-from mtsc_sdr.bench.memory import TegraStats, peak_rss_mb
+from mtsc_sdr.bench.memory import TegraStats
 from mtsc_sdr.data import collate, examples
 from mtsc_sdr.model import load
 from mtsc_sdr.model.checkpoint import shipped_model_dir
 from mtsc_sdr.options import add_checkpoint, add_json, add_threads
 from mtsc_sdr.phy.tx import Transmitter
-from mtsc_sdr.report import percentiles, row, run_meta
+from mtsc_sdr.report import peak_rss_mb, percentiles, row, run_meta
 from mtsc_sdr.runtime.client import decode_item, encode_item
 from mtsc_sdr.runtime.run import ClientSpec, RunConfig, execute
 
@@ -53,16 +53,16 @@ def time_client(checkpoint: str, precision: str, tasks, items: int, warmup: int,
     """In-process stage times of the client half: (rows, weight bytes). See the module docstring."""
     import torch
 
-    from mtsc_sdr.compress.quantize import load_client
+    from mtsc_sdr.compress.artifact import load_client
 
-    loaded = load_client(checkpoint, precision)
+    loaded = load_client(checkpoint, precision=precision)
     full = load(checkpoint).eval()                       # its server half makes realistic semantics
     tx = Transmitter()
     gen = torch.Generator().manual_seed(0)
     times: dict[tuple[str, str], list[float]] = {}
     for task in tasks:
         for k, ex in enumerate(examples(split, [task], n_per_task=warmup + items, seed=1)):
-            _, _, lat = encode_item(loaded.model, tx, ex, snr_db, None, 1, k, 0)
+            _, _, lat = encode_item(loaded.encoder, tx, ex, snr_db, None, 1, k, 0)
             with torch.no_grad():
                 sem = full(collate([ex]), task, snr_db, fading=None, generator=gen).downlink.semantics[0].numpy()
             _, lat["task_decoders"] = decode_item(loaded.model, ex, sem)

@@ -8,18 +8,12 @@ On a Jetson the GPU shares the system RAM, so a process's RSS misses what the GP
 from __future__ import annotations
 
 import re
-import resource
 import shutil
 import subprocess
 import threading
 from typing import Optional
 
 _RAM = re.compile(r"\bRAM (\d+)/(\d+)MB")
-
-
-def peak_rss_mb() -> float:
-    """This process's peak resident set size in MiB (Linux ``ru_maxrss`` is in KiB)."""
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1)
 
 
 def parse_tegrastats(line: str) -> Optional[tuple[int, int]]:

@@ -25,20 +25,18 @@ attention ``in_proj`` of ``nn.MultiheadAttention`` and the convolutions, which
 is deprecated (torch 2.13 warns on use). The code is small enough to check by eye; the tests
 compare every quantized layer with its fp32 original.
 
-:func:`load_client` is what the client process uses: the checkpoint's client half in fp32 or int8,
-with its weight bytes.
+:func:`mtsc_sdr.compress.artifact.load_client` loads a checkpoint's client with it (``precision``
+int8, the torch runtime).
 """
 
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from mtsc_sdr.model import load
 from mtsc_sdr.model.analog import AnalogImageCode
 
 PRECISIONS = ("fp32", "int8")
@@ -253,23 +251,3 @@ def weight_bytes(module: nn.Module) -> int:
             seen.add(key)
             total += t.numel() * t.element_size()
     return total
-
-
-@dataclass
-class LoadedClient:
-    """The client half of a checkpoint. model: a ClientModel (fp32 or int8); weight_bytes of it."""
-
-    model: nn.Module
-    precision: str
-    weight_bytes: int
-
-
-def load_client(checkpoint, precision: str = "int8") -> LoadedClient:
-    """The checkpoint's client half at ``precision`` (``fp32`` or ``int8``), in eval mode; the
-    server half is dropped."""
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
-    client = load(checkpoint).client.eval()
-    if precision == "int8":
-        client = quantize_client(client)
-    return LoadedClient(client, precision, weight_bytes(client))

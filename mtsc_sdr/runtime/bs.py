@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import resource
 import signal
 import sys
 import time
@@ -47,6 +46,7 @@ from mtsc_sdr.model import load
 from mtsc_sdr.model.checkpoint import shipped_model_dir
 from mtsc_sdr.options import add_checkpoint, add_threads
 from mtsc_sdr.phy.rx import Receiver, ReceiverConfig
+from mtsc_sdr.report import peak_rss_mb
 from mtsc_sdr.runtime import protocol
 
 # torch is imported where the model runs: `run` and `replay` import this module for the base
@@ -118,9 +118,18 @@ class BaseStation:
                     "reason": f"session {session} does not fit the 16-bit frame header field", "differs": {}})
                 return
             differs = protocol.identity_differences(msg.meta.get("checkpoint"), self.identity)
+            artifact = msg.meta.get("artifact")
+            if not differs and artifact is not None:
+                # a compressed client: its artifact must come from this base station's checkpoint
+                source = artifact.get("source") if isinstance(artifact, dict) else None
+                differs = protocol.identity_differences(source, self.identity)
+                what = f"the client's artifact {artifact.get('name') if isinstance(artifact, dict) else artifact!r} " \
+                       "was made from another checkpoint: "
+            else:
+                what = "checkpoint differs: "
             if differs:
                 self.stats["refused"] += 1
-                reason = "checkpoint differs: " + protocol.describe_differences(differs)
+                reason = what + protocol.describe_differences(differs)
                 log.warning("refused session %d: %s", session, reason)
                 self._reply(msg, protocol.REFUSED, {"reason": reason, "differs": differs})
                 return
@@ -244,7 +253,7 @@ class BaseStation:
 
     def summary(self) -> dict[str, Any]:
         """Counters: this object's, each receiver's (header failures...), the control link's."""
-        return {"peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1),
+        return {"peak_rss_mb": peak_rss_mb(),
                 "bs": dict(self.stats), "receivers": [dict(rx.stats) for _, rx in self.streams],
                 "iq_streams": [pull.stats.as_dict() for pull, _ in self.streams],
                 "control": self.control.stats.as_dict(), "sessions": sorted(self.sessions),

@@ -53,7 +53,6 @@ import argparse
 import json
 import logging
 import random
-import resource
 import signal
 import sys
 import time
@@ -73,6 +72,7 @@ from mtsc_sdr.options import add_checkpoint, add_seed, add_threads
 from mtsc_sdr.phy.header import FrameHeader
 from mtsc_sdr.phy.ofdm import SUBCARRIER_SNR_GAIN_DB
 from mtsc_sdr.phy.tx import Transmitter
+from mtsc_sdr.report import peak_rss_mb
 from mtsc_sdr.runtime import protocol
 from mtsc_sdr.runtime.outputs import outputs_for
 
@@ -121,46 +121,33 @@ def examples_from_source(source: dict[str, Any], cfg) -> list:
 # -- one item through the client half -------------------------------------------------------------------
 
 
-def encode_item(model, tx, example, csi_db: float, budget: Optional[int], session: int, seq: int,
+def encode_item(encoder, tx, example, csi_db: float, budget: Optional[int], session: int, seq: int,
                 gap_samples: int) -> tuple[np.ndarray, dict, dict]:
-    """Encode one example and frame it: modality encoders -> LAM encoder -> JSC encoder -> PHY (the
-    dense image task with the analog code: its code -> PHY).
+    """Encode one example with a client runtime's encoder and frame it: modality encoders -> LAM
+    encoder -> JSC encoder (or one graph, :mod:`mtsc_sdr.compress.runtimes`) -> PHY.
 
     Args:
-        model: a ClientModel (fp32 or int8). tx: a :class:`~mtsc_sdr.phy.tx.Transmitter`.
+        encoder: a runtime encoder (``encoder.client`` is its ClientModel). tx: a
+            :class:`~mtsc_sdr.phy.tx.Transmitter`.
         csi_db: the SNR the rate choice assumes (dB). budget: complex symbols (None: the model's).
     Returns:
         samples complex64 (gap_samples + frame length,), info ``{"rate_idx", "n_tokens",
-        "n_symbols", "csi_db"}``, stage times in seconds ``{"modality_encoders", "lam_encoder",
-        "jsc_encoder", "framing"}``.
+        "n_symbols", "csi_db"}``, stage times in seconds: the runtime's encode stages
+        (``modality_encoders``, ``lam_encoder``, ``jsc_encoder``; a graph runtime:
+        ``encode_graph``) and ``framing``.
     """
     import torch
 
     task = example.task
-    t0 = time.monotonic()
-    with torch.no_grad():
-        batch = collate([example])
-        if model.sends_analog(task):
-            # the analog image code (mtsc_sdr/model/analog.py) has no modality or LAM encoder:
-            # its whole time is JSC coding
-            t1 = t2 = time.monotonic()
-            code = model.encode(batch, task, torch.tensor([float(csi_db)]), budget)
-        else:
-            x, mask = model.embed_inputs(batch, task)
-            t1 = time.monotonic()
-            states = model.lam_encoder(x, mask)
-            t2 = time.monotonic()
-            code = model.jsc_encoder(states, mask, torch.tensor([float(csi_db)]), budget)
-        t3 = time.monotonic()
-    rate_idx, n_tokens = int(code.rate_idx[0]), int(code.n_tokens[0])
-    n = n_tokens * model.cfg.rate_table[rate_idx]
+    up, times = encoder.encode(collate([example]), task, torch.tensor([float(csi_db)]), budget)
+    t3 = time.perf_counter()
+    rate_idx, n_tokens = int(up.rate_idx[0]), int(up.n_tokens[0])
+    n = n_tokens * encoder.client.cfg.rate_table[rate_idx]
     header = FrameHeader(session_id=session, seq=seq, payload_len=n, rate_idx=rate_idx, task_id=tasks.get(task).id)
-    frame = tx.build(code.symbols[0, :n].numpy(), header)
+    frame = tx.build(up.symbols[0, :n].numpy(), header)
     samples = np.concatenate([np.zeros(gap_samples, np.complex64), frame])
-    t4 = time.monotonic()
     info = {"rate_idx": rate_idx, "n_tokens": n_tokens, "n_symbols": n, "csi_db": float(csi_db)}
-    return samples, info, {"modality_encoders": t1 - t0, "lam_encoder": t2 - t1, "jsc_encoder": t3 - t2,
-                           "framing": t4 - t3}
+    return samples, info, {**times, "framing": time.perf_counter() - t3}
 
 
 def decode_item(model, example, semantics: np.ndarray):
@@ -224,8 +211,16 @@ class Client:
     """
 
     def __init__(self, model, identity: dict, tx_endpoint: Optional[str], control_endpoint: str,
-                 settings: ClientSettings):
+                 settings: ClientSettings, encoder=None, artifact: Optional[dict] = None):
+        """model: the ClientModel (task decoders); encoder: the runtime's encoder (default the
+        model's own torch encode); artifact: ``{"name", "runtime", "source"}`` of a compressed
+        client artifact, told in ``hello`` (the base station refuses one made from another
+        checkpoint)."""
+        from mtsc_sdr.compress.runtimes import TorchEncoder
+
         self.model, self.identity, self.s = model, identity, settings
+        self.encoder = encoder if encoder is not None else TorchEncoder(model)
+        self.artifact = artifact
         self.tx = Transmitter()
         # CSI in the model's units: SNR of the payload symbols the JSC decoder gets, which the OFDM
         # PHY puts SUBCARRIER_SNR_GAIN_DB above the SNR set on the wire
@@ -258,7 +253,10 @@ class Client:
 
     def _hello(self) -> None:
         about = {"host": self.host, "precision": self.s.precision, "snr_db": self.s.snr_db, "items": self.s.items}
-        self.control.send(protocol.HELLO, meta={"checkpoint": self.identity, "client": about})
+        meta = {"checkpoint": self.identity, "client": about}
+        if self.artifact is not None:
+            meta["artifact"] = self.artifact
+        self.control.send(protocol.HELLO, meta=meta)
         self.counts["hello_sent"] += 1
 
     def handshake(self) -> None:
@@ -361,7 +359,7 @@ class Client:
         seq = self._next_seq % (1 << 16)
         self._next_seq += 1
         t0 = time.monotonic()
-        samples, info, lat = encode_item(self.model, self.tx, example, self.csi_db, self.s.budget,
+        samples, info, lat = encode_item(self.encoder, self.tx, example, self.csi_db, self.s.budget,
                                          self.s.session, seq, self.s.gap_samples)
         return _InFlight(example, seq, samples, info, lat, t0)
 
@@ -510,7 +508,11 @@ class Client:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     add_checkpoint(p)
     p.add_argument("--precision", choices=("int8", "fp32"), default="int8",
-                   help="client half precision (int8: post-training quantized, the default)")
+                   help="client half precision without --artifact (int8: post-training quantized in torch, the default)")
+    p.add_argument("--runtime", choices=("torch", "onnxruntime", "tensorrt"), default="torch",
+                   help="encode runtime (onnxruntime / tensorrt run an --artifact's graphs)")
+    p.add_argument("--artifact", metavar="DIR", help="a compressed client artifact made from --checkpoint "
+                   "(`mtsc-sdr compress export` / `compress apply`); its technique replaces --precision")
     p.add_argument("--tx", required=True, nargs="+", metavar="ENDPOINT",
                    help="IQ stream endpoint to bind; several: one per point, the points sent in turn")
     p.add_argument("--control", required=True, metavar="ENDPOINT", help="the base station's control link")
@@ -572,7 +574,7 @@ def _unsent(examples: list, session: int, snr_db: float, precision: str, why: st
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from mtsc_sdr.compress.quantize import load_client
+    from mtsc_sdr.compress.artifact import ArtifactMismatch, load_client
 
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     torch.set_num_threads(args.threads)
@@ -582,7 +584,17 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"mtsc-sdr client: {exc}", file=sys.stderr)
         return 2
-    loaded = load_client(checkpoint, args.precision)
+    try:
+        loaded = load_client(checkpoint, args.runtime, args.artifact, args.precision, args.threads)
+    except ArtifactMismatch as exc:
+        print(f"mtsc-sdr client: {exc}", file=sys.stderr)
+        return protocol.EXIT_REFUSED
+    except ValueError as exc:
+        print(f"mtsc-sdr client: {exc}", file=sys.stderr)
+        return 2
+    precision = loaded.precision
+    artifact = None if loaded.artifact is None else {"name": loaded.artifact.name, "runtime": loaded.artifact.runtime,
+                                                      "source": loaded.artifact.source_identity}
     source = item_source(args)
     try:
         items = examples_from_source(source, loaded.model.cfg)
@@ -602,17 +614,18 @@ def run(args: argparse.Namespace) -> int:
     try:
         for tx, session, snr_db in points:
             if stopped is not None:
-                for rec in _unsent(items, session, snr_db, args.precision, f"{stopped} before it was sent"):
+                for rec in _unsent(items, session, snr_db, precision, f"{stopped} before it was sent"):
                     write(rec)
                 continue
-            settings = ClientSettings(session=session, snr_db=snr_db, precision=args.precision, csi=args.csi,
+            settings = ClientSettings(session=session, snr_db=snr_db, precision=precision, csi=args.csi,
                                       budget=args.budget, window=args.window, item_timeout_s=args.item_timeout_s,
                                       retries=args.retries, gap_samples=args.gap_samples,
                                       flush_samples=args.flush_samples, hello_timeout_s=args.hello_timeout_s,
                                       images_dir=args.images, items=source)
             client = None
             try:
-                client = Client(loaded.model, identity, tx, args.control, settings)
+                client = Client(loaded.model, identity, tx, args.control, settings, encoder=loaded.encoder,
+                                artifact=artifact)
                 counts = client.run(items, write)
                 status = max(status, 1 if counts.get("items_failed") else 0)
             except Refused as exc:
@@ -625,15 +638,16 @@ def run(args: argparse.Namespace) -> int:
                 print("mtsc-sdr client: interrupted; unfinished items have error records", file=sys.stderr)
                 status, stopped = 130, "interrupted"
                 if client is None:          # before the point began: none of its items was sent
-                    for rec in _unsent(items, session, snr_db, args.precision, "interrupted before it was sent"):
+                    for rec in _unsent(items, session, snr_db, precision, "interrupted before it was sent"):
                         write(rec)
             finally:
                 if client is not None:
                     client.close()
-                    summary = {"session": session, "snr_db": snr_db, "precision": args.precision,
+                    summary = {"session": session, "snr_db": snr_db, "precision": precision,
+                               "runtime": loaded.encoder.runtime,
                                "items": len(items), **dict(client.counts), "control": client.control.stats.as_dict(),
                                "weight_bytes": loaded.weight_bytes,
-                               "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1)}
+                               "peak_rss_mb": peak_rss_mb()}
                     print(json.dumps(summary), file=sys.stderr, flush=True)
                     if summary_file is not None:
                         summary_file.write(json.dumps(summary) + "\n")

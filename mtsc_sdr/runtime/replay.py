@@ -248,7 +248,7 @@ def replay_through_bs(rec: Recording, checkpoint: str, out: Path, *, rate_sps: O
         records), :func:`frame_statistics` of the replay's base station, and per session what
         was replayed.
     """
-    from mtsc_sdr.compress.quantize import load_client
+    from mtsc_sdr.compress.artifact import load_client
 
     identity = check_checkpoint(rec, checkpoint)
     work = out / "work"
@@ -257,7 +257,7 @@ def replay_through_bs(rec: Recording, checkpoint: str, out: Path, *, rate_sps: O
 
     def model(precision: str):
         if precision not in models:
-            models[precision] = load_client(checkpoint, precision).model
+            models[precision] = load_client(checkpoint, precision=precision).model
         return models[precision]
 
     records: list[dict] = []

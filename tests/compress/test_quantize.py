@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from mtsc_sdr.compress.quantize import (Int8Attention, Int8Conv, Int8DecoderLayer, Int8EncoderLayer, Int8Linear,
-                                        load_client, quantize_client, weight_bytes)
+                                        quantize_client, weight_bytes)
 
 
 def _rel(a, b):
@@ -101,19 +101,26 @@ def test_quantized_client_replaces_every_large_layer_and_stays_close(micro_check
 
 
 def test_load_client(micro_checkpoint):
-    a, b = load_client(micro_checkpoint, "fp32"), load_client(micro_checkpoint, "int8")
+    from mtsc_sdr.compress.artifact import encode_modules, load_client
+
+    a, b = load_client(micro_checkpoint, precision="fp32"), load_client(micro_checkpoint, precision="int8")
     assert (a.precision, b.precision) == ("fp32", "int8")
-    assert b.weight_bytes < a.weight_bytes == weight_bytes(a.model)
+    assert (a.encoder.runtime, b.encoder.runtime) == ("torch", "torch")
+    assert b.weight_bytes < a.weight_bytes == sum(weight_bytes(m) for m in encode_modules(a.model))
     with pytest.raises(ValueError, match="precision"):
-        load_client(micro_checkpoint, "int4")
+        load_client(micro_checkpoint, precision="int4")
+    with pytest.raises(ValueError, match="artifact"):
+        load_client(micro_checkpoint, runtime="onnxruntime")
 
 
 def test_int8_client_of_a_lora_minilm_merges_the_adapters(minilm_env, minilm_micro_checkpoint):
     from peft.tuners.lora import LoraLayer
 
+    from mtsc_sdr.compress.artifact import load_client
     from mtsc_sdr.data import collate, examples
 
-    a, b = load_client(minilm_micro_checkpoint, "fp32"), load_client(minilm_micro_checkpoint, "int8")
+    a = load_client(minilm_micro_checkpoint, precision="fp32")
+    b = load_client(minilm_micro_checkpoint, precision="int8")
     assert any(isinstance(m, LoraLayer) for m in a.model.modules())
     assert not any(isinstance(m, (LoraLayer, nn.Linear)) for m in b.model.modules())
     assert b.weight_bytes < a.weight_bytes

@@ -71,3 +71,26 @@ def test_base_station_logs_each_dropped_frame(caplog):
         BaseStation._log_drops("tcp://test", rx, last)            # nothing new: nothing logged
     lines = [r.getMessage() for r in caplog.records]
     assert len(lines) == 2 and all("header_crc_fail" in m and "tcp://test" in m for m in lines)
+
+
+def test_base_station_refuses_a_client_artifact_made_from_another_checkpoint(micro_checkpoint):
+    from mtsc_sdr.link import MessageClient, free_tcp_endpoint
+    from mtsc_sdr.runtime.bs import BaseStation
+
+    bs = BaseStation(str(micro_checkpoint), [free_tcp_endpoint()], "tcp://127.0.0.1:*")
+    client = MessageClient(bs.control.endpoint, session=7)
+    try:
+        for source, want in ((dict(bs.identity, weights="e" * 16), protocol.REFUSED), (bs.identity, protocol.WELCOME)):
+            client.send(protocol.HELLO, meta={"checkpoint": bs.identity,
+                                              "artifact": {"name": "int8-dynamic", "runtime": "onnxruntime",
+                                                           "source": source}})
+            bs._on_message(bs.control.recv(timeout_ms=5000))
+            answer = client.recv(timeout_ms=5000)
+            assert answer.kind == want
+            if want == protocol.REFUSED:
+                assert "artifact" in answer.meta["reason"] and "weights" in answer.meta["differs"]
+                assert 7 not in bs.sessions
+        assert 7 in bs.sessions
+    finally:
+        client.close(linger_ms=0)
+        bs.close()

@@ -117,12 +117,12 @@ def test_client_answers_a_users_own_image(micro_checkpoint, tmp_path):
 
 
 def test_client_drops_malformed_and_foreign_downlink_messages(micro_checkpoint):
-    from mtsc_sdr.compress.quantize import load_client
+    from mtsc_sdr.compress.artifact import load_client
     from mtsc_sdr.data import examples
     from mtsc_sdr.link import MessageServer, free_tcp_endpoint
     from mtsc_sdr.runtime.client import Client, ClientSettings
 
-    loaded = load_client(micro_checkpoint, "fp32")
+    loaded = load_client(micro_checkpoint)
     cfg = loaded.model.cfg
     server = MessageServer("tcp://127.0.0.1:*")
     client = Client(loaded.model, protocol.checkpoint_identity(micro_checkpoint), free_tcp_endpoint(),

@@ -1,0 +1,126 @@
+"""The client's encode as ONNX graphs: one graph per task and symbol budget.
+
+A graph holds everything of the encode that is a fixed computation on tensors (the network):
+
+* a token task (VQA, captions): inputs :meth:`~mtsc_sdr.model.split.ClientModel.encoder_inputs`
+  plus ``snr_db`` float32 (B,) -> modality encoder -> LAM encoder -> JSC projection, rate choice,
+  top-k and power (:meth:`~mtsc_sdr.model.jsc.JSCEncoder.assemble_reals`) -> outputs ``reals``
+  float32 (B, budget, 2) (the complex symbols as (re, im)), ``rate_idx`` and ``n_tokens`` int64
+  (B,);
+* the dense image task with the analog code: input ``image`` float32 (B, 3, H, W) -> output
+  ``coefficients`` float32 (B, C) (the code's projection, nearly all of its arithmetic); the
+  rest of that code (scale side information, power allocation) runs in torch after it
+  (:meth:`~mtsc_sdr.model.split.ClientModel.uplink`): it branches per item in Python.
+
+What stays outside, in the client's torch/Python: tokenising the question and the audio log-mel
+front end (:meth:`~mtsc_sdr.model.encoders.AudioEncoder.features`; ONNX Runtime's STFT took
+27x torch's time). The budget is a constant of the graph (it sets output shapes); the batch size
+and the question length are dynamic.
+
+Export uses torch's dynamo-based exporter (``torch.onnx.export(..., dynamo=True)``), the one
+torch maintains; the TorchScript-based one cannot export the STFT and is deprecated.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from mtsc_sdr import tasks
+from mtsc_sdr.data import collate, examples
+
+#: ONNX opset of exported graphs (what ONNX Runtime 1.32 and TensorRT 10 both take).
+OPSET = 18
+#: Dynamic dimension ranges used at export.
+MAX_BATCH, MAX_QUESTION = 64, 128
+
+
+@dataclass(frozen=True)
+class Signature:
+    """A task's graph interface: input and output names, in order, and which input dims are
+    dynamic (``{name: {axis: dim name}}``)."""
+
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+    dynamic: dict
+
+    @property
+    def analog(self) -> bool:
+        return self.outputs == ("coefficients",)
+
+
+def signature(client, task: str) -> Signature:
+    """The graph interface of ``task`` for ``client`` (a ClientModel)."""
+    if client.sends_analog(task):
+        return Signature(("image",), ("coefficients",), {"image": {0: "batch"}})
+    spec = tasks.get(task)
+    names = ["audio_mel", "audio_length"] if spec.modality == "audio" else [spec.modality]
+    if spec.question:
+        names.append("question_ids")
+    names.append("snr_db")
+    dynamic = {n: {0: "batch", **({1: "question"} if n == "question_ids" else {})} for n in names}
+    return Signature(tuple(names), ("reals", "rate_idx", "n_tokens"), dynamic)
+
+
+def graph_inputs(client, batch: dict, task: str, snr_db: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The tensors a task's graph takes, by name, from a collated batch and the SNR float32 (B,)."""
+    if client.sends_analog(task):
+        return {"image": batch["image"].float()}
+    return {**client.encoder_inputs(batch, task), "snr_db": snr_db.float()}
+
+
+class EncodeGraph(nn.Module):
+    """``client``'s encode of ``task`` at ``budget`` symbols as one module over plain tensors
+    (see the module docstring); what is exported, and what the tests compare with the client."""
+
+    def __init__(self, client, task: str, budget: int):
+        super().__init__()
+        self.client, self.task, self.budget = client, task, int(budget)
+        self.sig = signature(client, task)
+
+    def forward(self, *tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        inputs = dict(zip(self.sig.inputs, tensors))
+        if self.sig.analog:
+            return tuple(self.client.project(self.task, inputs, None, analog=True))
+        snr = inputs.pop("snr_db")
+        score, *codes = self.client.project(self.task, inputs, snr)
+        code = self.client.jsc_encoder.assemble_reals(score, codes, snr, self.budget)
+        return code.reals, code.rate_idx, code.n_tokens
+
+
+def example_inputs(client, task: str, n: int = 2, seed: int = 1) -> dict[str, torch.Tensor]:
+    """Inputs of ``n`` validation items of ``task`` (SNRs spread over the rate classes): what the
+    exporter traces with."""
+    batch = collate(examples("val", [task], n_per_task=n, seed=seed))
+    snr = torch.linspace(-3.0, 18.0, n)
+    return graph_inputs(client, batch, task, snr)
+
+
+def export(client, task: str, budget: int, path: str | Path) -> Signature:
+    """Write ``task``'s encode graph at ``budget`` symbols to ``path`` (ONNX, opset :data:`OPSET`).
+
+    ``client`` must be in eval mode with adapters merged (:func:`prepare`)."""
+    graph = EncodeGraph(client, task, budget).eval()
+    inputs = example_inputs(client, task)
+    dims = {"batch": torch.export.Dim("batch", min=1, max=MAX_BATCH),
+            "question": torch.export.Dim("question", min=1, max=MAX_QUESTION)}
+    shapes = tuple({axis: dims[name] for axis, name in graph.sig.dynamic[n].items()} for n in graph.sig.inputs)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")       # the exporter's notes on its own internals
+        torch.onnx.export(graph, tuple(inputs[n] for n in graph.sig.inputs), str(path),
+                          input_names=list(graph.sig.inputs), output_names=list(graph.sig.outputs),
+                          dynamic_shapes=(shapes,), dynamo=True, optimize=True, opset_version=OPSET,
+                          external_data=False, verbose=False)
+    return graph.sig
+
+
+def prepare(client):
+    """The client as graphs see it: eval mode, adapters merged into their weights (in place)."""
+    client.eval()
+    client.lam_encoder.merge_adapters()
+    return client.requires_grad_(False)

@@ -1,0 +1,124 @@
+"""Compressed client artifacts: ONNX export matches torch per task, quantized graphs run and shrink,
+manifests verify their files, and an artifact only loads with its source checkpoint."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+import torch
+
+pytest.importorskip("onnxruntime")
+
+from mtsc_sdr import tasks as task_table  # noqa: E402
+from mtsc_sdr.compress.artifact import (ArtifactMismatch, Technique, build, load_client,  # noqa: E402
+                                        read)
+from mtsc_sdr.data import collate, examples  # noqa: E402
+
+#: fp32 ONNX Runtime vs torch: symbols (unit average power) agree to this (max abs difference).
+FP32_SYMBOL_TOL = 1e-4
+
+
+@pytest.fixture(scope="module")
+def budgets(micro_checkpoint):
+    return [load_client(micro_checkpoint).model.cfg.symbols_per_item, 96]
+
+
+@pytest.fixture(scope="module")
+def fp32_artifact(micro_checkpoint, budgets, tmp_path_factory):
+    return build(micro_checkpoint, tmp_path_factory.mktemp("art") / "fp32", Technique("fp32"), "onnxruntime",
+                 budgets=budgets, log=lambda *a: None)
+
+
+def _encode(loaded, task, budget, n=6):
+    batch = collate(examples("val", [task], n_per_task=n, seed=4))
+    snr = torch.linspace(-4.0, 19.0, n)
+    up, times = loaded.encoder.encode(batch, task, snr, budget)
+    return up, times
+
+
+def test_onnxruntime_encode_matches_torch_for_every_task(micro_checkpoint, fp32_artifact, budgets):
+    ref = load_client(micro_checkpoint)
+    ort = load_client(micro_checkpoint, "onnxruntime", fp32_artifact.directory)
+    assert ort.encoder.runtime == "onnxruntime" and ort.precision == "fp32"
+    for task, budget in ((t, b) for t in task_table.names() for b in budgets):
+        a, _ = _encode(ref, task, budget)
+        b, times = _encode(ort, task, budget)
+        assert set(times) == {"encode_graph"}
+        assert torch.equal(a.rate_idx, b.rate_idx) and torch.equal(a.n_tokens, b.n_tokens), task
+        assert torch.equal(a.task_ids, b.task_ids)
+        assert b.symbols.shape == (6, budget) and b.symbols.dtype == torch.complex64
+        assert float((a.symbols - b.symbols).abs().max()) < FP32_SYMBOL_TOL, task
+
+
+def test_graph_encode_of_a_single_item_and_another_question_length(micro_checkpoint, fp32_artifact):
+    """Batch and question length are dynamic: one item, with a question of another length."""
+    ref = load_client(micro_checkpoint)
+    ort = load_client(micro_checkpoint, "onnxruntime", fp32_artifact.directory)
+    ex = examples("val", ["vqa"], n_per_task=1, seed=9)[0]
+    batch = collate([ex])
+    batch["question"] = ["what is it"]
+    a, _ = ref.encoder.encode(batch, "vqa", torch.tensor([12.0]))
+    b, _ = ort.encoder.encode(batch, "vqa", torch.tensor([12.0]))
+    assert torch.equal(a.n_tokens, b.n_tokens) and float((a.symbols - b.symbols).abs().max()) < FP32_SYMBOL_TOL
+
+
+def test_a_budget_the_artifact_lacks_is_named(micro_checkpoint, fp32_artifact):
+    ort = load_client(micro_checkpoint, "onnxruntime", fp32_artifact.directory)
+    with pytest.raises(ValueError, match="budgets"):
+        _encode(ort, "vqa", 40)
+
+
+def test_int8_dynamic_artifact_is_smaller_and_close(micro_checkpoint, fp32_artifact, tmp_path):
+    art = build(micro_checkpoint, tmp_path / "dyn", Technique("int8-dynamic"), "onnxruntime", log=lambda *a: None)
+    assert art.manifest["weight_bytes"] < 0.5 * fp32_artifact.manifest["weight_bytes"]
+    ref = load_client(micro_checkpoint)
+    q = load_client(micro_checkpoint, "onnxruntime", art.directory)
+    for task in ("caption_image", "reconstruct"):
+        a, _ = _encode(ref, task, None)
+        b, _ = _encode(q, task, None)
+        assert torch.equal(a.rate_idx, b.rate_idx)
+        power = a.symbols.abs().pow(2).mean(dim=1)
+        assert torch.allclose(b.symbols.abs().pow(2).mean(dim=1), power, atol=1e-3)   # normalised either way
+        err = (a.symbols - b.symbols).abs().pow(2).mean(dim=1) / power
+        assert float(err.max()) < 0.25, task                                         # int8 noise, not garbage
+
+
+def test_manifest_records_the_source_and_verifies_files(micro_checkpoint, fp32_artifact, tmp_path):
+    m = fp32_artifact.manifest
+    assert m["format"] == "mtsc-sdr-client-artifact" and m["runtime"] == "onnxruntime"
+    assert m["technique"]["quantization"] == "fp32" and m["budgets"][1] == 96
+    assert set(m["tasks"]) == set(task_table.names()) and len(m["files"]) == 2 * len(m["tasks"])
+    copy = tmp_path / "copy"
+    shutil.copytree(fp32_artifact.directory, copy)
+    graph = copy / next(iter(m["files"]))
+    graph.write_bytes(graph.read_bytes()[:-1] + b"\0")
+    with pytest.raises(ValueError, match="differs from the manifest"):
+        read(copy)
+    manifest = json.loads((copy / "manifest.json").read_text())
+    manifest["technique"]["quantization"] = "int3"
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ValueError, match="technique.quantization"):
+        read(copy, verify=False)
+
+
+def test_an_artifact_loads_only_with_its_source_checkpoint(micro_checkpoint, fp32_artifact, tmp_path):
+    other = tmp_path / "other"
+    shutil.copytree(micro_checkpoint, other)
+    from safetensors.torch import load_file, save_file
+
+    state = load_file(str(other / "model.safetensors"))
+    key = next(k for k, v in state.items() if v.dtype == torch.float32)
+    state[key] = state[key] + 1.0
+    save_file(state, str(other / "model.safetensors"))
+    with pytest.raises(ArtifactMismatch, match="weights"):
+        load_client(other, "onnxruntime", fp32_artifact.directory)
+
+
+def test_technique_validation_names_the_field():
+    with pytest.raises(ValueError, match="technique.quantization"):
+        Technique("int8-dynamic").validate("torch")
+    with pytest.raises(ValueError, match="technique.pruning"):
+        Technique("fp32", pruning=1.5).validate("onnxruntime")
+    assert Technique("int8-static", pruning=0.5, recovery_steps=10).name() == "prune50+int8-static"
