@@ -83,20 +83,23 @@ def time_client(checkpoint: str, precision: str, tasks, items: int, warmup: int,
 
 
 def time_pipeline(checkpoint: str, precision: str, tasks, items: int, window: int, snr_db: float,
-                  out: Path, threads: int = 1) -> list[dict]:
-    """Rows of two ``mtsc-sdr run`` passes over the software channel (see the module docstring)."""
+                  out: Path, threads: int = 1, runtime: str = "torch", artifact: str | None = None) -> list[dict]:
+    """Rows of two ``mtsc-sdr run`` passes over the software channel (see the module docstring);
+    the client runs ``precision`` in torch, or ``artifact`` (a compressed client) in ``runtime``."""
+    client = {"precision": precision, "runtime": runtime, "artifact": artifact}
+    label = ClientSpec(**client).label()
     rows = []
-    one = execute(RunConfig(name=f"bench-{precision}-latency", checkpoint=checkpoint, snr_db=[snr_db], threads=threads,
-                            out=str(out / f"{precision}_latency"),
-                            clients=[ClientSpec(tasks=list(tasks), n_per_task=items, precision=precision, window=1)]))
-    rows += [dict(r, precision=precision) for r in one["rows"]
+    one = execute(RunConfig(name=f"bench-{label}-latency", checkpoint=checkpoint, snr_db=[snr_db], threads=threads,
+                            out=str(out / f"{label}_latency"),
+                            clients=[ClientSpec(tasks=list(tasks), n_per_task=items, window=1, **client)]))
+    rows += [dict(r, precision=label) for r in one["rows"]
              if r["metric"].startswith("latency_ms") or r["metric"] == "peak_rss_mb"]
-    many = execute(RunConfig(name=f"bench-{precision}-throughput", checkpoint=checkpoint, snr_db=[snr_db],
+    many = execute(RunConfig(name=f"bench-{label}-throughput", checkpoint=checkpoint, snr_db=[snr_db],
                              threads=threads,
-                             out=str(out / f"{precision}_throughput"),
-                             clients=[ClientSpec(tasks=["vqa"], n_per_task=max(items, 4 * window),
-                                                 precision=precision, window=window)]))
-    rows += [dict(r, precision=precision, window=window) for r in many["rows"] if r["metric"] == "items_per_s"]
+                             out=str(out / f"{label}_throughput"),
+                             clients=[ClientSpec(tasks=["vqa"], n_per_task=max(items, 4 * window), window=window,
+                                                 **client)]))
+    rows += [dict(r, precision=label, window=window) for r in many["rows"] if r["metric"] == "items_per_s"]
     return rows
 
 

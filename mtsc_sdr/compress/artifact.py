@@ -198,14 +198,14 @@ def _restructured(model, technique: Technique, seed: int, log):
     from . import distill, prune
 
     if technique.pruning is not None:
-        spec = prune.choose(model, technique.pruning, seed=seed)
+        spec = prune.choose(model, technique.pruning, prune.calibration_batches(seed=seed), seed=seed)
         model = prune.with_client(model, prune.apply(model.client, spec))
         if technique.recovery_steps:
             prune.recover(model, technique.recovery_steps, seed=seed, log=log)
         return model, prune, spec
     if technique.distillation is not None:
         teacher = model
-        spec = distill.StudentSpec(list(technique.distillation))
+        spec = distill.StudentSpec(list(technique.distillation), distill.n_layers(teacher.client))
         student = distill.student(teacher.client, spec.keep_layers)
         if technique.recovery_steps:
             distill.distill(teacher, student, technique.recovery_steps, seed=seed, log=log)

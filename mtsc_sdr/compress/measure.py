@@ -108,7 +108,10 @@ def peak_memory_mb(checkpoint, artifact=None, runtime: str = "torch", precision:
 def measure(checkpoint, artifact_dir, device: str = "x86-cpu", n_items: int = 200, snr_db: float = 10.0,
             latency_items: int = 30, threads: int = 1, seed: int = 0, log=print):
     """Fill ``artifact_dir``'s manifest with accuracy (validation split, per task), peak memory
-    and encode latency on this machine, recorded under ``device`` (a device profile name)."""
+    and encode latency on this machine, recorded under ``device`` (a device profile name).
+
+    Returns:
+        (the artifact, :func:`quality`'s per-item scores)."""
     import torch
 
     from mtsc_sdr.model import load
@@ -132,7 +135,7 @@ def measure(checkpoint, artifact_dir, device: str = "x86-cpu", n_items: int = 20
     art.save()
     log(f"compress: measured {art.name}: accuracy {m['accuracy']}, latency {m['latency_ms'][device]} ms, "
         f"peak memory {m['peak_memory_mb'][device]} MiB")
-    return art
+    return art, scores
 
 
 def _probe(argv=None) -> int:

@@ -111,6 +111,7 @@ class Int8AnalogCode(AnalogImageCode):
 
     def __init__(self, code: AnalogImageCode):
         nn.Module.__init__(self)
+        self._allocations = {}
         for name in ("lam", "ln_stats", "mean"):
             self.register_buffer(name, getattr(code, name).detach().clone())
         q, scale = _quantize_rows(code.basis.T)                 # (C, D): one row per coefficient

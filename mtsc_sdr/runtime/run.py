@@ -87,6 +87,9 @@ class ClientSpec:
     split: Literal["train", "val", "test"] = "val"
     seed: int = 0
     precision: Literal["int8", "fp32"] = "int8"
+    runtime: Literal["torch", "onnxruntime", "tensorrt"] = "torch"
+    artifact: Optional[str] = None            # a compressed client (`mtsc-sdr compress`); replaces precision
+    device: Optional[str] = None              # the device profile this client stands for (reported)
     csi: Literal["configured", "feedback"] = "configured"
     window: int = 4
     budget: Optional[int] = None
@@ -108,10 +111,22 @@ class ClientSpec:
         check(self.task is None or self.task in names, f"{path}.task", f"must be one of {list(names)}, got {self.task}")
         check(bool(self.files()) or (self.question is None and self.task is None), f"{path}.question",
               "question and task go with a file (image, audio or video)")
+        check(self.runtime == "torch" or bool(self.artifact), f"{path}.runtime",
+              f"{self.runtime} runs a compressed client's graphs: set artifact (`mtsc-sdr compress export`)")
+        check(self.artifact is None or (Path(self.artifact) / "manifest.json").is_file(), f"{path}.artifact",
+              f"no manifest.json in {self.artifact!r} (make an artifact with `mtsc-sdr compress export`)")
 
     def files(self) -> dict[str, str]:
         """The user's file as ``{"image" | "audio" | "video": path}`` ({} for split items)."""
         return {k: v for k, v in (("image", self.image), ("audio", self.audio), ("video", self.video)) if v}
+
+    def label(self) -> str:
+        """What this client's records call its precision: the artifact's name, else fp32 / int8."""
+        if self.artifact is None:
+            return self.precision
+        from mtsc_sdr.compress.artifact import read
+
+        return read(self.artifact, verify=False).name
 
     def item_options(self) -> list[str]:
         """The ``mtsc-sdr client`` options that choose this client's items."""
@@ -245,6 +260,10 @@ def _client_argv(cfg: RunConfig, spec: ClientSpec, checkpoint: str, control: str
                 "--out", str(work / f"items_{first}.jsonl"), "--summary", str(work / f"client_{first}.json"))
     if spec.budget:
         argv += ["--budget", str(spec.budget)]
+    if spec.artifact:
+        argv += ["--artifact", spec.artifact]
+    if spec.runtime != "torch":
+        argv += ["--runtime", spec.runtime]
     if spec.images_dir:
         argv += ["--images", spec.images_dir]
     return argv
@@ -353,8 +372,8 @@ def execute(cfg: RunConfig, *, progress: bool = False) -> dict[str, Any]:
                     procs = start_link(settings, tx, rx)
                     links += procs
                     groups.setdefault(session if cfg.client_per_point else k, (spec, []))[1].append((tx, session, snr))
-                    points.append({"session": session, "snr_db": snr, "client": k, "precision": spec.precision,
-                                   "channel": link})
+                    points.append({"session": session, "snr_db": snr, "client": k, "precision": spec.label(),
+                                   "runtime": spec.runtime, "device": spec.device, "channel": link})
                     flowgraphs.append((points[-1], [p for p in procs if isinstance(p, Flowgraph)]))
                 for spec, mine in groups.values():
                     clients.append(ChildProcess(_client_name(mine, cfg.link_of(spec)),
