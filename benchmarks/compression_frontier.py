@@ -92,7 +92,8 @@ def build_all(ck: str, root: Path, recovery_steps: int, reuse: bool, seed: int) 
             except ValueError:
                 pass
         t0 = time.time()
-        build(ck, directory, tech, runtime, seed=seed, log=lambda *a: None)
+        shared = next((d for n, d in out.items() if n.split("+")[0] == name.split("+")[0] and "+" in name), None)
+        build(ck, directory, tech, runtime, seed=seed, client_from=shared, log=lambda *a: None)
         print(f"built {name} in {time.time() - t0:.0f} s", flush=True)
         out[name] = directory
     return out
@@ -281,7 +282,6 @@ def main(argv: list[str] | None = None) -> int:
     cands = []
     for e in table:
         c = candidate_record(manifests[e["name"]], dirs[e["name"]])
-        c["name"] = e["name"]
         c["accuracy"] = {t: e["accuracy"][t]["value"] for t in tasks}
         c["latency_ms"] = {"x86-cpu": {"p50": e["latency_ms_p50"], "p90": e["latency_ms_p90"]}}
         cands.append(c)

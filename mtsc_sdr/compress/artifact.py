@@ -213,9 +213,17 @@ def _restructured(model, technique: Technique, seed: int, log):
     return model, None, None
 
 
+def _structured_client(checkpoint, art: Artifact):
+    """The pruned or distilled client an artifact stores (rebuilt on ``checkpoint``, its source)."""
+    from . import distill, prune
+
+    loader = prune.load_pruned if art.technique.pruning is not None else distill.load_student
+    return loader(checkpoint, art.directory / "client")
+
+
 def build(checkpoint: str | Path, out: str | Path, technique: Technique, runtime: str, *,
           budgets: Optional[list[int]] = None, seed: int = 0, calibration_items: int = 64,
-          log=print) -> Artifact:
+          client_from: str | Path | None = None, log=print) -> Artifact:
     """Make an artifact of ``checkpoint``'s client in ``out`` (replaced if it exists): pruning or
     distillation with recovery (seeded), then export and quantization of the graphs for every
     task and budget (graph runtimes). Measurements are left to :mod:`.measure`.
@@ -223,6 +231,8 @@ def build(checkpoint: str | Path, out: str | Path, technique: Technique, runtime
     Args:
         budgets: symbol budgets to export graphs for (default: the model's ``symbols_per_item``).
         calibration_items: validation items per task that calibrate ``int8-static``.
+        client_from: another artifact of the same pruning / distillation whose client to reuse
+            (its quantization may differ) instead of pruning or distilling again.
     """
     import torch
 
@@ -238,12 +248,19 @@ def build(checkpoint: str | Path, out: str | Path, technique: Technique, runtime
     torch.manual_seed(seed)
     model = load(checkpoint)
     graph.prepare(model.client)
-    model, structure, spec = _restructured(model, technique, seed, log)
+    if client_from is not None and technique.structural:
+        other = read(client_from)
+        if (other.technique.pruning, other.technique.distillation) != (technique.pruning, technique.distillation):
+            raise ValueError(f"client_from {client_from}: its pruning / distillation differ from {technique.name()}")
+        other.check_source(checkpoint_identity(checkpoint))
+        shutil.copytree(other.directory / "client", out / "client")
+        model.client = _structured_client(checkpoint, other)
+    else:
+        model, structure, spec = _restructured(model, technique, seed, log)
+        if structure is not None:
+            structure.save(model.client, spec, out / "client")
     client = graph.prepare(model.client)
-    files = []
-    if structure is not None:
-        structure.save(client, spec, out / "client")
-        files += [p.relative_to(out).as_posix() for p in sorted((out / "client").iterdir())]
+    files = [p.relative_to(out).as_posix() for p in sorted((out / "client").iterdir())] if technique.structural else []
     budgets = [int(b) for b in (budgets or [model.cfg.symbols_per_item])]
     names = list(task_table.names())
     if runtime != "torch":
@@ -387,14 +404,8 @@ def load_client(checkpoint: str | Path, runtime: str = "torch", artifact: str | 
         raise ValueError(f"artifact {art.directory} is for the torch runtime (it has no graphs)")
     if art.runtime != "torch" and runtime == "torch":
         runtime = art.runtime
-    client = load(checkpoint).client
     tech = art.technique
-    if tech.structural:
-        from . import distill, prune
-
-        loader = prune.load_pruned if tech.pruning is not None else distill.load_student
-        client = loader(checkpoint, art.directory / "client")
-    client = prepare(client)
+    client = prepare(_structured_client(checkpoint, art) if tech.structural else load(checkpoint).client)
     if tech.quantization == "int8-torch":
         client = quantize_client(client)
     return LoadedClient(client, open_encoder(runtime, client, art, threads), art, int(art.manifest["weight_bytes"]),

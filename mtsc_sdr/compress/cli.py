@@ -53,9 +53,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     e.add_argument("--prune", type=float, metavar="RATIO", help="remove this fraction of heads and FFN channels")
     e.add_argument("--distill", type=_layers, metavar="LAYERS", help="distil a student keeping these LAM encoder layers, e.g. 0")
     e.add_argument("--recovery-steps", type=int, default=300, help="fine-tune steps after pruning / distillation")
+    e.add_argument("--client-from", metavar="DIR", help="reuse the pruned / distilled client of this artifact "
+                   "(same --prune / --distill, another quantization) instead of pruning or distilling again")
     e.add_argument("--budget", type=int, action="append", help="symbol budget to export graphs for (repeatable)")
     e.add_argument("--out", help="artifact directory (default results/compress/<model>/<name>-<format>)")
     e.add_argument("--measure", action="store_true", help="measure accuracy, latency and memory now")
+    e.add_argument("--items", type=int, default=200, help="validation items per task for --measure's accuracy")
     e.add_argument("--seed", type=int, default=0)
     add_threads(e, 1)
     m = sub.add_parser("measure", help="measure an artifact into its manifest")
@@ -82,6 +85,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     a.add_argument("plan", help="plan JSON written by `compress plan --out`")
     a.add_argument("--out", help="artifact directory (default results/compress/<model>/applied-<name>)")
     a.add_argument("--device", default="x86-cpu", help="device profile name this machine's figures are recorded under")
+    a.add_argument("--items", type=int, default=200, help="validation items per task for accuracy")
     add_checkpoint(a)
     add_threads(a, 1)
 
@@ -141,7 +145,7 @@ def _export(args) -> int:
             raise ValueError(f"--format tensorrt builds engines on the GPU that runs them, and here {why}; "
                              "export --format onnx and build the engine on the device")
     out = Path(args.out) if args.out else _default_out(checkpoint, f"{tech.name()}-{args.format}")
-    art = build(checkpoint, out, tech, runtime, budgets=args.budget, seed=args.seed)
+    art = build(checkpoint, out, tech, runtime, budgets=args.budget, seed=args.seed, client_from=args.client_from)
     if runtime == "tensorrt":
         from .tensorrt import ensure_engine
 
@@ -149,7 +153,7 @@ def _export(args) -> int:
             if rel.endswith(".onnx"):
                 print(f"compress: engine {ensure_engine(art.directory / rel)}")
     if args.measure:
-        measure(checkpoint, out, threads=args.threads)
+        measure(checkpoint, out, n_items=args.items, threads=args.threads)
     print(f"compress: artifact {out} ({art.name}, {art.runtime}, {art.manifest['weight_bytes']} weight bytes)")
     return 0
 
@@ -168,7 +172,7 @@ def candidate_record(manifest: dict, directory: Path) -> dict:
         raise ValueError(f"{directory}: not measured yet (`mtsc-sdr compress measure {directory}`)")
     tech = manifest["technique"]
     distill = tech.get("distillation")
-    return {"name": manifest["name"] + ("" if manifest["runtime"] == "torch" else f"@{manifest['runtime']}"),
+    return {"name": f"{manifest['name']}@{manifest['runtime']}",
             "technique": {"quantization": tech["quantization"], "pruning": tech.get("pruning"),
                           "distillation": None if not distill else "L" + "".join(map(str, distill))},
             "runtime": manifest["runtime"], "accuracy": manifest["accuracy"],
@@ -224,6 +228,6 @@ def _apply(args) -> int:
         tech = Technique.from_dict(cand["technique_full"])
         out = Path(args.out) if args.out and len(plans) == 1 else _default_out(checkpoint, f"applied-{name}")
         build(checkpoint, out, tech, cand["runtime"])
-        measure(checkpoint, out, device=args.device, threads=args.threads)
+        measure(checkpoint, out, device=args.device, n_items=args.items, threads=args.threads)
         print(f"compress: {p.get('device')}: artifact {out} ({name})")
     return status

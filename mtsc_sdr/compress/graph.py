@@ -23,6 +23,8 @@ torch maintains; the TorchScript-based one cannot export the STFT and is depreca
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -110,13 +112,27 @@ def export(client, task: str, budget: int, path: str | Path) -> Signature:
             "question": torch.export.Dim("question", min=1, max=MAX_QUESTION)}
     shapes = tuple({axis: dims[name] for axis, name in graph.sig.dynamic[n].items()} for n in graph.sig.inputs)
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    with torch.no_grad(), warnings.catch_warnings():
+    with torch.no_grad(), warnings.catch_warnings(), _quiet("torch.onnx", "onnx_ir", "onnxscript"):
         warnings.simplefilter("ignore")       # the exporter's notes on its own internals
         torch.onnx.export(graph, tuple(inputs[n] for n in graph.sig.inputs), str(path),
                           input_names=list(graph.sig.inputs), output_names=list(graph.sig.outputs),
                           dynamic_shapes=(shapes,), dynamo=True, optimize=True, opset_version=OPSET,
                           external_data=False, verbose=False)
     return graph.sig
+
+
+@contextlib.contextmanager
+def _quiet(*loggers: str):
+    """Raise ``loggers`` to ERROR for a while: the exporter logs every skipped torchvision op and
+    every deduplicated initializer."""
+    saved = {name: logging.getLogger(name).level for name in loggers}
+    for name in loggers:
+        logging.getLogger(name).setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        for name, level in saved.items():
+            logging.getLogger(name).setLevel(level)
 
 
 def prepare(client):

@@ -6,9 +6,9 @@ Each method reads an fp32 graph and writes a quantized one:
   32 input channels of every constant-weight MatMul. ORT's maintained weight-only path
   (``MatMulNBits`` kernels dequantize inside the product), made for transformer weights;
   convolutions and the rest stay fp32.
-* ``int8-dynamic``: ``quantize_dynamic``, int8 weights per output channel, activations quantized
-  per call from their observed range (``DynamicQuantizeLinear`` -> ``MatInteger``). No
-  calibration data; the quick default for MatMul-heavy graphs on CPUs.
+* ``int8-dynamic``: ``quantize_dynamic`` after ``quant_pre_process``, int8 weights per output
+  channel, activations quantized per call from their observed range (``DynamicQuantizeLinear``
+  -> ``MatMulInteger``). No calibration data; the quick default for MatMul-heavy graphs on CPUs.
 * ``int8-static``: ``quantize_static`` in QDQ format (explicit QuantizeLinear / DequantizeLinear
   pairs, which TensorRT 10 builds int8 engines from; its implicit calibrators are deprecated),
   weights int8 per channel, activations int8 with ranges calibrated on validation items of the
@@ -27,6 +27,7 @@ cheap float arithmetic that quantization would only make wrong.
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -51,6 +52,18 @@ class CalibrationFeeds:
         return next(self._feeds, None)
 
 
+@contextlib.contextmanager
+def _preprocessed(src: str):
+    """ORT's ``quant_pre_process`` (shape inference, graph optimisation) of ``src`` into a
+    temporary file, as its quantization docs ask before quantizing."""
+    from onnxruntime import quantization as q
+
+    with tempfile.TemporaryDirectory() as tmp:
+        pre = str(Path(tmp) / "pre.onnx")
+        q.quant_pre_process(src, pre, skip_symbolic_shape=True)
+        yield pre
+
+
 def quantize_graph(src: str | Path, dst: str | Path, method: str,
                    calibration: Iterable[dict[str, np.ndarray]] | None = None) -> None:
     """Write ``src``'s graph quantized by ``method`` to ``dst``.
@@ -69,14 +82,13 @@ def quantize_graph(src: str | Path, dst: str | Path, method: str,
         quantizer.process()
         quantizer.model.save_model_to_file(dst, use_external_data_format=False)
     elif method == "int8-dynamic":
-        q.quantize_dynamic(src, dst, weight_type=q.QuantType.QInt8, per_channel=True,
-                           op_types_to_quantize=PRODUCTS + ["Gather"])
+        with _preprocessed(src) as pre:
+            q.quantize_dynamic(pre, dst, weight_type=q.QuantType.QInt8, per_channel=True,
+                               op_types_to_quantize=PRODUCTS + ["Gather"])
     elif method == "int8-static":
         if calibration is None:
             raise ValueError("int8-static needs calibration feeds (validation items)")
-        with tempfile.TemporaryDirectory() as tmp:
-            pre = str(Path(tmp) / "pre.onnx")
-            q.quant_pre_process(src, pre, skip_symbolic_shape=True)
+        with _preprocessed(src) as pre:
             q.quantize_static(pre, dst, CalibrationFeeds(calibration), quant_format=q.QuantFormat.QDQ,
                               per_channel=True, activation_type=q.QuantType.QInt8,
                               weight_type=q.QuantType.QInt8, op_types_to_quantize=PRODUCTS + ["Gather"],

@@ -75,6 +75,21 @@ from mtsc_sdr.runtime.outputs import outputs_for
 
 
 @dataclass
+class ClientPlan:
+    """What a client tells the base station about itself so that it chooses the client's compressed
+    model (:mod:`mtsc_sdr.compress.planner`): its device profile and power mode, and its budgets
+    (encode latency at the ``percentile``, ms; peak memory, MiB; the largest accuracy loss per task
+    against the uncompressed client, in the task's units)."""
+
+    profile: str
+    latency_ms: Optional[float] = None
+    percentile: Literal["p50", "p90"] = "p90"
+    memory_mb: Optional[float] = None
+    max_loss: dict[str, float] = field(default_factory=dict)
+    power_mode: Optional[str] = None
+
+
+@dataclass
 class ClientSpec:
     """A client: one process per SNR point (or one for every point, with the run's
     ``client_per_point: false``). Items: ``n_per_task`` of each task from ``split``, the same at
@@ -90,6 +105,7 @@ class ClientSpec:
     runtime: Literal["torch", "onnxruntime", "tensorrt"] = "torch"
     artifact: Optional[str] = None            # a compressed client (`mtsc-sdr compress`); replaces precision
     device: Optional[str] = None              # the device profile this client stands for (reported)
+    plan: Optional[ClientPlan] = None         # the base station chooses artifact and runtime (see plan_clients)
     csi: Literal["configured", "feedback"] = "configured"
     window: int = 4
     budget: Optional[int] = None
@@ -161,6 +177,8 @@ class RunConfig(LinkConfig):
     timeout_s: float = 1800.0                 # whole run
     threads: int = 1                          # torch threads per process
     capture: bool = False                     # record the base station's input (out/recordings/)
+    candidates: Optional[str] = None          # planned clients: measured artifacts (default results/compress/<model>)
+    shared_weight_bytes: Optional[float] = None   # planned clients: the weights all of them may download together
     out: Optional[str] = None                 # None: results/run/<name>
 
     def validate(self, path: str = "") -> None:
@@ -319,6 +337,34 @@ def _count_xruns(flowgraphs: list[tuple[dict, list]]) -> None:
             point["underflows"] = sum(fg.xruns["underflows"] for fg in fgs)
 
 
+def plan_clients(cfg: RunConfig, checkpoint: str) -> Optional[dict[str, Any]]:
+    """The base station's choice of a compressed client for every client with a ``plan``: one exact
+    optimization over the measured artifacts in ``cfg.candidates`` for all of them at once
+    (:func:`mtsc_sdr.compress.planner.plan_many`, with ``shared_weight_bytes`` as their shared
+    budget). Each planned client gets the chosen artifact, its runtime and its device profile
+    (in place). Returns the plan (JSON) for the report; None when no client asks for one.
+    ValueError naming the client and the closest candidate when a client's request cannot be met."""
+    planned = [(k, spec) for k, spec in enumerate(cfg.clients) if spec.plan is not None]
+    if not planned:
+        return None
+    from mtsc_sdr.compress.cli import load_candidates
+    from mtsc_sdr.compress.planner import Client, Constraints, plan_many
+
+    cands = load_candidates([cfg.candidates or str(Path("results/compress") / Path(checkpoint).name)])
+    clients = [Client(spec.plan.profile, Constraints(latency_ms=spec.plan.latency_ms, percentile=spec.plan.percentile,
+                                                     memory_mb=spec.plan.memory_mb, max_loss=dict(spec.plan.max_loss)),
+                      spec.plan.power_mode, name=f"clients[{k}]") for k, spec in planned]
+    shared = {"weight_bytes": cfg.shared_weight_bytes} if cfg.shared_weight_bytes else None
+    result = plan_many(clients, cands, shared)
+    if not result.feasible:
+        raise ValueError(f"the base station cannot plan every client: {result.reason}")
+    by_name = {c["name"]: c for c in cands}
+    for (k, spec), p in zip(planned, result.clients):
+        chosen = by_name[p.chosen]
+        spec.artifact, spec.runtime, spec.device = chosen["directory"], chosen["runtime"], spec.plan.profile
+    return json.loads(result.to_json())
+
+
 def execute(cfg: RunConfig, *, progress: bool = False) -> dict[str, Any]:
     """Run the processes of ``cfg``; returns the report (also written to ``cfg.out_dir()``).
 
@@ -330,6 +376,7 @@ def execute(cfg: RunConfig, *, progress: bool = False) -> dict[str, Any]:
     checkpoint = cfg.checkpoint or str(shipped_model_dir())
     protocol.checkpoint_identity(checkpoint)             # a missing / broken checkpoint fails here, named
     calibration = calibration_meta(cfg)                  # a corrupt record named here fails here too
+    plans = plan_clients(cfg, checkpoint)                # the compressed clients the base station chooses
     out = cfg.out_dir()
     work = out / "work"
     work.mkdir(parents=True, exist_ok=True)
@@ -407,6 +454,8 @@ def execute(cfg: RunConfig, *, progress: bool = False) -> dict[str, Any]:
     report = build_report(cfg, checkpoint, work, points, failures)
     if calibration is not None:
         report["meta"]["calibration"] = calibration
+    if plans is not None:
+        report["meta"]["plans"] = plans
     if cfg.capture:
         report["meta"]["recordings"] = sorted(str(p) for p in (out / "recordings").glob("bs-rx*.sigmf-meta"))
     (out / "report.json").write_text(json.dumps(report, indent=1))
