@@ -119,7 +119,6 @@ def ort_run(path: Path, f: dict[str, np.ndarray]) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def graphs(tmp_path_factory) -> dict[str, Path]:
-    pytest.importorskip("onnxruntime", reason="onnxruntime is not installed (pip install 'mtsc-sdr[tensorrt]')")
     d = tmp_path_factory.mktemp("trt")
     fp32 = export_onnx(d / "encode.onnx")
     return {"fp32": fp32, "qdq": quantize_qdq(fp32, d / "encode_qdq.onnx"), "dir": d}
@@ -239,3 +238,32 @@ def test_parser_errors_are_raised_with_their_messages(tmp_path):
         build_engine(path, tmp_path / "bad.engine", precision="fp32")
     print(f"\n{exc.value}")
     assert not (tmp_path / "bad.engine").exists()
+
+
+def test_the_shipped_client_encode_from_tensorrt_engines_matches_torch(tmp_path):
+    """Every task's encode graph of models/default built into engines on this GPU (fp32 and fp16):
+    rates and token counts equal to torch's, symbols within the stated error (mean squared error
+    relative to the unit symbol power: 1e-6 for fp32, 1e-3 for fp16)."""
+    import torch
+
+    from mtsc_sdr import tasks
+    from mtsc_sdr.compress.artifact import Technique, build, load_client
+    from mtsc_sdr.data import collate, examples
+    from mtsc_sdr.model.checkpoint import shipped_model_dir
+
+    ck = shipped_model_dir()
+    art = build(ck, tmp_path / "fp32", Technique("fp32"), "onnxruntime", log=lambda *a: None)
+    ref = load_client(ck)
+    for precision, tol in (("fp32", 1e-6), ("fp16", 1e-3)):
+        from mtsc_sdr.compress.runtimes import GraphEncoder
+        from mtsc_sdr.compress.tensorrt import TensorRTSession, ensure_engine
+
+        trt = GraphEncoder("tensorrt", ref.model, art,
+                           lambda path: TensorRTSession(ensure_engine(path, precision=precision)))
+        for task in tasks.names():
+            batch = collate(examples("val", [task], n_per_task=4, seed=2))
+            snr = torch.tensor([-3.0, 4.0, 10.0, 18.0])
+            a, _ = ref.encoder.encode(batch, task, snr)
+            b, _ = trt.encode(batch, task, snr)
+            assert torch.equal(a.rate_idx, b.rate_idx) and torch.equal(a.n_tokens, b.n_tokens), (precision, task)
+            assert float((a.symbols - b.symbols).abs().pow(2).mean()) < tol, (precision, task)

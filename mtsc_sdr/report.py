@@ -37,15 +37,45 @@ def versions(extra: dict[str, str | None] | None = None) -> dict[str, str | None
 
 
 def machine() -> dict[str, Any]:
-    """What ran it: OS, CPU, cores and the thread settings that change speed."""
+    """What ran it: OS, CPU, cores, the thread settings that change speed and, on a Jetson, the
+    power mode (:func:`power_mode`)."""
     return {
         "platform": platform.platform(),
         "processor": platform.processor() or platform.machine(),
         "cpu_count": os.cpu_count(),
         "threads": {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS",
                                                      "OPENBLAS_NUM_THREADS")},
+        "power_mode": power_mode(),
         "argv": sys.argv,
     }
+
+
+def parse_nvpmodel(text: str) -> dict[str, Any] | None:
+    """``nvpmodel -q`` output (``NV Power Mode: 15W`` then the mode id on its own line) ->
+    ``{"name", "id"}``; None when it does not say."""
+    name, mode_id = None, None
+    for line in text.splitlines():
+        line = line.strip()
+        if line.startswith("NV Power Mode:"):
+            name = line.split(":", 1)[1].strip()
+        elif line.isdigit() and name is not None and mode_id is None:
+            mode_id = int(line)
+    return None if name is None else {"name": name, "id": mode_id}
+
+
+def power_mode() -> dict[str, Any] | None:
+    """A Jetson's power mode from ``nvpmodel -q`` (None elsewhere, or when it cannot be read):
+    latency figures mean little without it."""
+    import shutil
+    import subprocess
+
+    if shutil.which("nvpmodel") is None:
+        return None
+    try:
+        done = subprocess.run(["nvpmodel", "-q"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return parse_nvpmodel(done.stdout)
 
 
 def peak_rss_mb() -> float:

@@ -788,7 +788,7 @@ def tensorrt_encoder(client, artifact, threads: int = 1, precision: str | None =
 
     ok, reason = gpu_available()
     if not ok:
-        raise RuntimeError(f"runtime 'tensorrt' needs TensorRT and a CUDA GPU: {reason}")
+        raise ValueError(f"runtime 'tensorrt' needs TensorRT and a CUDA GPU: {reason}")
     torch.set_num_threads(threads)
     return GraphEncoder("tensorrt", client, artifact,
                         lambda path: TensorRTSession(ensure_engine(path, precision=precision)))

@@ -15,6 +15,14 @@ def test_percentiles():
     assert p["p50"] == 50.5 and p["p90"] == 90.1 and p["p99"] == 99.01
 
 
+def test_parse_nvpmodel_query():
+    from mtsc_sdr.report import parse_nvpmodel
+
+    assert parse_nvpmodel("NV Power Mode: 15W\n0\n") == {"name": "15W", "id": 0}
+    assert parse_nvpmodel("NVPM WARN: ...\nNV Power Mode: MAXN\n2\n") == {"name": "MAXN", "id": 2}
+    assert parse_nvpmodel("nvpmodel: command failed\n") is None
+
+
 def test_parse_tegrastats_lines():
     orin = ("11-24-2026 10:00:00 RAM 2270/7620MB (lfb 4x4MB) SWAP 0/3810MB (cached 0MB) CPU [1%@1510,off,"
             "off,off,2%@1510,0%@1510] GR3D_FREQ 0% cpu@44.5C soc2@43.4C VDD_IN 4471mW/4471mW")

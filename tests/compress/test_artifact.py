@@ -9,12 +9,10 @@ import shutil
 import pytest
 import torch
 
-pytest.importorskip("onnxruntime")
-
-from mtsc_sdr import tasks as task_table  # noqa: E402
-from mtsc_sdr.compress.artifact import (ArtifactMismatch, Technique, build, load_client,  # noqa: E402
+from mtsc_sdr import tasks as task_table
+from mtsc_sdr.compress.artifact import (ArtifactMismatch, Technique, build, load_client,
                                         read)
-from mtsc_sdr.data import collate, examples  # noqa: E402
+from mtsc_sdr.data import collate, examples
 
 #: fp32 ONNX Runtime vs torch: symbols (unit average power) agree to this (max abs difference).
 FP32_SYMBOL_TOL = 1e-4
@@ -122,3 +120,12 @@ def test_technique_validation_names_the_field():
     with pytest.raises(ValueError, match="technique.pruning"):
         Technique("fp32", pruning=1.5).validate("onnxruntime")
     assert Technique("int8-static", pruning=0.5, recovery_steps=10).name() == "prune50+int8-static"
+
+
+def test_the_tensorrt_runtime_without_a_gpu_says_why(micro_checkpoint, fp32_artifact):
+    from mtsc_sdr.compress.tensorrt import gpu_available
+
+    if gpu_available()[0]:
+        pytest.skip("this machine has TensorRT and a GPU (hw_tests/test_tensorrt.py runs it)")
+    with pytest.raises(ValueError, match="needs TensorRT and a CUDA GPU"):
+        load_client(micro_checkpoint, "tensorrt", fp32_artifact.directory)

@@ -6,10 +6,8 @@ import json
 
 import pytest
 
-pytest.importorskip("onnxruntime")
-
-from mtsc_sdr.cli import main  # noqa: E402
-from mtsc_sdr.compress.artifact import read  # noqa: E402
+from mtsc_sdr.cli import main
+from mtsc_sdr.compress.artifact import read
 
 
 @pytest.fixture(scope="module")

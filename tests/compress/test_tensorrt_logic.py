@@ -16,8 +16,8 @@ from mtsc_sdr.compress.tensorrt import (INT8_NEEDS_QDQ, SIDECAR_FORMAT, EngineCo
                                         has_qdq, io_dtypes, onnx_inputs, qdq_problems, read_sidecar, sidecar_path,
                                         validate_feed)
 
-onnx = pytest.importorskip("onnx", reason="onnx is not installed (pip install 'mtsc-sdr[tensorrt]')")
-from onnx import TensorProto, helper  # noqa: E402  (after the skip)
+import onnx  # noqa: E402
+from onnx import TensorProto, helper  # noqa: E402
 
 
 def _model(nodes, inputs, outputs, initializers=(), opset=17):
