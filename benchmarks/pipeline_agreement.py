@@ -5,7 +5,7 @@
 * ``software``: ``mtsc-sdr run`` over the software channel; ``gnuradio-sim``: over the GNU Radio
   sim flowgraph (skipped with the reason when GNU Radio is absent, or with ``--no-gnuradio``).
   Both with a 2 kHz CFO that the receiver estimates and removes, and an fp32 client (the int8
-  client's own loss is measured by ``benchmarks/client_latency.py``).
+  client's own loss is measured by ``benchmarks/compression_frontier.py``).
 * ``one-process, other noise draws``: the same evaluation with other channel noise, judged by the
   same rule: how far two runs differ that lose nothing at all. It is the noise floor that explains
   the criterion and is not part of the verdict.

@@ -158,7 +158,8 @@ def graph_file(task: str, budget: int) -> str:
     return f"graphs/{task}-{int(budget)}.onnx"
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: str | Path) -> str:
+    """Hex sha256 of a file's bytes, read in 1 MiB blocks."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -187,7 +188,7 @@ def read(directory: str | Path, verify: bool = True) -> Artifact:
             path = directory / rel
             if not path.is_file():
                 raise ValueError(f"artifact {directory}: {rel} is missing")
-            if _sha256(path) != digest:
+            if file_sha256(path) != digest:
                 raise ValueError(f"artifact {directory}: {rel} differs from the manifest's hash")
     return Artifact(directory, manifest)
 
@@ -279,7 +280,7 @@ def build(checkpoint: str | Path, out: str | Path, technique: Technique, runtime
                 log(f"compress: {rel} ({technique.name()})")
     manifest = {"format": FORMAT, "version": VERSION, "name": technique.name(), "technique": asdict(technique),
                 "runtime": runtime, "source": {"checkpoint": str(checkpoint), "identity": checkpoint_identity(checkpoint)},
-                "budgets": budgets, "tasks": names, "files": {rel: _sha256(out / rel) for rel in files},
+                "budgets": budgets, "tasks": names, "files": {rel: file_sha256(out / rel) for rel in files},
                 "weight_bytes": None, "accuracy": {}, "peak_memory_mb": {}, "latency_ms": {}, "measured_on": {}}
     art = Artifact(out, manifest)
     art.manifest["weight_bytes"] = encode_weight_bytes(art, client)

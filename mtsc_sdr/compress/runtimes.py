@@ -97,9 +97,10 @@ class GraphEncoder:
         self._open, self._sessions = open_session, {}
 
     def session(self, task: str, budget: int):
+        """(session, graph signature) of ``task`` at ``budget``, opened on first use."""
         key = (task, budget)
         if key not in self._sessions:
-            self._sessions[key] = self._open(self.artifact.graph_path(task, budget))
+            self._sessions[key] = (self._open(self.artifact.graph_path(task, budget)), signature(self.client, task))
         return self._sessions[key]
 
     @torch.no_grad()
@@ -109,8 +110,7 @@ class GraphEncoder:
         c = self.client
         budget = c.cfg.symbols_per_item if budget is None else int(budget)
         t0 = time.perf_counter()
-        sess = self.session(task, budget)
-        sig = signature(c, task)
+        sess, sig = self.session(task, budget)
         inputs = graph_inputs(c, batch, task, snr_db)
         outs = [torch.from_numpy(o) for o in sess.run(None, {n: inputs[n].numpy() for n in sig.inputs})]
         if sig.analog:

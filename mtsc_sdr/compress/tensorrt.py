@@ -47,7 +47,6 @@ no pycuda), and the engine runs on torch's current stream.
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import json
 import sys
@@ -59,6 +58,8 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
+
+from .artifact import file_sha256
 
 PRECISIONS = ("fp32", "fp16", "int8")
 
@@ -364,14 +365,6 @@ def check_engine_compatible(meta: Mapping[str, Any], *, device_name: str, comput
         raise EngineCompatibilityError(
             f"{engine} was built with TensorRT {meta['tensorrt_version']}, this is TensorRT {tensorrt_version}: "
             f"engines are specific to the TensorRT version that built them; {rebuild}")
-
-
-def file_sha256(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 # ---------------------------------------------------------------------------------------------

@@ -12,18 +12,11 @@ import torch
 from mtsc_sdr.compress import distill, prune
 from mtsc_sdr.model import save
 from tests.compress import test_prune
-from tests.compress.test_prune import BACKBONES, build, encode_outputs, lam_input
+from tests.compress.test_prune import encode_outputs, lam_input
 
-#: the shipped release models (a fixture of test_prune)
+#: the shipped release models, and a fresh micro model of each backbone (fixtures of test_prune)
 shipped = test_prune.shipped
-
-
-@pytest.fixture(params=BACKBONES)
-def model(request, minilm_base, monkeypatch):
-    if request.param == "minilm":
-        for key, value in minilm_base.items():
-            monkeypatch.setenv(key, value)
-    return build(request.param)
+model = test_prune.model
 
 
 def test_the_student_keeps_the_given_layers_copied_from_the_teacher(model):
