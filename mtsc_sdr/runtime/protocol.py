@@ -35,8 +35,10 @@ from mtsc_sdr.model import checkpoint
 #: Control-link message kinds.
 HELLO, WELCOME, REFUSED, SEMANTICS, BYE = "hello", "welcome", "refused", "semantics", "bye"
 
-#: Per-item latency stages, in the order an item passes them (milliseconds in results).
-STAGES = ("modality_encoders", "lam_encoder", "jsc_encoder", "framing", "tx_stream", "channel", "rx_sync",
+#: Per-item latency stages, in the order an item passes them (milliseconds in results). A client
+#: on a graph runtime (:mod:`mtsc_sdr.compress.runtimes`) times its encode as one stage,
+#: ``encode_graph``, in place of the first three.
+STAGES = ("modality_encoders", "lam_encoder", "jsc_encoder", "encode_graph", "framing", "tx_stream", "channel", "rx_sync",
           "jsc_decoder", "lam_decoder", "downlink", "task_decoders")
 #: Stages timed by the base station and sent back in :class:`DownlinkMeta`.
 BS_STAGES = ("rx_sync", "jsc_decoder", "lam_decoder")

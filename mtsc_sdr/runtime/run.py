@@ -603,7 +603,18 @@ def format_summary(report: dict) -> str:
         if lat:
             lines.append(f"{label}: p50 latency per stage (ms): " + ", ".join(
                 f"{s} {v:.2f}" for s, v in lat.items() if v is not None and s not in ("link_round_trip",)))
+        pts = [pt for pt in report.get("points", []) if pt["channel"] == ch and pt.get("precision") == prec]
+        devices = sorted({pt["device"] for pt in pts if pt.get("device")})
+        memory = [r["value"] for r in rows if r["metric"] == "peak_rss_mb" and r.get("precision") == prec
+                  and str(r.get("process", "")).startswith("client") and r["value"] is not None]
+        if devices or memory:
+            lines.append(f"{label}: " + ", ".join(
+                ([f"device {', '.join(devices)}"] if devices else [])
+                + [f"runtime {', '.join(sorted({pt.get('runtime') or 'torch' for pt in pts}))}"]
+                + ([f"client peak memory {max(memory):.0f} MiB"] if memory else [])))
         lines.append("")
+    for p in (report["meta"].get("plans") or {}).get("clients", []):
+        lines.append(f"planned: {p.get('client') or p.get('device')} ({p.get('device')}) -> {p.get('chosen')}")
     for f in report.get("failures", []):
         lines.append(f"FAILED: {f}")
     return "\n".join(lines)
