@@ -40,6 +40,18 @@ HELLO, WELCOME, REFUSED, SEMANTICS, BYE = "hello", "welcome", "refused", "semant
 #: ``encode_graph``, in place of the first three.
 STAGES = ("modality_encoders", "lam_encoder", "jsc_encoder", "encode_graph", "framing", "tx_stream", "channel", "rx_sync",
           "jsc_decoder", "lam_decoder", "downlink", "task_decoders")
+#: The encode stages a torch client times, and the one a graph runtime times in their place.
+TORCH_ENCODE_STAGES = ("modality_encoders", "lam_encoder", "jsc_encoder")
+GRAPH_ENCODE_STAGE = "encode_graph"
+
+
+def stages(runtime: str = "torch") -> tuple[str, ...]:
+    """The stages an item of a client on ``runtime`` has a time for: :data:`STAGES` less the
+    encode stages of the other kind of runtime."""
+    other = (GRAPH_ENCODE_STAGE,) if runtime == "torch" else TORCH_ENCODE_STAGES
+    return tuple(s for s in STAGES if s not in other)
+
+
 #: Stages timed by the base station and sent back in :class:`DownlinkMeta`.
 BS_STAGES = ("rx_sync", "jsc_decoder", "lam_decoder")
 

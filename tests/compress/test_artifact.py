@@ -129,3 +129,22 @@ def test_the_tensorrt_runtime_without_a_gpu_says_why(micro_checkpoint, fp32_arti
         pytest.skip("this machine has TensorRT and a GPU (hw_tests/test_tensorrt.py runs it)")
     with pytest.raises(ValueError, match="needs TensorRT and a CUDA GPU"):
         load_client(micro_checkpoint, "tensorrt", fp32_artifact.directory)
+
+
+def test_a_run_with_a_compressed_client_over_the_software_channel(micro_checkpoint, fp32_artifact, tmp_path):
+    """The client process on ONNX Runtime: every item answered, its encode timed as one stage."""
+    from mtsc_sdr.config import from_dict
+    from mtsc_sdr.runtime import protocol
+    from mtsc_sdr.runtime.run import RunConfig, execute
+
+    cfg = from_dict(RunConfig, {"name": "ort", "checkpoint": str(micro_checkpoint), "snr_db": [20.0],
+                                "out": str(tmp_path / "run"), "clients": [
+                                    {"runtime": "onnxruntime", "artifact": str(fp32_artifact.directory),
+                                     "n_per_task": 2, "device": "x86-cpu"}]})
+    report = execute(cfg)
+    items = [json.loads(line) for line in (tmp_path / "run" / "items.jsonl").read_text().splitlines()]
+    assert len(items) == 2 * len(task_table.names()) and all("error" not in r for r in items)
+    assert {r["precision"] for r in items} == {"fp32"}
+    for r in items:
+        assert all(r["latency_ms"][s] is not None for s in protocol.stages("onnxruntime")), r["latency_ms"]
+    assert report["points"][0]["runtime"] == "onnxruntime" and report["points"][0]["device"] == "x86-cpu"
