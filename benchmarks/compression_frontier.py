@@ -186,6 +186,30 @@ def planner_checks(cands: list[dict], reference: str, tasks) -> dict:
     return out
 
 
+def markdown(report: dict) -> str:
+    """The report's candidate table, per-task speedups and checks as Markdown (benchmarks/COMPRESSION.md)."""
+    tasks = list(report["table"][0]["accuracy"])
+    short = {"vqa": "VQA %", "caption_image": "image CIDEr", "caption_audio": "audio CIDEr",
+             "caption_video": "video CIDEr", "reconstruct": "PSNR dB"}
+    out = ["| candidate | weights MB | peak MiB | p50 ms | p90 ms | x torch fp32 | "
+           + " | ".join(short.get(t, t) for t in tasks) + " | loss ok | frontier |",
+           "| --- |" + " ---: |" * (5 + len(tasks)) + " --- | --- |"]
+    for e in report["table"]:
+        acc = " | ".join(f"{e['accuracy'][t]['value']:.2f} ({-e['accuracy'][t]['loss']:+.2f})" for t in tasks)
+        out.append(f"| {e['name']} | {e['weight_bytes'] / 1e6:.2f} | {e['peak_memory_mb'] or 0:.0f} | "
+                   f"{e['latency_ms_p50']:.3f} | {e['latency_ms_p90']:.3f} | {e['speedup_vs_torch_fp32']:.2f} | {acc} | "
+                   f"{'yes' if e['loss_within_criterion'] else 'no'} | {'yes' if e['on_frontier'] else ''} |")
+    out += ["", "| candidate | " + " | ".join(short.get(t, t) for t in tasks) + " |",
+            "| --- |" + " ---: |" * len(tasks)]
+    for e in report["table"]:
+        out.append(f"| {e['name']} | " + " | ".join(f"{e['speedup_per_task'][t]:.2f}" for t in tasks) + " |")
+    out.append("")
+    for name, c in report["checks"].items():
+        out.append(f"* **{name}**: {'PASS' if c.get('pass', True) else 'FAIL'} "
+                   + json.dumps({k: v for k, v in c.items() if k != "pass"}, default=str))
+    return "\n".join(out)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--checkpoint", default=None, help="default: models/default")
@@ -200,7 +224,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=None, help="default results/bench/compression_frontier/<model>")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--markdown-from", metavar="JSON", help="print a written report's tables as Markdown and stop")
     args = p.parse_args(argv)
+    if args.markdown_from:
+        print(markdown(json.loads(Path(args.markdown_from).read_text())))
+        return 0
 
     import torch
 

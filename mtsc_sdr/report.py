@@ -79,7 +79,17 @@ def power_mode() -> dict[str, Any] | None:
 
 
 def peak_rss_mb() -> float:
-    """This process's peak resident set size in MiB (Linux ``ru_maxrss`` is in KiB)."""
+    """This process's peak resident set size in MiB: Linux's ``VmHWM`` (the high-water mark of this
+    program's own memory), else ``ru_maxrss``. Not ``ru_maxrss`` first: on Linux it carries the
+    parent's resident size at fork across ``exec``, so a child started by a large process (a
+    benchmark that holds models) reported the parent's size, not its own."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return round(int(line.split()[1]) / 1024.0, 1)        # kB
+    except OSError:
+        pass
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1)
 
 

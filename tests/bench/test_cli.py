@@ -73,3 +73,17 @@ def test_bench_report_schema(micro_checkpoint, tmp_path, capsys):
     wb = {r["precision"]: r["value"] for r in rows if r["metric"] == "weight_bytes"}
     assert wb["int8"] < wb["fp32"]
     assert any(r["metric"] == "peak_rss_mb" and r["process"] == "bench" for r in rows)
+
+
+def test_peak_rss_of_a_child_is_its_own_not_its_parents():
+    """Linux's ru_maxrss carries the parent's size at fork across exec; peak_rss_mb must not."""
+    import subprocess
+    import sys
+
+    import numpy as np
+
+    held = np.ones(300_000_000 // 8)                     # 300 MB resident in this process
+    held[::512] = 2.0
+    child = subprocess.run([sys.executable, "-c", "from mtsc_sdr.report import peak_rss_mb; print(peak_rss_mb())"],
+                           capture_output=True, text=True, check=True)
+    assert float(child.stdout) < 200.0 and held.sum() > 0
