@@ -25,8 +25,12 @@ attention ``in_proj`` of ``nn.MultiheadAttention`` and the convolutions, which
 is deprecated (torch 2.13 warns on use). The code is small enough to check by eye; the tests
 compare every quantized layer with its fp32 original.
 
-:func:`mtsc_sdr.compress.artifact.load_client` loads a checkpoint's client with it (``precision``
-int8, the torch runtime).
+Why it stays beside ONNX Runtime's methods (:mod:`.onnx_quant`, faster on every model measured,
+``benchmarks/COMPRESSION.md``): the torch runtime is the client's default and needs no exported
+artifact (``mtsc-sdr client --precision int8``, the demo's int8 client, replays of recordings),
+and it needs an int8 path of its own. :func:`mtsc_sdr.compress.artifact.load_client` loads a
+checkpoint's client with it (``precision`` int8), and ``--quantization int8-torch`` makes it an
+artifact the planner can choose.
 """
 
 from __future__ import annotations
