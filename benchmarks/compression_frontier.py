@@ -240,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
     from mtsc_sdr.compress.measure import measure, quality
     from mtsc_sdr.model import load
     from mtsc_sdr.model.checkpoint import shipped_model_dir
-    from mtsc_sdr.report import percentiles, row, run_meta
+    from mtsc_sdr.report import git_commit, percentiles, row, run_meta
 
     torch.set_num_threads(1)
     ck = args.checkpoint or str(shipped_model_dir())
@@ -354,7 +354,8 @@ def main(argv: list[str] | None = None) -> int:
                          "vqa_items_per_s": next(r["value"] for r in prs if r["metric"] == "items_per_s")}
         checks["end_to_end"] = {"clients": e2e, "window": args.window}
 
-    report = {"meta": run_meta(vars(args), {"seed": args.seed}), "table": table, "planner": planned,
+    report = {"meta": {**run_meta(vars(args), {"seed": args.seed}), "commit": git_commit()}, "table": table,
+              "planner": planned,
               "rows": rows, "checks": checks}
     (out / "frontier.json").write_text(json.dumps(report, indent=1, default=str))
     if args.json:

@@ -322,9 +322,7 @@ def encode_weight_bytes(art: Artifact, client) -> int:
     from onnx import numpy_helper
 
     seen, total = set(), 0
-    for rel in art.manifest["files"] if art.manifest.get("files") else []:
-        if not rel.endswith(".onnx"):
-            continue
+    for rel in (r for r in art.manifest["files"] if r.endswith(".onnx")):
         for init in onnx.load(str(art.directory / rel)).graph.initializer:
             arr = numpy_helper.to_array(init)
             key = (arr.dtype.str, arr.shape, hashlib.sha256(arr.tobytes()).hexdigest())
