@@ -305,8 +305,11 @@ def _cannot_run(cand: Candidate, profile: DeviceProfile) -> str:
     if cand.runtime in GPU_RUNTIMES and profile.gpu_cuda_cores <= 0:
         return f"{cand.runtime} needs a GPU; {profile.name} has none"
     q = cand.technique.quantization
-    if q in PRECISIONS and q not in profile.precisions:
-        return f"{profile.name} has no {q} path (precisions: {', '.join(profile.precisions)})"
+    # an artifact's quantization names its method (int8-dynamic, int8-static, int8-torch, ...); the
+    # device needs the arithmetic it computes in (weight-only int8 computes in fp32)
+    precision = "fp32" if q == "int8-weight-only" else "int8" if q.startswith("int8") else q
+    if precision in PRECISIONS and precision not in profile.precisions:
+        return f"{profile.name} has no {precision} path for {q} (precisions: {', '.join(profile.precisions)})"
     return ""
 
 

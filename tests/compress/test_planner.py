@@ -10,6 +10,8 @@ import sys
 from types import SimpleNamespace
 
 import numpy as np
+from pathlib import Path
+
 import pytest
 
 from mtsc_sdr.compress import planner
@@ -182,6 +184,20 @@ def test_gpu_runtime_needs_a_gpu_and_scales_by_cuda_cores():
     # a precision the device lacks: bf16 on a Xavier (Volta)
     with pytest.raises(ValueError, match="no bf16 path"):
         estimate_latency(cand("bf", "bf16", device="jetson-xavier-nx-8gb"), "jetson-xavier-nx-8gb")
+
+
+def test_an_artifacts_quantization_method_needs_its_arithmetic_on_the_device(tmp_path):
+    """int8-dynamic / -static / -torch compute in int8; int8-weight-only computes in fp32."""
+    import yaml
+
+    src = Path(__file__).resolve().parents[2] / "firmware_profiles" / "devices" / "x86-cpu.yaml"
+    profile = yaml.safe_load(src.read_text())
+    profile.update(name="fp32-only", precisions=["fp32"])
+    path = tmp_path / "fp32-only.yaml"
+    path.write_text(yaml.safe_dump(profile))
+    with pytest.raises(ValueError, match="no int8 path for int8-dynamic"):
+        estimate_latency(cand("q", "int8-dynamic"), path)
+    assert estimate_latency(cand("w", "int8-weight-only"), path).p90_ms > 0
 
 
 def test_power_mode_scales_latency_up_by_the_watts_ratio():
