@@ -613,7 +613,7 @@ def format_summary(report: dict) -> str:
                 + [f"runtime {', '.join(sorted({pt.get('runtime') or 'torch' for pt in pts}))}"]
                 + ([f"client peak memory {max(memory):.0f} MiB"] if memory else [])))
         lines.append("")
-    for p in (report["meta"].get("plans") or {}).get("clients", []):
+    for p in ((report.get("meta") or {}).get("plans") or {}).get("clients", []):
         lines.append(f"planned: {p.get('client') or p.get('device')} ({p.get('device')}) -> {p.get('chosen')}")
     for f in report.get("failures", []):
         lines.append(f"FAILED: {f}")

@@ -235,3 +235,14 @@ def test_run_a_lora_bart_checkpoint_over_software_channel_agrees_with_eval(bart_
     """The split testbed runs a LoRA-tuned local BART's checkpoint (adapters non-zero) whose local
     BART directory is gone: every process rebuilds the LoRA wrappers from the checkpoint alone."""
     _agreement(bart_lora_checkpoint, tmp_path, "software", 20.0, 1.0, PSNR_TOL_DB)
+
+
+def test_the_summary_prints_a_demo_style_report_without_meta_or_points():
+    """The demo hands format_summary only rows and failures."""
+    from mtsc_sdr.report import row
+    from mtsc_sdr.runtime.run import format_summary
+
+    rows = [row("mtsc", "vqa", "software", 10.0, "accuracy", 80.0, precision="int8"),
+            row("mtsc", "all", "software", None, "latency_ms_p50", 1.5, precision="int8", stage="total")]
+    text = format_summary({"rows": rows, "failures": []})
+    assert "software/int8" in text and "80.00" in text and "total 1.50" in text
