@@ -610,7 +610,7 @@ def format_summary(report: dict) -> str:
         if devices or memory:
             lines.append(f"{label}: " + ", ".join(
                 ([f"device {', '.join(devices)}"] if devices else [])
-                + [f"runtime {', '.join(sorted({pt.get('runtime') or 'torch' for pt in pts}))}"]
+                + ([f"runtime {', '.join(sorted({pt.get('runtime') or 'torch' for pt in pts}))}"] if pts else [])
                 + ([f"client peak memory {max(memory):.0f} MiB"] if memory else [])))
         lines.append("")
     for p in ((report.get("meta") or {}).get("plans") or {}).get("clients", []):

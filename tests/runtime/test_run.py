@@ -243,6 +243,8 @@ def test_the_summary_prints_a_demo_style_report_without_meta_or_points():
     from mtsc_sdr.runtime.run import format_summary
 
     rows = [row("mtsc", "vqa", "software", 10.0, "accuracy", 80.0, precision="int8"),
-            row("mtsc", "all", "software", None, "latency_ms_p50", 1.5, precision="int8", stage="total")]
+            row("mtsc", "all", "software", None, "latency_ms_p50", 1.5, precision="int8", stage="total"),
+            row("mtsc", "all", "software", None, "peak_rss_mb", 500.0, precision="int8", process="client 1")]
     text = format_summary({"rows": rows, "failures": []})
     assert "software/int8" in text and "80.00" in text and "total 1.50" in text
+    assert "software/int8: client peak memory 500 MiB" in text
