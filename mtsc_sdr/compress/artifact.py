@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from mtsc_sdr import tasks as task_table
+from mtsc_sdr.config import check, from_dict
 from mtsc_sdr.model.checkpoint import identity as checkpoint_identity
 
 FORMAT = "mtsc-sdr-client-artifact"
@@ -66,27 +67,38 @@ class Technique:
         recovery_steps: fine-tune steps after pruning / distillation.
     """
 
-    quantization: str = "fp32"
+    quantization: str
     pruning: Optional[float] = None
     distillation: Optional[list[int]] = None
     recovery_steps: int = 0
 
-    def validate(self, runtime: str) -> None:
-        if self.quantization not in QUANTIZATIONS:
-            raise ValueError(f"technique.quantization: one of {QUANTIZATIONS}, got {self.quantization!r}")
-        if runtime not in RUNTIMES:
-            raise ValueError(f"runtime: one of {RUNTIMES}, got {runtime!r}")
-        if runtime == "torch" and self.quantization not in ("fp32", "int8-torch"):
-            raise ValueError(f"technique.quantization: {self.quantization!r} quantizes graphs; the torch runtime "
-                             "runs fp32 or int8-torch")
-        if runtime != "torch" and self.quantization == "int8-torch":
-            raise ValueError("technique.quantization: int8-torch runs in the torch runtime only")
-        if self.pruning is not None and not 0.0 < self.pruning < 1.0:
-            raise ValueError(f"technique.pruning: a fraction in (0, 1), got {self.pruning}")
-        if self.distillation is not None and not self.distillation:
-            raise ValueError("technique.distillation: the layers to keep, at least one")
-        if self.recovery_steps < 0:
-            raise ValueError(f"technique.recovery_steps: >= 0, got {self.recovery_steps}")
+    def validate(self, path: str = "technique") -> None:
+        """The fields in range (called by :func:`mtsc_sdr.config.from_dict`); the planner's
+        candidates are checked this far, since any quantization a measured artifact names will do."""
+        check(bool(self.quantization) and isinstance(self.quantization, str), f"{path}.quantization", "must be set")
+        check(self.pruning is None or 0.0 < self.pruning < 1.0, f"{path}.pruning",
+              f"must be a fraction in (0, 1), got {self.pruning}")
+        check(self.distillation is None or bool(self.distillation), f"{path}.distillation",
+              "the layers to keep, at least one")
+        check(self.recovery_steps >= 0, f"{path}.recovery_steps", f"must be >= 0, got {self.recovery_steps}")
+
+    def for_runtime(self, runtime: str) -> "Technique":
+        """Itself, after checking that this code makes it (:data:`QUANTIZATIONS`) for ``runtime``;
+        ValueError naming the field otherwise."""
+        self.validate()
+        check(self.quantization in QUANTIZATIONS, "technique.quantization",
+              f"must be one of {QUANTIZATIONS}, got {self.quantization!r}")
+        check(runtime in RUNTIMES, "runtime", f"must be one of {RUNTIMES}, got {runtime!r}")
+        check(runtime != "torch" or self.quantization in ("fp32", "int8-torch"), "technique.quantization",
+              f"{self.quantization!r} quantizes graphs; the torch runtime runs fp32 or int8-torch")
+        check(runtime == "torch" or self.quantization != "int8-torch", "technique.quantization",
+              "int8-torch runs in the torch runtime only")
+        return self
+
+    @property
+    def uncompressed(self) -> bool:
+        """fp32, neither pruned nor distilled."""
+        return self.quantization == "fp32" and not self.structural
 
     @property
     def structural(self) -> bool:
@@ -104,10 +116,8 @@ class Technique:
 
     @classmethod
     def from_dict(cls, d: dict) -> "Technique":
-        unknown = set(d) - {f for f in cls.__dataclass_fields__}
-        if unknown:
-            raise ValueError(f"technique: unknown field(s) {sorted(unknown)}")
-        return cls(**d)
+        """From a manifest's ``technique``; ConfigError (a ValueError) naming a bad field."""
+        return from_dict(cls, d, "technique")
 
 
 @dataclass
@@ -182,7 +192,7 @@ def read(directory: str | Path, verify: bool = True) -> Artifact:
     for key in ("name", "technique", "runtime", "source", "budgets", "tasks", "files"):
         if key not in manifest:
             raise ValueError(f"{directory / MANIFEST}: lacks {key!r}")
-    Technique.from_dict(manifest["technique"]).validate(manifest["runtime"])
+    Technique.from_dict(manifest["technique"]).for_runtime(manifest["runtime"])
     if verify:
         for rel, digest in manifest["files"].items():
             path = directory / rel
@@ -241,7 +251,7 @@ def build(checkpoint: str | Path, out: str | Path, technique: Technique, runtime
 
     from . import graph, onnx_quant
 
-    technique.validate(runtime)
+    technique.for_runtime(runtime)
     out = Path(out)
     if out.exists():
         shutil.rmtree(out)

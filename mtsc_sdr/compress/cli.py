@@ -170,14 +170,10 @@ def candidate_record(manifest: dict, directory: Path) -> dict:
     ValueError when it has not been measured."""
     if not manifest.get("latency_ms") or not manifest.get("accuracy"):
         raise ValueError(f"{directory}: not measured yet (`mtsc-sdr compress measure {directory}`)")
-    tech = manifest["technique"]
-    distill = tech.get("distillation")
-    return {"name": f"{manifest['name']}@{manifest['runtime']}",
-            "technique": {"quantization": tech["quantization"], "pruning": tech.get("pruning"),
-                          "distillation": None if not distill else "L" + "".join(map(str, distill))},
+    return {"name": f"{manifest['name']}@{manifest['runtime']}", "technique": manifest["technique"],
             "runtime": manifest["runtime"], "accuracy": manifest["accuracy"],
             "weight_bytes": manifest["weight_bytes"], "peak_memory_mb": max(manifest["peak_memory_mb"].values()),
-            "latency_ms": manifest["latency_ms"], "directory": str(directory), "technique_full": tech}
+            "latency_ms": manifest["latency_ms"], "directory": str(directory)}
 
 
 def load_candidates(roots: list[str]) -> list[dict]:
@@ -225,7 +221,7 @@ def _apply(args) -> int:
             status = 1
             continue
         cand = record["candidates"][name]
-        tech = Technique.from_dict(cand["technique_full"])
+        tech = Technique.from_dict(cand["technique"])
         out = Path(args.out) if args.out and len(plans) == 1 else _default_out(checkpoint, f"applied-{name}")
         build(checkpoint, out, tech, cand["runtime"])
         measure(checkpoint, out, device=args.device, n_items=args.items, threads=args.threads)

@@ -85,6 +85,8 @@ from scipy.optimize import Bounds, LinearConstraint, milp
 from mtsc_sdr.config import ConfigError, check, from_dict, read_yaml, to_dict
 from mtsc_sdr.radio.profiles import DeviceProfile, PowerMode, profiles_dir
 
+from .artifact import Technique
+
 # --------------------------------------------------------------------------------------------------
 # Device profiles
 
@@ -189,25 +191,6 @@ def _number(value: Any, path: str, minimum: float = 0.0, strict: bool = True) ->
     check(ok, path, f"expected a number, got {value!r}")
     check(value > minimum if strict else value >= minimum, path,
           f"must be {'>' if strict else '>='} {minimum:g}, got {value!r}")
-
-
-@dataclass
-class Technique:
-    """How a candidate was compressed: ``quantization`` (fp32, fp16, int8, ...), ``pruning`` (the
-    fraction of weights removed, 0 <= p < 1) and ``distillation`` (the student's name)."""
-
-    quantization: str
-    pruning: Optional[float] = None
-    distillation: Optional[str] = None
-
-    def validate(self, path: str = "") -> None:
-        check(bool(self.quantization), f"{path}.quantization", "must be set")
-        if self.pruning is not None:
-            check(0.0 <= self.pruning < 1.0, f"{path}.pruning", f"must be in [0, 1), got {self.pruning}")
-
-    @property
-    def uncompressed(self) -> bool:
-        return self.quantization == "fp32" and not self.pruning and not self.distillation
 
 
 @dataclass

@@ -116,9 +116,9 @@ def test_an_artifact_loads_only_with_its_source_checkpoint(micro_checkpoint, fp3
 
 def test_technique_validation_names_the_field():
     with pytest.raises(ValueError, match="technique.quantization"):
-        Technique("int8-dynamic").validate("torch")
+        Technique("int8-dynamic").for_runtime("torch")
     with pytest.raises(ValueError, match="technique.pruning"):
-        Technique("fp32", pruning=1.5).validate("onnxruntime")
+        Technique("fp32", pruning=1.5).for_runtime("onnxruntime")
     assert Technique("int8-static", pruning=0.5, recovery_steps=10).name() == "prune50+int8-static"
 
 
