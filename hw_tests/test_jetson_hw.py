@@ -32,7 +32,7 @@ def micro_checkpoint(tmp_path_factory) -> Path:
 
 def test_client_latency_report_has_tegrastats_peak_memory(micro_checkpoint, tmp_path):
     from mtsc_sdr.bench.cli import bench, format_table
-    from mtsc_sdr.bench.memory import TegraStats
+    from mtsc_sdr.memory import TegraStats
 
     assert TegraStats.available(), "tegrastats is not on PATH on this Jetson (it ships with every JetPack)"
     report = bench(str(micro_checkpoint), precisions=("int8", "fp32"), tasks=("vqa", "reconstruct"), items=3,

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from mtsc_sdr import tasks as task_table
-from mtsc_sdr.bench.memory import TegraStats
+from mtsc_sdr.memory import TegraStats
 from mtsc_sdr.data import collate, examples
 from mtsc_sdr.model import load
 from mtsc_sdr.model.checkpoint import shipped_model_dir

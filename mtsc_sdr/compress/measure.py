@@ -10,7 +10,8 @@
   over all tasks' items.
 * **Peak memory** (:func:`peak_memory_mb`): peak RSS of a fresh process that loads the client and
   encodes a few items of every task (``python -m mtsc_sdr.compress.measure``): what a device
-  must hold for the client, torch and the runtime included.
+  must hold for the client, torch and the runtime included; on a Jetson also the board RAM's rise
+  that ``tegrastats`` sees (GPU allocations are not in a process's RSS there).
 """
 
 from __future__ import annotations
@@ -94,15 +95,31 @@ def summary(times: dict[str, list[float]]) -> dict[str, float]:
 
 def peak_memory_mb(checkpoint, artifact=None, runtime: str = "torch", precision: str = "fp32",
                    threads: int = 1) -> float:
-    """Peak RSS (MiB) of a fresh process that loads the client and encodes 3 items per task."""
+    """Peak memory (MiB) of a fresh process that loads the client and encodes 3 items per task:
+    its own peak RSS (VmHWM); on a Jetson, where the GPU's allocations live in the same RAM but not
+    in the process's RSS, the larger of that and the rise of the board's RAM in use that
+    ``tegrastats`` sees while the probe runs."""
+    from mtsc_sdr.memory import TegraStats
+
     cmd = [sys.executable, "-m", "mtsc_sdr.compress.measure", "--checkpoint", str(checkpoint),
            "--runtime", runtime, "--precision", precision, "--threads", str(threads)]
     if artifact is not None:
         cmd += ["--artifact", str(artifact)]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    board = None
+    if TegraStats.available():
+        with TegraStats() as before:
+            time.sleep(0.5)
+        with TegraStats() as board:
+            done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+        baseline = before.peak_used_mb
+    else:
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     if done.returncode != 0:
         raise RuntimeError(f"memory probe failed ({done.returncode}): {done.stderr.strip()[-400:]}")
-    return float(json.loads(done.stdout.strip().splitlines()[-1])["peak_rss_mb"])
+    rss = float(json.loads(done.stdout.strip().splitlines()[-1])["peak_rss_mb"])
+    if board is not None and board.peak_used_mb is not None and baseline is not None:
+        return max(rss, float(board.peak_used_mb - baseline))
+    return rss
 
 
 def measure(checkpoint, artifact_dir, device: str = "x86-cpu", n_items: int = 200, snr_db: float = 10.0,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from mtsc_sdr.bench.memory import TegraStats, parse_tegrastats
+from mtsc_sdr.memory import TegraStats, parse_tegrastats
 from mtsc_sdr.report import peak_rss_mb
 from mtsc_sdr.report import percentiles
 

@@ -79,3 +79,17 @@ def test_a_run_lets_the_base_station_plan_its_clients(micro_checkpoint, measured
         {"plan": {"profile": "x86-cpu", "latency_ms": 0.0001}}]})
     with pytest.raises(ValueError, match="cannot plan"):
         plan_clients(cfg, str(micro_checkpoint))
+
+
+def test_on_a_jetson_the_memory_probe_also_counts_the_boards_ram(micro_checkpoint, tmp_path, monkeypatch):
+    """A fake tegrastats: 1000 MB in use before the probe, 3000 MB while it runs; the GPU's share
+    is not in the probe's RSS, so the figure is the board's rise."""
+    from mtsc_sdr.compress.measure import peak_memory_mb
+
+    state = tmp_path / "calls"
+    fake = tmp_path / "tegrastats"
+    fake.write_text(f"#!/bin/sh\nif [ -e {state} ]; then u=3000; else u=1000; touch {state}; fi\n"
+                    "while true; do echo \"RAM $u/7620MB CPU [1%@100]\"; sleep 0.05; done\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:{__import__('os').environ['PATH']}")
+    assert peak_memory_mb(micro_checkpoint) == 2000.0

@@ -1,8 +1,10 @@
-"""Memory: peak resident set size of a process, and Jetson system memory from ``tegrastats``.
+"""Jetson system memory from ``tegrastats`` (a process's own peak: :func:`mtsc_sdr.report.peak_rss_mb`).
 
 On a Jetson the GPU shares the system RAM, so a process's RSS misses what the GPU driver holds;
 ``tegrastats`` reports the board's RAM in use (``RAM 2270/7620MB``), which is what matters there.
-:class:`TegraStats` samples it in the background while something runs and keeps the peak.
+:class:`TegraStats` samples it in the background while something runs and keeps the peak; the
+bench (``mtsc-sdr bench``) and the compressed clients' memory probe (:mod:`mtsc_sdr.compress.measure`)
+use it.
 """
 
 from __future__ import annotations
