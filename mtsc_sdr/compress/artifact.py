@@ -298,6 +298,47 @@ def build(checkpoint: str | Path, out: str | Path, technique: Technique, runtime
     return art
 
 
+def compose(base: str | Path, parts: dict[str, str | Path], out: str | Path) -> Artifact:
+    """A client whose encode graphs come from different artifacts of the same checkpoint: ``base``'s
+    for every task except those in ``parts`` (task -> artifact directory), which take that
+    artifact's graphs. Per-task compression: e.g. a distilled student for the tasks it serves as
+    well as the full model and the full model where it does not. Graph runtimes only; both must
+    share the runtime, the source checkpoint and the budgets. The manifest keeps ``base``'s
+    technique, records ``composed_from`` ({task: artifact name}) and leaves the measurements empty.
+    """
+    base_art = read(base)
+    if base_art.runtime == "torch":
+        raise ValueError(f"{base}: compose takes graph artifacts (this one runs in torch)")
+    out = Path(out)
+    if out.exists():
+        shutil.rmtree(out)
+    shutil.copytree(base_art.directory, out)
+    manifest = dict(base_art.manifest)
+    files = dict(manifest["files"])
+    taken = {}
+    for task, directory in parts.items():
+        part = read(directory)
+        for what, mine, theirs in (("runtime", base_art.runtime, part.runtime),
+                                   ("budgets", base_art.manifest["budgets"], part.manifest["budgets"])):
+            if mine != theirs:
+                raise ValueError(f"compose: {directory}'s {what} {theirs} differ from {base}'s {mine}")
+        part.check_source(base_art.source_identity)
+        if task not in manifest["tasks"]:
+            raise ValueError(f"compose: unknown task {task!r}; tasks are {manifest['tasks']}")
+        for budget in manifest["budgets"]:
+            rel = graph_file(task, budget)
+            shutil.copyfile(part.graph_path(task, budget), out / rel)
+            files[rel] = file_sha256(out / rel)
+        taken[task] = part.name
+    manifest.update(name=base_art.name + "|" + ",".join(f"{t}:{n}" for t, n in sorted(taken.items())),
+                    files=files, composed_from=taken, accuracy={}, peak_memory_mb={}, latency_ms={}, measured_on={})
+    manifest.pop("accuracy_setup", None)
+    art = Artifact(out, manifest)
+    art.manifest["weight_bytes"] = encode_weight_bytes(art, None)
+    art.save()
+    return art
+
+
 def calibration_feeds(client, task: str, n: int, seed: int) -> list[dict]:
     """Feeds of ``n`` validation items of ``task`` in batches of 8, SNRs spread over -5..20 dB
     (every rate class): what ``int8-static`` calibrates its activation ranges on."""

@@ -4,6 +4,8 @@
   ``--prune``, ``--distill`` with ``--recovery-steps``; ``--format onnx`` (graphs for ONNX
   Runtime) or ``tensorrt`` (the same graphs, then engines built here: needs an NVIDIA GPU);
   ``--measure`` fills its manifest at once.
+* ``compose BASE --task TASK=DIR``: a client whose graphs for some tasks come from another
+  artifact (per-task compression).
 * ``measure DIR``: accuracy (validation split), encode latency and peak memory into the manifest.
 * ``plan``: the planner (:mod:`.planner`) over the measured artifacts under ``--candidates``
   (default ``results/compress/<model>``) for a device profile and budgets; ``--json`` prints the
@@ -61,6 +63,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     e.add_argument("--items", type=int, default=200, help="validation items per task for --measure's accuracy")
     e.add_argument("--seed", type=int, default=0)
     add_threads(e, 1)
+    c = sub.add_parser("compose", help="a client whose graphs for some tasks come from another artifact")
+    c.add_argument("base", help="artifact directory giving every other task's graphs")
+    c.add_argument("--task", action="append", required=True, metavar="TASK=DIR",
+                   help="this task's graphs from that artifact (repeatable)")
+    c.add_argument("--out", required=True, help="the composed artifact's directory")
+    add_checkpoint(c)
+    c.add_argument("--measure", action="store_true", help="measure accuracy, latency and memory now")
+    c.add_argument("--items", type=int, default=200, help="validation items per task for --measure's accuracy")
+    add_threads(c, 1)
     m = sub.add_parser("measure", help="measure an artifact into its manifest")
     m.add_argument("artifact", help="artifact directory")
     add_checkpoint(m)
@@ -119,7 +130,8 @@ def run(args: argparse.Namespace) -> int:
 
     torch.set_num_threads(getattr(args, "threads", 1) or 1)
     try:
-        return {"export": _export, "measure": _measure, "plan": _plan, "apply": _apply}[args.action](args)
+        return {"export": _export, "compose": _compose, "measure": _measure, "plan": _plan,
+                "apply": _apply}[args.action](args)
     except ValueError as exc:
         print(f"mtsc-sdr compress {args.action}: {exc}", file=sys.stderr)
         return 2
@@ -155,6 +167,23 @@ def _export(args) -> int:
     if args.measure:
         measure(checkpoint, out, n_items=args.items, threads=args.threads)
     print(f"compress: artifact {out} ({art.name}, {art.runtime}, {art.manifest['weight_bytes']} weight bytes)")
+    return 0
+
+
+def _compose(args) -> int:
+    from .artifact import compose
+    from .measure import measure
+
+    parts = {}
+    for item in args.task:
+        task, _, directory = item.partition("=")
+        if not directory:
+            raise ValueError(f"--task {item!r}: expected TASK=DIR")
+        parts[task] = directory
+    art = compose(args.base, parts, args.out)
+    if args.measure:
+        measure(_checkpoint(args), args.out, n_items=args.items, threads=args.threads)
+    print(f"compress: artifact {art.directory} ({art.name}, {art.runtime}, {art.manifest['weight_bytes']} weight bytes)")
     return 0
 
 

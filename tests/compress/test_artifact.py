@@ -148,3 +148,22 @@ def test_a_run_with_a_compressed_client_over_the_software_channel(micro_checkpoi
     for r in items:
         assert all(r["latency_ms"][s] is not None for s in protocol.stages("onnxruntime")), r["latency_ms"]
     assert report["points"][0]["runtime"] == "onnxruntime" and report["points"][0]["device"] == "x86-cpu"
+
+
+def test_a_composed_client_takes_each_tasks_graphs_from_its_artifact(micro_checkpoint, fp32_artifact, budgets,
+                                                                    tmp_path):
+    from mtsc_sdr.compress.artifact import compose
+
+    dyn = build(micro_checkpoint, tmp_path / "dyn", Technique("int8-dynamic"), "onnxruntime", budgets=budgets,
+                log=lambda *a: None)
+    art = compose(fp32_artifact.directory, {"caption_image": dyn.directory}, tmp_path / "mixed")
+    assert art.name == "fp32|caption_image:int8-dynamic" and art.manifest["composed_from"] == {"caption_image": "int8-dynamic"}
+    assert read(art.directory).manifest["latency_ms"] == {}
+    mixed = load_client(micro_checkpoint, "onnxruntime", art.directory)
+    for task, same_as in (("caption_image", dyn), ("vqa", fp32_artifact)):
+        a, _ = _encode(load_client(micro_checkpoint, "onnxruntime", same_as.directory), task, None)
+        b, _ = _encode(mixed, task, None)
+        assert torch.equal(a.symbols, b.symbols), task
+    with pytest.raises(ValueError, match="budgets"):
+        other = build(micro_checkpoint, tmp_path / "one", Technique("fp32"), "onnxruntime", log=lambda *a: None)
+        compose(fp32_artifact.directory, {"vqa": other.directory}, tmp_path / "bad")
