@@ -4,8 +4,8 @@ Candidates (``mtsc_sdr.compress``; each an artifact under ``--out``/artifacts, m
 manifest): torch fp32 (the reference) and int8-torch; ONNX Runtime (CPU) fp32, int8-weight-only,
 int8-dynamic, int8-static (QDQ) and fp16; 50 % structured pruning with a recovery fine-tune, fp32
 and int8-dynamic; a distilled student with half the LAM encoder layers, fp32 and int8-dynamic;
-and a per-task composition (:data:`COMPOSED`): the fp32 student's graphs, but the fp16 full model's
-for video captions, which the student serves worst.
+a fp16 student; and per-task compositions (:data:`COMPOSED`): a student's graphs (fp32, fp16), but
+the fp16 full model's for video captions, which the student serves worst.
 
 Measured, in this one process and run:
 
@@ -58,11 +58,13 @@ CANDIDATES = [
     ("onnxruntime", {"quantization": "int8-dynamic", "pruning": 0.5}),
     ("onnxruntime", {"quantization": "fp32", "distillation": "half"}),
     ("onnxruntime", {"quantization": "int8-dynamic", "distillation": "half"}),
+    ("onnxruntime", {"quantization": "fp16", "distillation": "half"}),
 ]
 REFERENCE = "fp32@torch"
-#: Per-task compositions (mtsc_sdr.compress.artifact.compose): the fp32 distilled student's graphs
-#: for every task but these, which take the named candidate's.
+#: Per-task compositions (mtsc_sdr.compress.artifact.compose): the distilled student's graphs
+#: (fp32, fp16) for every task but these, which take the named candidate's.
 COMPOSED = {"caption_video": "fp16@onnxruntime"}
+STUDENTS = ("+fp32@onnxruntime", "+fp16@onnxruntime")
 
 
 def label(runtime: str, tech) -> str:
@@ -101,12 +103,13 @@ def build_all(ck: str, root: Path, recovery_steps: int, reuse: bool, seed: int) 
         build(ck, directory, tech, runtime, seed=seed, client_from=shared, log=lambda *a: None)
         print(f"built {name} in {time.time() - t0:.0f} s", flush=True)
         out[name] = directory
-    student = next(n for n in out if n.startswith("distill") and n.endswith("+fp32@onnxruntime"))
-    directory = root / (student.replace("@", "-") + "-composed")
-    if not (reuse and (directory / "manifest.json").is_file() and read(directory).manifest.get("accuracy")):
-        compose(out[student], {task: out[name] for task, name in COMPOSED.items()}, directory)
-        print(f"composed {directory.name}", flush=True)
-    out[f"{read(directory).name}@onnxruntime"] = directory
+    for suffix in STUDENTS:
+        student = next(n for n in out if n.startswith("distill") and n.endswith(suffix))
+        directory = root / (student.replace("@", "-") + "-composed")
+        if not (reuse and (directory / "manifest.json").is_file() and read(directory).manifest.get("accuracy")):
+            compose(out[student], {task: out[name] for task, name in COMPOSED.items()}, directory)
+            print(f"composed {directory.name}", flush=True)
+        out[f"{read(directory).name}@onnxruntime"] = directory
     return out
 
 
