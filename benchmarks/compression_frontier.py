@@ -113,27 +113,6 @@ def build_all(ck: str, root: Path, recovery_steps: int, reuse: bool, seed: int) 
     return out
 
 
-def interleaved_latency(loaded: dict, tasks, items: int, rounds: int, warmup: int = 3) -> dict:
-    """{label: {task: [ms, ...]}}: every candidate times the same item in turn, item by item."""
-    import torch
-
-    from mtsc_sdr.data import collate, examples
-
-    snr = torch.tensor([10.0])
-    times = {k: {t: [] for t in tasks} for k in loaded}
-    for rnd in range(rounds):
-        for task in tasks:
-            exs = examples("val", [task], n_per_task=warmup + items, seed=11 + rnd)
-            for i, ex in enumerate(exs):
-                batch = collate([ex])
-                for name, lc in loaded.items():
-                    t0 = time.perf_counter()
-                    lc.encoder.encode(batch, task, snr)
-                    if i >= warmup:
-                        times[name][task].append(1e3 * (time.perf_counter() - t0))
-    return times
-
-
 def pareto(points: dict[str, tuple[float, float]]) -> set[str]:
     """Names not dominated in (latency lower, accuracy higher)."""
     out = set()
@@ -250,8 +229,8 @@ def main(argv: list[str] | None = None) -> int:
     from mtsc_sdr import tasks as task_table
     from mtsc_sdr.bench.cli import time_pipeline
     from mtsc_sdr.compress.artifact import load_client
-    from mtsc_sdr.compress.cli import candidate_record
-    from mtsc_sdr.compress.measure import measure, quality
+    from mtsc_sdr.compress.artifact import candidate_record
+    from mtsc_sdr.compress.measure import encode_latency, measure, quality
     from mtsc_sdr.model import load
     from mtsc_sdr.model.checkpoint import shipped_model_dir
     from mtsc_sdr.report import git_commit, percentiles, row, run_meta
@@ -282,7 +261,7 @@ def main(argv: list[str] | None = None) -> int:
 
     # latency, side by side
     loaded = {name: load_client(ck, manifests[name]["runtime"], d) for name, d in dirs.items()}
-    times = interleaved_latency(loaded, tasks, args.latency_items, args.rounds)
+    times = encode_latency(loaded, tasks, args.latency_items, args.rounds, warmup=3, seed=11)
     del loaded
     lat = {k: percentiles([t for v in times[k].values() for t in v]) for k in times}
     ref_p50 = lat[REFERENCE]["p50"]

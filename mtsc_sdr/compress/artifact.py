@@ -339,6 +339,38 @@ def compose(base: str | Path, parts: dict[str, str | Path], out: str | Path) -> 
     return art
 
 
+# -- artifacts as the planner's candidates ----------------------------------------------------------
+
+
+def candidate_dirs(roots: list[str]) -> list[Path]:
+    """Artifact directories among ``roots`` (each an artifact or a folder of them)."""
+    found = []
+    for root in map(Path, roots):
+        if (root / MANIFEST).is_file():
+            found.append(root)
+        elif root.is_dir():
+            found += sorted(p.parent for p in root.glob(f"*/{MANIFEST}"))
+    return found
+
+
+def candidate_record(manifest: dict, directory: Path) -> dict:
+    """A measured artifact's manifest as a planner candidate (:func:`.planner.validate_candidates`);
+    ValueError when it has not been measured."""
+    if not manifest.get("latency_ms") or not manifest.get("accuracy"):
+        raise ValueError(f"{directory}: not measured yet (`mtsc-sdr compress measure {directory}`)")
+    return {"name": f"{manifest['name']}@{manifest['runtime']}", "technique": manifest["technique"],
+            "runtime": manifest["runtime"], "accuracy": manifest["accuracy"],
+            "weight_bytes": manifest["weight_bytes"], "peak_memory_mb": max(manifest["peak_memory_mb"].values()),
+            "latency_ms": manifest["latency_ms"], "directory": str(directory)}
+
+
+def load_candidates(roots: list[str]) -> list[dict]:
+    dirs = candidate_dirs(roots)
+    if not dirs:
+        raise ValueError(f"no artifacts under {roots} (make them with `mtsc-sdr compress export --measure`)")
+    return [candidate_record(read(d, verify=False).manifest, d) for d in dirs]
+
+
 def calibration_feeds(client, task: str, n: int, seed: int) -> list[dict]:
     """Feeds of ``n`` validation items of ``task`` in batches of 8, SNRs spread over -5..20 dB
     (every rate class): what ``int8-static`` calibrates its activation ranges on."""

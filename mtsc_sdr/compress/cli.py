@@ -112,19 +112,6 @@ def _pairs(items: list[str], option: str) -> dict[str, float]:
     return out
 
 
-def candidate_dirs(roots: list[str]) -> list[Path]:
-    """Artifact directories among ``roots`` (each an artifact or a folder of them)."""
-    from .artifact import MANIFEST
-
-    found = []
-    for root in map(Path, roots):
-        if (root / MANIFEST).is_file():
-            found.append(root)
-        elif root.is_dir():
-            found += sorted(p.parent for p in root.glob(f"*/{MANIFEST}"))
-    return found
-
-
 def run(args: argparse.Namespace) -> int:
     import torch
 
@@ -194,27 +181,8 @@ def _measure(args) -> int:
     return 0
 
 
-def candidate_record(manifest: dict, directory: Path) -> dict:
-    """A measured artifact's manifest as a planner candidate (:func:`.planner.validate_candidates`);
-    ValueError when it has not been measured."""
-    if not manifest.get("latency_ms") or not manifest.get("accuracy"):
-        raise ValueError(f"{directory}: not measured yet (`mtsc-sdr compress measure {directory}`)")
-    return {"name": f"{manifest['name']}@{manifest['runtime']}", "technique": manifest["technique"],
-            "runtime": manifest["runtime"], "accuracy": manifest["accuracy"],
-            "weight_bytes": manifest["weight_bytes"], "peak_memory_mb": max(manifest["peak_memory_mb"].values()),
-            "latency_ms": manifest["latency_ms"], "directory": str(directory)}
-
-
-def load_candidates(roots: list[str]) -> list[dict]:
-    from .artifact import read
-
-    dirs = candidate_dirs(roots)
-    if not dirs:
-        raise ValueError(f"no artifacts under {roots} (make them with `mtsc-sdr compress export --measure`)")
-    return [candidate_record(read(d, verify=False).manifest, d) for d in dirs]
-
-
 def _plan(args) -> int:
+    from .artifact import load_candidates
     from .planner import Constraints, format_plan, plan
 
     checkpoint = _checkpoint(args)

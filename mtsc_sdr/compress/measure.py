@@ -67,24 +67,26 @@ def quality(model, loaded, tasks, n_items: int = 200, snr_db: float = 10.0, seed
     return out
 
 
-def encode_latency(loaded, tasks, items: int = 30, warmup: int = 5, seed: int = 1) -> dict[str, list[float]]:
-    """Encode times in ms of ``items`` validation items per task, one at a time, after ``warmup``
-    untimed ones: ``{task: [ms, ...]}``."""
+def encode_latency(clients: dict, tasks, items: int = 30, rounds: int = 1, warmup: int = 5,
+                   seed: int = 1) -> dict[str, dict[str, list[float]]]:
+    """Encode times in ms, ``{client name: {task: [ms, ...]}}``, of ``clients`` (name ->
+    :class:`~.artifact.LoadedClient`): per round ``r`` and task, ``warmup + items`` validation items
+    (seed ``seed + r``) one at a time, every client timing the same item in turn (so drift on a
+    shared machine hits all alike); the first ``warmup`` are not kept."""
     import torch
 
     snr = torch.tensor([10.0])
-    out = {}
-    for task in tasks:
-        exs = examples("val", [task], n_per_task=warmup + items, seed=seed)
-        times = []
-        for k, ex in enumerate(exs):
-            batch = collate([ex])
-            t0 = time.perf_counter()
-            loaded.encoder.encode(batch, task, snr)
-            if k >= warmup:
-                times.append(1e3 * (time.perf_counter() - t0))
-        out[task] = times
-    return out
+    times = {name: {t: [] for t in tasks} for name in clients}
+    for rnd in range(rounds):
+        for task in tasks:
+            for i, ex in enumerate(examples("val", [task], n_per_task=warmup + items, seed=seed + rnd)):
+                batch = collate([ex])
+                for name, loaded in clients.items():
+                    t0 = time.perf_counter()
+                    loaded.encoder.encode(batch, task, snr)
+                    if i >= warmup:
+                        times[name][task].append(1e3 * (time.perf_counter() - t0))
+    return times
 
 
 def summary(times: dict[str, list[float]]) -> dict[str, float]:
@@ -141,7 +143,7 @@ def measure(checkpoint, artifact_dir, device: str = "x86-cpu", n_items: int = 20
     model = load(checkpoint).eval()
     tasks = list(art.manifest["tasks"])
     scores = quality(model, loaded, tasks, n_items, snr_db, seed)
-    times = encode_latency(loaded, tasks, latency_items)
+    times = encode_latency({art.name: loaded}, tasks, latency_items)[art.name]
     m = art.manifest
     m["accuracy"] = {t: round(float(v.mean()), 3) for t, v in scores.items()}
     m["accuracy_setup"] = {"split": "val", "items_per_task": n_items, "snr_db": snr_db, "channel": "awgn",

@@ -347,7 +347,7 @@ def plan_clients(cfg: RunConfig, checkpoint: str) -> Optional[dict[str, Any]]:
     planned = [(k, spec) for k, spec in enumerate(cfg.clients) if spec.plan is not None]
     if not planned:
         return None
-    from mtsc_sdr.compress.cli import load_candidates
+    from mtsc_sdr.compress.artifact import load_candidates
     from mtsc_sdr.compress.planner import Client, Constraints, plan_many
 
     cands = load_candidates([cfg.candidates or str(Path("results/compress") / Path(checkpoint).name)])
