@@ -419,24 +419,13 @@ def encode_modules(client) -> list:
     """The modules (and parameters) a client's encode uses: modality encoders, task and modality
     embeddings, LAM encoder (with the token embedding it shares with the text decoder), JSC
     encoder and the analog image code."""
+    from torch import nn
+
     mods = [client.image_encoder, client.audio_encoder, client.video_encoder, client.lam_encoder,
             client.jsc_encoder]
     if client.analog is not None:
         mods.append(client.analog)
-    return mods + [_Params(client.task_embed, client.modality_embed)]
-
-
-class _Params:
-    """Loose parameters presented as a module for :func:`~.quantize.weight_bytes`."""
-
-    def __init__(self, *tensors):
-        self._tensors = tensors
-
-    def parameters(self):
-        return iter(self._tensors)
-
-    def buffers(self):
-        return iter(())
+    return mods + [nn.ParameterList([client.task_embed, client.modality_embed])]
 
 
 @dataclass
