@@ -44,7 +44,8 @@ from mtsc_sdr.config import check, from_dict
 from mtsc_sdr.model.checkpoint import identity as checkpoint_identity
 
 FORMAT = "mtsc-sdr-client-artifact"
-VERSION = 1
+#: 2: the analog image code's whole encode is in its graph (inputs image and snr_db).
+VERSION = 2
 MANIFEST = "manifest.json"
 #: Quantization of an artifact: torch's own (``fp32``, ``int8-torch``: :mod:`.quantize`) or one
 #: of the graph methods (:mod:`.onnx_quant`).
@@ -188,7 +189,8 @@ def read(directory: str | Path, verify: bool = True) -> Artifact:
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise ValueError(f"{directory / MANIFEST}: format is not {FORMAT!r}")
     if manifest.get("version") != VERSION:
-        raise ValueError(f"{directory / MANIFEST}: version {manifest.get('version')!r}, this code reads {VERSION}")
+        raise ValueError(f"{directory / MANIFEST}: version {manifest.get('version')!r}, this code reads {VERSION} "
+                         "(export the artifact again: `mtsc-sdr compress export`)")
     for key in ("name", "technique", "runtime", "source", "budgets", "tasks", "files"):
         if key not in manifest:
             raise ValueError(f"{directory / MANIFEST}: lacks {key!r}")
@@ -284,7 +286,8 @@ def build(checkpoint: str | Path, out: str | Path, technique: Technique, runtime
                     (out / rel).rename(fp32)
                     feeds = calibration_feeds(client, task, calibration_items, seed) \
                         if technique.quantization == "int8-static" else None
-                    onnx_quant.quantize_graph(fp32, out / rel, technique.quantization, feeds)
+                    onnx_quant.quantize_graph(fp32, out / rel, technique.quantization, feeds,
+                                              products_only=client.sends_analog(task))
                     fp32.unlink()
                 files.append(rel)
                 log(f"compress: {rel} ({technique.name()})")

@@ -7,10 +7,10 @@ A graph holds everything of the encode that is a fixed computation on tensors (t
   top-k and power (:meth:`~mtsc_sdr.model.jsc.JSCEncoder.assemble_reals`) -> outputs ``reals``
   float32 (B, budget, 2) (the complex symbols as (re, im)), ``rate_idx`` and ``n_tokens`` int64
   (B,);
-* the dense image task with the analog code: input ``image`` float32 (B, 3, H, W) -> output
-  ``coefficients`` float32 (B, C) (the code's projection, nearly all of its arithmetic); the
-  rest of that code (scale side information, power allocation) runs in torch after it
-  (:meth:`~mtsc_sdr.model.split.ClientModel.uplink`): it branches per item in Python.
+* the dense image task with the analog code: inputs ``image`` float32 (B, 3, H, W) and
+  ``snr_db`` -> the code's projection, rate choice, scale side information and power
+  (:meth:`~mtsc_sdr.model.split.ClientModel.analog_reals`; its per-rate allocation and layout
+  are constants of the graph) -> the same three outputs.
 
 What stays outside, in the client's torch/Python: tokenising the question and the audio log-mel
 front end (:meth:`~mtsc_sdr.model.encoders.AudioEncoder.features`; ONNX Runtime's STFT took
@@ -26,7 +26,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import torch
@@ -34,6 +34,7 @@ from torch import nn
 
 from mtsc_sdr import tasks
 from mtsc_sdr.data import collate, examples
+from mtsc_sdr.model.analog import ItemCode
 
 #: ONNX opset of exported graphs (what ONNX Runtime 1.32 and TensorRT 10 both take).
 OPSET = 18
@@ -50,15 +51,9 @@ class Signature:
     outputs: tuple[str, ...]
     dynamic: dict
 
-    @property
-    def analog(self) -> bool:
-        return self.outputs == ("coefficients",)
-
 
 def signature(client, task: str) -> Signature:
     """The graph interface of ``task`` for ``client`` (a ClientModel)."""
-    if client.sends_analog(task):
-        return Signature(("image",), ("coefficients",), {"image": {0: "batch"}})
     spec = tasks.get(task)
     names = ["audio_mel", "audio_length"] if spec.modality == "audio" else [spec.modality]
     if spec.question:
@@ -71,7 +66,7 @@ def signature(client, task: str) -> Signature:
 def graph_inputs(client, batch: dict, task: str, snr_db: torch.Tensor) -> dict[str, torch.Tensor]:
     """The tensors a task's graph takes, by name, from a collated batch and the SNR float32 (B,)."""
     if client.sends_analog(task):
-        return {"image": batch["image"].float()}
+        return {"image": batch["image"].float(), "snr_db": snr_db.float()}
     return {**client.encoder_inputs(batch, task), "snr_db": snr_db.float()}
 
 
@@ -83,12 +78,19 @@ class EncodeGraph(nn.Module):
         super().__init__()
         self.client, self.task, self.budget = client, task, int(budget)
         self.sig = signature(client, task)
+        self.analog = client.sends_analog(task)
+        if self.analog:      # the code's per-rate table, constants of the graph
+            table = client.analog.rate_code(self.budget, client.cfg.rate_table, client.cfg.rate_snr_thresholds_db)
+            for f, t in zip(fields(ItemCode), table.tensors()):
+                self.register_buffer(f"rate_code_{f.name}", t.clone(), persistent=False)
 
     def forward(self, *tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
         inputs = dict(zip(self.sig.inputs, tensors))
-        if self.sig.analog:
-            return tuple(self.client.project(self.task, inputs, None, analog=True))
         snr = inputs.pop("snr_db")
+        if self.analog:
+            (coef,) = self.client.project(self.task, inputs, None, analog=True)
+            table = ItemCode(*(getattr(self, f"rate_code_{f.name}") for f in fields(ItemCode)))
+            return self.client.analog_reals(coef, snr, self.budget, table)
         score, *codes = self.client.project(self.task, inputs, snr)
         code = self.client.jsc_encoder.assemble_reals(score, codes, snr, self.budget)
         return code.reals, code.rate_idx, code.n_tokens

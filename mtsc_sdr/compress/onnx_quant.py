@@ -22,7 +22,11 @@ Each method reads an fp32 graph and writes a quantized one:
 Only products are quantized (``MatMul``, ``Gemm``, ``Conv``; for the dynamic and static methods
 also ``Gather``, the question's token embedding table): what remains (rate choice, top-k, the
 scatter into slots and the power normalisation at the end of every graph) is integer logic and
-cheap float arithmetic that quantization would only make wrong.
+cheap float arithmetic that quantization would only make wrong. The analog image code's graph
+(``products_only``) quantizes its projection alone, in every method including fp16: the rest is
+a few elementwise operations on (B, C) values, nothing to gain, and it looks its per-rate
+constants (power allocation, sawtooth rates) up with ``Gather``, which the int8 methods would
+otherwise quantize like an embedding table.
 """
 
 from __future__ import annotations
@@ -65,16 +69,18 @@ def _preprocessed(src: str):
 
 
 def quantize_graph(src: str | Path, dst: str | Path, method: str,
-                   calibration: Iterable[dict[str, np.ndarray]] | None = None) -> None:
+                   calibration: Iterable[dict[str, np.ndarray]] | None = None, products_only: bool = False) -> None:
     """Write ``src``'s graph quantized by ``method`` to ``dst``.
 
     Args:
         calibration: feeds of validation inputs (``int8-static`` only; required there).
+        products_only: quantize (or convert to fp16) nothing but the products.
     """
     import onnx
     from onnxruntime import quantization as q
 
     src, dst = str(src), str(dst)
+    ops = PRODUCTS if products_only else PRODUCTS + ["Gather"]
     if method == "int8-weight-only":
         from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
 
@@ -84,14 +90,14 @@ def quantize_graph(src: str | Path, dst: str | Path, method: str,
     elif method == "int8-dynamic":
         with _preprocessed(src) as pre:
             q.quantize_dynamic(pre, dst, weight_type=q.QuantType.QInt8, per_channel=True,
-                               op_types_to_quantize=PRODUCTS + ["Gather"])
+                               op_types_to_quantize=ops)
     elif method == "int8-static":
         if calibration is None:
             raise ValueError("int8-static needs calibration feeds (validation items)")
         with _preprocessed(src) as pre:
             q.quantize_static(pre, dst, CalibrationFeeds(calibration), quant_format=q.QuantFormat.QDQ,
                               per_channel=True, activation_type=q.QuantType.QInt8,
-                              weight_type=q.QuantType.QInt8, op_types_to_quantize=PRODUCTS + ["Gather"],
+                              weight_type=q.QuantType.QInt8, op_types_to_quantize=ops,
                               calibrate_method=q.CalibrationMethod.MinMax,
                               # what TensorRT's parser takes: zero points of 0, biases left fp32
                               extra_options={"ActivationSymmetric": True, "WeightSymmetric": True,
@@ -99,7 +105,10 @@ def quantize_graph(src: str | Path, dst: str | Path, method: str,
     elif method == "fp16":
         from onnxruntime.transformers.float16 import DEFAULT_OP_BLOCK_LIST, convert_float_to_float16
 
+        model = onnx.load(src)
         keep_fp32 = DEFAULT_OP_BLOCK_LIST + FP32_ONLY
-        onnx.save(convert_float_to_float16(onnx.load(src), keep_io_types=True, op_block_list=keep_fp32), dst)
+        if products_only:
+            keep_fp32 = sorted({n.op_type for n in model.graph.node} - set(PRODUCTS))
+        onnx.save(convert_float_to_float16(model, keep_io_types=True, op_block_list=keep_fp32), dst)
     else:
         raise ValueError(f"quantization method must be one of {METHODS}, got {method!r}")

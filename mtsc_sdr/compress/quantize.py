@@ -115,7 +115,7 @@ class Int8AnalogCode(AnalogImageCode):
 
     def __init__(self, code: AnalogImageCode):
         nn.Module.__init__(self)
-        self._allocations = {}
+        self._cache = {}
         for name in ("lam", "ln_stats", "mean"):
             self.register_buffer(name, getattr(code, name).detach().clone())
         q, scale = _quantize_rows(code.basis.T)                 # (C, D): one row per coefficient

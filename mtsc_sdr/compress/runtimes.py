@@ -85,7 +85,7 @@ class GraphEncoder:
     Runtime's call surface: ``run(None, feed) -> list[np.ndarray]``.
 
     Args:
-        client: the ClientModel (its input front end, and the analog code's torch tail).
+        client: the ClientModel (its input front end).
         open_session: graph path -> session. artifact: where the graphs are.
     """
 
@@ -112,13 +112,10 @@ class GraphEncoder:
         t0 = time.perf_counter()
         sess, sig = self.session(task, budget)
         inputs = graph_inputs(c, batch, task, snr_db)
-        outs = [torch.from_numpy(o) for o in sess.run(None, {n: inputs[n].numpy() for n in sig.inputs})]
-        if sig.analog:
-            up = c.uplink(task, outs, snr_db, budget, analog=True)
-        else:
-            reals, rate_idx, n_tokens = outs
-            ids = torch.full(rate_idx.shape, tasks.get(task).id, dtype=torch.int64)
-            up = Uplink(torch.view_as_complex(reals.contiguous()), rate_idx, n_tokens, ids)
+        reals, rate_idx, n_tokens = (torch.from_numpy(o) for o in
+                                     sess.run(None, {n: inputs[n].numpy() for n in sig.inputs}))
+        ids = torch.full(rate_idx.shape, tasks.get(task).id, dtype=torch.int64)
+        up = Uplink(torch.view_as_complex(reals.contiguous()), rate_idx, n_tokens, ids)
         return up, {"encode_graph": time.perf_counter() - t0}
 
 

@@ -54,7 +54,7 @@ from __future__ import annotations
 
 import functools
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import torch
 from torch import nn
@@ -225,7 +225,7 @@ class _Spectrum(nn.Module):
         super().__init__()
         self.register_buffer("lam", torch.ones(n_coef))
         self.register_buffer("ln_stats", torch.tensor([0.5 * math.log(n_coef / 12.0), 1.0]))
-        self._allocations: dict = {}
+        self._cache: dict = {}      # allocations and per-rate codes, keyed with lam's version
 
     def allocation(self, n_symbols: torch.Tensor, design_db: torch.Tensor) -> torch.Tensor:
         """:func:`allocation` (B, C) for items of ``n_symbols`` int64 (B,) designed for
@@ -236,10 +236,10 @@ class _Spectrum(nn.Module):
         rows = []
         for n, d in zip(n_symbols.tolist(), design_db.tolist()):
             key = (self.lam._version, self.lam.data_ptr(), int(n), float(d))
-            if key not in self._allocations:
+            if key not in self._cache:
                 sent = _sent(torch.tensor([n], device=self.lam.device), n_coef)
-                self._allocations[key] = allocation(self.lam, sent, torch.tensor([d], device=self.lam.device))[0]
-            rows.append(self._allocations[key])
+                self._cache[key] = allocation(self.lam, sent, torch.tensor([d], device=self.lam.device))[0]
+            rows.append(self._cache[key])
         return torch.stack(rows) if rows else self.lam.new_zeros((0, n_coef))
 
     @property
@@ -306,19 +306,71 @@ class AnalogImageCode(_Spectrum):
     def encode_coefficients(self, c: torch.Tensor, n_symbols: torch.Tensor, budget: int,
                             rate_idx: torch.Tensor, thresholds_db) -> torch.Tensor:
         """As :meth:`encode`, from the coefficients float32 (B, C) :meth:`analyse` gives."""
+        reals = self.code(c, self.item_code(n_symbols, budget, rate_idx, thresholds_db))
+        return torch.view_as_complex(reals.view(c.shape[0], budget, 2))
+
+    def item_code(self, n_symbols: torch.Tensor, budget: int, rate_idx: torch.Tensor,
+                  thresholds_db) -> "ItemCode":
+        """What the code of items of ``n_symbols`` (int64 (B,), each <= budget) in SNR classes
+        ``rate_idx`` (int64 (B,)) depends on besides their coefficients (:class:`ItemCode`)."""
         cls = snr_classes(rate_idx, thresholds_db)
-        wc = c * self.allocation(n_symbols, cls.design_db)
+        return ItemCode(self.allocation(n_symbols, cls.design_db), _amplitude(cls, n_symbols), _wraps(cls),
+                        _scale_bound(cls), n_symbols.float(), slots(n_symbols, self.lam.shape[0], 2 * budget))
+
+    def rate_code(self, budget: int, rate_table, thresholds_db) -> "ItemCode":
+        """:meth:`item_code` with one row per rate index ``i`` of ``rate_table``, for an item of
+        ``budget // rate_table[i]`` tokens of ``rate_table[i]`` symbols (how the client frames the
+        code, :meth:`~.split.ClientModel.analog_reals`); look rows up with :meth:`ItemCode.select`.
+        Computed once per budget and table (until ``lam`` changes). Rates whose one token exceeds
+        the budget get an empty row (no symbols; the rate choice never picks them)."""
+        key = ("rates", self.lam._version, self.lam.data_ptr(), int(budget), tuple(int(r) for r in rate_table),
+               tuple(float(t) for t in thresholds_db))
+        if key not in self._cache:
+            table = torch.as_tensor(rate_table, dtype=torch.int64, device=self.lam.device)
+            self._cache[key] = self.item_code((budget // table) * table, budget,
+                                              torch.arange(len(rate_table), device=self.lam.device), thresholds_db)
+        return self._cache[key]
+
+    def code(self, c: torch.Tensor, item: "ItemCode") -> torch.Tensor:
+        """coefficients float32 (B, C) -> the items' reals float32 (B, 2 budget) (``view_as_real``
+        order of their complex symbols): the scale reals, then the weighted coefficients by
+        :func:`pairing`, zeros after each item's 2 n. Tensor arithmetic only, no per-item Python:
+        this is also what the exported encode graphs compute (:mod:`mtsc_sdr.compress.graph`)."""
+        wc = c * item.weights
         norm = wc.norm(dim=1).clamp(min=1e-6)
         ln_mean, ln_std = self.ln_stats
-        bound = _scale_bound(cls)
-        l = ((torch.log(norm) - ln_mean) / ln_std).clamp(-bound, bound)  # noqa: E741
-        amp = _amplitude(cls, n_symbols)
-        scale = _scale_reals(l, _wraps(cls))                                     # (B, SCALE_REALS)
-        energy = n_symbols.float() - (amp[:, None] * scale).pow(2).sum(1)
-        coded = wc * (torch.sqrt(energy) / norm)[:, None]
-        reals = to_reals(coded, n_symbols, 2 * budget)
-        reals[:, :SCALE_REALS] = amp[:, None] * scale
-        return torch.view_as_complex(reals.view(c.shape[0], budget, 2))
+        l = ((torch.log(norm) - ln_mean) / ln_std).clamp(-item.bound, item.bound)  # noqa: E741
+        scale = item.amp[:, None] * _scale_reals(l, item.wraps)                  # (B, SCALE_REALS)
+        coded = wc * (torch.sqrt(item.energy - scale.pow(2).sum(1)) / norm)[:, None]
+        reals = torch.cat([coded, coded.new_zeros((c.shape[0], 1))], 1).gather(1, item.slots)
+        return torch.cat([scale, reals[:, SCALE_REALS:]], 1)
+
+
+@dataclass(frozen=True)
+class ItemCode:
+    """What an item's analog code depends on besides its coefficients: its length and SNR class
+    (:meth:`AnalogImageCode.item_code`). Every field is per item (first dim B).
+
+    Attributes:
+        weights: float32 (B, C), :func:`allocation`. amp, wraps, bound: float32 (B,), the scale
+            reals' amplitude A, sawtooth rate K and the bound on |l|. energy: float32 (B,), n.
+        slots: int64 (B, 2 budget), :func:`slots`.
+    """
+
+    weights: torch.Tensor
+    amp: torch.Tensor
+    wraps: torch.Tensor
+    bound: torch.Tensor
+    energy: torch.Tensor
+    slots: torch.Tensor
+
+    def select(self, index: torch.Tensor) -> "ItemCode":
+        """The rows ``index`` (int64 (B',)) of every field: a table with one row per SNR class,
+        looked up by each item's class."""
+        return ItemCode(*(getattr(self, f.name)[index] for f in fields(self)))
+
+    def tensors(self) -> tuple[torch.Tensor, ...]:
+        return tuple(getattr(self, f.name) for f in fields(self))
 
 
 class AnalogEstimator(_Spectrum):
@@ -375,14 +427,21 @@ def _layouts(n_symbols: torch.Tensor, n_coef: int):
             yield torch.nonzero(n_symbols == n).flatten(), pairing(width)
 
 
-def to_reals(coef: torch.Tensor, n_symbols: torch.Tensor, n_reals: int) -> torch.Tensor:
-    """float (B, n_reals): coefficient values (B, C) where an item's reals carry them, by
-    :func:`pairing` after the SCALE_REALS scale reals; zero on the scale reals and on reals that
-    carry no coefficient (beyond C, or beyond the item's 2 n)."""
-    out = torch.zeros((coef.shape[0], n_reals), dtype=coef.dtype, device=coef.device)
-    for rows, perm in _layouts(n_symbols, coef.shape[1]):
-        out[rows, SCALE_REALS:SCALE_REALS + perm.numel()] = coef[rows][:, perm]
+def slots(n_symbols: torch.Tensor, n_coef: int, n_reals: int) -> torch.Tensor:
+    """int64 (B, n_reals): the coefficient each of an item's reals carries, by :func:`pairing`
+    after the SCALE_REALS scale reals, or ``n_coef`` (read as a zero) on the scale reals and on
+    reals that carry none (beyond C, or beyond the item's 2 n)."""
+    out = torch.full((n_symbols.shape[0], n_reals), n_coef, dtype=torch.int64, device=n_symbols.device)
+    for rows, perm in _layouts(n_symbols, n_coef):
+        out[rows, SCALE_REALS:SCALE_REALS + perm.numel()] = perm.to(out.device)
     return out
+
+
+def to_reals(coef: torch.Tensor, n_symbols: torch.Tensor, n_reals: int) -> torch.Tensor:
+    """float (B, n_reals): coefficient values (B, C) where an item's reals carry them (:func:`slots`);
+    zero on the scale reals and on reals that carry no coefficient."""
+    padded = torch.cat([coef, coef.new_zeros((coef.shape[0], 1))], 1)
+    return padded.gather(1, slots(n_symbols, coef.shape[1], n_reals))
 
 
 def from_reals(reals: torch.Tensor, n_symbols: torch.Tensor, n_coef: int) -> torch.Tensor:

@@ -30,7 +30,7 @@ from torch import nn
 from mtsc_sdr import tasks
 from mtsc_sdr.channel.torch_channel import apply_channel
 
-from .analog import AnalogEstimator, AnalogImageCode
+from .analog import AnalogEstimator, AnalogImageCode, ItemCode
 from .backbones import Backbone
 from .config import ModelConfig
 from .encoders import AudioEncoder, ImageEncoder, VideoEncoder
@@ -220,27 +220,41 @@ class ClientModel(nn.Module):
         return self.analog is not None and tasks.get(task).dense
 
     def _analog_uplink(self, coef: torch.Tensor, task: str, snr_db: torch.Tensor, budget: Optional[int]) -> Uplink:
-        """The dense image task from its coefficients (B, C): :class:`~.analog.AnalogImageCode`
-        symbols. The rate index is the
-        SNR floor of :func:`~.jsc.choose_rate` (its SNR class, which picks the code's power
-        allocation and scale coding at both ends; the header carries it) and the whole budget is
-        sent, framed as ``budget // rate`` tokens so that the header and the base station treat it
-        like any frame. Nothing is selected: token j carries the j-th run of coefficients, by
-        decreasing variance (a smaller budget drops the least important), so ``kept_positions``
-        is 1..n_tokens and ``importance`` (B, 1 + budget // rate_table[0]) ranks them in that
-        order (-j for token j; -inf for the task token, never sent)."""
+        """The dense image task from its coefficients (B, C): :meth:`analog_reals` as symbols.
+        Nothing is selected: token j carries the j-th run of coefficients, by decreasing variance
+        (a smaller budget drops the least important), so ``kept_positions`` is 1..n_tokens and
+        ``importance`` (B, 1 + budget // rate_table[0]) ranks them in that order (-j for token j;
+        -inf for the task token, never sent)."""
         b = coef.shape[0]
         budget = self.cfg.symbols_per_item if budget is None else int(budget)
-        thr = self.cfg.rate_snr_thresholds_db
-        rate_idx = choose_rate(snr_db, budget, self.cfg.rate_table, thr)
-        spt = torch.as_tensor(self.cfg.rate_table, device=self.device)[rate_idx]
-        n_tokens = budget // spt
-        symbols = self.analog.encode_coefficients(coef, n_tokens * spt, budget, rate_idx, thr)
+        reals, rate_idx, n_tokens = self.analog_reals(coef, snr_db, budget)
         pos = torch.arange(1, int(n_tokens.max()) + 1, device=self.device)[None, :].expand(b, -1)
         pos = torch.where(pos <= n_tokens[:, None], pos, torch.full_like(pos, -1))
         order = -torch.arange(1 + budget // self.cfg.rate_table[0], dtype=torch.float32, device=self.device)
         importance = order.masked_fill(order == 0, float("-inf")).expand(b, -1)
-        return Uplink(symbols, rate_idx, n_tokens, _task_ids(task, b, self.device), pos, importance)
+        return Uplink(torch.view_as_complex(reals), rate_idx, n_tokens, _task_ids(task, b, self.device), pos, importance)
+
+    def analog_reals(self, coef: torch.Tensor, snr_db: torch.Tensor, budget: int, table: Optional[ItemCode] = None
+                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The analog image code of coefficients float32 (B, C) at ``budget`` symbols: the rate
+        index is the SNR floor of :func:`~.jsc.choose_rate` (its SNR class, which picks the code's
+        power allocation and scale coding at both ends; the header carries it) and the whole
+        budget is sent, framed as ``budget // rate`` tokens so that the header and the base station
+        treat it like any frame. Fixed shapes, no per-item Python (the encode graphs export it).
+
+        Args:
+            snr_db: float (B,). table: :meth:`~.analog.AnalogImageCode.rate_code` of ``budget``
+                (default: the code's own, cached; a graph holds it as constants).
+        Returns:
+            reals float32 (B, budget, 2) (the complex symbols as (re, im)), rate_idx and n_tokens
+            int64 (B,).
+        """
+        thr = self.cfg.rate_snr_thresholds_db
+        rate_idx = choose_rate(snr_db, budget, self.cfg.rate_table, thr)
+        table = self.analog.rate_code(budget, self.cfg.rate_table, thr) if table is None else table
+        reals = self.analog.code(coef, table.select(rate_idx))
+        n_tokens = torch.as_tensor([budget // r for r in self.cfg.rate_table], device=coef.device)[rate_idx]
+        return reals.view(coef.shape[0], budget, 2), rate_idx, n_tokens
 
     def analog_image(self, semantics: torch.Tensor) -> Optional[torch.Tensor]:
         """The LMMSE image the server's analog estimate gives (:func:`analog_slots`), float32
