@@ -19,6 +19,12 @@ What is pruned
   they feed (:data:`CONV_FEEDS`; the video projection, (C * g * g) -> d, is the largest matrix of
   the default model's encode path). Earlier convolutions stay: each is followed by
   ``GroupNorm(1, C)`` over all its channels, so removing one changes the others' outputs.
+* **Analog image code** (``modality=True``; :mod:`mtsc_sdr.model.analog`): its projection, a
+  (3 H W) x C PCA basis and most of the default client's weight bytes, keeps its first
+  ``C - round(ratio C)`` columns, those of the largest variance
+  (:meth:`~mtsc_sdr.model.analog.AnalogImageCode.keep`): the others are sent as zeros, so the
+  base station decodes the code as before, and the client's synthesis drops their estimates.
+  The variance is the importance: no data or gradients are needed to rank PCA components.
 
 How heads are counted after surgery (transformers 5.x, checked against the installed source):
 ``BartAttention.forward`` and ``BertSelfAttention.forward`` reshape their projections with
@@ -255,6 +261,7 @@ class PruneSpec:
         convs: per modality encoder's convolution stack (:data:`CONV_FEEDS`, e.g.
             ``video_encoder.cnn``), the kept output channels of its last convolution; empty:
             none pruned.
+        analog: components the analog image code's projection keeps (its first); None: not pruned.
     """
 
     ratio: float
@@ -263,6 +270,7 @@ class PruneSpec:
     ffn: list[list[int]]
     mixers: dict[str, list[int]] = field(default_factory=dict)
     convs: dict[str, list[int]] = field(default_factory=dict)
+    analog: Optional[int] = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -292,7 +300,10 @@ class PruneSpec:
             if not isinstance(value, dict):
                 raise ValueError(f"prune spec: {key}: expected an object")
             named[key] = {str(k): indices(v, f"{key}[{k!r}]") for k, v in value.items()}
-        return cls(float(d["ratio"]), str(d["criterion"]), lists["heads"], lists["ffn"], **named)
+        analog = d.get("analog")
+        if analog is not None and (not isinstance(analog, int) or isinstance(analog, bool)):
+            raise ValueError(f"prune spec: analog: expected an int or null, got {analog!r}")
+        return cls(float(d["ratio"]), str(d["criterion"]), lists["heads"], lists["ffn"], **named, analog=analog)
 
 
 def _check_index(index: Sequence[int], n: int, where: str) -> torch.Tensor:
@@ -438,8 +449,9 @@ def choose(model, ratio: float, batches: Optional[Sequence[tuple[str, dict]]] = 
             encoder's LoRA adapters are merged in place (outputs unchanged up to rounding).
         ratio: share removed, 0 <= ratio < 1.
         modality: also prune the modality encoders: the FFN channels of their transformer layers
-            (``mixers``) and the output channels of their last convolution (``convs``,
-            :data:`CONV_FEEDS`), at the same ratio.
+            (``mixers``), the output channels of their last convolution (``convs``,
+            :data:`CONV_FEEDS`) and the analog image code's components (``analog``), at the same
+            ratio.
         snr_db: the AWGN SNR (dB, Es/N0 per complex symbol) of the calibration passes.
         seed: the channel noise of the calibration passes.
     Raises:
@@ -463,7 +475,9 @@ def choose(model, ratio: float, batches: Optional[Sequence[tuple[str, dict]]] = 
                      heads=[kept[("heads", str(i))] for i in range(n)],
                      ffn=[kept[("ffn", str(i))] for i in range(n)],
                      mixers={name: v for (family, name), v in kept.items() if family == "mixers"},
-                     convs={name: v for (family, name), v in kept.items() if family == "convs"})
+                     convs={name: v for (family, name), v in kept.items() if family == "convs"},
+                     analog=(_n_keep(client.analog.basis.shape[1], ratio)
+                             if modality and client.analog is not None else None))
 
 
 # -- surgery --------------------------------------------------------------------------------------
@@ -499,6 +513,10 @@ def apply(client: ClientModel, spec: PruneSpec) -> ClientModel:
                 for name, chans in spec.mixers.items()]
     conv_plan = [(feeds[name], _check_index(chans, feeds[name].conv.out_channels, f"convs[{name!r}]"))
                  for name, chans in spec.convs.items()]
+    if spec.analog is not None:
+        have = 0 if client.analog is None else client.analog.basis.shape[1]
+        if not 1 <= spec.analog <= have:
+            raise ValueError(f"prune spec: analog keeps {spec.analog} components, the client's analog code has {have}")
     for b, h, c in plan:
         rows = _head_rows(h.tolist(), b.head_dim)
         for ref in b.qkv:
@@ -512,6 +530,8 @@ def apply(client: ClientModel, spec: PruneSpec) -> ClientModel:
     for f, c in conv_plan:
         f.seq[f.index] = _keep_conv(f.conv, c)
         setattr(*f.proj, _keep(_get(f.proj), _head_rows(c.tolist(), f.group), 1))
+    if spec.analog is not None:
+        client.analog.keep(spec.analog)
     return client
 
 

@@ -285,12 +285,31 @@ class AnalogImageCode(_Spectrum):
         self.ln_stats.copy_(torch.stack([log_norm.mean(), log_norm.std().clamp(min=1e-3)]))
 
     def analyse(self, images: torch.Tensor) -> torch.Tensor:
-        """images float (B, 3, H, W) -> coefficients float32 (B, C)."""
-        return (images.flatten(1).float() - self.mean) @ self.basis
+        """images float (B, 3, H, W) -> coefficients float32 (B, C); zeros beyond the K components
+        a pruned code keeps (:meth:`keep`)."""
+        c = (images.flatten(1).float() - self.mean) @ self.basis
+        missing = self.lam.shape[0] - c.shape[1]
+        return nn.functional.pad(c, (0, missing)) if missing else c
 
     def synthesise(self, coef: torch.Tensor, shape: tuple[int, int, int]) -> torch.Tensor:
-        """coefficients float (B, C) -> image float32 (B, *shape) (not clipped)."""
-        return (self.mean + coef.float() @ self.basis.T).view(coef.shape[0], *shape)
+        """coefficients float (B, C) -> image float32 (B, *shape) (not clipped); a pruned code
+        uses its K components' (the others were sent as zeros: their estimates are noise)."""
+        k = self.basis.shape[1]
+        return (self.mean + coef[:, :k].float() @ self.basis.T).view(coef.shape[0], *shape)
+
+    @torch.no_grad()
+    def keep(self, k: int) -> None:
+        """Structured pruning, in place: keep the projection's first ``k`` of C components (the
+        basis columns of the largest variance), (D, C) -> (D, k). The code still sends C
+        coefficient slots, the others as zeros, so the base station decodes it unchanged (its
+        estimator shares ``lam``); the item's energy goes to the kept ones.
+
+        Raises:
+            ValueError: k outside [1, current K].
+        """
+        if not 1 <= k <= self.basis.shape[1]:
+            raise ValueError(f"the analog code keeps 1..{self.basis.shape[1]} components, asked {k}")
+        self.basis = self.basis[:, :k].contiguous()
 
     def _weighted_norm(self, centred: torch.Tensor) -> torch.Tensor:
         return ((centred @ self.basis) * self.weight).norm(dim=1).clamp(min=1e-6)

@@ -166,13 +166,35 @@ def test_a_spec_that_does_not_fit_is_refused_before_anything_changes(model):
     n = prune.param_count(client)
     bad = [replace(spec, heads=spec.heads[:1]), replace(spec, ffn=[[0, 0], *spec.ffn[1:]]),
            replace(spec, heads=[[999], *spec.heads[1:]]), replace(spec, mixers={"nope.mixer": [0]}),
-           replace(spec, convs={**spec.convs, "video_encoder.cnn": [0, 0]})]
+           replace(spec, convs={**spec.convs, "video_encoder.cnn": [0, 0]}), replace(spec, analog=10 ** 6)]
     for s in bad:
         with pytest.raises(ValueError, match="prune spec"):
             prune.apply(client, s)
     assert prune.param_count(client) == n
     with pytest.raises(ValueError, match="ratio"):
         prune.choose(client, 1.0)
+
+
+def test_the_analog_code_keeps_its_strongest_components_and_still_decodes(model):
+    """Half the analog code's projection goes (its weakest PCA components); the kept coefficients
+    are unchanged, the others are sent as zeros, and the unchanged base station still decodes
+    the patch, about as well as the projection onto the kept components allows."""
+    full = copy.deepcopy(model)
+    client = model.client
+    n_coef = client.analog.lam.shape[0]
+    spec = prune.choose(client, 0.5)
+    assert spec.analog == n_coef - round(0.5 * n_coef)
+    prune.apply(client, spec)
+    assert client.analog.basis.shape == (full.client.analog.basis.shape[0], spec.analog)
+    batch = collate(examples("val", ["reconstruct"], n_per_task=4, seed=2))
+    with torch.no_grad():
+        c_full, c = full.client.analog.analyse(batch["image"]), client.analog.analyse(batch["image"])
+        assert c.shape == c_full.shape and not c[:, spec.analog:].any()
+        torch.testing.assert_close(c[:, :spec.analog], c_full[:, :spec.analog])
+        kept = client.analog.synthesise(c, tuple(batch["image"].shape[1:]))      # the best it can do
+        got = model.predict(batch, "reconstruct", 40.0, fading=None)
+    floor = float((kept - batch["image"]).pow(2).mean())
+    assert floor > 0 and float((got - batch["image"]).pow(2).mean()) < 1.5 * floor + 1e-4
 
 
 def test_save_and_load_round_trip_and_a_mismatching_tensor_is_refused(model, tmp_path):
