@@ -74,6 +74,20 @@ def label(runtime: str, tech) -> str:
     return f"{tech.name()}@{runtime}"
 
 
+def readable(directory: Path):
+    """The artifact in ``directory`` if it is there and this code reads it; else None (main
+    measures it when its manifest has no figures yet)."""
+    from mtsc_sdr.compress.artifact import read
+
+    if not (directory / "manifest.json").is_file():
+        return None
+    try:
+        art = read(directory)
+    except ValueError:                       # another format version, a file that changed
+        return None
+    return art
+
+
 def build_all(ck: str, root: Path, recovery_steps: int, reuse: bool, seed: int) -> dict:
     """Build (or reuse) every candidate's artifact; {label: artifact directory}."""
     from mtsc_sdr.compress.artifact import Technique, build, compose, read
@@ -92,15 +106,11 @@ def build_all(ck: str, root: Path, recovery_steps: int, reuse: bool, seed: int) 
         tech = Technique(**fields)
         name = label(runtime, tech)
         directory = root / name.replace("@", "-")
-        if reuse and (directory / "manifest.json").is_file():
-            try:
-                art = read(directory)
-                if art.technique == tech and art.runtime == runtime and art.manifest.get("accuracy"):
-                    out[name] = directory
-                    print(f"reuse {name}: {directory}", flush=True)
-                    continue
-            except ValueError:
-                pass
+        art = readable(directory) if reuse else None
+        if art is not None and art.technique == tech and art.runtime == runtime:
+            out[name] = directory
+            print(f"reuse {name}: {directory}", flush=True)
+            continue
         t0 = time.time()
         shared = next((d for n, d in out.items() if n.split("+")[0] == name.split("+")[0] and "+" in name), None)
         build(ck, directory, tech, runtime, seed=seed, client_from=shared, log=lambda *a: None)
@@ -109,7 +119,7 @@ def build_all(ck: str, root: Path, recovery_steps: int, reuse: bool, seed: int) 
     for suffix in STUDENTS:
         student = next(n for n in out if n.startswith("distill") and n.endswith(suffix))
         directory = root / (student.replace("@", "-") + "-composed")
-        if not (reuse and (directory / "manifest.json").is_file() and read(directory).manifest.get("accuracy")):
+        if not (reuse and readable(directory)):
             compose(out[student], {task: out[name] for task, name in COMPOSED.items()}, directory)
             print(f"composed {directory.name}", flush=True)
         out[f"{read(directory).name}@onnxruntime"] = directory

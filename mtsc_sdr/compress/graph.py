@@ -114,7 +114,7 @@ def export(client, task: str, budget: int, path: str | Path) -> Signature:
             "question": torch.export.Dim("question", min=1, max=MAX_QUESTION)}
     shapes = tuple({axis: dims[name] for axis, name in graph.sig.dynamic[n].items()} for n in graph.sig.inputs)
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    with torch.no_grad(), warnings.catch_warnings(), _quiet("torch.onnx", "onnx_ir", "onnxscript"):
+    with torch.no_grad(), warnings.catch_warnings(), quiet("torch.onnx", "onnx_ir", "onnxscript"):
         warnings.simplefilter("ignore")       # the exporter's notes on its own internals
         torch.onnx.export(graph, tuple(inputs[n] for n in graph.sig.inputs), str(path),
                           input_names=list(graph.sig.inputs), output_names=list(graph.sig.outputs),
@@ -124,7 +124,7 @@ def export(client, task: str, budget: int, path: str | Path) -> Signature:
 
 
 @contextlib.contextmanager
-def _quiet(*loggers: str):
+def quiet(*loggers: str):
     """Raise ``loggers`` to ERROR for a while: the exporter logs every skipped torchvision op and
     every deduplicated initializer."""
     saved = {name: logging.getLogger(name).level for name in loggers}

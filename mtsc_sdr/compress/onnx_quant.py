@@ -38,6 +38,8 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
+from .graph import quiet
+
 #: Graph quantization methods (see the module docstring).
 METHODS = ("int8-weight-only", "int8-dynamic", "int8-static", "fp16")
 PRODUCTS = ["MatMul", "Gemm", "Conv"]
@@ -85,7 +87,8 @@ def quantize_graph(src: str | Path, dst: str | Path, method: str,
         from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
 
         quantizer = MatMulNBitsQuantizer(onnx.load(src), bits=8, block_size=32, is_symmetric=True)
-        quantizer.process()
+        with quiet("onnxruntime.quantization.matmul_nbits_quantizer"):   # a line per node otherwise
+            quantizer.process()
         quantizer.model.save_model_to_file(dst, use_external_data_format=False)
     elif method == "int8-dynamic":
         with _preprocessed(src) as pre:
