@@ -42,8 +42,10 @@ step): LAM encoder 424,192 -> 226,688 parameters, the client's encode path 1,237
 (its weight bytes after the torch int8 path of :mod:`.quantize`: 4.98 MB fp32 unpruned -> 0.97 MB,
 5.1x); on 64 val items per task at 20 dB AWGN, VQA accuracy 90.6 % unpruned, 54.7 % pruned,
 90.6 % recovered, and every task's val loss recovered to within 0.07 of the unpruned model's
-(caption_video 0.29 against 0.23). ``models/minilm``: encode path 27,315,833 (adapters merged) ->
-20,553,881, 2.4 s a recovery step; its 11.7 M-row token embedding is not pruned.
+(caption_video 0.29 against 0.23). The analog image code's basis goes from 3072 x 1022 to
+3072 x 511: with int8-dynamic graphs the client encode's weights are 17.56 -> 2.49 MB (7.0x; losses
+per task in ``benchmarks/COMPRESSION.md``). ``models/minilm``: encode path 27,315,833 (adapters
+merged) -> 20,553,881, 2.4 s a recovery step; its 11.7 M-row token embedding is not pruned.
 
 Files (:func:`save` / :func:`load_pruned`; shared with :mod:`.distill`)
 -----------------------------------------------------------------------
