@@ -470,16 +470,17 @@ class MTSCModel(nn.Module):
 
     def transmit(self, up: Uplink, snr_db, *, fading: Optional[str] = "rician", k_factor_db=6.0,
                  generator: Optional[torch.Generator] = None, attention: bool = False,
-                 analog: bool = True) -> LinkResult:
+                 analog: bool = True, snr_est_db: Optional[torch.Tensor] = None) -> LinkResult:
         """:meth:`forward` from an uplink the client already made (by any client runtime,
-        :mod:`mtsc_sdr.compress.runtimes`): channel -> genie equaliser -> server."""
+        :mod:`mtsc_sdr.compress.runtimes`): channel -> genie equaliser -> server. ``snr_est_db``
+        float (B,): the SNR the server is told instead of the genie's (e.g. a PHY's estimate)."""
         b = up.symbols.shape[0]
         snr = _per_item(snr_db, b, up.symbols.device)
         ch = apply_channel(up.symbols, snr, fading=fading, k_factor_db=k_factor_db, signal_power=1.0,
                            generator=generator)
         h = ch.h[:, :1]
         y = ch.y * h.conj() / (h.abs() ** 2 + ch.noise_power[:, None])
-        snr_est = snr + 10.0 * torch.log10(h.abs()[:, 0] ** 2 + 1e-12)
+        snr_est = snr + 10.0 * torch.log10(h.abs()[:, 0] ** 2 + 1e-12) if snr_est_db is None else snr_est_db
         if attention:
             down, share = self.server.forward_with_attention(y, up.rate_idx, up.n_tokens, snr_est, up.task_ids, analog)
             return LinkResult(up, y, snr_est, down, share)

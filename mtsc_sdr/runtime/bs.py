@@ -57,6 +57,12 @@ log = logging.getLogger("mtsc_sdr.bs")
 CONSTELLATION_FRAMES = 4
 
 
+def payload_snr_db(noise_var: np.ndarray) -> float:
+    """The SNR the server half is told for a frame (dB): ``-10 log10`` of the mean noise variance
+    v of its zero-forced payload symbols (float (n,)), whose MMSE ``z / (1 + v)`` it decodes."""
+    return float(-10.0 * np.log10(max(float(np.mean(noise_var)), 1e-12)))
+
+
 class BaseStation:
     """The server half of the model behind the PHY receivers and the control link.
 
@@ -168,16 +174,16 @@ class BaseStation:
             self.stats["frames_decode_error"] += 1
             log.exception("frame seq %d of session %d could not be decoded", h.seq, h.session_id)
 
-    def _serve_frame(self, frame, peer: bytes, t_frame: float, rx_sync_ms: float) -> None:
+    def _decode(self, frame) -> tuple[np.ndarray, float, float]:
+        """The server half on one frame: semantics float32 (Q, d) and the JSC and LAM decoders'
+        times (s). What a subclass changes to do more with a frame (fine-tuning keeps the graph)."""
         import torch
 
         h = frame.header
         rates = self.server.cfg.rate_table
-        noise_var = float(np.mean(frame.noise_var))
         y = (frame.payload / (1.0 + frame.noise_var)).astype(np.complex64)
-        snr_payload_db = -10.0 * np.log10(max(noise_var, 1e-12))
         args = (torch.from_numpy(y)[None], torch.tensor([h.rate_idx]), torch.tensor([h.payload_len // rates[h.rate_idx]]),
-                torch.tensor([snr_payload_db], dtype=torch.float32))
+                torch.tensor([payload_snr_db(frame.noise_var)], dtype=torch.float32))
         with torch.no_grad():
             t0 = time.monotonic()
             if self.server.decodes_analog(torch.tensor([h.task_id])):
@@ -190,12 +196,19 @@ class BaseStation:
                 queries = self.server.queries(torch.tensor([h.task_id]), sem)
                 out = self.server.lam_decoder(queries, sem, mask)[0]
                 t2 = time.monotonic()
+        return out.numpy(), t1 - t0, t2 - t1
+
+    def _serve_frame(self, frame, peer: bytes, t_frame: float, rx_sync_ms: float) -> None:
+        h = frame.header
+        rates = self.server.cfg.rate_table
+        snr_payload_db = payload_snr_db(frame.noise_var)
+        out, jsc_s, lam_s = self._decode(frame)
         meta = protocol.DownlinkMeta(
             seq=h.seq, task_id=h.task_id, rate_idx=h.rate_idx, n_tokens=h.payload_len // rates[h.rate_idx],
             snr_est_db=float(frame.snr_db), snr_payload_db=float(snr_payload_db), cfo_hz=frame.cfo_hz,
-            rx_sync_ms=rx_sync_ms, jsc_decoder_ms=1e3 * (t1 - t0), lam_decoder_ms=1e3 * (t2 - t1),
+            rx_sync_ms=rx_sync_ms, jsc_decoder_ms=1e3 * jsc_s, lam_decoder_ms=1e3 * lam_s,
             t_frame_s=t_frame, t_sent_s=time.monotonic(), host=self.host)
-        self.control.send(peer, protocol.SEMANTICS, {"semantics": out.numpy()}, meta.to_meta(), session=h.session_id)
+        self.control.send(peer, protocol.SEMANTICS, {"semantics": out}, meta.to_meta(), session=h.session_id)
         self.stats["items"] += 1
         kept = self.constellation.setdefault(h.session_id, [])
         if len(kept) < CONSTELLATION_FRAMES:

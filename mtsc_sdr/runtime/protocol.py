@@ -20,6 +20,16 @@ Downlink (base station -> client, control link):
 * ``semantics``: one per received item, tensor ``semantics`` float32 (Q, d_model) and meta
   :class:`DownlinkMeta` fields.
 
+Fine-tuning (:mod:`mtsc_sdr.finetune`; a base station started for it keeps each frame's graph):
+the frames and ``semantics`` as above, one batch of items at a time, then
+
+* client -> base station ``gradients``: tensor ``grads`` float32 (B, Q, d_model), dL/d(semantics)
+  of the batch's items, meta ``{"seqs": [...]}`` (their frame seqs, in that order); ``seqs``
+  empty: the batch is given up (a frame or an answer was lost), forget it;
+* base station -> client ``payload_gradients``: tensor ``grads`` complex64 (sum of n_i,), dL/dz of
+  each item's received payload, concatenated, meta ``{"seqs": [...], "lengths": [n_i, ...]}``;
+  or meta ``{"seqs": [...], "error": text}`` when it could not (no kept forward for a seq).
+
 The checkpoint identity (:func:`checkpoint_identity`) is what both halves must agree on: format
 version, model/backbone configuration hash, tokenizer fingerprint and a hash of the weights file.
 """
@@ -34,6 +44,8 @@ from mtsc_sdr.model import checkpoint
 
 #: Control-link message kinds.
 HELLO, WELCOME, REFUSED, SEMANTICS, BYE = "hello", "welcome", "refused", "semantics", "bye"
+#: Fine-tuning's control-link message kinds (see the module docstring).
+GRADIENTS, PAYLOAD_GRADIENTS = "gradients", "payload_gradients"
 
 #: Per-item latency stages, in the order an item passes them (milliseconds in results). A client
 #: on a graph runtime (:mod:`mtsc_sdr.compress.runtimes`) times its encode as one stage,

@@ -1,0 +1,2 @@
+"""Federated split fine-tuning: the U-shaped step over the link (:mod:`.split`, :mod:`.link`),
+what trains and travels (:mod:`.adapters`), and the Flower apps around it."""
