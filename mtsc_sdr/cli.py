@@ -33,6 +33,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "send": ("mtsc_sdr.runtime.send", "send your own image, audio or video through the split system; print the answer"),
     "compress": ("mtsc_sdr.compress.cli", "make, measure and choose compressed clients (quantization, pruning, "
                                           "distillation; ONNX Runtime, TensorRT) per device"),
+    "finetune": ("mtsc_sdr.finetune.run", "federated split fine-tuning over the link: a training base station, one "
+                                          "link per client, Flower rounds (simulation engine); write a report"),
     "bench": ("mtsc_sdr.bench.cli", "measure latency per stage, throughput, memory and weight bytes"),
     "replay": ("mtsc_sdr.runtime.replay", "feed a SigMF recording into a base station as if live; decode it again"),
     "calibrate": ("mtsc_sdr.radio.calibrate", "measure a radio pair (CFO, noise, gain -> SNR, DC, IQ) into calibration/"),

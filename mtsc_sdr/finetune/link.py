@@ -106,6 +106,10 @@ class LocalLink:
         self._batch = seqs
         return semantics
 
+    def abandon(self) -> None:
+        """Forget the batch sent last (an evaluation: no backward)."""
+        self.server.discard()
+
     def backward(self, grads: np.ndarray) -> Optional[list[np.ndarray]]:
         self.counters.gradient_up_bytes += np.asarray(grads, np.float32).nbytes
         out = self.server.backward(self._batch, grads)
@@ -158,6 +162,10 @@ class RemoteLink:
         semantics = np.stack([got[s] for s in self._seqs])
         self.counters.activation_bytes += semantics.nbytes
         return semantics
+
+    def abandon(self) -> None:
+        """Tell the base station to forget the batch sent last (an evaluation: no backward)."""
+        self._send(protocol.GRADIENTS, meta={"seqs": []})
 
     def backward(self, grads: np.ndarray) -> Optional[list[np.ndarray]]:
         grads = np.ascontiguousarray(grads, np.float32)

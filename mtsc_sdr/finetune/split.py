@@ -67,6 +67,9 @@ class SplitLink(Protocol):
     def backward(self, grads: np.ndarray) -> Optional[list[np.ndarray]]:
         """Send dL/ds float32 (B, Q, d); per item dL/dz complex64 (n_i,), or None when lost."""
 
+    def abandon(self) -> None:
+        """The batch sent last gets no backward (an evaluation): the base station forgets it."""
+
 
 @dataclass
 class StepResult:

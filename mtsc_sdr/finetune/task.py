@@ -1,0 +1,195 @@
+"""The task the Flower apps run (:mod:`.client_app`, :mod:`.server_app`): the model, what of it
+travels, and a client's local training and evaluation over the link.
+
+Run-config keys this module reads (beside :data:`.runconfig.DEFAULTS`; strings, numbers, bools):
+
+* ``checkpoint``: the phase-I model ("" = the shipped ``models/default``);
+* ``adapter-rank``, ``adapter-alpha``, ``modality``, ``seed``: :func:`.adapters.prepare`;
+* ``control-endpoint``: the fine-tuning base station's control link (:mod:`.station`);
+  ``tx-endpoints``: comma-separated IQ endpoints, one per partition (a client binds its own; the
+  link process between it and the base station connects); ``session-base``: partition ``i`` uses
+  session ``session-base + i``;
+* ``snr-db``: the SNR set on the link (the rate choice assumes it plus the PHY's subcarrier gain);
+* ``tasks``: comma-separated tasks trained and evaluated; ``domain``: the built-in world's domain
+  ("" = phase I's); ``examples-per-client``, ``local-steps``, ``batch-size``, ``lr``:
+  the client's data and its local training per round (the base station has its own learning rate);
+* ``eval-items``: validation items per task for :func:`evaluate`; ``link-timeout-s``;
+  ``threads``: torch threads of a client (the simulation engine runs one client per core).
+
+A client's personal task decoders train during its round; without a place to keep them between
+rounds they start each round from the phase-I weights.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from mtsc_sdr import tasks as task_table
+from mtsc_sdr.data import collate, examples
+from mtsc_sdr.metrics import score_task_items
+from mtsc_sdr.model import TaskSemantics
+from mtsc_sdr.phy.ofdm import SUBCARRIER_SNR_GAIN_DB
+from mtsc_sdr.runtime import protocol
+
+from .adapters import FineTuneSetup, load_shared_state, prepare, shared_state
+from .link import RemoteLink
+from .split import ClientHalf, adamw, train_batch
+
+#: Defaults of the task's own run-config keys.
+DEFAULTS: dict[str, Any] = {
+    "checkpoint": "", "adapter-rank": 8, "adapter-alpha": 16.0, "modality": False, "seed": 0,
+    "control-endpoint": "", "tx-endpoints": "", "session-base": 100, "snr-db": 20.0,
+    "tasks": "vqa", "domain": "", "examples-per-client": 400, "local-steps": 20, "batch-size": 8,
+    "lr": 1e-3, "eval-items": 64, "link-timeout-s": 20.0, "threads": 1,
+}
+
+
+@dataclass
+class FineTuneModel:
+    """A phase-I model prepared for fine-tuning (:func:`.adapters.prepare`)."""
+
+    model: Any                  # MTSCModel
+    setup: FineTuneSetup
+
+
+def _get(config: dict, key: str):
+    value = config.get(key, DEFAULTS[key])
+    return type(DEFAULTS[key])(value) if not isinstance(DEFAULTS[key], bool) else bool(value)
+
+
+@functools.lru_cache(maxsize=2)
+def _prepared(checkpoint: str, rank: int, alpha: float, modality: bool, seed: int) -> FineTuneModel:
+    from mtsc_sdr.model import load
+    from mtsc_sdr.model.checkpoint import shipped_model_dir
+
+    model = load(checkpoint or str(shipped_model_dir()))
+    return FineTuneModel(model, prepare(model, rank=rank, alpha=alpha, modality=modality, seed=seed))
+
+
+def build_model(config: dict) -> FineTuneModel:
+    """The phase-I model with adapters, what trains set (loaded once per process, copied)."""
+    torch.set_num_threads(_get(config, "threads"))
+    return copy.deepcopy(_prepared(_get(config, "checkpoint"), _get(config, "adapter-rank"),
+                                   _get(config, "adapter-alpha"), _get(config, "modality"), _get(config, "seed")))
+
+
+def trainable_state(ft: FineTuneModel) -> dict[str, np.ndarray]:
+    """What a client sends: its shared trainable tensors, float32 by state-dict key."""
+    return shared_state(ft.model, ft.setup)
+
+
+def load_trainable_state(ft: FineTuneModel, state: dict[str, np.ndarray]) -> None:
+    """The aggregator's tensors into the model (ValueError naming a key that does not fit)."""
+    load_shared_state(ft.model, ft.setup, state)
+
+
+def _tasks(config: dict) -> list[str]:
+    names = task_table.check_names([t.strip() for t in _get(config, "tasks").split(",") if t.strip()])
+    dense = [t for t in names if task_table.get(t).dense]
+    if dense or not names:
+        raise ValueError(f"run config: tasks: fine-tuning takes text tasks, got {names}")
+    return names
+
+
+def client_examples(config: dict, partition_id: int, num_partitions: int) -> list:
+    """A client's training examples: its own share of the train split, per task."""
+    n = _get(config, "examples-per-client")
+    out = []
+    for task in _tasks(config):
+        pool = examples("train", [task], n_per_task=n * num_partitions, seed=_get(config, "seed"))
+        out += pool[partition_id::num_partitions]
+    return out
+
+
+def _connect(config: dict, partition_id: int, client_model):
+    """The runtime client of partition ``partition_id`` (handshake done) and its link."""
+    from mtsc_sdr.runtime.client import Client, ClientSettings
+
+    endpoints = [e.strip() for e in _get(config, "tx-endpoints").split(",") if e.strip()]
+    if not 0 <= partition_id < len(endpoints) or not _get(config, "control-endpoint"):
+        raise ValueError(f"run config: partition {partition_id} needs tx-endpoints (one per partition, "
+                         f"{len(endpoints)} given) and control-endpoint")
+    checkpoint = _get(config, "checkpoint")
+    if not checkpoint:
+        from mtsc_sdr.model.checkpoint import shipped_model_dir
+        checkpoint = str(shipped_model_dir())
+    settings = ClientSettings(session=_get(config, "session-base") + partition_id, snr_db=_get(config, "snr-db"),
+                              hello_timeout_s=_get(config, "link-timeout-s"))
+    client = Client(client_model, protocol.checkpoint_identity(checkpoint), endpoints[partition_id],
+                    _get(config, "control-endpoint"), settings)
+    try:
+        client.handshake()
+    except BaseException:
+        client.control.close(linger_ms=0)
+        client.push.close(linger_ms=0)
+        raise
+    return client, RemoteLink(client, timeout_s=_get(config, "link-timeout-s"))
+
+
+def local_train(ft: FineTuneModel, config: dict, partition_id: int, num_partitions: int) -> tuple[int, dict]:
+    """``local-steps`` split steps over the link, batches drawn in turn from each task of the
+    client's examples. Returns (examples trained on, metrics: mean loss, batches lost and the
+    link's bytes)."""
+    model = ft.model.train()
+    rng = np.random.default_rng([_get(config, "seed"), partition_id, int(config.get("server-round", 0))])
+    by_task: dict[str, list] = {}
+    for ex in client_examples(config, partition_id, num_partitions):
+        by_task.setdefault(ex.task, []).append(ex)
+    client, link = _connect(config, partition_id, model.client)
+    half = ClientHalf(model.client, adamw(_get(config, "lr")))
+    batch_size = _get(config, "batch-size")
+    csi = torch.full((batch_size,), _get(config, "snr-db") + SUBCARRIER_SNR_GAIN_DB)
+    losses, trained = [], 0
+    try:
+        names = sorted(by_task)
+        for step in range(_get(config, "local-steps")):
+            task = names[step % len(names)]
+            pool = by_task[task]
+            batch = [pool[i] for i in rng.choice(len(pool), size=min(batch_size, len(pool)), replace=False)]
+            result = train_batch(half, link, collate(batch), task, csi[:len(batch)])
+            if result.loss is not None:
+                losses.append(result.loss)
+                trained += len(batch)
+    finally:
+        client.close()
+    metrics = {"loss": float(np.mean(losses)) if losses else float("nan"), "steps": float(len(losses)),
+               **{k: float(v) for k, v in link.counters.as_dict().items()}}
+    return trained, metrics
+
+
+def evaluate(ft: FineTuneModel, config: dict, partition_id: int, num_partitions: int) -> tuple[int, dict]:
+    """Each task's main metric on ``eval-items`` validation items through the link (the base
+    station answers, then forgets the items). Returns (items, {task: mean metric})."""
+    model = ft.model.eval()
+    client, link = _connect(config, partition_id, model.client)
+    half = ClientHalf(model.client, adamw(0.0))
+    batch_size = _get(config, "batch-size")
+    out, n = {}, 0
+    try:
+        for task in _tasks(config):
+            items = examples("val", [task], n_per_task=_get(config, "eval-items"), seed=1)
+            hyps, refs = [], []
+            for i in range(0, len(items), batch_size):
+                chunk = items[i:i + batch_size]
+                batch = collate(chunk)
+                csi = torch.full((len(chunk),), _get(config, "snr-db") + SUBCARRIER_SNR_GAIN_DB)
+                with torch.no_grad():
+                    semantics = link.forward(half.encode(batch, task, csi))
+                link.abandon()
+                if semantics is None:
+                    continue
+                hyps += list(model.client.decode(task, TaskSemantics(torch.from_numpy(semantics)),
+                                                 questions=batch.get("question")))
+                refs += [list(ex.references) for ex in chunk]
+                n += len(chunk)
+            metric = task_table.get(task).main_metric
+            out[task] = float(np.mean(score_task_items(task, hyps, refs)[metric])) if hyps else float("nan")
+    finally:
+        client.close()
+    return n, out
