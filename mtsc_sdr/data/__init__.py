@@ -10,11 +10,13 @@ Nothing here downloads anything. Quick start::
     vid = world.video("test", 5)             # VideoClip: frames uint8 (8, 32, 32, 3)
     batch = examples("train", ["vqa"], n_per_task=64, seed=1)   # list[TaskExample]
     held = examples("test_phrasing", ["vqa"], n_per_task=64)    # test content, held-out wording
+    light = SyntheticWorld(domain="light")   # the same content drawn in a style phase I never saw
     patches = natural_patches("test")        # list[Patch], uint8 (32, 32, 3)
 
 Real data sets live in :mod:`mtsc_sdr.data.real`.
 """
 
+from .domains import Domain, domain_names, get_domain
 from .errors import DataError, DatasetNotFound, MalformedDataset, UnsafePickle, UnsupportedMedia
 from .items import (QA, SPLITS, AudioClip, AudioEvent, Patch, SceneImage, SceneObject,
                     TaskExample, VideoClip)
@@ -29,5 +31,5 @@ __all__ = [
     "QA", "QUESTION_TYPES", "SPLITS", "AudioClip", "AudioEvent", "Patch", "SceneImage", "SceneObject",
     "TaskExample", "VideoClip", "natural_patches", "DEFAULT_SPLIT_SIZES", "SyntheticWorld",
     "available", "collate", "examples", "register_examples", "unregister_examples", "zero_question_inputs",
-    "PHRASING_SPLITS",
+    "PHRASING_SPLITS", "Domain", "domain_names", "get_domain",
 ]

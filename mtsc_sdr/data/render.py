@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 SUPERSAMPLE = 4
+#: Grey-level range of the phase-I world's dark backgrounds.
+DARK_LEVEL: tuple[float, float] = (25.0, 65.0)
 
 
 def coverage(shape: str, center_px: tuple[float, float], radius_px: float, size_px: int,
@@ -42,13 +44,14 @@ def coverage(shape: str, center_px: tuple[float, float], radius_px: float, size_
     return cov.mean(axis=(1, 3))
 
 
-def background(rng: np.random.Generator, size_px: int) -> np.ndarray:
-    """A dark, lightly textured background: float32 (size_px, size_px, 3) in 0..255.
+def background(rng: np.random.Generator, size_px: int,
+               level_range: tuple[float, float] = DARK_LEVEL) -> np.ndarray:
+    """A lightly textured background: float32 (size_px, size_px, 3) in 0..255.
 
-    A random grey level (25..65) with a faint colour cast, a gentle gradient and per-pixel noise
-    (std 3 levels), drawn from ``rng``.
+    A random grey level (``level_range``; default dark, 25..65) with a faint colour cast, a
+    gentle gradient and per-pixel noise (std 3 levels), drawn from ``rng``.
     """
-    level = rng.uniform(25.0, 65.0)
+    level = rng.uniform(*level_range)
     cast = rng.uniform(-6.0, 6.0, size=3)
     g = np.linspace(-1.0, 1.0, size_px, dtype=np.float32)
     angle = rng.uniform(0, 2 * np.pi)

@@ -1,10 +1,11 @@
 """Synthetic still scenes: 1-4 coloured shapes with captions and VQA pairs.
 
-Every scene is a deterministic function of ``(seed, split, index, image_size)``. Its *content key*
-is the sorted tuple of its objects' ``(position, colour, shape, size)``; the key alone decides the
-split (:func:`mtsc_sdr.data.vocab.split_of_key`), so no scene content is ever shared between train,
-val and test. Within a scene, objects take different positions and different (colour, shape) pairs,
-so every question has one answer.
+Every scene is a deterministic function of ``(seed, split, index, image_size, domain)``; the
+domain (:mod:`mtsc_sdr.data.domains`) changes how it is drawn and asked about, not its content.
+Its *content key* is the sorted tuple of its objects' ``(position, colour, shape, size)``; the key
+alone decides the split (:func:`mtsc_sdr.data.vocab.split_of_key`), so no scene content is ever
+shared between train, val and test. Within a scene, objects take different positions and
+different (colour, shape) pairs, so every question has one answer.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import render
+from .domains import DEFAULT, get_domain
 from .items import QA, SceneImage, SceneObject
 from .vocab import (COLOURS, COLOURS_RGB, POSITION_PHRASES, POSITIONS, SHAPES, SIZES,
                     draw_in_split, number_word, resolve_split)
@@ -54,6 +56,12 @@ def draw_scene_key(rng: np.random.Generator) -> tuple:
         pairs.add((colour, shape))
         objs.append((POSITIONS[p], colour, shape, SIZES[int(rng.integers(len(SIZES)))]))
     return tuple(objs)
+
+
+def content_key(seed: int, split: str, index: int) -> tuple:
+    """The content key of scene ``index`` of ``split`` (:func:`draw_scene_key`; the same in every
+    domain), without drawing the scene; ``key[0]`` is the scene's first object in POSITIONS order."""
+    return draw_in_split(draw_scene_key, "scene", _MODALITY_ID, resolve_split(split)[0], seed, index)[1]
 
 
 def scene_key(objects) -> tuple:
@@ -157,7 +165,64 @@ def questions_for(objects: tuple[SceneObject, ...], rng: np.random.Generator,
     return out
 
 
-def make_scene(seed: int, split: str, index: int, image_size: int = 32) -> SceneImage:
+#: Templates of the questions phase I never asks (the ``new`` question set, kinds
+#: :data:`mtsc_sdr.data.domains.NEW_QUESTION_TYPES`), in phase I's words; ``held_out`` as in
+#: :data:`QUESTION_TEMPLATES`.
+NEW_QUESTION_TEMPLATES: dict[str, dict[str, str]] = {
+    "seen": {
+        "count_colour": "how many {colour} objects are there?",
+        "count_size": "how many {size} objects are there?",
+        "verify_size": "is the {colour} {shape} {size}?",
+        "verify_at": "is there {a} {colour} object {where}?",
+    },
+    "held_out": {
+        "count_colour": "how many {colour} objects are in the picture?",
+        "count_size": "how many {size} objects are in the picture?",
+        "verify_size": "is the {colour} {shape} in the picture {size}?",
+        "verify_at": "{where}, is there {a} {colour} object?",
+    },
+}
+
+
+def new_questions_for(objects: tuple[SceneObject, ...], rng: np.random.Generator,
+                      phrasing: str = "seen") -> list[QA]:
+    """VQA pairs of the types phase I never asks (:data:`NEW_QUESTION_TEMPLATES`), kind = type:
+
+    * ``count_colour``: how many objects of each colour in the scene, and of one absent colour
+      (``zero``) drawn by ``rng``;
+    * ``count_size``: how many small and how many large objects (``zero`` .. ``four``);
+    * ``verify_size``: per object, whether it has a size drawn by ``rng`` (``yes`` / ``no``);
+    * ``verify_at``: per object, whether an object of a colour drawn by ``rng`` (its own or
+      another, even odds) is at its place (``yes`` / ``no``).
+
+    Answers are unique: a scene's (colour, shape) pairs and positions are all different.
+    """
+    templates = NEW_QUESTION_TEMPLATES[phrasing]
+
+    def qa(kind: str, answer: str, **words: str) -> QA:
+        return QA(templates[kind].format(**words), answer, kind, (answer,))
+
+    colours = [c for c in COLOURS if any(o.colour == c for o in objects)]
+    absent = [c for c in COLOURS if c not in colours]
+    colours.append(absent[int(rng.integers(len(absent)))])
+    out = [qa("count_colour", number_word(sum(o.colour == c for o in objects)), colour=c) for c in colours]
+    out += [qa("count_size", number_word(sum(o.size == z for o in objects)), size=z) for z in SIZES]
+    for o in objects:
+        size = SIZES[int(rng.integers(len(SIZES)))]
+        out.append(qa("verify_size", "yes" if size == o.size else "no", colour=o.colour, shape=o.shape, size=size))
+    for o in objects:
+        others = [c for c in COLOURS if c != o.colour]
+        colour = o.colour if rng.random() < 0.5 else others[int(rng.integers(len(others)))]
+        out.append(qa("verify_at", "yes" if colour == o.colour else "no", a=article(colour), colour=colour,
+                      where=POSITION_PHRASES[o.position]))
+    return out
+
+
+#: Question set (:attr:`mtsc_sdr.data.domains.Domain.questions`) -> the function that asks it.
+QUESTION_MAKERS = {"phase1": questions_for, "new": new_questions_for}
+
+
+def make_scene(seed: int, split: str, index: int, image_size: int = 32, domain: str = DEFAULT) -> SceneImage:
     """Generate one scene.
 
     Args:
@@ -166,17 +231,22 @@ def make_scene(seed: int, split: str, index: int, image_size: int = 32) -> Scene
             held-out templates: :func:`mtsc_sdr.data.vocab.resolve_split`).
         index: item index within the split (non-negative; the split is unbounded).
         image_size: side in pixels (>= 32).
+        domain: a variant of the world (:mod:`mtsc_sdr.data.domains`): how the scene is drawn
+            and which questions it is asked; its content and captions are the same in every domain.
 
     Returns:
         :class:`SceneImage` with ``image`` uint8 (image_size, image_size, 3), the captions of
-        :func:`captions_for`, the QA list of :func:`questions_for` and the objects (positions,
-        rendered centres and radii). ``item_id`` is ``"scene/{split}/{index}"``.
+        :func:`captions_for`, the QA list of :func:`questions_for` (or of the domain's question
+        set, :data:`QUESTION_MAKERS`) and the objects (positions, rendered centres and radii).
+        ``item_id`` is ``"scene/{split}/{index}"`` (outside the default domain: prefixed with
+        ``"{domain}/"``).
     """
+    style = get_domain(domain)
     content, phrasing = resolve_split(split)
     if image_size < 32:
         raise ValueError(f"image_size must be >= 32 pixels, got {image_size}")
     rng, key = draw_in_split(draw_scene_key, "scene", _MODALITY_ID, content, seed, index)
-    img = render.background(rng, image_size)
+    img = style.background(rng, image_size)
     objects = []
     for position, colour, shape, size in key:
         fx, fy = POSITION_XY[position]
@@ -187,9 +257,9 @@ def make_scene(seed: int, split: str, index: int, image_size: int = 32) -> Scene
         objects.append(SceneObject(colour, shape, size, position, center, radius))
     objects_t = tuple(objects)
     return SceneImage(
-        item_id=f"scene/{split}/{index}",
+        item_id=style.item_id("scene", split, index),
         image=render.to_uint8(img),
         captions=captions_for(objects_t, phrasing),
-        qa=questions_for(objects_t, rng, phrasing),
+        qa=QUESTION_MAKERS[style.questions](objects_t, rng, phrasing),
         objects=objects_t,
     )

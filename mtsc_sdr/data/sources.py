@@ -37,10 +37,11 @@ import numpy as np
 from mtsc_sdr import tasks as task_table
 
 from . import media, real
+from .domains import DEFAULT
 from .errors import DatasetNotFound
 from .items import TaskExample
 from .vocab import check_split
-from .world import available, examples
+from .world import SyntheticWorld, available, examples
 
 BUILTIN = "builtin"
 
@@ -213,12 +214,15 @@ class DataSource:
     Args:
         specs: ``builtin`` and/or ``NAME=PATH`` strings (:func:`parse_data_spec`), each NAME once.
         sizes: the model's input sizes (real data sets only; the built-in world has its own).
+        domain: the built-in world's domain (:mod:`mtsc_sdr.data.domains`; real data sets have
+            none).
 
     Raises:
-        ValueError: a bad spec, or a data set given twice.
+        ValueError: a bad spec, a data set given twice, or an unknown domain.
     """
 
-    def __init__(self, specs: Sequence[str] = (BUILTIN,), sizes: InputSizes = InputSizes()):
+    def __init__(self, specs: Sequence[str] = (BUILTIN,), sizes: InputSizes = InputSizes(),
+                 domain: str = DEFAULT):
         parsed = [parse_data_spec(s) for s in specs]
         names = [n for n, _ in parsed]
         twice = sorted({n for n in names if names.count(n) > 1})
@@ -228,6 +232,7 @@ class DataSource:
         self.builtin = BUILTIN in names
         self.roots = {n: p for n, p in parsed if n != BUILTIN}
         self.sizes = sizes
+        self.world = SyntheticWorld(domain=domain)
         self._feeds = {DATASETS[n][0]: n for n in self.roots}
 
     @property
@@ -236,9 +241,12 @@ class DataSource:
         return tuple(t for t in task_table.names() if self.builtin or t in self._feeds)
 
     def origin(self, task: str) -> str:
-        """``builtin`` or ``NAME=PATH``: where ``task``'s examples come from."""
+        """``builtin`` (``builtin:DOMAIN`` outside the default domain) or ``NAME=PATH``: where
+        ``task``'s examples come from."""
         name = self._feeds.get(task)
-        return BUILTIN if name is None else f"{name}={self.roots[name]}"
+        if name is None:
+            return BUILTIN if self.world.domain == DEFAULT else f"{BUILTIN}:{self.world.domain}"
+        return f"{name}={self.roots[name]}"
 
     def check_tasks(self, tasks: Sequence[str]) -> None:
         """ValueError naming the tasks in ``tasks`` that no data set feeds."""
@@ -251,7 +259,8 @@ class DataSource:
     def examples(self, split: str, task: str, n: Optional[int] = None, seed: int = 0) -> Sequence[TaskExample]:
         """At most ``n`` examples of ``task`` from ``split``.
 
-        Built-in world: :func:`mtsc_sdr.data.examples` (``n`` None: the split's default size).
+        Built-in world: :func:`mtsc_sdr.data.examples` of :attr:`world` (``n`` None: the split's
+        default size).
         Real data set: the whole split (``n`` None) or ``n`` of its examples drawn at random by
         ``seed``, in file order, as a :class:`LazyExamples`.
         """
@@ -259,7 +268,7 @@ class DataSource:
         name = self._feeds.get(task)
         if name is None:
             count = None if n is None else available(split, task, n)
-            return examples(split, [task], n_per_task=count, seed=seed)
+            return examples(split, [task], n_per_task=count, seed=seed, world=self.world)
         seq = open_dataset(name, self.roots[name], split, self.sizes)
         if n is None or n >= len(seq):
             return seq

@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import render
+from .domains import DEFAULT, get_domain
 from .items import SceneObject, VideoClip
 from .vocab import (COLOURS, COLOURS_RGB, DIRECTIONS, SHAPES, SPEED_ADVERBS, SPEEDS, draw_in_split,
                     number_word, resolve_split)
@@ -65,6 +66,12 @@ def draw_video_key(rng: np.random.Generator) -> tuple:
         return tuple(sorted(objs))
 
 
+def content_key(seed: int, split: str, index: int) -> tuple:
+    """The content key of clip ``index`` of ``split`` (:func:`draw_video_key`; the same in every
+    domain), without drawing the clip; ``key[0]`` is the clip's first object (``objects[0]``)."""
+    return draw_in_split(draw_video_key, "video", _MODALITY_ID, resolve_split(split)[0], seed, index)[1]
+
+
 def video_captions(objects: tuple[SceneObject, ...], phrasing: str = "seen") -> list[str]:
     """Three ``seen`` phrasings, or two ``held_out`` ones (the same words in sentence patterns
     training never sees), naming colour, shape, direction and speed of every object."""
@@ -82,7 +89,8 @@ def video_captions(objects: tuple[SceneObject, ...], phrasing: str = "seen") -> 
             f"{number_word(n)} object{'s' if n > 1 else ''}: " + ("; ".join(p3) if n > 1 else p3[0])]
 
 
-def make_video(seed: int, split: str, index: int, num_frames: int = 8, image_size: int = 32) -> VideoClip:
+def make_video(seed: int, split: str, index: int, num_frames: int = 8, image_size: int = 32,
+               domain: str = DEFAULT) -> VideoClip:
     """Generate one video clip.
 
     Args:
@@ -92,19 +100,23 @@ def make_video(seed: int, split: str, index: int, num_frames: int = 8, image_siz
         index: item index within the split (non-negative).
         num_frames: T >= 8; the travel over the clip is fixed, so px per frame = travel / (T - 1).
         image_size: frame side in pixels (>= 32).
+        domain: a variant of the world (:mod:`mtsc_sdr.data.domains`): how the clip is drawn;
+            its content and captions are the same in every domain.
 
     Returns:
         :class:`VideoClip` with ``frames`` uint8 (T, image_size, image_size, 3) on a static
         textured background, the captions of :func:`video_captions` and the objects (first-frame
-        ``center_px``, ``velocity_px_per_frame``, direction, speed). ``item_id`` is ``"video/{split}/{index}"``.
+        ``center_px``, ``velocity_px_per_frame``, direction, speed). ``item_id`` is
+        ``"video/{split}/{index}"`` (another domain than ``default``: prefixed with ``"{domain}/"``).
     """
+    style = get_domain(domain)
     content, phrasing = resolve_split(split)
     if num_frames < 8:
         raise ValueError(f"num_frames must be >= 8, got {num_frames}")
     if image_size < 32:
         raise ValueError(f"image_size must be >= 32 pixels, got {image_size}")
     rng, key = draw_in_split(draw_video_key, "video", _MODALITY_ID, content, seed, index)
-    bg = render.background(rng, image_size)
+    bg = style.background(rng, image_size)
     radius = RADIUS * image_size
     objects = []
     for ok in key:
@@ -121,5 +133,5 @@ def make_video(seed: int, split: str, index: int, num_frames: int = 8, image_siz
             render.composite(img, render.coverage(o.shape, c, radius, image_size), COLOURS_RGB[o.colour])
         frames[t] = render.to_uint8(img)
     objs = tuple(objects)
-    return VideoClip(item_id=f"video/{split}/{index}", frames=frames, captions=video_captions(objs, phrasing),
-                     objects=objs)
+    return VideoClip(item_id=style.item_id("video", split, index), frames=frames,
+                     captions=video_captions(objs, phrasing), objects=objs)

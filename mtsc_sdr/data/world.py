@@ -21,6 +21,7 @@ import numpy as np
 from mtsc_sdr import tasks as task_table
 
 from .audio import make_audio
+from .domains import DEFAULT, get_domain
 from .items import AudioClip, SceneImage, TaskExample, VideoClip
 from .patches import natural_patches
 from .scenes import make_scene
@@ -45,15 +46,23 @@ class SyntheticWorld:
         seed: world seed; item ``(split, index)`` is a pure function of it and the sizes below.
         image_size: scene and video frame side in pixels (>= 32).
         num_frames: video length T (>= 8).
+        domain: a variant of the world (:mod:`mtsc_sdr.data.domains`): ``default`` (the world of
+            phase I), ``light`` (drawn on a light background) or ``new_questions`` (scenes asked
+            question types phase I never asks). Content, splits, captions and audio are the same in
+            every domain. An unknown name is a ValueError naming the domains.
     """
 
     seed: int = 0
     image_size: int = 32
     num_frames: int = 8
+    domain: str = DEFAULT
+
+    def __post_init__(self):
+        get_domain(self.domain)
 
     def scene(self, split: str, index: int) -> SceneImage:
         """Scene ``index`` of ``split`` (image uint8 (S, S, 3), captions, QA, objects)."""
-        return make_scene(self.seed, split, index, self.image_size)
+        return make_scene(self.seed, split, index, self.image_size, self.domain)
 
     def audio(self, split: str, index: int) -> AudioClip:
         """Audio clip ``index`` of ``split`` (float32 (n,) at 16 kHz, 1-2 s)."""
@@ -61,7 +70,7 @@ class SyntheticWorld:
 
     def video(self, split: str, index: int) -> VideoClip:
         """Video clip ``index`` of ``split`` (uint8 (T, S, S, 3))."""
-        return make_video(self.seed, split, index, self.num_frames, self.image_size)
+        return make_video(self.seed, split, index, self.num_frames, self.image_size, self.domain)
 
     def scenes(self, split: str, n: int, start: int = 0) -> list[SceneImage]:
         """Scenes ``start .. start+n-1`` of ``split``."""
@@ -155,17 +164,30 @@ def examples(split: str, tasks=None, n_per_task: int | None = None, seed: int = 
     return out
 
 
-def _vqa(world: SyntheticWorld, split: str, i: int, rng: np.random.Generator) -> TaskExample:
-    s = world.scene(split, i)
-    k = int(rng.integers(len(s.qa)))
-    qa = s.qa[k]
-    return TaskExample(f"{s.item_id}#q{k}", "vqa", image=s.image, question=qa.question,
+def vqa_example(scene: SceneImage, k: int) -> TaskExample:
+    """The ``vqa`` example of question ``k`` of ``scene`` (id ``"{scene id}#q{k}"``)."""
+    qa = scene.qa[k]
+    return TaskExample(f"{scene.item_id}#q{k}", "vqa", image=scene.image, question=qa.question,
                        references=list(qa.answers or (qa.answer,)), question_type=qa.kind)
 
 
-def _caption_image(world: SyntheticWorld, split: str, i: int, rng: np.random.Generator) -> TaskExample:
+def caption_image_example(scene: SceneImage) -> TaskExample:
+    """The ``caption_image`` example of ``scene``."""
+    return TaskExample(scene.item_id, "caption_image", image=scene.image, references=list(scene.captions))
+
+
+def caption_video_example(clip: VideoClip) -> TaskExample:
+    """The ``caption_video`` example of ``clip``."""
+    return TaskExample(clip.item_id, "caption_video", video=clip.frames, references=list(clip.captions))
+
+
+def _vqa(world: SyntheticWorld, split: str, i: int, rng: np.random.Generator) -> TaskExample:
     s = world.scene(split, i)
-    return TaskExample(s.item_id, "caption_image", image=s.image, references=list(s.captions))
+    return vqa_example(s, int(rng.integers(len(s.qa))))
+
+
+def _caption_image(world: SyntheticWorld, split: str, i: int, rng: np.random.Generator) -> TaskExample:
+    return caption_image_example(world.scene(split, i))
 
 
 def _caption_audio(world: SyntheticWorld, split: str, i: int, rng: np.random.Generator) -> TaskExample:
@@ -175,8 +197,7 @@ def _caption_audio(world: SyntheticWorld, split: str, i: int, rng: np.random.Gen
 
 
 def _caption_video(world: SyntheticWorld, split: str, i: int, rng: np.random.Generator) -> TaskExample:
-    v = world.video(split, i)
-    return TaskExample(v.item_id, "caption_video", video=v.frames, references=list(v.captions))
+    return caption_video_example(world.video(split, i))
 
 
 def _reconstruct(world: SyntheticWorld, split: str, n: Optional[int], rng: np.random.Generator,

@@ -64,7 +64,7 @@ import numpy as np
 from mtsc_sdr import tasks as task_table
 from mtsc_sdr.baselines import SeparateCodingBaseline, codec_at_capacity
 from mtsc_sdr.config import to_dict
-from mtsc_sdr.data import PHRASING_SPLITS, DataError, collate, zero_question_inputs
+from mtsc_sdr.data import PHRASING_SPLITS, DataError, collate, domain_names, zero_question_inputs
 from mtsc_sdr.data.sources import BUILTIN, DataSource, InputSizes
 from mtsc_sdr.metrics import METRIC_UNITS, standard_error
 from mtsc_sdr.model import load
@@ -221,7 +221,7 @@ def evaluate(checkpoint: str | Path, snrs: list[float], *, channel: str = "awgn"
              device: str = "cpu", selection: str = "importance",
              budget: Optional[int] = None, item_values: bool = False, precision: str = "fp32",
              noise_seed: Optional[int] = None, data: tuple[str, ...] = (BUILTIN,),
-             item_outputs: bool = False, blind: Optional[bool] = None) -> dict[str, Any]:
+             item_outputs: bool = False, blind: Optional[bool] = None, domain: str = "default") -> dict[str, Any]:
     """Run the evaluation; returns the report ``{"meta", "rows"}`` (see the module docstring).
 
     ``tasks``: task names (None: every task ``data`` feeds; with the built-in world, every
@@ -230,7 +230,8 @@ def evaluate(checkpoint: str | Path, snrs: list[float], *, channel: str = "awgn"
     ``n_per_task`` items of a real data set are drawn by ``seed`` from its split and decoded once.
     ``split``: ``val``, ``test`` or ``test_phrasing`` (built-in world: the test items worded with
     held-out question and caption templates; same items and order as ``test``, so the two are
-    paired per item).
+    paired per item). ``domain``: the built-in world's domain (:mod:`mtsc_sdr.data.domains`; the
+    same content drawn in another style, e.g. one phase I never saw).
 
     ``selection`` (ablation): which tokens the JSC encoder keeps -- ``importance`` (the model,
     rows ``mtsc``), ``fixed`` (the first positions, rows ``mtsc_fixed``) or ``random`` (rows
@@ -256,7 +257,7 @@ def evaluate(checkpoint: str | Path, snrs: list[float], *, channel: str = "awgn"
         raise ValueError(f"selection must be one of {SELECTIONS}, got {selection!r}")
     blind = checkpoint_is_blind(checkpoint) if blind is None else bool(blind)
     model = load(checkpoint).to(device).eval()
-    source = DataSource(data, InputSizes.of(model.cfg))
+    source = DataSource(data, InputSizes.of(model.cfg), domain=domain)
     tasks = tuple(task_table.check_names(source.tasks if tasks is None else tasks))
     source.check_tasks(tasks)
     if precision == "int8":
@@ -339,7 +340,7 @@ def evaluate(checkpoint: str | Path, snrs: list[float], *, channel: str = "awgn"
     if bar is not None:
         bar.close()
     config = {"checkpoint": str(checkpoint), "snr_db": list(snrs), "channel": channel, "tasks": list(tasks),
-              "n_per_task": n_per_task, "items": counts, "split": split, "baseline": baseline,
+              "n_per_task": n_per_task, "items": counts, "split": split, "domain": domain, "baseline": baseline,
               "k_factor_db": k_factor_db, "question_share": question_share, "clean_snr_db": CLEAN_SNR_DB,
               "symbols_per_item": budget, "selection": selection, "precision": precision, "noise_seed": noise_seed,
               "blind": blind,
@@ -424,6 +425,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--split", choices=("val", "test", *PHRASING_SPLITS), default="test",
                    help="items to evaluate; test_phrasing: the test items worded with question and "
                         "caption templates training never sees")
+    p.add_argument("--domain", choices=domain_names(), default="default",
+                   help="variant of the built-in world: default (phase I's), light (drawn on a light "
+                        "background) or new_questions (question types phase I never asks); same content "
+                        "and words")
     add_seed(p)
     p.add_argument("--k-factor-db", type=float, default=6.0, help="Rician K (with --channel rician)")
     p.add_argument("--question-share", type=float, default=0.5,
@@ -467,7 +472,7 @@ def run(args: argparse.Namespace) -> int:
                           baseline=not args.no_baseline, k_factor_db=args.k_factor_db,
                           question_share=args.question_share, batch_size=args.batch_size, threads=args.threads,
                           progress=sys.stderr.isatty(), device=args.device, selection=args.selection,
-                          budget=args.budget, precision=args.precision, data=data)
+                          budget=args.budget, precision=args.precision, data=data, domain=args.domain)
     except DataError as exc:       # a data set's layout or media: the message names both
         print(f"mtsc-sdr eval: data error: {exc}", file=sys.stderr)
         return 2

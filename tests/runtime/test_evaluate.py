@@ -249,3 +249,20 @@ def test_eval_held_out_phrasing_split(checkpoint, tmp_path, capsys):
     assert all(i.startswith(("scene/test_phrasing/", "video/test_phrasing/"))
                for ids in report["meta"]["item_ids"].values() for i in ids)
     assert {(r["task"], r["system"]) for r in report["rows"]} == {("vqa", "mtsc"), ("caption_video", "mtsc")}
+
+
+def test_eval_on_a_domain_of_the_world(checkpoint, tmp_path, capsys):
+    from mtsc_sdr.cli import main
+    from mtsc_sdr.data.domains import NEW_QUESTION_TYPES
+
+    rc = main(["eval", "--checkpoint", str(checkpoint), "--snr-db", "10", "--n-per-task", "3", "--split", "val",
+               "--domain", "new_questions", "--tasks", "vqa", "--no-baseline", "--out", str(tmp_path), "--json"])
+    assert rc == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["meta"]["config"]["domain"] == "new_questions"
+    assert report["meta"]["config"]["data"] == {"vqa": "builtin:new_questions"}
+    assert all(i.startswith("new_questions/scene/val/") for i in report["meta"]["item_ids"]["vqa"])
+    assert {r["question_type"] for r in report["rows"] if "question_type" in r} <= set(NEW_QUESTION_TYPES)
+    with pytest.raises(SystemExit):
+        main(["eval", "--checkpoint", str(checkpoint), "--domain", "dark"])
+    assert "new_questions" in capsys.readouterr().err
