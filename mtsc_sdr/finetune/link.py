@@ -94,21 +94,21 @@ class LocalLink:
             if h.session_id != self.session or h.seq not in seqs or h.seq in got:
                 continue
             n_tokens = next(p.n_tokens for s, p in zip(seqs, payloads) if s == h.seq)
-            got[h.seq] = self.server.forward(h.seq, f.payload, f.noise_var, h.rate_idx, n_tokens, h.task_id,
-                                             payload_snr_db(f.noise_var))
+            got[h.seq] = self.server.forward((self.session, h.seq), f.payload, f.noise_var, h.rate_idx, n_tokens,
+                                             h.task_id, payload_snr_db(f.noise_var))
+        self._batch = [(self.session, s) for s in seqs]
         if len(got) < len(seqs):
             self.counters.frames_lost += len(seqs) - len(got)
             self.counters.batches_lost += 1
-            self.server.discard()
+            self.abandon()
             return None
         semantics = np.stack([got[s] for s in seqs])
         self.counters.activation_bytes += semantics.nbytes
-        self._batch = seqs
         return semantics
 
     def abandon(self) -> None:
         """Forget the batch sent last (an evaluation: no backward)."""
-        self.server.discard()
+        self.server.discard(self._batch)
 
     def backward(self, grads: np.ndarray) -> Optional[list[np.ndarray]]:
         self.counters.gradient_up_bytes += np.asarray(grads, np.float32).nbytes

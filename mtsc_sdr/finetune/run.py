@@ -29,8 +29,6 @@ from mtsc_sdr.process import ChildProcess, stop_all
 from mtsc_sdr.radio.links import CHANNELS, LinkConfig, start_link
 from mtsc_sdr.runtime import protocol
 
-from . import task as finetune_task
-
 
 def station_argv(checkpoint: str, control: str, rx: list[str], stats: Path, lr: float, rank: int, alpha: float,
                  seed: int) -> list[str]:
@@ -42,7 +40,9 @@ def station_argv(checkpoint: str, control: str, rx: list[str], stats: Path, lr: 
 
 def parameter_counts(config: dict) -> dict[str, int]:
     """Trainable (shared, personal, base station) and total parameters of the prepared model."""
-    ft = finetune_task.build_model(config)
+    from .task import build_model
+
+    ft = build_model(config)
     params = dict(ft.model.named_parameters())
     count = lambda names: int(sum(params[n].numel() for n in names))  # noqa: E731
     return {"shared": count(ft.setup.shared), "personal": count(ft.setup.personal),
@@ -98,7 +98,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", default="", help="the phase-I model (default: the shipped models/default)")
     p.add_argument("--link", choices=CHANNELS, default="software", help="what carries each client's frames")
     p.add_argument("--snr-db", type=float, default=20.0)
-    p.add_argument("--tasks", default="vqa", help="comma-separated text tasks")
+    p.add_argument("--tasks", default="vqa,caption_image", help="comma-separated text tasks (each client's "
+                                                                 "main task is one of them in turn)")
+    p.add_argument("--domain", default="new_questions",
+                   help="the built-in world's domain to adapt to (mtsc_sdr/data/domains.py; new_questions: "
+                        "question types phase I never asks)")
+    p.add_argument("--examples-per-client", type=int, default=512)
     p.add_argument("--local-steps", type=int, default=20, help="split steps per client and round")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--lr", type=float, default=1e-3, help="the clients' learning rate")
@@ -110,7 +115,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    config = {"checkpoint": args.checkpoint, "snr-db": args.snr_db, "tasks": args.tasks,
+    config = {"checkpoint": args.checkpoint, "snr-db": args.snr_db, "tasks": args.tasks, "domain": args.domain,
+              "examples-per-client": args.examples_per_client,
               "local-steps": args.local_steps, "batch-size": args.batch_size, "lr": args.lr,
               "eval-items": args.eval_items, "seed": args.seed}
     report = finetune(args.clients, args.rounds, config, Path(args.out), args.link, args.server_lr)

@@ -29,6 +29,12 @@ gradients equal the one-process gradients of the same batch.
 A batch is all or nothing: when a frame or a message of it is lost, neither half steps, the base
 station forgets the batch's kept graphs, and the loss is counted (:class:`StepResult`).
 
+One base station serves many clients, whose batches interleave: when another client's step moved
+the server's weights between a batch's forward and its backward, the kept graph refers to weights
+that are gone, and the base station runs that forward again on the kept input (counted in
+:attr:`ServerHalf.recomputed`); the client's gradient then refers to semantics one step older
+than the ones differentiated (the staleness of asynchronous split learning).
+
 The halves know nothing of the transport: :class:`SplitLink` is what carries a batch both ways
 (:mod:`.link`: in one process through the real PHY and a software channel, or between processes
 over the project's own IQ stream and message channel).
@@ -157,6 +163,8 @@ class _Kept:
     y: torch.Tensor           # complex64 (n,) the MMSE payload, requires grad
     semantics: torch.Tensor   # float32 (Q, d)
     scale: np.ndarray         # float32 (n,) 1 / (1 + v): dL/dz = dL/dy * scale
+    header: tuple             # (rate_idx, n_tokens, task_id, snr_db): the rest of the forward's input
+    step: int                 # the optimizer steps taken before the forward
 
 
 class ServerHalf:
@@ -172,7 +180,14 @@ class ServerHalf:
         self.server, self.max_kept = server, max_kept
         self.params, self.optimizer = _optimizer(server, optimizer)
         self.kept: dict = {}
+        self.steps = 0              # optimizer steps taken
         self.dropped = 0            # kept forwards dropped to stay within max_kept
+        self.recomputed = 0         # forwards run again because a step came between (another client's)
+
+    def _forward(self, y: torch.Tensor, header: tuple) -> torch.Tensor:
+        rate_idx, n_tokens, task_id, snr_db = header
+        return self.server(y[None], torch.tensor([rate_idx]), torch.tensor([n_tokens]),
+                           torch.tensor([float(snr_db)]), torch.tensor([task_id]), analog=False).semantics[0]
 
     def forward(self, key, payload: np.ndarray, noise_var: np.ndarray, rate_idx: int, n_tokens: int,
                 task_id: int, snr_db: float) -> np.ndarray:
@@ -181,10 +196,10 @@ class ServerHalf:
         on) at the payload's SNR estimate ``snr_db``; the graph is kept under ``key``."""
         scale = (1.0 / (1.0 + np.asarray(noise_var, np.float32))).astype(np.float32)
         y = torch.from_numpy((np.asarray(payload, np.complex64) * scale).astype(np.complex64)).requires_grad_(True)
-        sem = self.server(y[None], torch.tensor([rate_idx]), torch.tensor([n_tokens]),
-                          torch.tensor([float(snr_db)]), torch.tensor([task_id]), analog=False).semantics[0]
+        header = (rate_idx, n_tokens, task_id, snr_db)
+        sem = self._forward(y, header)
         self.kept.pop(key, None)
-        self.kept[key] = _Kept(y, sem, scale)
+        self.kept[key] = _Kept(y, sem, scale, header, self.steps)
         while len(self.kept) > self.max_kept:        # batches nobody finished: oldest first
             del self.kept[next(iter(self.kept))]
             self.dropped += 1
@@ -204,11 +219,17 @@ class ServerHalf:
                                                for g, it in zip(grads, items)):
                 raise ValueError(f"gradients of shape {tuple(np.shape(grads))} for {len(items)} items of "
                                  f"semantics {tuple(items[0].semantics.shape) if items else ()}")
+            for it in items:
+                if it.step != self.steps:     # the weights moved since: their graph is stale
+                    it.y = it.y.detach().requires_grad_(True)
+                    it.semantics = self._forward(it.y, it.header)
+                    self.recomputed += 1
             torch.autograd.backward([it.semantics for it in items],
                                     [torch.tensor(np.asarray(g, np.float32)) for g in grads])
             out = [(it.y.grad.numpy() * it.scale).astype(np.complex64) for it in items]
             if self.optimizer is not None:
                 self.optimizer.step()
+            self.steps += 1
             return out
         finally:
             self.discard(keys)

@@ -6,8 +6,10 @@ by session and seq) and answers ``semantics`` as in inference; a client's ``grad
 (dL/ds of a batch) runs the backward, steps the server's optimizer and answers
 ``payload_gradients`` (dL/dz per item; :mod:`mtsc_sdr.runtime.protocol`). A ``gradients`` message
 with no seqs gives the batch up. Counters (``bs`` in the summary): ``train_steps``,
-``train_batches_given_up``, ``train_gradients_refused`` (no kept forward for a seq, or gradients of
-the wrong shape), ``train_kept_dropped`` (forwards nobody finished, dropped to bound memory).
+``train_batches_given_up``, ``train_gradients_refused`` (no kept forward for a seq, gradients of
+the wrong shape, or a backward that failed), ``train_kept_dropped`` (forwards nobody finished,
+dropped to bound memory), ``train_forwards_recomputed`` (kept forwards run again because another
+client's step came between, :class:`~.split.ServerHalf`).
 """
 
 from __future__ import annotations
@@ -76,12 +78,13 @@ class TrainingBaseStation(BaseStation):
         keys = [(session, s) for s in seqs]
         try:
             grads = self.half.backward(keys, np.asarray(msg.tensors.get("grads"), np.float32))
-        except (KeyError, ValueError, TypeError) as exc:
+        except Exception as exc:                          # noqa: BLE001 - one bad batch must not stop the station
             self.stats["train_gradients_refused"] += 1
             log.warning("gradients of session %d not used: %s", session, exc)
             self._reply(msg, protocol.PAYLOAD_GRADIENTS, {"seqs": seqs, "error": f"{type(exc).__name__}: {exc}"})
             return
         self.stats["train_steps"] += 1
+        self.stats["train_forwards_recomputed"] = self.half.recomputed
         try:
             self.control.reply(msg, protocol.PAYLOAD_GRADIENTS,
                                {"grads": np.concatenate(grads) if grads else np.zeros(0, np.complex64)},

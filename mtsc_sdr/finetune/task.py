@@ -10,9 +10,14 @@ Run-config keys this module reads (beside :data:`.runconfig.DEFAULTS`; strings, 
   link process between it and the base station connects); ``session-base``: partition ``i`` uses
   session ``session-base + i``;
 * ``snr-db``: the SNR set on the link (the rate choice assumes it plus the PHY's subcarrier gain);
-* ``tasks``: comma-separated tasks trained and evaluated; ``domain``: the built-in world's domain
-  ("" = phase I's); ``examples-per-client``, ``local-steps``, ``batch-size``, ``lr``:
-  the client's data and its local training per round (the base station has its own learning rate);
+* ``tasks``: comma-separated text tasks trained and evaluated; ``domain``: the built-in world's
+  domain (:mod:`mtsc_sdr.data.domains`; ``new_questions`` by default: question types phase I never
+  asks); ``examples-per-client``, ``dirichlet-alpha``: each client's non-IID share of the domain's
+  train split (:func:`mtsc_sdr.data.partition.client_examples`: its own main task, colour and
+  question-type mix); ``local-steps``, ``batch-size``, ``lr``: its local training per round (the
+  base station has its own learning rate);
+* ``update-dtype``: how the shared tensors travel, ``float16`` (the shipped weights' precision;
+  half the bytes) or ``float32``; the aggregator averages in float64;
 * ``eval-items``: validation items per task for :func:`evaluate`; ``link-timeout-s``;
   ``threads``: torch threads of a client (the simulation engine runs one client per core).
 
@@ -31,7 +36,7 @@ import numpy as np
 import torch
 
 from mtsc_sdr import tasks as task_table
-from mtsc_sdr.data import collate, examples
+from mtsc_sdr.data import collate, partition
 from mtsc_sdr.metrics import score_task_items
 from mtsc_sdr.model import TaskSemantics
 from mtsc_sdr.phy.ofdm import SUBCARRIER_SNR_GAIN_DB
@@ -45,9 +50,12 @@ from .split import ClientHalf, adamw, train_batch
 DEFAULTS: dict[str, Any] = {
     "checkpoint": "", "adapter-rank": 8, "adapter-alpha": 16.0, "modality": False, "seed": 0,
     "control-endpoint": "", "tx-endpoints": "", "session-base": 100, "snr-db": 20.0,
-    "tasks": "vqa", "domain": "", "examples-per-client": 400, "local-steps": 20, "batch-size": 8,
-    "lr": 1e-3, "eval-items": 64, "link-timeout-s": 20.0, "threads": 1,
+    "tasks": "vqa,caption_image", "domain": "new_questions", "examples-per-client": 512, "dirichlet-alpha": 0.5,
+    "local-steps": 20, "batch-size": 8,
+    "lr": 1e-3, "eval-items": 64, "link-timeout-s": 20.0, "threads": 1, "update-dtype": "float16",
 }
+#: What the shared tensors may travel as.
+UPDATE_DTYPES = ("float16", "float32")
 
 
 @dataclass
@@ -56,6 +64,7 @@ class FineTuneModel:
 
     model: Any                  # MTSCModel
     setup: FineTuneSetup
+    update_dtype: str = "float16"
 
 
 def _get(config: dict, key: str):
@@ -75,13 +84,18 @@ def _prepared(checkpoint: str, rank: int, alpha: float, modality: bool, seed: in
 def build_model(config: dict) -> FineTuneModel:
     """The phase-I model with adapters, what trains set (loaded once per process, copied)."""
     torch.set_num_threads(_get(config, "threads"))
-    return copy.deepcopy(_prepared(_get(config, "checkpoint"), _get(config, "adapter-rank"),
-                                   _get(config, "adapter-alpha"), _get(config, "modality"), _get(config, "seed")))
+    dtype = _get(config, "update-dtype")
+    if dtype not in UPDATE_DTYPES:
+        raise ValueError(f"run config: update-dtype must be one of {UPDATE_DTYPES}, got {dtype!r}")
+    ft = copy.deepcopy(_prepared(_get(config, "checkpoint"), _get(config, "adapter-rank"),
+                                 _get(config, "adapter-alpha"), _get(config, "modality"), _get(config, "seed")))
+    ft.update_dtype = dtype
+    return ft
 
 
 def trainable_state(ft: FineTuneModel) -> dict[str, np.ndarray]:
-    """What a client sends: its shared trainable tensors, float32 by state-dict key."""
-    return shared_state(ft.model, ft.setup)
+    """What a client sends: its shared trainable tensors by state-dict key, as ``update-dtype``."""
+    return {k: v.astype(ft.update_dtype) for k, v in shared_state(ft.model, ft.setup).items()}
 
 
 def load_trainable_state(ft: FineTuneModel, state: dict[str, np.ndarray]) -> None:
@@ -98,13 +112,16 @@ def _tasks(config: dict) -> list[str]:
 
 
 def client_examples(config: dict, partition_id: int, num_partitions: int) -> list:
-    """A client's training examples: its own share of the train split, per task."""
-    n = _get(config, "examples-per-client")
-    out = []
-    for task in _tasks(config):
-        pool = examples("train", [task], n_per_task=n * num_partitions, seed=_get(config, "seed"))
-        out += pool[partition_id::num_partitions]
-    return out
+    """A client's training examples: its own non-IID share of the domain's train split."""
+    return partition.client_examples(partition_id, num_partitions, seed=_get(config, "seed"),
+                                     domain=_get(config, "domain"), tasks=_tasks(config),
+                                     n_per_client=_get(config, "examples-per-client"),
+                                     alpha=_get(config, "dirichlet-alpha"))
+
+
+def eval_examples(config: dict, task: str) -> list:
+    """The validation items every client is evaluated on, per task (the domain's val split)."""
+    return partition.eval_examples(domain=_get(config, "domain"), tasks=[task], n_per_task=_get(config, "eval-items"))
 
 
 def _connect(config: dict, partition_id: int, client_model):
@@ -173,7 +190,7 @@ def evaluate(ft: FineTuneModel, config: dict, partition_id: int, num_partitions:
     out, n = {}, 0
     try:
         for task in _tasks(config):
-            items = examples("val", [task], n_per_task=_get(config, "eval-items"), seed=1)
+            items = eval_examples(config, task)
             hyps, refs = [], []
             for i in range(0, len(items), batch_size):
                 chunk = items[i:i + batch_size]

@@ -90,3 +90,20 @@ def test_a_lost_frame_costs_the_batch_and_nothing_steps(prepared):
     for (n, a), b in zip(before.named_parameters(), split.parameters()):
         assert torch.equal(a, b), n
     assert all(p.grad is None for p in split.parameters())
+
+
+def test_interleaved_clients_batches_both_train(prepared):
+    """Two clients' batches interleave at one base station: the second backward comes after the
+    first one's step moved the weights, so its forward runs again instead of failing."""
+    model, _ = prepared
+    split = copy.deepcopy(model)
+    server = ServerHalf(split.server, sgd)
+    links = [LocalLink(server, snr_db=30.0, seed=s, session=s) for s in (1, 2)]
+    halves = [ClientHalf(copy.deepcopy(split.client), sgd) for _ in links]
+    batch = collate(examples("val", ["vqa"], n_per_task=2, seed=7))
+    csi = torch.full((2,), 30.0)
+    sems = [link.forward(half.encode(batch, "vqa", csi)) for link, half in zip(links, halves)]
+    for link, half, sem in zip(links, halves, sems):
+        loss, grads = half.semantics_grads("vqa", batch, sem)
+        half.backward(link.backward(grads))
+    assert server.steps == 2 and server.recomputed == 2 and not server.kept
