@@ -12,7 +12,7 @@ total parameters, and wall time.
 
 Run::
 
-    mtsc-sdr finetune --clients 4 --rounds 5 [--checkpoint models/minilm] [--link software] [--json]
+    mtsc-sdr finetune --clients 4 --rounds 5 [--backbone minilm] [--link software|gnuradio-sim] [--json]
 """
 
 from __future__ import annotations
@@ -96,6 +96,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--clients", type=int, default=4)
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--checkpoint", default="", help="the phase-I model (default: the shipped models/default)")
+    p.add_argument("--backbone", choices=("default", "minilm"),
+                   help="the shipped model of this backbone (models/NAME) instead of --checkpoint")
     p.add_argument("--link", choices=CHANNELS, default="software", help="what carries each client's frames")
     p.add_argument("--snr-db", type=float, default=20.0)
     p.add_argument("--tasks", default="vqa,caption_image", help="comma-separated text tasks (each client's "
@@ -115,7 +117,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    config = {"checkpoint": args.checkpoint, "snr-db": args.snr_db, "tasks": args.tasks, "domain": args.domain,
+    from mtsc_sdr.model.checkpoint import shipped_model_dir
+
+    checkpoint = str(shipped_model_dir(args.backbone)) if args.backbone else args.checkpoint
+    config = {"checkpoint": checkpoint, "snr-db": args.snr_db, "tasks": args.tasks, "domain": args.domain,
               "examples-per-client": args.examples_per_client,
               "local-steps": args.local_steps, "batch-size": args.batch_size, "lr": args.lr,
               "eval-items": args.eval_items, "seed": args.seed}

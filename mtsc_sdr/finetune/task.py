@@ -14,7 +14,8 @@ Run-config keys this module reads (beside :data:`.runconfig.DEFAULTS`; strings, 
   domain (:mod:`mtsc_sdr.data.domains`; ``new_questions`` by default: question types phase I never
   asks); ``examples-per-client``, ``dirichlet-alpha``: each client's non-IID share of the domain's
   train split (:func:`mtsc_sdr.data.partition.client_examples`: its own main task, colour and
-  question-type mix); ``local-steps``, ``batch-size``, ``lr``: its local training per round (the
+  question-type mix; ``pool-partitions`` P > 0: the union of P clients' shares, for centralized
+  training on the pooled data); ``local-steps``, ``batch-size``, ``lr``: its local training per round (the
   base station has its own learning rate);
 * ``update-dtype``: how the shared tensors travel, ``float16`` (the shipped weights' precision;
   half the bytes) or ``float32``; the aggregator averages in float64;
@@ -51,7 +52,7 @@ DEFAULTS: dict[str, Any] = {
     "checkpoint": "", "adapter-rank": 8, "adapter-alpha": 16.0, "modality": False, "seed": 0,
     "control-endpoint": "", "tx-endpoints": "", "session-base": 100, "snr-db": 20.0,
     "tasks": "vqa,caption_image", "domain": "new_questions", "examples-per-client": 512, "dirichlet-alpha": 0.5,
-    "local-steps": 20, "batch-size": 8,
+    "pool-partitions": 0, "local-steps": 20, "batch-size": 8,
     "lr": 1e-3, "eval-items": 64, "link-timeout-s": 20.0, "threads": 1, "update-dtype": "float16",
 }
 #: What the shared tensors may travel as.
@@ -112,11 +113,14 @@ def _tasks(config: dict) -> list[str]:
 
 
 def client_examples(config: dict, partition_id: int, num_partitions: int) -> list:
-    """A client's training examples: its own non-IID share of the domain's train split."""
-    return partition.client_examples(partition_id, num_partitions, seed=_get(config, "seed"),
-                                     domain=_get(config, "domain"), tasks=_tasks(config),
-                                     n_per_client=_get(config, "examples-per-client"),
-                                     alpha=_get(config, "dirichlet-alpha"))
+    """A client's training examples: its own non-IID share of the domain's train split; with
+    ``pool-partitions`` P > 0 (centralized training, one client) the union of the shares of P
+    clients, the pooled data of a P-client federation."""
+    pooled = _get(config, "pool-partitions")
+    ids, n = ((range(pooled), pooled) if pooled > 0 else ([partition_id], num_partitions))
+    return [ex for i in ids for ex in partition.client_examples(
+        i, n, seed=_get(config, "seed"), domain=_get(config, "domain"), tasks=_tasks(config),
+        n_per_client=_get(config, "examples-per-client"), alpha=_get(config, "dirichlet-alpha"))]
 
 
 def eval_examples(config: dict, task: str) -> list:
@@ -150,8 +154,8 @@ def _connect(config: dict, partition_id: int, client_model):
 
 
 def local_train(ft: FineTuneModel, config: dict, partition_id: int, num_partitions: int) -> tuple[int, dict]:
-    """``local-steps`` split steps over the link, batches drawn in turn from each task of the
-    client's examples. Returns (examples trained on, metrics: mean loss, batches lost and the
+    """``local-steps`` split steps over the link, each batch of one task, the task drawn in
+    proportion to the client's examples of it. Returns (examples trained on, metrics: mean loss, batches lost and the
     link's bytes)."""
     model = ft.model.train()
     rng = np.random.default_rng([_get(config, "seed"), partition_id, int(config.get("server-round", 0))])
@@ -165,8 +169,9 @@ def local_train(ft: FineTuneModel, config: dict, partition_id: int, num_partitio
     losses, trained = [], 0
     try:
         names = sorted(by_task)
-        for step in range(_get(config, "local-steps")):
-            task = names[step % len(names)]
+        share = np.array([len(by_task[t]) for t in names], float)
+        for _ in range(_get(config, "local-steps")):
+            task = names[int(rng.choice(len(names), p=share / share.sum()))]   # as the client's data mixes them
             pool = by_task[task]
             batch = [pool[i] for i in rng.choice(len(pool), size=min(batch_size, len(pool)), replace=False)]
             result = train_batch(half, link, collate(batch), task, csi[:len(batch)])
