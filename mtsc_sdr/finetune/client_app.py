@@ -9,6 +9,11 @@ Flower runs it in the simulation engine (a Ray actor per virtual client) or unde
   run_config, partition_id, num_partitions)``, reply with ``task.trainable_state(model)``;
 * **evaluate**: the same with ``task.evaluate``, replying with metrics only.
 
+A task with ``personal_state(model)`` / ``load_personal_state(model, state)`` (the client's own
+task decoders) keeps that state in the node's ``context.state`` (Flower keeps it per node across
+rounds, in the simulation engine and under a SuperNode): loaded before each train and evaluate,
+saved after each train, never sent.
+
 Incoming message (from :class:`~.strategy.CheckedFedAvg`): ``"arrays"``: ArrayRecord of the
 global trainable state (float32 arrays by state-dict key), ``"config"``: ConfigRecord with
 ``server-round`` (and whatever the server adds); its entries are merged over the run config the
@@ -59,8 +64,13 @@ def _handle(msg: Message, context: Context, baked: dict[str, Any], *, training: 
     task = load_task(config)
     model = task.build_model(config)
     task.load_trainable_state(model, decode(_arrays(msg)))
+    personal = hasattr(task, "personal_state")
+    if personal and PERSONAL_KEY in context.state.array_records:
+        task.load_personal_state(model, decode(context.state.array_records[PERSONAL_KEY]))
     if training:
         n, metrics = task.local_train(model, config, partition_id, num_partitions)
+        if personal:                         # kept on this node for its next rounds, never sent
+            context.state.array_records[PERSONAL_KEY] = encode(task.personal_state(model))
     else:
         n, metrics = task.evaluate(model, config, partition_id, num_partitions)
     content = RecordDict({
@@ -70,6 +80,10 @@ def _handle(msg: Message, context: Context, baked: dict[str, Any], *, training: 
     if training:
         content["arrays"] = encode({k: np.asarray(v) for k, v in task.trainable_state(model).items()})
     return Message(content, reply_to=msg)
+
+
+#: Where a node keeps its personal state (the task's ``personal_state``) between rounds.
+PERSONAL_KEY = "personal"
 
 
 def partition(context: Context) -> tuple[int, int]:

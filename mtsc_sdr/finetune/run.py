@@ -51,7 +51,7 @@ def parameter_counts(config: dict) -> dict[str, int]:
 
 
 def finetune(clients: int, rounds: int, config: dict[str, Any], out: Path, link: str = "software",
-             server_lr: float = 1e-4, progress: bool = True) -> dict[str, Any]:
+             server_lr: float = 1e-3, progress: bool = True) -> dict[str, Any]:
     """Run it (module docstring); returns the report, also written to ``out/finetune.json``."""
     from mtsc_sdr.model.checkpoint import shipped_model_dir
 
@@ -106,10 +106,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="the built-in world's domain to adapt to (mtsc_sdr/data/domains.py; new_questions: "
                         "question types phase I never asks)")
     p.add_argument("--examples-per-client", type=int, default=512)
-    p.add_argument("--local-steps", type=int, default=20, help="split steps per client and round")
+    p.add_argument("--modality", action="store_true",
+                   help="also train and share the modality encoders (default: adapters and JSC encoder)")
+    p.add_argument("--local-steps", type=int, default=50, help="split steps per client and round")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--lr", type=float, default=1e-3, help="the clients' learning rate")
-    p.add_argument("--server-lr", type=float, default=1e-4, help="the base station's learning rate")
+    p.add_argument("--server-lr", type=float, default=1e-3, help="the base station's learning rate")
     p.add_argument("--eval-items", type=int, default=64, help="validation items per task after each round")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="results/finetune", help="report directory")
@@ -121,7 +123,7 @@ def run(args: argparse.Namespace) -> int:
 
     checkpoint = str(shipped_model_dir(args.backbone)) if args.backbone else args.checkpoint
     config = {"checkpoint": checkpoint, "snr-db": args.snr_db, "tasks": args.tasks, "domain": args.domain,
-              "examples-per-client": args.examples_per_client,
+              "examples-per-client": args.examples_per_client, "modality": args.modality,
               "local-steps": args.local_steps, "batch-size": args.batch_size, "lr": args.lr,
               "eval-items": args.eval_items, "seed": args.seed}
     report = finetune(args.clients, args.rounds, config, Path(args.out), args.link, args.server_lr)

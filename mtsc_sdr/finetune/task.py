@@ -22,8 +22,8 @@ Run-config keys this module reads (beside :data:`.runconfig.DEFAULTS`; strings, 
 * ``eval-items``: validation items per task for :func:`evaluate`; ``link-timeout-s``;
   ``threads``: torch threads of a client (the simulation engine runs one client per core).
 
-A client's personal task decoders train during its round; without a place to keep them between
-rounds they start each round from the phase-I weights.
+A client's personal task decoders train during its rounds and stay on the client: the ClientApp
+keeps them in the node's state between rounds (:func:`personal_state`).
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ DEFAULTS: dict[str, Any] = {
     "checkpoint": "", "adapter-rank": 8, "adapter-alpha": 16.0, "modality": False, "seed": 0,
     "control-endpoint": "", "tx-endpoints": "", "session-base": 100, "snr-db": 20.0,
     "tasks": "vqa,caption_image", "domain": "new_questions", "examples-per-client": 512, "dirichlet-alpha": 0.5,
-    "pool-partitions": 0, "local-steps": 20, "batch-size": 8,
+    "pool-partitions": 0, "local-steps": 50, "batch-size": 8,
     "lr": 1e-3, "eval-items": 64, "link-timeout-s": 20.0, "threads": 1, "update-dtype": "float16",
 }
 #: What the shared tensors may travel as.
@@ -102,6 +102,23 @@ def trainable_state(ft: FineTuneModel) -> dict[str, np.ndarray]:
 def load_trainable_state(ft: FineTuneModel, state: dict[str, np.ndarray]) -> None:
     """The aggregator's tensors into the model (ValueError naming a key that does not fit)."""
     load_shared_state(ft.model, ft.setup, state)
+
+
+def personal_state(ft: FineTuneModel) -> dict[str, np.ndarray]:
+    """The client's personal trainable tensors (its task decoders), float32: kept, never sent."""
+    params = dict(ft.model.named_parameters())
+    return {k: params[k].detach().numpy().astype(np.float32, copy=True) for k in ft.setup.personal}
+
+
+def load_personal_state(ft: FineTuneModel, state: dict[str, np.ndarray]) -> None:
+    """The node's kept personal tensors back into the model (ValueError when they do not fit)."""
+    params = dict(ft.model.named_parameters())
+    if set(state) != set(ft.setup.personal) or any(tuple(np.shape(state[k])) != tuple(params[k].shape)
+                                                   for k in state):
+        raise ValueError("the node's personal state does not fit the model (another checkpoint or setup?)")
+    with torch.no_grad():
+        for k, v in state.items():
+            params[k].copy_(torch.from_numpy(np.asarray(v, np.float32)))
 
 
 def _tasks(config: dict) -> list[str]:

@@ -7,6 +7,9 @@ state ``w`` gives exactly ``w + sum_p examples(p) step(p) / sum_p examples(p)``.
 Run-config knobs for misbehaving clients: ``fake-poison-partition`` (int, -1 = none) sends, per
 ``fake-poison`` (``"nan"``, ``"shape"``, ``"norm"``), a NaN, a reshaped or a huge update;
 ``fake-fail-partition`` raises in training (the client drops out of the round).
+
+Personal state: a counter of the rounds this client trained, kept by the node (never sent) and
+reported as the metric ``personal-rounds``.
 """
 
 from __future__ import annotations
@@ -19,6 +22,15 @@ SHAPES = {"enc.lora_B": (4, 2), "jsc.weight": (3,)}
 class FakeModel:
     def __init__(self) -> None:
         self.state = {k: np.zeros(s, np.float32) for k, s in SHAPES.items()}
+        self.personal = {"decoder.rounds": np.zeros(1, np.float32)}
+
+
+def personal_state(model: FakeModel) -> dict[str, np.ndarray]:
+    return {k: v.copy() for k, v in model.personal.items()}
+
+
+def load_personal_state(model: FakeModel, state: dict[str, np.ndarray]) -> None:
+    model.personal = {k: np.asarray(v, np.float32).copy() for k, v in state.items()}
 
 
 def step(partition_id: int) -> float:
@@ -54,6 +66,7 @@ def local_train(model: FakeModel, run_config: dict, partition_id: int, num_parti
     if partition_id == int(run_config.get("fake-fail-partition", -1)):
         raise RuntimeError(f"partition {partition_id} dropped out")
     model.state = {k: v + np.float32(step(partition_id)) for k, v in model.state.items()}
+    model.personal["decoder.rounds"] += 1
     if partition_id == int(run_config.get("fake-poison-partition", -1)):
         poison = run_config.get("fake-poison", "nan")
         key = "jsc.weight"
@@ -63,7 +76,8 @@ def local_train(model: FakeModel, run_config: dict, partition_id: int, num_parti
             model.state[key] = np.zeros(5, np.float32)
         elif poison == "norm":
             model.state[key] = model.state[key] + np.float32(1e6)
-    return examples(partition_id), {"loss": 1.0 / (partition_id + 1), "server-round": int(run_config.get("server-round", 0))}
+    return examples(partition_id), {"loss": 1.0 / (partition_id + 1), "server-round": int(run_config.get("server-round", 0)),
+                                    "personal-rounds": float(model.personal["decoder.rounds"][0])}
 
 
 def evaluate(model: FakeModel, run_config: dict, partition_id: int, num_partitions: int):

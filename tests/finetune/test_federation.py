@@ -49,6 +49,8 @@ def test_simulation_three_clients_two_rounds(tmp_path):
         assert train["aggregated_metrics"]["num-examples"] == 60
         # the server's round number reached the task through the message's config
         assert {c["metrics"]["server-round"] for c in train["clients"]} == {rnd["round"]}
+        # each node kept its personal state from the round before (never sent)
+        assert {c["metrics"]["personal-rounds"] for c in train["clients"]} == {float(rnd["round"])}
         assert rnd["bytes_model_updates"]["down"] > 0 and rnd["bytes_model_updates"]["up"] > 0
         assert partitions(rnd["evaluate"]) == [0, 1, 2]
     assert report["trainable_params"] == 11
