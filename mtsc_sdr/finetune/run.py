@@ -51,7 +51,7 @@ def parameter_counts(config: dict) -> dict[str, int]:
 
 
 def finetune(clients: int, rounds: int, config: dict[str, Any], out: Path, link: str = "software",
-             server_lr: float = 1e-3, progress: bool = True) -> dict[str, Any]:
+             server_lr: float = 5e-4, progress: bool = True) -> dict[str, Any]:
     """Run it (module docstring); returns the report, also written to ``out/finetune.json``."""
     from mtsc_sdr.model.checkpoint import shipped_model_dir
 
@@ -110,8 +110,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="also train and share the modality encoders (default: adapters and JSC encoder)")
     p.add_argument("--local-steps", type=int, default=50, help="split steps per client and round")
     p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--lr", type=float, default=1e-3, help="the clients' learning rate")
-    p.add_argument("--server-lr", type=float, default=1e-3, help="the base station's learning rate")
+    p.add_argument("--lr", type=float, default=5e-4, help="the clients' learning rate")
+    p.add_argument("--server-lr", type=float, default=5e-4, help="the base station's learning rate")
     p.add_argument("--eval-items", type=int, default=64, help="validation items per task after each round")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="results/finetune", help="report directory")

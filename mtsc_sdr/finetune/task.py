@@ -53,7 +53,7 @@ DEFAULTS: dict[str, Any] = {
     "control-endpoint": "", "tx-endpoints": "", "session-base": 100, "snr-db": 20.0,
     "tasks": "vqa,caption_image", "domain": "new_questions", "examples-per-client": 512, "dirichlet-alpha": 0.5,
     "pool-partitions": 0, "local-steps": 50, "batch-size": 8,
-    "lr": 1e-3, "eval-items": 64, "link-timeout-s": 20.0, "threads": 1, "update-dtype": "float16",
+    "lr": 5e-4, "eval-items": 64, "link-timeout-s": 20.0, "threads": 1, "update-dtype": "float16",
 }
 #: What the shared tensors may travel as.
 UPDATE_DTYPES = ("float16", "float32")
