@@ -380,19 +380,14 @@ def _reap(leftovers: list, timeout_s: float = 5.0) -> None:
         return
     import psutil
 
-    unique = list({p.pid: p for p in leftovers}.values())
-    _, alive = psutil.wait_procs(unique, timeout=timeout_s)
-    for proc in alive:
-        try:
-            proc.terminate()
-        except psutil.Error:
-            pass
-    _, alive = psutil.wait_procs(alive, timeout=timeout_s)
-    for proc in alive:
-        try:
-            proc.kill()
-        except psutil.Error:
-            pass
+    _, alive = psutil.wait_procs(list({p.pid: p for p in leftovers}.values()), timeout=timeout_s)
+    for action in ("terminate", "kill"):
+        for proc in alive:
+            try:
+                getattr(proc, action)()
+            except psutil.Error:
+                pass
+        _, alive = psutil.wait_procs(alive, timeout=timeout_s)
 
 
 __all__ = ["CLIENT_APP", "CONNECTION", "FederationResult", "OFFLINE_ENV", "RAY_LOOPBACK_ENV", "SERVER_APP",

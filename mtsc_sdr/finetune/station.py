@@ -15,19 +15,16 @@ client's step came between, :class:`~.split.ServerHalf`).
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import signal
 import sys
 import time
-from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from mtsc_sdr.model import load
 from mtsc_sdr.runtime import protocol
-from mtsc_sdr.runtime.bs import BaseStation, payload_snr_db
+from mtsc_sdr.runtime.bs import BaseStation, payload_snr_db, serve_until_stopped
 
 from .adapters import prepare
 from .split import ServerHalf, adamw
@@ -114,19 +111,7 @@ def run(args: argparse.Namespace) -> int:
                              threads=args.threads, allow_remote=args.allow_remote)
     print(f"finetune station: training the server half of {checkpoint} on {args.control}", file=sys.stderr,
           flush=True)
-    summary: dict[str, Any] = {}
-    try:
-        bs.serve()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        summary = bs.summary()
-        bs.close()
-        text = json.dumps(summary)
-        print(text, file=sys.stderr, flush=True)
-        if args.stats:
-            Path(args.stats).write_text(text)
-    return 0
+    return serve_until_stopped(bs, args)
 
 
 def main(argv=None) -> int:

@@ -331,6 +331,13 @@ def run(args: argparse.Namespace) -> int:
     bs = BaseStation(checkpoint, args.rx, args.control, sample_rate_hz=args.sample_rate_hz,
                      threads=args.threads, allow_remote=args.allow_remote, capture=args.capture, capture_info=info)
     print(f"bs: serving {checkpoint} on {args.control}, receiving {', '.join(args.rx)}", file=sys.stderr, flush=True)
+    return serve_until_stopped(bs, args)
+
+
+def serve_until_stopped(bs: BaseStation, args: argparse.Namespace) -> int:
+    """Serve until SIGINT / SIGTERM, then close ``bs`` and report: its summary as one JSON line on
+    stderr and in ``args.stats``, the constellation in ``args.constellation`` (the options of
+    :func:`add_arguments`). A base station subclass's command ends the same way."""
     end = "complete"
     try:
         bs.serve()
