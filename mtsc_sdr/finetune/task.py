@@ -73,12 +73,18 @@ def _get(config: dict, key: str):
     return type(DEFAULTS[key])(value) if not isinstance(DEFAULTS[key], bool) else bool(value)
 
 
+def _checkpoint(config: dict) -> str:
+    """The phase-I model's directory (``checkpoint``, or the shipped default)."""
+    from mtsc_sdr.model.checkpoint import shipped_model_dir
+
+    return _get(config, "checkpoint") or str(shipped_model_dir())
+
+
 @functools.lru_cache(maxsize=2)
 def _prepared(checkpoint: str, rank: int, alpha: float, modality: bool, seed: int) -> FineTuneModel:
     from mtsc_sdr.model import load
-    from mtsc_sdr.model.checkpoint import shipped_model_dir
 
-    model = load(checkpoint or str(shipped_model_dir()))
+    model = load(checkpoint)
     return FineTuneModel(model, prepare(model, rank=rank, alpha=alpha, modality=modality, seed=seed))
 
 
@@ -88,7 +94,7 @@ def build_model(config: dict) -> FineTuneModel:
     dtype = _get(config, "update-dtype")
     if dtype not in UPDATE_DTYPES:
         raise ValueError(f"run config: update-dtype must be one of {UPDATE_DTYPES}, got {dtype!r}")
-    ft = copy.deepcopy(_prepared(_get(config, "checkpoint"), _get(config, "adapter-rank"),
+    ft = copy.deepcopy(_prepared(_checkpoint(config), _get(config, "adapter-rank"),
                                  _get(config, "adapter-alpha"), _get(config, "modality"), _get(config, "seed")))
     ft.update_dtype = dtype
     return ft
@@ -153,13 +159,9 @@ def _connect(config: dict, partition_id: int, client_model):
     if not 0 <= partition_id < len(endpoints) or not _get(config, "control-endpoint"):
         raise ValueError(f"run config: partition {partition_id} needs tx-endpoints (one per partition, "
                          f"{len(endpoints)} given) and control-endpoint")
-    checkpoint = _get(config, "checkpoint")
-    if not checkpoint:
-        from mtsc_sdr.model.checkpoint import shipped_model_dir
-        checkpoint = str(shipped_model_dir())
     settings = ClientSettings(session=_get(config, "session-base") + partition_id, snr_db=_get(config, "snr-db"),
                               hello_timeout_s=_get(config, "link-timeout-s"))
-    client = Client(client_model, protocol.checkpoint_identity(checkpoint), endpoints[partition_id],
+    client = Client(client_model, protocol.checkpoint_identity(_checkpoint(config)), endpoints[partition_id],
                     _get(config, "control-endpoint"), settings)
     try:
         client.handshake()
