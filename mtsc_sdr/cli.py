@@ -37,6 +37,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
                                           "link per client, Flower rounds (simulation engine); write a report"),
     "bench": ("mtsc_sdr.bench.cli", "measure latency per stage, throughput, memory and weight bytes"),
     "replay": ("mtsc_sdr.runtime.replay", "feed a SigMF recording into a base station as if live; decode it again"),
+    "kb": ("mtsc_sdr.rag.cli", "build and query a knowledge base (documents in SQLite, vectors in faiss)"),
     "calibrate": ("mtsc_sdr.radio.calibrate", "measure a radio pair (CFO, noise, gain -> SNR, DC, IQ) into calibration/"),
 }
 
