@@ -182,6 +182,12 @@ class TaskExample:
         question_type: for ``vqa``, the question's :attr:`QA.kind` (``count``, ``colour``,
             ``shape``, ``position``, ``size``, ``existence`` in the built-in world; VQAv2's
             ``answer_type``); None otherwise. Evaluation scores each type apart.
+        fact: for a knowledge question (:mod:`mtsc_sdr.data.knowledge`), the key of the fact it
+            asks about (``"owner/red-circle"``); None otherwise.
+        local_context, global_context: retrieved knowledge the item is sent with (retrieval-
+            augmented generation): snippets of the client's private knowledge base, which join
+            the LAM encoder's input, and of the base station's public one, which condition the
+            LAM decoder; empty when nothing was retrieved (or the model takes no context).
     """
 
     item_id: str
@@ -194,3 +200,6 @@ class TaskExample:
     target_image: Optional[np.ndarray] = None
     sample_rate_hz: int = 16000
     question_type: Optional[str] = None
+    fact: Optional[str] = None
+    local_context: str = ""
+    global_context: str = ""

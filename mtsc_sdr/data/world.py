@@ -229,7 +229,8 @@ def zero_question_inputs(items: list[TaskExample], task: str) -> list[TaskExampl
 def collate(batch: list[TaskExample]) -> dict:
     """Stack examples of one kind into torch tensors (torch is imported here, lazily).
 
-    Returns a dict with lists ``item_id``, ``task``, ``question``, ``references`` and, for each
+    Returns a dict with lists ``item_id``, ``task``, ``question``, ``references``,
+    ``local_context`` and ``global_context`` (retrieved snippets, "" for none) and, for each
     modality present: ``image`` / ``target_image`` float32 (B, 3, H, W) in [0, 1]; ``audio``
     float32 (B, n_max) zero-padded with ``audio_length`` int64 (B,) in samples; ``video`` float32
     (B, T, 3, H, W) in [0, 1]. A modality present in some examples but not all is a ValueError
@@ -238,7 +239,9 @@ def collate(batch: list[TaskExample]) -> dict:
     import torch  # only when a batch is built: the built-in data itself is numpy
 
     out: dict = {"item_id": [e.item_id for e in batch], "task": [e.task for e in batch],
-                 "question": [e.question for e in batch], "references": [e.references for e in batch]}
+                 "question": [e.question for e in batch], "references": [e.references for e in batch],
+                 "local_context": [e.local_context for e in batch],
+                 "global_context": [e.global_context for e in batch]}
     for name in ("image", "target_image", "audio", "video"):
         vals = [getattr(e, name) for e in batch]
         present = [v is not None for v in vals]

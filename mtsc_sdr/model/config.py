@@ -73,6 +73,11 @@ class ModelConfig:
             shared image encoder the pixel detail that VQA and captioning need (trained without
             it, the release recipe reached 70 % VQA instead of 88 %). False: the token path at
             inference too (checkpoints written before this field existed load that way).
+        context_tokens: retrieval-augmented generation (:mod:`.knowledge`): at most this many
+            tokens of retrieved knowledge join a task with a question, on each side -- the
+            client's local snippets after the question in the LAM encoder's input, the base
+            station's global snippets as extra memory the LAM decoder cross-attends to. 0 (the
+            default): a model without retrieval inputs.
     """
 
     d_model: int = 128
@@ -103,6 +108,7 @@ class ModelConfig:
     lora_rank: int = 8
     lora_alpha: float = 16.0
     analog_image: bool = True
+    context_tokens: int = 0
 
     def validate(self, path: str = "") -> None:
         """Range checks; raise :class:`mtsc_sdr.config.ConfigError` naming the field."""
@@ -141,7 +147,9 @@ class ModelConfig:
               p("rate_snr_thresholds_db"), f"must be ascending, got {list(self.rate_snr_thresholds_db)}")
         check(self.symbols_per_item >= self.rate_table[-1], p("symbols_per_item"),
               f"must fit one token at the largest rate ({self.rate_table[-1]}), got {self.symbols_per_item}")
-        need = 1 + max(self.image_tokens + self.max_question_len, self.audio_tokens, self.video_frames)
+        check(self.context_tokens >= 0, p("context_tokens"), f"must be >= 0, got {self.context_tokens}")
+        need = 1 + max(self.image_tokens + self.max_question_len + self.context_tokens, self.audio_tokens,
+                       self.video_frames)
         check(self.max_positions >= max(need, self.task_queries), p("max_positions"),
               f"must cover the longest encoder input ({need} tokens) and the task queries "
               f"({self.task_queries}), got {self.max_positions}")

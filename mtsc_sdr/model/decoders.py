@@ -26,8 +26,9 @@ class TextDecoder(nn.Module):
         self.embedding = embedding
         self.bos_id, self.eos_id, self.pad_id = bos_id, eos_id, pad_id
         self.max_len = cfg.max_output_len
-        # room for <s>, a prompt (the VQA question) and the output
-        self.pos = nn.Parameter(torch.randn(1 + cfg.max_question_len + cfg.max_output_len, d) * 0.02)
+        # room for <s>, a prompt (the VQA question, and local knowledge snippets) and the output
+        self.pos = nn.Parameter(torch.randn(1 + cfg.max_question_len + cfg.context_tokens + cfg.max_output_len, d)
+                                * 0.02)
         layer = nn.TransformerDecoderLayer(d, cfg.attention_heads, cfg.ffn_dim, cfg.dropout,
                                            activation="gelu", batch_first=True, norm_first=True)
         self.layers = nn.TransformerDecoder(layer, cfg.text_decoder_layers)
@@ -37,8 +38,8 @@ class TextDecoder(nn.Module):
         """ids int64 (B, T) (starting with <s>), semantics float32 (B, Q, d) -> logits (B, T, V)."""
         t = ids.shape[1]
         if t > self.pos.shape[0]:
-            raise ValueError(f"text decoder input of {t} tokens exceeds 1 + max_question_len + max_output_len "
-                             f"= {self.pos.shape[0]}")
+            raise ValueError(f"text decoder input of {t} tokens exceeds 1 + max_question_len + context_tokens + "
+                             f"max_output_len = {self.pos.shape[0]}")
         x = self.embedding(ids) + self.pos[:t]
         causal = torch.triu(torch.ones(t, t, dtype=torch.bool, device=ids.device), diagonal=1)
         h = self.layers(x, semantics, tgt_mask=causal, tgt_key_padding_mask=ids == self.pad_id,

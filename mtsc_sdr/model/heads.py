@@ -39,8 +39,9 @@ class OutputHead:
         raise NotImplementedError
 
     def decode(self, client, spec: TaskSpec, semantics: torch.Tensor, questions: Optional[list[str]],
-               max_len: Optional[int]):
-        """Outputs of a batch: what :meth:`~.split.ClientModel.decode` returns."""
+               max_len: Optional[int], contexts: Optional[list[str]] = None):
+        """Outputs of a batch: what :meth:`~.split.ClientModel.decode` returns (``contexts``: the
+        items' local knowledge snippets, for a model that takes them)."""
         raise NotImplementedError
 
 
@@ -48,7 +49,8 @@ class TextHead(OutputHead):
     """``text``: answers and captions from the small autoregressive :class:`~.decoders.TextDecoder`.
 
     Loss: token cross-entropy with teacher forcing on each example's first reference (with a
-    question, the question is the decoder's prompt and is not scored). Decode: greedy, list[str]."""
+    question, the question -- and in a model with retrieval inputs the local knowledge snippets
+    after it -- is the decoder's prompt and is not scored). Decode: greedy, list[str]."""
 
     attr = "text_decoder"
 
@@ -57,15 +59,16 @@ class TextHead(OutputHead):
 
     def loss(self, client, spec, semantics, batch):
         ids, scored = client.target_ids([refs[0] for refs in batch["references"]],
-                                        batch["question"] if spec.question else None)
+                                        batch["question"] if spec.question else None,
+                                        batch.get("local_context") if spec.question else None)
         logits = client.text_decoder(ids[:, :-1], semantics)
         labels = ids[:, 1:].masked_fill(~scored, -100)
         return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=-100)
 
-    def decode(self, client, spec, semantics, questions, max_len):
+    def decode(self, client, spec, semantics, questions, max_len, contexts=None):
         if spec.question and questions is None:
             raise ValueError(f"decoding {spec.name} answers needs the questions (the text decoder's prompt)")
-        ids = client.text_decoder.generate(semantics, max_len, client.prompt_ids(spec.name, questions))
+        ids = client.text_decoder.generate(semantics, max_len, client.prompt_ids(spec.name, questions, contexts))
         return [client.tokenizer.decode(row.tolist()) for row in ids]
 
 
@@ -90,7 +93,7 @@ class ImageHead(OutputHead):
         mse = F.mse_loss(out, batch["target_image"].to(client.device))
         return torch.log10(mse + 1e-10)
 
-    def decode(self, client, spec, semantics, questions, max_len):
+    def decode(self, client, spec, semantics, questions, max_len, contexts=None):
         if client.analog is not None:
             return client.analog_image(semantics).clamp(0.0, 1.0)
         return client.image_decoder(semantics)

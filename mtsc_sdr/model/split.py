@@ -36,6 +36,7 @@ from .config import ModelConfig
 from .encoders import AudioEncoder, ImageEncoder, VideoEncoder
 from .heads import head_for
 from .jsc import JSCDecoder, JSCEncoder, choose_rate
+from .knowledge import KnowledgeEncoder, context_ids, padded
 from .lam import LAMDecoder, LAMEncoder
 from .tokenizer import TextTokenizer
 
@@ -99,6 +100,8 @@ class ClientModel(nn.Module):
         self.video_encoder = VideoEncoder(cfg)
         self.task_embed = nn.Parameter(torch.randn(tasks.table_size(), d) * 0.02)
         self.modality_embed = nn.Parameter(torch.zeros(len(_MODALITY), d))
+        #: marks the local knowledge snippets' tokens (:mod:`.knowledge`); only with context_tokens
+        self.context_embed = nn.Parameter(torch.zeros(d)) if cfg.context_tokens else None
         self.lam_encoder = lam_encoder
         self.jsc_encoder = JSCEncoder(cfg)
         #: the dense image task's linear analog code (:mod:`.analog`), None without ``analog_image``
@@ -116,11 +119,7 @@ class ClientModel(nn.Module):
         """Questions -> int64 (B, T) padded with <pad>; each truncated to ``max_question_len``
         with a warning."""
         rows = [self.tokenizer.encode_question(q or "", self.cfg.max_question_len) for q in questions]
-        t = max(1, max(len(r) for r in rows))
-        out = torch.full((len(rows), t), self.tokenizer.pad_id, dtype=torch.int64)
-        for i, r in enumerate(rows):
-            out[i, :len(r)] = torch.tensor(r, dtype=torch.int64)
-        return out.to(self.device)
+        return padded(rows, self.tokenizer.pad_id, self.device)
 
     def encoder_inputs(self, batch: dict, task: str) -> dict[str, torch.Tensor]:
         """The tensors ``task``'s encode starts from (what an exported encode graph takes,
@@ -129,7 +128,9 @@ class ClientModel(nn.Module):
         * the modality's field: ``image`` float32 (B, 3, H, W), ``video`` float32 (B, T, 3, H, W),
           or for audio its log-mel front end's output (:meth:`~.encoders.AudioEncoder.features`):
           ``audio_mel`` float32 (B, n_mels, frames) and ``audio_length`` int64 (B,) in samples;
-        * ``question_ids`` int64 (B, T_q) for a task with a question (:meth:`question_ids`).
+        * ``question_ids`` int64 (B, T_q) for a task with a question (:meth:`question_ids`);
+        * ``context_ids`` int64 (B, T_c) for a task with a question in a model with
+          ``context_tokens``: the batch's ``local_context`` snippets (:func:`.knowledge.context_ids`).
         """
         spec = tasks.get(task)
         if spec.modality == "audio":
@@ -141,10 +142,14 @@ class ClientModel(nn.Module):
             out = {spec.modality: batch[spec.modality].to(self.device)}
         if spec.question:
             out["question_ids"] = self.question_ids(batch["question"])
+            if self.cfg.context_tokens:
+                local = batch.get("local_context") or [""] * len(batch["question"])
+                out["context_ids"] = context_ids(self.tokenizer, list(local), self.cfg.context_tokens, self.device)
         return out
 
     def embed_inputs(self, batch: dict, task: str) -> tuple[torch.Tensor, torch.Tensor]:
-        """Encoder input ``[task token ; modality tokens ; question tokens (tasks with a question)]``.
+        """Encoder input ``[task token ; modality tokens ; question tokens ; local knowledge tokens]``
+        (the last two for tasks with a question; knowledge only with ``context_tokens``).
 
         Args:
             batch: :func:`mtsc_sdr.data.collate` output for one task.
@@ -169,6 +174,10 @@ class ClientModel(nn.Module):
         if spec.question:
             ids = inputs["question_ids"]
             parts.append(self.lam_encoder.embed_text(ids) + self.modality_embed[_MODALITY["text"]])
+            masks.append(ids != self.tokenizer.pad_id)
+        if "context_ids" in inputs:
+            ids = inputs["context_ids"]
+            parts.append(self.lam_encoder.embed_text(ids) + self.modality_embed[_MODALITY["text"]] + self.context_embed)
             masks.append(ids != self.tokenizer.pad_id)
         return torch.cat(parts, 1), torch.cat(masks, 1)
 
@@ -264,20 +273,33 @@ class ClientModel(nn.Module):
         s = self.cfg.image_size
         return self.analog.synthesise(analog_slots(semantics, self.cfg.analog_coefficients()), (3, s, s))
 
-    def target_ids(self, texts: list[str], prompts: Optional[list[str]] = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def prompt_rows(self, questions: list[str], contexts: Optional[list[str]] = None) -> list[list[int]]:
+        """The text decoder's prompt per item: the question's ids (at most ``max_question_len``),
+        then -- in a model with retrieval inputs -- its local knowledge snippets' ids (at most
+        ``context_tokens``): the client generates the answer and holds its own knowledge, so its
+        decoder reads the snippets as directly as the question (they also join the LAM encoder's
+        input, :meth:`embed`)."""
+        rows = [self.tokenizer.encode_question(q or "", self.cfg.max_question_len) for q in questions]
+        if self.cfg.context_tokens and contexts is not None:
+            rows = [r + (self.tokenizer._ids(c)[:self.cfg.context_tokens] if c else [])
+                    for r, c in zip(rows, contexts)]
+        return rows
+
+    def target_ids(self, texts: list[str], prompts: Optional[list[str]] = None,
+                   contexts: Optional[list[str]] = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Teacher-forcing ids: ``<s> [prompt] target </s>`` per row, right-padded with <pad>.
 
-        ``prompts`` (VQA: the questions) are tokens the client's text decoder is given before it
-        answers: it knows the question anyway, and with it in front every decoder position can
-        look into the task semantics with a question-dependent query (a one-word answer after a
-        bare <s> has a single, input-independent query to do that with).
+        ``prompts`` (VQA: the questions; with ``contexts``, the local snippets after them,
+        :meth:`prompt_rows`) are tokens the client's text decoder is given before it answers: it
+        knows the question anyway, and with it in front every decoder position can look into the
+        task semantics with a question-dependent query (a one-word answer after a bare <s> has a
+        single, input-independent query to do that with).
 
         Returns:
             ids int64 (B, T), and ``scored`` bool (B, T - 1): which next-token predictions
             ``ids[:, 1:]`` count in the loss (the target and its </s>, not the prompt or padding).
         """
-        prompt_rows = [self.tokenizer.encode_question(q or "", self.cfg.max_question_len)
-                       for q in (prompts or [""] * len(texts))]
+        prompt_rows = self.prompt_rows(list(prompts or [""] * len(texts)), contexts)
         rows = [[r[0], *p, *r[1:]] for p, r in
                 zip(prompt_rows, (self.tokenizer.encode_target(t, self.cfg.max_output_len) for t in texts))]
         t = max(len(r) for r in rows)
@@ -288,10 +310,13 @@ class ClientModel(nn.Module):
             scored[i, len(p):len(r) - 1] = True
         return ids.to(self.device), scored.to(self.device)
 
-    def prompt_ids(self, task: str, questions: Optional[list[str]]) -> Optional[torch.Tensor]:
-        """The text decoder's prompt for ``task``: the questions for a task with a question (VQA;
-        int64 (B, P) padded with <pad>), None for the other tasks."""
-        return self.question_ids(list(questions)) if tasks.get(task).question else None
+    def prompt_ids(self, task: str, questions: Optional[list[str]],
+                   contexts: Optional[list[str]] = None) -> Optional[torch.Tensor]:
+        """The text decoder's prompt for ``task`` (:meth:`prompt_rows`) for a task with a question
+        (VQA; int64 (B, P) padded with <pad>), None for the other tasks."""
+        if not tasks.get(task).question:
+            return None
+        return padded(self.prompt_rows(list(questions), contexts), self.tokenizer.pad_id, self.device)
 
     def task_loss(self, task: str, semantics: torch.Tensor, batch: dict) -> torch.Tensor:
         """Scalar loss of the task's output kind (:mod:`.heads`): token cross-entropy for text
@@ -302,22 +327,25 @@ class ClientModel(nn.Module):
 
     @torch.no_grad()
     def decode(self, task: str, downlink: TaskSemantics, max_len: Optional[int] = None,
-               questions: Optional[list[str]] = None):
+               questions: Optional[list[str]] = None, contexts: Optional[list[str]] = None):
         """Task outputs from the returned semantics, by the task's output kind (:mod:`.heads`):
         list[str] (answers / captions) for text, float32 (B, 3, H, W) in [0, 1] for images. A
         task with a question (VQA) needs ``questions`` (the client has them: they are the text
-        decoder's prompt)."""
+        decoder's prompt), and in a model with retrieval inputs its local snippets ``contexts``."""
         spec = tasks.get(task)
-        return head_for(spec.output).decode(self, spec, downlink.semantics.to(self.device), questions, max_len)
+        return head_for(spec.output).decode(self, spec, downlink.semantics.to(self.device), questions, max_len,
+                                            contexts)
 
 
 class ServerModel(nn.Module):
     """JSC decoder, learned task queries (one table row per task id, :func:`mtsc_sdr.tasks.table_size`
-    rows) and the LAM decoder."""
+    rows) and the LAM decoder; with ``context_tokens``, the reader of global knowledge snippets
+    (:class:`~.knowledge.KnowledgeEncoder`, which needs the tokenizer's ``vocab_size`` and ``pad_id``)."""
 
-    def __init__(self, cfg: ModelConfig, lam_decoder: LAMDecoder):
+    def __init__(self, cfg: ModelConfig, lam_decoder: LAMDecoder, vocab_size: int = 0, pad_id: int = 0):
         super().__init__()
         self.cfg = cfg
+        self.knowledge = KnowledgeEncoder(cfg, vocab_size, pad_id) if cfg.context_tokens else None
         self.jsc_decoder = JSCDecoder(cfg)
         self.task_queries = nn.Parameter(torch.randn(tasks.table_size(), cfg.task_queries, cfg.d_model) * 0.02)
         self.lam_decoder = lam_decoder
@@ -328,16 +356,21 @@ class ServerModel(nn.Module):
         self.register_buffer("dense_task", dense, persistent=False)   # (n_tasks,) see queries()
 
     def forward(self, symbols: torch.Tensor, rate_idx: torch.Tensor, n_tokens: torch.Tensor,
-                snr_est_db, task_ids: torch.Tensor, analog: bool = True) -> TaskSemantics:
+                snr_est_db, task_ids: torch.Tensor, analog: bool = True,
+                knowledge_ids: Optional[torch.Tensor] = None) -> TaskSemantics:
         """symbols complex64 (B, S) (equalised), rate_idx / n_tokens / task_ids int64 (B,),
         snr_est_db scalar or (B,) -> :class:`TaskSemantics` (B, Q, d). With the analog image
         code, a batch of dense items only skips the JSC and LAM decoders (their semantics are the
-        LMMSE estimates); ``analog`` False decodes them on the token path (training)."""
+        LMMSE estimates); ``analog`` False decodes them on the token path (training).
+        ``knowledge_ids`` int64 (B, T): the base station's retrieved global snippets
+        (:func:`~.knowledge.context_ids`; a model with ``context_tokens`` only), which the LAM
+        decoder reads beside the received semantics."""
         if analog and self.decodes_analog(task_ids):
             out = symbols.new_zeros((symbols.shape[0], self.cfg.task_queries, self.cfg.d_model), dtype=torch.float32)
         else:
             sem, mask = self._receive(symbols, rate_idx, n_tokens, snr_est_db)
-            out = self.lam_decoder(self.queries(task_ids, sem), sem, mask)
+            memory, memory_mask = self.with_knowledge(sem, mask, knowledge_ids)
+            out = self.lam_decoder(self.queries(task_ids, sem), memory, memory_mask)
         if analog:
             out = self._with_analog(out, symbols, rate_idx, n_tokens, snr_est_db, task_ids)
         return TaskSemantics(out)
@@ -362,17 +395,32 @@ class ServerModel(nn.Module):
         slots[:, :coef.shape[1]] = coef
         return out.index_put((items,), slots.view(len(items), q, d))
 
+    def with_knowledge(self, sem: torch.Tensor, mask: torch.Tensor, knowledge_ids: Optional[torch.Tensor]
+                        ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The LAM decoder's memory: the received semantics (B, K, d), followed by the global
+        snippets' states (B, T, d) when ``knowledge_ids`` (B, T) are given; and its mask (B, K [+ T])."""
+        if knowledge_ids is None:
+            return sem, mask
+        if self.knowledge is None:
+            raise ValueError("knowledge_ids given to a model without retrieval inputs (context_tokens 0)")
+        states, kmask = self.knowledge(knowledge_ids.to(sem.device))
+        return torch.cat([sem, states.to(sem.dtype)], 1), torch.cat([mask, kmask], 1)
+
     def _receive(self, symbols, rate_idx, n_tokens, snr_est_db) -> tuple[torch.Tensor, torch.Tensor]:
         """JSC decoding: received semantics (B, K, d) and mask (B, K)."""
         return self.jsc_decoder(symbols, rate_idx, n_tokens, _per_item(snr_est_db, symbols.shape[0], symbols.device))
 
     def forward_with_attention(self, symbols: torch.Tensor, rate_idx: torch.Tensor, n_tokens: torch.Tensor,
-                               snr_est_db, task_ids: torch.Tensor, analog: bool = True
+                               snr_est_db, task_ids: torch.Tensor, analog: bool = True,
+                               knowledge_ids: Optional[torch.Tensor] = None
                                ) -> tuple[TaskSemantics, torch.Tensor]:
         """As :meth:`forward`, plus the share of the LAM decoder's cross-attention each received
-        token gets, float32 (B, K) (training signal for the client's importance head)."""
+        token gets, float32 (B, K) (training signal for the client's importance head; what the
+        global snippets get is left out)."""
         sem, mask = self._receive(symbols, rate_idx, n_tokens, snr_est_db)
-        out, share = self.lam_decoder.forward_with_attention(self.queries(task_ids, sem), sem, mask)
+        memory, memory_mask = self.with_knowledge(sem, mask, knowledge_ids)
+        out, share = self.lam_decoder.forward_with_attention(self.queries(task_ids, sem), memory, memory_mask)
+        share = share[:, :sem.shape[1]]
         if analog:
             out = self._with_analog(out, symbols, rate_idx, n_tokens, snr_est_db, task_ids)
         return TaskSemantics(out), share
@@ -444,7 +492,7 @@ class MTSCModel(nn.Module):
         self.cfg, self.tokenizer = cfg, tokenizer
         self.backbone_kind, self.backbone_config = backbone.kind, backbone.config
         self.client = ClientModel(cfg, backbone.encoder, tokenizer)
-        self.server = ServerModel(cfg, backbone.decoder)
+        self.server = ServerModel(cfg, backbone.decoder, tokenizer.vocab_size, tokenizer.pad_id)
 
     def base_keys(self) -> set[str]:
         """State-dict keys of the frozen packaged base weights (:meth:`LAMEncoder.base_keys`), which
@@ -466,14 +514,24 @@ class MTSCModel(nn.Module):
         """
         up = self.client.encode(batch, task, snr_db, budget, analog=analog)
         return self.transmit(up, snr_db, fading=fading, k_factor_db=k_factor_db, generator=generator,
-                             attention=attention, analog=analog)
+                             attention=attention, analog=analog, knowledge_ids=self.knowledge_ids(batch, task))
+
+    def knowledge_ids(self, batch: dict, task: str) -> Optional[torch.Tensor]:
+        """The batch's ``global_context`` snippets as the server reads them (int64 (B, T)), for a
+        task with a question in a model with ``context_tokens``; else None."""
+        if not self.cfg.context_tokens or not tasks.get(task).question:
+            return None
+        texts = batch.get("global_context") or [""] * len(batch["question"])
+        return context_ids(self.tokenizer, list(texts), self.cfg.context_tokens, self.client.device)
 
     def transmit(self, up: Uplink, snr_db, *, fading: Optional[str] = "rician", k_factor_db=6.0,
                  generator: Optional[torch.Generator] = None, attention: bool = False,
-                 analog: bool = True, snr_est_db: Optional[torch.Tensor] = None) -> LinkResult:
+                 analog: bool = True, snr_est_db: Optional[torch.Tensor] = None,
+                 knowledge_ids: Optional[torch.Tensor] = None) -> LinkResult:
         """:meth:`forward` from an uplink the client already made (by any client runtime,
         :mod:`mtsc_sdr.compress.runtimes`): channel -> genie equaliser -> server. ``snr_est_db``
-        float (B,): the SNR the server is told instead of the genie's (e.g. a PHY's estimate)."""
+        float (B,): the SNR the server is told instead of the genie's (e.g. a PHY's estimate);
+        ``knowledge_ids``: the server's global snippets (:meth:`knowledge_ids`)."""
         b = up.symbols.shape[0]
         snr = _per_item(snr_db, b, up.symbols.device)
         ch = apply_channel(up.symbols, snr, fading=fading, k_factor_db=k_factor_db, signal_power=1.0,
@@ -482,9 +540,11 @@ class MTSCModel(nn.Module):
         y = ch.y * h.conj() / (h.abs() ** 2 + ch.noise_power[:, None])
         snr_est = snr + 10.0 * torch.log10(h.abs()[:, 0] ** 2 + 1e-12) if snr_est_db is None else snr_est_db
         if attention:
-            down, share = self.server.forward_with_attention(y, up.rate_idx, up.n_tokens, snr_est, up.task_ids, analog)
+            down, share = self.server.forward_with_attention(y, up.rate_idx, up.n_tokens, snr_est, up.task_ids, analog,
+                                                             knowledge_ids)
             return LinkResult(up, y, snr_est, down, share)
-        return LinkResult(up, y, snr_est, self.server(y, up.rate_idx, up.n_tokens, snr_est, up.task_ids, analog))
+        return LinkResult(up, y, snr_est, self.server(y, up.rate_idx, up.n_tokens, snr_est, up.task_ids, analog,
+                                                      knowledge_ids))
 
     def loss(self, batch: dict, task: str, snr_db, *, importance_weight: float = 0.0,
              **channel_kwargs) -> torch.Tensor:
@@ -503,4 +563,4 @@ class MTSCModel(nn.Module):
     def predict(self, batch: dict, task: str, snr_db, **channel_kwargs):
         """Task outputs through the channel: list[str] or images (B, 3, H, W)."""
         return self.client.decode(task, self(batch, task, snr_db, **channel_kwargs).downlink,
-                                  questions=batch.get("question"))
+                                  questions=batch.get("question"), contexts=batch.get("local_context"))

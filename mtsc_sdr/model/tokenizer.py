@@ -82,6 +82,24 @@ class TextTokenizer:
         tok.train_from_iterator(list(corpus() if texts is None else texts), trainer=trainer)
         return cls(tok, "trained")
 
+    def with_words(self, words: Iterable[str]) -> "TextTokenizer":
+        """This tokenizer with ``words`` it lacks appended to its vocabulary: every existing
+        token keeps its id, each new word gets the next free one (so a model's embedding rows for
+        the old tokens stay valid, see :func:`mtsc_sdr.model.checkpoint.grow_vocabulary`). Only
+        for the project's own word-level tokenizer (a Hugging Face one has subwords instead)."""
+        if self.kind != "trained":
+            raise ValueError("only the project's own word-level tokenizer can be extended with words")
+        vocab = self.get_vocab()
+        nxt = self.vocab_size
+        for w in words:
+            w = w.strip().lower()
+            if w and w not in vocab:
+                vocab[w], nxt = nxt, nxt + 1
+        tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
+        tok.normalizer, tok.pre_tokenizer, tok.decoder = (self.backend.normalizer, self.backend.pre_tokenizer,
+                                                          self.backend.decoder)
+        return TextTokenizer(tok, "trained")
+
     @classmethod
     def load(cls, path: str | Path) -> "TextTokenizer":
         """Load ``tokenizer.json`` (a file, or a directory holding one) saved by :meth:`save`."""

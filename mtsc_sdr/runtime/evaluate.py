@@ -141,7 +141,8 @@ def _model_outputs(model, task, items, snr_db, channel, k_factor_db, seed, batch
             res = model(batch, task, torch.full((len(chunk),), float(snr_db)),
                         fading=None if channel == "awgn" else "rician", k_factor_db=k_factor_db,
                         generator=gen, budget=budget)
-            out += kind.items(model.client.decode(task, res.downlink, questions=batch.get("question")))
+            out += kind.items(model.client.decode(task, res.downlink, questions=batch.get("question"),
+                                                  contexts=batch.get("local_context")))
             arrived += [float(v) for v in res.snr_est_db]
     return out, arrived
 
@@ -159,7 +160,7 @@ def clean_outputs(model, task, items, batch_size):
             snr = torch.full((len(chunk),), CLEAN_SNR_DB)
             up = model.client.encode(batch, task, snr)
             down = model.server(up.symbols, up.rate_idx, up.n_tokens, snr, up.task_ids)
-            pred = model.client.decode(task, down, questions=batch.get("question"))
+            pred = model.client.decode(task, down, questions=batch.get("question"), contexts=batch.get("local_context"))
             out += kind.items(pred)
     return out
 

@@ -105,6 +105,12 @@ class TrainConfig:
             (``torch.autocast``; fp16 with ``torch.amp.GradScaler``); ``auto`` is bf16 where the GPU
             has it, else fp16, and fp32 on the CPU (where only ``fp32``/``auto`` are allowed).
         log_every: steps between log lines when stderr is not a terminal.
+        knowledge_fraction: retrieval-augmented training (a model with ``context_tokens``): the
+            share of the VQA pool that asks knowledge questions (:mod:`mtsc_sdr.data.knowledge`;
+            the built-in world only) instead of questions about the image. Every item with a
+            question is trained with retrieval in the loop (:mod:`mtsc_sdr.rag.loop`).
+        retrieval_k: snippets retrieved from each knowledge base per item, in training as at
+            inference.
     """
 
     preset: Literal["default", "micro"] = "default"
@@ -138,6 +144,8 @@ class TrainConfig:
     time_budget_s: Optional[float] = None
     num_threads: int = 2
     device: str = "cpu"
+    knowledge_fraction: float = 0.0
+    retrieval_k: int = 2
     precision: str = "auto"
     log_every: int = 50
 
@@ -182,6 +190,13 @@ class TrainConfig:
         check(self.precision in PRECISIONS, p("precision"), f"must be one of {list(PRECISIONS)}, got {self.precision!r}")
         check(self.precision in ("auto", "fp32") or self.device.startswith("cuda"), p("precision"),
               f"{self.precision} autocast needs a GPU (device cuda), device is {self.device!r}")
+        check(0.0 <= self.knowledge_fraction < 1.0, p("knowledge_fraction"),
+              f"must be in [0, 1), got {self.knowledge_fraction}")
+        check(self.knowledge_fraction == 0 or self.model_config().context_tokens > 0, p("knowledge_fraction"),
+              "knowledge questions need a model with retrieval inputs (model.context_tokens > 0)")
+        check(self.knowledge_fraction == 0 or BUILTIN in self.data, p("knowledge_fraction"),
+              "knowledge questions are about the built-in world: data needs 'builtin'")
+        check(self.retrieval_k >= 1, p("retrieval_k"), f"must be >= 1, got {self.retrieval_k}")
         check(len(self.data) >= 1, p("data"), "needs 'builtin' or at least one NAME=PATH")
         for i, spec in enumerate(self.data):
             try:

@@ -111,8 +111,35 @@ def example_pool(cfg: TrainConfig) -> dict[str, Sequence]:
     pool = {}
     for task in cfg.tasks:
         items = source.train_pool(task, cfg.pool_size(task), cfg.seed)
+        if task == "vqa" and cfg.knowledge_fraction > 0:
+            items = _with_knowledge_questions(list(items), cfg)
         pool[task] = items[:max(1, int(round(cfg.data_fraction * len(items))))]
     return pool
+
+
+def _with_knowledge_questions(items: list, cfg: TrainConfig) -> list:
+    """The VQA pool with every item from position ``round((1 - knowledge_fraction) * n)`` on
+    replaced by a knowledge question about another train scene (answered per step by
+    retrieval in the loop, :mod:`mtsc_sdr.rag.loop`)."""
+    from mtsc_sdr.data import SyntheticWorld
+    from mtsc_sdr.data.knowledge import knowledge_example
+
+    keep = int(round((1.0 - cfg.knowledge_fraction) * len(items)))
+    rng = np.random.default_rng([cfg.seed, 0x4B])
+    world = SyntheticWorld(seed=0, image_size=cfg.model_config().image_size)
+    scenes = rng.choice(max(len(items), 20000), size=len(items) - keep, replace=False)
+    return items[:keep] + [knowledge_example(world.scene("train", int(i)), rng) for i in scenes.tolist()]
+
+
+def retrieval_loop(cfg: TrainConfig):
+    """The :class:`~mtsc_sdr.rag.loop.RetrievalLoop` of a run whose model takes retrieved
+    context (``model.context_tokens``), with the knowledge bases' embedder; None otherwise."""
+    if not cfg.model_config().context_tokens:
+        return None
+    from mtsc_sdr.rag.embedder import SentenceEmbedder
+    from mtsc_sdr.rag.loop import RetrievalLoop
+
+    return RetrievalLoop(SentenceEmbedder(), k=cfg.retrieval_k)
 
 
 def init_from(cfg: TrainConfig, mcfg):
@@ -131,9 +158,10 @@ def init_from(cfg: TrainConfig, mcfg):
     except (CheckpointMismatch, OSError) as exc:
         raise ConfigError("init_from", str(exc)) from None
     torch.manual_seed(cfg.seed)
-    model = build_model(mcfg, source.tokenizer)
+    model = build_model(mcfg, knowledge_tokenizer(mcfg, source.tokenizer))
     own = model.state_dict()
-    taken = {k: v for k, v in source.state_dict().items() if k in own and own[k].shape == v.shape}
+    taken = {k: grown(v, own[k]) for k, v in source.state_dict().items() if k in own}
+    taken = {k: v for k, v in taken.items() if v is not None}
     if not taken:
         raise ConfigError("init_from", f"{cfg.init_from} shares no tensor with the configured model")
     model.load_state_dict(taken, strict=False)
@@ -141,6 +169,31 @@ def init_from(cfg: TrainConfig, mcfg):
     summary = {"path": str(cfg.init_from), "tensors_taken": len(taken), "tensors_new": len(own) - len(taken),
                **{k: saved[k] for k in ("train_config", "step", "elapsed_s", "runs", "init_from") if k in saved}}
     return model, summary
+
+
+def knowledge_tokenizer(mcfg, tokenizer):
+    """``tokenizer``, extended with the knowledge words (:func:`mtsc_sdr.data.knowledge.vocabulary`)
+    for a model that takes retrieved context and has the project's own word-level tokenizer
+    (which was trained on the world's captions and lacks the names and cities); else unchanged."""
+    if not mcfg.context_tokens or tokenizer is None or tokenizer.kind != "trained":
+        return tokenizer
+    from mtsc_sdr.data.knowledge import vocabulary
+
+    return tokenizer.with_words(vocabulary())
+
+
+def grown(source, target):
+    """``source`` as the value of a tensor shaped like ``target``: itself when the shapes match;
+    when ``target`` has more rows (a vocabulary extended by :func:`knowledge_tokenizer`, whose
+    old tokens keep their ids), a copy of ``target`` with its first rows replaced by ``source``;
+    else None (the tensor keeps its fresh init)."""
+    if source.shape == target.shape:
+        return source
+    if source.ndim >= 1 and source.shape[1:] == target.shape[1:] and source.shape[0] < target.shape[0]:
+        out = target.clone()
+        out[:source.shape[0]] = source
+        return out
+    return None
 
 
 #: at most this many images per task fit the analog code (a 3072-pixel PCA needs a few thousand)
@@ -400,9 +453,9 @@ def train(cfg: TrainConfig, *, restart: bool = False, until_step: Optional[int] 
     else:
         n = cfg.tokenizer_scenes
         # a local LAM (--lam) and a packaged backbone (minilm) bring their own tokenizer
-        tok = None if mcfg.lam_path else (
+        tok = None if mcfg.lam_path else knowledge_tokenizer(mcfg, (
             backbones.get(mcfg.backbone).packaged_tokenizer()
-            or TextTokenizer.train(corpus(n_scenes=n, n_audio=max(1, n // 4), n_video=max(1, n // 4))))
+            or TextTokenizer.train(corpus(n_scenes=n, n_audio=max(1, n // 4), n_video=max(1, n // 4)))))
         torch.manual_seed(cfg.seed)
         model = build_model(mcfg, tok)
     model.to(cfg.device).train()
@@ -415,6 +468,7 @@ def train(cfg: TrainConfig, *, restart: bool = False, until_step: Optional[int] 
     if state is None:
         fit_analog_code(model, analog_fit_pool(cfg))
     sizes = {t: len(v) for t, v in pool.items()}
+    retrieval = retrieval_loop(cfg)
     autocast, scaler = mixed_precision(cfg.device, precision)
     setup_s = time.monotonic() - t_setup
 
@@ -448,6 +502,8 @@ def train(cfg: TrainConfig, *, restart: bool = False, until_step: Optional[int] 
             total, values = 0.0, []
             for d in draws:
                 drawn = [pool[d.task][i] for i in d.items.tolist()]
+                if retrieval is not None:
+                    drawn = retrieval.attach(drawn, np.random.default_rng(d.noise_seed))
                 batch = collate(zero_question_inputs(drawn, d.task) if cfg.blind else drawn)
                 torch.manual_seed(d.torch_seed)                       # dropout
                 gen = torch.Generator().manual_seed(d.noise_seed)     # channel fading + noise

@@ -1,0 +1,142 @@
+"""Retrieval in the training loop: every item with a question is trained with what a local and a
+global knowledge base would retrieve for it, so the model learns to use retrieved context -- and
+to ignore it when it is irrelevant or missing -- rather than to memorise facts.
+
+For each such item, :meth:`RetrievalLoop.attach` draws a fresh knowledge state
+(:class:`mtsc_sdr.data.knowledge.Facts`: who owns each kind of object, where it was made), fills
+a small local and a small global base with documents of it (distractors: other facts, often the
+same object's other relation, whose wording is closest to the question), puts the fact a
+knowledge question asks about into neither, the local, the global, both, or both with different
+values (:data:`CASES`), and retrieves the top ``k`` of each base for the question by the inner
+product of normalized embeddings -- the knowledge bases' own scoring, with the same embedder. The
+target is then what the retrieved documents say: the local base's value when it retrieved the
+fact (the precedence rule of :mod:`mtsc_sdr.model.knowledge`), else the global one's, else
+:data:`~mtsc_sdr.data.knowledge.UNKNOWN`. Ordinary questions keep their answers and get the
+distractors only.
+
+Documents and questions come from a finite set of templates, so their embeddings are computed
+once and cached (the embedder runs a few thousand sentences when training starts).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Optional, Protocol
+
+import numpy as np
+
+from mtsc_sdr.data import TaskExample
+from mtsc_sdr.data import knowledge as kn
+
+#: where a knowledge question's fact is put, and how often: (case, probability)
+CASES: tuple[tuple[str, float], ...] = (("none", 0.15), ("local", 0.3), ("global", 0.3), ("both", 0.1),
+                                        ("conflict", 0.15))
+
+
+class Embedder(Protocol):
+    """What the loop needs of an embedder (:mod:`mtsc_sdr.rag.embedder`)."""
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        """float32 (N, dim), L2-normalized rows."""
+
+
+class RetrievalLoop:
+    """Attach retrieved local and global context to training items (see the module docstring).
+
+    Args:
+        embedder: maps texts to normalized float32 vectors (N, dim).
+        k: snippets retrieved from each base (the same ``k`` as at inference).
+        max_local, max_global: a base holds 0..max documents besides the asked fact.
+        cases: :data:`CASES`.
+    """
+
+    def __init__(self, embedder: Embedder, k: int = 2, max_local: int = 6, max_global: int = 10,
+                 cases: tuple[tuple[str, float], ...] = CASES):
+        self.embedder, self.k = embedder, int(k)
+        self.max_local, self.max_global = int(max_local), int(max_global)
+        self.cases = [c for c, _ in cases]
+        p = np.array([w for _, w in cases], dtype=np.float64)
+        self.p = p / p.sum()
+        self._cache: dict[str, np.ndarray] = {}
+        self.vectors([kn.Fact(r, c, s, v).text("seen", i) for r, vals in kn.RELATIONS.items()
+                      for c, s in kn.subjects() for v in vals for i in range(len(kn.DOCUMENTS[r]["seen"]))])
+
+    def vectors(self, texts: list[str]) -> np.ndarray:
+        """float32 (N, dim) embeddings of ``texts``, computed once per distinct text."""
+        new = [t for t in dict.fromkeys(texts) if t not in self._cache]
+        if new:
+            for t, v in zip(new, np.asarray(self.embedder.embed(new), dtype=np.float32)):
+                self._cache[t] = v
+        return np.stack([self._cache[t] for t in texts])
+
+    def retrieve(self, query: str, docs: list[tuple[str, str]]) -> list[tuple[str, str]]:
+        """The top ``k`` of ``docs`` ((key, text) pairs) for ``query``, best first."""
+        if not docs:
+            return []
+        scores = self.vectors([d[1] for d in docs]) @ self.vectors([query])[0]
+        return [docs[i] for i in np.argsort(-scores, kind="stable")[:self.k].tolist()]
+
+    def attach(self, items: list[TaskExample], rng: np.random.Generator) -> list[TaskExample]:
+        """``items`` with ``local_context`` / ``global_context`` set for those with a question,
+        and knowledge questions answered by what was retrieved (see the module docstring)."""
+        return [self._attach(e, rng) if e.question else e for e in items]
+
+    def _attach(self, item: TaskExample, rng: np.random.Generator) -> TaskExample:
+        facts = kn.Facts(rng)
+        keys = [k for k in facts.values if k != item.fact]
+        local = self._documents(facts, self._distractors(keys, item.fact, self.max_local, rng), rng)
+        glob = self._documents(facts, self._distractors(keys, item.fact, self.max_global, rng), rng)
+        if item.fact is not None:
+            fact = facts.fact(item.fact)
+            case = self.cases[int(rng.choice(len(self.cases), p=self.p))]
+            if case in ("local", "both", "conflict"):
+                local.append((fact.key, fact.text("seen", int(rng.integers(2)))))
+            if case in ("global", "both"):
+                glob.append((fact.key, fact.text("seen", int(rng.integers(2)))))
+            if case == "conflict":
+                changed = replace(fact, value=kn.other_value(fact.relation, fact.value, rng))
+                glob.append((changed.key, changed.text("seen", int(rng.integers(2)))))
+        got_local, got_global = self.retrieve(item.question, local), self.retrieve(item.question, glob)
+        item = replace(item, local_context=" ".join(t for _, t in got_local),
+                       global_context=" ".join(t for _, t in got_global))
+        if item.fact is None:
+            return item
+        return kn.answered(item, answer_from(item.fact, got_local, got_global))
+
+    @staticmethod
+    def _distractors(keys: list[str], asked: Optional[str], most: int, rng: np.random.Generator) -> list[str]:
+        """0..``most`` fact keys other than ``asked``; half the time one of them is the asked
+        object's other relation (the hardest distractor)."""
+        n = int(rng.integers(most + 1))
+        out = [keys[i] for i in rng.choice(len(keys), size=min(n, len(keys)), replace=False).tolist()]
+        if asked is not None and n and rng.random() < 0.5:
+            relation, kind = asked.split("/")
+            sibling = f"{next(r for r in kn.RELATIONS if r != relation)}/{kind}"
+            if sibling not in out:
+                out[0] = sibling
+        return out
+
+    @staticmethod
+    def _documents(facts: kn.Facts, keys: list[str], rng: np.random.Generator) -> list[tuple[str, str]]:
+        return [(k, facts.fact(k).text("seen", int(rng.integers(2)))) for k in keys]
+
+
+def answer_from(fact: str, local: list[tuple[str, str]], glob: list[tuple[str, str]]) -> Optional[str]:
+    """What retrieved documents ((key, text) pairs) say about ``fact`` under the precedence rule:
+    the local base's value if it retrieved the fact, else the global base's, else None. The
+    value is read off the document's text (the word the template puts in ``{v}``)."""
+    for docs in (local, glob):
+        for key, text in docs:
+            if key == fact:
+                return value_in(fact, text)
+    return None
+
+
+def value_in(fact: str, text: str) -> str:
+    """The value a document about ``fact`` (key) states: the one of its relation's values it names."""
+    relation = fact.split("/")[0]
+    words = set(text.replace(".", " ").split())
+    found = [v for v in kn.RELATIONS[relation] if v in words]
+    if len(found) != 1:
+        raise ValueError(f"document {text!r} names {len(found)} values of {relation}")
+    return found[0]

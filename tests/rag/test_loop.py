@@ -1,0 +1,84 @@
+"""Retrieval in the training loop (mtsc_sdr.rag.loop), with a deterministic bag-of-words embedder."""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import pytest
+
+from mtsc_sdr.data import SyntheticWorld, examples
+from mtsc_sdr.data import knowledge as kn
+from mtsc_sdr.rag.loop import RetrievalLoop, answer_from, value_in
+
+
+class WordsEmbedder:
+    """Bag of hashed words, normalized: texts sharing words are close."""
+
+    def __init__(self):
+        self.calls = 0
+
+    def embed(self, texts):
+        self.calls += len(texts)
+        out = np.zeros((len(texts), 256), np.float32)
+        for i, t in enumerate(texts):
+            for w in t.replace("?", " ").replace(".", " ").split():
+                out[i, int(hashlib.md5(w.encode()).hexdigest(), 16) % 256] += 1.0
+        return out / np.linalg.norm(out, axis=1, keepdims=True)
+
+
+@pytest.fixture(scope="module")
+def loop():
+    return RetrievalLoop(WordsEmbedder(), k=2)
+
+
+def _knowledge(n, seed=0):
+    world, rng = SyntheticWorld(), np.random.default_rng(seed)
+    return [kn.knowledge_example(world.scene("train", i), rng) for i in range(n)]
+
+
+def test_targets_follow_what_was_retrieved_with_the_local_base_first(loop):
+    out = loop.attach(_knowledge(300), np.random.default_rng(1))
+    for e in out:
+        found = [s for s in e.local_context.rstrip(".").split(". ") + e.global_context.rstrip(".").split(". ")
+                 if s and f"{e.fact.split('/')[1].replace('-', ' ')}" in s
+                 and (("belongs" in s or "owns" in s) == (e.fact.startswith("owner")))]
+        if not found:
+            assert e.references == [kn.UNKNOWN]
+        else:
+            assert e.references[0] == value_in(e.fact, found[0] + "."), (e.local_context, e.global_context)
+    answers = [e.references[0] for e in out]
+    unknown = np.mean([a == kn.UNKNOWN for a in answers])
+    assert 0.05 < unknown < 0.5          # missing context is trained, but not most of the time
+    assert len(set(answers)) > 20        # values vary: nothing to memorise
+
+
+def test_conflicting_bases_are_answered_by_the_local_one():
+    local = [("owner/red-circle", "the red circle belongs to alice.")]
+    glob = [("owner/red-circle", "bob owns the red circle.")]
+    assert answer_from("owner/red-circle", local, glob) == "alice"
+    assert answer_from("owner/red-circle", [], glob) == "bob"
+    assert answer_from("owner/red-circle", [("origin/red-circle", "the red circle was made in rome.")], []) is None
+
+
+def test_ordinary_questions_keep_their_answers_and_get_distractors(loop):
+    items = examples("train", ["vqa"], 40, seed=3)
+    out = loop.attach(items, np.random.default_rng(2))
+    assert [e.references for e in out] == [e.references for e in items]
+    assert sum(bool(e.local_context or e.global_context) for e in out) > 20
+
+
+def test_the_same_rng_gives_the_same_contexts_and_embeddings_are_cached():
+    emb = WordsEmbedder()
+    loop = RetrievalLoop(emb, k=2)
+    first = emb.calls
+    items = _knowledge(50)
+    a = loop.attach(items, np.random.default_rng(7))
+    b = loop.attach(items, np.random.default_rng(7))
+    assert a == b
+    assert emb.calls - first <= 2 * len({e.question for e in items})   # documents were embedded up front
+
+
+def test_items_without_a_question_are_left_alone(loop):
+    items = examples("train", ["caption_image"], 5)
+    assert loop.attach(items, np.random.default_rng(0)) == items
