@@ -13,6 +13,25 @@ header decodes:
 3. runs the JSC decoder and the LAM decoder (:class:`~mtsc_sdr.model.ServerModel`);
 4. sends the task semantics back to that client (one ``semantics`` message, :mod:`.protocol`).
 
+``--kb PATH`` (a model with ``context_tokens``, retrieval-augmented generation): the public
+*global* knowledge base (:class:`~mtsc_sdr.rag.KnowledgeBase`, opened with ``create=False``).
+``welcome`` announces its embedder's identity; the base station never has a question's text, so
+a client sends the question's embedding (a ``query`` message, :mod:`.protocol`) just before the
+item's frame. Received embeddings wait in a bounded map keyed by (session, seq) (at most
+:data:`MAX_QUERIES`, the oldest dropped first, counted ``knowledge_queries_evicted``); a
+session's entries go with its ``bye``. When a question item is decoded, the base station searches its
+base with that item's embedding (:meth:`~mtsc_sdr.rag.KnowledgeBase.query_vectors`, top
+``--retrieval-k``) and the LAM decoder reads the hits' text beside the received semantics (timed
+as part of the ``lam_decoder`` stage: the global base belongs to content generation). An item
+whose embedding did not come (lost, or the client's embedder differs) is decoded without global
+context and counted (``knowledge_missing``). The query and the frame travel on different
+sockets, so the query may come a little after its frame: control messages already here are read
+first, and one late by up to :data:`QUERY_GRACE_MS` is waited for (outside the stage times) from a
+session that has sent queries, or that has not yet had :data:`QUERY_PROBE_FRAMES` question items
+without one (a client that sends none, e.g. with another embedder, stops costing the wait after
+that). Malformed queries (wrong dtype, shape or dimension, not finite, not normalized, no seq)
+are counted (``knowledge_query_malformed``) and dropped.
+
 Logged per frame (``-v``): session, seq, task, SNR estimate, CFO, and every frame the receiver
 dropped (header CRC failure, bad version or length, truncation) with its SNR and CFO; drops are
 also counted by the receivers and in :attr:`BaseStation.stats`, printed as one JSON line on stderr at
@@ -32,7 +51,7 @@ import logging
 import signal
 import sys
 import time
-from collections import Counter
+from collections import Counter, OrderedDict
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +74,14 @@ from mtsc_sdr.runtime import protocol
 log = logging.getLogger("mtsc_sdr.bs")
 #: Payloads kept per session for the constellation plot.
 CONSTELLATION_FRAMES = 4
+#: Query embeddings kept for frames still to come, keyed by (session, seq); the oldest go first.
+MAX_QUERIES = 4096
+#: How long a question item's frame waits for its late ``query`` (ms), from a session that sends queries.
+QUERY_GRACE_MS = 50
+#: Question items of a session that never sent a query after which its frames no longer wait for one.
+QUERY_PROBE_FRAMES = 2
+#: Snippets the global knowledge base gives each question item (as in training, ``retrieval_k``).
+RETRIEVAL_K = 2
 
 
 def payload_snr_db(noise_var: np.ndarray) -> float:
@@ -75,23 +102,44 @@ class BaseStation:
         capture: record stream i into the SigMF recording ``<capture>-rx<i>`` (None: no recording).
         capture_info: :class:`~mtsc_sdr.capture.SigMFWriter` keywords for those recordings
             (frequency_hz, hw, rx_gain_db, tx_gain_db, calibration_id, description, fields).
+        knowledge: directory of the global knowledge base (None: none; see the module docstring).
+        retrieval_k: snippets it gives each question item. max_queries: query embeddings kept.
+
+    Raises:
+        ValueError: ``knowledge`` with a model that takes no retrieved context (``context_tokens``
+            0), or ``retrieval_k`` < 1. KnowledgeBaseError: no knowledge base at ``knowledge``, or
+            one that cannot be opened (another embedder, a corrupt store).
     """
 
     def __init__(self, checkpoint: str, rx_endpoints: list[str], control_endpoint: str, *,
                  sample_rate_hz: float = 1e6, threads: int = 1, allow_remote: bool = False,
-                 capture: str | None = None, capture_info: dict[str, Any] | None = None):
+                 capture: str | None = None, capture_info: dict[str, Any] | None = None,
+                 knowledge: str | Path | None = None, retrieval_k: int = RETRIEVAL_K,
+                 max_queries: int = MAX_QUERIES):
         import torch
 
         torch.set_num_threads(threads)
         self.identity = protocol.checkpoint_identity(checkpoint)
-        self.server = load(checkpoint).server.eval()
+        model = load(checkpoint)
+        self.server, self.tokenizer = model.server.eval(), model.tokenizer
         self.host = protocol.host_id()
         self.stats: Counter = Counter()
+        self.kb = None if knowledge is None else open_global_knowledge(knowledge, model.cfg, retrieval_k)
+        self.retrieval_k, self.max_queries = int(retrieval_k), int(max_queries)
+        self.queries: OrderedDict[tuple[int, int], np.ndarray] = OrderedDict()  # (session, seq) -> float32 (dim,)
+        self._query_sessions: set[int] = set()          # sessions that sent a valid query
+        self._queryless: Counter = Counter()            # session -> question items without one, before any
+        self.retrieval_ms = {"total": 0.0, "max": 0.0}  # global retrieval times (items: knowledge_used)
         self.sessions: dict[int, bytes] = {}            # 16-bit session -> control-link peer
         self.constellation: dict[int, list[np.ndarray]] = {}   # session -> its first payloads, for plots
-        self.control = MessageServer(control_endpoint, allow_remote=allow_remote)
         self.streams = []
         self.recordings = []                            # RecordingReceiver per stream with --capture
+        try:
+            self.control = MessageServer(control_endpoint, allow_remote=allow_remote)
+        except Exception:
+            if self.kb is not None:
+                self.kb.close()
+            raise
         try:
             for i, ep in enumerate(rx_endpoints):
                 rx = Receiver(ReceiverConfig(sample_rate_hz=sample_rate_hz))
@@ -143,12 +191,93 @@ class BaseStation:
             for rec in self.recordings:
                 rec.add_session(session, msg.meta.get("client"))
             self.stats["hello"] += 1
-            self._reply(msg, protocol.WELCOME, {"checkpoint": self.identity})
+            welcome = {"checkpoint": self.identity}
+            if self.kb is not None:
+                from mtsc_sdr.rag.embedder import identity
+
+                welcome["knowledge"] = protocol.knowledge_announcement(identity(self.kb.embedder))
+            self._reply(msg, protocol.WELCOME, welcome)
+        elif msg.kind == protocol.QUERY:
+            self._on_query(msg)
         elif msg.kind == protocol.BYE:
             self.sessions.pop(msg.session, None)
+            self._forget_queries(msg.session)
             self.stats["bye"] += 1
         else:
             self.stats["control_unknown_kind"] += 1
+
+    # -- global knowledge base ------------------------------------------------------------------------
+
+    def _on_query(self, msg) -> None:
+        """Keep a ``query``'s embedding for its frame; an unexpected or malformed one is counted
+        and dropped."""
+        if self.kb is None:
+            self.stats["knowledge_query_unexpected"] += 1       # no global base was announced
+            return
+        if self.sessions.get(msg.session) != msg.peer:
+            self.stats["knowledge_query_unknown_session"] += 1
+            log.info("query of session %d dropped: no hello from that session", msg.session)
+            return
+        try:
+            seq, vector = protocol.parse_query(msg.tensors, msg.meta, self.kb.embedder.dim)
+        except ValueError as exc:
+            self.stats["knowledge_query_malformed"] += 1
+            log.warning("query of session %d dropped: %s", msg.session, exc)
+            return
+        key = (msg.session, seq)
+        self.queries[key] = vector
+        self.queries.move_to_end(key)
+        self._query_sessions.add(msg.session)
+        self.stats["knowledge_queries"] += 1
+        while len(self.queries) > self.max_queries:
+            self.queries.popitem(last=False)
+            self.stats["knowledge_queries_evicted"] += 1
+
+    def _forget_queries(self, session: int) -> None:
+        for key in [k for k in self.queries if k[0] == session]:
+            del self.queries[key]
+        self._query_sessions.discard(session)
+        self._queryless.pop(session, None)
+
+    def _query_of(self, session: int, seq: int) -> np.ndarray | None:
+        """The embedding float32 (dim,) sent for the frame (session, seq); when it is not in yet,
+        the control messages already here are read, and a late one is waited for up to
+        :data:`QUERY_GRACE_MS` (see the module docstring). None when it did not come."""
+        key = (session, seq)
+        wait = session in self._query_sessions or self._queryless[session] < QUERY_PROBE_FRAMES
+        deadline = time.monotonic() + (QUERY_GRACE_MS / 1e3 if wait else 0.0)
+        while key not in self.queries:
+            msg = self.control.recv(timeout_ms=max(0, int(1e3 * (deadline - time.monotonic()))))
+            if msg is None:
+                if session not in self._query_sessions:
+                    self._queryless[session] += 1
+                return None
+            self._on_message(msg)
+        return self.queries[key]
+
+    def _knowledge_ids(self, session: int, seq: int, task_id: int):
+        """The global snippets for a question item, as the server half reads them (int64 (1, T),
+        :func:`mtsc_sdr.model.knowledge.context_ids`), and the seconds the search and
+        tokenization took; None (and 0) without a global base, for a task without a question, or
+        when the item's query did not come (counted ``knowledge_missing``)."""
+        if self.kb is None or not tasks.by_id(task_id).question:
+            return None, 0.0
+        vector = self._query_of(session, seq)
+        if vector is None:
+            self.stats["knowledge_missing"] += 1
+            log.info("session %d seq %d: no query embedding came, decoded without global knowledge", session, seq)
+            return None, 0.0
+        from mtsc_sdr.model.knowledge import context_ids
+
+        t0 = time.monotonic()
+        hits = self.kb.query_vectors(vector[None], k=self.retrieval_k)[0]
+        ids = context_ids(self.tokenizer, [" ".join(h.text for h in hits)], self.server.cfg.context_tokens, "cpu")
+        took = time.monotonic() - t0
+        self.retrieval_ms["total"] += 1e3 * took
+        self.retrieval_ms["max"] = max(self.retrieval_ms["max"], 1e3 * took)
+        self.stats["knowledge_used"] += 1
+        self.stats["knowledge_hits"] += len(hits)
+        return ids, took
 
     # -- frames --------------------------------------------------------------------------------------
 
@@ -181,6 +310,8 @@ class BaseStation:
 
         h = frame.header
         rates = self.server.cfg.rate_table
+        # the global knowledge base's snippets (RAG models, question items), timed with the LAM decoder
+        knowledge, retrieval_s = self._knowledge_ids(h.session_id, h.seq, h.task_id)
         y = (frame.payload / (1.0 + frame.noise_var)).astype(np.complex64)
         args = (torch.from_numpy(y)[None], torch.tensor([h.rate_idx]), torch.tensor([h.payload_len // rates[h.rate_idx]]),
                 torch.tensor([payload_snr_db(frame.noise_var)], dtype=torch.float32))
@@ -194,8 +325,9 @@ class BaseStation:
                 sem, mask = self.server.jsc_decoder(*args)
                 t1 = time.monotonic()
                 queries = self.server.queries(torch.tensor([h.task_id]), sem)
-                out = self.server.lam_decoder(queries, sem, mask)[0]
-                t2 = time.monotonic()
+                memory, memory_mask = self.server.with_knowledge(sem, mask, knowledge)   # + the snippets' states
+                out = self.server.lam_decoder(queries, memory, memory_mask)[0]
+                t2 = time.monotonic() + retrieval_s
         return out.numpy(), t1 - t0, t2 - t1
 
     def _serve_frame(self, frame, peer: bytes, t_frame: float, rx_sync_ms: float) -> None:
@@ -265,12 +397,25 @@ class BaseStation:
                     self._drain_stream(pull, rx)
 
     def summary(self) -> dict[str, Any]:
-        """Counters: this object's, each receiver's (header failures...), the control link's."""
+        """Counters: this object's (``knowledge_*``: the global knowledge base's, see the module
+        docstring), each receiver's (header failures...), the control link's; ``knowledge``:
+        the global base (path, documents, k, queries waiting, retrieval ms mean / max) or None."""
         return {"peak_rss_mb": peak_rss_mb(),
                 "bs": dict(self.stats), "receivers": [dict(rx.stats) for _, rx in self.streams],
                 "iq_streams": [pull.stats.as_dict() for pull, _ in self.streams],
                 "control": self.control.stats.as_dict(), "sessions": sorted(self.sessions),
-                "recordings": [str(rec.writer.meta_path) for rec in self.recordings]}
+                "recordings": [str(rec.writer.meta_path) for rec in self.recordings],
+                "knowledge": self._knowledge_summary()}
+
+    def _knowledge_summary(self) -> dict[str, Any] | None:
+        if self.kb is None:
+            return None
+        used = self.stats["knowledge_used"]
+        return {"path": str(self.kb.path), "documents": len(self.kb), "retrieval_k": self.retrieval_k,
+                "queries_waiting": len(self.queries), "used": used, "missing": self.stats["knowledge_missing"],
+                "malformed": self.stats["knowledge_query_malformed"],
+                "retrieval_ms_mean": round(self.retrieval_ms["total"] / used, 3) if used else None,
+                "retrieval_ms_max": round(self.retrieval_ms["max"], 3) if used else None}
 
     def close(self, end: str = "complete") -> None:
         """Close the streams and the control link; recordings end with ``mtsc:end = end``."""
@@ -279,13 +424,34 @@ class BaseStation:
         self.control.close()
         for rec in self.recordings:
             rec.close(end)
+        if self.kb is not None:
+            self.kb.close()
+
+
+def open_global_knowledge(path: str | Path, cfg, retrieval_k: int):
+    """The global knowledge base at ``path`` (``create=False``) for a model of config ``cfg``.
+
+    Raises:
+        ValueError: the model takes no retrieved context, or ``retrieval_k`` < 1.
+        KnowledgeBaseError: nothing there, or a base that cannot be opened.
+    """
+    if not cfg.context_tokens:
+        raise ValueError(f"--kb {path}: the checkpoint's model takes no retrieved context (context_tokens 0); "
+                         "serve a model trained with retrieval (model.context_tokens > 0), or leave out --kb")
+    if not isinstance(retrieval_k, int) or retrieval_k < 1:
+        raise ValueError(f"--retrieval-k must be a positive integer, got {retrieval_k!r}")
+    from mtsc_sdr.rag import KnowledgeBase
+
+    return KnowledgeBase.open(path, create=False)
 
 
 def bs_argv(checkpoint: str, control: str, rx: list[str], sample_rate_hz: float, stats: str | Path, *,
             threads: int | None = None, constellation: str | Path | None = None, capture: str | Path | None = None,
-            capture_info: dict[str, Any] | None = None) -> list[str]:
+            capture_info: dict[str, Any] | None = None, knowledge: str | Path | None = None,
+            retrieval_k: int | None = None) -> list[str]:
     """The command line of a base-station process (``mtsc-sdr bs``, options as :func:`add_arguments`
-    declares them): what ``run`` and ``replay`` start. ``rx``: one IQ endpoint per link."""
+    declares them): what ``run`` and ``replay`` start. ``rx``: one IQ endpoint per link;
+    ``knowledge``: the global knowledge base (``--kb``)."""
     argv = [sys.executable, "-m", "mtsc_sdr.cli", "bs", "--checkpoint", checkpoint, "--control", control,
             *[arg for endpoint in rx for arg in ("--rx", endpoint)], "--sample-rate-hz", repr(sample_rate_hz),
             "--stats", str(stats)]
@@ -297,6 +463,10 @@ def bs_argv(checkpoint: str, control: str, rx: list[str], sample_rate_hz: float,
         argv += ["--capture", str(capture)]
     if capture_info is not None:
         argv += ["--capture-info", json.dumps(capture_info)]
+    if knowledge is not None:
+        argv += ["--kb", str(knowledge)]
+    if retrieval_k is not None:
+        argv += ["--retrieval-k", str(retrieval_k)]
     return argv
 
 
@@ -318,6 +488,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--capture-info", metavar="JSON", type=json.loads, default=None,
                    help="with --capture: JSON object of recording fields: frequency_hz, hw, rx_gain_db, tx_gain_db, "
                         "calibration_id, description, fields (more mtsc:* global fields)")
+    p.add_argument("--kb", metavar="PATH",
+                   help="the public global knowledge base (a directory made by `mtsc-sdr kb add`) whose snippets the "
+                        "LAM decoder reads for question items; needs a model trained with retrieval (context_tokens)")
+    p.add_argument("--retrieval-k", type=int, default=RETRIEVAL_K, metavar="K",
+                   help="with --kb: snippets retrieved for each question item")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -328,9 +503,18 @@ def run(args: argparse.Namespace) -> int:
         print(f"mtsc-sdr bs: --capture-info must be a JSON object with keys among {list(CAPTURE_INFO_KEYS)}, "
               f"got {info!r}", file=sys.stderr)
         return 2
-    bs = BaseStation(checkpoint, args.rx, args.control, sample_rate_hz=args.sample_rate_hz,
-                     threads=args.threads, allow_remote=args.allow_remote, capture=args.capture, capture_info=info)
-    print(f"bs: serving {checkpoint} on {args.control}, receiving {', '.join(args.rx)}", file=sys.stderr, flush=True)
+    from mtsc_sdr.rag.errors import KnowledgeBaseError
+
+    try:
+        bs = BaseStation(checkpoint, args.rx, args.control, sample_rate_hz=args.sample_rate_hz,
+                         threads=args.threads, allow_remote=args.allow_remote, capture=args.capture, capture_info=info,
+                         knowledge=args.kb, retrieval_k=args.retrieval_k)
+    except (ValueError, KnowledgeBaseError) as exc:
+        print(f"mtsc-sdr bs: {exc}", file=sys.stderr)
+        return 2
+    knowledge = f", global knowledge base {args.kb} ({len(bs.kb)} documents)" if bs.kb is not None else ""
+    print(f"bs: serving {checkpoint} on {args.control}, receiving {', '.join(args.rx)}{knowledge}", file=sys.stderr,
+          flush=True)
     return serve_until_stopped(bs, args)
 
 

@@ -20,6 +20,21 @@ Up to ``--window`` items are in flight at once (pipelining). An item is sent aga
 * after ``--item-timeout-s`` without an answer otherwise (the last frames of a burst; after a
   fresh ``hello``: the base station may have restarted).
 
+Retrieval-augmented generation (a model with ``context_tokens``): ``--kb PATH`` is the client's
+*local*, private knowledge base (:class:`~mtsc_sdr.rag.KnowledgeBase`, opened with
+``create=False``). For each item with a question the client embeds the question once, takes the
+top ``--retrieval-k`` snippets of its base (:meth:`~mtsc_sdr.rag.KnowledgeBase.query_vectors`)
+into the item's ``local_context`` before encoding -- their text never leaves the client, only the
+symbols its encoder makes of them -- and, when the base station's ``welcome`` announced a global
+knowledge base built with the same embedder, sends the question's embedding (never its text) in
+a ``query`` message just before each send of the item's frame (:mod:`.protocol`). The embedder
+is the local base's, or :class:`~mtsc_sdr.rag.SentenceEmbedder` loaded when first needed; an
+announced embedder this client does not have is logged once and no queries are sent (the base
+station then decodes without global context). The record of such an item has ``retrieval_ms``
+(embedding the question and searching the local base), ``local_snippets``, ``local_doc_ids`` and
+``global_query`` (whether its embedding went to the base station); the summary has the
+``knowledge_*`` counters.
+
 Several points (``--tx``, ``--session`` and ``--snr-db`` given once per point): the same items are
 sent at each point in turn, each over its own IQ stream with its own session and SNR, by one
 process that loads the model once (``mtsc-sdr run`` with ``client_per_point: false``).
@@ -57,7 +72,7 @@ import signal
 import sys
 import time
 from collections import Counter, deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Optional
 
 import numpy as np
@@ -159,8 +174,10 @@ def decode_item(model, example, semantics: np.ndarray):
     from mtsc_sdr.model import TaskSemantics
 
     t0 = time.monotonic()
+    question = tasks.get(example.task).question
     out = model.decode(example.task, TaskSemantics(torch.from_numpy(np.array(semantics, np.float32))[None]),
-                       questions=[example.question] if tasks.get(example.task).question else None)
+                       questions=[example.question] if question else None,
+                       contexts=[example.local_context] if question else None)
     return out, time.monotonic() - t0
 
 
@@ -180,6 +197,8 @@ class _InFlight:
     deadline: float = 0.0
     sent_no: int = -1           # order of its last send in this session's IQ stream (-1: never sent)
     overtaken: bool = False     # an item sent after it was answered first: its frame was lost
+    query: Optional[np.ndarray] = None      # float32 (dim,) question embedding for the base station
+    retrieval: dict = field(default_factory=dict)   # retrieval_ms, local_snippets, ... (its record)
 
 
 @dataclass
@@ -199,6 +218,7 @@ class ClientSettings:
     hello_timeout_s: float = 120.0
     images_dir: Optional[str] = None
     items: Optional[dict] = None     # where the items come from (:func:`item_source`), told in hello
+    retrieval_k: int = 2             # snippets of the local knowledge base per question item
     counters: Counter = field(default_factory=Counter)
 
 
@@ -211,14 +231,23 @@ class Client:
     """
 
     def __init__(self, model, identity: dict, tx_endpoint: Optional[str], control_endpoint: str,
-                 settings: ClientSettings, encoder=None, artifact: Optional[dict] = None):
+                 settings: ClientSettings, encoder=None, artifact: Optional[dict] = None, knowledge=None):
         """model: the ClientModel (task decoders); encoder: the runtime's encoder (default the
         model's own torch encode); artifact: ``{"name", "runtime", "source"}`` of a compressed
         client artifact, told in ``hello`` (the base station refuses one made from another
-        checkpoint)."""
+        checkpoint); knowledge: the local :class:`~mtsc_sdr.rag.KnowledgeBase` (open; the caller
+        closes it), for a model with ``context_tokens`` only (ValueError otherwise)."""
         from mtsc_sdr.compress.runtimes import TorchEncoder
 
+        if knowledge is not None and not model.cfg.context_tokens:
+            raise ValueError("a local knowledge base needs a model trained with retrieval (context_tokens > 0); "
+                             "this one takes no retrieved context")
         self.model, self.identity, self.s = model, identity, settings
+        self.kb = knowledge
+        self._query_embedder = None                   # embeds questions for the base station's global base
+        self._own_embedder = None                     # a SentenceEmbedder, when the local base's is not that one
+        self._own_embedder_error = ""
+        self._knowledge_warned = False
         self.encoder = encoder if encoder is not None else TorchEncoder(model)
         self.artifact = artifact
         self.tx = Transmitter()
@@ -296,6 +325,7 @@ class Client:
             return True
         if msg.kind == protocol.WELCOME:
             self._welcomed = True
+            self._on_knowledge(msg.meta.get("knowledge"))
         elif msg.kind == protocol.REFUSED:
             raise Refused(f"the base station refused this client: {msg.meta.get('reason', 'no reason given')}")
         elif msg.kind == protocol.SEMANTICS:
@@ -318,6 +348,83 @@ class Client:
         else:
             self.counts["downlink_unknown_kind"] += 1
         return True
+
+    # -- retrieval ---------------------------------------------------------------------------------
+
+    @property
+    def sends_queries(self) -> bool:
+        """Whether this client sends its question items' embeddings to the base station (its
+        ``welcome`` announced a global knowledge base whose embedder this client has)."""
+        return self._query_embedder is not None
+
+    def _on_knowledge(self, announced) -> None:
+        """A ``welcome``'s ``knowledge``: choose the embedder of this client's queries (the local
+        base's, else a :class:`~mtsc_sdr.rag.SentenceEmbedder`) when it has the announced
+        identity; otherwise send none, with one warning."""
+        self._query_embedder = None
+        if announced is None or self.push is None or not self.model.cfg.context_tokens:
+            return
+        from mtsc_sdr.rag.embedder import identity
+
+        candidates = [self.kb.embedder] if self.kb is not None else []
+        if not any(protocol.same_embedder(announced, identity(e)) for e in candidates):
+            if self._own_embedder is None and not self._own_embedder_error:
+                from mtsc_sdr.rag import KnowledgeBaseError, SentenceEmbedder
+
+                try:
+                    self._own_embedder = SentenceEmbedder()         # loaded once, when first needed
+                except KnowledgeBaseError as exc:    # EmbedderError: no packaged model, wrong weights
+                    self._own_embedder_error = f" (no embedder of its own: {exc})"
+            candidates += [self._own_embedder] if self._own_embedder is not None else []
+        why = self._own_embedder_error
+        self._query_embedder = next((e for e in candidates if protocol.same_embedder(announced, identity(e))), None)
+        if self._query_embedder is None and not self._knowledge_warned:
+            self._knowledge_warned = True
+            self.counts["knowledge_embedder_mismatch"] += 1
+            have = ", ".join(f"{e.name} {e.sha256[:12]}.. dim {e.dim}" for e in candidates) or "none"
+            log.warning("the base station's global knowledge base uses embedder %r (sha256 %.12s.., dim %s), this "
+                        "client has %s%s: no queries are sent, items are decoded without global knowledge",
+                        announced.get("embedder") if isinstance(announced, dict) else announced,
+                        announced.get("sha256", "") if isinstance(announced, dict) else "",
+                        announced.get("dim") if isinstance(announced, dict) else None, have, why)
+
+    def _retrieve(self, example) -> tuple[Any, Optional[np.ndarray], dict]:
+        """For an item with a question, in a model with ``context_tokens``: ``example`` with the
+        local base's top ``retrieval_k`` snippets as its ``local_context``, the question's
+        embedding float32 (dim,) for the base station (None when it gets none), and what goes
+        into the item's record. Other items pass unchanged."""
+        question = example.question if tasks.get(example.task).question else None
+        if not question or not self.model.cfg.context_tokens or (self.kb is None and self._query_embedder is None):
+            return example, None, {}
+        t0 = time.perf_counter()
+        info: dict[str, Any] = {}
+        vector = None
+        if self.kb is not None:
+            vector = self.kb.embedder.embed([question])                                  # (1, dim)
+            hits = self.kb.query_vectors(vector, k=self.s.retrieval_k)[0]
+            example = replace(example, local_context=" ".join(h.text for h in hits))
+            info = {"retrieval_ms": round(1e3 * (time.perf_counter() - t0), 3), "local_snippets": len(hits),
+                    "local_doc_ids": [h.doc_id for h in hits]}
+            self.counts["knowledge_local_retrievals"] += 1
+            self.counts["knowledge_local_snippets"] += len(hits)
+        query = None
+        if self._query_embedder is not None:
+            if vector is None or self._query_embedder is not self.kb.embedder:
+                vector = self._query_embedder.embed([question])
+            query = np.asarray(vector[0], np.float32)
+        info["global_query"] = query is not None
+        return example, query, info
+
+    def _send_query(self, item: _InFlight) -> None:
+        """The item's question embedding to the base station, just before its frame; a full
+        control queue costs the item its global context, not the item."""
+        tensors, meta = protocol.query_message(item.seq, item.query)
+        try:
+            self.control.send(protocol.QUERY, tensors, meta)
+            self.counts["knowledge_queries_sent"] += 1
+        except TimeoutError as exc:
+            self.counts["knowledge_query_send_failed"] += 1
+            log.warning("query of item %s (seq %d) not sent: %s", item.example.item_id, item.seq, exc)
 
     # -- receive-only use (replay) -------------------------------------------------------------------
 
@@ -359,11 +466,14 @@ class Client:
         seq = self._next_seq % (1 << 16)
         self._next_seq += 1
         t0 = time.monotonic()
+        example, query, retrieval = self._retrieve(example)
         samples, info, lat = encode_item(self.encoder, self.tx, example, self.csi_db, self.s.budget,
                                          self.s.session, seq, self.s.gap_samples)
-        return _InFlight(example, seq, samples, info, lat, t0)
+        return _InFlight(example, seq, samples, info, lat, t0, query=query, retrieval=retrieval)
 
     def _send(self, item: _InFlight) -> bool:
+        if item.query is not None:
+            self._send_query(item)
         t = time.monotonic()
         try:
             self.push.send(item.samples)
@@ -415,7 +525,7 @@ class Client:
         return {"item_id": ex.item_id, "task": ex.task, "session": self.s.session, "seq": item.seq,
                 "snr_db": self.s.snr_db, "precision": self.s.precision, "attempts": item.attempts,
                 **({"question": ex.question} if ex.question else {}),
-                "reference": list(ex.references) if ex.references else None}
+                "reference": list(ex.references) if ex.references else None, **item.retrieval}
 
     def run(self, examples: list, write) -> dict:
         """Send every example, write one record per example with ``write(dict)``; returns counts.
@@ -541,6 +651,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--flush-samples", type=int, default=2048,
                    help="zero samples after the last frame of a burst (a radio: at least its TX buffer size)")
     p.add_argument("--hello-timeout-s", type=float, default=120.0, help="how long to wait for the base station")
+    p.add_argument("--kb", metavar="PATH",
+                   help="the client's local, private knowledge base (a directory made by `mtsc-sdr kb add`): its "
+                        "snippets join the encoder input of question items, their text never leaves the client; "
+                        "needs a model trained with retrieval (context_tokens)")
+    p.add_argument("--retrieval-k", type=int, default=2, metavar="K",
+                   help="with --kb: snippets retrieved for each question item")
     add_threads(p)
     p.add_argument("--out", help="JSON lines file (default: stdout)")
     p.add_argument("--images", metavar="DIR", help="write reconstructed images here")
@@ -601,6 +717,42 @@ def run(args: argparse.Namespace) -> int:
     except (ValueError, OSError) as exc:
         print(f"mtsc-sdr client: {exc}", file=sys.stderr)
         return 2
+    from mtsc_sdr.rag.errors import KnowledgeBaseError
+
+    try:
+        kb = open_local_knowledge(args.kb, loaded.model.cfg, loaded.encoder.runtime, args.retrieval_k)
+    except (ValueError, KnowledgeBaseError) as exc:
+        print(f"mtsc-sdr client: {exc}", file=sys.stderr)
+        return 2
+    try:
+        return _run_points(args, points, loaded, items, source, precision, artifact, checkpoint, kb)
+    finally:
+        if kb is not None:
+            kb.close()
+
+
+def open_local_knowledge(path: Optional[str], cfg, runtime: str, retrieval_k: int):
+    """The client's local knowledge base at ``path`` (``create=False``; None: none) for a model of
+    config ``cfg`` on the encode ``runtime``. ValueError naming the option when it cannot be used
+    (a model without ``context_tokens``, a graph runtime, whose graphs take no retrieved context,
+    ``retrieval_k`` < 1); KnowledgeBaseError when nothing is there or it cannot be opened."""
+    if path is None:
+        return None
+    if not cfg.context_tokens:
+        raise ValueError(f"--kb {path}: the checkpoint's model takes no retrieved context (context_tokens 0); "
+                         "use a model trained with retrieval (model.context_tokens > 0), or leave out --kb")
+    if runtime != "torch":
+        raise ValueError(f"--kb {path}: the {runtime} runtime's graphs take no retrieved context; use --runtime torch")
+    if not isinstance(retrieval_k, int) or retrieval_k < 1:
+        raise ValueError(f"--retrieval-k must be a positive integer, got {retrieval_k!r}")
+    from mtsc_sdr.rag import KnowledgeBase
+
+    return KnowledgeBase.open(path, create=False)
+
+
+def _run_points(args: argparse.Namespace, points: list, loaded, items: list, source: dict, precision: str,
+                artifact: Optional[dict], checkpoint: str, kb) -> int:
+    """Every point of :func:`run` in turn; returns the exit status."""
     identity = protocol.checkpoint_identity(checkpoint)
     out = open(args.out, "w") if args.out else sys.stdout
     summary_file = open(args.summary, "w") if args.summary else None
@@ -621,11 +773,11 @@ def run(args: argparse.Namespace) -> int:
                                       budget=args.budget, window=args.window, item_timeout_s=args.item_timeout_s,
                                       retries=args.retries, gap_samples=args.gap_samples,
                                       flush_samples=args.flush_samples, hello_timeout_s=args.hello_timeout_s,
-                                      images_dir=args.images, items=source)
+                                      images_dir=args.images, items=source, retrieval_k=args.retrieval_k)
             client = None
             try:
                 client = Client(loaded.model, identity, tx, args.control, settings, encoder=loaded.encoder,
-                                artifact=artifact)
+                                artifact=artifact, knowledge=kb)
                 counts = client.run(items, write)
                 status = max(status, 1 if counts.get("items_failed") else 0)
             except Refused as exc:
@@ -646,6 +798,8 @@ def run(args: argparse.Namespace) -> int:
                     summary = {"session": session, "snr_db": snr_db, "precision": precision,
                                "runtime": loaded.encoder.runtime,
                                "items": len(items), **dict(client.counts), "control": client.control.stats.as_dict(),
+                               "knowledge": {"local": args.kb, "retrieval_k": args.retrieval_k,
+                                             "global": client.sends_queries},
                                "weight_bytes": loaded.weight_bytes,
                                "peak_rss_mb": peak_rss_mb()}
                     print(json.dumps(summary), file=sys.stderr, flush=True)

@@ -11,11 +11,22 @@ Uplink (client -> base station):
   "items"}}`` before the first frame and again after a timeout (``items``: where the client's
   items come from, :func:`mtsc_sdr.runtime.client.item_source`; its k-th item goes out with seq
   k mod 2^16, so a recording of the frames can be decoded again, :mod:`mtsc_sdr.runtime.replay`);
-  ``bye`` at the end.
+  ``bye`` at the end;
+* ``query`` (retrieval-augmented generation, only to a base station whose ``welcome`` announced a
+  global knowledge base, and only from a client whose embedder has the announced identity):
+  tensor ``embedding`` float16 (dim,), the L2-normalized embedding of the item's question, meta
+  ``{"seq": seq}`` (the item's frame seq), sent just before each send of the frame of an item
+  with a question (:func:`query_message`). The question's text never travels, nor do the
+  client's own (local) snippets: only the symbols its encoder makes of them. The base station
+  searches its global base with the vector and gives the LAM decoder what it finds; an item
+  whose query is lost or late is decoded without global context, a malformed query
+  (:func:`parse_query`) is counted and dropped.
 
 Downlink (base station -> client, control link):
 
-* ``welcome`` (meta ``{"checkpoint": identity}``) or ``refused`` (meta ``{"reason": text,
+* ``welcome`` (meta ``{"checkpoint": identity}``, plus ``"knowledge": {"embedder": name,
+  "sha256": ..., "dim": ...}`` when the base station has a global knowledge base: the identity of
+  the embedder its base was built with, :func:`knowledge_announcement`) or ``refused`` (meta ``{"reason": text,
   "differs": {field: [client, base station]}}``) answering ``hello``;
 * ``semantics``: one per received item, tensor ``semantics`` float32 (Q, d_model) and meta
   :class:`DownlinkMeta` fields.
@@ -40,12 +51,18 @@ import socket
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Optional
 
+import numpy as np
+
 from mtsc_sdr.model import checkpoint
 
 #: Control-link message kinds.
 HELLO, WELCOME, REFUSED, SEMANTICS, BYE = "hello", "welcome", "refused", "semantics", "bye"
 #: Fine-tuning's control-link message kinds (see the module docstring).
 GRADIENTS, PAYLOAD_GRADIENTS = "gradients", "payload_gradients"
+#: Retrieval's control-link message kind: a question's embedding for the global knowledge base.
+QUERY = "query"
+#: How far a received query embedding's L2 norm may be from 1 (float16 rounding is ~1e-3).
+QUERY_NORM_TOLERANCE = 0.01
 
 #: Per-item latency stages, in the order an item passes them (milliseconds in results). A client
 #: on a graph runtime (:mod:`mtsc_sdr.compress.runtimes`) times its encode as one stage,
@@ -85,6 +102,47 @@ def identity_differences(client: Any, base_station: dict[str, Any]) -> dict[str,
 def describe_differences(differs: dict[str, list]) -> str:
     """``"weights: client 1a2b.., base station 3c4d.."; ...`` for a refusal message."""
     return "; ".join(f"{k}: client {a!r}, base station {b!r}" for k, (a, b) in differs.items())
+
+
+def knowledge_announcement(embedder_identity: dict[str, Any]) -> dict[str, Any]:
+    """``welcome``'s ``knowledge`` meta: ``{"embedder", "sha256", "dim"}`` of an embedder identity
+    (:func:`mtsc_sdr.rag.embedder.identity`)."""
+    return {"embedder": str(embedder_identity["name"]), "sha256": str(embedder_identity["sha256"]),
+            "dim": int(embedder_identity["dim"])}
+
+
+def same_embedder(announced: Any, embedder_identity: dict[str, Any]) -> bool:
+    """Whether a ``welcome``'s ``knowledge`` meta names the embedder of ``embedder_identity``
+    (only then are the client's query vectors comparable with the base station's documents)."""
+    return isinstance(announced, dict) and announced == knowledge_announcement(embedder_identity)
+
+
+def query_message(seq: int, embedding: np.ndarray) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Tensors and meta of a ``query``: ``embedding`` float (dim,) unit vector -> float16 on the wire."""
+    return {"embedding": np.asarray(embedding, np.float32).astype(np.float16)}, {"seq": int(seq)}
+
+
+def parse_query(tensors: Any, meta: Any, dim: int) -> tuple[int, np.ndarray]:
+    """A received ``query``'s (seq, embedding float32 (dim,)); ValueError naming what is wrong:
+    meta without an int ``seq`` in 0..65535, tensors other than one ``embedding``, a dtype other
+    than float16, a shape other than (dim,), values not finite, or a norm off 1 by more than
+    :data:`QUERY_NORM_TOLERANCE`."""
+    seq = meta.get("seq") if isinstance(meta, dict) else None
+    if not isinstance(seq, int) or isinstance(seq, bool) or not 0 <= seq < (1 << 16):
+        raise ValueError(f"query meta 'seq' must be a frame seq (int in 0..65535), got {seq!r}")
+    if not isinstance(tensors, dict) or set(tensors) != {"embedding"}:
+        got = sorted(tensors) if isinstance(tensors, dict) else type(tensors).__name__
+        raise ValueError(f"a query carries one tensor, 'embedding'; got {got}")
+    emb = tensors["embedding"]
+    if emb.dtype != np.float16 or emb.shape != (dim,):
+        raise ValueError(f"query 'embedding' must be float16 ({dim},), got {emb.dtype} {emb.shape}")
+    vec = emb.astype(np.float32)
+    if not np.isfinite(vec).all():
+        raise ValueError("query 'embedding' holds NaN or infinity")
+    norm = float(np.linalg.norm(vec))
+    if abs(norm - 1.0) > QUERY_NORM_TOLERANCE:
+        raise ValueError(f"query 'embedding' must be L2-normalized, its norm is {norm:.4g}")
+    return seq, vec
 
 
 def host_id() -> str:

@@ -116,6 +116,7 @@ class ClientSpec:
     question: Optional[str] = None            # about image (VQA)
     task: Optional[str] = None                # for the file (None: from its modality and question)
     images_dir: Optional[str] = None          # folder the client writes reconstructed images (PNG) into
+    kb: Optional[str] = None                  # the client's local knowledge base (`mtsc-sdr client --kb`; RAG models)
 
     def validate(self, path: str = "") -> None:
         names = task_table.names()
@@ -131,6 +132,11 @@ class ClientSpec:
               f"{self.runtime} runs a compressed client's graphs: set artifact (`mtsc-sdr compress export`)")
         check(self.artifact is None or (Path(self.artifact) / "manifest.json").is_file(), f"{path}.artifact",
               f"no manifest.json in {self.artifact!r} (make an artifact with `mtsc-sdr compress export`)")
+        if self.kb is not None:
+            from mtsc_sdr.rag.kb import STORE_FILE
+
+            check((Path(self.kb) / STORE_FILE).is_file(), f"{path}.kb",
+                  f"no knowledge base in {self.kb!r} (no {STORE_FILE}; make one with `mtsc-sdr kb add`)")
 
     def files(self) -> dict[str, str]:
         """The user's file as ``{"image" | "audio" | "video": path}`` ({} for split items)."""
@@ -284,6 +290,8 @@ def _client_argv(cfg: RunConfig, spec: ClientSpec, checkpoint: str, control: str
         argv += ["--runtime", spec.runtime]
     if spec.images_dir:
         argv += ["--images", spec.images_dir]
+    if spec.kb:
+        argv += ["--kb", spec.kb]
     return argv
 
 

@@ -9,7 +9,9 @@ and a client process with the file, all torn down at the end, on an error or on 
 
 The task comes from the file unless ``--task`` says: an image is captioned (``caption_image``),
 or answered with ``--question`` (``vqa``), or with ``--task reconstruct`` sent and rebuilt as a PNG
-in ``--out``; audio is captioned (``caption_audio``), a video too (``caption_video``).
+in ``--out``; audio is captioned (``caption_audio``), a video too (``caption_video``). ``--kb PATH``
+gives the client its local, private knowledge base (a model trained with retrieval: its snippets
+for the question join the client's encoder input and never leave it; ``mtsc-sdr client --kb``).
 
 Printed: the output (answer, caption or PNG path with its PSNR / SSIM against the input), the
 base station's SNR estimate (dB, Es/N0 per payload symbol) and the latency of each stage of
@@ -102,7 +104,7 @@ def send_config(args: argparse.Namespace) -> RunConfig:
     items_from_files(**{kind: args.file}, question=args.question, task=args.task)
     link = LinkConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(LinkConfig)})
     client = {kind: args.file, "question": args.question, "task": args.task, "precision": args.precision,
-              "window": 1, "images_dir": args.out}
+              "window": 1, "images_dir": args.out, "kb": args.kb}
     return from_dict(RunConfig, {**dataclasses.asdict(link), "snr_db": [link.snr_db], "name": "send",
                                  "checkpoint": checkpoint_dir(args.checkpoint), "out": args.out,
                                  "flush_samples": flush_samples(link), "clients": [client]})
@@ -141,6 +143,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_dataclass_options(p, LinkConfig)        # --channel, --snr-db, --seed, impairments, radio settings
     add_checkpoint(p, help="checkpoint directory (default: the shipped models/default; MTSC_MODELS overrides)")
     p.add_argument("--precision", choices=("int8", "fp32"), default="int8", help="client half precision")
+    p.add_argument("--kb", metavar="PATH",
+                   help="the client's local, private knowledge base (`mtsc-sdr kb add` makes one; a model trained "
+                        "with retrieval): its snippets for --question join the client's encoder input")
     p.add_argument("--out", default="results/send", help="output directory (report, item record, PNG)")
     add_json(p, help="print one JSON object: the item's record with meta and rows")
 
