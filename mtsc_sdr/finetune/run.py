@@ -29,6 +29,8 @@ from mtsc_sdr.process import ChildProcess, stop_all
 from mtsc_sdr.radio.links import CHANNELS, LinkConfig, start_link
 from mtsc_sdr.runtime import protocol
 
+from .runconfig import SERVER_LR
+
 
 def station_argv(checkpoint: str, control: str, rx: list[str], stats: Path, lr: float, rank: int, alpha: float,
                  seed: int) -> list[str]:
@@ -51,7 +53,7 @@ def parameter_counts(config: dict) -> dict[str, int]:
 
 
 def finetune(clients: int, rounds: int, config: dict[str, Any], out: Path, link: str = "software",
-             server_lr: float = 5e-4, progress: bool = True) -> dict[str, Any]:
+             server_lr: float = SERVER_LR, progress: bool = True) -> dict[str, Any]:
     """Run it (module docstring); returns the report, also written to ``out/finetune.json``."""
     from mtsc_sdr.model.checkpoint import shipped_model_dir
 
@@ -111,7 +113,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--local-steps", type=int, default=50, help="split steps per client and round")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--lr", type=float, default=5e-4, help="the clients' learning rate")
-    p.add_argument("--server-lr", type=float, default=5e-4, help="the base station's learning rate")
+    p.add_argument("--server-lr", type=float, default=SERVER_LR, help="the base station's learning rate")
     p.add_argument("--eval-items", type=int, default=64, help="validation items per task after each round")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="results/finetune", help="report directory")

@@ -17,6 +17,10 @@ import importlib
 from types import ModuleType
 from typing import Any
 
+#: The training base station's AdamW learning rate unless told otherwise (``mtsc-sdr finetune
+#: --server-lr`` and the station's own ``--lr``); the clients' default (task key ``lr``) is the same.
+SERVER_LR = 5e-4
+
 #: Every key the apps read, with its default.
 DEFAULTS: dict[str, bool | int | float | str] = {
     # module with build_model / trainable_state / load_trainable_state / local_train / evaluate

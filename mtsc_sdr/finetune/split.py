@@ -91,9 +91,9 @@ def adamw(lr: float) -> Callable[[list], torch.optim.Optimizer]:
     return lambda params: torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
 
 
-def _optimizer(module: nn.Module, optimizer: Callable[[list], torch.optim.Optimizer]):
+def _optimizer(module: nn.Module, optimizer: Optional[Callable[[list], torch.optim.Optimizer]]):
     params = [p for p in module.parameters() if p.requires_grad]
-    return params, (optimizer(params) if params else None)
+    return params, (optimizer(params) if params and optimizer is not None else None)
 
 
 class ClientHalf:
@@ -102,11 +102,12 @@ class ClientHalf:
     Args:
         client: a :class:`~mtsc_sdr.model.ClientModel` (its parameters' ``requires_grad`` say what
             trains; :func:`mtsc_sdr.finetune.adapters.prepare` sets them).
-        optimizer: factory of the optimizer over the client's trainable parameters (:func:`adamw`).
+        optimizer: factory of the optimizer over the client's trainable parameters (:func:`adamw`);
+            None for a half that only encodes (evaluation through the link).
         budget: complex symbols per item (None: the model's).
     """
 
-    def __init__(self, client: nn.Module, optimizer: Callable[[list], torch.optim.Optimizer],
+    def __init__(self, client: nn.Module, optimizer: Optional[Callable[[list], torch.optim.Optimizer]] = None,
                  budget: Optional[int] = None):
         self.client, self.budget = client, budget
         self.params, self.optimizer = _optimizer(client, optimizer)

@@ -22,11 +22,13 @@ import time
 
 import numpy as np
 
+from mtsc_sdr.config import ConfigError
 from mtsc_sdr.model import load
 from mtsc_sdr.runtime import protocol
 from mtsc_sdr.runtime.bs import BaseStation, payload_snr_db, serve_until_stopped
 
 from .adapters import prepare
+from .runconfig import SERVER_LR
 from .split import ServerHalf, adamw
 
 log = logging.getLogger("mtsc_sdr.finetune.station")
@@ -91,11 +93,15 @@ class TrainingBaseStation(BaseStation):
             log.warning("payload gradients to session %d not sent: %s", session, exc)
 
 
+#: options of ``mtsc-sdr bs`` the training station does not implement: refused, not ignored
+_NOT_FOR_TRAINING = {"capture": "--capture", "capture_info": "--capture-info", "kb": "--kb"}
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from mtsc_sdr.runtime.bs import add_arguments as bs_arguments
 
     bs_arguments(p)
-    p.add_argument("--lr", type=float, default=1e-4, help="the server half's AdamW learning rate")
+    p.add_argument("--lr", type=float, default=SERVER_LR, help="the server half's AdamW learning rate")
     p.add_argument("--adapter-rank", type=int, default=8, help="LoRA rank of adapters made for fine-tuning")
     p.add_argument("--adapter-alpha", type=float, default=16.0)
     p.add_argument("--seed", type=int, default=0, help="seed of adapters made for fine-tuning")
@@ -104,6 +110,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from mtsc_sdr.model.checkpoint import shipped_model_dir
 
+    given = [flag for name, flag in _NOT_FOR_TRAINING.items() if getattr(args, name, None) is not None]
+    if given:
+        raise ConfigError(given[0].lstrip("-"), "the fine-tuning base station does not record captures or read "
+                                                "knowledge bases; run `mtsc-sdr bs` for that")
     checkpoint = args.checkpoint or str(shipped_model_dir())
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     bs = TrainingBaseStation(checkpoint, args.rx, args.control, lr=args.lr, rank=args.adapter_rank,

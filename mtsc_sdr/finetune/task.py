@@ -209,7 +209,7 @@ def evaluate(ft: FineTuneModel, config: dict, partition_id: int, num_partitions:
     station answers, then forgets the items). Returns (items, {task: mean metric})."""
     model = ft.model.eval()
     client, link = _connect(config, partition_id, model.client)
-    half = ClientHalf(model.client, adamw(0.0))
+    half = ClientHalf(model.client)          # encodes only: no optimizer
     batch_size = _get(config, "batch-size")
     out, n = {}, 0
     try:

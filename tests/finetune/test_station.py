@@ -7,6 +7,7 @@ import copy
 import threading
 
 import numpy as np
+import pytest
 import torch
 
 from mtsc_sdr.data import collate, examples
@@ -130,3 +131,12 @@ def test_labels_never_cross_the_link(micro_checkpoint, monkeypatch):
         for dtype in (np.int64, np.int32):
             assert np.asarray(ids, dtype).tobytes() not in data, text
             assert np.asarray(ids[1:-1], dtype).tobytes() not in data, text
+
+
+@pytest.mark.parametrize("option", [["--capture", "rec"], ["--kb", "kb"]])
+def test_the_station_refuses_base_station_options_it_does_not_implement(option):
+    from mtsc_sdr.config import ConfigError
+    from mtsc_sdr.finetune.station import main
+
+    with pytest.raises(ConfigError, match="does not record captures or read knowledge bases"):
+        main(["--rx", "tcp://127.0.0.1:1", "--control", "tcp://127.0.0.1:2", *option])
