@@ -80,7 +80,7 @@ def _toy_pieces():
             target = torch.tensor([SHAPES.index(refs[0]) for refs in batch["references"]], device=client.device)
             return F.cross_entropy(client.label_decoder(semantics.mean(1)), target)
 
-        def decode(self, client, spec, semantics, questions, max_len):
+        def decode(self, client, spec, semantics, questions, max_len, contexts=None):
             return [SHAPES[int(i)] for i in client.label_decoder(semantics.mean(1)).argmax(-1)]
 
     def item(world, split, i, rng):
