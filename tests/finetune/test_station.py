@@ -81,24 +81,11 @@ def test_batches_train_both_halves_over_the_link_and_a_dead_base_station_costs_t
 def test_labels_never_cross_the_link(micro_checkpoint, monkeypatch):
     """Every byte on the IQ stream and the control link during fine-tuning, both ways: none of
     the answers, captions or questions, as text or as the token ids the client trains on."""
-    from mtsc_sdr.link import IQPush, free_tcp_endpoint, messages
+    from mtsc_sdr.link import free_tcp_endpoint
+    from tests.runtime.helpers import record_wire
     from mtsc_sdr.runtime.client import Client, ClientSettings
 
-    wire: list[bytes] = []
-    encode, send = messages.encode, IQPush.send
-
-    def recorded_encode(*args, **kwargs):
-        frames = encode(*args, **kwargs)
-        wire.extend(bytes(f) if isinstance(f, (bytes, bytearray)) else np.ascontiguousarray(f).tobytes()
-                    for f in frames)
-        return frames
-
-    def recorded_send(self, samples, *args, **kwargs):
-        wire.append(np.ascontiguousarray(samples).tobytes())
-        return send(self, samples, *args, **kwargs)
-
-    monkeypatch.setattr(messages, "encode", recorded_encode)
-    monkeypatch.setattr(IQPush, "send", recorded_send)
+    wire = record_wire(monkeypatch)
 
     model = load(micro_checkpoint)
     prepare(model)

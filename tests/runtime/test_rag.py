@@ -104,25 +104,11 @@ def test_private_knowledge_never_crosses_the_link(rag_checkpoint, bases, monkeyp
     """The client retrieves its private document and the base station its public ones, and no
     byte on the IQ stream or the control link (both ways) carries the private document: not as
     UTF-8, not as the token ids of the document or of its words the public side lacks."""
-    from mtsc_sdr.link import IQPush, messages
+    from tests.runtime.helpers import record_wire
     from mtsc_sdr.model import load
     from mtsc_sdr.model.tokenizer import corpus
 
-    wire: list[bytes] = []
-    encode, send = messages.encode, IQPush.send
-
-    def recorded_encode(*args, **kwargs):
-        frames = encode(*args, **kwargs)
-        wire.extend(bytes(f) if isinstance(f, (bytes, bytearray)) else np.ascontiguousarray(f).tobytes()
-                    for f in frames)
-        return frames
-
-    def recorded_send(self, samples, *args, **kwargs):
-        wire.append(np.ascontiguousarray(samples).tobytes())
-        return send(self, samples, *args, **kwargs)
-
-    monkeypatch.setattr(messages, "encode", recorded_encode)
-    monkeypatch.setattr(IQPush, "send", recorded_send)
+    wire = record_wire(monkeypatch)
 
     local_dir, global_dir = bases
     items = _question_items(3)
