@@ -69,7 +69,11 @@ def _describe(model) -> list[str]:
             f"- Inputs: images {cfg.image_size}x{cfg.image_size} ({cfg.image_tokens} tokens), audio "
             f"{cfg.audio_max_s:g} s at 16 kHz ({cfg.audio_tokens} tokens), video {cfg.video_frames} frames; "
             f"{cfg.symbols_per_item} complex channel symbols per item by default, rate table "
-            f"{list(cfg.rate_table)} symbols per token."]
+            f"{list(cfg.rate_table)} symbols per token."] + (
+        [f"- Retrieval inputs (`context_tokens` {cfg.context_tokens}): for a task with a question, up to "
+         f"{cfg.context_tokens} tokens of snippets from the client's local knowledge base (LAM encoder input and "
+         f"text-decoder prompt) and as many from the base station's global one (LAM decoder memory); "
+         f"`mtsc_sdr/model/knowledge.py`."] if cfg.context_tokens else [])
 
 
 def _where(run: dict) -> str:
