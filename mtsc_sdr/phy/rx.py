@@ -229,6 +229,29 @@ def _lag16(seg: np.ndarray, n_out: int, window: int) -> np.ndarray:
     return np.abs(cp[window:window + n_out] - cp[:n_out])
 
 
+#: the largest sample magnitude the receiver takes as signal: full scale is 1.0 (DESIGN.md
+#: conventions), so anything 60 dB above it is a glitch, not a signal
+MAX_SAMPLE_ABS = 1e3
+_TINY = float(np.finfo(np.float32).tiny)
+
+
+def _sanitised(x: np.ndarray, stats: dict) -> np.ndarray:
+    """``x`` (complex64 (n,)) with non-finite and oversized samples zeroed (counted in ``stats``)
+    and denormals flushed to zero; ``x`` itself when it is clean (the common case: one pass)."""
+    mag = np.abs(x)
+    bad = ~(mag <= MAX_SAMPLE_ABS)                 # NaN compares False: bad too
+    tiny = (mag < _TINY) & (mag > 0)
+    if not bad.any() and not tiny.any():
+        return x
+    x = x.copy()
+    if bad.any():
+        stats["samples_bad"] += int(bad.sum())
+        stats["bad_spans"] += int(bad[0]) + int(np.count_nonzero(bad[1:] & ~bad[:-1]))
+        x[bad] = 0
+    x[tiny] = 0
+    return x
+
+
 class Receiver:
     """Streaming OFDM receiver. Feed samples with :meth:`process`; call :meth:`flush` at the end.
 
@@ -260,7 +283,8 @@ class Receiver:
         self.config.validate("ReceiverConfig")
         cfg = self.config
         self.stats = dict.fromkeys(("samples", "triggers", "detected", "header_ok", "header_crc_fail",
-                                    "header_bad_version", "header_bad_length", "frames", "truncated"), 0)
+                                    "header_bad_version", "header_bad_length", "frames", "truncated",
+                                    "samples_bad", "bad_spans"), 0)
         self.drops: collections.deque[DropRecord] = collections.deque(maxlen=cfg.drop_log_size)
         self._buf = np.zeros(0, dtype=np.complex64)
         self._base = 0  # absolute index of _buf[0]; always a multiple of _BLOCK
@@ -290,12 +314,21 @@ class Receiver:
 
     # ------------------------------------------------------------------ public API
     def process(self, samples: np.ndarray) -> list[RxFrame]:
-        """Append a chunk of complex baseband samples (1-D) and return the frames completed so far."""
+        """Append a chunk of complex baseband samples (1-D) and return the frames completed so far.
+
+        Samples that are not finite, or larger in magnitude than :data:`MAX_SAMPLE_ABS` (a driver
+        glitch, a corrupt recording), are counted (``samples_bad``, and ``bad_spans`` for each run
+        of them) and replaced by zeros, as if the stream had gone quiet there: one NaN would
+        otherwise poison every running sum of the detector's block, and a huge sample their
+        precision. A frame overlapping such a span fails its header or is not detected; detection
+        resumes at the next clean preamble. Denormal samples are flushed to zero (they carry no
+        signal and slow every operation on them)."""
         x = np.asarray(samples)
         if x.ndim != 1:
             raise ValueError(f"samples: expected a 1-D array, got shape {x.shape}")
         if x.size:
-            self._buf = np.concatenate([self._buf, x.astype(np.complex64, copy=False)])
+            x = _sanitised(x.astype(np.complex64, copy=False), self.stats)
+            self._buf = np.concatenate([self._buf, x])
             self.stats["samples"] += x.size
         frames = self._run(final=False)
         self._trim()
