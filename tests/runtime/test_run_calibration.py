@@ -31,8 +31,8 @@ def test_run_looks_up_the_record_of_its_radios(calibrated, tmp_path, monkeypatch
     assert len(meta["warnings"]) == 1 and "days old (older than 30 days)" in meta["warnings"][0]
     assert "calibration bench is 45.0 days old" in capsys.readouterr().err
     assert calibration_meta(replace(cfg, calibration_max_age_days=60, lo_freq_hz=2.45e9))["warnings"] == [
-        f"calibration bench was taken at 2400 MHz, not 2450 MHz (tolerance 1 MHz): its CFO scales with "
-        f"frequency, its gain table may not hold"]
+        "calibration bench was taken at 2400 MHz, not 2450 MHz (tolerance 1 MHz): its CFO scales with "
+        "frequency, its gain table may not hold"]
     none = calibration_meta(replace(cfg, radio_args="usb:1.2.5"))
     assert none["id"] is None and "no calibration record for tx usb:1.2.5" in none["warnings"][0]
     assert calibration_meta(replace(cfg, channel="software", snr_db=[0.0, 10.0])) is None    # no radios
