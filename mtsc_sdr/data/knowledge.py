@@ -12,7 +12,7 @@ Documents and questions have ``seen`` phrasings (training) and ``held_out`` ones
 only), as the world's captions and questions do (:data:`mtsc_sdr.data.vocab.PHRASINGS`): the
 held-out ones are sentence patterns training never shows, made of words it does show. (A paraphrase
 with words training never shows -- "whom", "come from" -- is beyond a model whose vocabulary is
-the built-in world's: the release model answered such questions at 0-32 % where it answered the
+the built-in world's: stage 1 of the release model answered such questions at 0-32.5 % where it answered the
 trained ones at 97 %.)
 """
 
