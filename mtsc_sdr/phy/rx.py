@@ -235,21 +235,23 @@ MAX_SAMPLE_ABS = 1e3
 _TINY = float(np.finfo(np.float32).tiny)
 
 
-def _sanitised(x: np.ndarray, stats: dict) -> np.ndarray:
-    """``x`` (complex64 (n,)) with non-finite and oversized samples zeroed (counted in ``stats``)
-    and denormals flushed to zero; ``x`` itself when it is clean (the common case: one pass)."""
+def _sanitised(x: np.ndarray, stats: dict, after_bad: bool = False) -> tuple[np.ndarray, bool]:
+    """``x`` (complex64 (n,)) with non-finite and oversized samples zeroed (counted in ``stats``;
+    a span that goes on from the previous chunk, ``after_bad``, is not counted again) and
+    denormals flushed to zero; ``x`` itself when it is clean (the common case: one pass). Returns
+    it and whether its last sample was bad."""
     mag = np.abs(x)
     bad = ~(mag <= MAX_SAMPLE_ABS)                 # NaN compares False: bad too
     tiny = (mag < _TINY) & (mag > 0)
     if not bad.any() and not tiny.any():
-        return x
+        return x, False
     x = x.copy()
     if bad.any():
         stats["samples_bad"] += int(bad.sum())
-        stats["bad_spans"] += int(bad[0]) + int(np.count_nonzero(bad[1:] & ~bad[:-1]))
+        stats["bad_spans"] += int(bad[0] and not after_bad) + int(np.count_nonzero(bad[1:] & ~bad[:-1]))
         x[bad] = 0
     x[tiny] = 0
-    return x
+    return x, bool(bad[-1])
 
 
 class Receiver:
@@ -292,6 +294,7 @@ class Receiver:
         self._pending: tuple | None = None  # (trigger, sync, header) waiting for payload samples
         self._limit: int | None = None  # end of the real samples while flushing
         self._runs_cache: tuple | None = None  # (block start, end, run counts) of the last block
+        self._after_bad = False  # the last sample of the previous chunk was bad (spans are counted once)
         # channel estimator matrices
         taps = np.arange(cfg.channel_taps)
         self._A = np.exp(-2j * np.pi * np.outer(USED, taps) / N_FFT)  # (52, taps): taps -> USED bins
@@ -327,7 +330,7 @@ class Receiver:
         if x.ndim != 1:
             raise ValueError(f"samples: expected a 1-D array, got shape {x.shape}")
         if x.size:
-            x = _sanitised(x.astype(np.complex64, copy=False), self.stats)
+            x, self._after_bad = _sanitised(x.astype(np.complex64, copy=False), self.stats, self._after_bad)
             self._buf = np.concatenate([self._buf, x])
             self.stats["samples"] += x.size
         frames = self._run(final=False)

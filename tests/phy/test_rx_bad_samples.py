@@ -42,7 +42,7 @@ def test_three_frames_survive_nan_inf_and_a_huge_burst_in_random_chunkings(seed)
     got = match(frames, truth, tol=4)
     assert sorted(got) == [0, 1, 2], rx.stats
     assert rx.stats["samples_bad"] == n_bad
-    assert rx.stats["bad_spans"] >= 3
+    assert rx.stats["bad_spans"] == 3           # however the chunks cut them
     for i, f in got.items():
         assert np.allclose(f.payload, truth.payloads[i], atol=0.5)
 
@@ -62,5 +62,5 @@ def test_a_stream_of_nothing_but_bad_samples_yields_nothing_and_counts_them():
     rx = Receiver()
     junk = np.full(20000, np.nan, dtype=np.complex64)
     junk[::3] = 1e30
-    assert rx.process(junk) + rx.flush() == []
+    assert rx.process(junk[:7000]) + rx.process(junk[7000:]) + rx.flush() == []
     assert rx.stats["samples_bad"] == 20000 and rx.stats["bad_spans"] == 1
