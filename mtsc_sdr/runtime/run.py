@@ -132,11 +132,7 @@ class ClientSpec:
               f"{self.runtime} runs a compressed client's graphs: set artifact (`mtsc-sdr compress export`)")
         check(self.artifact is None or (Path(self.artifact) / "manifest.json").is_file(), f"{path}.artifact",
               f"no manifest.json in {self.artifact!r} (make an artifact with `mtsc-sdr compress export`)")
-        if self.kb is not None:
-            from mtsc_sdr.rag.kb import STORE_FILE
-
-            check((Path(self.kb) / STORE_FILE).is_file(), f"{path}.kb",
-                  f"no knowledge base in {self.kb!r} (no {STORE_FILE}; make one with `mtsc-sdr kb add`)")
+        check_kb(self.kb, f"{path}.kb")
 
     def files(self) -> dict[str, str]:
         """The user's file as ``{"image" | "audio" | "video": path}`` ({} for split items)."""
@@ -157,6 +153,15 @@ class ClientSpec:
             return [arg for k, v in chosen.items() if v is not None for arg in (f"--{k}", v)]
         return ["--split", self.split, "--tasks", ",".join(self.tasks), "--n-per-task", str(self.n_per_task),
                 "--seed", str(self.seed)]
+
+
+def check_kb(kb: Optional[str], path: str) -> None:
+    """A knowledge base field: None, or a directory holding a store (ConfigError naming ``path``)."""
+    if kb is not None:
+        from mtsc_sdr.rag.kb import STORE_FILE
+
+        check((Path(kb) / STORE_FILE).is_file(), path,
+              f"no knowledge base in {kb!r} (no {STORE_FILE}; make one with `mtsc-sdr kb add`)")
 
 
 @dataclass
@@ -183,6 +188,7 @@ class RunConfig(LinkConfig):
     timeout_s: float = 1800.0                 # whole run
     threads: int = 1                          # torch threads per process
     capture: bool = False                     # record the base station's input (out/recordings/)
+    kb: Optional[str] = None                  # the base station's global knowledge base (`mtsc-sdr bs --kb`; RAG models)
     candidates: Optional[str] = None          # planned clients: measured artifacts (default results/compress/<model>)
     shared_weight_bytes: Optional[float] = None   # planned clients: the weights all of them may download together
     out: Optional[str] = None                 # None: results/run/<name>
@@ -211,6 +217,7 @@ class RunConfig(LinkConfig):
         check(self.calibration_max_age_days > 0, p("calibration_max_age_days"), "must be > 0")
         check(not self.gains_from_calibration or self.calibration is not None, p("gains_from_calibration"),
               "needs a calibration record: set calibration (auto or a path)")
+        check_kb(self.kb, p("kb"))
 
     def out_dir(self) -> Path:
         return Path(self.out) if self.out else Path("results/run") / self.name
@@ -408,7 +415,7 @@ def execute(cfg: RunConfig, *, progress: bool = False) -> dict[str, Any]:
                } if cfg.capture else {}
     bs = ChildProcess("base station (mtsc-sdr bs)", bs_argv(
         checkpoint, control, [rx for _, rx in slots], cfg.sample_rate_hz, work / "bs.json", threads=cfg.threads,
-        constellation=work / "constellation.npz", **capture)).start()
+        constellation=work / "constellation.npz", knowledge=cfg.kb, **capture)).start()
     failures: list[str] = []
     points = []
     session = 0

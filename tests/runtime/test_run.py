@@ -115,6 +115,19 @@ def test_run_config_names_a_compressed_client_without_its_artifact(tmp_path):
         load_config(str(bad))
 
 
+def test_run_config_names_a_knowledge_base_that_is_not_there(tmp_path):
+    from mtsc_sdr.config import ConfigError
+    from mtsc_sdr.runtime.run import load_config
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(f"kb: {tmp_path / 'none'}\n")
+    with pytest.raises(ConfigError, match=r"^kb: no knowledge base in"):
+        load_config(str(bad))
+    bad.write_text(f"clients:\n  - {{kb: {tmp_path / 'none'}}}\n")
+    with pytest.raises(ConfigError, match=r"clients\[0\]\.kb: no knowledge base in"):
+        load_config(str(bad))
+
+
 def test_run_fails_fast_naming_a_dead_channel(micro_checkpoint, tmp_path):
     from mtsc_sdr.runtime.run import ClientSpec, RunConfig, execute
     from mtsc_sdr.process import ProcessFailed
