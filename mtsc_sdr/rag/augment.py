@@ -11,24 +11,14 @@ makes of them); the base station queries its base with the question's embedding.
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Optional, Protocol, Sequence
+from typing import Optional
 
 from mtsc_sdr.data import TaskExample
 
-
-class Hit(Protocol):
-    doc_id: str
-    text: str
+from .kb import KnowledgeBase
 
 
-class Retriever(Protocol):
-    """What :func:`with_context` needs of a knowledge base (:class:`~mtsc_sdr.rag.kb.KnowledgeBase`)."""
-
-    def query(self, text: str, k: int = 5) -> Sequence[Hit]:
-        """The top ``k`` hits for ``text``, best first."""
-
-
-def snippets(base: Optional[Retriever], question: str, k: int) -> str:
+def snippets(base: Optional[KnowledgeBase], question: str, k: int) -> str:
     """The top ``k`` snippets of ``base`` for ``question``, best first, joined by a space ("" for
     no base or no hit)."""
     if base is None:
@@ -36,7 +26,7 @@ def snippets(base: Optional[Retriever], question: str, k: int) -> str:
     return " ".join(h.text for h in base.query(question, k=k))
 
 
-def with_context(items: list[TaskExample], local: Optional[Retriever], glob: Optional[Retriever],
+def with_context(items: list[TaskExample], local: Optional[KnowledgeBase], glob: Optional[KnowledgeBase],
                  k: int = 2) -> list[TaskExample]:
     """``items`` with ``local_context`` / ``global_context`` retrieved for those with a question
     (one query per item and base, as a client and a base station make them item by item)."""

@@ -21,30 +21,25 @@ once and cached (the embedder runs a few thousand sentences when training starts
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Optional, Protocol
+from typing import Optional
 
 import numpy as np
 
 from mtsc_sdr.data import TaskExample
 from mtsc_sdr.data import knowledge as kn
 
+from .embedder import Embedder
+
 #: where a knowledge question's fact is put, and how often: (case, probability)
 CASES: tuple[tuple[str, float], ...] = (("none", 0.15), ("local", 0.3), ("global", 0.3), ("both", 0.1),
                                         ("conflict", 0.15))
-
-
-class Embedder(Protocol):
-    """What the loop needs of an embedder (:mod:`mtsc_sdr.rag.embedder`)."""
-
-    def embed(self, texts: list[str]) -> np.ndarray:
-        """float32 (N, dim), L2-normalized rows."""
 
 
 class RetrievalLoop:
     """Attach retrieved local and global context to training items (see the module docstring).
 
     Args:
-        embedder: maps texts to normalized float32 vectors (N, dim).
+        embedder: maps texts to normalized float32 vectors (N, dim) (only ``embed`` is used).
         k: snippets retrieved from each base (the same ``k`` as at inference).
         max_local, max_global: a base holds 0..max documents besides the asked fact.
         cases: :data:`CASES`.
