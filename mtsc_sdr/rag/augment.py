@@ -18,6 +18,27 @@ from mtsc_sdr.data import TaskExample
 from .kb import KnowledgeBase
 
 
+#: snippets each base gives a question item, unless told otherwise (the release model trained with 2)
+RETRIEVAL_K = 2
+
+
+def open_for_model(path, cfg, retrieval_k: int = RETRIEVAL_K) -> KnowledgeBase:
+    """The existing knowledge base at ``path`` (``create=False``) for a model of config ``cfg``
+    that is to read ``retrieval_k`` of its snippets per question item: what ``--kb`` opens on
+    either side of the link.
+
+    Raises:
+        ValueError: the model takes no retrieved context (``context_tokens`` 0), or ``retrieval_k`` < 1.
+        KnowledgeBaseError: nothing there, or a base that cannot be opened.
+    """
+    if not cfg.context_tokens:
+        raise ValueError(f"--kb {path}: the checkpoint's model takes no retrieved context (context_tokens 0); "
+                         "use a model trained with retrieval (model.context_tokens > 0), or leave out --kb")
+    if not isinstance(retrieval_k, int) or retrieval_k < 1:
+        raise ValueError(f"--retrieval-k must be a positive integer, got {retrieval_k!r}")
+    return KnowledgeBase.open(path, create=False)
+
+
 def snippets(base: Optional[KnowledgeBase], question: str, k: int) -> str:
     """The top ``k`` snippets of ``base`` for ``question``, best first, joined by a space ("" for
     no base or no hit)."""

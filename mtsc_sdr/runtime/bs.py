@@ -66,6 +66,7 @@ from mtsc_sdr.model.checkpoint import shipped_model_dir
 from mtsc_sdr.options import add_checkpoint, add_threads
 from mtsc_sdr.phy.rx import Receiver, ReceiverConfig
 from mtsc_sdr.report import peak_rss_mb
+from mtsc_sdr.rag.augment import RETRIEVAL_K, open_for_model
 from mtsc_sdr.runtime import protocol
 
 # torch is imported where the model runs: `run` and `replay` import this module for the base
@@ -80,8 +81,6 @@ MAX_QUERIES = 4096
 QUERY_GRACE_MS = 50
 #: Question items of a session that never sent a query after which its frames no longer wait for one.
 QUERY_PROBE_FRAMES = 2
-#: Snippets the global knowledge base gives each question item (as in training, ``retrieval_k``).
-RETRIEVAL_K = 2
 
 
 def payload_snr_db(noise_var: np.ndarray) -> float:
@@ -124,7 +123,7 @@ class BaseStation:
         self.server, self.tokenizer = model.server.eval(), model.tokenizer
         self.host = protocol.host_id()
         self.stats: Counter = Counter()
-        self.kb = None if knowledge is None else open_global_knowledge(knowledge, model.cfg, retrieval_k)
+        self.kb = None if knowledge is None else open_for_model(knowledge, model.cfg, retrieval_k)
         self.retrieval_k, self.max_queries = int(retrieval_k), int(max_queries)
         self.queries: OrderedDict[tuple[int, int], np.ndarray] = OrderedDict()  # (session, seq) -> float32 (dim,)
         self._query_sessions: set[int] = set()          # sessions that sent a valid query
@@ -426,23 +425,6 @@ class BaseStation:
             rec.close(end)
         if self.kb is not None:
             self.kb.close()
-
-
-def open_global_knowledge(path: str | Path, cfg, retrieval_k: int):
-    """The global knowledge base at ``path`` (``create=False``) for a model of config ``cfg``.
-
-    Raises:
-        ValueError: the model takes no retrieved context, or ``retrieval_k`` < 1.
-        KnowledgeBaseError: nothing there, or a base that cannot be opened.
-    """
-    if not cfg.context_tokens:
-        raise ValueError(f"--kb {path}: the checkpoint's model takes no retrieved context (context_tokens 0); "
-                         "serve a model trained with retrieval (model.context_tokens > 0), or leave out --kb")
-    if not isinstance(retrieval_k, int) or retrieval_k < 1:
-        raise ValueError(f"--retrieval-k must be a positive integer, got {retrieval_k!r}")
-    from mtsc_sdr.rag import KnowledgeBase
-
-    return KnowledgeBase.open(path, create=False)
 
 
 def bs_argv(checkpoint: str, control: str, rx: list[str], sample_rate_hz: float, stats: str | Path, *,

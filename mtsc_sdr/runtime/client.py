@@ -87,6 +87,7 @@ from mtsc_sdr.options import add_checkpoint, add_seed, add_threads
 from mtsc_sdr.phy.header import FrameHeader
 from mtsc_sdr.phy.ofdm import SUBCARRIER_SNR_GAIN_DB
 from mtsc_sdr.phy.tx import Transmitter
+from mtsc_sdr.rag.augment import RETRIEVAL_K
 from mtsc_sdr.report import peak_rss_mb
 from mtsc_sdr.runtime import protocol
 from mtsc_sdr.runtime.outputs import outputs_for
@@ -218,7 +219,7 @@ class ClientSettings:
     hello_timeout_s: float = 120.0
     images_dir: Optional[str] = None
     items: Optional[dict] = None     # where the items come from (:func:`item_source`), told in hello
-    retrieval_k: int = 2             # snippets of the local knowledge base per question item
+    retrieval_k: int = RETRIEVAL_K   # snippets of the local knowledge base per question item
     counters: Counter = field(default_factory=Counter)
 
 
@@ -655,7 +656,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="the client's local, private knowledge base (a directory made by `mtsc-sdr kb add`): its "
                         "snippets join the encoder input of question items, their text never leaves the client; "
                         "needs a model trained with retrieval (context_tokens)")
-    p.add_argument("--retrieval-k", type=int, default=2, metavar="K",
+    p.add_argument("--retrieval-k", type=int, default=RETRIEVAL_K, metavar="K",
                    help="with --kb: snippets retrieved for each question item")
     add_threads(p)
     p.add_argument("--out", help="JSON lines file (default: stdout)")
@@ -738,16 +739,11 @@ def open_local_knowledge(path: Optional[str], cfg, runtime: str, retrieval_k: in
     ``retrieval_k`` < 1); KnowledgeBaseError when nothing is there or it cannot be opened."""
     if path is None:
         return None
-    if not cfg.context_tokens:
-        raise ValueError(f"--kb {path}: the checkpoint's model takes no retrieved context (context_tokens 0); "
-                         "use a model trained with retrieval (model.context_tokens > 0), or leave out --kb")
     if runtime != "torch":
         raise ValueError(f"--kb {path}: the {runtime} runtime's graphs take no retrieved context; use --runtime torch")
-    if not isinstance(retrieval_k, int) or retrieval_k < 1:
-        raise ValueError(f"--retrieval-k must be a positive integer, got {retrieval_k!r}")
-    from mtsc_sdr.rag import KnowledgeBase
+    from mtsc_sdr.rag.augment import open_for_model
 
-    return KnowledgeBase.open(path, create=False)
+    return open_for_model(path, cfg, retrieval_k)
 
 
 def _run_points(args: argparse.Namespace, points: list, loaded, items: list, source: dict, precision: str,
