@@ -81,14 +81,12 @@ def conv_encode(bits: np.ndarray) -> np.ndarray:
     """Rate-1/2 encoding of ``bits`` followed by K-1 zero tail bits -> 2 * (len + 6) coded bits.
 
     Output order c0[0], c1[0], c0[1], c1[1], ... The register's MSB is the newest input bit.
+    Coded stream j is the GF(2) convolution of the input (tail included) with generator j's taps.
     """
     u = np.concatenate([np.asarray(bits, dtype=np.int64), np.zeros(TAIL, dtype=np.int64)])
-    reg = np.zeros(u.size, dtype=np.int64)
-    for d in range(K):  # reg[n] = sum_d u[n-d] << (K-1-d)
-        reg[d:] |= u[: u.size - d] << (K - 1 - d)
     out = np.empty((u.size, 2), dtype=np.uint8)
-    for j, g in enumerate(GENERATORS):
-        out[:, j] = _parity(reg & g)
+    for j in range(2):
+        out[:, j] = np.convolve(u, _GEN_TAPS[j])[:u.size] & 1
     return out.reshape(-1)
 
 
