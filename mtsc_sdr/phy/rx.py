@@ -93,11 +93,10 @@ from dataclasses import dataclass
 from typing import Optional
 
 import numpy as np
-from scipy.linalg import lapack as _lapack
 
 from mtsc_sdr.config import check
 from mtsc_sdr.phy import header as hdr
-from mtsc_sdr.phy import ofdm, spreading
+from mtsc_sdr.phy import ofdm, rx_kernels, spreading
 from mtsc_sdr.phy.ofdm import (AMP_USED, DATA_POS, LTF_GI, N_CP, N_FFT, N_LTF, N_USED, PILOT_BINS, PILOT_POS, PILOTS,
                                STF_LEN, STF_PERIOD, SYM_LEN, USED, USED_BINS)
 
@@ -192,43 +191,6 @@ class _Sync:
     omega_std: float  # predicted std of the residual CFO after the LTF estimate, rad/sample
 
 
-def _sums16(seg: np.ndarray, n_out: int, window: int):
-    """Sliding lag-16 correlation P(d) and window energies for d = 0..n_out-1."""
-    r = seg.astype(np.complex128)
-    D = STF_PERIOD
-    prod = np.conj(r[:-D]) * r[D:]
-    cp = np.empty(prod.size + 1, dtype=np.complex128)
-    cp[0] = 0.0
-    np.cumsum(prod, out=cp[1:])
-    en = np.empty(r.size + 1)
-    en[0] = 0.0
-    np.cumsum(r.real ** 2 + r.imag ** 2, out=en[1:])
-    P = cp[window:window + n_out] - cp[:n_out]
-    ea = en[window:window + n_out] - en[:n_out]
-    eb = en[D + window:D + window + n_out] - en[D:D + n_out]
-    return P, ea, eb
-
-
-def _metric16(seg: np.ndarray, n_out: int, window: int) -> np.ndarray:
-    """Normalised lag-16 autocorrelation M(d) for d = 0..n_out-1 (seg needs n_out + window + 16 samples)."""
-    P, ea, eb = _sums16(seg, n_out, window)
-    den = ea * eb
-    num = P.real ** 2 + P.imag ** 2
-    out = np.zeros(n_out)
-    ok = den > 1e-30
-    out[ok] = num[ok] / den[ok]
-    return out
-
-
-def _lag16(seg: np.ndarray, n_out: int, window: int) -> np.ndarray:
-    """|P(d)| (n_out,), the unnormalised lag-16 correlation magnitude (same sums as _sums16's P)."""
-    r = seg[:n_out + window + STF_PERIOD].astype(np.complex128)
-    cp = np.empty(r.size - STF_PERIOD + 1, dtype=np.complex128)
-    cp[0] = 0.0
-    np.cumsum(np.conj(r[:-STF_PERIOD]) * r[STF_PERIOD:], out=cp[1:])
-    return np.abs(cp[window:window + n_out] - cp[:n_out])
-
-
 #: the largest sample magnitude the receiver takes as signal: full scale is 1.0 (DESIGN.md
 #: conventions), so anything 60 dB above it is a glitch, not a signal
 MAX_SAMPLE_ABS = 1e3
@@ -298,13 +260,11 @@ class Receiver:
         # channel estimator matrices
         taps = np.arange(cfg.channel_taps)
         self._A = np.exp(-2j * np.pi * np.outer(USED, taps) / N_FFT)  # (52, taps): taps -> USED bins
-        self._Ah = np.ascontiguousarray(self._A.conj().T)
         # USED is symmetric about DC, so A^H A (a sum of cosines) is real: the SBL iterations run on
-        # real symmetric matrices (Cholesky) with the complex right-hand side as two real columns
-        self._AhA = (self._Ah @ self._A).real.copy()
+        # real symmetric matrices (Cholesky)
+        self._AhA = (self._A.conj().T @ self._A).real.copy()
         self._ltf_x = ofdm.LTF_VALUES * AMP_USED
         self._ltf_sym = ofdm.LTF_SYMBOL.astype(np.complex128)
-        self._ltf_energy = float(np.sum(np.abs(self._ltf_sym) ** 2))
         # demodulation tables
         self._ramp64 = np.arange(N_FFT, dtype=np.float64)
         # (64, 52) unitary DFT onto the used bins: time samples @ it = bins on USED (for 3 LTF symbols a
@@ -400,12 +360,11 @@ class Receiver:
             if self._runs_cache is not None and self._runs_cache[:2] == (b, i_end):
                 runs = self._runs_cache[2]
             else:
+                # runs[i]: offsets of [b + i, b + i + R) where M > threshold (a frame's end, a few
+                # signal samples in an otherwise quiet window, makes M jump about for a few
+                # offsets; the STF keeps it up over its whole plateau)
                 n_m = i_end - b + R - 1
-                m = _metric16(self._slice(b, b + n_m + W + D), n_m, W)
-                # a frame's end (a few signal samples in an otherwise quiet window) makes M jump
-                # about for a few offsets; the STF keeps it up over its whole plateau
-                above = np.concatenate([[0], np.cumsum(m > thr)])
-                runs = above[R:] - above[:-R]  # runs[i]: offsets above threshold in [i, i + R)
+                runs = rx_kernels.lag_metric_runs(self._slice(b, b + n_m + W + D), n_m, W, D, thr, R)
                 self._runs_cache = (b, i_end, runs)
             hits = np.flatnonzero(runs[d - b:i_end - b] == R)
             if hits.size:
@@ -444,14 +403,9 @@ class Receiver:
             hi = centre + self._PEAK_WIN
             if hi + W + D > self._avail():
                 return "wait"
-            p = _lag16(self._slice(lo, hi + W + D), hi - lo, W)
-            i_max = int(np.argmax(p))
-            below = p < 0.5 * p[i_max]
-            left = np.flatnonzero(below[:i_max])
-            right = np.flatnonzero(below[i_max:])
-            a = left[-1] + 1 if left.size else 0
-            b = i_max + right[0] - 1 if right.size else p.size - 1
-            if (b < p.size - 1 or p.size < 2) and (a > 0 or lo == self._base):
+            n_p = hi - lo
+            i_max, a, b = rx_kernels.lag_plateau(self._slice(lo, hi + W + D), n_p, W, D)
+            if (b < n_p - 1 or n_p < 2) and (a > 0 or lo == self._base):
                 break
             centre = lo + i_max
         stf_start = lo + int(round(0.5 * (a + b))) - (STF_LEN - W - D) // 2
@@ -492,53 +446,14 @@ class Receiver:
         return "done"
 
     # ------------------------------------------------------------------ synchronisation
-    def _derotate(self, lo: int, hi: int, cfo: float, ref: int) -> np.ndarray:
-        n = np.arange(lo - ref, hi - ref, dtype=np.float64)
-        return self._slice(lo, hi).astype(np.complex128) * np.exp(-2j * np.pi * cfo * n)
-
     def _sync(self, s: int) -> Optional[_Sync]:
+        """Stages 2-6 for an STF starting at absolute index s: None when not confirmed."""
         cfg = self.config
-        D = STF_PERIOD
-        stf = self._slice(s + 24, s + 152).astype(np.complex128)
-        cfo_c = cmath.phase(np.vdot(stf[:-D], stf[D:])) / (2 * np.pi * D)
-        # LTF matched filter around the predicted position of the first LTF symbol
-        t_nom = s + STF_LEN + LTF_GI
-        t_lo, t_hi = t_nom - self._SEARCH, t_nom + self._SEARCH  # inclusive range
-        seg = self._derotate(t_lo, t_hi + (N_LTF + 1) * N_FFT, cfo_c, s)
-        xc = np.abs(np.correlate(seg, self._ltf_sym, mode="valid")) ** 2  # xc[i] for t = t_lo + i
-        n_t = t_hi - t_lo + 1
-        lam = sum(xc[j * N_FFT:j * N_FFT + n_t] for j in range(N_LTF))
-        # The LTF is periodic, so lam is nearly as large one symbol early (guard interval + two
-        # copies). Penalising a further copy right after the claimed LTF (where the header must
-        # be) separates the hypotheses: true 3 - 0, one symbol early 2.25 - 1, one late 2 - 0.
-        i_pk = int(np.argmax(lam - xc[N_LTF * N_FFT:N_LTF * N_FFT + n_t]))
-        # first path: among windows of N_CP - fft_backoff lags containing the peak, the latest
-        # start still holding (1 - _ENERGY_SLACK) of the best such window's correlation energy
-        wl = N_CP - cfg.fft_backoff
-        cl = np.concatenate([[0.0], np.cumsum(lam)])
-        s_win = cl[wl:] - cl[:-wl]  # s_win[i] = sum lam[i : i + wl]
-        i0 = max(i_pk - wl + 1, 0)
-        win = s_win[i0:i_pk + 1]
-        t_first = t_lo + i0 + int(np.flatnonzero(win >= (1.0 - self._ENERGY_SLACK) * win.max())[-1])
-        # fine CFO: lag-64 autocorrelation over the guard interval and the LTF, then lag 128 for
-        # twice the precision (unambiguous within +-1/256 of the lag-64 estimate)
-        a = self._derotate(t_first - 20, t_first + N_LTF * N_FFT, cfo_c, s)
-        p64 = np.vdot(a[:-N_FFT], a[N_FFT:])
-        cfo_f = cfo_c + cmath.phase(p64) / (2 * np.pi * N_FFT)
-        n_a = np.arange(a.size)
-        a = a * np.exp(-2j * np.pi * (cfo_f - cfo_c) * n_a)
-        p128 = np.vdot(a[:-2 * N_FFT], a[2 * N_FFT:])
-        cfo = cfo_f + cmath.phase(p128) / (2 * np.pi * 2 * N_FFT)
-        u = t_first - cfg.fft_backoff
-        # confirmation: with the CFO removed the LTF copies add coherently; the fraction of the
-        # LTF region's energy that the known LTF explains over the 16 lags of the channel model
-        # is S/(S+N) for a frame (0.24 at -5 dB, 0.5 at 0 dB) and Gamma(16)/192 on noise
-        # (mean 0.08, std 0.02)
-        seg = self._derotate(u, u + N_LTF * N_FFT + N_CP, cfo, u)
-        xc = np.correlate(seg, self._ltf_sym, mode="valid")
-        coh = sum(xc[j * N_FFT:j * N_FFT + N_CP] for j in range(N_LTF))
-        e_win = float(np.sum(np.abs(seg[:N_LTF * N_FFT]) ** 2)) / N_LTF
-        rho = float(np.sum(np.abs(coh) ** 2)) / (N_LTF ** 2 * self._ltf_energy * e_win + 1e-30)
+        t_first, u, cfo, rho, n_fine, seg = rx_kernels.ltf_sync(
+            self._buf, s - self._base, self._ltf_sym, N_LTF, STF_LEN, LTF_GI, STF_PERIOD, self._SEARCH, N_CP,
+            cfg.fft_backoff, self._ENERGY_SLACK)
+        t_first += self._base
+        u += self._base
         if rho < cfg.confirm_threshold:
             return None
         Y = seg[:N_LTF * N_FFT].reshape(N_LTF, N_FFT) @ self._dft_used  # (N_LTF, 52) unitary DFT on USED
@@ -554,7 +469,7 @@ class Receiver:
         # phase noise of the lag-128 correlation over its a.size - 128 products (high-SNR-exact
         # variance (2/snr + 1/snr^2) / (2 M)), with a 1.5x margin and a floor for oscillator drift
         snr = 10.0 ** (snr_db / 10.0)
-        var_ph = (2.0 / snr + 1.0 / snr ** 2) / (2.0 * (a.size - 2 * N_FFT))
+        var_ph = (2.0 / snr + 1.0 / snr ** 2) / (2.0 * n_fine)
         omega_std = 1.5 * math.sqrt(var_ph) / (2 * N_FFT) + 2 * np.pi * 1e-6
         return _Sync(start=start, u=u, cfo=cfo, h_used=h_used, h_ls=h_ls, n0=n0, snr_db=snr_db, omega_std=omega_std)
 
@@ -576,35 +491,8 @@ class Receiver:
         """LMMSE of a channel_taps-long impulse response from the LS estimate h_ls (52,) on USED,
         whose noise variance per subcarrier is var_h. Returns (H on USED (52,), the number of taps
         the data determined: sum over taps of 1 - posterior / prior variance)."""
-        e_ls = float(np.vdot(h_ls, h_ls).real) / N_USED
-        Lh = self.config.channel_taps
-        AhH = self._Ah @ h_ls
-        p_total = max(e_ls - var_h, 1e-2 * var_h)
-        # LMMSE of the taps with a prior power per tap, the prior re-estimated from the posterior
-        # (sparse Bayesian learning / EM): taps holding only noise are driven to zero. Posterior
-        # precision m = A^H A / var_h + diag(1 / p_tap) (real, SPD); mean mu = m^-1 A^H h / var_h.
-        p_tap = np.full(Lh, p_total / Lh)
-        gram = self._AhA / var_h
-        # right-hand sides [Re, Im of A^H h / var_h | identity] (Lh, 2 + Lh): one LAPACK call per
-        # iteration gives the mean and m^-1, whose diagonal is the posterior variance. (Not potri:
-        # OpenBLAS runs it multi-threaded, milliseconds per 16 x 16 call on a busy machine.)
-        rhs = np.zeros((Lh, 2 + Lh), order="F")
-        rhs[:, 0], rhs[:, 1] = AhH.real / var_h, AhH.imag / var_h
-        rhs[:, 2:] = np.eye(Lh)
-        m = np.empty((Lh, Lh), order="F")  # Fortran order: LAPACK factors it in place
-        diag = np.einsum("ii->i", m)  # a view of m's diagonal
-        for _ in range(self._SBL_ITERS):
-            prior = p_tap
-            np.copyto(m, gram)
-            diag += 1.0 / p_tap
-            _, sol, info = _lapack.dposv(m, rhs, overwrite_a=1)
-            if info:
-                raise np.linalg.LinAlgError(f"SBL posterior precision not positive definite ({info})")
-            mu = sol[:, :2]  # real and imaginary parts of the posterior mean
-            post = sol[:, 2:].diagonal()
-            p_tap = (mu * mu).sum(axis=1) + post + 1e-9 * p_total
-        fitted = float(np.sum(1.0 - post / prior))
-        return self._A @ (mu[:, 0] + 1j * mu[:, 1]), fitted
+        return rx_kernels.sbl_channel(self._A, self._AhA, np.ascontiguousarray(h_ls, dtype=np.complex128),
+                                      float(var_h), self._SBL_ITERS)
 
     def _refine_with_header(self, sync: _Sync, Yc: np.ndarray, header: hdr.FrameHeader) -> _Sync:
         """The channel and noise estimates again, with the header as training: once its CRC has

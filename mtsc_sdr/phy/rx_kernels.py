@@ -1,0 +1,304 @@
+"""The receiver's compiled inner loops (numba): detection sums, STF plateau, LTF synchronisation
+and the sparse-Bayesian channel fit.
+
+Why compiled code: :mod:`mtsc_sdr.phy.rx` spends its time on many small arrays (a 64-sample LTF
+symbol, 52 subcarriers, 16 channel taps, a 16 x 16 posterior precision ten times per estimate).
+Written with numpy, each step is one or a few microseconds of call overhead doing tens of
+nanoseconds of arithmetic, and a frame needed some 300 such calls (0.6 ms of CPU per frame, about
+2-4 Msamples/s on back-to-back frames). Batching across frames does not fit a streaming receiver
+(a frame's payload length, and whether there is a frame at all, is known only after its own header
+decodes). Each kernel here replaces such a chain with one call; the arithmetic is the same (same
+sums in the same order where the detector's decisions depend on them, so chunking still does not
+change results).
+
+Compilation: ``@njit(cache=True)`` through :func:`_compiled`. Functions compile lazily on first use
+in a process (a few seconds), are shared by every :class:`~mtsc_sdr.phy.rx.Receiver`, and are
+cached on disk: in ``__pycache__`` beside this file, or, when that is read-only, numba's user-wide
+cache directory (``NUMBA_CACHE_DIR`` or ``~/.cache/numba``). Where neither is writable the
+functions still work, compiled in each process.
+
+Shapes and dtypes are on each function; samples are complex64 slices of the receiver's buffer,
+everything computed is complex128 / float64.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+
+
+def _compiled(func):
+    """``numba.njit(cache=True)(func)``, or without the on-disk cache where no cache directory is
+    writable (numba raises RuntimeError at decoration then)."""
+    try:
+        return numba.njit(cache=True)(func)
+    except RuntimeError:
+        return numba.njit(func)
+
+
+@_compiled
+def lag_metric_runs(seg, n_out, window, lag, threshold, run):
+    """Detection runs: how many offsets of each ``run``-long stretch have ``M(d) > threshold``.
+
+    ``M(d) = |P(d)|^2 / (E_a(d) E_b(d))`` with ``P(d) = sum_{k<window} conj(r[d+k]) r[d+k+lag]``
+    and E_a, E_b the energies of the two windows (M = 0 where their product is below 1e-30). The
+    sums are differences of running sums from ``seg[0]``, so they depend only on where seg starts.
+
+    seg: complex (n_out + window + lag,). Returns int64 (n_out - run + 1,): ``runs[i]`` = the
+    number of d in [i, i + run) with M(d) > threshold.
+    """
+    n = n_out + window + lag
+    cp = np.empty(n - lag + 1, dtype=np.complex128)  # running sum of conj(r[k]) r[k + lag]
+    en = np.empty(n + 1)  # running sum of |r[k]|^2
+    cp[0] = 0.0
+    en[0] = 0.0
+    acc = 0j
+    e = 0.0
+    for k in range(n):
+        v = complex(seg[k])
+        e += v.real * v.real + v.imag * v.imag
+        en[k + 1] = e
+        if k < n - lag:
+            acc += v.conjugate() * complex(seg[k + lag])
+            cp[k + 1] = acc
+    above = np.empty(n_out + 1, dtype=np.int64)  # running count of offsets above the threshold
+    above[0] = 0
+    for d in range(n_out):
+        p = cp[d + window] - cp[d]
+        den = (en[d + window] - en[d]) * (en[d + lag + window] - en[d + lag])
+        m = (p.real * p.real + p.imag * p.imag) / den if den > 1e-30 else 0.0
+        above[d + 1] = above[d] + (1 if m > threshold else 0)
+    return above[run:] - above[:n_out - run + 1]
+
+
+@_compiled
+def lag_plateau(seg, n_out, window, lag):
+    """The half-maximum region of ``|P(d)|`` (the unnormalised lag correlation of
+    :func:`lag_metric_runs`) around its maximum, for d = 0 .. n_out - 1.
+
+    seg: complex (>= n_out + window + lag,). Returns (i_max, a, b): the first maximum and the
+    region [a, b] around it where ``|P| >= |P(i_max)| / 2`` (bounded by 0 and n_out - 1).
+    """
+    cp = np.empty(n_out + window, dtype=np.complex128)  # cp[k] = sum_{j<k} conj(r[j]) r[j + lag]
+    acc = 0j
+    for k in range(n_out + window):
+        cp[k] = acc
+        acc += complex(seg[k]).conjugate() * complex(seg[k + lag])
+    mag = np.empty(n_out)
+    i_max = 0
+    for d in range(n_out):
+        mag[d] = abs(cp[d + window] - cp[d])
+        if mag[d] > mag[i_max]:
+            i_max = d
+    half = 0.5 * mag[i_max]
+    a = i_max
+    while a > 0 and not mag[a - 1] < half:
+        a -= 1
+    b = i_max
+    while b < n_out - 1 and not mag[b + 1] < half:
+        b += 1
+    return i_max, a, b
+
+
+@_compiled
+def _rotated(x, lo, hi, cfo, ref):
+    """x[lo:hi] (complex) times exp(-j 2 pi cfo (n - ref)) for n = lo .. hi - 1: complex128 (hi - lo,)."""
+    w = -2.0 * math.pi * cfo
+    out = np.empty(hi - lo, dtype=np.complex128)
+    for i in range(hi - lo):
+        th = w * float(lo + i - ref)
+        out[i] = complex(x[i + lo]) * complex(math.cos(th), math.sin(th))
+    return out
+
+
+@_compiled
+def _correlate(seg, ref):
+    """np.correlate(seg, ref, 'valid'): out[i] = sum_k seg[i + k] conj(ref[k]), complex128
+    (seg.size - ref.size + 1,). The loop over i is innermost (no dependency between its steps)."""
+    n = seg.size - ref.size + 1
+    out = np.zeros(n, dtype=np.complex128)
+    for k in range(ref.size):
+        c = ref[k].conjugate()
+        for i in range(n):
+            out[i] += seg[i + k] * c
+    return out
+
+
+@_compiled
+def _phase(z):
+    return math.atan2(z.imag, z.real)
+
+
+@_compiled
+def _lag_dot(a, lag):
+    """np.vdot(a[:-lag], a[lag:])."""
+    acc = 0j
+    for k in range(a.size - lag):
+        acc += a[k].conjugate() * a[k + lag]
+    return acc
+
+
+@_compiled
+def ltf_sync(x, s, ltf_sym, n_ltf, stf_len, ltf_gi, stf_period, search, n_cp, fft_backoff, energy_slack):
+    """Stages 2-4 of the receiver for an STF starting at index ``s`` of ``x`` (complex (N,)):
+    coarse CFO, LTF timing (first path), fine CFO and the confirmation statistic.
+
+    ltf_sym: complex128 (64,) one LTF symbol. Needs x up to ``s + stf_len + ltf_gi + search +
+    (n_ltf + 1) * 64``. Returns ``(t_first, u, cfo, rho, n_fine, seg)``: the first path's LTF
+    start, the first FFT window ``u = t_first - fft_backoff``, the CFO (cycles/sample), the share
+    of the LTF region's energy the known LTF explains over the n_cp lags, the number of samples
+    of the fine CFO estimate, and the derotated LTF windows complex128 (n_ltf * 64 + n_cp,) from u.
+    """
+    n_fft = ltf_sym.size
+    # coarse CFO from the lag-16 correlation inside the STF
+    stf = _rotated(x, s + 24, s + 152, 0.0, 0)
+    cfo_c = _phase(_lag_dot(stf, stf_period)) / (2 * math.pi * stf_period)
+    # LTF matched filter around the predicted position of the first LTF symbol
+    t_nom = s + stf_len + ltf_gi
+    t_lo = t_nom - search
+    n_t = 2 * search + 1
+    seg = _rotated(x, t_lo, t_lo + n_t - 1 + (n_ltf + 1) * n_fft, cfo_c, s)
+    xc = _correlate(seg, ltf_sym)
+    lam = np.zeros(n_t)
+    for j in range(n_ltf):
+        for i in range(n_t):
+            v = xc[j * n_fft + i]
+            lam[i] += v.real * v.real + v.imag * v.imag
+    # a further copy right after the claimed LTF (where the header must be) is penalised
+    i_pk = 0
+    best = -np.inf
+    for i in range(n_t):
+        v = xc[n_ltf * n_fft + i]
+        score = lam[i] - (v.real * v.real + v.imag * v.imag)
+        if score > best:
+            best, i_pk = score, i
+    # first path: the latest window start (of wl lags containing the peak) still holding
+    # 1 - energy_slack of the best such window's correlation energy
+    wl = n_cp - fft_backoff
+    cl = np.empty(n_t + 1)
+    cl[0] = 0.0
+    for i in range(n_t):
+        cl[i + 1] = cl[i] + lam[i]
+    i0 = max(i_pk - wl + 1, 0)
+    i1 = min(i_pk + 1, n_t + 1 - wl)
+    w_max = -np.inf
+    for i in range(i0, i1):
+        w_max = max(w_max, cl[i + wl] - cl[i])
+    last = i0
+    for i in range(i0, i1):
+        if cl[i + wl] - cl[i] >= (1.0 - energy_slack) * w_max:
+            last = i
+    t_first = t_lo + last
+    # fine CFO: lag-64 autocorrelation over the guard interval and the LTF, then lag 128
+    a = _rotated(x, t_first - 20, t_first + n_ltf * n_fft, cfo_c, s)
+    cfo_f = cfo_c + _phase(_lag_dot(a, n_fft)) / (2 * math.pi * n_fft)
+    w = -2.0 * math.pi * (cfo_f - cfo_c)
+    for i in range(a.size):
+        a[i] *= complex(math.cos(w * i), math.sin(w * i))
+    cfo = cfo_f + _phase(_lag_dot(a, 2 * n_fft)) / (2 * math.pi * 2 * n_fft)
+    # confirmation: the LTF copies' coherent sum over the n_cp lags of the channel model
+    u = t_first - fft_backoff
+    seg = _rotated(x, u, u + n_ltf * n_fft + n_cp, cfo, u)
+    xc = _correlate(seg, ltf_sym)
+    coh = 0.0
+    for i in range(n_cp):
+        c = 0j
+        for j in range(n_ltf):
+            c += xc[j * n_fft + i]
+        coh += c.real * c.real + c.imag * c.imag
+    e_win = 0.0
+    for i in range(n_ltf * n_fft):
+        e_win += seg[i].real * seg[i].real + seg[i].imag * seg[i].imag
+    e_ltf = 0.0
+    for k in range(n_fft):
+        e_ltf += ltf_sym[k].real * ltf_sym[k].real + ltf_sym[k].imag * ltf_sym[k].imag
+    rho = coh / (n_ltf * e_ltf * e_win + 1e-30)
+    return t_first, u, cfo, rho, a.size - 2 * n_fft, seg
+
+
+@_compiled
+def sbl_channel(A, AhA, h_ls, var_h, iters):
+    """LMMSE of an impulse response of L taps from the LS estimate ``h_ls`` (complex (M,)) on the
+    used subcarriers, each tap's prior power re-estimated from its posterior (sparse Bayesian
+    learning / EM, ``iters`` iterations): taps holding only noise are driven to zero.
+
+    A: complex128 (M, L) taps -> used bins; AhA: float64 (L, L) ``Re(A^H A)`` (A^H A is real when
+    the used bins are symmetric about DC); var_h: noise variance of h_ls per subcarrier.
+    Posterior precision ``m = A^H A / var_h + diag(1 / p_tap)`` (SPD, Cholesky ``m = C C^T``),
+    mean ``m^-1 A^H h / var_h``, variances ``diag(m^-1)`` = squared column norms of ``C^-1``.
+    Returns (H on the used bins complex128 (M,), taps the data determined: sum of
+    1 - posterior / prior variance).
+    """
+    M, L = A.shape
+    e_ls = 0.0
+    for k in range(M):
+        e_ls += h_ls[k].real * h_ls[k].real + h_ls[k].imag * h_ls[k].imag
+    e_ls /= M
+    p_total = max(e_ls - var_h, 1e-2 * var_h)
+    b = np.zeros(L, dtype=np.complex128)  # A^H h / var_h
+    for t in range(L):
+        acc = 0j
+        for k in range(M):
+            acc += A[k, t].conjugate() * h_ls[k]
+        b[t] = acc / var_h
+    p_tap = np.full(L, p_total / L)
+    prior = p_tap.copy()
+    mu = np.zeros(L, dtype=np.complex128)
+    post = np.zeros(L)
+    C = np.zeros((L, L))
+    Ci = np.zeros((L, L))
+    y = np.zeros(L, dtype=np.complex128)
+    for _ in range(iters):
+        prior[:] = p_tap
+        # Cholesky of m (lower triangle of C)
+        for j in range(L):
+            s = AhA[j, j] / var_h + 1.0 / p_tap[j]
+            for k in range(j):
+                s -= C[j, k] * C[j, k]
+            if not s > 0.0:
+                raise np.linalg.LinAlgError("SBL posterior precision not positive definite")
+            C[j, j] = math.sqrt(s)
+            for i in range(j + 1, L):
+                s = AhA[i, j] / var_h
+                for k in range(j):
+                    s -= C[i, k] * C[j, k]
+                C[i, j] = s / C[j, j]
+        # mean: C y = b, C^T mu = y
+        for i in range(L):
+            acc = b[i]
+            for k in range(i):
+                acc -= C[i, k] * y[k]
+            y[i] = acc / C[i, i]
+        for i in range(L - 1, -1, -1):
+            acc = y[i]
+            for k in range(i + 1, L):
+                acc -= C[k, i] * mu[k]
+            mu[i] = acc / C[i, i]
+        # C^-1 (lower triangular), column by column; diag(m^-1)_i = sum_k (C^-1)[k, i]^2
+        for i in range(L):
+            for r in range(L):
+                if r < i:
+                    Ci[r, i] = 0.0
+                    continue
+                acc = 1.0 if r == i else 0.0
+                for k in range(i, r):
+                    acc -= C[r, k] * Ci[k, i]
+                Ci[r, i] = acc / C[r, r]
+            acc = 0.0
+            for r in range(i, L):
+                acc += Ci[r, i] * Ci[r, i]
+            post[i] = acc
+        for t in range(L):
+            p_tap[t] = mu[t].real * mu[t].real + mu[t].imag * mu[t].imag + post[t] + 1e-9 * p_total
+    fitted = 0.0
+    for t in range(L):
+        fitted += 1.0 - post[t] / prior[t]
+    h = np.zeros(M, dtype=np.complex128)
+    for k in range(M):
+        acc = 0j
+        for t in range(L):
+            acc += A[k, t] * mu[t]
+        h[k] = acc
+    return h, fitted
