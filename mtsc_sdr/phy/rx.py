@@ -273,6 +273,7 @@ class Receiver:
         self._used_f = USED.astype(np.float64)
         n_sym_max = hdr.N_HEADER_SYM + ofdm.n_payload_symbols(cfg.max_payload_len)
         self._pilots = ofdm.pilot_values(n_sym_max)  # (n_sym_max, 4) known pilot values
+        self._pilots_k = PILOTS.astype(np.float64)
         self._omega_cache: dict[tuple[int, int], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
 
     # ------------------------------------------------------------------ public API
@@ -565,8 +566,6 @@ class Receiver:
         """
         cfg = self.config
         n = Y.shape[0]
-        h_p = sync.h_used[PILOT_POS] * AMP_USED
-        z = Y[:, PILOT_BINS] * (self._pilots[first:first + n] * np.conj(h_p))  # (n, 4)
         t = self._t_sym(first, n)
         anchor = N_LTF * AMP_USED ** 2 * float(np.vdot(sync.h_used, sync.h_used).real)  # LTF phase reference
         zmax = cfg.max_sro_ppm * 1e-6 if fit_sro else 0.0
@@ -574,59 +573,25 @@ class Receiver:
             step = 0.1 * N_FFT / (2 * np.pi * 21.0 * float(t[-1]))  # <= 0.1 rad at the outer pilots
             n_grid = int(min(max(math.ceil(2 * zmax / step), 4), 400)) | 1
             zgrid = np.arange(-(n_grid // 2), n_grid // 2 + 1) * (zmax / (n_grid // 2))  # 0 in the middle
-            cz = np.einsum("gnk,nk->gn", np.exp((-2j * np.pi / N_FFT) * zgrid[:, None, None]
-                                              * (t[:, None] * PILOTS)[None]), z)  # (G, n)
         else:
             zgrid = np.zeros(1)
-            cz = z.sum(axis=1)[None, :]
+        # z (n, 4): pilots matched to their known values and the channel; cz (G, n): their sums
+        # per symbol with each drift of the grid removed
+        z, cz = rx_kernels.pilot_sums(Y, PILOT_BINS, self._pilots[first:first + n], sync.h_used[PILOT_POS] * AMP_USED,
+                                      t, zgrid, self._pilots_k, N_FFT)
         n_fft = 8 * (1 << max(int(n - 1).bit_length(), 3))
         bins, omegas, ref = self._omega_grid(n_fft, first)
-        # sum_i cz_i exp(-j omega 80 i), omega = 2 pi b / (80 n_fft), referred to t[0]
-        obj_c = anchor + np.fft.fft(cz, n_fft, axis=1)[:, bins] * ref
-        # log-likelihood (2/N0)|sum| plus a Gaussian prior on omega: the residual CFO the LTF left,
-        # so faded pilots cannot drag the phase away from what the LTF measured
-        n0 = max(sync.n0, 1e-30)
-        obj = (2.0 / n0) * np.abs(obj_c) - 0.5 * (omegas / sync.omega_std) ** 2
-        g, b = divmod(int(np.argmax(obj)), omegas.size)
-        g0 = zgrid.size // 2  # zeta = 0 (odd grid)
-        if g != g0 and obj[g, b] - obj[g0].max() < self._SRO_MIN_GAIN:
-            # the drift is not significant against the noise: fitting it would only add noise
-            g = g0
-            b = int(np.argmax(obj[g0]))
-        zeta = float(zgrid[g])
-        if g != g0 and 0 < g < zgrid.size - 1:
-            zeta += self._parabola(*obj[g - 1:g + 2, b].tolist()) * float(zgrid[1] - zgrid[0])
-        omega = float(omegas[b])
-        if 0 < b < omegas.size - 1:
-            omega += self._parabola(*obj[g, b - 1:b + 2].tolist()) * float(omegas[b + 1] - omegas[b])
-        # per-symbol phasors of the pilots' sum, drift and residual CFO removed
-        if g != g0:
-            slope = np.exp((-2j * np.pi * zeta / N_FFT) * t[:, None] * self._used_f[None, :])  # (n, 52)
-            c = np.sum(z * slope[:, PILOT_POS], axis=1)
-        else:
-            slope = None
-            c = cz[g0]
-        c = c * np.exp(-1j * omega * t)  # (n,)
-        theta0 = cmath.phase(anchor + complex(np.sum(c)))
-        phi = theta0 + omega * t
-        W = cfg.track_window
-        if W > 0 and n > 1:
-            cs = np.concatenate([[0.0], np.cumsum(c * np.exp(-1j * theta0))])
-            k = np.arange(n)
-            phi = phi + np.angle(cs[np.minimum(k + W + 1, n)] - cs[np.maximum(k - W, 0)])
-        corr = np.exp(-1j * phi)[:, None]
-        if slope is not None:
-            corr = slope * corr
+        # sum_i cz_i exp(-j omega 80 i), omega = 2 pi b / (80 n_fft), referred to t[0]; the
+        # log-likelihood (2/N0)|anchor + sum| plus a Gaussian prior on omega (the residual CFO the
+        # LTF left, so faded pilots cannot drag the phase away from what the LTF measured)
+        spec = np.fft.fft(cz, n_fft, axis=1)[:, bins]
+        g, zeta, omega = rx_kernels.track_peak(spec, ref, anchor, omegas, 2.0 / max(sync.n0, 1e-30),
+                                               sync.omega_std, zgrid, self._SRO_MIN_GAIN)
+        g0 = zgrid.size // 2
+        Yc = rx_kernels.track_correct(Y, USED_BINS, PILOT_POS, z, cz[g0], t, self._used_f,
+                                      zeta if g != g0 else 0.0, omega, anchor, cfg.track_window, N_FFT)
         # a receiver clock faster than the transmitter's makes the windows drift early (zeta < 0)
-        return Y[:, USED_BINS] * corr, 0.0 - zeta * 1e6
-
-    @staticmethod
-    def _parabola(v_left: float, v_mid: float, v_right: float) -> float:
-        """Offset (in grid steps) of the vertex of the parabola through three neighbouring values."""
-        den = v_left - 2 * v_mid + v_right
-        if den >= 0:
-            return 0.0
-        return min(max(0.5 * (v_left - v_right) / den, -0.5), 0.5)
+        return Yc, 0.0 - (zeta if g != g0 else 0.0) * 1e6
 
     def _equalise(self, Yc: np.ndarray, sync: _Sync) -> tuple[np.ndarray, np.ndarray]:
         """ZF on USED: values (n, 52) in transmitter units and their noise variances (52,)."""

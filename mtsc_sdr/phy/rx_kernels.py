@@ -302,3 +302,128 @@ def sbl_channel(A, AhA, h_ls, var_h, iters):
             acc += A[k, t] * mu[t]
         h[k] = acc
     return h, fitted
+
+
+@_compiled
+def pilot_sums(Y, pilot_bins, pilot_known, h_p, t, zgrid, pilot_k, n_fft):
+    """The pilots' matched products and their sums over a grid of timing drifts, for
+    :meth:`~mtsc_sdr.phy.rx.Receiver._track`.
+
+    Y: complex (n, n_fft) bins of n symbols; pilot_bins: int (P,) their FFT bins; pilot_known:
+    float (n, P) the known pilot values; h_p: complex (P,) the channel at the pilots (times the
+    pilots' amplitude); t: float (n,) the symbols' window centres (samples after the LTF centre);
+    zgrid: float (G,) timing drifts (samples per sample); pilot_k: float (P,) the pilots' signed
+    subcarrier indices. Returns ``z`` complex128 (n, P), ``Y[:, pilot_bins] * known * conj(h_p)``,
+    and ``cz`` complex128 (G, n), ``cz[g, i] = sum_k z[i, k] exp(-j 2 pi zgrid[g] t[i] k / n_fft)``.
+    """
+    n, P = pilot_known.shape
+    z = np.empty((n, P), dtype=np.complex128)
+    for i in range(n):
+        for k in range(P):
+            z[i, k] = Y[i, pilot_bins[k]] * pilot_known[i, k] * h_p[k].conjugate()
+    cz = np.empty((zgrid.size, n), dtype=np.complex128)
+    for g in range(zgrid.size):
+        w = -2.0 * math.pi / n_fft * zgrid[g]
+        for i in range(n):
+            acc = 0j
+            for k in range(P):
+                th = w * t[i] * pilot_k[k]
+                acc += complex(math.cos(th), math.sin(th)) * z[i, k]
+            cz[g, i] = acc
+    return z, cz
+
+
+@_compiled
+def _parabola(v_left, v_mid, v_right):
+    """Offset (in grid steps, within +-0.5) of the vertex of the parabola through three
+    neighbouring values; 0 when they do not curve down."""
+    den = v_left - 2.0 * v_mid + v_right
+    if den >= 0.0:
+        return 0.0
+    return min(max(0.5 * (v_left - v_right) / den, -0.5), 0.5)
+
+
+@_compiled
+def track_peak(spec, ref, anchor, omegas, scale, omega_std, zgrid, min_gain):
+    """The maximum of the pilot tracker's log-likelihood over (drift, residual CFO).
+
+    spec: complex (G, B) the pilot sums' DFT over symbols at the B residual-CFO bins ``omegas``
+    (float (B,), rad/sample, increasing); ref: complex (B,) phasors referring it to the first
+    symbol; the objective is ``scale |anchor + spec * ref| - 0.5 (omega / omega_std)^2``. zgrid:
+    float (G,) drifts, odd length, 0 in the middle (g0). A drift is only taken when it gains
+    ``min_gain`` over the best at g0. Both coordinates are refined parabolically.
+    Returns (g, zeta, omega): the grid row taken, the drift, the residual CFO.
+    """
+    G, B = spec.shape
+    obj = np.empty((G, B))
+    g_best, b_best = 0, 0
+    for g in range(G):
+        for b in range(B):
+            obj[g, b] = scale * abs(anchor + spec[g, b] * ref[b]) - 0.5 * (omegas[b] / omega_std) ** 2
+            if obj[g, b] > obj[g_best, b_best]:
+                g_best, b_best = g, b
+    g0 = G // 2
+    b0 = 0
+    for b in range(B):
+        if obj[g0, b] > obj[g0, b0]:
+            b0 = b
+    g, b = g_best, b_best
+    if g != g0 and obj[g, b] - obj[g0, b0] < min_gain:
+        g, b = g0, b0  # the drift is not significant against the noise: fitting it would only add noise
+    zeta = zgrid[g]
+    if g != g0 and 0 < g < G - 1:
+        zeta += _parabola(obj[g - 1, b], obj[g, b], obj[g + 1, b]) * (zgrid[1] - zgrid[0])
+    omega = omegas[b]
+    if 0 < b < B - 1:
+        omega += _parabola(obj[g, b - 1], obj[g, b], obj[g, b + 1]) * (omegas[b + 1] - omegas[b])
+    return g, zeta, omega
+
+
+@_compiled
+def track_correct(Y, used_bins, pilot_pos, z, c0, t, used_k, zeta, omega, anchor, window, n_fft):
+    """Apply the pilot tracker's phase model to the used bins.
+
+    Y: complex (n, n_fft); used_bins: int (U,) FFT bins of the used subcarriers, used_k: float (U,)
+    their signed indices, pilot_pos: int (P,) the pilots' positions among them; z: complex (n, P)
+    the pilots' matched products, c0: complex (n,) their sums without drift; t: float (n,) window
+    centres; zeta: timing drift (0: none), omega: residual CFO (rad/sample); anchor: the LTF's
+    phase reference weight; window: half-width of the moving average of the residual phase (0:
+    none). The phase of symbol i is ``theta0 + omega t_i`` (+ the smoothed residual), theta0 the
+    phase of the anchor plus all pilots; the drift rotates subcarrier k by ``2 pi k zeta t_i / n_fft``.
+    Returns the corrected used bins complex128 (n, U).
+    """
+    n, U = Y.shape[0], used_bins.size
+    slope = np.ones((n, U), dtype=np.complex128)
+    c = np.empty(n, dtype=np.complex128)
+    for i in range(n):
+        if zeta != 0.0:
+            for k in range(U):
+                th = -2.0 * math.pi * zeta / n_fft * t[i] * used_k[k]
+                slope[i, k] = complex(math.cos(th), math.sin(th))
+            acc = 0j
+            for p in range(pilot_pos.size):
+                acc += z[i, p] * slope[i, pilot_pos[p]]
+        else:
+            acc = c0[i]
+        th = -omega * t[i]
+        c[i] = acc * complex(math.cos(th), math.sin(th))
+    total = complex(anchor)
+    for i in range(n):
+        total += c[i]
+    theta0 = _phase(total)
+    phi = np.empty(n)
+    for i in range(n):
+        phi[i] = theta0 + omega * t[i]
+    if window > 0 and n > 1:
+        cs = np.zeros(n + 1, dtype=np.complex128)
+        rot = complex(math.cos(theta0), -math.sin(theta0))
+        for i in range(n):
+            cs[i + 1] = cs[i] + c[i] * rot
+        for i in range(n):
+            phi[i] += _phase(cs[min(i + window + 1, n)] - cs[max(i - window, 0)])
+    out = np.empty((n, U), dtype=np.complex128)
+    for i in range(n):
+        corr = complex(math.cos(phi[i]), -math.sin(phi[i]))
+        for k in range(U):
+            out[i, k] = Y[i, used_bins[k]] * (slope[i, k] * corr)
+    return out
