@@ -38,6 +38,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "bench": ("mtsc_sdr.bench.cli", "measure latency per stage, throughput, memory and weight bytes"),
     "replay": ("mtsc_sdr.runtime.replay", "feed a SigMF recording into a base station as if live; decode it again"),
     "kb": ("mtsc_sdr.rag.cli", "build and query a knowledge base (documents in SQLite, vectors in faiss)"),
+    "keys": ("mtsc_sdr.link.cli", "create and list CURVE key pairs and manage the allow-list of client keys: what "
+                                  "bs, channel and client take to bind beyond loopback (else they need --insecure)"),
     "calibrate": ("mtsc_sdr.radio.calibrate", "measure a radio pair (CFO, noise, gain -> SNR, DC, IQ) into calibration/"),
 }
 

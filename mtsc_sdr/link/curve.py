@@ -12,6 +12,7 @@ between our own processes.
 
 from __future__ import annotations
 
+from collections.abc import Container
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -52,10 +53,12 @@ def load_keypair(path: str | Path) -> CurveKeyPair:
 
 @dataclass(frozen=True)
 class CurveServer:
-    """CURVE server role: our keypair, and optionally the only client public keys admitted."""
+    """CURVE server role: our keypair, and optionally the only client public keys admitted
+    (any container of Z85 keys: a frozenset, or :class:`~mtsc_sdr.link.keys.AllowListDir`, which
+    re-reads its directory when it changes)."""
 
     keypair: CurveKeyPair
-    allowed_clients: frozenset[bytes] | None = None
+    allowed_clients: Container[bytes] | None = None
 
 
 @dataclass(frozen=True)
@@ -67,7 +70,7 @@ class CurveClient:
 
 
 class _AllowList:
-    def __init__(self, keys: frozenset[bytes]) -> None:
+    def __init__(self, keys: Container[bytes]) -> None:
         self._keys = keys
 
     def callback(self, domain: str, key: bytes) -> bool:  # called by pyzmq's authenticator
@@ -86,7 +89,7 @@ def context_for(curve: CurveServer | CurveClient | None, context: zmq.Context | 
         ctx = zmq.Context()
         auth = ThreadAuthenticator(ctx)
         auth.start()
-        auth.configure_curve_callback("*", credentials_provider=_AllowList(frozenset(curve.allowed_clients)))
+        auth.configure_curve_callback("*", credentials_provider=_AllowList(curve.allowed_clients))
         return ctx, auth, True
     return (context or zmq.Context.instance()), None, False
 

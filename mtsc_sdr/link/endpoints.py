@@ -5,9 +5,14 @@ Conventions
 * Endpoints are ZeroMQ address strings: ``tcp://127.0.0.1:5555``, ``ipc:///tmp/x``, ``inproc://x``.
   ``tcp://127.0.0.1:*`` binds a free port chosen by the kernel; the socket's ``.endpoint`` then
   says which one.
-* Binding is loopback-only unless the caller passes ``allow_remote=True``: :func:`check_bind_endpoint`
-  refuses ``tcp://*:5555``, ``tcp://0.0.0.0:5555`` or a LAN address otherwise, and warns when a remote
-  bind has no CURVE (links beyond the machine should be authenticated and encrypted).
+* Secure by default beyond loopback (:func:`check_bind_endpoint`, the one rule every process that
+  binds follows): a loopback endpoint (127.0.0.0/8, ``::1``, ``localhost``, a host name that resolves
+  only to loopback, ``ipc://``, ``inproc://``) needs nothing; anything else (``*``, ``0.0.0.0``, a LAN
+  address, a host name that resolves elsewhere) needs CURVE server keys (``curve=CurveServer(...)``;
+  on the command line ``--curve-keys``, from ``mtsc-sdr keys create``), or ``insecure=True``
+  (``--insecure``), which binds in clear and logs a loud warning. Otherwise
+  :class:`NonLoopbackBindError` says how to fix it. ``allow_remote`` (``--allow-remote``) is the
+  deprecated name of ``insecure``.
 * Connecting is not restricted: which host a client talks to is its configuration's business.
 """
 
@@ -17,6 +22,7 @@ import ipaddress
 import logging
 import socket
 import time
+import warnings
 from urllib.parse import urlsplit
 
 import zmq
@@ -39,7 +45,7 @@ BIND_RETRY_S = 2.0
 
 
 class NonLoopbackBindError(ValueError):
-    """Refused to bind a non-loopback address without ``allow_remote=True``."""
+    """Refused to bind beyond loopback without CURVE and without ``insecure=True``."""
 
 
 def _host_of(endpoint: str) -> tuple[str, str]:
@@ -60,34 +66,74 @@ def _host_of(endpoint: str) -> tuple[str, str]:
     return transport, host
 
 
+def _is_loopback_host(host: str) -> bool:
+    if host in ("localhost", "lo"):             # the name, and Linux's loopback interface
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        pass
+    else:
+        mapped = getattr(address, "ipv4_mapped", None)
+        return address.is_loopback or (mapped is not None and mapped.is_loopback)
+    if host == "*":
+        return False
+    try:                                        # a host name: loopback only if every address is
+        infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
+    except (OSError, UnicodeError):
+        return False                            # interface names, unresolvable names: not provably loopback
+    addresses = {info[4][0].split("%", 1)[0] for info in infos}
+    return bool(addresses) and all(ipaddress.ip_address(a).is_loopback for a in addresses)
+
+
 def is_loopback_endpoint(endpoint: str) -> bool:
-    """True for ipc/inproc endpoints and tcp endpoints on a loopback address or ``localhost``."""
+    """True for ipc/inproc endpoints and tcp endpoints on a loopback address, ``localhost``, or a
+    host name that resolves only to loopback addresses."""
     transport, host = _host_of(endpoint)
     if transport != "tcp":
         return True
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False  # '*', interface names, DNS names: not provably loopback
+    return _is_loopback_host(host)
 
 
-def check_bind_endpoint(endpoint: str, *, allow_remote: bool = False, encrypted: bool = False) -> str:
-    """Validate an endpoint we are about to bind; returns it unchanged.
+def deprecated_allow_remote(allow_remote: bool) -> bool:
+    """``allow_remote=True``, the old name of ``insecure=True``: warns (DeprecationWarning) and says True."""
+    if allow_remote:
+        warnings.warn("allow_remote is deprecated: it is the same as insecure=True", DeprecationWarning, stacklevel=3)
+    return bool(allow_remote)
 
-    Raises :class:`NonLoopbackBindError` for a non-loopback address unless ``allow_remote``; with
-    ``allow_remote`` but without CURVE (``encrypted=False``) it logs a warning instead.
+
+def check_bind_endpoint(endpoint: str, *, insecure: bool = False, encrypted: bool = False,
+                        curve_possible: bool = True, allow_remote: bool = False) -> str:
+    """Validate an endpoint we are about to bind (the rule in the module docstring); returns it unchanged.
+
+    Args:
+        insecure: bind beyond loopback without CURVE (logs a loud warning).
+        encrypted: the socket is a CURVE server: it may bind anywhere.
+        curve_possible: whether this socket can use CURVE at all (False for sockets whose peers
+            are GNU Radio's gr-zeromq blocks); only changes the advice in the error.
+        allow_remote: deprecated name of ``insecure``.
+
+    Raises:
+        NonLoopbackBindError: beyond loopback, without CURVE and without ``insecure``.
     """
-    if is_loopback_endpoint(endpoint):
+    insecure = insecure or deprecated_allow_remote(allow_remote)
+    if is_loopback_endpoint(endpoint) or encrypted:
         return endpoint
-    if not allow_remote:
+    if not insecure:
+        if curve_possible:
+            why, fix = "has no CURVE authentication or encryption", (
+                "create a CURVE key pair (`mtsc-sdr keys create NAME`) and pass it (--curve-keys NAME; in Python "
+                "curve=CurveServer(...)), its peers then connect with --curve-server-key NAME.key; or bind a loopback "
+                "address (tcp://127.0.0.1:PORT)")
+        else:
+            why, fix = "this socket has no CURVE (its peer may be a GNU Radio gr-zeromq block)", (
+                "bind a loopback address (tcp://127.0.0.1:PORT), run its peer on this machine and cross between "
+                "machines on a CURVE link (the base station's --control, a software channel's --out with --curve-keys)")
         raise NonLoopbackBindError(
-            f"refusing to bind {endpoint!r}: not a loopback address. Pass allow_remote=True to listen "
-            "beyond this machine (and consider CURVE: curve=CurveServer(...))."
-        )
-    if not encrypted:
-        log.warning("binding %s beyond loopback without CURVE: traffic is unauthenticated and in clear", endpoint)
+            f"refusing to bind {endpoint!r}: it is reachable beyond this machine and {why}. Fix: {fix}; or say "
+            "--insecure (insecure=True) to accept unauthenticated traffic in clear.")
+    log.warning("INSECURE: %s is bound beyond loopback without CURVE (--insecure): anyone who reaches it can "
+                "connect, inject and read its traffic in clear", endpoint)
     return endpoint
 
 
@@ -118,14 +164,14 @@ def set_common_options(sock: zmq.Socket, *, linger_ms: int) -> None:
     sock.setsockopt(zmq.HEARTBEAT_TTL, HEARTBEAT_TTL_MS)
 
 
-def bind(sock: zmq.Socket, endpoint: str, *, allow_remote: bool = False, encrypted: bool = False,
-         retry_s: float = BIND_RETRY_S) -> str:
+def bind(sock: zmq.Socket, endpoint: str, *, insecure: bool = False, encrypted: bool = False,
+         retry_s: float = BIND_RETRY_S, curve_possible: bool = True) -> str:
     """Bind after :func:`check_bind_endpoint`; returns the endpoint actually bound (port resolved).
 
     ZeroMQ closes sockets asynchronously, so re-binding a port that a socket of this process has
     just closed can fail with EADDRINUSE for a moment: that is retried for up to ``retry_s``.
     """
-    check_bind_endpoint(endpoint, allow_remote=allow_remote, encrypted=encrypted)
+    check_bind_endpoint(endpoint, insecure=insecure, encrypted=encrypted, curve_possible=curve_possible)
     deadline = time.monotonic() + retry_s
     while True:
         try:

@@ -43,7 +43,7 @@ import zmq
 
 from ._droplog import DropLog
 from .curve import CurveClient, CurveServer, SocketOwner, apply_curve, context_for
-from .endpoints import bind, set_common_options
+from .endpoints import bind, deprecated_allow_remote, set_common_options
 from .tags import Tag, TagHeaderError, decode_tag_header, encode_tag_header
 
 log = logging.getLogger("mtsc_sdr.link.iq")
@@ -133,13 +133,16 @@ class IQPush(SocketOwner):
 
     Args:
         endpoint: where to bind, e.g. ``tcp://127.0.0.1:5555`` (``:*`` picks a free port; see
-            :attr:`endpoint`). Non-loopback needs ``allow_remote=True``.
+            :attr:`endpoint`). Beyond loopback it needs ``curve`` or ``insecure=True``
+            (:func:`~mtsc_sdr.link.endpoints.check_bind_endpoint`).
         hwm: send high-water mark in messages.
         pass_tags: prefix every message with gr-zeromq's tag header (the peer must use it too).
         curve: :class:`CurveServer` or :class:`CurveClient` (not with GNU Radio peers).
         max_message_samples: long arrays are split into messages of at most this many samples.
         send_timeout_ms: how long :meth:`send` blocks on a full queue or absent peer (-1: forever).
         linger_ms: how long :meth:`close` waits to flush queued messages.
+        insecure: bind beyond loopback without CURVE (a loud warning); ``allow_remote``: its
+            deprecated name.
     """
 
     def __init__(
@@ -152,6 +155,7 @@ class IQPush(SocketOwner):
         max_message_samples: int = DEFAULT_MESSAGE_SAMPLES,
         send_timeout_ms: int = DEFAULT_SEND_TIMEOUT_MS,
         linger_ms: int = DEFAULT_LINGER_MS,
+        insecure: bool = False,
         allow_remote: bool = False,
         context: zmq.Context | None = None,
     ) -> None:
@@ -173,7 +177,8 @@ class IQPush(SocketOwner):
             self._sock.setsockopt(zmq.SNDTIMEO, int(send_timeout_ms))
             set_common_options(self._sock, linger_ms=linger_ms)
             apply_curve(self._sock, curve)
-            self.endpoint = bind(self._sock, endpoint, allow_remote=allow_remote, encrypted=curve is not None)
+            self.endpoint = bind(self._sock, endpoint, insecure=insecure or deprecated_allow_remote(allow_remote),
+                                 encrypted=curve is not None)
         except Exception:
             self.close(0)
             raise

@@ -54,7 +54,7 @@ import zmq
 
 from ._droplog import DropLog
 from .curve import CurveClient, CurveServer, SocketOwner, apply_curve, context_for
-from .endpoints import bind, set_common_options
+from .endpoints import bind, deprecated_allow_remote, set_common_options
 
 log = logging.getLogger("mtsc_sdr.link.messages")
 
@@ -189,7 +189,7 @@ def decode(frames: list[zmq.Frame], *, max_message_bytes: int = DEFAULT_MAX_MESS
         raise _Malformed("dropped_oversized", f"header of {len(head)} bytes > {MAX_HEADER_BYTES}")
     try:
         h = json.loads(bytes(head))
-    except (UnicodeDecodeError, ValueError) as e:
+    except (UnicodeDecodeError, ValueError, RecursionError) as e:   # RecursionError: nested too deep
         raise _Malformed("dropped_bad_header", f"header is not JSON: {e}") from None
     if not isinstance(h, dict):
         raise _Malformed("dropped_bad_header", "header is not a JSON object")
@@ -336,8 +336,11 @@ class MessageServer(_Endpoint):
 
     Args:
         endpoint: e.g. ``tcp://127.0.0.1:5560`` (``:*`` for a free port, see :attr:`endpoint`);
-            non-loopback needs ``allow_remote=True``.
+            beyond loopback it needs ``curve`` or ``insecure=True``
+            (:func:`~mtsc_sdr.link.endpoints.check_bind_endpoint`).
         curve: :class:`CurveServer` to require CURVE (and, with ``allowed_clients``, known clients).
+        insecure: bind beyond loopback without CURVE (a loud warning); ``allow_remote``: its
+            deprecated name.
     """
 
     def __init__(
@@ -348,6 +351,7 @@ class MessageServer(_Endpoint):
         send_timeout_ms: int = DEFAULT_SEND_TIMEOUT_MS,
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
         curve: CurveServer | None = None,
+        insecure: bool = False,
         allow_remote: bool = False,
         linger_ms: int = DEFAULT_LINGER_MS,
         context: zmq.Context | None = None,
@@ -359,7 +363,8 @@ class MessageServer(_Endpoint):
         try:
             self._sock.setsockopt(zmq.ROUTER_MANDATORY, 1)
             self._sock.setsockopt(zmq.ROUTER_HANDOVER, 1)
-            self.endpoint = bind(self._sock, endpoint, allow_remote=allow_remote, encrypted=curve is not None)
+            self.endpoint = bind(self._sock, endpoint, insecure=insecure or deprecated_allow_remote(allow_remote),
+                                 encrypted=curve is not None)
         except Exception:
             self.close(0)
             raise
