@@ -270,10 +270,8 @@ class Receiver:
         # (64, 52) unitary DFT onto the used bins: time samples @ it = bins on USED (for 3 LTF symbols a
         # matrix product is cheaper than an FFT and a gather)
         self._dft_used = np.exp(-2j * np.pi * np.outer(self._ramp64, USED_BINS) / N_FFT) / math.sqrt(N_FFT)  # sample index inside an FFT window
-        self._used_f = USED.astype(np.float64)
         n_sym_max = hdr.N_HEADER_SYM + ofdm.n_payload_symbols(cfg.max_payload_len)
         self._pilots = ofdm.pilot_values(n_sym_max)  # (n_sym_max, 4) known pilot values
-        self._pilots_k = PILOTS.astype(np.float64)
         self._omega_cache: dict[tuple[int, int], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
 
     # ------------------------------------------------------------------ public API
@@ -577,8 +575,9 @@ class Receiver:
             zgrid = np.zeros(1)
         # z (n, 4): pilots matched to their known values and the channel; cz (G, n): their sums
         # per symbol with each drift of the grid removed
+        z_step = float(zgrid[1] - zgrid[0]) if zgrid.size > 1 else 0.0
         z, cz = rx_kernels.pilot_sums(Y, PILOT_BINS, self._pilots[first:first + n], sync.h_used[PILOT_POS] * AMP_USED,
-                                      t, zgrid, self._pilots_k, N_FFT)
+                                      t, z_step, zgrid.size, PILOTS, N_FFT)
         n_fft = 8 * (1 << max(int(n - 1).bit_length(), 3))
         bins, omegas, ref = self._omega_grid(n_fft, first)
         # sum_i cz_i exp(-j omega 80 i), omega = 2 pi b / (80 n_fft), referred to t[0]; the
@@ -588,7 +587,7 @@ class Receiver:
         g, zeta, omega = rx_kernels.track_peak(spec, ref, anchor, omegas, 2.0 / max(sync.n0, 1e-30),
                                                sync.omega_std, zgrid, self._SRO_MIN_GAIN)
         g0 = zgrid.size // 2
-        Yc = rx_kernels.track_correct(Y, USED_BINS, PILOT_POS, z, cz[g0], t, self._used_f,
+        Yc = rx_kernels.track_correct(Y, USED_BINS, PILOT_POS, z, cz[g0], t, USED,
                                       zeta if g != g0 else 0.0, omega, anchor, cfg.track_window, N_FFT)
         # a receiver clock faster than the transmitter's makes the windows drift early (zeta < 0)
         return Yc, 0.0 - (zeta if g != g0 else 0.0) * 1e6

@@ -227,7 +227,7 @@ def sbl_channel(A, AhA, h_ls, var_h, iters):
     A: complex128 (M, L) taps -> used bins; AhA: float64 (L, L) ``Re(A^H A)`` (A^H A is real when
     the used bins are symmetric about DC); var_h: noise variance of h_ls per subcarrier.
     Posterior precision ``m = A^H A / var_h + diag(1 / p_tap)`` (SPD, Cholesky ``m = C C^T``),
-    mean ``m^-1 A^H h / var_h``, variances ``diag(m^-1)`` = squared column norms of ``C^-1``.
+    mean ``C^-T C^-1 A^H h / var_h``, variances ``diag(m^-1)`` = squared column norms of ``C^-1``.
     Returns (H on the used bins complex128 (M,), taps the data determined: sum of
     1 - posterior / prior variance).
     """
@@ -243,53 +243,53 @@ def sbl_channel(A, AhA, h_ls, var_h, iters):
         for k in range(M):
             acc += A[k, t].conjugate() * h_ls[k]
         b[t] = acc / var_h
+    gram = AhA / var_h
     p_tap = np.full(L, p_total / L)
     prior = p_tap.copy()
     mu = np.zeros(L, dtype=np.complex128)
     post = np.zeros(L)
-    C = np.zeros((L, L))
-    Ci = np.zeros((L, L))
+    C = np.zeros((L, L))      # lower Cholesky factor, row-major
+    inv_d = np.zeros(L)       # 1 / C[j, j]
+    CiT = np.zeros((L, L))    # CiT[i, r] = (C^-1)[r, i], r >= i
     y = np.zeros(L, dtype=np.complex128)
     for _ in range(iters):
         prior[:] = p_tap
-        # Cholesky of m (lower triangle of C)
         for j in range(L):
-            s = AhA[j, j] / var_h + 1.0 / p_tap[j]
+            s = gram[j, j] + 1.0 / p_tap[j]
             for k in range(j):
                 s -= C[j, k] * C[j, k]
             if not s > 0.0:
                 raise np.linalg.LinAlgError("SBL posterior precision not positive definite")
-            C[j, j] = math.sqrt(s)
+            d = math.sqrt(s)
+            C[j, j] = d
+            inv_d[j] = 1.0 / d
             for i in range(j + 1, L):
-                s = AhA[i, j] / var_h
+                s = gram[i, j]
                 for k in range(j):
                     s -= C[i, k] * C[j, k]
-                C[i, j] = s / C[j, j]
-        # mean: C y = b, C^T mu = y
+                C[i, j] = s * inv_d[j]
         for i in range(L):
-            acc = b[i]
-            for k in range(i):
-                acc -= C[i, k] * y[k]
-            y[i] = acc / C[i, i]
-        for i in range(L - 1, -1, -1):
-            acc = y[i]
-            for k in range(i + 1, L):
-                acc -= C[k, i] * mu[k]
-            mu[i] = acc / C[i, i]
-        # C^-1 (lower triangular), column by column; diag(m^-1)_i = sum_k (C^-1)[k, i]^2
-        for i in range(L):
-            for r in range(L):
-                if r < i:
-                    Ci[r, i] = 0.0
-                    continue
-                acc = 1.0 if r == i else 0.0
+            CiT[i, i] = inv_d[i]
+            acc2 = inv_d[i] * inv_d[i]
+            for r in range(i + 1, L):
+                s = 0.0
                 for k in range(i, r):
-                    acc -= C[r, k] * Ci[k, i]
-                Ci[r, i] = acc / C[r, r]
-            acc = 0.0
+                    s -= C[r, k] * CiT[i, k]
+                v = s * inv_d[r]
+                CiT[i, r] = v
+                acc2 += v * v
+            post[i] = acc2
+        # mean = C^-T C^-1 b
+        for r in range(L):
+            acc = 0j
+            for i in range(r + 1):
+                acc += CiT[i, r] * b[i]
+            y[r] = acc
+        for i in range(L):
+            acc = 0j
             for r in range(i, L):
-                acc += Ci[r, i] * Ci[r, i]
-            post[i] = acc
+                acc += CiT[i, r] * y[r]
+            mu[i] = acc
         for t in range(L):
             p_tap[t] = mu[t].real * mu[t].real + mu[t].imag * mu[t].imag + post[t] + 1e-9 * p_total
     fitted = 0.0
@@ -303,32 +303,55 @@ def sbl_channel(A, AhA, h_ls, var_h, iters):
         h[k] = acc
     return h, fitted
 
+@_compiled
+def _cis_powers(theta, out):
+    """out[m] = exp(j m theta) for m = 0 .. out.size - 1, by recurrence (a relative error of
+    about m ulp; one sin/cos for all)."""
+    e = complex(math.cos(theta), math.sin(theta))
+    p = 1.0 + 0j
+    for m in range(out.size):
+        out[m] = p
+        p *= e
+
 
 @_compiled
-def pilot_sums(Y, pilot_bins, pilot_known, h_p, t, zgrid, pilot_k, n_fft):
+def _cis_signed(pw, k):
+    """exp(j k theta) from the table of :func:`_cis_powers` for a signed integer k."""
+    return pw[k] if k >= 0 else pw[-k].conjugate()
+
+
+@_compiled
+def pilot_sums(Y, pilot_bins, pilot_known, h_p, t, z_step, n_grid, pilot_k, n_fft):
     """The pilots' matched products and their sums over a grid of timing drifts, for
     :meth:`~mtsc_sdr.phy.rx.Receiver._track`.
 
     Y: complex (n, n_fft) bins of n symbols; pilot_bins: int (P,) their FFT bins; pilot_known:
     float (n, P) the known pilot values; h_p: complex (P,) the channel at the pilots (times the
     pilots' amplitude); t: float (n,) the symbols' window centres (samples after the LTF centre);
-    zgrid: float (G,) timing drifts (samples per sample); pilot_k: float (P,) the pilots' signed
-    subcarrier indices. Returns ``z`` complex128 (n, P), ``Y[:, pilot_bins] * known * conj(h_p)``,
-    and ``cz`` complex128 (G, n), ``cz[g, i] = sum_k z[i, k] exp(-j 2 pi zgrid[g] t[i] k / n_fft)``.
+    the drifts (samples per sample) are ``zeta_g = (g - n_grid // 2) z_step``, g < n_grid; pilot_k:
+    int (P,) the pilots' signed subcarrier indices. Returns ``z`` complex128 (n, P),
+    ``Y[:, pilot_bins] * known * conj(h_p)``, and ``cz`` complex128 (n_grid, n),
+    ``cz[g, i] = sum_k z[i, k] exp(-j 2 pi zeta_g t[i] k / n_fft)`` (the phasors by recurrence
+    over g: n P sines and cosines instead of n_grid n P).
     """
     n, P = pilot_known.shape
     z = np.empty((n, P), dtype=np.complex128)
+    ph = np.empty((n, P), dtype=np.complex128)  # the phasors of drift zeta_g
+    step = np.empty((n, P), dtype=np.complex128)  # ... and their ratio from g to g + 1
     for i in range(n):
         for k in range(P):
             z[i, k] = Y[i, pilot_bins[k]] * pilot_known[i, k] * h_p[k].conjugate()
-    cz = np.empty((zgrid.size, n), dtype=np.complex128)
-    for g in range(zgrid.size):
-        w = -2.0 * math.pi / n_fft * zgrid[g]
+            th = -2.0 * math.pi / n_fft * z_step * t[i] * pilot_k[k]
+            step[i, k] = complex(math.cos(th), math.sin(th))
+            th0 = -(n_grid // 2) * th
+            ph[i, k] = complex(math.cos(th0), math.sin(th0))
+    cz = np.empty((n_grid, n), dtype=np.complex128)
+    for g in range(n_grid):
         for i in range(n):
             acc = 0j
             for k in range(P):
-                th = w * t[i] * pilot_k[k]
-                acc += complex(math.cos(th), math.sin(th)) * z[i, k]
+                acc += ph[i, k] * z[i, k]
+                ph[i, k] *= step[i, k]
             cz[g, i] = acc
     return z, cz
 
@@ -383,7 +406,7 @@ def track_peak(spec, ref, anchor, omegas, scale, omega_std, zgrid, min_gain):
 def track_correct(Y, used_bins, pilot_pos, z, c0, t, used_k, zeta, omega, anchor, window, n_fft):
     """Apply the pilot tracker's phase model to the used bins.
 
-    Y: complex (n, n_fft); used_bins: int (U,) FFT bins of the used subcarriers, used_k: float (U,)
+    Y: complex (n, n_fft); used_bins: int (U,) FFT bins of the used subcarriers, used_k: int (U,)
     their signed indices, pilot_pos: int (P,) the pilots' positions among them; z: complex (n, P)
     the pilots' matched products, c0: complex (n,) their sums without drift; t: float (n,) window
     centres; zeta: timing drift (0: none), omega: residual CFO (rad/sample); anchor: the LTF's
@@ -394,12 +417,13 @@ def track_correct(Y, used_bins, pilot_pos, z, c0, t, used_k, zeta, omega, anchor
     """
     n, U = Y.shape[0], used_bins.size
     slope = np.ones((n, U), dtype=np.complex128)
+    pw = np.empty(np.max(np.abs(used_k)) + 1, dtype=np.complex128)
     c = np.empty(n, dtype=np.complex128)
     for i in range(n):
         if zeta != 0.0:
+            _cis_powers(-2.0 * math.pi * zeta / n_fft * t[i], pw)
             for k in range(U):
-                th = -2.0 * math.pi * zeta / n_fft * t[i] * used_k[k]
-                slope[i, k] = complex(math.cos(th), math.sin(th))
+                slope[i, k] = _cis_signed(pw, used_k[k])
             acc = 0j
             for p in range(pilot_pos.size):
                 acc += z[i, p] * slope[i, pilot_pos[p]]
