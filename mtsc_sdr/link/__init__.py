@@ -4,6 +4,8 @@
   optional gr-zeromq tag headers (:mod:`.tags`, PMTs via :mod:`.pmtcodec`).
 * :mod:`.messages` - :class:`MessageServer` (ROUTER, binds) / :class:`MessageClient` (DEALER,
   connects): versioned JSON header + raw tensor frames, sequence tracking, no pickle.
+* :mod:`.drain` - :class:`IQDrain`: a reader thread draining IQ streams into bounded queues that
+  drop their oldest chunks, counted, when the consumer falls behind (the sender is never blocked).
 * :mod:`.curve` - optional CURVE authentication and encryption.
 * :mod:`.endpoints` - loopback-by-default binding, free ports, common socket options.
 * :mod:`.alloc` - opt-in malloc tuning for processes streaming MiB-sized messages.
@@ -18,6 +20,7 @@ from .endpoints import (
     free_tcp_port,
     is_loopback_endpoint,
 )
+from .drain import IQDrain
 from .iq import IQChunk, IQPull, IQPush, IQSendTimeout, IQStats
 from .messages import LinkTimeout, Message, MessageClient, MessageServer, MessageStats, PeerUnreachable
 from .pmtcodec import Pair, PMTDecodeError, UInt64
@@ -26,7 +29,7 @@ from .tags import Tag, TagHeaderError, decode_tag_header, encode_tag_header
 __all__ = [
     "CurveClient", "CurveKeyPair", "CurveServer", "curve_keypair", "load_keypair",
     "NonLoopbackBindError", "check_bind_endpoint", "free_tcp_endpoint", "free_tcp_port", "is_loopback_endpoint",
-    "IQChunk", "IQPull", "IQPush", "IQSendTimeout", "IQStats",
+    "IQDrain", "IQChunk", "IQPull", "IQPush", "IQSendTimeout", "IQStats",
     "LinkTimeout", "Message", "MessageClient", "MessageServer", "MessageStats", "PeerUnreachable",
     "Pair", "PMTDecodeError", "UInt64",
     "Tag", "TagHeaderError", "decode_tag_header", "encode_tag_header",

@@ -37,6 +37,21 @@ dropped (header CRC failure, bad version or length, truncation) with its SNR and
 also counted by the receivers and in :attr:`BaseStation.stats`, printed as one JSON line on stderr at
 exit (and written to ``--stats FILE`` when given). Stops on SIGINT / SIGTERM.
 
+Overload: a reader thread drains every ``--rx`` stream as fast as it arrives into a queue of its
+own, bounded to ``--rx-queue-samples`` samples (:class:`~mtsc_sdr.link.IQDrain`), so the sender (the
+software channel, a radio's RX flowgraph) is never held up by a base station that cannot keep
+up. When a stream's queue is full, its **oldest** chunks are dropped (the freshest signal is
+kept): counted per stream (``rx_queues`` in the summary: ``chunks_dropped``, ``samples_dropped``,
+``queued_samples_peak``), in total (``bs.chunks_dropped``, ``bs.samples_dropped``) and logged at
+most every few seconds. The receiver then ends its stream before the hole (:meth:`Receiver.flush`):
+a frame cut by it counts as ``truncated`` and its client sends it again; no frame is spliced
+across it. Streams are served in turn, at most :data:`CHUNKS_PER_TURN` chunks each, and at most
+:data:`CONTROL_PER_TURN` control messages per turn, so a flood on one link or the control link
+costs that link. A client that stops reading its answers costs only itself: answers are sent
+without waiting (:data:`DOWNLINK_SEND_TIMEOUT_MS`), and one that does not fit its full queue is
+dropped and counted (``downlink_failed``, per session in ``downlink_failed_sessions``); the client
+sends the item again or ends it with an error record.
+
 ``--capture PREFIX`` records each ``--rx`` stream as it arrives into the SigMF recording
 ``PREFIX-rx<i>`` (:mod:`mtsc_sdr.capture`), annotated with the frames its receiver decoded and
 dropped, the checkpoint identity and every session that said hello with what its client told
@@ -60,7 +75,8 @@ import zmq
 
 from mtsc_sdr import tasks
 from mtsc_sdr.capture.hooks import CAPTURE_INFO_KEYS, capture_receiver
-from mtsc_sdr.link import IQPull, MessageServer
+from mtsc_sdr.link import IQDrain, IQPull, MessageServer
+from mtsc_sdr.link.drain import DEFAULT_MAX_QUEUED_SAMPLES
 from mtsc_sdr.model import load
 from mtsc_sdr.model.checkpoint import shipped_model_dir
 from mtsc_sdr.options import add_checkpoint, add_threads
@@ -81,6 +97,14 @@ MAX_QUERIES = 4096
 QUERY_GRACE_MS = 50
 #: Question items of a session that never sent a query after which its frames no longer wait for one.
 QUERY_PROBE_FRAMES = 2
+#: Chunks of one IQ stream processed before the other streams and the control link get a turn.
+CHUNKS_PER_TURN = 16
+#: Control messages handled before the IQ streams get a turn.
+CONTROL_PER_TURN = 64
+#: How long an answer waits for room in its client's queue (ms): 0, a slow client costs itself.
+DOWNLINK_SEND_TIMEOUT_MS = 0
+#: Query embeddings one session may keep waiting (its oldest go first): a flood costs that session.
+MAX_QUERIES_PER_SESSION = 256
 
 
 def payload_snr_db(noise_var: np.ndarray) -> float:
@@ -103,6 +127,8 @@ class BaseStation:
             (frequency_hz, hw, rx_gain_db, tx_gain_db, calibration_id, description, fields).
         knowledge: directory of the global knowledge base (None: none; see the module docstring).
         retrieval_k: snippets it gives each question item. max_queries: query embeddings kept.
+        max_queued_samples: bound of each IQ stream's queue (complex64 samples; the oldest chunks
+            are dropped beyond it, see the module docstring).
 
     Raises:
         ValueError: ``knowledge`` with a model that takes no retrieved context (``context_tokens``
@@ -114,7 +140,7 @@ class BaseStation:
                  sample_rate_hz: float = 1e6, threads: int = 1, allow_remote: bool = False,
                  capture: str | None = None, capture_info: dict[str, Any] | None = None,
                  knowledge: str | Path | None = None, retrieval_k: int = RETRIEVAL_K,
-                 max_queries: int = MAX_QUERIES):
+                 max_queries: int = MAX_QUERIES, max_queued_samples: int = DEFAULT_MAX_QUEUED_SAMPLES):
         import torch
 
         torch.set_num_threads(threads)
@@ -132,9 +158,12 @@ class BaseStation:
         self.sessions: dict[int, bytes] = {}            # 16-bit session -> control-link peer
         self.constellation: dict[int, list[np.ndarray]] = {}   # session -> its first payloads, for plots
         self.streams = []
+        self.drain: IQDrain | None = None               # reads the streams into bounded queues
         self.recordings = []                            # RecordingReceiver per stream with --capture
+        self.downlink_failed_sessions: Counter = Counter()   # session -> answers / replies not sent
         try:
-            self.control = MessageServer(control_endpoint, allow_remote=allow_remote)
+            self.control = MessageServer(control_endpoint, allow_remote=allow_remote,
+                                         send_timeout_ms=DOWNLINK_SEND_TIMEOUT_MS)
         except Exception:
             if self.kb is not None:
                 self.kb.close()
@@ -148,6 +177,7 @@ class BaseStation:
                     rx = capture_receiver(rx, f"{capture}-rx{i}", source="bs input", fields=fields, **info)
                     self.recordings.append(rx)
                 self.streams.append((IQPull(ep), rx))
+            self.drain = IQDrain([pull for pull, _ in self.streams], max_queued_samples=max_queued_samples).start()
         except Exception:
             self.close("error: the base station did not start")
             raise
@@ -160,6 +190,7 @@ class BaseStation:
             self.control.reply(msg, kind, meta=meta)
         except (ConnectionError, TimeoutError) as exc:
             self.stats["control_reply_failed"] += 1
+            self.downlink_failed_sessions[msg.session] += 1
             log.warning("%s to session %d not sent: %s", kind, msg.session, exc)
 
     def _on_message(self, msg) -> None:
@@ -228,6 +259,10 @@ class BaseStation:
         self.queries.move_to_end(key)
         self._query_sessions.add(msg.session)
         self.stats["knowledge_queries"] += 1
+        mine = [k for k in self.queries if k[0] == msg.session] if len(self.queries) > MAX_QUERIES_PER_SESSION else []
+        for old in mine[:max(0, len(mine) - MAX_QUERIES_PER_SESSION)]:     # a flood costs its own session
+            del self.queries[old]
+            self.stats["knowledge_queries_evicted"] += 1
         while len(self.queries) > self.max_queries:
             self.queries.popitem(last=False)
             self.stats["knowledge_queries_evicted"] += 1
@@ -295,8 +330,9 @@ class BaseStation:
             return
         try:
             self._serve_frame(frame, peer, t_frame, rx_sync_ms)
-        except (ConnectionError, TimeoutError) as exc:      # client gone: it resends or gives up
+        except (ConnectionError, TimeoutError) as exc:      # client gone or not reading: it resends or gives up
             self.stats["downlink_failed"] += 1
+            self.downlink_failed_sessions[h.session_id] += 1
             log.warning("semantics for session %d seq %d not sent: %s", h.session_id, h.seq, exc)
         except Exception:                                   # one bad frame must not stop the base station
             self.stats["frames_decode_error"] += 1
@@ -348,20 +384,24 @@ class BaseStation:
                  h.seq, h.task_id, frame.snr_db, snr_payload_db,
                  "n/a" if frame.cfo_hz is None else f"{frame.cfo_hz:+.0f}")
 
-    def _drain_stream(self, pull, rx, max_chunks: int = 16) -> None:
-        """Process what a stream has queued, at most ``max_chunks`` chunks (so that a busy stream
-        cannot starve the others and the control link)."""
+    def _drain_stream(self, i: int, max_chunks: int = CHUNKS_PER_TURN) -> bool:
+        """Process what stream ``i`` has queued, at most ``max_chunks`` chunks (so that a busy stream
+        cannot starve the others and the control link); True when some are left. After dropped
+        chunks the receiver first ends its stream (a frame cut by the hole is ``truncated``)."""
+        pull, rx = self.streams[i]
         for _ in range(max_chunks):
-            x = pull.recv(timeout_ms=0)
-            if x is None:
-                return
+            got = self.drain.get(i)
+            if got is None:
+                return False
+            x, gap = got
             t_frame = time.monotonic()
             last_drop = rx.drops[-1] if rx.drops else None
-            frames = rx.process(x)
+            frames = rx.flush() + rx.process(x) if gap else rx.process(x)
             rx_ms = 1e3 * (time.monotonic() - t_frame)
             self._log_drops(pull.endpoint, rx, last_drop)
             for f in frames:
                 self._on_frame(f, t_frame, rx_ms / len(frames))
+        return self.drain.queued(i) > 0
 
     @staticmethod
     def _log_drops(endpoint: str, rx, last_seen) -> None:
@@ -383,25 +423,37 @@ class BaseStation:
         """Serve until interrupted (KeyboardInterrupt / SIGTERM) or ``stop_after_s``."""
         poller = zmq.Poller()
         poller.register(self.control.socket, zmq.POLLIN)
-        for pull, _ in self.streams:
-            poller.register(pull.socket, zmq.POLLIN)
+        poller.register(self.drain.wake_fd, zmq.POLLIN)
         t_end = None if stop_after_s is None else time.monotonic() + stop_after_s
+        busy = False                       # chunks were left queued: look again without waiting
         while t_end is None or time.monotonic() < t_end:
-            ready = dict(poller.poll(100))
+            ready = dict(poller.poll(0 if busy else 100))
+            if not self.drain.alive():
+                raise RuntimeError(f"the IQ reader thread stopped: {self.drain.error!r}")
             if self.control.socket in ready:
-                while (msg := self.control.recv(timeout_ms=0)) is not None:
+                for _ in range(CONTROL_PER_TURN):
+                    msg = self.control.recv(timeout_ms=0)
+                    if msg is None:
+                        break
                     self._on_message(msg)
-            for pull, rx in self.streams:
-                if pull.socket in ready:
-                    self._drain_stream(pull, rx)
+            self.drain.clear_wake()        # before taking chunks: a chunk queued after this wakes the next poll
+            busy = False
+            for i in range(len(self.streams)):
+                busy = self._drain_stream(i) or busy
 
     def summary(self) -> dict[str, Any]:
         """Counters: this object's (``knowledge_*``: the global knowledge base's, see the module
         docstring), each receiver's (header failures...), the control link's; ``knowledge``:
-        the global base (path, documents, k, queries waiting, retrieval ms mean / max) or None."""
+        the global base (path, documents, k, queries waiting, retrieval ms mean / max) or None;
+        ``rx_queues``: each IQ stream's queue (chunks and samples in and dropped, the peak queued,
+        :class:`~mtsc_sdr.link.drain.QueueStats`), whose drops ``bs`` also sums (``chunks_dropped``,
+        ``samples_dropped``); ``downlink_failed_sessions``: answers and replies not sent, per session."""
+        drops = self.drain.totals() if self.drain is not None else {}
         return {"peak_rss_mb": peak_rss_mb(),
-                "bs": dict(self.stats), "receivers": [dict(rx.stats) for _, rx in self.streams],
+                "bs": {**dict(self.stats), **drops}, "receivers": [dict(rx.stats) for _, rx in self.streams],
                 "iq_streams": [pull.stats.as_dict() for pull, _ in self.streams],
+                "rx_queues": [self.drain.stats(i).as_dict() for i in range(len(self.streams))] if self.drain else [],
+                "downlink_failed_sessions": {str(k): v for k, v in sorted(self.downlink_failed_sessions.items())},
                 "control": self.control.stats.as_dict(), "sessions": sorted(self.sessions),
                 "recordings": [str(rec.writer.meta_path) for rec in self.recordings],
                 "knowledge": self._knowledge_summary()}
@@ -418,6 +470,8 @@ class BaseStation:
 
     def close(self, end: str = "complete") -> None:
         """Close the streams and the control link; recordings end with ``mtsc:end = end``."""
+        if self.drain is not None:
+            self.drain.close()                 # the reader thread lets go of the streams first
         for pull, _ in self.streams:
             pull.close()
         self.control.close()
