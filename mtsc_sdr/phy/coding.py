@@ -49,8 +49,9 @@ def crc16(bits: np.ndarray) -> np.ndarray:
 
 
 def int_to_bits(value: int, width: int) -> np.ndarray:
-    """``width`` bits of a non-negative int, MSB first."""
-    return np.array([(value >> (width - 1 - i)) & 1 for i in range(width)], dtype=np.uint8)
+    """``width`` bits of a non-negative int (below 2**width), MSB first."""
+    n_bytes = -(-width // 8)
+    return np.unpackbits(np.frombuffer(int(value).to_bytes(n_bytes, "big"), dtype=np.uint8))[8 * n_bytes - width:]
 
 
 def bits_to_int(bits: np.ndarray) -> int:
@@ -81,12 +82,14 @@ def conv_encode(bits: np.ndarray) -> np.ndarray:
     """Rate-1/2 encoding of ``bits`` followed by K-1 zero tail bits -> 2 * (len + 6) coded bits.
 
     Output order c0[0], c1[0], c0[1], c1[1], ... The register's MSB is the newest input bit.
-    Coded stream j is the GF(2) convolution of the input (tail included) with generator j's taps.
+    Coded stream j is the GF(2) product of the input polynomial with generator j's.
     """
-    u = np.concatenate([np.asarray(bits, dtype=np.int64), np.zeros(TAIL, dtype=np.int64)])
-    out = np.empty((u.size, 2), dtype=np.uint8)
+    bits = np.asarray(bits, dtype=np.uint8)
+    n = bits.size + TAIL
+    u = _poly_of(bits)
+    out = np.empty((n, 2), dtype=np.uint8)
     for j in range(2):
-        out[:, j] = np.convolve(u, _GEN_TAPS[j])[:u.size] & 1
+        out[:, j] = _bits_of_poly(_poly_mul(u, _GEN_POLY[j]), n)
     return out.reshape(-1)
 
 
@@ -154,14 +157,21 @@ def _poly_bezout(f: int, g: int) -> tuple[int, int]:
     return a0, b0
 
 
-def _taps(poly: int, n: int) -> np.ndarray:
-    return np.array([(poly >> i) & 1 for i in range(n)], dtype=np.int64)
+def _poly_of(bits: np.ndarray) -> int:
+    """The GF(2) polynomial (bit i = coefficient of D^i) of a 0/1 or bool array, element i at D^i."""
+    return int.from_bytes(np.packbits(bits, bitorder="little").tobytes(), "little")
 
 
-#: (2, K) generator taps per delay; (2, K) taps of the feedforward inverse a, b (a g0 + b g1 = 1)
-_GEN_TAPS = np.array([[(g >> (K - 1 - d)) & 1 for d in range(K)] for g in GENERATORS], dtype=np.int64)
-_INV_TAPS = np.stack([_taps(p, K) for p in _poly_bezout(*(int(sum(int(t) << d for d, t in enumerate(row)))
-                                                               for row in _GEN_TAPS))])
+def _bits_of_poly(poly: int, n: int) -> np.ndarray:
+    """The first n coefficients of a GF(2) polynomial as uint8 (n,)."""
+    n_bytes = -(-n // 8)
+    return np.unpackbits(np.frombuffer(poly.to_bytes(n_bytes, "little"), dtype=np.uint8), bitorder="little")[:n]
+
+
+#: the generators as polynomials in the delay D (g_j[d] = bit K-1-d of GENERATORS[j]), and the
+#: feedforward inverse (a, b): a g0 + b g1 = 1
+_GEN_POLY = tuple(sum(((g >> (K - 1 - d)) & 1) << d for d in range(K)) for g in GENERATORS)
+_INV_POLY = _poly_bezout(*_GEN_POLY)
 
 
 def _hard_codeword(llr: np.ndarray, n_bits: int) -> np.ndarray | None:
@@ -169,13 +179,13 @@ def _hard_codeword(llr: np.ndarray, n_bits: int) -> np.ndarray | None:
     else None. llr: (2 * (n_bits + 6),), no zeros. Shapes out: uint8 (n_bits,).
 
     The inverse ``u = a c0 + b c1`` recovers the input of any codeword; re-encoding it and
-    comparing with the hard decisions checks that they are one."""
-    hard = (llr < 0).astype(np.int64)
-    c0, c1 = hard[0::2], hard[1::2]
-    u = (np.convolve(c0, _INV_TAPS[0]) + np.convolve(c1, _INV_TAPS[1]))[:n_bits] & 1
-    if (np.array_equal(np.convolve(u, _GEN_TAPS[0]) & 1, c0)
-            and np.array_equal(np.convolve(u, _GEN_TAPS[1]) & 1, c1)):
-        return u.astype(np.uint8)
+    comparing with the hard decisions checks that they are one (polynomials as Python ints: a few
+    big-integer operations instead of array convolutions)."""
+    hard = llr < 0
+    c0, c1 = _poly_of(hard[0::2]), _poly_of(hard[1::2])
+    u = (_poly_mul(c0, _INV_POLY[0]) ^ _poly_mul(c1, _INV_POLY[1])) & ((1 << n_bits) - 1)
+    if _poly_mul(u, _GEN_POLY[0]) == c0 and _poly_mul(u, _GEN_POLY[1]) == c1:
+        return _bits_of_poly(u, n_bits)
     return None
 
 

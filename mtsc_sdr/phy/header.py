@@ -78,7 +78,10 @@ class FrameHeader:
 
 def header_bits(header: FrameHeader) -> np.ndarray:
     """The 80 header bits (fields then CRC-16), MSB first."""
-    fields = np.concatenate([coding.int_to_bits(getattr(header, n), w) for n, w in FIELD_BITS])
+    word = 0
+    for name, width in FIELD_BITS:
+        word = (word << width) | getattr(header, name)
+    fields = coding.int_to_bits(word, N_FIELD_BITS)
     return np.concatenate([fields, coding.crc16(fields)])
 
 
