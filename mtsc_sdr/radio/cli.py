@@ -19,6 +19,7 @@ import json
 import signal
 import sys
 
+from mtsc_sdr.link.endpoints import NonLoopbackBindError
 from mtsc_sdr.options import add_json
 
 from .flowgraph import (
@@ -36,7 +37,7 @@ from .grpython import GnuRadioNotFound
 
 # Launcher options that may also appear after NAME (if the flowgraph has no parameter of that name).
 _VALUE_OPTIONS = ("python", "startup-timeout-s", "stop-timeout-s")
-_FLAG_OPTIONS = ("list", "json", "quiet")
+_FLAG_OPTIONS = ("list", "json", "quiet", "insecure")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -54,6 +55,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="how long to wait after SIGINT, then SIGTERM, before escalating (default 5)")
     p.add_argument("--quiet", action="store_true",
                    help="do not copy the flowgraph's output to stderr (a failure still shows its tail)")
+    p.add_argument("--insecure", action="store_true",
+                   help="let the flowgraph bind its ZeroMQ outputs beyond loopback: gr-zeromq has no CURVE, so the "
+                        "samples go unauthenticated and in clear (refused without this flag)")
     p.add_argument("name", nargs="?", metavar="NAME", help="flowgraph: " + ", ".join(_known_names()))
     p.add_argument("params", nargs=argparse.REMAINDER, metavar="--param VALUE",
                    help="flowgraph parameters, e.g. --snr-db 20 --seed 1")
@@ -139,7 +143,7 @@ def run(args: argparse.Namespace) -> int:
     except FlowgraphFailed as exc:
         _error(str(exc))
         return exc.returncode or 1
-    except FlowgraphError as exc:  # unknown flowgraph or parameter, bad value
+    except (FlowgraphError, NonLoopbackBindError) as exc:  # unknown flowgraph or parameter, bad value, bind refused
         _error(f"error: {exc}")
         return 2
     except GnuRadioNotFound as exc:
@@ -165,7 +169,8 @@ def _run(args: argparse.Namespace) -> int:
 
     params = split_param_args(tokens)
     fg = Flowgraph(spec.name, params, python=args.python, echo=None if args.quiet else sys.stderr,
-                   startup_timeout_s=args.startup_timeout_s, stop_timeout_s=args.stop_timeout_s)
+                   startup_timeout_s=args.startup_timeout_s, stop_timeout_s=args.stop_timeout_s,
+                   insecure=args.insecure)
 
     def _terminate(signum: int, frame: object) -> None:  # SIGTERM stops it like Ctrl-C
         raise KeyboardInterrupt

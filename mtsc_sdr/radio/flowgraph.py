@@ -10,6 +10,9 @@ ZeroMQ topology (gr-zeromq sinks bind, sources connect): a flowgraph's ``in_addr
 upstream sender has *bound* a PUSH socket (:class:`mtsc_sdr.link.IQPush`); its ``out_addr`` is
 *bound* by the flowgraph's ``push_sink`` for a downstream receiver that connects
 (:class:`mtsc_sdr.link.IQPull`). Samples are raw complex64, full scale 1.0, no tag headers.
+gr-zeromq has no CURVE, so the bind rule of :func:`mtsc_sdr.link.endpoints.check_bind_endpoint`
+applies to the endpoints a flowgraph binds: loopback, or ``insecure=True`` (``--insecure``);
+anything else is refused before the flowgraph starts.
 
 Lifecycle of :class:`Flowgraph` (a :class:`~mtsc_sdr.process.ChildProcess`): :meth:`~Flowgraph.start`
 launches it and waits until the flowgraph prints :data:`READY_MARKER` (a Python snippet in every
@@ -43,6 +46,7 @@ from typing import IO, Any
 
 import yaml
 
+from mtsc_sdr.link.endpoints import check_bind_endpoint
 from mtsc_sdr.process import ChildProcess, ProcessFailed
 
 from .grpython import require_gr_python
@@ -398,6 +402,8 @@ class Flowgraph(ChildProcess):
             for failure reports).
         startup_timeout_s: how long :meth:`start` waits for the flowgraph to report it is running.
         stop_timeout_s: how long :meth:`stop` waits after SIGINT and again after SIGTERM.
+        insecure: let it bind endpoints beyond loopback (gr-zeromq has no CURVE: in clear);
+            without it such an endpoint raises :class:`~mtsc_sdr.link.NonLoopbackBindError`.
     """
 
     error = FlowgraphFailed
@@ -405,10 +411,14 @@ class Flowgraph(ChildProcess):
 
     def __init__(self, name: str, params: Mapping[str, Any] | None = None, *, python: str | None = None,
                  echo: IO[str] | None = None, startup_timeout_s: float = DEFAULT_STARTUP_TIMEOUT_S,
-                 stop_timeout_s: float = DEFAULT_STOP_TIMEOUT_S) -> None:
+                 stop_timeout_s: float = DEFAULT_STOP_TIMEOUT_S, insecure: bool = False) -> None:
         self.spec = FLOWGRAPHS[name]
         self.params = dict(params or {})
         self._args = self.spec.command_args(self.params)  # validate before anything starts
+        given = {self.spec.resolve_param(k).name: v for k, v in self.params.items()}
+        for bound in self.spec.binds:                      # gr-zeromq sinks: no CURVE, loopback or insecure
+            check_bind_endpoint(str(given.get(bound, self.spec.params[bound].default)), insecure=insecure,
+                                curve_possible=False)
         super().__init__(self.spec.name, stdout="merge", cwd=str(self.spec.script.parent),
                          ready_marker=READY_MARKER if self.spec.ready_marker else None,
                          startup_timeout_s=startup_timeout_s, grace_s=DEFAULT_GRACE_S,

@@ -8,6 +8,10 @@ or a calibration record: :func:`~mtsc_sdr.radio.calibration.load_impairment_prof
 options, which override the profile. Malformed input messages are counted and dropped by the
 stream (:mod:`mtsc_sdr.link.iq`). Runs until SIGINT/SIGTERM, then prints a one-line JSON summary
 (samples in/out, dropped messages) to stderr.
+
+Beyond loopback (:mod:`mtsc_sdr.link.security`): an ``--out`` that is not a loopback address needs
+``--curve-keys`` (the base station then connects with ``--curve-server-key``) or ``--insecure``;
+``--curve-server-key`` makes ``--in`` a CURVE connection to an upstream sender that has keys.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import typing
 
 from mtsc_sdr.channel.profile import ChannelProfile, build_channel
 from mtsc_sdr.link import IQPull, IQPush
+from mtsc_sdr.link.security import add_security_arguments, security_from_args
 from mtsc_sdr.options import add_seed, option_kwargs
 from mtsc_sdr.radio.calibration import load_impairment_profile
 from mtsc_sdr.radio.links import LinkConfig
@@ -61,7 +66,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         p.add_argument(flag, type=typ, help=help_text)
     p.add_argument("--rayleigh", action="store_true", help="block fading is Rayleigh (K = 0)")
     add_seed(p, 0, help="seed of every random impairment (default 0)")
-    p.add_argument("--allow-remote", action="store_true", help="allow binding a non-loopback --out")
+    add_security_arguments(p, binds="--out", connects="--in")
 
 
 def profile_from_args(args: argparse.Namespace) -> ChannelProfile:
@@ -76,6 +81,11 @@ def profile_from_args(args: argparse.Namespace) -> ChannelProfile:
 
 
 def run(args: argparse.Namespace) -> int:
+    try:
+        security = security_from_args(args)
+    except (ValueError, OSError) as exc:
+        print(f"mtsc-sdr channel: {exc}", file=sys.stderr)
+        return 2
     profile = profile_from_args(args)
     channel = build_channel(profile, args.seed)
     log.info("channel %s -> %s: %s", args.in_endpoint, args.out_endpoint, channel)
@@ -84,8 +94,12 @@ def run(args: argparse.Namespace) -> int:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, _stop)
-    pull = IQPull(args.in_endpoint)
-    push = IQPush(args.out_endpoint, send_timeout_ms=-1, allow_remote=args.allow_remote)
+    try:
+        push = IQPush(args.out_endpoint, send_timeout_ms=-1, curve=security.server, insecure=security.insecure)
+    except ValueError as exc:                 # NonLoopbackBindError: says how to fix it
+        print(f"mtsc-sdr channel: {exc}", file=sys.stderr)
+        return 2
+    pull = IQPull(args.in_endpoint, curve=security.client)
     samples_out = 0
     t0 = time.monotonic()
     try:

@@ -39,6 +39,11 @@ Several points (``--tx``, ``--session`` and ``--snr-db`` given once per point): 
 sent at each point in turn, each over its own IQ stream with its own session and SNR, by one
 process that loads the model once (``mtsc-sdr run`` with ``client_per_point: false``).
 
+Beyond the machine (:mod:`mtsc_sdr.link.security`): ``--curve-server-key`` (the base station's public
+key) makes the control link CURVE, ``--curve-keys`` is this client's key pair for a base station
+with an allow-list (without it a fresh one is made per run). ``--tx`` has no CURVE (a GNU Radio TX
+flowgraph may pull from it): beyond loopback it needs ``--insecure``.
+
 Every item of every point ends with exactly one JSON line in ``--out`` (default stdout), either a
 result or an error::
 
@@ -82,6 +87,7 @@ from mtsc_sdr.data import collate
 from mtsc_sdr.data import examples as split_examples      # `examples` names item lists below
 from mtsc_sdr.data.user_files import items_from_files
 from mtsc_sdr.link import IQPush, IQSendTimeout, MessageClient
+from mtsc_sdr.link.security import LinkSecurity, add_security_arguments, security_from_args
 from mtsc_sdr.model.checkpoint import shipped_model_dir
 from mtsc_sdr.options import add_checkpoint, add_seed, add_threads
 from mtsc_sdr.phy.header import FrameHeader
@@ -232,12 +238,14 @@ class Client:
     """
 
     def __init__(self, model, identity: dict, tx_endpoint: Optional[str], control_endpoint: str,
-                 settings: ClientSettings, encoder=None, artifact: Optional[dict] = None, knowledge=None):
+                 settings: ClientSettings, encoder=None, artifact: Optional[dict] = None, knowledge=None,
+                 security: Optional[LinkSecurity] = None):
         """model: the ClientModel (task decoders); encoder: the runtime's encoder (default the
         model's own torch encode); artifact: ``{"name", "runtime", "source"}`` of a compressed
         client artifact, told in ``hello`` (the base station refuses one made from another
         checkpoint); knowledge: the local :class:`~mtsc_sdr.rag.KnowledgeBase` (open; the caller
-        closes it), for a model with ``context_tokens`` only (ValueError otherwise)."""
+        closes it), for a model with ``context_tokens`` only (ValueError otherwise); security:
+        CURVE for the control link and ``insecure`` for the TX stream (default: plain, loopback)."""
         from mtsc_sdr.compress.runtimes import TorchEncoder
 
         if knowledge is not None and not model.cfg.context_tokens:
@@ -256,10 +264,12 @@ class Client:
         # PHY puts SUBCARRIER_SNR_GAIN_DB above the SNR set on the wire
         self.csi_db = settings.snr_db + SUBCARRIER_SNR_GAIN_DB
         self.host = protocol.host_id()
-        self.push = (IQPush(tx_endpoint, send_timeout_ms=int(settings.item_timeout_s * 1000))
-                     if tx_endpoint is not None else None)
+        security = security or LinkSecurity()
+        self._curve = security.client is not None
+        self.push = (IQPush(tx_endpoint, send_timeout_ms=int(settings.item_timeout_s * 1000),
+                            insecure=security.insecure) if tx_endpoint is not None else None)
         try:
-            self.control = MessageClient(control_endpoint, session=settings.session)
+            self.control = MessageClient(control_endpoint, session=settings.session, curve=security.client)
         except Exception:
             if self.push is not None:
                 self.push.close(linger_ms=0)
@@ -295,7 +305,10 @@ class Client:
         deadline = time.monotonic() + self.s.hello_timeout_s
         while not self._welcomed:
             if time.monotonic() > deadline:
-                raise TimeoutError(f"no answer from the base station to hello within {self.s.hello_timeout_s:g} s")
+                hint = ("; over CURVE: check --curve-server-key is the base station's public key and, if it has an "
+                        "allow-list, that this client's key is on it (`mtsc-sdr keys allow`)") if self._curve else ""
+                raise TimeoutError(f"no answer from the base station to hello within {self.s.hello_timeout_s:g} s"
+                                   + hint)
             self._hello()
             t_next = time.monotonic() + 2.0
             while not self._welcomed and time.monotonic() < t_next:
@@ -662,6 +675,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", help="JSON lines file (default: stdout)")
     p.add_argument("--images", metavar="DIR", help="write reconstructed images here")
     p.add_argument("--summary", metavar="FILE", help="write the summary JSON here")
+    add_security_arguments(p, binds="--tx", connects="--control", curve_binds=False)
 
 
 def _points(args: argparse.Namespace) -> list[tuple[str, int, float]]:
@@ -698,7 +712,10 @@ def run(args: argparse.Namespace) -> int:
     checkpoint = args.checkpoint or str(shipped_model_dir())
     try:
         points = _points(args)
-    except ValueError as exc:
+        security = security_from_args(args)
+        for tx, _, _ in points:
+            security.check_plain_bind(tx)       # before the model loads: a refused --tx fails fast
+    except (ValueError, OSError) as exc:
         print(f"mtsc-sdr client: {exc}", file=sys.stderr)
         return 2
     try:
@@ -726,7 +743,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"mtsc-sdr client: {exc}", file=sys.stderr)
         return 2
     try:
-        return _run_points(args, points, loaded, items, source, precision, artifact, checkpoint, kb)
+        return _run_points(args, points, loaded, items, source, precision, artifact, checkpoint, kb, security)
     finally:
         if kb is not None:
             kb.close()
@@ -747,7 +764,7 @@ def open_local_knowledge(path: Optional[str], cfg, runtime: str, retrieval_k: in
 
 
 def _run_points(args: argparse.Namespace, points: list, loaded, items: list, source: dict, precision: str,
-                artifact: Optional[dict], checkpoint: str, kb) -> int:
+                artifact: Optional[dict], checkpoint: str, kb, security: Optional[LinkSecurity] = None) -> int:
     """Every point of :func:`run` in turn; returns the exit status."""
     identity = protocol.checkpoint_identity(checkpoint)
     out = open(args.out, "w") if args.out else sys.stdout
@@ -773,7 +790,7 @@ def _run_points(args: argparse.Namespace, points: list, loaded, items: list, sou
             client = None
             try:
                 client = Client(loaded.model, identity, tx, args.control, settings, encoder=loaded.encoder,
-                                artifact=artifact, knowledge=kb)
+                                artifact=artifact, knowledge=kb, security=security)
                 counts = client.run(items, write)
                 status = max(status, 1 if counts.get("items_failed") else 0)
             except Refused as exc:

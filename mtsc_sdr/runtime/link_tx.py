@@ -19,6 +19,7 @@ import time
 import numpy as np
 
 from mtsc_sdr.link import IQPush
+from mtsc_sdr.link.security import add_security_arguments, security_from_args
 from mtsc_sdr.phy.header import FrameHeader
 from mtsc_sdr.phy.tx import Transmitter
 
@@ -60,12 +61,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, required=True)
     p.add_argument("--send-timeout-s", type=float, default=60.0,
                    help="how long to wait for the receiving side to take samples")
-    p.add_argument("--allow-remote", action="store_true", help="allow binding a non-loopback address")
+    add_security_arguments(p, binds="--out", curve_binds=False)   # its peer may be GNU Radio: no CURVE
     args = p.parse_args(argv)
+    security = security_from_args(args)
+    security.check_plain_bind(args.out)
 
     samples, _ = frame_train(args.seed, args.frames, args.payload_len, args.gap)
     push = IQPush(args.out, send_timeout_ms=int(args.send_timeout_s * 1000), linger_ms=30_000,
-                  allow_remote=args.allow_remote, max_message_samples=1 << 14)
+                  insecure=security.insecure, max_message_samples=1 << 14)
     t0 = time.monotonic()
     try:
         push.send(samples, copy=False)

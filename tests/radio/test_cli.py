@@ -48,6 +48,21 @@ def test_cli_errors(capsys):
     assert "no flowgraph NAME given" in capsys.readouterr().err
 
 
+def test_flowgraph_binds_beyond_loopback_only_when_told_insecure(capsys, caplog):
+    """gr-zeromq has no CURVE: a push_sink address beyond loopback is refused before anything starts,
+    with the way out; --insecure (also after NAME) lets it bind, with a loud warning."""
+    assert radio_cli.run(_cli(["sim_channel", "--out-addr", "tcp://0.0.0.0:5556"])) == 2
+    err = capsys.readouterr().err
+    assert "refusing to bind 'tcp://0.0.0.0:5556'" in err and "--insecure" in err and "GNU Radio" in err
+    args = _cli(["sim_channel", "--out-addr", "tcp://0.0.0.0:5556", "--insecure"])
+    radio_cli._take_launcher_options(args, list(args.params), set(Flowgraph("sim_channel").spec.params))
+    assert args.insecure
+    with caplog.at_level("WARNING", logger="mtsc_sdr.link"):
+        Flowgraph("sim_channel", {"out_addr": "tcp://0.0.0.0:5556"}, insecure=True)   # constructed, not started
+        Flowgraph("pluto_rx", {"out-addr": "tcp://127.0.0.1:5556"})
+    assert "INSECURE" in caplog.text and caplog.text.count("INSECURE") == 1
+
+
 def test_cli_runs_until_interrupted(fake_dir, capsys, monkeypatch):
     """Foreground run: launcher options may follow NAME; Ctrl-C stops it cleanly (exit 0)."""
     calls = {"n": 0}
