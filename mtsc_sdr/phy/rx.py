@@ -266,10 +266,9 @@ class Receiver:
         self._ltf_x = ofdm.LTF_VALUES * AMP_USED
         self._ltf_sym = ofdm.LTF_SYMBOL.astype(np.complex128)
         # demodulation tables
-        self._ramp64 = np.arange(N_FFT, dtype=np.float64)
         # (64, 52) unitary DFT onto the used bins: time samples @ it = bins on USED (for 3 LTF symbols a
         # matrix product is cheaper than an FFT and a gather)
-        self._dft_used = np.exp(-2j * np.pi * np.outer(self._ramp64, USED_BINS) / N_FFT) / math.sqrt(N_FFT)  # sample index inside an FFT window
+        self._dft_used = np.exp(-2j * np.pi * np.outer(np.arange(N_FFT), USED_BINS) / N_FFT) / math.sqrt(N_FFT)
         n_sym_max = hdr.N_HEADER_SYM + ofdm.n_payload_symbols(cfg.max_payload_len)
         self._pilots = ofdm.pilot_values(n_sym_max)  # (n_sym_max, 4) known pilot values
         self._omega_cache: dict[tuple[int, int], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
@@ -518,11 +517,9 @@ class Receiver:
         factors into a per-symbol phasor times a per-sample ramp (an outer product of two short
         exponentials), the unitary 1/8 folded into the ramp."""
         lo = sync.u + N_LTF * N_FFT + SYM_LEN * first
-        x = self._slice(lo, lo + SYM_LEN * n_sym).reshape(n_sym, SYM_LEN)[:, N_CP:]
-        w = -2j * np.pi * sync.cfo
-        rot_sym = np.exp(w * (lo - sync.u + N_CP + SYM_LEN * np.arange(n_sym, dtype=np.float64)))
-        rot = rot_sym[:, None] * (np.exp(w * self._ramp64) / math.sqrt(N_FFT))[None, :]
-        return np.fft.fft(x * rot, axis=1)
+        x = rx_kernels.fft_windows(self._buf, lo - self._base, n_sym, SYM_LEN, N_CP, N_FFT, sync.cfo,
+                                   float(lo - sync.u + N_CP))
+        return np.fft.fft(x, axis=1)
 
     def _omega_grid(self, n_fft: int, first: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The residual-CFO grid of :meth:`_track` for an FFT over symbols of length n_fft:

@@ -50,6 +50,8 @@ def lag_metric_runs(seg, n_out, window, lag, threshold, run):
     number of d in [i, i + run) with M(d) > threshold.
     """
     n = n_out + window + lag
+    if seg.size < n:
+        raise IndexError("lag_metric_runs: seg too short")
     cp = np.empty(n - lag + 1, dtype=np.complex128)  # running sum of conj(r[k]) r[k + lag]
     en = np.empty(n + 1)  # running sum of |r[k]|^2
     cp[0] = 0.0
@@ -81,6 +83,8 @@ def lag_plateau(seg, n_out, window, lag):
     seg: complex (>= n_out + window + lag,). Returns (i_max, a, b): the first maximum and the
     region [a, b] around it where ``|P| >= |P(i_max)| / 2`` (bounded by 0 and n_out - 1).
     """
+    if seg.size < n_out + window + lag:
+        raise IndexError("lag_plateau: seg too short")
     cp = np.empty(n_out + window, dtype=np.complex128)  # cp[k] = sum_{j<k} conj(r[j]) r[j + lag]
     acc = 0j
     for k in range(n_out + window):
@@ -105,6 +109,8 @@ def lag_plateau(seg, n_out, window, lag):
 @_compiled
 def _rotated(x, lo, hi, cfo, ref):
     """x[lo:hi] (complex) times exp(-j 2 pi cfo (n - ref)) for n = lo .. hi - 1: complex128 (hi - lo,)."""
+    if lo < 0 or hi > x.size:
+        raise IndexError("_rotated: samples outside the buffer")
     w = -2.0 * math.pi * cfo
     out = np.empty(hi - lo, dtype=np.complex128)
     for i in range(hi - lo):
@@ -450,4 +456,27 @@ def track_correct(Y, used_bins, pilot_pos, z, c0, t, used_k, zeta, omega, anchor
         corr = complex(math.cos(phi[i]), -math.sin(phi[i]))
         for k in range(U):
             out[i, k] = Y[i, used_bins[k]] * (slope[i, k] * corr)
+    return out
+
+
+@_compiled
+def fft_windows(x, lo, n_sym, sym_len, n_cp, n_fft, cfo, t0):
+    """The FFT windows of n_sym OFDM symbols starting at index lo of x (complex (N,)), the CFO
+    removed and the unitary 1/sqrt(n_fft) applied: complex128 (n_sym, n_fft), row i holding
+    ``x[lo + i sym_len + n_cp + k] exp(-j 2 pi cfo (t0 + i sym_len + k)) / sqrt(n_fft)``, k < n_fft
+    (t0: the first window's first sample relative to the CFO's phase reference). The rotation is
+    a per-symbol phasor times a per-sample ramp (an outer product of two short exponentials)."""
+    if lo < 0 or lo + n_sym * sym_len > x.size:
+        raise IndexError("fft_windows: symbols outside the buffer")
+    w = -2.0 * math.pi * cfo
+    ramp = np.empty(n_fft, dtype=np.complex128)
+    for k in range(n_fft):
+        ramp[k] = complex(math.cos(w * k), math.sin(w * k)) / math.sqrt(n_fft)
+    out = np.empty((n_sym, n_fft), dtype=np.complex128)
+    for i in range(n_sym):
+        th = w * (t0 + sym_len * i)
+        rot = complex(math.cos(th), math.sin(th))
+        base = lo + i * sym_len + n_cp
+        for k in range(n_fft):
+            out[i, k] = complex(x[base + k]) * (rot * ramp[k])
     return out
