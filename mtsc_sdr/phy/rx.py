@@ -499,8 +499,11 @@ class Receiver:
         falls by (N_LTF + N_HEADER_SYM) / N_LTF, and with it the noise it adds to every payload
         symbol and the common gain error the analog image code is sensitive to; the noise estimate
         gets the header's residuals. Returns the sync with h_used, h_ls and n0 replaced."""
-        x = ofdm.assemble(hdr.encode(header), first_symbol=0) * AMP_USED  # (7, 52) what was sent
-        n_h = x.shape[0]
+        n_h = hdr.N_HEADER_SYM
+        x = np.empty((n_h, N_USED), dtype=np.complex128)  # (7, 52) what was sent
+        x[:, DATA_POS] = hdr.encode(header)
+        x[:, PILOT_POS] = self._pilots[:n_h]
+        x *= AMP_USED
         h_ls = (N_LTF * sync.h_ls + np.sum(Yc / x, axis=0)) / (N_LTF + n_h)
         h, fitted = self._smooth(h_ls, sync.n0 / ((N_LTF + n_h) * AMP_USED ** 2))
         r = Yc - h[None, :] * x
@@ -603,8 +606,10 @@ class Receiver:
         h = sync.h_used[DATA_POS] * AMP_USED
         g2 = np.abs(h) ** 2
         w = np.conj(h) / (g2 + sync.n0)
-        c = np.tile(g2 / (g2 + sync.n0), Yc.shape[0])[:L]
-        mean_c = min(max(float(np.mean(c)), 1e-12), 1.0 - 1e-12)
+        c = g2 / (g2 + sync.n0)  # (48,) per data subcarrier; the payload fills them in order
+        n_full, rest = divmod(L, c.size)
+        mean_c = (n_full * float(np.sum(c)) + float(np.sum(c[:rest]))) / L
+        mean_c = min(max(mean_c, 1e-12), 1.0 - 1e-12)
         y = (Yc[:, DATA_POS] * w[None, :]).reshape(-1)[:L]
         payload = (spreading.despread(y) / mean_c).astype(np.complex64)
         return payload, np.full(L, (1.0 - mean_c) / mean_c, dtype=np.float32)
