@@ -271,7 +271,7 @@ class Receiver:
         self._dft_used = np.exp(-2j * np.pi * np.outer(np.arange(N_FFT), USED_BINS) / N_FFT) / math.sqrt(N_FFT)
         n_sym_max = hdr.N_HEADER_SYM + ofdm.n_payload_symbols(cfg.max_payload_len)
         self._pilots = ofdm.pilot_values(n_sym_max)  # (n_sym_max, 4) known pilot values
-        self._omega_cache: dict[tuple[int, int], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        self._track_cache: dict[tuple[int, int, bool], tuple] = {}
 
     # ------------------------------------------------------------------ public API
     def process(self, samples: np.ndarray) -> list[RxFrame]:
@@ -524,20 +524,30 @@ class Receiver:
                                    float(lo - sync.u + N_CP))
         return np.fft.fft(x, axis=1)
 
-    def _omega_grid(self, n_fft: int, first: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The residual-CFO grid of :meth:`_track` for an FFT over symbols of length n_fft:
-        (FFT bins with |omega| <= _MAX_RESIDUAL_CFO in increasing omega, omegas rad/sample,
-        phasors exp(-j omega t_first) referring the FFT to the time of symbol ``first``). Cached."""
-        key = (n_fft, first)
-        grid = self._omega_cache.get(key)
-        if grid is None:
+    def _track_plan(self, first: int, n: int, fit_sro: bool) -> tuple:
+        """What :meth:`_track` needs for symbols first..first+n-1 beyond the samples, cached per
+        (first, n, fit_sro): (t, the window centres (n,); z_step and n_grid, the timing-drift grid
+        ``(g - n_grid // 2) z_step``; n_fft, the FFT length over symbols; bins, its bins with
+        |omega| <= _MAX_RESIDUAL_CFO in increasing omega; omegas (rad/sample) and phasors
+        exp(-j omega t[0]) referring the FFT to the time of symbol ``first`` on those bins)."""
+        key = (first, n, fit_sro)
+        plan = self._track_cache.get(key)
+        if plan is None:
+            t = self._t_sym(first, n)
+            zmax = self.config.max_sro_ppm * 1e-6 if fit_sro else 0.0
+            if zmax > 0 and n >= 2:
+                step = 0.1 * N_FFT / (2 * np.pi * 21.0 * float(t[-1]))  # <= 0.1 rad at the outer pilots
+                n_grid = int(min(max(math.ceil(2 * zmax / step), 4), 400)) | 1
+                z_step = zmax / (n_grid // 2)
+            else:
+                n_grid, z_step = 1, 0.0
+            n_fft = 8 * (1 << max(int(n - 1).bit_length(), 3))
             omegas = 2 * np.pi * np.fft.fftfreq(n_fft) / SYM_LEN
             bins = np.flatnonzero(np.abs(omegas) <= self._MAX_RESIDUAL_CFO * 2 * np.pi)
             bins = bins[np.argsort(omegas[bins])]
-            t0 = float(self._t_sym(first, 1)[0])
-            grid = (bins, omegas[bins], np.exp(-1j * omegas[bins] * t0))
-            self._omega_cache[key] = grid
-        return grid
+            plan = (t, z_step, n_grid, n_fft, bins, omegas[bins], np.exp(-1j * omegas[bins] * t[0]))
+            self._track_cache[key] = plan
+        return plan
 
     @staticmethod
     def _t_sym(first: int, n: int) -> np.ndarray:
@@ -564,33 +574,21 @@ class Receiver:
         """
         cfg = self.config
         n = Y.shape[0]
-        t = self._t_sym(first, n)
+        t, z_step, n_grid, n_fft, bins, omegas, ref = self._track_plan(first, n, fit_sro)
         anchor = N_LTF * AMP_USED ** 2 * float(np.vdot(sync.h_used, sync.h_used).real)  # LTF phase reference
-        zmax = cfg.max_sro_ppm * 1e-6 if fit_sro else 0.0
-        if zmax > 0 and n >= 2:
-            step = 0.1 * N_FFT / (2 * np.pi * 21.0 * float(t[-1]))  # <= 0.1 rad at the outer pilots
-            n_grid = int(min(max(math.ceil(2 * zmax / step), 4), 400)) | 1
-            zgrid = np.arange(-(n_grid // 2), n_grid // 2 + 1) * (zmax / (n_grid // 2))  # 0 in the middle
-        else:
-            zgrid = np.zeros(1)
         # z (n, 4): pilots matched to their known values and the channel; cz (G, n): their sums
         # per symbol with each drift of the grid removed
-        z_step = float(zgrid[1] - zgrid[0]) if zgrid.size > 1 else 0.0
         z, cz = rx_kernels.pilot_sums(Y, PILOT_BINS, self._pilots[first:first + n], sync.h_used[PILOT_POS] * AMP_USED,
-                                      t, z_step, zgrid.size, PILOTS, N_FFT)
-        n_fft = 8 * (1 << max(int(n - 1).bit_length(), 3))
-        bins, omegas, ref = self._omega_grid(n_fft, first)
-        # sum_i cz_i exp(-j omega 80 i), omega = 2 pi b / (80 n_fft), referred to t[0]; the
+                                      t, z_step, n_grid, PILOTS, N_FFT)
+        # sum_i cz_i exp(-j omega 80 i), omega = 2 pi b / (80 n_fft); the kernel maximises the
         # log-likelihood (2/N0)|anchor + sum| plus a Gaussian prior on omega (the residual CFO the
         # LTF left, so faded pilots cannot drag the phase away from what the LTF measured)
-        spec = np.fft.fft(cz, n_fft, axis=1)[:, bins]
-        g, zeta, omega = rx_kernels.track_peak(spec, ref, anchor, omegas, 2.0 / max(sync.n0, 1e-30),
-                                               sync.omega_std, zgrid, self._SRO_MIN_GAIN)
-        g0 = zgrid.size // 2
-        Yc = rx_kernels.track_correct(Y, USED_BINS, PILOT_POS, z, cz[g0], t, USED,
-                                      zeta if g != g0 else 0.0, omega, anchor, cfg.track_window, N_FFT)
+        spec = np.fft.fft(cz, n_fft, axis=1)
+        Yc, zeta = rx_kernels.track_fit(spec, bins, ref, omegas, anchor, 2.0 / max(sync.n0, 1e-30), sync.omega_std,
+                                        z_step, self._SRO_MIN_GAIN, Y, USED_BINS, USED, PILOT_POS, z, cz, t,
+                                        cfg.track_window)
         # a receiver clock faster than the transmitter's makes the windows drift early (zeta < 0)
-        return Yc, 0.0 - (zeta if g != g0 else 0.0) * 1e6
+        return Yc, 0.0 - zeta * 1e6
 
     def _equalise(self, Yc: np.ndarray, sync: _Sync) -> tuple[np.ndarray, np.ndarray]:
         """ZF on USED: values (n, 52) in transmitter units and their noise variances (52,)."""

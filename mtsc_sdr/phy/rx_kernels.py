@@ -373,22 +373,31 @@ def _parabola(v_left, v_mid, v_right):
 
 
 @_compiled
-def track_peak(spec, ref, anchor, omegas, scale, omega_std, zgrid, min_gain):
-    """The maximum of the pilot tracker's log-likelihood over (drift, residual CFO).
+def track_fit(spec, bins, ref, omegas, anchor, scale, omega_std, z_step, min_gain, Y, used_bins, used_k, pilot_pos,
+              z, cz, t, window):
+    """The pilot tracker's fit and correction (:meth:`~mtsc_sdr.phy.rx.Receiver._track`).
 
-    spec: complex (G, B) the pilot sums' DFT over symbols at the B residual-CFO bins ``omegas``
-    (float (B,), rad/sample, increasing); ref: complex (B,) phasors referring it to the first
-    symbol; the objective is ``scale |anchor + spec * ref| - 0.5 (omega / omega_std)^2``. zgrid:
-    float (G,) drifts, odd length, 0 in the middle (g0). A drift is only taken when it gains
-    ``min_gain`` over the best at g0. Both coordinates are refined parabolically.
-    Returns (g, zeta, omega): the grid row taken, the drift, the residual CFO.
+    Fit: spec complex (G, F) is the DFT over symbols of the pilot sums ``cz`` (complex (G, n), row
+    g for the timing drift ``zeta_g = (g - G // 2) z_step``); at its bins ``bins`` (int (B,)),
+    residual CFOs ``omegas`` (float (B,), rad/sample, increasing) with phasors ``ref`` (complex
+    (B,)) referring them to the first symbol, the objective is ``scale |anchor + spec * ref| -
+    0.5 (omega / omega_std)^2``. A drift is only taken when it gains ``min_gain`` over the best at
+    zeta = 0; both coordinates are refined parabolically.
+
+    Correction: the phase of symbol i is ``theta0 + omega t_i`` (t: float (n,) window centres),
+    theta0 the phase of the anchor plus all pilots (z: complex (n, P) their matched products at
+    positions pilot_pos among the used subcarriers), plus, when ``window`` > 0, the phase of the
+    residual's moving average over +-window symbols; a drift rotates subcarrier k (used_k: int
+    (U,) signed indices, used_bins: int (U,) their FFT bins) by ``2 pi k zeta t_i / n_fft``.
+    Y: complex (n, n_fft) bins. Returns (the corrected used bins complex128 (n, U), zeta).
     """
-    G, B = spec.shape
+    G = spec.shape[0]
+    B = bins.size
     obj = np.empty((G, B))
     g_best, b_best = 0, 0
     for g in range(G):
         for b in range(B):
-            obj[g, b] = scale * abs(anchor + spec[g, b] * ref[b]) - 0.5 * (omegas[b] / omega_std) ** 2
+            obj[g, b] = scale * abs(anchor + spec[g, bins[b]] * ref[b]) - 0.5 * (omegas[b] / omega_std) ** 2
             if obj[g, b] > obj[g_best, b_best]:
                 g_best, b_best = g, b
     g0 = G // 2
@@ -399,34 +408,21 @@ def track_peak(spec, ref, anchor, omegas, scale, omega_std, zgrid, min_gain):
     g, b = g_best, b_best
     if g != g0 and obj[g, b] - obj[g0, b0] < min_gain:
         g, b = g0, b0  # the drift is not significant against the noise: fitting it would only add noise
-    zeta = zgrid[g]
-    if g != g0 and 0 < g < G - 1:
-        zeta += _parabola(obj[g - 1, b], obj[g, b], obj[g + 1, b]) * (zgrid[1] - zgrid[0])
+    zeta = 0.0
+    if g != g0:
+        zeta = (g - g0) * z_step
+        if 0 < g < G - 1:
+            zeta += _parabola(obj[g - 1, b], obj[g, b], obj[g + 1, b]) * z_step
     omega = omegas[b]
     if 0 < b < B - 1:
         omega += _parabola(obj[g, b - 1], obj[g, b], obj[g, b + 1]) * (omegas[b + 1] - omegas[b])
-    return g, zeta, omega
 
-
-@_compiled
-def track_correct(Y, used_bins, pilot_pos, z, c0, t, used_k, zeta, omega, anchor, window, n_fft):
-    """Apply the pilot tracker's phase model to the used bins.
-
-    Y: complex (n, n_fft); used_bins: int (U,) FFT bins of the used subcarriers, used_k: int (U,)
-    their signed indices, pilot_pos: int (P,) the pilots' positions among them; z: complex (n, P)
-    the pilots' matched products, c0: complex (n,) their sums without drift; t: float (n,) window
-    centres; zeta: timing drift (0: none), omega: residual CFO (rad/sample); anchor: the LTF's
-    phase reference weight; window: half-width of the moving average of the residual phase (0:
-    none). The phase of symbol i is ``theta0 + omega t_i`` (+ the smoothed residual), theta0 the
-    phase of the anchor plus all pilots; the drift rotates subcarrier k by ``2 pi k zeta t_i / n_fft``.
-    Returns the corrected used bins complex128 (n, U).
-    """
-    n, U = Y.shape[0], used_bins.size
+    n, n_fft, U = Y.shape[0], Y.shape[1], used_bins.size
     slope = np.ones((n, U), dtype=np.complex128)
     pw = np.empty(np.max(np.abs(used_k)) + 1, dtype=np.complex128)
     c = np.empty(n, dtype=np.complex128)
     for i in range(n):
-        if zeta != 0.0:
+        if g != g0:
             _cis_powers(-2.0 * math.pi * zeta / n_fft * t[i], pw)
             for k in range(U):
                 slope[i, k] = _cis_signed(pw, used_k[k])
@@ -434,7 +430,7 @@ def track_correct(Y, used_bins, pilot_pos, z, c0, t, used_k, zeta, omega, anchor
             for p in range(pilot_pos.size):
                 acc += z[i, p] * slope[i, pilot_pos[p]]
         else:
-            acc = c0[i]
+            acc = cz[g0, i]
         th = -omega * t[i]
         c[i] = acc * complex(math.cos(th), math.sin(th))
     total = complex(anchor)
@@ -456,7 +452,7 @@ def track_correct(Y, used_bins, pilot_pos, z, c0, t, used_k, zeta, omega, anchor
         corr = complex(math.cos(phi[i]), -math.sin(phi[i]))
         for k in range(U):
             out[i, k] = Y[i, used_bins[k]] * (slope[i, k] * corr)
-    return out
+    return out, zeta
 
 
 @_compiled
