@@ -25,7 +25,7 @@ import numpy as np
 from mtsc_sdr.config import ConfigError
 from mtsc_sdr.model import load
 from mtsc_sdr.runtime import protocol
-from mtsc_sdr.runtime.bs import BaseStation, payload_snr_db, serve_until_stopped
+from mtsc_sdr.runtime.bs import BaseStation, payload_snr_db, security_for, serve_until_stopped
 
 from .adapters import prepare
 from .runconfig import SERVER_LR
@@ -114,11 +114,16 @@ def run(args: argparse.Namespace) -> int:
     if given:
         raise ConfigError(given[0].lstrip("-"), "the fine-tuning base station does not record captures or read "
                                                 "knowledge bases; run `mtsc-sdr bs` for that")
+    try:
+        security = security_for(args)           # a refused --control fails before the model loads
+    except (ValueError, OSError) as exc:
+        print(f"finetune station: {exc}", file=sys.stderr)
+        return 2
     checkpoint = args.checkpoint or str(shipped_model_dir())
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     bs = TrainingBaseStation(checkpoint, args.rx, args.control, lr=args.lr, rank=args.adapter_rank,
                              alpha=args.adapter_alpha, seed=args.seed, sample_rate_hz=args.sample_rate_hz,
-                             threads=args.threads, allow_remote=args.allow_remote)
+                             threads=args.threads, security=security)
     print(f"finetune station: training the server half of {checkpoint} on {args.control}", file=sys.stderr,
           flush=True)
     return serve_until_stopped(bs, args)

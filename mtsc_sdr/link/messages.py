@@ -212,7 +212,7 @@ def decode(frames: list[zmq.Frame], *, max_message_bytes: int = DEFAULT_MAX_MESS
         name, dtype, shape = spec.get("name"), spec.get("dtype"), spec.get("shape")
         if not (isinstance(name, str) and _NAME_RE.match(name)) or name in tensors:
             raise _Malformed("dropped_bad_header", f"bad or repeated tensor name {name!r}")
-        if dtype not in DTYPES:
+        if not isinstance(dtype, str) or dtype not in DTYPES:    # (a list or object is unhashable)
             raise _Malformed("dropped_bad_dtype", f"tensor {name!r}: dtype {dtype!r} not one of {sorted(DTYPES)}")
         if not (isinstance(shape, list) and len(shape) <= MAX_NDIM and all(_is_uint(d) for d in shape)):
             raise _Malformed("dropped_bad_header", f"tensor {name!r}: bad shape {shape!r}")
@@ -414,7 +414,9 @@ class MessageClient(_Endpoint):
     Args:
         endpoint: the server's endpoint.
         session: this client's session id (random 63-bit when None); also its routing id.
-        curve: :class:`CurveClient` with the server's public key when the server uses CURVE.
+        curve: :class:`CurveClient` with the server's public key when the server uses CURVE; a
+            server whose allow-list does not admit this client's key then shows in
+            :meth:`curve_refused`.
 
     Messages sent while the server is away queue (up to ``hwm``) and go out when it is back.
     """
@@ -441,12 +443,44 @@ class MessageClient(_Endpoint):
         self.routing_id = b"s" + self.session.to_bytes(8, "big")
         self.endpoint = endpoint
         self._seq = 0
+        self._monitor: zmq.Socket | None = None
+        self._refused: str | None = None
         try:
             self._sock.setsockopt(zmq.ROUTING_ID, self.routing_id)
+            if curve is not None:       # watched from before the connect, so that no refusal is missed
+                self._monitor = self._sock.get_monitor_socket(zmq.EVENT_HANDSHAKE_FAILED_AUTH
+                                                              | zmq.EVENT_HANDSHAKE_SUCCEEDED)
             self._sock.connect(endpoint)
         except Exception:
             self.close(0)
             raise
+
+    def curve_refused(self) -> str | None:
+        """Why the CURVE server refused this client's key (its allow-list does not admit it), once
+        its handshake has said so and no later handshake succeeded; None otherwise and without CURVE.
+        (A wrong server key is not reported: that server cannot even read the handshake.)"""
+        if self._monitor is None:
+            return None
+        from zmq.utils.monitor import recv_monitor_message
+
+        while self._monitor.poll(0):
+            event = recv_monitor_message(self._monitor)
+            if event["event"] == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
+                self._refused = (f"the server at {self.endpoint} refused this client's CURVE key (ZAP status "
+                                 f"{event['value']}): it is not on the server's allow-list")
+            elif event["event"] == zmq.EVENT_HANDSHAKE_SUCCEEDED:
+                self._refused = None
+        return self._refused
+
+    def close(self, linger_ms: int | None = None) -> None:
+        monitor, self._monitor = getattr(self, "_monitor", None), None
+        if monitor is not None:
+            try:
+                self._sock.disable_monitor()
+            except zmq.ZMQError:
+                pass
+            monitor.close(0)
+        super().close(linger_ms)
 
     def send(self, kind: str, tensors: Mapping[str, Any] | None = None, meta: Mapping[str, Any] | None = None,
              *, copy: bool = True) -> int:

@@ -52,6 +52,13 @@ without waiting (:data:`DOWNLINK_SEND_TIMEOUT_MS`), and one that does not fit it
 dropped and counted (``downlink_failed``, per session in ``downlink_failed_sessions``); the client
 sends the item again or ends it with an error record.
 
+Beyond the machine (:mod:`mtsc_sdr.link.security`, secure by default): a ``--control`` beyond loopback
+(``tcp://0.0.0.0:P``, a LAN address) needs ``--curve-keys`` (the base station's key pair from
+``mtsc-sdr keys create``; clients connect with ``--curve-server-key`` and its public key), with
+``--curve-allow DIR`` admitting only the clients whose keys are in that allow-list, or else
+``--insecure``; without either it refuses to start, before the model loads, and says how to fix
+it. ``--curve-server-key`` makes the ``--rx`` connections CURVE (a remote channel with keys).
+
 ``--capture PREFIX`` records each ``--rx`` stream as it arrives into the SigMF recording
 ``PREFIX-rx<i>`` (:mod:`mtsc_sdr.capture`), annotated with the frames its receiver decoded and
 dropped, the checkpoint identity and every session that said hello with what its client told
@@ -77,6 +84,8 @@ from mtsc_sdr import tasks
 from mtsc_sdr.capture.hooks import CAPTURE_INFO_KEYS, capture_receiver
 from mtsc_sdr.link import IQDrain, IQPull, MessageServer
 from mtsc_sdr.link.drain import DEFAULT_MAX_QUEUED_SAMPLES
+from mtsc_sdr.link.endpoints import check_bind_endpoint
+from mtsc_sdr.link.security import LinkSecurity, add_security_arguments, security_from_args
 from mtsc_sdr.model import load
 from mtsc_sdr.model.checkpoint import shipped_model_dir
 from mtsc_sdr.options import add_checkpoint, add_threads
@@ -129,6 +138,8 @@ class BaseStation:
         retrieval_k: snippets it gives each question item. max_queries: query embeddings kept.
         max_queued_samples: bound of each IQ stream's queue (complex64 samples; the oldest chunks
             are dropped beyond it, see the module docstring).
+        security: CURVE server keys (and allow-list) for the control link, CURVE for the ``--rx``
+            connections, ``insecure`` (default: plain, the control link on loopback only).
 
     Raises:
         ValueError: ``knowledge`` with a model that takes no retrieved context (``context_tokens``
@@ -137,7 +148,7 @@ class BaseStation:
     """
 
     def __init__(self, checkpoint: str, rx_endpoints: list[str], control_endpoint: str, *,
-                 sample_rate_hz: float = 1e6, threads: int = 1, allow_remote: bool = False,
+                 sample_rate_hz: float = 1e6, threads: int = 1, security: LinkSecurity | None = None,
                  capture: str | None = None, capture_info: dict[str, Any] | None = None,
                  knowledge: str | Path | None = None, retrieval_k: int = RETRIEVAL_K,
                  max_queries: int = MAX_QUERIES, max_queued_samples: int = DEFAULT_MAX_QUEUED_SAMPLES):
@@ -162,7 +173,8 @@ class BaseStation:
         self.recordings = []                            # RecordingReceiver per stream with --capture
         self.downlink_failed_sessions: Counter = Counter()   # session -> answers / replies not sent
         try:
-            self.control = MessageServer(control_endpoint, allow_remote=allow_remote,
+            security = security or LinkSecurity()
+            self.control = MessageServer(control_endpoint, curve=security.server, insecure=security.insecure,
                                          send_timeout_ms=DOWNLINK_SEND_TIMEOUT_MS)
         except Exception:
             if self.kb is not None:
@@ -176,7 +188,7 @@ class BaseStation:
                     fields = {**info.pop("fields", {}), "mtsc:checkpoint": self.identity, "mtsc:rx_endpoint": ep}
                     rx = capture_receiver(rx, f"{capture}-rx{i}", source="bs input", fields=fields, **info)
                     self.recordings.append(rx)
-                self.streams.append((IQPull(ep), rx))
+                self.streams.append((IQPull(ep, curve=security.client), rx))
             self.drain = IQDrain([pull for pull, _ in self.streams], max_queued_samples=max_queued_samples).start()
         except Exception:
             self.close("error: the base station did not start")
@@ -517,7 +529,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--constellation", metavar="FILE",
                    help="write the first received payloads of each session here at exit (.npz: key "
                         "'s<session>' -> complex64 (n_symbols,), the zero-forced payload symbols concatenated)")
-    p.add_argument("--allow-remote", action="store_true", help="allow binding a non-loopback --control")
+    add_security_arguments(p, binds="--control", connects="--rx")
     p.add_argument("--capture", metavar="PREFIX",
                    help="record each --rx stream into the SigMF recording PREFIX-rx<i> (.sigmf-meta + .sigmf-data), "
                         "annotated with the frames received; mtsc-sdr replay decodes it again")
@@ -531,9 +543,24 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="with --kb: snippets retrieved for each question item")
 
 
+def security_for(args: argparse.Namespace) -> LinkSecurity:
+    """The link security the options of :func:`add_arguments` ask for, with ``--control`` checked
+    against the bind rule at once, so that a refused base station says so before its model loads.
+    ValueError (NonLoopbackBindError, a bad key) or OSError (a missing allow-list) otherwise."""
+    security = security_from_args(args)
+    if not security.insecure:               # --insecure: the bind itself warns
+        check_bind_endpoint(args.control, encrypted=security.server is not None)
+    return security
+
+
 def run(args: argparse.Namespace) -> int:
     checkpoint = args.checkpoint or str(shipped_model_dir())
     signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        security = security_for(args)
+    except (ValueError, OSError) as exc:
+        print(f"mtsc-sdr bs: {exc}", file=sys.stderr)
+        return 2
     info = args.capture_info
     if info is not None and (not isinstance(info, dict) or set(info) - set(CAPTURE_INFO_KEYS)):
         print(f"mtsc-sdr bs: --capture-info must be a JSON object with keys among {list(CAPTURE_INFO_KEYS)}, "
@@ -543,7 +570,7 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         bs = BaseStation(checkpoint, args.rx, args.control, sample_rate_hz=args.sample_rate_hz,
-                         threads=args.threads, allow_remote=args.allow_remote, capture=args.capture, capture_info=info,
+                         threads=args.threads, security=security, capture=args.capture, capture_info=info,
                          knowledge=args.kb, retrieval_k=args.retrieval_k)
     except (ValueError, KnowledgeBaseError) as exc:
         print(f"mtsc-sdr bs: {exc}", file=sys.stderr)

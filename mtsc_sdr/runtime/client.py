@@ -313,6 +313,10 @@ class Client:
             t_next = time.monotonic() + 2.0
             while not self._welcomed and time.monotonic() < t_next:
                 self._receive(timeout_ms=100, inflight={}, done=lambda *_: None)
+                refused = self.control.curve_refused()
+                if refused and not self._welcomed:
+                    raise Refused(f"{refused}; on the base station's machine: `mtsc-sdr keys allow` this client's "
+                                  ".key file into its --curve-allow directory")
         if self.push is not None:
             self._wait_for_iq_peer(deadline)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from mtsc_sdr.runtime import protocol
 
@@ -94,3 +95,90 @@ def test_base_station_refuses_a_client_artifact_made_from_another_checkpoint(mic
     finally:
         client.close(linger_ms=0)
         bs.close()
+
+
+def test_base_station_beyond_loopback_needs_keys_or_insecure_and_admits_only_allowed_clients(
+        micro_checkpoint, tmp_path, capsys, caplog, monkeypatch):
+    """Bound on every interface (clients reach it over loopback, there being no second machine):
+    without keys `mtsc-sdr bs` refuses before loading its model and says how to fix it; with
+    --insecure it serves, warning loudly; with --curve-keys and --curve-allow a client with the
+    base station's public key and a listed key pair is welcomed, an unlisted one refused at once."""
+    import argparse
+    import logging
+    import threading
+
+    from mtsc_sdr.cli import main
+    from mtsc_sdr.link import CurveClient, MessageClient, NonLoopbackBindError, free_tcp_endpoint
+    from mtsc_sdr.link.keys import allow, create_keypair, read_keypair, read_public_key
+    from mtsc_sdr.link.security import LinkSecurity
+    from mtsc_sdr.model import load
+    from mtsc_sdr.runtime.bs import BaseStation, add_arguments, security_for
+    from mtsc_sdr.runtime.client import Client, ClientSettings, Refused
+
+    monkeypatch.setenv("MTSC_KEYS_DIR", str(tmp_path / "keys"))
+    rx, everywhere = free_tcp_endpoint(), "tcp://0.0.0.0:*"
+
+    def args(*extra):
+        p = argparse.ArgumentParser()
+        add_arguments(p)
+        return p.parse_args(["--checkpoint", str(micro_checkpoint), "--rx", rx, "--control", everywhere, *extra])
+
+    def local(bs):        # the control endpoint over loopback
+        return "tcp://127.0.0.1:" + bs.control.endpoint.rsplit(":", 1)[1]
+
+    # 1. no keys: refused, before the model loads (the checkpoint is not even read)
+    assert main(["bs", "--checkpoint", str(tmp_path / "no-model"), "--rx", rx, "--control", "tcp://0.0.0.0:5999"]) == 2
+    err = capsys.readouterr().err
+    assert "refusing to bind 'tcp://0.0.0.0:5999'" in err
+    assert "mtsc-sdr keys create" in err and "--curve-keys" in err and "--insecure" in err
+    with pytest.raises(NonLoopbackBindError):
+        BaseStation(str(micro_checkpoint), [rx], everywhere)
+
+    # 2. --insecure: it serves plain clients, with a loud warning
+    with caplog.at_level(logging.WARNING, logger="mtsc_sdr.link"):
+        bs = BaseStation(str(micro_checkpoint), [rx], everywhere, security=security_for(args("--insecure")))
+    assert "INSECURE" in caplog.text
+    client = MessageClient(local(bs), session=5)
+    try:
+        client.send(protocol.HELLO, meta={"checkpoint": bs.identity})
+        bs._on_message(bs.control.recv(timeout_ms=5000))
+        assert client.recv(timeout_ms=5000).kind == protocol.WELCOME
+    finally:
+        client.close()
+        bs.close()
+
+    # 3. keys and an allow-list: the listed client is welcomed, the unlisted one refused
+    for name in ("bs", "laptop", "stranger"):
+        create_keypair(tmp_path / "keys", name)
+    allow(tmp_path / "keys" / "allowed", str(tmp_path / "keys" / "laptop.key"))
+    bs = BaseStation(str(micro_checkpoint), [rx], everywhere,
+                     security=security_for(args("--curve-keys", "bs", "--curve-allow", str(tmp_path / "keys" / "allowed"))))
+    stop = threading.Event()
+    serving = threading.Thread(target=lambda: [bs.serve(stop_after_s=0.1) for _ in iter(stop.is_set, True)], daemon=True)
+    serving.start()
+    model = load(str(micro_checkpoint))
+    server_key = read_public_key(str(tmp_path / "keys" / "bs.key"))    # what the client's machine was given
+
+    def client_with(name, session):
+        security = LinkSecurity(client=CurveClient(server_key, read_keypair(name)))
+        return Client(model.client, bs.identity, None, local(bs), ClientSettings(session=session, snr_db=20.0,
+                                                                                    hello_timeout_s=60.0),
+                      security=security)
+
+    try:
+        good = client_with("laptop", 11)
+        try:
+            good.handshake()
+        finally:
+            good.close()
+        stranger = client_with("stranger", 12)
+        try:
+            with pytest.raises(Refused, match="allow-list"):
+                stranger.handshake()
+        finally:
+            stranger.close()
+    finally:
+        stop.set()
+        serving.join(timeout=30)
+        bs.close()
+    assert bs.stats["hello"] == 1          # the stranger's hello never got past the handshake
