@@ -97,7 +97,10 @@ def _coerce(value: Any, tp: Any, path: str) -> Any:
         # YAML true/false are Python bools, which are also ints: only a bool field takes them
         if not isinstance(value, accepted) or (isinstance(value, bool) and tp is not bool):
             raise ConfigError(path, f"expected {expected}, got {value!r}")
-        return convert(value)
+        try:
+            return convert(value)
+        except OverflowError:  # an integer beyond a float's range (YAML reads 1e999 as inf, 10**400 as an int)
+            raise ConfigError(path, f"{value!r:.40} is out of range for {expected}") from None
     raise TypeError(f"config type {tp!r} at {path} is not supported")
 
 
@@ -109,7 +112,7 @@ def from_dict(cls: type[T], data: Any, path: str = "") -> T:
         raise ConfigError(path, f"expected a mapping, got {data!r}")
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - set(fields))
+    unknown = sorted(set(data) - set(fields), key=str)  # YAML keys may be numbers, dates, ...
     if unknown:
         raise ConfigError(_join(path, str(unknown[0])), f"unknown field (known: {', '.join(sorted(fields))})")
     kwargs = {}
@@ -142,18 +145,25 @@ def yaml_loader():
     return Loader
 
 
+#: What PyYAML's safe loading raises on malformed text: YAMLError, and also ValueError (a date that
+#: does not exist, ``2025-13-45``) and RecursionError (nesting deeper than Python's stack).
+YAML_ERRORS = (yaml.YAMLError, ValueError, RecursionError)
+
+
 def read_yaml(file: str | Path) -> Any:
     """The parsed content of YAML ``file`` (:func:`yaml_loader`: safe, YAML 1.2 floats); an
     unreadable or malformed file raises :class:`ConfigError` naming it."""
     file = Path(file)
     try:
-        text = file.read_text()
+        text = file.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError("", f"cannot read config file {file}: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError("", f"{file} is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     try:
         return yaml.load(text, Loader=yaml_loader())  # safe: SafeLoader subclass
-    except yaml.YAMLError as exc:
-        raise ConfigError("", f"{file} is not valid YAML: {exc}") from None
+    except YAML_ERRORS as exc:
+        raise ConfigError("", f"{file} is not valid YAML: {str(exc)[:300]}") from None
 
 
 def load_yaml(cls: type[T], file: str | Path, section: str | None = None) -> T:

@@ -345,7 +345,7 @@ def read_recording(path: str | Path, *, verify_hash: bool = True) -> Recording:
         raise RecordingError(f"{meta_path}: no such file (a recording is NAME{META_EXT} + NAME{DATA_EXT})")
     try:
         meta = json.loads(meta_path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:   # RecursionError: nested too deep
         raise RecordingError(f"{meta_path}: not valid JSON ({exc})") from None
     if not isinstance(meta, dict):
         raise RecordingError(f"{meta_path}: expected a JSON object, got {type(meta).__name__}")

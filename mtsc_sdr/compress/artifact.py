@@ -184,8 +184,8 @@ def read(directory: str | Path, verify: bool = True) -> Artifact:
     directory = Path(directory)
     try:
         manifest = json.loads((directory / MANIFEST).read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ValueError(f"{directory}: no readable {MANIFEST} ({exc})") from None
+    except (OSError, ValueError, RecursionError) as exc:   # ValueError: not JSON, not UTF-8
+        raise ValueError(f"{directory}: no readable {MANIFEST} ({type(exc).__name__}: {str(exc)[:200]})") from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise ValueError(f"{directory / MANIFEST}: format is not {FORMAT!r}")
     if manifest.get("version") != VERSION:
@@ -195,6 +195,12 @@ def read(directory: str | Path, verify: bool = True) -> Artifact:
         if key not in manifest:
             raise ValueError(f"{directory / MANIFEST}: lacks {key!r}")
     Technique.from_dict(manifest["technique"]).for_runtime(manifest["runtime"])
+    files = manifest["files"]
+    if not (isinstance(files, dict) and all(isinstance(v, str) for v in files.values())):
+        raise ValueError(f"{directory / MANIFEST}: files: expected an object of sha256 per file, got {files!r:.80}")
+    outside = [rel for rel in files if Path(rel).is_absolute() or ".." in Path(rel).parts]
+    if outside:
+        raise ValueError(f"{directory / MANIFEST}: files: {outside[0]!r} is not a path inside the artifact")
     if verify:
         for rel, digest in manifest["files"].items():
             path = directory / rel
@@ -358,9 +364,18 @@ def candidate_dirs(roots: list[str]) -> list[Path]:
 
 def candidate_record(manifest: dict, directory: Path) -> dict:
     """A measured artifact's manifest as a planner candidate (:func:`.planner.validate_candidates`);
-    ValueError when it has not been measured."""
+    ValueError when it has not been measured (or its measurements are not where they belong)."""
     if not manifest.get("latency_ms") or not manifest.get("accuracy"):
         raise ValueError(f"{directory}: not measured yet (`mtsc-sdr compress measure {directory}`)")
+    missing = [k for k in ("weight_bytes", "peak_memory_mb") if k not in manifest]
+    if missing:
+        raise ValueError(f"{directory / MANIFEST}: lacks {', '.join(map(repr, missing))} "
+                         f"(`mtsc-sdr compress measure {directory}`)")
+    peak = manifest["peak_memory_mb"]
+    if not (isinstance(peak, dict) and peak
+            and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in peak.values())):
+        raise ValueError(f"{directory / MANIFEST}: peak_memory_mb: expected an object of numbers per device, "
+                         f"got {peak!r:.80}")
     return {"name": f"{manifest['name']}@{manifest['runtime']}", "technique": manifest["technique"],
             "runtime": manifest["runtime"], "accuracy": manifest["accuracy"],
             "weight_bytes": manifest["weight_bytes"], "peak_memory_mb": max(manifest["peak_memory_mb"].values()),

@@ -342,8 +342,8 @@ class CheckedFedAvg(FedAvg):
             raise Rejected(f"{key!r} is {n}, outside [1, {self.max_examples}]")
         for name, value in metrics.items():
             values = value if isinstance(value, list) else [value]
-            if not all(math.isfinite(v) for v in values):
-                raise Rejected(f"metric {name!r} is not finite")
+            if not all(_finite(v) for v in values):
+                raise Rejected(f"metric {name!r} is not a finite number")
         return n, metrics
 
     def _check_arrays(self, record: ArrayRecord) -> dict[str, np.ndarray]:
@@ -386,6 +386,15 @@ def _weighted_metrics(replies: list[tuple[int, MetricRecord]], weight_key: str =
     out = MetricRecord({key: sums[key] / weights[key] for key in sums})
     out[weight_key] = int(sum(n for n, _ in replies))
     return out
+
+
+def _finite(value: float | int) -> bool:
+    """Whether a metric value is a finite number (an int beyond a float's range is not: the mean
+    could not be taken)."""
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
 
 
 def _partition_id(msg: Message) -> int | None:

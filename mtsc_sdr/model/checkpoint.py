@@ -132,9 +132,9 @@ def read_config(directory: str | Path) -> dict:
     if not file.is_file():
         raise CheckpointMismatch(f"{directory}: no {CONFIG} (not an mtsc-sdr checkpoint)")
     try:
-        meta = json.loads(file.read_text())
-    except json.JSONDecodeError as exc:
-        raise CheckpointMismatch(f"{file}: not valid JSON ({exc})") from None
+        meta = json.loads(file.read_bytes())
+    except (ValueError, RecursionError) as exc:     # not JSON, not UTF-8, nested too deep
+        raise CheckpointMismatch(f"{file}: not valid JSON ({type(exc).__name__}: {str(exc)[:200]})") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise CheckpointMismatch(f"{file}: format is {meta.get('format') if isinstance(meta, dict) else None!r}, "
                                  f"expected {FORMAT!r}")
@@ -145,6 +145,9 @@ def read_config(directory: str | Path) -> dict:
     for key in ("model", "backbone", "tokenizer", "tied"):
         if key not in meta:
             raise CheckpointMismatch(f"{file}: missing field {key!r}")
+    for key in ("model", "tokenizer", "tied"):
+        if not isinstance(meta[key], dict):
+            raise CheckpointMismatch(f"{file}: {key}: expected an object, got {type(meta[key]).__name__}")
     backbone = meta["backbone"]
     if not isinstance(backbone, dict) or not isinstance(backbone.get("config"), dict):
         raise CheckpointMismatch(f"{file}: backbone.config: expected an object with the backbone's config")

@@ -107,7 +107,10 @@ class TextTokenizer:
         file = path / "tokenizer.json" if path.is_dir() else path
         if not file.is_file():
             raise FileNotFoundError(f"no tokenizer.json at {file}")
-        tok = Tokenizer.from_file(str(file))
+        try:
+            tok = Tokenizer.from_file(str(file))
+        except Exception as exc:  # noqa: BLE001 - tokenizers raises a bare Exception for any malformed file
+            raise ValueError(f"{file} is not a readable tokenizer file: {exc}") from None
         missing = [t for t in SPECIAL_TOKENS if tok.token_to_id(t) is None]
         if missing:
             raise ValueError(f"{file} lacks the special token(s) {missing}")

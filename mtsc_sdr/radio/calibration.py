@@ -90,7 +90,7 @@ import numpy as np
 import yaml
 
 from mtsc_sdr.channel.profile import ChannelProfile
-from mtsc_sdr.config import ConfigError, check, from_dict, read_yaml, to_dict, yaml_loader
+from mtsc_sdr.config import YAML_ERRORS, ConfigError, check, from_dict, read_yaml, to_dict, yaml_loader
 from mtsc_sdr.conventions import PAYLOAD_POWER
 
 from .registry import RadioKindName
@@ -313,13 +313,15 @@ def is_record_data(data) -> bool:
 
 def _read_yaml(file: Path):
     try:
-        text = file.read_text()
+        text = file.read_text(encoding="utf-8")
     except OSError as exc:
         raise CalibrationError(file, "", f"cannot read: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise CalibrationError(file, "", f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     try:
         return yaml.load(text, Loader=yaml_loader())  # safe: a SafeLoader subclass
-    except yaml.YAMLError as exc:
-        raise CalibrationError(file, "", f"not valid YAML: {exc}") from None
+    except YAML_ERRORS as exc:
+        raise CalibrationError(file, "", f"not valid YAML: {str(exc)[:300]}") from None
 
 
 def load_record(file: str | Path) -> CalibrationRecord:

@@ -545,7 +545,7 @@ class KnowledgeBase:
             seen.add(doc_id)
             meta = metas.get(doc_id)
             if meta is None:
-                meta = metas[doc_id] = json.loads(meta_json)
+                meta = metas[doc_id] = self._store.metadata(doc_id, meta_json)
             if all(meta.get(key, _MISSING) == value for key, value in where.items()):
                 hits.append(Hit(doc_id, text, float(score), meta, int(position), int(cid)))
                 if len(hits) == k:

@@ -55,6 +55,8 @@ from .errors import EmbedderMismatch, KnowledgeBaseError, StoreError
 SCHEMA_VERSION = 1
 #: what every SQLite file starts with
 _SQLITE_HEADER = b"SQLite format 3\x00"
+#: the largest embedding dimension a store may record (a corrupt one must not size an allocation)
+MAX_DIM = 1 << 16
 #: ids per ``IN (...)`` list (well under SQLite's limit on bound variables)
 _IN_BATCH = 500
 
@@ -149,8 +151,10 @@ class Store:
         meta = self.meta()
         self.store_id: str = meta["store_id"]
         self.identity: dict = {"name": meta["embedder_name"], "sha256": meta["embedder_sha256"],
-                               "dim": int(meta["embedder_dim"]), "normalized": meta["embedder_normalized"] == "1"}
+                               "dim": self._meta_int(meta, "embedder_dim"), "normalized": meta["embedder_normalized"] == "1"}
         self.dim: int = self.identity["dim"]
+        if not 1 <= self.dim <= MAX_DIM:
+            raise StoreError(f"knowledge base store {path}: embedder_dim {self.dim} is outside 1..{MAX_DIM}")
 
     # -- opening -----------------------------------------------------------------------------------
 
@@ -245,7 +249,7 @@ class Store:
             self._depth = 1
             try:
                 yield self
-                gen = int(self._meta_value("generation")) + 1
+                gen = self.generation() + 1
                 docs = self._conn.execute("SELECT count(*) FROM documents").fetchone()[0]
                 chunks = self._conn.execute("SELECT count(*) FROM chunks").fetchone()[0]
                 self._conn.executemany("UPDATE meta SET value = ? WHERE key = ?",
@@ -260,8 +264,22 @@ class Store:
                 self._depth = 0
 
     def _execute(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor:
-        try:
+        with self._sqlite_errors():
             return self._conn.execute(sql, params)
+
+    def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
+        with self._sqlite_errors():       # rows are read (and their text decoded) while fetching
+            return self._conn.execute(sql, params).fetchall()
+
+    def _row(self, sql: str, params: Sequence[Any] = ()) -> Optional[tuple]:
+        with self._sqlite_errors():
+            return self._conn.execute(sql, params).fetchone()
+
+    @contextlib.contextmanager
+    def _sqlite_errors(self) -> Iterator[None]:
+        """SQLite's errors as this module's: locked (KnowledgeBaseError), anything else StoreError."""
+        try:
+            yield
         except sqlite3.OperationalError as exc:
             if "locked" in str(exc) or "busy" in str(exc):
                 raise KnowledgeBaseError(f"knowledge base store {self.path} stayed locked by another process "
@@ -272,7 +290,7 @@ class Store:
 
     def _query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
         with self._lock:
-            return self._execute(sql, params).fetchall()
+            return self._rows(sql, params)
 
     def _in_batches(self, sql: str, ids: Sequence[Any]) -> list[tuple]:
         """Rows of ``sql`` (which holds one ``{}`` for the placeholders) for ``ids``, in batches."""
@@ -280,13 +298,21 @@ class Store:
         with self.read():
             for start in range(0, len(ids), _IN_BATCH):
                 part = list(ids[start:start + _IN_BATCH])
-                rows += self._execute(sql.format(",".join("?" * len(part))), part).fetchall()
+                rows += self._rows(sql.format(",".join("?" * len(part))), part)
         return rows
 
     # -- metadata ----------------------------------------------------------------------------------
 
+    def _meta_int(self, meta: dict, key: str) -> int:
+        """``meta[key]`` (a meta table value) as an int; StoreError when it is not one."""
+        value = meta[key]
+        try:
+            return int(value) if isinstance(value, (int, str)) else int(str(value, "ascii"))
+        except (TypeError, ValueError):
+            raise StoreError(f"knowledge base store {self.path}: meta {key!r} is {value!r:.40}, not an integer") from None
+
     def _meta_value(self, key: str) -> str:
-        row = self._execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        row = self._row("SELECT value FROM meta WHERE key = ?", (key,))
         if row is None:
             raise StoreError(f"knowledge base store {self.path} has no {key!r} in its meta table")
         return row[0]
@@ -299,7 +325,7 @@ class Store:
                                "embedder_normalized", "generation", "documents", "chunks") if k not in meta]
         if missing:
             raise StoreError(f"{self.path} is not a knowledge base store: its meta table lacks {', '.join(missing)}")
-        if int(meta["schema_version"]) != SCHEMA_VERSION:
+        if self._meta_int(meta, "schema_version") != SCHEMA_VERSION:
             raise StoreError(f"knowledge base store {self.path} has schema version {meta['schema_version']}; "
                              f"this code reads version {SCHEMA_VERSION}")
         return meta
@@ -307,12 +333,12 @@ class Store:
     def generation(self) -> int:
         """The number of writes committed since the store was created."""
         with self._lock:
-            return int(self._meta_value("generation"))
+            return self._meta_int({"generation": self._meta_value("generation")}, "generation")
 
     def counts(self) -> dict[str, int]:
         """``{"documents", "chunks", "generation"}`` as recorded by the last committed write."""
         meta = self.meta()
-        return {k: int(meta[k]) for k in ("documents", "chunks", "generation")}
+        return {k: self._meta_int(meta, k) for k in ("documents", "chunks", "generation")}
 
     # -- reading -----------------------------------------------------------------------------------
 
@@ -323,12 +349,22 @@ class Store:
     def get(self, doc_id: str) -> Optional[StoredDocument]:
         """The document ``doc_id`` with its chunk texts, or None."""
         with self.read():
-            row = self._execute("SELECT id, text, metadata, added_at FROM documents WHERE id = ?", (doc_id,)).fetchone()
+            row = self._row("SELECT id, text, metadata, added_at FROM documents WHERE id = ?", (doc_id,))
             if row is None:
                 return None
-            chunks = [r[0] for r in self._execute("SELECT text FROM chunks WHERE doc_id = ? ORDER BY position",
-                                                  (doc_id,)).fetchall()]
-        return StoredDocument(row[0], row[1], json.loads(row[2]), row[3], chunks)
+            chunks = [r[0] for r in self._rows("SELECT text FROM chunks WHERE doc_id = ? ORDER BY position",
+                                               (doc_id,))]
+        return StoredDocument(row[0], row[1], self.metadata(row[0], row[2]), row[3], chunks)
+
+    def metadata(self, doc_id: Any, text: Any) -> dict[str, Any]:
+        """A document's stored metadata (a JSON object); StoreError when it is not one."""
+        try:
+            value = json.loads(text)
+        except (TypeError, ValueError, RecursionError):
+            value = None
+        if not isinstance(value, dict):
+            raise StoreError(f"knowledge base store {self.path}: document {doc_id!r:.80}: metadata is not a JSON object")
+        return value
 
     def document_ids(self) -> list[str]:
         """Every stored document id, sorted."""
@@ -342,9 +378,10 @@ class Store:
     def _vectors(self, blobs: Sequence[bytes]) -> np.ndarray:
         out = np.empty((len(blobs), self.dim), dtype=np.float32)
         for i, blob in enumerate(blobs):
-            if len(blob) != 4 * self.dim:
-                raise StoreError(f"knowledge base store {self.path}: an embedding of {len(blob)} bytes, "
-                                 f"expected {4 * self.dim} ({self.dim} float32)")
+            if not isinstance(blob, bytes) or len(blob) != 4 * self.dim:
+                size = f"{len(blob)} bytes" if isinstance(blob, bytes) else f"type {type(blob).__name__}"
+                raise StoreError(f"knowledge base store {self.path}: an embedding of {size}, "
+                                 f"expected {4 * self.dim} bytes ({self.dim} float32)")
             out[i] = np.frombuffer(blob, dtype="<f4")
         return out
 
@@ -379,6 +416,10 @@ class Store:
         rows = self._in_batches("SELECT c.chunk_id, c.doc_id, c.position, c.text, d.metadata FROM chunks c "
                                 "JOIN documents d ON d.id = c.doc_id WHERE c.chunk_id IN ({})",
                                 [int(i) for i in chunk_ids])
+        bad = next((r for r in rows if not isinstance(r[2], int) or not isinstance(r[3], str)), None)
+        if bad is not None:
+            raise StoreError(f"knowledge base store {self.path}: chunk {bad[0]} has position {bad[2]!r:.40} and "
+                             f"text of type {type(bad[3]).__name__} (expected an integer and a string)")
         return {r[0]: (r[1], r[2], r[3], r[4]) for r in rows}
 
     # -- writing (inside write()) ------------------------------------------------------------------
@@ -460,7 +501,7 @@ class Store:
         with self._lock:
             self._conn.execute(f"PRAGMA busy_timeout = {int(wait_s * 1000)}")
             try:
-                busy, _, _ = self._execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+                busy, _, _ = self._row("PRAGMA wal_checkpoint(TRUNCATE)")
             finally:
                 self._conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_s * 1000)}")
         return busy == 0
@@ -472,33 +513,32 @@ class Store:
         ``quick_check``."""
         problems: list[str] = []
         with self.read():
-            quick = [r[0] for r in self._execute("PRAGMA quick_check").fetchall()]
+            quick = [r[0] for r in self._rows("PRAGMA quick_check")]
             if quick != ["ok"]:
                 problems += [f"quick_check: {q}" for q in quick]
             meta = self.meta()
-            docs = self._execute("SELECT count(*) FROM documents").fetchone()[0]
-            chunks = self._execute("SELECT count(*) FROM chunks").fetchone()[0]
-            if int(meta["documents"]) != docs or int(meta["chunks"]) != chunks:
+            docs = self._row("SELECT count(*) FROM documents")[0]
+            chunks = self._row("SELECT count(*) FROM chunks")[0]
+            if self._meta_int(meta, "documents") != docs or self._meta_int(meta, "chunks") != chunks:
                 problems.append(f"meta counts {meta['documents']} documents / {meta['chunks']} chunks, "
                                 f"rows {docs} / {chunks}")
-            for (doc_id,) in self._execute("SELECT id FROM documents WHERE id NOT IN "
-                                           "(SELECT doc_id FROM chunks)").fetchall():
+            for (doc_id,) in self._rows("SELECT id FROM documents WHERE id NOT IN "
+                                        "(SELECT doc_id FROM chunks)"):
                 problems.append(f"document {doc_id!r} has no chunks")
-            for (cid, doc_id) in self._execute("SELECT chunk_id, doc_id FROM chunks WHERE doc_id NOT IN "
-                                               "(SELECT id FROM documents)").fetchall():
+            for (cid, doc_id) in self._rows("SELECT chunk_id, doc_id FROM chunks WHERE doc_id NOT IN "
+                                            "(SELECT id FROM documents)"):
                 problems.append(f"chunk {cid} belongs to no document ({doc_id!r})")
-            for (doc_id, n, top) in self._execute("SELECT doc_id, count(*), max(position) FROM chunks "
-                                                  "GROUP BY doc_id").fetchall():
+            for (doc_id, n, top) in self._rows("SELECT doc_id, count(*), max(position) FROM chunks "
+                                               "GROUP BY doc_id"):
                 if top != n - 1:
                     problems.append(f"document {doc_id!r}: {n} chunks at positions up to {top}")
-            for (cid, size) in self._execute("SELECT chunk_id, length(embedding) FROM chunks WHERE "
-                                             "length(embedding) != ?", (4 * self.dim,)).fetchall():
+            for (cid, size) in self._rows("SELECT chunk_id, length(embedding) FROM chunks WHERE "
+                                          "length(embedding) != ?", (4 * self.dim,)):
                 problems.append(f"chunk {cid}: embedding of {size} bytes, expected {4 * self.dim}")
-            for (doc_id, metadata) in self._execute("SELECT id, metadata FROM documents").fetchall():
+            for (doc_id, metadata) in self._rows("SELECT id, metadata FROM documents"):
                 try:
-                    if not isinstance(json.loads(metadata), dict):
-                        raise ValueError("not an object")
-                except ValueError:
+                    self.metadata(doc_id, metadata)
+                except StoreError:
                     problems.append(f"document {doc_id!r}: metadata is not a JSON object")
         return problems
 
