@@ -27,14 +27,19 @@ def _crc_table() -> list[int]:
 _CRC_TABLE = _crc_table()
 
 
+def crc16_bytes(data: bytes, reg: int = CRC_INIT) -> int:
+    """CRC-16 register after ``data`` (whole bytes, MSB first), table-driven, from ``reg``."""
+    for byte in data:
+        reg = ((reg << 8) & 0xFFFF) ^ _CRC_TABLE[(reg >> 8) ^ byte]
+    return reg
+
+
 def crc16_value(bits: np.ndarray) -> int:
     """CRC-16 of a bit array (MSB-first) as an integer: table-driven a byte at a time, the
     remaining (len % 8) bits one by one."""
     bits = np.asarray(bits, dtype=np.uint8)
     n_bytes = bits.size // 8
-    reg = CRC_INIT
-    for byte in np.packbits(bits[:8 * n_bytes]).tolist():
-        reg = ((reg << 8) & 0xFFFF) ^ _CRC_TABLE[(reg >> 8) ^ byte]
+    reg = crc16_bytes(np.packbits(bits[:8 * n_bytes]).tobytes())
     for b in bits[8 * n_bytes:].tolist():
         fb = ((reg >> 15) & 1) ^ b
         reg = (reg << 1) & 0xFFFF

@@ -44,6 +44,11 @@ N_CODED = 2 * (N_INFO_BITS + coding.TAIL)  # 172
 N_SLOTS = N_HEADER_SYM * N_DATA * 2  # QPSK bit slots
 _REPEAT_INDEX = np.arange(N_SLOTS) % N_CODED
 _INTERLEAVER = coding.permutation(N_SLOTS, seed=0x4D545343)  # "MTSC"
+#: the coded bit each slot carries: slot _INTERLEAVER[i] carries coded bit _REPEAT_INDEX[i]
+_SLOT_SOURCE = np.empty(N_SLOTS, dtype=np.intp)
+_SLOT_SOURCE[_INTERLEAVER] = _REPEAT_INDEX
+#: QPSK value of the bit pair (b0 << 1) | b1: (1 - 2 b0 + j (1 - 2 b1)) / sqrt(2)
+_QPSK = np.array([1 + 1j, 1 - 1j, -1 + 1j, -1 - 1j]) / math.sqrt(2.0)
 
 
 @dataclass(frozen=True)
@@ -81,8 +86,8 @@ def header_bits(header: FrameHeader) -> np.ndarray:
     word = 0
     for name, width in FIELD_BITS:
         word = (word << width) | getattr(header, name)
-    fields = coding.int_to_bits(word, N_FIELD_BITS)
-    return np.concatenate([fields, coding.crc16(fields)])
+    crc = coding.crc16_bytes(word.to_bytes(N_FIELD_BITS // 8, "big"))
+    return coding.int_to_bits((word << 16) | crc, N_INFO_BITS)
 
 
 def encode(header: FrameHeader, *, corrupt_crc: bool = False) -> np.ndarray:
@@ -95,10 +100,7 @@ def encode(header: FrameHeader, *, corrupt_crc: bool = False) -> np.ndarray:
         bits = bits.copy()
         bits[-1] ^= 1
     coded = coding.conv_encode(bits)
-    slots = np.empty(N_SLOTS, dtype=np.uint8)
-    slots[_INTERLEAVER] = coded[_REPEAT_INDEX]
-    sym = ((1.0 - 2.0 * slots[0::2]) + 1j * (1.0 - 2.0 * slots[1::2])) / math.sqrt(2.0)
-    return sym.reshape(N_HEADER_SYM, N_DATA)
+    return _QPSK[(coded[_SLOT_SOURCE[0::2]] << 1) | coded[_SLOT_SOURCE[1::2]]].reshape(N_HEADER_SYM, N_DATA)
 
 
 def slot_llrs(symbols: np.ndarray, noise_var: np.ndarray) -> np.ndarray:
@@ -118,10 +120,11 @@ def decode(slot_llr: np.ndarray) -> tuple[FrameHeader | None, int, bool]:
     """
     rep = slot_llr[_INTERLEAVER]
     coded = np.bincount(_REPEAT_INDEX, weights=rep, minlength=N_CODED)
-    bits = coding.viterbi_decode(coded, N_INFO_BITS)
-    if coding.crc16_value(bits[:N_FIELD_BITS]) != coding.bits_to_int(bits[N_FIELD_BITS:]):
+    packed = np.packbits(coding.viterbi_decode(coded, N_INFO_BITS)).tobytes()  # fields (8 bytes), CRC (2)
+    fields = packed[:N_FIELD_BITS // 8]
+    if coding.crc16_bytes(fields) != int.from_bytes(packed[N_FIELD_BITS // 8:], "big"):
         return None, -1, False
-    word = coding.bits_to_int(bits[:N_FIELD_BITS])
+    word = int.from_bytes(fields, "big")
     values = {}
     pos = N_FIELD_BITS
     for name, width in FIELD_BITS:
