@@ -541,6 +541,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "LAM decoder reads for question items; needs a model trained with retrieval (context_tokens)")
     p.add_argument("--retrieval-k", type=int, default=RETRIEVAL_K, metavar="K",
                    help="with --kb: snippets retrieved for each question item")
+    p.add_argument("--rx-queue-samples", type=int, default=DEFAULT_MAX_QUEUED_SAMPLES, metavar="N",
+                   help="bound of each --rx stream's queue in complex64 samples; when the base station falls "
+                        "behind, the oldest chunks beyond it are dropped and counted (default %(default)s)")
 
 
 def security_for(args: argparse.Namespace) -> LinkSecurity:
@@ -571,7 +574,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         bs = BaseStation(checkpoint, args.rx, args.control, sample_rate_hz=args.sample_rate_hz,
                          threads=args.threads, security=security, capture=args.capture, capture_info=info,
-                         knowledge=args.kb, retrieval_k=args.retrieval_k)
+                         knowledge=args.kb, retrieval_k=args.retrieval_k, max_queued_samples=args.rx_queue_samples)
     except (ValueError, KnowledgeBaseError) as exc:
         print(f"mtsc-sdr bs: {exc}", file=sys.stderr)
         return 2

@@ -24,7 +24,8 @@ Outputs in ``out`` (default ``results/run/<name>``):
   SNR: task metrics (VQA accuracy and BLEU, CIDEr-D and BLEU, PSNR and SSIM), ``snr_est_db``,
   ``error_items``; per stage ``latency_ms_p50/_p90/_p99`` (``stage`` key; the first item of each
   client is its warm-up and resent items are not counted); ``items_per_s`` per point; ``peak_rss_mb`` and
-  ``weight_bytes`` per process (``process`` key); over a GNU Radio link (sim or radio), the receive
+  ``weight_bytes`` per process (``process`` key); the base station's ``samples_dropped`` and
+  ``chunks_dropped`` (IQ it could not keep up with, :mod:`.bs`); over a GNU Radio link (sim or radio), the receive
   ``overflows`` and transmit ``underflows`` its radio blocks reported, per point (also in ``points``);
 * ``items.jsonl``: every item's record (the clients' JSON lines, with ``channel`` added);
 * ``metrics_vs_snr.png`` and ``latency.png`` (:mod:`.plots`);
@@ -572,6 +573,9 @@ def build_report(cfg: RunConfig, checkpoint: str, work: Path, points: list[dict]
         if "peak_rss_mb" in s:
             rows.append(row("mtsc", "all", cfg.channel, None, "peak_rss_mb", s["peak_rss_mb"], unit="MiB",
                             process="base station"))
+        for name, unit in (("samples_dropped", "samples"), ("chunks_dropped", "chunks")):   # its IQ queues overflowed
+            if name in s.get("bs", {}):
+                rows.append(row("mtsc", "all", cfg.channel, None, name, s["bs"][name], unit=unit, process="base station"))
     for summaries in processes.values():
         for s in summaries if isinstance(summaries, list) else []:
             if s.get("run_s"):
