@@ -52,6 +52,12 @@ processes find ``flower-superexec`` on ``PATH`` (this environment's ``bin`` is p
   ``--auth-supernode-public-key`` are deprecated in 1.42.)
 * A SuperNode's Runtime API (``--host``/``--port``, default 127.0.0.1:9094) and the SuperLink's
   SuperExec stay on the machine; ``--superexec-auth-secret-file`` adds a shared secret to them.
+
+``run_deployment(..., secure=True)`` runs exactly that on loopback: a throwaway CA and a server
+certificate for 127.0.0.1 / localhost (:func:`make_tls_files`), one ECDSA P-384 key pair per node
+(:func:`make_node_key`), the SuperLink with TLS and ``--enable-supernode-auth``, each node's public
+key registered with ``flwr supernode register`` before the node starts with its private key, and
+``root-certificates`` in the connection (:func:`secure_commands` builds the command lines).
 """
 
 from __future__ import annotations
@@ -258,10 +264,11 @@ def _flower_command(name: str) -> str:
 def run_deployment(num_supernodes: int, rounds: int, run_config: dict[str, Any] | None = None, *,
                    workdir: str | Path, node_configs: list[dict[str, Any]] | None = None,
                    env: dict[str, str] | None = None, timeout_s: float = 600.0,
-                   startup_timeout_s: float = 60.0) -> FederationResult:
+                   startup_timeout_s: float = 60.0, secure: bool = False) -> FederationResult:
     """Run the apps with a real ``flower-superlink`` and ``num_supernodes`` ``flower-supernode``
-    processes on loopback (insecure: nothing leaves the machine), ``flwr run``, wait for the run to
-    finish, and stop every process. The commands are in the module docstring.
+    processes on loopback (insecure: nothing leaves the machine; ``secure=True``: TLS and node
+    authentication, as beyond the machine), ``flwr run``, wait for the run to finish, and stop
+    every process. The commands are in the module docstring.
 
     Args:
         run_config: the run configuration; ``min-nodes`` defaults to ``num_supernodes``.
@@ -272,6 +279,8 @@ def run_deployment(num_supernodes: int, rounds: int, run_config: dict[str, Any] 
             outside the installed package).
         timeout_s: how long the run may take, from ``flwr run`` on.
         startup_timeout_s: how long each process may take to report running.
+        secure: TLS with a throwaway CA and SuperNode authentication with a key per node
+            registered before it starts (files in ``workdir/security``).
 
     Raises:
         ProcessFailed: a process did not start, died, or the run did not finish in time.
@@ -284,14 +293,17 @@ def run_deployment(num_supernodes: int, rounds: int, run_config: dict[str, Any] 
     app_dir = write_app_dir(workdir / "app", config)
     flwr_home = workdir / "flwr-home"
     host, port = "127.0.0.1", free_port()
-    write_connection(flwr_home, f"{host}:{port}")
+    tls = make_tls_files(workdir / "security", (host, "localhost")) if secure else None
+    node_keys = [make_node_key(workdir / "security" / f"node{i}")[0] for i in range(num_supernodes)] if secure else None
+    link_args, node_args = secure_commands(host, port, tls, node_keys)
+    write_connection(flwr_home, f"{host}:{port}", insecure=tls is None, root_certificates=tls and str(tls.ca))
     bin_dir = str(Path(sys.executable).parent)
     proc_env = {**OFFLINE_ENV, "FLWR_HOME": str(flwr_home),
                 "PATH": bin_dir + os.pathsep + os.environ.get("PATH", ""), **(env or {})}
 
     superlink = ChildProcess(
         "flower-superlink",
-        [_flower_command("flower-superlink"), "--insecure", "--disable-runtime-dependency-installation",
+        [_flower_command("flower-superlink"), *link_args, "--disable-runtime-dependency-installation",
          "--host", host, "--port", str(port)],
         stdout="merge", env=proc_env, cwd=str(workdir), ready_marker="Uvicorn running on",
         startup_timeout_s=startup_timeout_s)
@@ -300,7 +312,7 @@ def run_deployment(num_supernodes: int, rounds: int, run_config: dict[str, Any] 
         node_config = {"partition-id": i, "num-partitions": num_supernodes, **((node_configs or [{}] * num_supernodes)[i])}
         nodes.append(ChildProcess(
             f"flower-supernode {i}",
-            [_flower_command("flower-supernode"), "--insecure", "--superlink", f"{host}:{port}",
+            [_flower_command("flower-supernode"), *node_args[i if node_keys else 0], "--superlink", f"{host}:{port}",
              "--host", host, "--port", str(free_port()), "--node-config", _node_config_arg(node_config)],
             stdout="merge", env=proc_env, cwd=str(workdir), ready_marker="SuperNode ID",
             startup_timeout_s=startup_timeout_s))
@@ -308,6 +320,12 @@ def run_deployment(num_supernodes: int, rounds: int, run_config: dict[str, Any] 
     leftovers: list = []
     try:
         superlink.start()
+        for key in node_keys or []:             # only registered nodes may connect
+            register = ChildProcess("flwr supernode register", [_flower_command("flwr"), "supernode", "register",
+                                                                 f"{key}.pub", CONNECTION],
+                                    stdout="capture", env=proc_env, cwd=str(workdir))
+            register.start()
+            register.communicate(60.0)
         for node in nodes:
             node.start()
         leftovers = _descendants(processes)
@@ -333,6 +351,104 @@ def run_deployment(num_supernodes: int, rounds: int, run_config: dict[str, Any] 
         leftovers += _descendants(processes)
         stop_all(list(reversed(processes)))
         _reap(leftovers)
+
+
+@dataclass(frozen=True)
+class TlsFiles:
+    """PEM files of a TLS deployment: the CA certificate, the SuperLink's certificate and its key."""
+
+    ca: Path
+    cert: Path
+    key: Path
+
+
+def make_tls_files(directory: str | Path, hosts: tuple[str, ...] = ("127.0.0.1", "localhost"),
+                   days: int = 30) -> TlsFiles:
+    """A throwaway CA and a server certificate it signs, naming ``hosts`` (IP addresses or DNS
+    names) in its subject alternative names, as PEM files in ``directory`` (keys mode 0600). For
+    tests and a first lab trial; a lab with a CA of its own uses that instead."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    now = datetime.datetime.now(datetime.timezone.utc)
+
+    def cert(subject, issuer, public_key, signing_key, extensions):
+        builder = (x509.CertificateBuilder().subject_name(subject).issuer_name(issuer).public_key(public_key)
+                   .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
+                   .not_valid_after(now + datetime.timedelta(days=days)))
+        for ext, critical in extensions:
+            builder = builder.add_extension(ext, critical=critical)
+        return builder.sign(signing_key, hashes.SHA256())
+
+    def write_key(path: Path, key) -> None:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                      serialization.NoEncryption()))
+
+    ca_key, server_key = ec.generate_private_key(ec.SECP384R1()), ec.generate_private_key(ec.SECP384R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "mtsc-sdr throwaway CA")])
+    ca_cert = cert(ca_name, ca_name, ca_key.public_key(), ca_key,
+                   [(x509.BasicConstraints(ca=True, path_length=0), True)])
+    sans = []
+    for host in hosts:
+        try:
+            sans.append(x509.IPAddress(ipaddress.ip_address(host)))
+        except ValueError:
+            sans.append(x509.DNSName(host))
+    server_cert = cert(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hosts[0])]), ca_name,
+                       server_key.public_key(), ca_key,
+                       [(x509.BasicConstraints(ca=False, path_length=None), True),
+                        (x509.SubjectAlternativeName(sans), False)])
+    files = TlsFiles(directory / "ca.crt", directory / "server.pem", directory / "server.key")
+    files.ca.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
+    files.cert.write_bytes(server_cert.public_bytes(serialization.Encoding.PEM))
+    write_key(files.key, server_key)
+    return files
+
+
+def make_node_key(path: str | Path) -> tuple[Path, Path]:
+    """A SuperNode's authentication key pair (ECDSA P-384, OpenSSH format, what ``ssh-keygen -t
+    ecdsa -b 384`` makes): ``path`` (private, mode 0600) and ``path.pub``. Returns both paths."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    path = Path(path)
+    key = ec.generate_private_key(ec.SECP384R1())
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
+                                  serialization.NoEncryption()))
+    public = path.with_name(path.name + ".pub")
+    public.write_bytes(key.public_key().public_bytes(serialization.Encoding.OpenSSH,
+                                                     serialization.PublicFormat.OpenSSH) + b"\n")
+    return path, public
+
+
+def secure_commands(host: str, port: int, tls: TlsFiles | None, node_keys: list[Path] | None
+                    ) -> tuple[list[str], list[list[str]]]:
+    """The security arguments of the SuperLink and of each SuperNode: ``--insecure`` for both
+    without ``tls`` (loopback only); with it TLS (SuperLink: CA, certificate, key; nodes: the CA as
+    root certificate) and, with ``node_keys`` (private key files, one per node), node
+    authentication (``--enable-supernode-auth``; each node ``--auth-supernode-private-key``)."""
+    n = len(node_keys or [])
+    if tls is None:
+        if node_keys:
+            raise ValueError("node authentication needs TLS")
+        return ["--insecure"], [["--insecure"]]
+    link = ["--ssl-ca-certfile", str(tls.ca), "--ssl-certfile", str(tls.cert), "--ssl-keyfile", str(tls.key)]
+    if node_keys:
+        link.append("--enable-supernode-auth")
+    nodes = [["--root-certificates", str(tls.ca)] + (["--auth-supernode-private-key", str(k)] if node_keys else [])
+             for k in (node_keys or [None])]
+    return link, nodes if n else nodes[:1]
 
 
 def _node_config_arg(node_config: dict[str, Any]) -> str:
@@ -391,5 +507,5 @@ def _reap(leftovers: list, timeout_s: float = 5.0) -> None:
 
 
 __all__ = ["CLIENT_APP", "CONNECTION", "FederationResult", "OFFLINE_ENV", "RAY_LOOPBACK_ENV", "SERVER_APP",
-           "free_port", "ray_backend_config", "run_deployment", "run_simulation", "write_app_dir",
+           "TlsFiles", "free_port", "make_node_key", "make_tls_files", "secure_commands", "ray_backend_config", "run_deployment", "run_simulation", "write_app_dir",
            "write_connection"]

@@ -95,3 +95,39 @@ def test_deployment_two_supernodes_one_round_on_loopback(tmp_path):
     train = result.report["rounds"][0]["train"]
     assert partitions(train) == [0, 1] and train["rejected"] == [] and train["absent"] == []
     assert partitions(result.report["rounds"][0]["evaluate"]) == [0, 1]
+
+
+def test_secure_commands_use_tls_and_node_authentication(tmp_path):
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import load_ssh_private_key, load_ssh_public_key
+
+    from mtsc_sdr.finetune.federation import make_node_key, make_tls_files, secure_commands
+
+    assert secure_commands("127.0.0.1", 9091, None, None) == (["--insecure"], [["--insecure"]])
+    tls = make_tls_files(tmp_path, ("127.0.0.1", "localhost"))
+    key, pub = make_node_key(tmp_path / "node0")
+    link, nodes = secure_commands("127.0.0.1", 9091, tls, [key])
+    assert link == ["--ssl-ca-certfile", str(tls.ca), "--ssl-certfile", str(tls.cert), "--ssl-keyfile", str(tls.key),
+                    "--enable-supernode-auth"]
+    assert nodes == [["--root-certificates", str(tls.ca), "--auth-supernode-private-key", str(key)]]
+    assert "--insecure" not in link + nodes[0]
+    cert = x509.load_pem_x509_certificate(tls.cert.read_bytes())
+    sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert [str(ip) for ip in sans.get_values_for_type(x509.IPAddress)] == ["127.0.0.1"]
+    assert sans.get_values_for_type(x509.DNSName) == ["localhost"]
+    assert oct(tls.key.stat().st_mode & 0o777) == "0o600" and oct(key.stat().st_mode & 0o777) == "0o600"
+    private = load_ssh_private_key(key.read_bytes(), None)
+    assert private.public_key().public_numbers() == load_ssh_public_key(pub.read_bytes()).public_numbers()
+    with pytest.raises(ValueError, match="needs TLS"):
+        secure_commands("127.0.0.1", 9091, None, [key])
+
+
+@pytest.mark.slow
+def test_deployment_with_tls_and_node_authentication_on_loopback(tmp_path):
+    """The documented beyond-the-machine configuration, on loopback: TLS with a throwaway CA, and only
+    SuperNodes whose keys were registered may join."""
+    result = run_deployment(2, 1, dict(TASK), workdir=tmp_path, env={"PYTHONPATH": str(REPO)}, timeout_s=120,
+                            secure=True)
+
+    assert_state(result.state, fake_task.expected_after_round(initial_state(), [0, 1]))
+    assert partitions(result.report["rounds"][0]["train"]) == [0, 1]
