@@ -504,12 +504,11 @@ class Receiver:
         x[:, DATA_POS] = hdr.encode(header)
         x[:, PILOT_POS] = self._pilots[:n_h]
         x *= AMP_USED
-        h_ls = (N_LTF * sync.h_ls + np.sum(Yc / x, axis=0)) / (N_LTF + n_h)
+        h_ls = rx_kernels.header_training(Yc, x, sync.h_ls, N_LTF)
         h, fitted = self._smooth(h_ls, sync.n0 / ((N_LTF + n_h) * AMP_USED ** 2))
-        r = Yc - h[None, :] * x
         dof_ltf = (N_LTF - 1) * N_USED
         dof_hdr = max(n_h * N_USED - fitted, 1.0)
-        n0 = (sync.n0 * dof_ltf + float(np.vdot(r, r).real)) / (dof_ltf + dof_hdr)
+        n0 = (sync.n0 * dof_ltf + rx_kernels.residual_energy(Yc, h, x)) / (dof_ltf + dof_hdr)
         return dataclasses.replace(sync, h_used=h, h_ls=h_ls, n0=max(n0, 1e-30))
 
     # ------------------------------------------------------------------ demodulation
@@ -601,14 +600,8 @@ class Receiver:
         bins Yc (n, 52): per-subcarrier MMSE, despreading, division by the mean MMSE gain c.
         Returns the payload in transmitter units (L,) complex64 and its noise variance (L,)
         float32, the same ``(1 - c) / c`` for every symbol."""
-        h = sync.h_used[DATA_POS] * AMP_USED
-        g2 = np.abs(h) ** 2
-        w = np.conj(h) / (g2 + sync.n0)
-        c = g2 / (g2 + sync.n0)  # (48,) per data subcarrier; the payload fills them in order
-        n_full, rest = divmod(L, c.size)
-        mean_c = (n_full * float(np.sum(c)) + float(np.sum(c[:rest]))) / L
+        y, mean_c = rx_kernels.mmse_data(Yc, sync.h_used * AMP_USED, DATA_POS, sync.n0, L)
         mean_c = min(max(mean_c, 1e-12), 1.0 - 1e-12)
-        y = (Yc[:, DATA_POS] * w[None, :]).reshape(-1)[:L]
         payload = (spreading.despread(y) / mean_c).astype(np.complex64)
         return payload, np.full(L, (1.0 - mean_c) / mean_c, dtype=np.float32)
 

@@ -476,3 +476,55 @@ def fft_windows(x, lo, n_sym, sym_len, n_cp, n_fft, cfo, t0):
         for k in range(n_fft):
             out[i, k] = complex(x[base + k]) * (rot * ramp[k])
     return out
+
+
+@_compiled
+def mmse_data(Yc, h, data_pos, n0, n_values):
+    """Per-subcarrier MMSE of the data subcarriers of a DFT-spread payload.
+
+    Yc: complex (n, U) tracked used bins; h: complex (U,) the channel on them (in transmitter
+    units); data_pos: int (D,) the data subcarriers' positions among the U; the payload fills them
+    symbol by symbol, the first ``n_values`` slots. Returns ``(y, mean_c)``: the equalised values
+    complex128 (n_values,), ``Yc h* / (|h|^2 + n0)``, and the mean over those slots of the MMSE
+    gain ``c = |h|^2 / (|h|^2 + n0)``."""
+    D = data_pos.size
+    w = np.empty(D, dtype=np.complex128)
+    c_sum = 0.0
+    for d in range(D):
+        hk = h[data_pos[d]]
+        g2 = hk.real * hk.real + hk.imag * hk.imag
+        w[d] = hk.conjugate() / (g2 + n0)
+        c = g2 / (g2 + n0)
+        c_sum += c * ((n_values - 1 - d) // D + 1 if d < n_values else 0)  # slots of subcarrier d
+    y = np.empty(n_values, dtype=np.complex128)
+    for j in range(n_values):
+        i, d = divmod(j, D)
+        y[j] = Yc[i, data_pos[d]] * w[d]
+    return y, c_sum / n_values
+
+
+@_compiled
+def header_training(Yc, x, h_ls, n_ltf):
+    """The LS channel estimate with the header as training: the LTF's ``h_ls`` (complex (U,),
+    the mean of n_ltf symbols) and the header's n symbols Yc (complex (n, U)) over what was sent
+    x (complex (n, U)), each symbol weighing as one LTF symbol. Returns complex128 (U,)."""
+    n, U = Yc.shape
+    out = np.empty(U, dtype=np.complex128)
+    for k in range(U):
+        acc = 0j
+        for i in range(n):
+            acc += Yc[i, k] / x[i, k]
+        out[k] = (n_ltf * h_ls[k] + acc) / (n_ltf + n)
+    return out
+
+
+@_compiled
+def residual_energy(Yc, h, x):
+    """sum |Yc - h x|^2 over symbols and subcarriers: Yc, x complex (n, U), h complex (U,)."""
+    n, U = Yc.shape
+    acc = 0.0
+    for i in range(n):
+        for k in range(U):
+            r = Yc[i, k] - h[k] * x[i, k]
+            acc += r.real * r.real + r.imag * r.imag
+    return acc
