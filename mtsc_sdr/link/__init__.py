@@ -6,8 +6,10 @@
   connects): versioned JSON header + raw tensor frames, sequence tracking, no pickle.
 * :mod:`.drain` - :class:`IQDrain`: a reader thread draining IQ streams into bounded queues that
   drop their oldest chunks, counted, when the consumer falls behind (the sender is never blocked).
-* :mod:`.curve` - optional CURVE authentication and encryption.
-* :mod:`.endpoints` - loopback-by-default binding, free ports, common socket options.
+* :mod:`.curve` - CURVE authentication and encryption; :mod:`.keys` - its key files and the
+  allow-list (``mtsc-sdr keys``, :mod:`.cli`); :mod:`.security` - the ``--curve-*`` / ``--insecure``
+  options of every process that binds or connects.
+* :mod:`.endpoints` - secure by default beyond loopback (the one bind rule), free ports, common socket options.
 * :mod:`.alloc` - opt-in malloc tuning for processes streaming MiB-sized messages.
 """
 
