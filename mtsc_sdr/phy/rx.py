@@ -454,15 +454,13 @@ class Receiver:
         u += self._base
         if rho < cfg.confirm_threshold:
             return None
-        Y = seg[:N_LTF * N_FFT].reshape(N_LTF, N_FFT) @ self._dft_used  # (N_LTF, 52) unitary DFT on USED
-        ym = Y.mean(axis=0)
         # a periodic narrowband signal (a tone, a spur) also correlates with the LTF over all
-        # lags; a frame spreads its energy over the 52 subcarriers (effective count = squared
-        # sum over sum of squares of the per-subcarrier powers: 52 flat, ~20+ under multipath)
-        pw = ym.real ** 2 + ym.imag ** 2
-        if float(np.sum(pw)) ** 2 < self._MIN_SPREAD * float(np.dot(pw, pw)):
+        # lags; a frame spreads its energy over the 52 subcarriers (effective count: 52 flat,
+        # ~20+ under multipath)
+        h_ls, n0, e_ls, narrow = rx_kernels.ltf_estimates(seg, self._dft_used, self._ltf_x, N_LTF, self._MIN_SPREAD)
+        if narrow:
             return None
-        h_used, h_ls, n0, snr_db = self._estimate_channel(Y, ym)
+        h_used, snr_db = self._estimate_channel(h_ls, n0, e_ls)
         start = t_first - (STF_LEN + LTF_GI)
         # phase noise of the lag-128 correlation over its a.size - 128 products (high-SNR-exact
         # variance (2/snr + 1/snr^2) / (2 M)), with a 1.5x margin and a floor for oscillator drift
@@ -471,19 +469,14 @@ class Receiver:
         omega_std = 1.5 * math.sqrt(var_ph) / (2 * N_FFT) + 2 * np.pi * 1e-6
         return _Sync(start=start, u=u, cfo=cfo, h_used=h_used, h_ls=h_ls, n0=n0, snr_db=snr_db, omega_std=omega_std)
 
-    def _estimate_channel(self, y: np.ndarray, ym: np.ndarray) -> tuple[np.ndarray, np.ndarray, float, float]:
-        """LS + LMMSE (impulse response of channel_taps taps) from the LTF symbols y (N_LTF, 52)
-        and their mean ym (52,).
-
-        Returns (H on USED (52,) complex, its LS input (52,), N0 per sample, SNR dB per conventions)."""
-        dev = y - ym
-        n0 = max(float(np.vdot(dev, dev).real) / ((N_LTF - 1) * y.shape[1]), 1e-30)
-        h_ls = ym / self._ltf_x
-        e_ls = float(np.vdot(h_ls, h_ls).real) / N_USED  # mean |h_ls|^2
+    def _estimate_channel(self, h_ls: np.ndarray, n0: float, e_ls: float) -> tuple[np.ndarray, float]:
+        """LMMSE (impulse response of channel_taps taps) from the LTF's LS estimate h_ls (52,), the
+        noise power per bin n0 and the mean |h_ls|^2 e_ls. Returns (H on USED (52,) complex, SNR dB
+        per conventions)."""
         sig_bin = e_ls * AMP_USED ** 2 - n0 / N_LTF  # mean |ym|^2 minus its noise
         snr = max(sig_bin, 1e-3 * n0) * (N_USED / N_FFT) / n0
         h, _ = self._smooth(h_ls, n0 / (N_LTF * AMP_USED ** 2))
-        return h, h_ls, n0, 10.0 * math.log10(snr)
+        return h, 10.0 * math.log10(snr)
 
     def _smooth(self, h_ls: np.ndarray, var_h: float) -> tuple[np.ndarray, float]:
         """LMMSE of a channel_taps-long impulse response from the LS estimate h_ls (52,) on USED,

@@ -528,3 +528,38 @@ def residual_energy(Yc, h, x):
             r = Yc[i, k] - h[k] * x[i, k]
             acc += r.real * r.real + r.imag * r.imag
     return acc
+
+
+@_compiled
+def ltf_estimates(seg, dft_used, ltf_x, n_ltf, min_spread):
+    """LS channel and noise estimates from the derotated LTF windows.
+
+    seg: complex (>= n_ltf * n_fft,) from the first LTF window on (:func:`ltf_sync`); dft_used:
+    complex (n_fft, U) the unitary DFT onto the used bins; ltf_x: float (U,) the LTF's values on
+    them (times their amplitude). Returns ``(h_ls, n0, e_ls, narrow)``: the LS estimate complex128
+    (U,) (the symbols' mean over the known values), the noise power per bin from the symbols'
+    spread around their mean, the mean ``|h_ls|^2``, and whether the mean's power sits on fewer
+    than ``min_spread`` effective subcarriers (squared sum over sum of squares of the
+    per-subcarrier powers: a tone or spur, not a frame).
+    """
+    n_fft, U = dft_used.shape
+    Y = np.dot(np.ascontiguousarray(seg[:n_ltf * n_fft]).reshape(n_ltf, n_fft), dft_used)  # (n_ltf, U)
+    ym = np.empty(U, dtype=np.complex128)
+    p_sum = p_sq = 0.0
+    dev = e_ls = 0.0
+    h_ls = np.empty(U, dtype=np.complex128)
+    for k in range(U):
+        acc = 0j
+        for j in range(n_ltf):
+            acc += Y[j, k]
+        ym[k] = acc / n_ltf
+        pw = ym[k].real * ym[k].real + ym[k].imag * ym[k].imag
+        p_sum += pw
+        p_sq += pw * pw
+        for j in range(n_ltf):
+            d = Y[j, k] - ym[k]
+            dev += d.real * d.real + d.imag * d.imag
+        h_ls[k] = ym[k] / ltf_x[k]
+        e_ls += h_ls[k].real * h_ls[k].real + h_ls[k].imag * h_ls[k].imag
+    n0 = max(dev / ((n_ltf - 1) * U), 1e-30)
+    return h_ls, n0, e_ls / U, p_sum * p_sum < min_spread * p_sq
