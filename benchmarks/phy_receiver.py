@@ -143,71 +143,140 @@ def snr_estimate(args, progress):
     return rows
 
 
-def throughput(args, progress):
-    rows = []
-    rng = np.random.default_rng(args.seed + 900)
-    noise = complex_noise(rng, 1 << 22, noise_power(10.0)).astype(np.complex64)
-    _, _, dt = _receive(noise)
-    progress(f"throughput, noise only: {noise.size / dt / 1e6:.1f} Msps")
-    rows.append(_row("msps", noise.size / dt / 1e6, channel="noise", unit="Msamples/s"))
-    for L in (480, 4800):
-        n = 200 if L == 480 else 60
-        stream, truth = make_stream(rng, n, 20.0, payload_len=L, channel="multipath", gap=(0, 0))
-        frames, _, dt = _receive(stream)
-        assert len(frames) == n
-        progress(f"throughput, back-to-back {L}-symbol frames: {stream.size / dt / 1e6:.2f} Msps, "
-                 f"{dt / n * 1e3:.2f} ms per frame")
-        rows += [_row("msps", stream.size / dt / 1e6, channel="multipath", snr_db=20.0, unit="Msamples/s",
-                      payload_len=L),
-                 _row("frame_ms", dt / n * 1e3, channel="multipath", snr_db=20.0, unit="ms", payload_len=L)]
-    return rows
+#: the receiver before its compiled kernels (numba, issue 18): the default peer of the timing parts
+BASELINE_REV = "c036413"
 
+#: Targets of issue 18 (Msamples/s of process CPU time on one core).
+TARGET_MSPS = {"noise": 30.0, ("back-to-back", 512): 10.0}
 
-_BACK_TO_BACK = """
-import os, sys, time, json
-sys.path.insert(0, sys.argv[1])
+# Times one receiver (the checkout at argv[1]) on one case (argv[2], JSON) in a fresh process:
+# one untimed pass (numba compiles or loads its cache, FFT plans warm up), then the best of
+# argv[3] passes in process CPU time, threads pinned to one by the environment.
+_TIMING = r"""
+import json, math, sys, time
+root, case, runs = sys.argv[1], json.loads(sys.argv[2]), int(sys.argv[3])
+sys.path.insert(0, root)
 import numpy as np
-from mtsc_sdr.channel import AWGN
 from mtsc_sdr.phy import Receiver
-from mtsc_sdr.runtime.link_tx import frame_train
-frames, payload_len, gap, runs = (int(v) for v in sys.argv[2:6])
-x, _ = frame_train(1, frames, payload_len=payload_len, gap=gap)
-y = AWGN(20.0, seed=3).process_(x.copy())
-best, n = float("inf"), 0
-for _ in range(runs):
+rng = np.random.default_rng(case["seed"])
+if case["channel"] == "noise":
+    from mtsc_sdr.conventions import noise_power
+    from tests.phy.impairments import complex_noise
+    y = complex_noise(rng, case["samples"], noise_power(10.0)).astype(np.complex64)
+elif case["channel"] == "back-to-back":
+    from mtsc_sdr.channel import AWGN
+    from mtsc_sdr.runtime.link_tx import frame_train
+    x, _ = frame_train(1, case["frames"], payload_len=case["payload_len"], gap=case["gap"])
+    y = AWGN(20.0, seed=3).process_(x.copy())
+else:
+    from tests.phy.impairments import make_stream
+    y, _ = make_stream(rng, case["frames"], 20.0, payload_len=case["payload_len"], channel=case["channel"],
+                       gap=(0, 0))
+chunk = case["chunk"]
+
+def receive():
     rx = Receiver()
+    n = 0
+    for i in range(0, y.size, chunk):
+        n += len(rx.process(y[i:i + chunk]))
+    return n + len(rx.flush())
+
+t0 = time.perf_counter()
+receive()
+first_s = time.perf_counter() - t0
+best, n = math.inf, 0
+for _ in range(runs):
     t0 = time.process_time()
-    got = []
-    for i in range(0, y.size, 1 << 14):
-        got += rx.process(y[i:i + (1 << 14)])
-    got += rx.flush()
-    best, n = min(best, time.process_time() - t0), len(got)
-print(json.dumps({"samples": int(y.size), "frames": n, "seconds": best}))
+    n = receive()
+    best = min(best, time.process_time() - t0)
+print(json.dumps({"samples": int(y.size), "frames": n, "seconds": best, "first_s": first_s}))
 """
 
 
-def back_to_back(args, progress):
-    """Back-to-back frame train (the link test's) through this receiver and, with --baseline, another checkout's."""
-    import subprocess
-    rows = []
-    trees = [("mtsc", str(Path(__file__).resolve().parent.parent))]
+def _baseline_tree(args, progress) -> str | None:
+    """The peer checkout: --baseline DIR, or a git worktree of --baseline-rev (created on first use
+    under the system's temporary directory, reused after), or None with --no-baseline."""
+    if args.no_baseline:
+        return None
     if args.baseline:
-        trees.append(("baseline", str(Path(args.baseline).resolve())))
-    n_frames, payload_len, gap = 300, 256, 500
-    for system, root in trees:
-        out = subprocess.run([sys.executable, "-c", _BACK_TO_BACK, root, str(n_frames), str(payload_len), str(gap), "5"],
-                             check=True, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": root})
-        r = json.loads(out.stdout)
-        assert r["frames"] == n_frames, r
-        msps, fps = r["samples"] / r["seconds"] / 1e6, r["frames"] / r["seconds"]
-        progress(f"back-to-back {payload_len}-symbol frames ({system}, {root}): {msps:.2f} Msps, {fps:.0f} frames/s")
-        extra = {"unit": "Msamples/s", "payload_len": payload_len, "gap": gap, "threads": 1}
-        if system == "baseline":
-            extra["tree"] = root
-        rows += [_row("msps", msps, system=system, channel="back-to-back", snr_db=20.0, **extra),
-                 _row("frames_per_s", fps, system=system, channel="back-to-back", snr_db=20.0,
-                      **{**extra, "unit": "frames/s"})]
+        return str(Path(args.baseline).resolve())
+    import subprocess
+    import tempfile
+    repo = Path(__file__).resolve().parent.parent
+    rev = subprocess.run(["git", "-C", str(repo), "rev-parse", "--verify", f"{args.baseline_rev}^{{commit}}"],
+                         check=True, capture_output=True, text=True).stdout.strip()
+    tree = Path(tempfile.gettempdir()) / f"mtsc-sdr-baseline-{rev[:12]}"
+    if not (tree / "mtsc_sdr" / "phy" / "rx.py").exists():
+        progress(f"creating a worktree of {rev[:12]} at {tree} (git worktree add)")
+        subprocess.run(["git", "-C", str(repo), "worktree", "prune"], check=True, capture_output=True)
+        subprocess.run(["git", "-C", str(repo), "worktree", "add", "--detach", str(tree), rev],
+                       check=True, capture_output=True)
+    return str(tree)
+
+
+def _timed(root: str, case: dict, runs: int) -> dict:
+    import subprocess
+    env = {**os.environ, "PYTHONPATH": root, "NUMBA_NUM_THREADS": "1"}
+    out = subprocess.run([sys.executable, "-c", _TIMING, root, json.dumps(case), str(runs)],
+                         check=True, capture_output=True, text=True, env=env, cwd=root)
+    return json.loads(out.stdout)
+
+
+def _side_by_side(args, progress, cases: list[dict]) -> list[dict]:
+    """Each case through our receiver and the baseline's, in fresh processes of this run: msps
+    (and frames_per_s), the ratio, and the issue's targets."""
+    trees = [("mtsc", str(Path(__file__).resolve().parent.parent))]
+    baseline = _baseline_tree(args, progress)
+    if baseline is not None:
+        trees.append(("baseline", baseline))
+    rows = []
+    for case in cases:
+        channel, L = case["channel"], case.get("payload_len")
+        msps = {}
+        for system, root in trees:
+            r = _timed(root, case, args.runs)
+            expected = case.get("frames", 0)
+            if r["frames"] != expected:
+                raise RuntimeError(f"{system} ({root}) decoded {r['frames']} of {expected} frames on {case}")
+            msps[system] = r["samples"] / r["seconds"] / 1e6
+            extra = {"unit": "Msamples/s", "threads": 1, "chunk": case["chunk"], "runs": args.runs,
+                     "clock": "process_time", "first_pass_s": round(r["first_s"], 3)}
+            if L is not None:
+                extra.update(payload_len=L, frames=expected)
+            if system == "baseline":
+                extra["tree"] = root
+            target = TARGET_MSPS.get(channel if L is None else (channel, L))
+            if system == "mtsc" and target is not None:
+                extra.update(target=target, meets_target=msps[system] >= target)
+            snr = None if channel == "noise" else 20.0
+            rows.append(_row("msps", msps[system], system=system, channel=channel, snr_db=snr, **extra))
+            if expected:
+                rows.append(_row("frames_per_s", r["frames"] / r["seconds"], system=system, channel=channel,
+                                 snr_db=snr, **{**extra, "unit": "frames/s"}))
+        what = channel + ("" if L is None else f" {L}-symbol frames")
+        line = f"throughput, {what}: mtsc {msps['mtsc']:.2f} Msps"
+        if "baseline" in msps:
+            ratio = msps["mtsc"] / msps["baseline"]
+            line += f", baseline {msps['baseline']:.2f} Msps, ratio {ratio:.2f}x"
+            rows.append(_row("msps_ratio", ratio, channel=channel, snr_db=None if channel == "noise" else 20.0,
+                             peer="baseline", **({} if L is None else {"payload_len": L})))
+        progress(line)
     return rows
+
+
+def throughput(args, progress):
+    """Noise only (detection) and back-to-back multipath frames of 480 and 4800 symbols, side by side."""
+    cases = [{"channel": "noise", "samples": 1 << 22, "seed": args.seed + 900, "chunk": 1 << 14},
+             {"channel": "multipath", "payload_len": 480, "frames": 200, "seed": args.seed + 901, "chunk": 1 << 14},
+             {"channel": "multipath", "payload_len": 4800, "frames": 60, "seed": args.seed + 902, "chunk": 1 << 14}]
+    return _side_by_side(args, progress, cases)
+
+
+def back_to_back(args, progress):
+    """The link test's frame train (256-symbol payloads) and the same with 512, side by side."""
+    cases = [{"channel": "back-to-back", "payload_len": L, "frames": 300, "gap": 500, "seed": args.seed,
+              "chunk": 1 << 14} for L in (256, 512)]
+    return _side_by_side(args, progress, cases)
 
 
 PARTS = {"detection": detection, "false_alarms": false_alarms, "evm": evm, "snr_estimate": snr_estimate,
@@ -224,7 +293,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--parts", nargs="+", choices=sorted(PARTS), default=list(PARTS),
                         help="which measurements to run (default: all)")
     parser.add_argument("--baseline", metavar="DIR",
-                        help="another checkout (e.g. a git worktree of an older commit) to time back to back")
+                        help="another checkout to time side by side (default: a worktree of --baseline-rev)")
+    parser.add_argument("--baseline-rev", default=BASELINE_REV,
+                        help="commit whose receiver the timing parts compare against (a git worktree of it is "
+                             "created under the temporary directory on first use)")
+    parser.add_argument("--no-baseline", action="store_true", help="time our receiver only")
+    parser.add_argument("--runs", type=int, default=5, help="timed passes per case and receiver (best counts)")
     args = parser.parse_args(argv)
 
     def progress(text: str) -> None:
@@ -242,7 +316,11 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps({"meta": meta, "rows": rows}, indent=1))
     else:
         for r in rows:
-            print(f"{r['system']:6s} {r['channel']:18s} {str(r['snr_db']):6s} {r['metric']:30s} {r['value']:.4g}")
+            verdict = "" if "meets_target" not in r else \
+                f"  target {r['target']:g}: {'PASS' if r['meets_target'] else 'FAIL'}"
+            size = "" if r.get("payload_len") is None else f" L={r['payload_len']}"
+            print(f"{r['system']:8s} {r['channel'] + size:20s} {str(r['snr_db']):6s} {r['metric']:30s} "
+                  f"{r['value']:.4g}{verdict}")
     return 0
 
 
