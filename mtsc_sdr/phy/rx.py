@@ -568,14 +568,14 @@ class Receiver:
         n = Y.shape[0]
         t, z_step, n_grid, n_fft, bins, omegas, ref = self._track_plan(first, n, fit_sro)
         anchor = N_LTF * AMP_USED ** 2 * float(np.vdot(sync.h_used, sync.h_used).real)  # LTF phase reference
-        # z (n, 4): pilots matched to their known values and the channel; cz (G, n): their sums
-        # per symbol with each drift of the grid removed
+        # z (n, 4): pilots matched to their known values and the channel; cz (G, n_fft): their sums
+        # per symbol with each drift of the grid removed, zero-padded
         z, cz = rx_kernels.pilot_sums(Y, PILOT_BINS, self._pilots[first:first + n], sync.h_used[PILOT_POS] * AMP_USED,
-                                      t, z_step, n_grid, PILOTS, N_FFT)
+                                      t, z_step, n_grid, PILOTS, n_fft)
         # sum_i cz_i exp(-j omega 80 i), omega = 2 pi b / (80 n_fft); the kernel maximises the
         # log-likelihood (2/N0)|anchor + sum| plus a Gaussian prior on omega (the residual CFO the
         # LTF left, so faded pilots cannot drag the phase away from what the LTF measured)
-        spec = np.fft.fft(cz, n_fft, axis=1)
+        spec = np.fft.fft(cz)  # (G, n_fft)
         Yc, zeta = rx_kernels.track_fit(spec, bins, ref, omegas, anchor, 2.0 / max(sync.n0, 1e-30), sync.omega_std,
                                         z_step, self._SRO_MIN_GAIN, Y, USED_BINS, USED, PILOT_POS, z, cz, t,
                                         cfg.track_window)

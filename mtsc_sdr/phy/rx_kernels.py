@@ -327,7 +327,7 @@ def _cis_signed(pw, k):
 
 
 @_compiled
-def pilot_sums(Y, pilot_bins, pilot_known, h_p, t, z_step, n_grid, pilot_k, n_fft):
+def pilot_sums(Y, pilot_bins, pilot_known, h_p, t, z_step, n_grid, pilot_k, n_pad):
     """The pilots' matched products and their sums over a grid of timing drifts, for
     :meth:`~mtsc_sdr.phy.rx.Receiver._track`.
 
@@ -336,11 +336,13 @@ def pilot_sums(Y, pilot_bins, pilot_known, h_p, t, z_step, n_grid, pilot_k, n_ff
     pilots' amplitude); t: float (n,) the symbols' window centres (samples after the LTF centre);
     the drifts (samples per sample) are ``zeta_g = (g - n_grid // 2) z_step``, g < n_grid; pilot_k:
     int (P,) the pilots' signed subcarrier indices. Returns ``z`` complex128 (n, P),
-    ``Y[:, pilot_bins] * known * conj(h_p)``, and ``cz`` complex128 (n_grid, n),
-    ``cz[g, i] = sum_k z[i, k] exp(-j 2 pi zeta_g t[i] k / n_fft)`` (the phasors by recurrence
-    over g: n P sines and cosines instead of n_grid n P).
+    ``Y[:, pilot_bins] * known * conj(h_p)``, and ``cz`` complex128 (n_grid, n_pad),
+    ``cz[g, i] = sum_k z[i, k] exp(-j 2 pi zeta_g t[i] k / n_fft)`` for i < n (n_fft = Y's row
+    length; the phasors by recurrence over g: n P sines and cosines instead of n_grid n P), zero
+    for n <= i < n_pad (ready for an FFT of length n_pad over symbols).
     """
     n, P = pilot_known.shape
+    n_fft = Y.shape[1]
     z = np.empty((n, P), dtype=np.complex128)
     ph = np.empty((n, P), dtype=np.complex128)  # the phasors of drift zeta_g
     step = np.empty((n, P), dtype=np.complex128)  # ... and their ratio from g to g + 1
@@ -351,7 +353,7 @@ def pilot_sums(Y, pilot_bins, pilot_known, h_p, t, z_step, n_grid, pilot_k, n_ff
             step[i, k] = complex(math.cos(th), math.sin(th))
             th0 = -(n_grid // 2) * th
             ph[i, k] = complex(math.cos(th0), math.sin(th0))
-    cz = np.empty((n_grid, n), dtype=np.complex128)
+    cz = np.zeros((n_grid, n_pad), dtype=np.complex128)
     for g in range(n_grid):
         for i in range(n):
             acc = 0j
@@ -377,7 +379,7 @@ def track_fit(spec, bins, ref, omegas, anchor, scale, omega_std, z_step, min_gai
               z, cz, t, window):
     """The pilot tracker's fit and correction (:meth:`~mtsc_sdr.phy.rx.Receiver._track`).
 
-    Fit: spec complex (G, F) is the DFT over symbols of the pilot sums ``cz`` (complex (G, n), row
+    Fit: spec complex (G, F) is the DFT over symbols of the pilot sums ``cz`` (complex (G, >= n), row
     g for the timing drift ``zeta_g = (g - G // 2) z_step``); at its bins ``bins`` (int (B,)),
     residual CFOs ``omegas`` (float (B,), rad/sample, increasing) with phasors ``ref`` (complex
     (B,)) referring them to the first symbol, the objective is ``scale |anchor + spec * ref| -
