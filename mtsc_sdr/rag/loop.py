@@ -16,6 +16,15 @@ distractors only.
 
 Documents and questions come from a finite set of templates, so their embeddings are computed
 once and cached (the embedder runs a few thousand sentences when training starts).
+
+**Shuffled wording** (``shuffle``): with that probability, the question of a knowledge item and,
+independently, each document it is given are shown to the model with their words in a random
+order (after retrieval, which sees the sentence as written). Two templates per relation teach a
+small from-scratch model to key on the sentence *pattern*, and it answers "unknown" to a new
+pattern made of the same words; shuffled sentences make the words that matter -- the object's
+colour and shape, the relation's word, the value -- the only cue. A shuffle that happens to spell a
+held-out phrasing (:data:`mtsc_sdr.data.knowledge.QUESTIONS`, ``DOCUMENTS``) is drawn again, so
+evaluation phrasings stay unseen.
 """
 
 from __future__ import annotations
@@ -43,11 +52,16 @@ class RetrievalLoop:
         k: snippets retrieved from each base (the same ``k`` as at inference).
         max_local, max_global: a base holds 0..max documents besides the asked fact.
         cases: :data:`CASES`.
+        shuffle: probability that a knowledge question, and each document given with it, is shown
+            with its words shuffled (see the module docstring).
     """
 
     def __init__(self, embedder: Embedder, k: int = 2, max_local: int = 6, max_global: int = 10,
-                 cases: tuple[tuple[str, float], ...] = CASES):
-        self.embedder, self.k = embedder, int(k)
+                 cases: tuple[tuple[str, float], ...] = CASES, shuffle: float = 0.0):
+        if not 0.0 <= shuffle <= 1.0:
+            raise ValueError(f"shuffle must be a probability in [0, 1], got {shuffle}")
+        self.embedder, self.k, self.shuffle = embedder, int(k), float(shuffle)
+        self._held_out = _held_out_sentences()
         self.max_local, self.max_global = int(max_local), int(max_global)
         self.cases = [c for c, _ in cases]
         p = np.array([w for _, w in cases], dtype=np.float64)
@@ -96,7 +110,26 @@ class RetrievalLoop:
                        global_context=" ".join(t for _, t in got_global))
         if item.fact is None:
             return item
-        return kn.answered(item, answer_from(item.fact, got_local, got_global))
+        item = kn.answered(item, answer_from(item.fact, got_local, got_global))
+        if self.shuffle == 0.0:
+            return item
+        shuffler = np.random.default_rng(int(rng.integers(2**63)))   # one draw of rng, however much is shuffled
+        return replace(item, question=self._maybe_shuffled(item.question, shuffler),
+                       local_context=" ".join(self._maybe_shuffled(t, shuffler) for _, t in got_local),
+                       global_context=" ".join(self._maybe_shuffled(t, shuffler) for _, t in got_global))
+
+    def _maybe_shuffled(self, sentence: str, rng: np.random.Generator) -> str:
+        """``sentence`` with its words in a random order (its final ``?`` or ``.`` kept last) with
+        probability ``shuffle``; never one of the held-out phrasings (redrawn, else unchanged)."""
+        if rng.random() >= self.shuffle:
+            return sentence
+        end = sentence[-1] if sentence[-1:] in ("?", ".") else ""
+        words = (sentence[:-1] if end else sentence).split()
+        for _ in range(8):
+            out = " ".join(words[i] for i in rng.permutation(len(words))) + end
+            if out not in self._held_out:
+                return out
+        return sentence
 
     @staticmethod
     def _distractors(keys: list[str], asked: Optional[str], most: int, rng: np.random.Generator) -> list[str]:
@@ -114,6 +147,15 @@ class RetrievalLoop:
     @staticmethod
     def _documents(facts: kn.Facts, keys: list[str], rng: np.random.Generator) -> list[tuple[str, str]]:
         return [(k, facts.fact(k).text("seen", int(rng.integers(2)))) for k in keys]
+
+
+def _held_out_sentences() -> frozenset[str]:
+    """Every question and document the held-out phrasings can spell (evaluation only)."""
+    out = {kn.question(r, c, s, "held_out", i) for r in kn.RELATIONS for c, s in kn.subjects()
+           for i in range(len(kn.QUESTIONS[r]["held_out"]))}
+    out |= {kn.Fact(r, c, s, v).text("held_out", i) for r, vals in kn.RELATIONS.items() for c, s in kn.subjects()
+            for v in vals for i in range(len(kn.DOCUMENTS[r]["held_out"]))}
+    return frozenset(out)
 
 
 def answer_from(fact: str, local: list[tuple[str, str]], glob: list[tuple[str, str]]) -> Optional[str]:

@@ -111,6 +111,9 @@ class TrainConfig:
             question is trained with retrieval in the loop (:mod:`mtsc_sdr.rag.loop`).
         retrieval_k: snippets retrieved from each knowledge base per item, in training as at
             inference.
+        knowledge_shuffle: probability that a knowledge question, and each document retrieved for
+            it, is trained with its words in random order (:class:`mtsc_sdr.rag.loop.RetrievalLoop`'s
+            ``shuffle``: reading by the words, not the sentence pattern, for new phrasings).
     """
 
     preset: Literal["default", "micro"] = "default"
@@ -146,6 +149,7 @@ class TrainConfig:
     device: str = "cpu"
     knowledge_fraction: float = 0.0
     retrieval_k: int = 2
+    knowledge_shuffle: float = 0.0
     precision: str = "auto"
     log_every: int = 50
 
@@ -197,6 +201,8 @@ class TrainConfig:
         check(self.knowledge_fraction == 0 or BUILTIN in self.data, p("knowledge_fraction"),
               "knowledge questions are about the built-in world: data needs 'builtin'")
         check(self.retrieval_k >= 1, p("retrieval_k"), f"must be >= 1, got {self.retrieval_k}")
+        check(0.0 <= self.knowledge_shuffle <= 1.0, p("knowledge_shuffle"),
+              f"must be a probability in [0, 1], got {self.knowledge_shuffle}")
         check(len(self.data) >= 1, p("data"), "needs 'builtin' or at least one NAME=PATH")
         for i, spec in enumerate(self.data):
             try:

@@ -82,3 +82,31 @@ def test_the_same_rng_gives_the_same_contexts_and_embeddings_are_cached():
 def test_items_without_a_question_are_left_alone(loop):
     items = examples("train", ["caption_image"], 5)
     assert loop.attach(items, np.random.default_rng(0)) == items
+
+
+def _sentences(context):
+    """The sentences of a context, each as its sorted words."""
+    return [sorted(s.split()) for s in context.split(".") if s.strip()]
+
+
+def test_shuffled_wording_keeps_the_words_and_the_answer_and_never_spells_a_held_out_phrasing():
+    items = _knowledge(300)
+    # the same draws as shuffle=0.5 (one per item for the shuffles), all but never shuffled
+    plain = RetrievalLoop(WordsEmbedder(), k=2, shuffle=1e-12).attach(items, np.random.default_rng(4))
+    mixed = RetrievalLoop(WordsEmbedder(), k=2, shuffle=0.5).attach(items, np.random.default_rng(4))
+    held_out = {kn.question(r, c, s, "held_out", i) for r in kn.RELATIONS for c, s in kn.subjects() for i in range(2)}
+    changed = 0
+    for p, m in zip(plain, mixed):
+        assert m.references == p.references          # retrieval and target are the sentence's, not the shuffle's
+        assert sorted(m.question[:-1].split()) == sorted(p.question[:-1].split()) and m.question.endswith("?")
+        for a, b in zip(_sentences(p.local_context) + _sentences(p.global_context),
+                        _sentences(m.local_context) + _sentences(m.global_context)):
+            assert a == b
+        assert m.question not in held_out
+        changed += m.question != p.question
+    assert 0.3 < changed / len(items) < 0.6          # about half, the rest as written
+
+
+def test_shuffle_must_be_a_probability():
+    with pytest.raises(ValueError, match="shuffle"):
+        RetrievalLoop(WordsEmbedder(), shuffle=1.5)
