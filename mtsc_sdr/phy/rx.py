@@ -85,7 +85,6 @@ for small matrices: OpenBLAS threading of 16 x 16 LAPACK calls costs millisecond
 
 from __future__ import annotations
 
-import cmath
 import collections
 import dataclasses
 import math
