@@ -250,10 +250,10 @@ def _side_by_side(args, progress, cases: list[dict]) -> list[dict]:
             if system == "baseline":
                 extra["tree"] = root
             target = TARGET_MSPS.get(channel if L is None else (channel, L))
-            if system == "mtsc" and target is not None:
-                extra.update(target=target, meets_target=msps[system] >= target)
+            judged = {"target": target, "meets_target": msps[system] >= target} \
+                if system == "mtsc" and target is not None else {}
             snr = None if channel == "noise" else 20.0
-            rows.append(_row("msps", msps[system], system=system, channel=channel, snr_db=snr, **extra))
+            rows.append(_row("msps", msps[system], system=system, channel=channel, snr_db=snr, **extra, **judged))
             if expected:
                 rows.append(_row("frames_per_s", r["frames"] / r["seconds"], system=system, channel=channel,
                                  snr_db=snr, **{**extra, "unit": "frames/s"}))
