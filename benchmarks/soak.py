@@ -18,7 +18,8 @@ resident memory (RSS, MiB), open file descriptors and CPU time, and the files in
 * ``items_unaccounted``: items the clients were given minus items with exactly one result or error
   record (target 0; ``items_duplicated`` too);
 * ``rss_growth_pct`` per process: largest RSS after the warm-up over the RSS at its end (target
-  < 5 %); warm-up = ``--warmup-min`` minutes, or a quarter of the run when that is shorter;
+  < 5 %); warm-up = ``--warmup-min`` minutes (default 5), or a quarter of the run when the run
+  lasts less than twice that;
 * ``fds_growth`` per process: largest descriptor count after the warm-up minus the count at its end
   (target <= :data:`FD_SLACK`, the allowance for a descriptor open at the moment of a sample);
 * ``temp_files_left``: files left in the run's ``TMPDIR`` after it (target 0).
@@ -82,6 +83,12 @@ def run_config(args: argparse.Namespace, out: Path, n_per_task: int) -> RunConfi
     return RunConfig(name="soak", channel=CHANNEL, snr_db=[args.snr_db], checkpoint=args.checkpoint,
                      clients=clients, item_timeout_s=args.item_timeout_s, retries=args.retries,
                      timeout_s=60.0 * args.minutes, out=str(out / "run"))
+
+
+def warmup(duration_s: float, warmup_s: float) -> float:
+    """Seconds before growth is judged: ``warmup_s`` when the run lasted at least twice that, else a
+    quarter of the run (a short check still judges its last three quarters)."""
+    return warmup_s if duration_s >= 2 * warmup_s else 0.25 * duration_s
 
 
 def item_accounting(cfg: RunConfig, tasks: list[str]) -> dict[str, int]:
@@ -188,7 +195,7 @@ def main(argv=None) -> int:
               f"{args.minutes:g} min, sampling every {args.sample_s:g} s", file=sys.stderr, flush=True)
     report, stopped = run_watched(cfg, watch)
     duration_s = time.monotonic() - t0
-    warmup_s = min(60.0 * args.warmup_min, 0.25 * duration_s)
+    warmup_s = warmup(duration_s, 60.0 * args.warmup_min)
     samples = watch.samples
     growth = {f"{name} ({pid})": growth_after(series, warmup_s) for (name, pid), series in by_process(samples).items()}
     temp_left = watch.temp_files()

@@ -51,6 +51,8 @@ class ProcessWatch:
     """Samples every descendant of ``root_pid`` (default: this process) every ``interval_s``.
 
     ``samples``: every :class:`Sample` so far (append-only; read it after :meth:`stop`, or copy).
+    ``system``: ``(t_s, busy_s)`` at every sample: CPU seconds the whole machine (every process,
+    ours or not, all cores) has spent busy since boot (everything but idle and iowait).
     """
 
     def __init__(self, interval_s: float = 5.0, *, root_pid: int | None = None, temp_dir: str | Path | None = None):
@@ -58,6 +60,7 @@ class ProcessWatch:
         self.root = psutil.Process(root_pid or os.getpid())
         self.temp_dir = Path(temp_dir) if temp_dir is not None else None
         self.samples: list[Sample] = []
+        self.system: list[tuple[float, float]] = []
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._t0 = time.monotonic()
@@ -98,7 +101,17 @@ class ProcessWatch:
             new.append(Sample(round(t, 3), proc.pid, name, round(mem.rss / 2**20, 2), fds,
                               round(cpu.user + cpu.system, 3), temp))
         self.samples.extend(new)
+        cpu = psutil.cpu_times()
+        self.system.append((round(t, 3), sum(cpu) - cpu.idle - getattr(cpu, "iowait", 0.0)))
         return new
+
+    def system_cores(self, start_s: float, end_s: float) -> float | None:
+        """Cores the whole machine kept busy on average between ``start_s`` and ``end_s`` (the
+        samples nearest inside); None with fewer than two samples there."""
+        inside = [x for x in self.system if start_s <= x[0] <= end_s]
+        if len(inside) < 2:
+            return None
+        return round((inside[-1][1] - inside[0][1]) / (inside[-1][0] - inside[0][0]), 3)
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -136,36 +149,39 @@ def as_dicts(samples: list[Sample]) -> list[dict]:
 
 
 def run_watched(cfg, watch: ProcessWatch, *, tick=None, tick_s: float = 1.0) -> tuple[dict | None, str | None]:
-    """:func:`mtsc_sdr.runtime.run.execute` of the run configuration ``cfg`` in a thread while
-    ``watch`` samples its processes and ``tick()`` (when given) is called every ``tick_s`` seconds
-    in this thread. Returns (the run's report, why it ended early or None): a run that raised after
-    writing its report (a process failed, ``timeout_s`` reached: the clients were interrupted and
-    wrote error records for what was unfinished) is read back from its directory."""
+    """:func:`mtsc_sdr.runtime.run.execute` of the run configuration ``cfg`` (in this thread, so
+    Ctrl-C stops it as it stops ``mtsc-sdr run``) while ``watch`` samples its processes and
+    ``tick()`` (when given) is called every ``tick_s`` seconds from another thread. Returns (the
+    run's report, why it ended early or None): a run that raised after writing its report (a
+    process failed, ``timeout_s`` reached: the clients were interrupted and wrote error records for
+    what was unfinished) is read back from its directory."""
     import json
 
     from mtsc_sdr.runtime.run import RunFailed, execute
 
-    result: dict = {}
+    done = threading.Event()
 
-    def target():
-        try:
-            result["report"] = execute(cfg)
-        except RunFailed as exc:
-            result["error"] = (f"time limit ({cfg.timeout_s:g} s) reached" if "within timeout_s" in str(exc)
-                               else str(exc))
-        except BaseException as exc:     # noqa: BLE001 - reported; the caller still writes its figures
-            result["error"] = f"{type(exc).__name__}: {exc}"
-
-    watch.start()
-    thread = threading.Thread(target=target, name="run")
-    thread.start()
-    while thread.is_alive():
-        thread.join(tick_s)
-        if tick is not None:
+    def ticking():
+        while not done.wait(tick_s):
             tick()
-    watch.stop()
-    report = result.get("report")
+
+    ticker = threading.Thread(target=ticking, name="tick", daemon=True) if tick is not None else None
+    watch.start()
+    if ticker is not None:
+        ticker.start()
+    report, error = None, None
+    try:
+        report = execute(cfg)
+    except RunFailed as exc:
+        error = f"time limit ({cfg.timeout_s:g} s) reached" if "within timeout_s" in str(exc) else str(exc)
+    except Exception as exc:     # noqa: BLE001 - reported; the caller still writes its figures
+        error = f"{type(exc).__name__}: {exc}"
+    finally:
+        done.set()
+        if ticker is not None:
+            ticker.join()
+        watch.stop()
     path = cfg.out_dir() / "report.json"
     if report is None and path.is_file():
         report = json.loads(path.read_text())
-    return report, result.get("error")
+    return report, error

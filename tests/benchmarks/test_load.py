@@ -37,9 +37,15 @@ def test_the_knee_is_where_throughput_stops_growing_and_latency_climbs(load):
 
 def test_what_gives_first_names_the_saturated_resource(load):
     base = {"samples_dropped": 0, "downlink_failed": 0, "cores": 2}
-    assert "base station's CPU" in load.gives_first({**base, "cpu_cores": {"bs": 0.95, "client": 0.8}, "cpu_cores_machine": 1.9})
-    assert "machine's CPU" in load.gives_first({**base, "cpu_cores": {"bs": 0.5, "client": 1.4}, "cpu_cores_machine": 1.9})
-    assert "IQ queues" in load.gives_first({**base, "samples_dropped": 10, "cpu_cores": {}, "cpu_cores_machine": 0.1})
+    assert "base station's CPU" in load.gives_first({**base, "cpu_cores": {"bs": 0.95, "client": 0.8},
+                                                     "cpu_cores_ours": 1.75, "cpu_cores_machine": 1.9})
+    busy = load.gives_first({**base, "cpu_cores": {"bs": 0.3, "client": 0.6}, "cpu_cores_ours": 0.9,
+                             "cpu_cores_machine": 1.9})
+    assert "machine's CPU" in busy and "other processes 1.00" in busy
+    assert "nothing saturated" in load.gives_first({**base, "cpu_cores": {"bs": 0.3}, "cpu_cores_ours": 0.3,
+                                                    "cpu_cores_machine": 0.5})
+    assert "IQ queues" in load.gives_first({**base, "samples_dropped": 10, "cpu_cores": {}, "cpu_cores_ours": 0.1,
+                                            "cpu_cores_machine": 0.1})
 
 
 def test_a_tiny_load_run_reports_every_client_count(tmp_path):
