@@ -1,21 +1,22 @@
 """The receiver's compiled inner loops (numba): detection sums, STF plateau, LTF synchronisation
-and the sparse-Bayesian channel fit.
+and estimates, the sparse-Bayesian channel fit, the pilot tracker, FFT windows, payload MMSE.
 
 Why compiled code: :mod:`mtsc_sdr.phy.rx` spends its time on many small arrays (a 64-sample LTF
 symbol, 52 subcarriers, 16 channel taps, a 16 x 16 posterior precision ten times per estimate).
-Written with numpy, each step is one or a few microseconds of call overhead doing tens of
-nanoseconds of arithmetic, and a frame needed some 300 such calls (0.6 ms of CPU per frame, about
-2-4 Msamples/s on back-to-back frames). Batching across frames does not fit a streaming receiver
-(a frame's payload length, and whether there is a frame at all, is known only after its own header
-decodes). Each kernel here replaces such a chain with one call; the arithmetic is the same (same
-sums in the same order where the detector's decisions depend on them, so chunking still does not
-change results).
+Written with numpy, each step is one or a few microseconds of call overhead around tens of
+nanoseconds of arithmetic, some 800 Python-level calls per frame (0.6-0.7 ms of CPU, 3.3-3.7
+Msamples/s on back-to-back 512-symbol frames). Batching across frames does not fit a streaming
+receiver (a frame's payload length, and whether there is a frame at all, is known only after its
+own header decodes). Each kernel here replaces such a chain with one call; the arithmetic is the
+same up to rounding (the detector's running sums in the same order as before, and anchored at the
+same absolute positions, so chunking still does not change results). The measured effect is in
+:mod:`mtsc_sdr.phy.rx`'s docstring.
 
 Compilation: ``@njit(cache=True)`` through :func:`_compiled`. Functions compile lazily on first use
-in a process (a few seconds), are shared by every :class:`~mtsc_sdr.phy.rx.Receiver`, and are
-cached on disk: in ``__pycache__`` beside this file, or, when that is read-only, numba's user-wide
-cache directory (``NUMBA_CACHE_DIR`` or ``~/.cache/numba``). Where neither is writable the
-functions still work, compiled in each process.
+in a process (10-12 s for all of them), are shared by every :class:`~mtsc_sdr.phy.rx.Receiver`, and
+are cached on disk (numba's order: ``NUMBA_CACHE_DIR`` when set, else ``__pycache__`` beside this
+file, else, when that is not writable, the user-wide ``~/.cache/numba``). Where no cache directory
+is writable the functions still work, compiled in each process (tests/phy/test_rx_kernels.py).
 
 Shapes and dtypes are on each function; samples are complex64 slices of the receiver's buffer,
 everything computed is complex128 / float64.
