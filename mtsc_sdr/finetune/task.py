@@ -9,6 +9,11 @@ Run-config keys this module reads (beside :data:`.runconfig.DEFAULTS`; strings, 
   ``tx-endpoints``: comma-separated IQ endpoints, one per partition (a client binds its own; the
   link process between it and the base station connects); ``session-base``: partition ``i`` uses
   session ``session-base + i``;
+* ``curve-server-key``: the fine-tuning base station's public CURVE key (Z85 text, a ``.key`` file,
+  or ``NAME`` in the keys directory; "" = plain, loopback): the control link then speaks CURVE;
+  ``curve-keys``: this node's key pair (``NAME`` or ``NAME.key_secret``), its identity for a
+  station with an allow-list (``mtsc-sdr keys``); ``insecure``: let the client bind a ``tx-endpoints``
+  entry beyond loopback (IQ streams have no CURVE: GNU Radio's gr-zeromq may be their peer);
 * ``snr-db``: the SNR set on the link (the rate choice assumes it plus the PHY's subcarrier gain);
 * ``tasks``: comma-separated text tasks trained and evaluated; ``domain``: the built-in world's
   domain (:mod:`mtsc_sdr.data.domains`; ``new_questions`` by default: question types phase I never
@@ -38,6 +43,9 @@ import torch
 
 from mtsc_sdr import tasks as task_table
 from mtsc_sdr.data import collate, partition
+from mtsc_sdr.link.curve import CurveClient
+from mtsc_sdr.link.keys import read_keypair, read_public_key
+from mtsc_sdr.link.security import LinkSecurity
 from mtsc_sdr.metrics import score_task_items
 from mtsc_sdr.model import TaskSemantics
 from mtsc_sdr.phy.ofdm import SUBCARRIER_SNR_GAIN_DB
@@ -51,6 +59,7 @@ from .split import ClientHalf, adamw, train_batch
 DEFAULTS: dict[str, Any] = {
     "checkpoint": "", "adapter-rank": 8, "adapter-alpha": 16.0, "modality": False, "seed": 0,
     "control-endpoint": "", "tx-endpoints": "", "session-base": 100, "snr-db": 20.0,
+    "curve-server-key": "", "curve-keys": "", "insecure": False,
     "tasks": "vqa,caption_image", "domain": "new_questions", "examples-per-client": 512, "dirichlet-alpha": 0.5,
     "pool-partitions": 0, "local-steps": 50, "batch-size": 8,
     "lr": 5e-4, "eval-items": 64, "link-timeout-s": 20.0, "threads": 1, "update-dtype": "float16",
@@ -151,6 +160,15 @@ def eval_examples(config: dict, task: str) -> list:
     return partition.eval_examples(domain=_get(config, "domain"), tasks=[task], n_per_task=_get(config, "eval-items"))
 
 
+def _security(config: dict) -> LinkSecurity:
+    """The node's link security from its run config (``curve-server-key``, ``curve-keys``, ``insecure``)."""
+    server_key, keys = _get(config, "curve-server-key"), _get(config, "curve-keys")
+    if keys and not server_key:
+        raise ValueError("run config: curve-keys needs curve-server-key (the station's public key)")
+    client = CurveClient(read_public_key(server_key), read_keypair(keys) if keys else None) if server_key else None
+    return LinkSecurity(client=client, insecure=_get(config, "insecure"))
+
+
 def _connect(config: dict, partition_id: int, client_model):
     """The runtime client of partition ``partition_id`` (handshake done) and its link."""
     from mtsc_sdr.runtime.client import Client, ClientSettings
@@ -162,7 +180,7 @@ def _connect(config: dict, partition_id: int, client_model):
     settings = ClientSettings(session=_get(config, "session-base") + partition_id, snr_db=_get(config, "snr-db"),
                               hello_timeout_s=_get(config, "link-timeout-s"))
     client = Client(client_model, protocol.checkpoint_identity(_checkpoint(config)), endpoints[partition_id],
-                    _get(config, "control-endpoint"), settings)
+                    _get(config, "control-endpoint"), settings, security=_security(config))
     try:
         client.handshake()
     except BaseException:

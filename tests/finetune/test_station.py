@@ -127,3 +127,37 @@ def test_the_station_refuses_base_station_options_it_does_not_implement(option):
 
     with pytest.raises(ConfigError, match="does not record captures or read knowledge bases"):
         main(["--rx", "tcp://127.0.0.1:1", "--control", "tcp://127.0.0.1:2", *option])
+
+
+def test_a_node_reaches_a_curve_station_with_the_key_its_run_config_names(micro_checkpoint, tmp_path):
+    """The Flower client app's link to a station beyond loopback: ``curve-server-key`` (and
+    ``curve-keys`` for an allow-list) in the run config make the control link CURVE."""
+    from mtsc_sdr.finetune import task
+    from mtsc_sdr.link import free_tcp_endpoint
+    from mtsc_sdr.link.curve import CurveServer, curve_keypair
+    from mtsc_sdr.link.keys import create_keypair
+    from mtsc_sdr.link.security import LinkSecurity
+
+    station_keys, node = curve_keypair(), create_keypair(tmp_path, "node0")
+    iq = free_tcp_endpoint()
+    bs = TrainingBaseStation(str(micro_checkpoint), [iq], "tcp://127.0.0.1:*", lr=1e-3,
+                             security=LinkSecurity(server=CurveServer(station_keys, frozenset({node.public.encode()}))))
+    stop = threading.Event()
+    thread = threading.Thread(target=_serve, args=(bs, stop), daemon=True)
+    thread.start()
+    config = {"checkpoint": str(micro_checkpoint), "control-endpoint": bs.control.endpoint, "tx-endpoints": iq,
+              "link-timeout-s": 30.0, "curve-server-key": station_keys.public.decode(),
+              "curve-keys": str(tmp_path / "node0")}
+    try:
+        client, _ = task._connect(config, 0, load(micro_checkpoint).client)   # the handshake, over CURVE
+        try:
+            assert client._curve and task.DEFAULTS["session-base"] in bs.sessions
+        finally:
+            client.control.close(linger_ms=0)
+            client.push.close(linger_ms=0)
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+        bs.close()
+    with pytest.raises(ValueError, match="curve-server-key"):
+        task._security({"curve-keys": str(tmp_path / "node0")})
