@@ -5,10 +5,12 @@ what gives first.
 For each client count N, ``mtsc-sdr run``'s own processes (:func:`mtsc_sdr.runtime.run.execute`):
 one base station, and per client one software channel and one client process (the shipped
 ``models/default``, int8 client, ``--items-per-client`` VQA and caption items at ``--snr-db``,
-``--window`` in flight). One process per client, as a deployment has it: a client process of
-this model holds about half a GiB (measured at N = 1 and printed), so 32 of them fit this
-machine's memory; before each N the script checks that the memory available holds N clients of
-the size measured at N = 1 and skips the count (a row says so) when it does not.
+``--window`` in flight). One process per client, as a deployment has it. A client process of
+this model has an RSS of about 550 MiB, of which about 200 MiB are library pages shared with
+the other processes; what each more client adds is its unique memory (USS, sampled every tenth
+tick), measured at the first count with its channel's: before each larger N the script checks
+that the memory available holds N of those plus :data:`MEMORY_MARGIN_MB` and skips the count (a
+row says so) when it does not.
 
 Figures per N (rows carry ``clients``):
 
@@ -145,12 +147,14 @@ def cpu_cores(samples, start: float, end: float) -> dict[str, float]:
     return {k: round(v, 3) for k, v in kinds.items()}
 
 
-def peak_rss(samples) -> dict[str, float]:
-    """The largest RSS (MiB) of any one process of each kind."""
+def peak_memory(samples, field: str = "rss_mb") -> dict[str, float]:
+    """The largest RSS (or USS, ``field="uss_mb"``) in MiB of any one process of each kind."""
     out: dict[str, float] = {}
     for s in samples:
-        kind = s.name.split()[0]
-        out[kind] = max(out.get(kind, 0.0), s.rss_mb)
+        value = getattr(s, field)
+        if value is not None:
+            kind = s.name.split()[0]
+            out[kind] = max(out.get(kind, 0.0), value)
     return out
 
 
@@ -159,7 +163,7 @@ def measure(args: argparse.Namespace, n: int, out: Path) -> dict:
     cfg = run_config(args, n, out)
     work = cfg.out_dir() / "work"
     counter = AnswerCounter(work)
-    watch = ProcessWatch(args.tick_s)
+    watch = ProcessWatch(args.tick_s, uss_every=10)
     t0 = time.monotonic()
     report, stopped = run_watched(cfg, watch, tick=counter, tick_s=args.tick_s)
     counter()
@@ -190,7 +194,7 @@ def measure(args: argparse.Namespace, n: int, out: Path) -> dict:
         "client_rate_min_over_mean": round(min(rates) / (sum(rates) / len(rates)), 3) if rates else None,
         "cpu_cores": cpu, "cpu_cores_ours": round(sum(cpu.values()), 3), "cores": os.cpu_count(),
         "cpu_cores_machine": watch.system_cores(start, end),
-        "peak_rss_mb": peak_rss(watch.samples),
+        "peak_rss_mb": peak_memory(watch.samples), "peak_uss_mb": peak_memory(watch.samples, "uss_mb"),
         "samples_dropped": bs.get("bs", {}).get("samples_dropped"), "chunks_dropped": bs.get("bs", {}).get("chunks_dropped"),
         "rx_queue_peak_samples": max((q["queued_samples_peak"] for q in queues), default=None),
         "downlink_failed": bs.get("bs", {}).get("downlink_failed", 0),
@@ -234,7 +238,8 @@ def rows_of(r: dict, bound: int) -> list[dict]:
     rows.append(row("mtsc", "all", CHANNEL, None, "client_items_per_s_min_over_mean", r["client_rate_min_over_mean"],
                     target=FAIR_SHARE, meets_target=(r["client_rate_min_over_mean"] or 0) >= FAIR_SHARE, **base))
     rows.append(row("mtsc", "all", CHANNEL, None, "items_error", r["items_error"], unit="items", target=0,
-                    meets_target=r["items_error"] == 0 and r["records"] == r["items_given"], **base))
+                    meets_target=r["items_error"] == 0 and r["records"] == r["items_given"], records=r["records"],
+                    items_given=r["items_given"], **base))
     rows.append(row("mtsc", "all", CHANNEL, None, "rx_queue_peak_samples", r["rx_queue_peak_samples"], unit="samples",
                     target=bound, meets_target=r["rx_queue_peak_samples"] is not None
                     and r["rx_queue_peak_samples"] <= bound, **base))
@@ -246,6 +251,8 @@ def rows_of(r: dict, bound: int) -> list[dict]:
                     cores=r["cores"], note="every process on the machine, other work included", **base))
     for kind, v in r["peak_rss_mb"].items():
         rows.append(row("mtsc", "all", CHANNEL, None, "peak_rss_mb", v, unit="MiB", process=kind, **base))
+    for kind, v in r["peak_uss_mb"].items():
+        rows.append(row("mtsc", "all", CHANNEL, None, "peak_uss_mb", v, unit="MiB", process=kind, **base))
     for name in ("samples_dropped", "chunks_dropped", "downlink_failed", "resent"):
         rows.append(row("mtsc", "all", CHANNEL, None, name, r[name], **base))
     return rows
@@ -298,6 +305,7 @@ def main(argv=None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     results, skipped, client_mb = [], [], None
     for n in sorted(set(args.clients)):
+        # what n more client + channel processes add: their unique memory (libraries' pages are shared)
         need = None if client_mb is None else n * client_mb + MEMORY_MARGIN_MB
         free = psutil.virtual_memory().available / 2**20
         if need is not None and need > free:
@@ -306,7 +314,8 @@ def main(argv=None) -> int:
         if not args.json:
             print(f"load: {n} client(s) x {args.items_per_client} items ...", file=sys.stderr, flush=True)
         r = measure(args, n, out)
-        client_mb = client_mb or r["peak_rss_mb"].get("client")
+        if client_mb is None and "client" in r["peak_uss_mb"]:
+            client_mb = r["peak_uss_mb"]["client"] + r["peak_uss_mb"].get("channel", 0.0)
         r["gives_first"] = gives_first(r)
         results.append(r)
         if not args.json:
@@ -317,7 +326,8 @@ def main(argv=None) -> int:
     k = knee(results)
     for s in skipped:
         rows.append(row("mtsc", "all", CHANNEL, None, "items_per_s", None, clients=s["clients"], skipped=s["reason"]))
-    meta = run_meta({"load": vars(args), "model": args.checkpoint, "tasks": TASKS, "client_process_rss_mb": client_mb,
+    meta = run_meta({"load": vars(args), "model": args.checkpoint, "tasks": TASKS,
+                     "client_and_channel_uss_mb": client_mb,
                      "rx_queue_bound_samples": bound}, {f"client_{i}": i for i in range(max(args.clients))})
     summary = {"knee_clients": None if k is None else k["clients"],
                "gives_first": (k or (results[-1] if results else {})).get("gives_first")}

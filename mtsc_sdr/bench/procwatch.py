@@ -24,7 +24,9 @@ import psutil
 class Sample:
     """One process at one time: ``t_s`` seconds since the watch started; ``rss_mb`` resident set
     (MiB); ``fds`` open file descriptors; ``cpu_s`` user + system CPU seconds so far;
-    ``temp_files`` files in the watched temp directory (the same for every process of a round)."""
+    ``temp_files`` files in the watched temp directory (the same for every process of a round);
+    ``uss_mb`` unique set size (MiB: memory no other process shares, what one more such process
+    would add) on every ``uss_every``-th round of a :class:`ProcessWatch`, else None."""
 
     t_s: float
     pid: int
@@ -33,6 +35,7 @@ class Sample:
     fds: int
     cpu_s: float
     temp_files: int
+    uss_mb: float | None = None
 
 
 def process_name(cmdline: list[str]) -> str:
@@ -55,10 +58,13 @@ class ProcessWatch:
     ours or not, all cores) has spent busy since boot (everything but idle and iowait).
     """
 
-    def __init__(self, interval_s: float = 5.0, *, root_pid: int | None = None, temp_dir: str | Path | None = None):
+    def __init__(self, interval_s: float = 5.0, *, root_pid: int | None = None, temp_dir: str | Path | None = None,
+                 uss_every: int = 0):
         self.interval_s = float(interval_s)
         self.root = psutil.Process(root_pid or os.getpid())
         self.temp_dir = Path(temp_dir) if temp_dir is not None else None
+        self.uss_every = int(uss_every)          # 0: never (reading smaps costs milliseconds per process)
+        self._rounds = 0
         self.samples: list[Sample] = []
         self.system: list[tuple[float, float]] = []
         self._stop = threading.Event()
@@ -89,6 +95,8 @@ class ProcessWatch:
         """Sample every live descendant now; returns (and keeps) the new samples."""
         t = time.monotonic() - self._t0
         temp = self.temp_files()
+        uss = self.uss_every > 0 and self._rounds % self.uss_every == 0
+        self._rounds += 1
         new = []
         for child in self.root.children(recursive=True):
             proc = self._procs.setdefault(child.pid, child)
@@ -96,10 +104,11 @@ class ProcessWatch:
                 with proc.oneshot():
                     name = process_name(proc.cmdline())
                     mem, fds, cpu = proc.memory_info(), proc.num_fds(), proc.cpu_times()
+                    unique = round(proc.memory_full_info().uss / 2**20, 2) if uss else None
             except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
                 continue
             new.append(Sample(round(t, 3), proc.pid, name, round(mem.rss / 2**20, 2), fds,
-                              round(cpu.user + cpu.system, 3), temp))
+                              round(cpu.user + cpu.system, 3), temp, unique))
         self.samples.extend(new)
         cpu = psutil.cpu_times()
         self.system.append((round(t, 3), sum(cpu) - cpu.idle - getattr(cpu, "iowait", 0.0)))
