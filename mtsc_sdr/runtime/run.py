@@ -345,6 +345,11 @@ def _wait_clients(clients: list[ChildProcess], watched: list, deadline: float) -
     return [(c.name, c.returncode) for c in clients]
 
 
+def _has_lines(path: Path) -> bool:
+    """Whether the file exists and holds a non-blank line."""
+    return path.is_file() and bool(path.read_text().strip())
+
+
 def _count_xruns(flowgraphs: list[tuple[dict, list]]) -> None:
     """Add the overflows / underflows the radio (or sim) flowgraphs of each point reported to it."""
     for point, fgs in flowgraphs:
@@ -438,9 +443,11 @@ def execute(cfg: RunConfig, *, progress: bool = False) -> dict[str, Any]:
                     points.append({"session": session, "snr_db": snr, "client": k, "precision": spec.label(),
                                    "runtime": spec.runtime, "device": spec.device, "channel": link})
                     flowgraphs.append((points[-1], [p for p in procs if isinstance(p, Flowgraph)]))
+                summaries = []              # each client process's summary file (named after its first session)
                 for spec, mine in groups.values():
                     clients.append(ChildProcess(_client_name(mine, cfg.link_of(spec)),
                                                 _client_argv(cfg, spec, checkpoint, control, mine, work)).start())
+                    summaries.append(work / f"client_{mine[0][1]}.json")
                 if progress:
                     snrs = sorted({j[0] for j in wave})
                     kinds = sorted({cfg.link_of(j[2]) for j in wave})
@@ -449,13 +456,13 @@ def execute(cfg: RunConfig, *, progress: bool = False) -> dict[str, Any]:
                           + ("" if cfg.client_per_point or len(snrs) == 1 else " (each sends the points in turn)")
                           + f", {len(links)} link process(es)", file=sys.stderr, flush=True)
                 statuses = _wait_clients(clients, [bs, *links], deadline)
-                for (name, code), proc in zip(statuses, clients):
+                for (name, code), proc, summary in zip(statuses, clients, summaries):
                     if code == protocol.EXIT_REFUSED:
                         tail = proc.output_tail(5).rstrip("\n")
                         raise RunFailed(f"{name} was refused by the base station:\n{tail}",
                                         protocol.EXIT_REFUSED)
-                    if code not in (0, 1):
-                        raise proc.failure()
+                    if code not in (0, 1) or (code == 1 and not _has_lines(summary)):
+                        raise proc.failure()   # 1 without a summary: it died (a traceback), not item errors
                     if code == 1:
                         failures.append(f"{name}: some items ended in an error record")
             finally:
