@@ -24,7 +24,11 @@ small from-scratch model to key on the sentence *pattern*, and it answers "unkno
 pattern made of the same words; shuffled sentences make the words that matter -- the object's
 colour and shape, the relation's word, the value -- the only cue. A shuffle that happens to spell a
 held-out phrasing (:data:`mtsc_sdr.data.knowledge.QUESTIONS`, ``DOCUMENTS``) is drawn again, so
-evaluation phrasings stay unseen.
+evaluation phrasings stay unseen. With ``extra_words`` n > 0, a shuffled sentence also gains 0..n
+words drawn from its relation's training vocabulary (:func:`relation_words`: every word of the
+relation's training question and document templates): a question is then recognised by its object
+and any of its relation's words, not only the words of two question templates (a new phrasing
+such as "in which city ..." borrows "in" from the documents).
 """
 
 from __future__ import annotations
@@ -54,13 +58,18 @@ class RetrievalLoop:
         cases: :data:`CASES`.
         shuffle: probability that a knowledge question, and each document given with it, is shown
             with its words shuffled (see the module docstring).
+        extra_words: at most this many of the relation's words added to a shuffled sentence.
     """
 
     def __init__(self, embedder: Embedder, k: int = 2, max_local: int = 6, max_global: int = 10,
-                 cases: tuple[tuple[str, float], ...] = CASES, shuffle: float = 0.0):
+                 cases: tuple[tuple[str, float], ...] = CASES, shuffle: float = 0.0, extra_words: int = 0):
         if not 0.0 <= shuffle <= 1.0:
             raise ValueError(f"shuffle must be a probability in [0, 1], got {shuffle}")
+        if extra_words < 0:
+            raise ValueError(f"extra_words must be >= 0, got {extra_words}")
         self.embedder, self.k, self.shuffle = embedder, int(k), float(shuffle)
+        self.extra_words = int(extra_words)
+        self._words = {r: relation_words(r) for r in kn.RELATIONS}
         self._held_out = _held_out_sentences()
         self.max_local, self.max_global = int(max_local), int(max_global)
         self.cases = [c for c, _ in cases]
@@ -114,17 +123,21 @@ class RetrievalLoop:
         if self.shuffle == 0.0:
             return item
         shuffler = np.random.default_rng(int(rng.integers(2**63)))   # one draw of rng, however much is shuffled
-        return replace(item, question=self._maybe_shuffled(item.question, shuffler),
-                       local_context=" ".join(self._maybe_shuffled(t, shuffler) for _, t in got_local),
-                       global_context=" ".join(self._maybe_shuffled(t, shuffler) for _, t in got_global))
+        return replace(item, question=self._maybe_shuffled(item.question, item.fact, shuffler),
+                       local_context=" ".join(self._maybe_shuffled(t, key, shuffler) for key, t in got_local),
+                       global_context=" ".join(self._maybe_shuffled(t, key, shuffler) for key, t in got_global))
 
-    def _maybe_shuffled(self, sentence: str, rng: np.random.Generator) -> str:
-        """``sentence`` with its words in a random order (its final ``?`` or ``.`` kept last) with
-        probability ``shuffle``; never one of the held-out phrasings (redrawn, else unchanged)."""
+    def _maybe_shuffled(self, sentence: str, key: str, rng: np.random.Generator) -> str:
+        """``sentence`` (about fact ``key``) with its words in a random order (its final ``?`` or
+        ``.`` kept last), plus up to ``extra_words`` of its relation's words, with probability
+        ``shuffle``; never one of the held-out phrasings (redrawn, else unchanged)."""
         if rng.random() >= self.shuffle:
             return sentence
         end = sentence[-1] if sentence[-1:] in ("?", ".") else ""
         words = (sentence[:-1] if end else sentence).split()
+        if self.extra_words:
+            vocab = self._words[key.split("/")[0]]
+            words += [vocab[i] for i in rng.integers(len(vocab), size=int(rng.integers(self.extra_words + 1)))]
         for _ in range(8):
             out = " ".join(words[i] for i in rng.permutation(len(words))) + end
             if out not in self._held_out:
@@ -147,6 +160,14 @@ class RetrievalLoop:
     @staticmethod
     def _documents(facts: kn.Facts, keys: list[str], rng: np.random.Generator) -> list[tuple[str, str]]:
         return [(k, facts.fact(k).text("seen", int(rng.integers(2)))) for k in keys]
+
+
+def relation_words(relation: str) -> list[str]:
+    """Every word of ``relation``'s training (``seen``) question and document templates, sorted,
+    without the object and value placeholders and the punctuation."""
+    templates = kn.QUESTIONS[relation]["seen"] + kn.DOCUMENTS[relation]["seen"]
+    words = {w for t in templates for w in t.replace("?", " ").replace(".", " ").split()}
+    return sorted(words - {"{s}", "{v}"})
 
 
 def _held_out_sentences() -> frozenset[str]:

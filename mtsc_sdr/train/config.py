@@ -114,6 +114,8 @@ class TrainConfig:
         knowledge_shuffle: probability that a knowledge question, and each document retrieved for
             it, is trained with its words in random order (:class:`mtsc_sdr.rag.loop.RetrievalLoop`'s
             ``shuffle``: reading by the words, not the sentence pattern, for new phrasings).
+        knowledge_extra_words: at most this many of the relation's training words added to each
+            shuffled sentence (``RetrievalLoop``'s ``extra_words``).
     """
 
     preset: Literal["default", "micro"] = "default"
@@ -150,6 +152,7 @@ class TrainConfig:
     knowledge_fraction: float = 0.0
     retrieval_k: int = 2
     knowledge_shuffle: float = 0.0
+    knowledge_extra_words: int = 0
     precision: str = "auto"
     log_every: int = 50
 
@@ -203,6 +206,8 @@ class TrainConfig:
         check(self.retrieval_k >= 1, p("retrieval_k"), f"must be >= 1, got {self.retrieval_k}")
         check(0.0 <= self.knowledge_shuffle <= 1.0, p("knowledge_shuffle"),
               f"must be a probability in [0, 1], got {self.knowledge_shuffle}")
+        check(self.knowledge_extra_words >= 0, p("knowledge_extra_words"),
+              f"must be >= 0, got {self.knowledge_extra_words}")
         check(len(self.data) >= 1, p("data"), "needs 'builtin' or at least one NAME=PATH")
         for i, spec in enumerate(self.data):
             try:

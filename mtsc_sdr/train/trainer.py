@@ -139,7 +139,8 @@ def retrieval_loop(cfg: TrainConfig):
     from mtsc_sdr.rag.embedder import SentenceEmbedder
     from mtsc_sdr.rag.loop import RetrievalLoop
 
-    return RetrievalLoop(SentenceEmbedder(), k=cfg.retrieval_k, shuffle=cfg.knowledge_shuffle)
+    return RetrievalLoop(SentenceEmbedder(), k=cfg.retrieval_k, shuffle=cfg.knowledge_shuffle,
+                         extra_words=cfg.knowledge_extra_words)
 
 
 def init_from(cfg: TrainConfig, mcfg):

@@ -110,3 +110,22 @@ def test_shuffled_wording_keeps_the_words_and_the_answer_and_never_spells_a_held
 def test_shuffle_must_be_a_probability():
     with pytest.raises(ValueError, match="shuffle"):
         RetrievalLoop(WordsEmbedder(), shuffle=1.5)
+
+
+def test_extra_words_come_from_the_relation_of_the_sentence():
+    from mtsc_sdr.rag.loop import relation_words
+
+    items = _knowledge(200)
+    plain = RetrievalLoop(WordsEmbedder(), k=2, shuffle=1e-12, extra_words=2).attach(items, np.random.default_rng(5))
+    mixed = RetrievalLoop(WordsEmbedder(), k=2, shuffle=1.0, extra_words=2).attach(items, np.random.default_rng(5))
+    added = 0
+    for p, m in zip(plain, mixed):
+        assert m.references == p.references
+        before, after = p.question[:-1].split(), m.question[:-1].split()
+        extra = list(after)
+        for w in before:
+            extra.remove(w)                              # every word of the question is still there
+        assert len(extra) <= 2 and set(extra) <= set(relation_words(p.fact.split("/")[0]))
+        added += len(extra)
+    assert added > len(items) // 2                     # 0, 1 or 2 words each: about one on average
+    assert relation_words("owner") == ["belongs", "is", "owns", "the", "to", "who", "whose"]
