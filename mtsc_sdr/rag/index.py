@@ -58,6 +58,8 @@ FORMAT = 1
 HNSW_M, HNSW_EF_CONSTRUCTION, HNSW_EF_SEARCH = 32, 80, 64
 #: an HNSW index rebuilds itself without its tombstones when they pass this share (and count)
 COMPACT_FRACTION, COMPACT_MIN = 0.25, 64
+#: the largest HNSW parameters a sidecar may record (a corrupt one must not size an allocation)
+_HNSW_PARAM_MAX = {"m": 1024, "ef_construction": 1 << 16, "ef_search": 1 << 16}
 
 
 def _faiss():
@@ -259,10 +261,18 @@ class VectorIndex:
                 return None, f"for another {key} ({meta.get(key)!r}, need {want!r})"
         if meta.get("generation") != generation:
             return None, f"stale (generation {meta.get('generation')}, store at {generation})"
+        # the sha256 covers the index file, not the sidecar's other fields: check them as untrusted
         hnsw = meta.get("hnsw") or {}
-        index = cls(kind, dim, batch_threads=batch_threads, hnsw_m=hnsw.get("m", HNSW_M),
-                    ef_construction=hnsw.get("ef_construction", HNSW_EF_CONSTRUCTION),
-                    ef_search=hnsw.get("ef_search", HNSW_EF_SEARCH))
+        if not isinstance(hnsw, dict):
+            return None, f"unreadable ({SIDECAR} hnsw is not an object)"
+        params = {"m": hnsw.get("m", HNSW_M), "ef_construction": hnsw.get("ef_construction", HNSW_EF_CONSTRUCTION),
+                  "ef_search": hnsw.get("ef_search", HNSW_EF_SEARCH)}
+        for key, value in params.items():
+            if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= _HNSW_PARAM_MAX[key]:
+                return None, (f"unreadable ({SIDECAR} hnsw.{key} is {str(value)[:40]}, not an integer in "
+                              f"1..{_HNSW_PARAM_MAX[key]})")
+        index = cls(kind, dim, batch_threads=batch_threads, hnsw_m=params["m"],
+                    ef_construction=params["ef_construction"], ef_search=params["ef_search"])
         faiss = _faiss()
         try:
             # already of its own class (IndexIDMap2); not passed through downcast_index, whose
@@ -273,6 +283,9 @@ class VectorIndex:
         if not isinstance(loaded, faiss.IndexIDMap2) or loaded.d != dim or loaded.ntotal != meta.get("vectors"):
             return None, "corrupt (not the index its sidecar describes)"
         inner = faiss.downcast_index(loaded.index)
+        if (not isinstance(inner, faiss.IndexFlatIP if kind == "flat" else faiss.IndexHNSWFlat)
+                or inner.metric_type != faiss.METRIC_INNER_PRODUCT):
+            return None, f"corrupt ({INDEX_FILE} holds a {type(inner).__name__}, not the {kind} index its sidecar says)"
         if kind == "hnsw":
             inner.hnsw.efSearch = index.hnsw["ef_search"]
         index._index = loaded

@@ -189,13 +189,17 @@ class Store:
                                  f"{', '.join(sorted(missing))}); it was left as it is")
             if not tables and not create:     # a creation interrupted before its first commit
                 raise StoreError(f"no knowledge base store at {path} (an empty SQLite database)")
+            if tables:
+                _check_schema(conn, path)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=FULL")
             conn.execute("PRAGMA secure_delete=ON")
             conn.execute("PRAGMA foreign_keys=ON")
             _create(conn, identity)          # no-op when the tables are there
             store = cls(path, conn, busy_timeout_s)
-        except sqlite3.DatabaseError as exc:
+        except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:
+            # UnicodeDecodeError: SQLite's own message quotes the damaged bytes (a schema that does
+            # not parse), which Python's sqlite3 fails to decode instead of raising the error
             conn.close()
             raise StoreError(f"knowledge base store {path} is unreadable or corrupt ({exc}); it was left as it is") \
                 from None
@@ -285,7 +289,7 @@ class Store:
                 raise KnowledgeBaseError(f"knowledge base store {self.path} stayed locked by another process "
                                          f"for {self.busy_timeout_s:g} s: {exc}") from None
             raise StoreError(f"knowledge base store {self.path}: {exc}") from None
-        except sqlite3.DatabaseError as exc:
+        except (sqlite3.DatabaseError, UnicodeDecodeError) as exc:   # see open: a message quoting bad bytes
             raise StoreError(f"knowledge base store {self.path} is unreadable or corrupt: {exc}") from None
 
     def _query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
@@ -558,6 +562,24 @@ def _check_header(path: Path) -> None:
     if head != _SQLITE_HEADER:
         raise StoreError(f"{path} is not a knowledge base store (not an SQLite database: it starts with "
                          f"{head[:16]!r}); it was left as it is")
+
+
+#: each table's CREATE statement as :func:`_create` makes it (whitespace collapsed)
+_SCHEMA_SQL = {statement.split()[2]: " ".join(statement.split())
+               for statement in _SCHEMA.strip().split(";") if statement.strip()}
+
+
+def _check_schema(conn: sqlite3.Connection, path: Path) -> None:
+    """Refuse a store whose tables are not exactly the ones :func:`_create` makes: a damaged or
+    edited schema (a column that lost ``INTEGER PRIMARY KEY`` holds NULL chunk ids, one that lost
+    ``NOT NULL`` NULL text) would otherwise fail wherever a row is used."""
+    rows = conn.execute("SELECT name, sql FROM sqlite_master WHERE type = 'table' "
+                        "AND name IN ('meta', 'documents', 'chunks')").fetchall()
+    found = {name: " ".join(str(sql).split()) for name, sql in rows}
+    for name, want in _SCHEMA_SQL.items():
+        if found.get(name) != want:
+            raise StoreError(f"{path}: table {name} is not the one a knowledge base store (schema "
+                             f"{SCHEMA_VERSION}) has; it was left as it is")
 
 
 def _create(conn: sqlite3.Connection, identity: dict) -> None:

@@ -208,6 +208,38 @@ def test_compression_manifests_with_missing_or_mistyped_fields(manifest_edit, fu
     assert targets.feed(target, run, json.dumps(manifest).encode()) is not None
 
 
+def test_a_store_whose_schema_sqlite_cannot_parse_quoting_bytes_that_are_not_utf8(fuzz_root):
+    """SQLite's error message quotes the damaged schema text; Python's sqlite3 raised the
+    UnicodeDecodeError of decoding that message (found by the fuzzer) instead of the error."""
+    target, run, seeds = made("kb_store", fuzz_root)
+    assert b"CREATE TABLE meta" in seeds[0]
+    assert targets.feed(target, run, seeds[0].replace(b"CREATE TABLE meta", b"CREATE TABLE\xe0\x8deta")) == "StoreError"
+
+
+def test_a_store_whose_schema_was_edited_is_refused(fuzz_root):
+    """A schema that still parses but is not the store's (found by the fuzzer: ``chunk_id`` no
+    longer ``INTEGER PRIMARY KEY``, so every chunk id read NULL and a TypeError escaped)."""
+    target, run, seeds = made("kb_store", fuzz_root)
+    key = b"INTEGER PRIMARY KEY AUTOINCREMENT"
+    assert key in seeds[0]
+    assert targets.feed(target, run, seeds[0].replace(key, b"INTEGER PRIM YRYA EKAUTOINCREMENT")) == "StoreError"
+
+
+@pytest.mark.parametrize("sidecar_edit", [
+    lambda m: m.update(kind="hnsw"),          # a flat index file under an hnsw sidecar: AttributeError before the fix
+    lambda m: m.update(kind="hnsw", hnsw={"m": "x"}), lambda m: m.update(hnsw=[1]),
+    lambda m: m.update(hnsw={"ef_search": 10 ** 30}), lambda m: m.update(hnsw={"m": 0}),
+    lambda m: m.update(hnsw={"ef_construction": True}), lambda m: m.update(vectors="3"),
+])
+def test_knowledge_base_sidecars_that_keep_the_index_files_sha256(sidecar_edit, fuzz_root):
+    """Fields of ``index.json`` other than the sha256 edited (the sha256 still matches the index
+    file, so faiss reads it): the index is used or rebuilt, nothing raises."""
+    target, run, seeds = made("kb_manifest", fuzz_root)
+    sidecar = json.loads(seeds[0])
+    sidecar_edit(sidecar)
+    assert targets.feed(target, run, json.dumps(sidecar).encode()) is None
+
+
 _SQL_VALUES = st.one_of(st.none(), st.integers(-(1 << 63), (1 << 63) - 1), st.floats(allow_nan=False),
                         st.text(max_size=12), st.binary(max_size=40))
 
