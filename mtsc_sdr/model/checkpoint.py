@@ -194,10 +194,10 @@ def load(directory: str | Path, tokenizer=None, expect=None):
             naming each field that differs.
     Raises:
         CheckpointMismatch: config, tokenizer or weights do not match (the message says what).
-    """
-    import torch
-    from safetensors.torch import load_file
 
+    The model is built from ``config.json`` and the tokenizer, then :func:`load_weights` reads
+    ``model.safetensors`` into it.
+    """
     from .split import MTSCModel
 
     directory = Path(directory)
@@ -241,11 +241,29 @@ def load(directory: str | Path, tokenizer=None, expect=None):
         raise CheckpointMismatch(f"{directory}: config.json backbone.config is not a valid {kind} config: "
                                  f"{exc}") from None
     model = MTSCModel(cfg, stored, backbone)
+    load_weights(model, directory / WEIGHTS)
+    return model
+
+
+def load_weights(model, file: str | Path) -> None:
+    """Read a checkpoint's ``model.safetensors`` into ``model`` (the
+    :class:`~mtsc_sdr.model.split.MTSCModel` that :func:`load` built from the checkpoint's
+    ``config.json``), in place: the safetensors header and data are parsed, every stored key,
+    shape and dtype is checked against the model (missing / unexpected keys, shapes, dtypes other
+    than the model's or, for a float32 parameter, :data:`HALF_DTYPES`), and only then is anything
+    copied into the model.
+
+    Raises:
+        CheckpointMismatch: the file cannot be read or does not fit the model (the message says
+            what); the model is unchanged then.
+    """
+    import torch
+    from safetensors.torch import load_file
 
     try:
-        tensors = load_file(str(directory / WEIGHTS))
+        tensors = load_file(str(file))
     except (OSError, SafetensorError) as exc:
-        raise CheckpointMismatch(f"{directory / WEIGHTS}: cannot be read: {exc}") from None
+        raise CheckpointMismatch(f"{file}: cannot be read: {exc}") from None
     keep, tied = _stored(model)
     missing = set(keep) - set(tensors)
     unexpected = set(tensors) - set(keep)
@@ -266,9 +284,8 @@ def load(directory: str | Path, tokenizer=None, expect=None):
     if dtypes:
         problems.append("dtype mismatch: " + "; ".join(dtypes[:8]))
     if problems:
-        raise CheckpointMismatch(f"{directory / WEIGHTS} does not fit the model: " + "; ".join(problems))
+        raise CheckpointMismatch(f"{file} does not fit the model: " + "; ".join(problems))
     with torch.no_grad():
         own = model.state_dict(keep_vars=True)
         for k, v in tensors.items():
             own[k].copy_(v)
-    return model

@@ -303,6 +303,44 @@ def _checkpoint_file(name: str) -> Callable[[Path], tuple[Runner, list[bytes]]]:
     return make
 
 
+def _checkpoint_weights(work: Path) -> tuple[Runner, list[bytes]]:
+    """Checkpoint weights (``model.checkpoint.load_weights``, what ``load`` reads ``model.safetensors``
+    with: the safetensors header and data, every key, shape and dtype checked against the model,
+    then copied into it): the file's bytes, loaded into the micro model that ``load`` built once
+    from a valid checkpoint's config and tokenizer; ``CheckpointMismatch`` saying what, or the
+    model holding exactly the file's tensors.
+
+    The model is built once (building it is most of ``load``'s time and does not read the weights
+    file); it is reused as is: a load checks keys, shapes and dtypes only against the model's,
+    which a load never changes, and copies nothing unless every check passed."""
+    import torch
+    from safetensors.torch import load as parse_safetensors
+
+    from mtsc_sdr.model.checkpoint import WEIGHTS, _stored, load, load_weights
+
+    seed_dir = _micro_checkpoint(work.parent / "micro-checkpoint-seed")   # shared by the checkpoint targets
+    ck = work / "ck"
+    shutil.copytree(seed_dir, ck, dirs_exist_ok=True)
+    model = load(ck)
+    own, _ = _stored(model)
+    shapes = {k: (tuple(v.shape), v.dtype) for k, v in own.items()}
+    file = ck / WEIGHTS
+
+    def same(a: torch.Tensor, b: torch.Tensor) -> bool:      # bit for bit (NaNs too)
+        return a.detach().numpy().tobytes() == b.numpy().tobytes()
+
+    def run(data: bytes) -> None:
+        file.write_bytes(data)
+        load_weights(model, file)
+        now, _ = _stored(model)
+        assert {k: (tuple(v.shape), v.dtype) for k, v in now.items()} == shapes
+        tensors = parse_safetensors(data)
+        assert tensors.keys() == own.keys()
+        assert all(same(now[k], v.to(now[k].dtype)) for k, v in tensors.items())
+
+    return run, [(seed_dir / WEIGHTS).read_bytes()]
+
+
 # -- compression manifests ----------------------------------------------------------------------------
 
 
@@ -471,8 +509,7 @@ _SPECS: list[tuple[str, Callable[[], tuple[type[BaseException], ...]], Callable]
     ("checkpoint_config", _errors("mtsc_sdr.model.checkpoint", "CheckpointMismatch"), _checkpoint_file("config.json")),
     ("checkpoint_tokenizer", _errors("mtsc_sdr.model.checkpoint", "CheckpointMismatch"),
      _checkpoint_file("tokenizer.json")),
-    ("checkpoint_weights", _errors("mtsc_sdr.model.checkpoint", "CheckpointMismatch"),
-     _checkpoint_file("model.safetensors")),
+    ("checkpoint_weights", _errors("mtsc_sdr.model.checkpoint", "CheckpointMismatch"), _checkpoint_weights),
     # documented as ValueError: "ValueError naming what is wrong" (read, validate_candidates)
     ("compress_manifest", lambda: (ValueError,), _compress_manifest),
     ("kb_store", _errors("mtsc_sdr.rag.errors", "KnowledgeBaseError"), _kb_store),
