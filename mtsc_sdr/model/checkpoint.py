@@ -154,7 +154,36 @@ def read_config(directory: str | Path) -> dict:
     if backbone.get("kind") not in backbones.KINDS:
         raise CheckpointMismatch(f"{file}: backbone.kind: {backbone.get('kind')!r} is not a known backbone; "
                                  f"backbones are {', '.join(sorted(backbones.KINDS))}")
+    _check_sizes(file, backbone)
     return meta
+
+
+#: Per backbone kind: where its transformer config sits in ``backbone.config`` and the fields that
+#: size it. Every checkpoint this code writes states them; a config without them would be built
+#: with the transformers library's defaults (bart-large, bert-base: hundreds of MB to allocate
+#: for a file that is not one of ours), so it is refused instead.
+SIZE_FIELDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "bart": ((), ("vocab_size", "d_model", "encoder_layers", "decoder_layers", "encoder_ffn_dim", "decoder_ffn_dim",
+                  "encoder_attention_heads", "decoder_attention_heads", "max_position_embeddings")),
+    "minilm": (("bert",), ("vocab_size", "hidden_size", "num_hidden_layers", "intermediate_size",
+                           "num_attention_heads", "max_position_embeddings")),
+}
+
+
+def _check_sizes(file: Path, backbone: dict) -> None:
+    """CheckpointMismatch unless the backbone's config states every size field as an integer >= 1."""
+    path, fields = SIZE_FIELDS.get(backbone["kind"], ((), ()))
+    config = backbone["config"]
+    for key in path:
+        config = config.get(key) if isinstance(config, dict) else None
+    where = ".".join(("backbone.config",) + path)
+    if not isinstance(config, dict):
+        raise CheckpointMismatch(f"{file}: {where}: expected an object")
+    for name in fields:
+        value = config.get(name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise CheckpointMismatch(f"{file}: {where}.{name}: expected an integer >= 1 (the size of the "
+                                     f"backbone), got {value!r}")
 
 
 def identity_config(meta: dict) -> dict[str, Any]:

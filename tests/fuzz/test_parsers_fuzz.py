@@ -340,3 +340,15 @@ def test_frame_headers_round_trip(words):
                         task_id=task_id, version=version)
     sym = hdr.encode(h)
     assert hdr.decode(hdr.slot_llrs(sym, np.ones(sym.shape))) == (h, version, True)
+
+
+@pytest.mark.parametrize("field", ["d_model", "encoder_layers", "vocab_size"])
+def test_a_checkpoint_config_that_does_not_size_its_backbone_is_refused(field, fuzz_root):
+    """Found by the fuzzer: a backbone config without its size fields was built with the
+    transformers library's defaults (bart-large: 12 s, 17 s, then past 2 GB for one input);
+    now a CheckpointMismatch names the field before anything is built."""
+    target, run, seeds = made("checkpoint_config", fuzz_root)
+    config = json.loads(seeds[0])
+    del config["backbone"]["config"][field]
+    with pytest.raises(target.errors, match=field):
+        run(json.dumps(config).encode())

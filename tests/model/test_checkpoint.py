@@ -72,6 +72,8 @@ def test_backbone_field_errors_are_named(micro_checkpoint, tmp_path):
                           (lambda m: m["backbone"].update(config=[1]), r"backbone\.config"),
                           (lambda m: m.pop("backbone"), "missing field 'backbone'"),
                           (lambda m: m["backbone"]["config"].update(d_model="x"),
+                           r"backbone\.config\.d_model: expected an integer >= 1"),
+                          (lambda m: m["backbone"]["config"].update(activation_function=7),
                            r"backbone\.config is not a valid bart config")):
         broken = json.loads(json.dumps(meta))
         edit(broken)
