@@ -89,7 +89,7 @@ from mtsc_sdr.link.security import LinkSecurity, add_security_arguments, securit
 from mtsc_sdr.model import load
 from mtsc_sdr.model.checkpoint import shipped_model_dir
 from mtsc_sdr.options import add_checkpoint, add_threads
-from mtsc_sdr.phy.rx import Receiver, ReceiverConfig
+from mtsc_sdr.phy.rx import Receiver, ReceiverConfig, warm_up
 from mtsc_sdr.report import peak_rss_mb
 from mtsc_sdr.rag.augment import RETRIEVAL_K, open_for_model
 from mtsc_sdr.runtime import protocol
@@ -157,6 +157,9 @@ class BaseStation:
         torch.set_num_threads(threads)
         self.identity = protocol.checkpoint_identity(checkpoint)
         model = load(checkpoint)
+        # the receiver's compiled kernels, before any socket exists: a fresh install compiles them
+        # here (seconds) instead of while the first clients' frames arrive and time out
+        log.debug("receiver kernels ready in %.2f s", warm_up())
         self.server, self.tokenizer = model.server.eval(), model.tokenizer
         self.host = protocol.host_id()
         self.stats: Counter = Counter()

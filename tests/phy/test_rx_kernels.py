@@ -3,6 +3,8 @@ compile fallback when no cache directory is writable."""
 
 from __future__ import annotations
 
+import os
+
 import numba
 import numpy as np
 import pytest
@@ -154,3 +156,16 @@ def test_compiled_falls_back_to_no_cache_when_no_directory_is_writable(monkeypat
     assert isinstance(f, numba.core.registry.CPUDispatcher)
     assert isinstance(f._cache, caching.NullCache)
     assert f(21) == 42
+
+
+def test_warm_up_compiles_and_decodes_one_frame_from_an_empty_cache(tmp_path):
+    """What the base station runs before it listens: with no numba cache at all (a fresh
+    install), one noisy frame is decoded, so every kernel is compiled before live samples come."""
+    import subprocess
+    import sys
+
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)}
+    out = subprocess.run([sys.executable, "-c", "from mtsc_sdr.phy.rx import warm_up; print(warm_up())"],
+                         env=env, capture_output=True, text=True, timeout=240)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert float(out.stdout.strip()) > 0 and any(tmp_path.rglob("*.nbi"))    # compiled and cached
