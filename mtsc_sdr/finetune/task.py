@@ -33,6 +33,7 @@ keeps them in the node's state between rounds (:func:`personal_state`).
 
 from __future__ import annotations
 
+import argparse
 import copy
 import functools
 from dataclasses import dataclass
@@ -43,9 +44,7 @@ import torch
 
 from mtsc_sdr import tasks as task_table
 from mtsc_sdr.data import collate, partition
-from mtsc_sdr.link.curve import CurveClient
-from mtsc_sdr.link.keys import read_keypair, read_public_key
-from mtsc_sdr.link.security import LinkSecurity
+from mtsc_sdr.link.security import LinkSecurity, security_from_args
 from mtsc_sdr.metrics import score_task_items
 from mtsc_sdr.model import TaskSemantics
 from mtsc_sdr.phy.ofdm import SUBCARRIER_SNR_GAIN_DB
@@ -165,8 +164,8 @@ def _security(config: dict) -> LinkSecurity:
     server_key, keys = _get(config, "curve-server-key"), _get(config, "curve-keys")
     if keys and not server_key:
         raise ValueError("run config: curve-keys needs curve-server-key (the station's public key)")
-    client = CurveClient(read_public_key(server_key), read_keypair(keys) if keys else None) if server_key else None
-    return LinkSecurity(client=client, insecure=_get(config, "insecure"))
+    return security_from_args(argparse.Namespace(curve_keys=keys or None, curve_server_key=server_key or None,
+                                                 insecure=_get(config, "insecure")))
 
 
 def _connect(config: dict, partition_id: int, client_model):
