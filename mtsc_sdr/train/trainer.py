@@ -140,7 +140,8 @@ def retrieval_loop(cfg: TrainConfig):
     from mtsc_sdr.rag.loop import RetrievalLoop
 
     return RetrievalLoop(SentenceEmbedder(), k=cfg.retrieval_k, shuffle=cfg.knowledge_shuffle,
-                         extra_words=cfg.knowledge_extra_words)
+                         extra_words=cfg.knowledge_extra_words, max_local=int(cfg.knowledge_base_docs[0]),
+                         max_global=int(cfg.knowledge_base_docs[1]))
 
 
 def init_from(cfg: TrainConfig, mcfg):

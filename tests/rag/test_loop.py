@@ -129,3 +129,37 @@ def test_extra_words_come_from_the_relation_of_the_sentence():
         added += len(extra)
     assert added > len(items) // 2                     # 0, 1 or 2 words each: about one on average
     assert relation_words("owner") == ["belongs", "is", "owns", "the", "to", "who", "whose"]
+
+
+def test_full_bases_put_the_hardest_neighbours_beside_the_fact():
+    """With bases that hold (nearly) every fact, what is retrieved beside a fact is a close
+    neighbour (the same object's other relation, the same colour or shape), as in a deployed base
+    that holds every fact: the retrieved distractors are closer to the question than with small bases."""
+    items = _knowledge(200)
+    small = RetrievalLoop(WordsEmbedder(), k=2, max_local=2, max_global=2)
+    full = RetrievalLoop(WordsEmbedder(), k=2, max_local=41, max_global=41)
+
+    def closeness(loop):
+        out = loop.attach(items, np.random.default_rng(3))
+        scores = []
+        for e in out:
+            others = [s + "." for s in e.global_context.rstrip(".").split(". ") if s and e.references[0] not in s]
+            if others:
+                scores += (loop.vectors(others) @ loop.vectors([e.question])[0]).tolist()
+        return float(np.mean(scores))
+
+    assert closeness(full) > closeness(small) + 0.05
+
+
+def test_knowledge_base_sizes_reach_the_training_loop():
+    from mtsc_sdr.config import ConfigError
+    from mtsc_sdr.train.config import TrainConfig
+    from mtsc_sdr.train.trainer import retrieval_loop
+
+    cfg = TrainConfig.from_dict({"model": {"context_tokens": 8}, "knowledge_base_docs": [3, 41]})
+    cfg.validate()
+    loop = retrieval_loop(cfg)
+    assert (loop.max_local, loop.max_global) == (3, 41)
+    assert (TrainConfig().knowledge_base_docs) == (6, 10)
+    with pytest.raises(ConfigError, match="knowledge_base_docs"):
+        TrainConfig.from_dict({"knowledge_base_docs": [3, -1]}).validate()
