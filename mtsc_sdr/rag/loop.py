@@ -29,6 +29,14 @@ words drawn from its relation's training vocabulary (:func:`relation_words`: eve
 relation's training question and document templates): a question is then recognised by its object
 and any of its relation's words, not only the words of two question templates (a new phrasing
 such as "in which city ..." borrows "in" from the documents).
+
+**Reordered hits** (``reorder``): with that probability, a base's retrieved snippets are given in
+a random order instead of best first. A trained fact's own document is nearly always the best
+hit, so without it a model learns to read the first snippet only: the stage-4 release answered
+"unknown" to "whose is the orange square?" given "the orange square was made in tokyo. dave owns
+the orange square.", and "dave" with the two sentences swapped. A base ranks a reworded or
+edited document below its neighbours often enough (rag_update: a reworded replacement is the
+top hit for 81 % of its questions) that the answer must not depend on the rank.
 """
 
 from __future__ import annotations
@@ -59,12 +67,16 @@ class RetrievalLoop:
         shuffle: probability that a knowledge question, and each document given with it, is shown
             with its words shuffled (see the module docstring).
         extra_words: at most this many of the relation's words added to a shuffled sentence.
+        reorder: probability that a base's retrieved snippets are given in a random order.
     """
 
     def __init__(self, embedder: Embedder, k: int = 2, max_local: int = 6, max_global: int = 10,
-                 cases: tuple[tuple[str, float], ...] = CASES, shuffle: float = 0.0, extra_words: int = 0):
-        if not 0.0 <= shuffle <= 1.0:
-            raise ValueError(f"shuffle must be a probability in [0, 1], got {shuffle}")
+                 cases: tuple[tuple[str, float], ...] = CASES, shuffle: float = 0.0, extra_words: int = 0,
+                 reorder: float = 0.0):
+        for name, prob in (("shuffle", shuffle), ("reorder", reorder)):
+            if not 0.0 <= prob <= 1.0:
+                raise ValueError(f"{name} must be a probability in [0, 1], got {prob}")
+        self.reorder = float(reorder)
         if extra_words < 0:
             raise ValueError(f"extra_words must be >= 0, got {extra_words}")
         self.embedder, self.k, self.shuffle = embedder, int(k), float(shuffle)
@@ -115,6 +127,8 @@ class RetrievalLoop:
                 changed = replace(fact, value=kn.other_value(fact.relation, fact.value, rng))
                 glob.append((changed.key, changed.text("seen", int(rng.integers(2)))))
         got_local, got_global = self.retrieve(item.question, local), self.retrieve(item.question, glob)
+        if self.reorder:
+            got_local, got_global = (self._maybe_reordered(got, rng) for got in (got_local, got_global))
         item = replace(item, local_context=" ".join(t for _, t in got_local),
                        global_context=" ".join(t for _, t in got_global))
         if item.fact is None:
@@ -126,6 +140,11 @@ class RetrievalLoop:
         return replace(item, question=self._maybe_shuffled(item.question, item.fact, shuffler),
                        local_context=" ".join(self._maybe_shuffled(t, key, shuffler) for key, t in got_local),
                        global_context=" ".join(self._maybe_shuffled(t, key, shuffler) for key, t in got_global))
+
+    def _maybe_reordered(self, hits: list[tuple[str, str]], rng: np.random.Generator) -> list[tuple[str, str]]:
+        """``hits`` in a random order with probability ``reorder`` (the same draws of ``rng`` either way)."""
+        order = rng.permutation(len(hits)).tolist()
+        return [hits[i] for i in order] if rng.random() < self.reorder else hits
 
     def _maybe_shuffled(self, sentence: str, key: str, rng: np.random.Generator) -> str:
         """``sentence`` (about fact ``key``) with its words in a random order (its final ``?`` or

@@ -116,6 +116,9 @@ class TrainConfig:
             ``shuffle``: reading by the words, not the sentence pattern, for new phrasings).
         knowledge_extra_words: at most this many of the relation's training words added to each
             shuffled sentence (``RetrievalLoop``'s ``extra_words``).
+        knowledge_reorder: probability that a base's retrieved snippets are trained in a random
+            order instead of best first (``RetrievalLoop``'s ``reorder``), so the model reads a
+            fact wherever the base ranks it.
         knowledge_base_docs: (local, global): the most documents besides the asked fact that the
             local and the global base of a training item hold (``RetrievalLoop``'s ``max_local`` /
             ``max_global``; each base draws 0..max). Large bases (up to the 41 other facts of a
@@ -158,6 +161,7 @@ class TrainConfig:
     retrieval_k: int = 2
     knowledge_shuffle: float = 0.0
     knowledge_extra_words: int = 0
+    knowledge_reorder: float = 0.0
     knowledge_base_docs: tuple[int, int] = (6, 10)
     precision: str = "auto"
     log_every: int = 50
@@ -214,6 +218,8 @@ class TrainConfig:
               f"must be a probability in [0, 1], got {self.knowledge_shuffle}")
         check(self.knowledge_extra_words >= 0, p("knowledge_extra_words"),
               f"must be >= 0, got {self.knowledge_extra_words}")
+        check(0.0 <= self.knowledge_reorder <= 1.0, p("knowledge_reorder"),
+              f"must be a probability in [0, 1], got {self.knowledge_reorder}")
         check(len(self.knowledge_base_docs) == 2 and all(int(n) == n and n >= 0 for n in self.knowledge_base_docs),
               p("knowledge_base_docs"), f"must be two integers >= 0 (local, global), got {self.knowledge_base_docs}")
         check(len(self.data) >= 1, p("data"), "needs 'builtin' or at least one NAME=PATH")

@@ -141,7 +141,7 @@ def retrieval_loop(cfg: TrainConfig):
 
     return RetrievalLoop(SentenceEmbedder(), k=cfg.retrieval_k, shuffle=cfg.knowledge_shuffle,
                          extra_words=cfg.knowledge_extra_words, max_local=int(cfg.knowledge_base_docs[0]),
-                         max_global=int(cfg.knowledge_base_docs[1]))
+                         max_global=int(cfg.knowledge_base_docs[1]), reorder=cfg.knowledge_reorder)
 
 
 def init_from(cfg: TrainConfig, mcfg):

@@ -163,3 +163,25 @@ def test_knowledge_base_sizes_reach_the_training_loop():
     assert (TrainConfig().knowledge_base_docs) == (6, 10)
     with pytest.raises(ConfigError, match="knowledge_base_docs"):
         TrainConfig.from_dict({"knowledge_base_docs": [3, -1]}).validate()
+
+
+def test_reordered_hits_keep_the_documents_and_the_answer():
+    """``reorder`` permutes what a base retrieved (so a fact is trained in every position), never
+    which documents were retrieved or the answer they give; ``reorder`` 0 draws nothing extra."""
+    items = _knowledge(300)
+    plain = RetrievalLoop(WordsEmbedder(), k=2).attach(items, np.random.default_rng(4))
+    again = RetrievalLoop(WordsEmbedder(), k=2, reorder=0.0).attach(items, np.random.default_rng(4))
+    assert [e.global_context for e in plain] == [e.global_context for e in again]
+    loop = RetrievalLoop(WordsEmbedder(), k=2, reorder=1.0)
+    moved = 0
+    for i, e in enumerate(items):
+        a = RetrievalLoop(WordsEmbedder(), k=2).attach([e], np.random.default_rng(i))[0]
+        b = loop.attach([e], np.random.default_rng(i))[0]
+        for x, y in ((a.local_context, b.local_context), (a.global_context, b.global_context)):
+            split = (lambda s: sorted(t for t in s.rstrip(".").split(". ") if t))
+            assert split(x) == split(y)
+            moved += x != y
+        assert a.references == b.references
+    assert moved > 50
+    with pytest.raises(ValueError, match="reorder"):
+        RetrievalLoop(WordsEmbedder(), reorder=1.5)
