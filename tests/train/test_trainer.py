@@ -230,6 +230,8 @@ def test_release_configs_load():
     m = TrainConfig.load(root / "release-minilm.yaml")
     assert m.model_config().backbone == "minilm" and m.model_config().lam_tuning == "lora"
     assert m.model_config().analog_image and m.init_from is None and m.steps > 0
+    for file in sorted((root / "experiments").glob("*.yaml")):     # documented experiments still load
+        assert TrainConfig.load(file).steps > 0, file
 
 
 def test_resume_accepts_a_checkpoint_from_before_a_new_field(tmp_path):
