@@ -76,10 +76,9 @@ class RetrievalLoop:
         for name, prob in (("shuffle", shuffle), ("reorder", reorder)):
             if not 0.0 <= prob <= 1.0:
                 raise ValueError(f"{name} must be a probability in [0, 1], got {prob}")
-        self.reorder = float(reorder)
         if extra_words < 0:
             raise ValueError(f"extra_words must be >= 0, got {extra_words}")
-        self.embedder, self.k, self.shuffle = embedder, int(k), float(shuffle)
+        self.embedder, self.k, self.shuffle, self.reorder = embedder, int(k), float(shuffle), float(reorder)
         self.extra_words = int(extra_words)
         self._words = {r: relation_words(r) for r in kn.RELATIONS}
         self._held_out = _held_out_sentences()
