@@ -4,7 +4,10 @@ for a benchmark script to report.
 :func:`retrieval_figures` measures, with the exact flat index and one faiss thread per query:
 
 * ``faiss_search_ms``: one query vector against ``n_vectors`` random unit vectors of ``dim``
-  (faiss alone: ``VectorIndex.search``, k = ``k``);
+  (our exact flat index alone, :meth:`VectorIndex.search`, k = ``k``: the 8-bit pre-scan and the
+  float32 rescoring); ``faiss_flatip_ms``: the same queries, interleaved with ours, on the peer, a
+  bare ``faiss.IndexFlatIP`` of the same vectors (the plain exact scan), and ``flat_speedup`` the
+  ratio of the two p50s; ``same_hits``: whether both returned the same ids for every query;
 * ``kb_query_ms``: :meth:`KnowledgeBase.query` end to end on a store of those vectors (embedding
   one short query text with the embedder, the generation check, the search, reading the hits'
   rows from SQLite); ``embed_query_ms``: the embedding alone;
@@ -72,11 +75,34 @@ def _timed(fn, calls: int, warmup: int) -> list[float]:
     return out
 
 
-def _search_latency(data: np.ndarray, queries: np.ndarray, k: int, warmup: int) -> list[float]:
-    """ms per single-query search of a flat index of ``data`` (N, dim), one call per row of ``queries``."""
-    index = VectorIndex("flat", data.shape[1])
-    index.add(np.arange(len(data), dtype=np.int64), data)
-    return _timed(lambda i: index.search(queries[i % len(queries):i % len(queries) + 1], k), len(queries), warmup)
+def _search_latency(data: np.ndarray, queries: np.ndarray, k: int, warmup: int) -> tuple[list[float], list[float], bool]:
+    """ms per single-query search of ``data`` (N, dim), one call per row of ``queries``, by our flat
+    :class:`VectorIndex` and by a bare ``faiss.IndexFlatIP`` (one faiss thread), alternating query by
+    query so that both see the same machine: ``(ours, faiss's, same ids for every query)``."""
+    import faiss
+
+    ours = VectorIndex("flat", data.shape[1])
+    ours.add(np.arange(len(data), dtype=np.int64), data)
+    peer = faiss.IndexFlatIP(data.shape[1])
+    peer.add(data)
+    threads = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)               # ours sets one thread per query itself
+    try:
+        for i in range(warmup):
+            ours.search(queries[i % len(queries)][None], k)
+            peer.search(queries[i % len(queries)][None], k)
+        times: tuple[list[float], list[float]] = ([], [])
+        same = True
+        for q in queries:
+            got = []
+            for fn, ms in ((ours.search, times[0]), (peer.search, times[1])):
+                t0 = time.perf_counter()
+                got.append(fn(q[None], k)[1])
+                ms.append((time.perf_counter() - t0) * 1e3)
+            same = same and np.array_equal(got[0], got[1])
+    finally:
+        faiss.omp_set_num_threads(threads)
+    return times[0], times[1], same
 
 
 def retrieval_figures(embedder: Optional[Embedder] = None, *, n_vectors: int = 100_000, n_search: int = 1000,
@@ -93,8 +119,9 @@ def retrieval_figures(embedder: Optional[Embedder] = None, *, n_vectors: int = 1
         workdir: where the knowledge bases are written (default: a temporary directory, removed after).
 
     Returns:
-        ``{"config", "versions", "faiss_search_ms", "kb_query_ms", "embed_query_ms", "store_fill_s",
-        "index_open_s", "ingest": {"documents", "seconds", "docs_per_s"}, "rows"}``; latencies as
+        ``{"config", "versions", "faiss_search_ms", "faiss_flatip_ms", "flat_speedup", "same_hits",
+        "kb_query_ms", "embed_query_ms", "store_fill_s", "index_open_s",
+        "ingest": {"documents", "seconds", "docs_per_s"}, "rows"}``; latencies as
         ``{"p50", "p90", "p99"}`` in ms, ``rows`` the same figures as report rows.
     """
     import faiss
@@ -108,7 +135,7 @@ def retrieval_figures(embedder: Optional[Embedder] = None, *, n_vectors: int = 1
     data = _unit(rng, n_vectors, dim)                                   # (n_vectors, dim)
     queries = _unit(rng, n_search, dim)                                 # (n_search, dim)
 
-    search_ms = _search_latency(data, queries, k, warmup)
+    search_ms, flatip_ms, same_hits = _search_latency(data, queries, k, warmup)
 
     with tempfile.TemporaryDirectory(dir=workdir) as tmp:
         root = Path(tmp)
@@ -135,16 +162,17 @@ def retrieval_figures(embedder: Optional[Embedder] = None, *, n_vectors: int = 1
             kb.add([{"id": f"s{i}", "text": t} for i, t in enumerate(texts)])
             ingest_s = time.perf_counter() - t0
 
-    figures = {"faiss_search_ms": percentiles(search_ms), "kb_query_ms": percentiles(query_ms),
-               "embed_query_ms": percentiles(embed_ms)}
+    figures = {"faiss_search_ms": percentiles(search_ms), "faiss_flatip_ms": percentiles(flatip_ms),
+               "kb_query_ms": percentiles(query_ms), "embed_query_ms": percentiles(embed_ms)}
     ingest = {"documents": n_ingest, "seconds": round(ingest_s, 3), "docs_per_s": round(n_ingest / ingest_s, 1)}
     rows = [row("mtsc", "retrieval", "none", None, f"latency_ms_{p}", v, unit="ms", stage=stage)
             for stage, fig in figures.items() for p, v in fig.items()]
     rows.append(row("mtsc", "retrieval", "none", None, "docs_per_s", ingest["docs_per_s"], stage="ingest"))
+    speedup = round(figures["faiss_flatip_ms"]["p50"] / figures["faiss_search_ms"]["p50"], 2)
     return {"config": {"embedder": identity(embedder), "n_vectors": n_vectors, "dim": dim, "k": k, "index": "flat",
                        "faiss_threads_per_query": 1, "n_search": n_search, "n_kb_queries": n_kb_queries,
                        "n_ingest": n_ingest, "warmup": warmup, "seed": seed,
                        "embedder_threads": getattr(embedder, "threads", None)},
             "versions": {"faiss": faiss.__version__, "python": platform.python_version()},
-            **figures, "store_fill_s": round(fill_s, 3), "index_open_s": round(open_s, 3), "ingest": ingest,
+            **figures, "flat_speedup": speedup, "same_hits": same_hits, "store_fill_s": round(fill_s, 3), "index_open_s": round(open_s, 3), "ingest": ingest,
             "rows": rows}

@@ -1,7 +1,13 @@
 """The vector index of a knowledge base: a faiss index that is a *cache* of the store (:mod:`.store`).
 
 * **Kinds**: ``flat`` (the default) is exact: inner product over the normalized embeddings
-  (= cosine similarity), ``faiss.IndexFlatIP``, every query compared with every chunk.
+  (= cosine similarity), ``faiss.IndexFlatIP``, every query compared with every chunk. From
+  ``prescan_min`` vectors on (20,000 by default) it is searched in two passes that return the same
+  hits as the plain scan, in a third of the time (:class:`_Prescan`): an 8-bit copy of the vectors
+  is scanned for the best ``k`` + 256 with a proven bound on each score's error; every chunk that
+  could be in the true top ``k`` is among them (else the query falls back to the plain scan), and
+  they are scored again with the float32 vectors. The copy is built at the first search and kept
+  in step with every add and remove; it is not saved (``index.faiss`` holds the float32 index).
   ``hnsw`` is approximate (``faiss.IndexHNSWFlat`` with the inner-product metric; ``M`` links per
   node, ``efConstruction`` / ``efSearch`` candidate lists), for stores where a flat scan gets too
   slow (hundreds of thousands of chunks and more); its recall is below 1. Both sit under a
@@ -26,10 +32,10 @@
   (``faiss.omp_set_num_threads(1)``): faiss splits one query's scan across threads, and on a small
   CPU (2-6 cores, shared with the radio and the model) starting and joining the OpenMP team costs
   about what it gains, the scan being bound by memory bandwidth (100,000 x 384 float32 = 154 MB
-  read per query). Measured on a shared 2-core VM: one query p50 5.2 ms / p99 5.7-11 ms on one
-  thread, 5.3-6.1 / 9.8-17 ms on two. A batch of queries is split by query (2 threads: 2.8 ms a
-  query instead of 5.4) and uses ``batch_threads``. The process's OpenMP setting is restored
-  after each search.
+  read per query by the plain scan, 38 MB by the pre-scan). Measured on a shared 2-core VM with
+  the plain scan: one query p50 5.2 ms / p99 5.7-11 ms on one thread, 5.3-6.1 / 9.8-17 ms on two.
+  A batch of queries is split by query and uses ``batch_threads``. The process's OpenMP setting
+  is restored after each search.
 
 faiss is imported when an index is made or read, not with this module.
 """
@@ -60,6 +66,13 @@ HNSW_M, HNSW_EF_CONSTRUCTION, HNSW_EF_SEARCH = 32, 80, 64
 COMPACT_FRACTION, COMPACT_MIN = 0.25, 64
 #: the largest HNSW parameters a sidecar may record (a corrupt one must not size an allocation)
 _HNSW_PARAM_MAX = {"m": 1024, "ef_construction": 1 << 16, "ef_search": 1 << 16}
+#: a flat index of at least this many vectors is searched with a pre-scan (below it a plain scan
+#: takes a millisecond or two, and a pre-scan that would return most rows saves nothing)
+PRESCAN_MIN = 20_000
+#: rows the pre-scan returns beyond ``k``: room for every row whose score is within the pre-scan's
+#: error of the k-th (random 384-d unit vectors, 100,000 of them: at most ~170 for k = 5); finding
+#: 256 instead of 5 costs the scan no measurable time
+PRESCAN_EXTRA = 256
 
 
 def _faiss():
@@ -76,22 +89,26 @@ class VectorIndex:
         dim: vector dimension.
         batch_threads: OpenMP threads for a search of several queries (None: the machine's cores);
             a single query always uses one.
+        prescan_min: a flat index of at least this many vectors is searched in two passes (same
+            hits; see the module docstring); 0: always.
 
     Attributes:
         generation, store_id: the store state it matches (None: not known to match any).
     """
 
-    def __init__(self, kind: str, dim: int, *, batch_threads: Optional[int] = None,
+    def __init__(self, kind: str, dim: int, *, batch_threads: Optional[int] = None, prescan_min: int = PRESCAN_MIN,
                  hnsw_m: int = HNSW_M, ef_construction: int = HNSW_EF_CONSTRUCTION, ef_search: int = HNSW_EF_SEARCH):
         if kind not in KINDS:
             raise ValueError(f"index kind {kind!r}: expected one of {', '.join(KINDS)}")
         self.kind, self.dim = kind, int(dim)
         self.batch_threads = batch_threads or os.cpu_count() or 1
+        self.prescan_min = int(prescan_min)
         self.hnsw = {"m": int(hnsw_m), "ef_construction": int(ef_construction), "ef_search": int(ef_search)}
         self.generation: Optional[int] = None
         self.store_id: Optional[str] = None
         self._dead: set[int] = set()
         self._index = self._new()
+        self._prescan: Optional[_Prescan] = None    # flat only: made by the first search that uses it
 
     def __repr__(self) -> str:
         return f"VectorIndex({self.kind}, dim={self.dim}, vectors={self.ntotal}, generation={self.generation})"
@@ -119,7 +136,21 @@ class VectorIndex:
         return len(self._dead)
 
     def _all_ids(self) -> np.ndarray:
-        return _faiss().vector_to_array(self._index.id_map).astype(np.int64, copy=False)
+        return self._row_ids().copy()
+
+    def _row_ids(self) -> np.ndarray:
+        """int64 (rows,): the id of each row, in the inner index's order; a view of faiss's memory,
+        valid until the next add or remove."""
+        id_map = self._index.id_map
+        if id_map.size() == 0:
+            return np.empty(0, dtype=np.int64)
+        return _faiss().rev_swig_ptr(id_map.data(), id_map.size())
+
+    def _rows(self) -> np.ndarray:
+        """flat: float32 (rows, dim), the vectors in row order; a view of faiss's memory, valid
+        until the next add or remove."""
+        flat = _faiss().downcast_index(self._index.index)
+        return _faiss().rev_swig_ptr(flat.get_xb(), flat.ntotal * self.dim).reshape(flat.ntotal, self.dim)
 
     def ids(self) -> np.ndarray:
         """int64 (N,): the live ids, ascending."""
@@ -146,6 +177,11 @@ class VectorIndex:
             else:                     # HNSW cannot delete: rebuild without them (never happens with store ids)
                 self._rebuild_without(set(present.tolist()))
         self._index.add_with_ids(vectors, ids)
+        if self._prescan is not None:
+            if self._prescan.holds(vectors):
+                self._prescan.add(vectors)
+            else:                      # a component beyond its grid: made again, to fit, by the next search
+                self._prescan = None
 
     def remove(self, ids: np.ndarray) -> int:
         """Remove these ids (absent ones are ignored); returns how many were there."""
@@ -153,6 +189,8 @@ class VectorIndex:
         if ids.size == 0:
             return 0
         if self.kind == "flat":
+            if self._prescan is not None:        # its rows are the flat index's: drop the same ones
+                self._prescan.remove(np.flatnonzero(np.isin(self._row_ids(), ids)))
             return int(self._index.remove_ids(_faiss().IDSelectorBatch(ids)))
         live = set(ids[np.isin(ids, self._all_ids())].tolist()) - self._dead
         self._dead |= live
@@ -199,6 +237,9 @@ class VectorIndex:
         threads = 1 if n == 1 else max(1, min(self.batch_threads, n))
         faiss.omp_set_num_threads(threads)
         try:
+            if self.kind == "flat" and total >= max(self.prescan_min, k + PRESCAN_EXTRA + 1):
+                self._search_prescanned(queries, k, scores, ids)
+                return scores, ids
             got_scores, got_ids = self._index.search(queries, ask)
         finally:
             faiss.omp_set_num_threads(previous)
@@ -214,6 +255,35 @@ class VectorIndex:
             s, i = got_scores[row][keep][:k], got_ids[row][keep][:k]
             scores[row, :s.size], ids[row, :i.size] = s, i
         return scores, ids
+
+    def _search_prescanned(self, queries: np.ndarray, k: int, scores: np.ndarray, ids: np.ndarray) -> None:
+        """Exact flat search in two passes, into ``scores`` / ``ids`` (Q, k); rows are > k + PRESCAN_EXTRA.
+
+        Why it is exact: let ``a`` be pre-scan scores, ``s`` float32 ones, ``|a - s| <= eps`` for every
+        row. The pre-scan's best ``k`` rows have ``s >= a_k - eps``, so the true k-th score is at
+        least ``a_k - eps``, and a row of the true top ``k`` has ``a >= s - eps >= a_k - 2 eps``
+        (the cut). The pre-scan returns its best ``m = k + PRESCAN_EXTRA`` rows; if the m-th is
+        below the cut, every row above the cut is among them, and scoring them again with the
+        float32 vectors gives the true top ``k``. If not, that query is searched by the plain scan.
+        """
+        if self._prescan is None:
+            self._prescan = _Prescan(self._rows())
+        approx, rows = self._prescan.search(queries, k + PRESCAN_EXTRA)      # (Q, m) each, best first
+        cut = approx[:, k - 1] - 2 * self._prescan.error(queries)           # (Q,)
+        vectors, row_ids = self._rows(), self._row_ids()
+        plain = []
+        for q in range(queries.shape[0]):
+            if approx[q, -1] >= cut[q]:
+                plain.append(q)
+                continue
+            candidates = rows[q][approx[q] >= cut[q]]
+            exact = vectors[candidates] @ queries[q]                          # (candidates,)
+            best = np.argsort(-exact, kind="stable")[:k]
+            scores[q, :best.size], ids[q, :best.size] = exact[best], row_ids[candidates[best]]
+        if plain:
+            log.debug("flat index: %d of %d queries had too many rows near their k-th score for the "
+                      "pre-scan; plain scan", len(plain), queries.shape[0])
+            scores[plain], ids[plain] = self._index.search(queries[plain], k)
 
     # -- persistence -------------------------------------------------------------------------------
 
@@ -240,7 +310,8 @@ class VectorIndex:
 
     @classmethod
     def load(cls, directory: str | Path, *, kind: str, dim: int, store_id: str, generation: int,
-             batch_threads: Optional[int] = None) -> tuple[Optional["VectorIndex"], str]:
+             batch_threads: Optional[int] = None,
+             prescan_min: int = PRESCAN_MIN) -> tuple[Optional["VectorIndex"], str]:
         """The index saved in ``directory`` if it is whole and matches (kind, dim, store, generation):
         ``(index, "")``, else ``(None, why)``."""
         directory = Path(directory)
@@ -271,7 +342,7 @@ class VectorIndex:
             if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= _HNSW_PARAM_MAX[key]:
                 return None, (f"unreadable ({SIDECAR} hnsw.{key} is {str(value)[:40]}, not an integer in "
                               f"1..{_HNSW_PARAM_MAX[key]})")
-        index = cls(kind, dim, batch_threads=batch_threads, hnsw_m=params["m"],
+        index = cls(kind, dim, batch_threads=batch_threads, prescan_min=prescan_min, hnsw_m=params["m"],
                     ef_construction=params["ef_construction"], ef_search=params["ef_search"])
         faiss = _faiss()
         try:
@@ -291,6 +362,56 @@ class VectorIndex:
         index._index = loaded
         index.generation, index.store_id = generation, store_id
         return index, ""
+
+
+class _Prescan:
+    """The first pass of an exact flat search: an 8-bit copy of a flat index's vectors, row for row.
+
+    Each component is one byte on a uniform grid of 255 steps over ``[-bound, bound]`` (faiss
+    ``IndexScalarQuantizer``, ``QT_8bit_uniform``), so a scan reads a quarter of the float32 bytes;
+    the scan is bound by memory bandwidth, so it takes about a third of the time. faiss stores a
+    component as the step it falls in and decodes it at the step's middle, so no decoded component
+    is off by more than ``bound / 255``, and no pre-scan score by more than
+    :meth:`error` = ``||q||_1 * bound * (1/255 + dim * 2**-22)`` (the second term: float32
+    rounding of both sums). ``bound`` is the largest component magnitude, rounded up to 1/64; a
+    vector with a larger component does not fit (:meth:`holds`) and the copy is made again.
+    """
+
+    GRID = 1 / 64
+
+    def __init__(self, vectors: np.ndarray):
+        """vectors float32 (rows, dim): the flat index's, in row order."""
+        faiss = _faiss()
+        self.dim = vectors.shape[1]
+        peak = float(np.abs(vectors).max()) if vectors.size else 0.0
+        self.bound = max(self.GRID, np.ceil(peak / self.GRID) * self.GRID)
+        self.index = faiss.IndexScalarQuantizer(self.dim, faiss.ScalarQuantizer.QT_8bit_uniform,
+                                                faiss.METRIC_INNER_PRODUCT)
+        self.index.sq.trained.push_back(-self.bound)             # the grid: its start and its width
+        self.index.sq.trained.push_back(2 * self.bound)
+        self.index.is_trained = True
+        self.add(vectors)
+
+    def holds(self, vectors: np.ndarray) -> bool:
+        return not vectors.size or float(np.abs(vectors).max()) <= self.bound
+
+    def add(self, vectors: np.ndarray) -> None:
+        for start in range(0, len(vectors), 65_536):             # faiss encodes a copy: in slices
+            self.index.add(np.ascontiguousarray(vectors[start:start + 65_536]))
+
+    def remove(self, rows: np.ndarray) -> None:
+        """Drop these rows (int64 positions); the others keep their order, as the flat index's do."""
+        if rows.size:
+            self.index.remove_ids(_faiss().IDSelectorBatch(rows.astype(np.int64)))
+
+    def search(self, queries: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray]:
+        """queries float32 (Q, dim) -> (approximate scores (Q, m), rows int64 (Q, m)), best first."""
+        return self.index.search(queries, m)
+
+    def error(self, queries: np.ndarray) -> np.ndarray:
+        """float64 (Q,): the most a pre-scan score of each query can differ from its float32 score."""
+        l1 = np.abs(queries.astype(np.float64)).sum(axis=1)
+        return l1 * self.bound * (1 / 255 + self.dim * 2.0 ** -22)
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
@@ -354,7 +475,8 @@ def open_index(directory: str | Path, store: "Store", kind: str, **params: Any) 
     with store.read():
         generation = store.generation()
         index, why = VectorIndex.load(directory, kind=kind, dim=store.dim, store_id=store.store_id,
-                                      generation=generation, batch_threads=params.get("batch_threads"))
+                                      generation=generation, batch_threads=params.get("batch_threads"),
+                                      prescan_min=params.get("prescan_min", PRESCAN_MIN))
         if index is not None:
             have, want = index.ids(), store.chunk_ids()
             extra = np.setdiff1d(have, want, assume_unique=True)

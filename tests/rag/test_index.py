@@ -157,3 +157,56 @@ def test_one_query_runs_on_one_faiss_thread_and_the_setting_is_restored(monkeypa
     index.search(unit(8), 5)
     assert calls == [2, before] and faiss.omp_get_max_threads() == before
     assert index_mod.KINDS == ("flat", "hnsw")
+
+
+def search_truth(ids: np.ndarray, data: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
+    """The ids of the k best inner products of each query, by numpy."""
+    return ids[np.argsort(-(queries @ data.T), axis=1, kind="stable")[:, :k]]
+
+
+def test_prescanned_flat_search_is_exact_through_adds_and_removes(caplog):
+    data, queries = unit(3000, seed=4), unit(20, seed=5)
+    ids = np.arange(3000, dtype=np.int64) * 7 + 1
+    index = VectorIndex("flat", DIM, prescan_min=0)
+    index.add(ids, data)
+    scores, got = index.search(queries, 10)
+    assert index._prescan is not None                               # the two-pass path ran
+    np.testing.assert_array_equal(got, search_truth(ids, data, queries, 10))
+    truth = queries @ data.T                                        # (20, 3000)
+    np.testing.assert_allclose(scores, -np.sort(-truth, axis=1)[:, :10], rtol=1e-5, atol=1e-6)
+    prescan = index._prescan
+    keep = np.ones(3000, bool)
+    keep[::3] = False
+    index.remove(ids[~keep])                                        # rows leave the copy too
+    index.add(ids[:3], data[10:13])                                 # re-adding removed ids (new vectors)
+    assert index._prescan is prescan and prescan.index.ntotal == index.ntotal
+    live_ids = np.concatenate([ids[keep], ids[:3]])
+    live = np.concatenate([data[keep], data[10:13]])
+    np.testing.assert_array_equal(index.search(queries, 10)[1], search_truth(live_ids, live, queries, 10))
+    # a vector with a component beyond the 8-bit grid: the copy is made again, to fit it
+    big = np.zeros((1, DIM), np.float32)
+    big[0, 0] = 4 * prescan.bound
+    index.add(np.array([5]), big)
+    assert index._prescan is None
+    q = np.eye(DIM, dtype=np.float32)[:1]
+    assert index.search(q, 1)[1][0, 0] == 5 and index._prescan.bound >= 4 * prescan.bound
+    # near-ties: more rows within the pre-scan's error of the k-th score than it returns
+    crowd = np.repeat(data[:1], 600, axis=0) + 1e-3 * unit(600, seed=6)
+    index.add(np.arange(10_000, 10_600), crowd)
+    with caplog.at_level(logging.DEBUG, logger="mtsc_sdr.rag"):
+        got = index.search(data[:1], 10)[1]
+    assert "plain scan" in caplog.text
+    all_ids = np.concatenate([live_ids, [5], np.arange(10_000, 10_600)])
+    all_vectors = np.concatenate([live, big, crowd])
+    np.testing.assert_array_equal(got, search_truth(all_ids, all_vectors, data[:1], 10))
+
+
+def test_prescan_error_bound_holds():
+    data, queries = unit(2000, seed=7), unit(50, seed=8)
+    index = VectorIndex("flat", DIM, prescan_min=0)
+    index.add(np.arange(2000), data)
+    index.search(queries[:1], 1)
+    approx, rows = index._prescan.search(queries, 2000)            # every row's approximate score
+    exact = np.take_along_axis(queries @ data.T, rows, axis=1)
+    bound = index._prescan.error(queries)                           # (50,)
+    assert (np.abs(approx - exact) <= bound[:, None]).all() and bound.max() < 0.05
