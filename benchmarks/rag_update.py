@@ -11,9 +11,14 @@ the same channel draws (AWGN at ``--snr-db``):
 * **add**: fact by fact, the document goes into a base and the questions about that fact are
   asked right after ``add`` returns (the very next queries); once into the global base (base
   station), once into the local one (client);
-* **replace**: each fact is upserted with another value, then asked again: how often the answer
-  follows the new fact, per phrasing;
-* **remove**: each fact is removed, then asked: how often the answer still claims it;
+* **replace**: each fact is upserted with another value, in the same document template, then
+  asked again: how often the answer follows the new fact, per phrasing (``follows_replacement``);
+* **reworded replacement**: each fact is upserted once more, with a third value, in the other
+  training template ("dave owns the orange square." for "the orange square belongs to bob."):
+  how often the answer follows it (``follows_reworded_replacement``). A harder edit than the
+  issue's: the reworded document is the base's top hit for fewer of its questions (the embedder
+  ranks the same object's other fact, or the same relation of a like object, above it);
+* **remove**: each fact is removed, then asked: how often the answer still claims its last value;
 * **precedence**: the local base says one value, the global one another: how often the answer
   follows the local one (the documented rule, :mod:`mtsc_sdr.model.knowledge`);
 * **locality**: ordinary VQA questions about the image, with both bases empty and with both full:
@@ -96,6 +101,14 @@ def accuracy(answers, truth) -> float:
     return 100.0 * float(np.mean(hits)) if hits else float("nan")
 
 
+def third_value(relation: str, taken: tuple[str, ...], rng) -> str:
+    """A value of ``relation`` that is none of ``taken``."""
+    from mtsc_sdr.data.knowledge import RELATIONS
+
+    free = [v for v in RELATIONS[relation] if v not in taken]
+    return free[int(rng.integers(len(free)))]
+
+
 def by_fact(items) -> dict[str, list[int]]:
     out: dict[str, list[int]] = {}
     for i, e in enumerate(items):
@@ -132,8 +145,11 @@ def run(args) -> dict:
     state = Facts(np.random.default_rng([args.seed, 99]))
     new = {key: other_value(key.split("/")[0], v, np.random.default_rng([args.seed, i]))
            for i, (key, v) in enumerate(state.values.items())}
+    newer = {key: third_value(key.split("/")[0], (v, new[key]), np.random.default_rng([args.seed, 1000 + i]))
+             for i, (key, v) in enumerate(state.values.items())}
     truth = [state.values[e.fact] for e in items]
     truth_new = [new[e.fact] for e in items]
+    truth_newer = [newer[e.fact] for e in items]
     unrelated = examples("test", ["vqa"], args.unrelated, seed=args.seed)
     chance = 100.0 * float(np.mean([1.0 / len(RELATIONS[e.fact.split('/')[0]]) for e in items]))
     embedder = SentenceEmbedder()
@@ -166,10 +182,12 @@ def run(args) -> dict:
         local = where == "local"
         added = fact_by_fact(asker, items, lambda key: (kb.add([fact_doc(key, state.values[key])]), kb)[1], local)
         per_phrasing("accuracy_after_add", added, truth, AFTER_ADD, base=where)
-        replaced = fact_by_fact(asker, items, lambda key: (kb.upsert([fact_doc(key, new[key], 1)]), kb)[1], local)
+        replaced = fact_by_fact(asker, items, lambda key: (kb.upsert([fact_doc(key, new[key])]), kb)[1], local)
         per_phrasing("follows_replacement", replaced, truth_new, AFTER_REPLACE, base=where)
+        reworded = fact_by_fact(asker, items, lambda key: (kb.upsert([fact_doc(key, newer[key], 1)]), kb)[1], local)
+        per_phrasing("follows_reworded_replacement", reworded, truth_newer, AFTER_REPLACE, base=where)
         removed = fact_by_fact(asker, items, lambda key: (kb.remove([key]), kb)[1], local)
-        claims = 100.0 * np.mean([a in (truth_new[i],) for i, a in enumerate(removed)])
+        claims = 100.0 * np.mean([a == truth_newer[i] for i, a in enumerate(removed)])
         row("still_claims_after_remove", claims, base=where, target="the answer no longer claims it (<= chance)",
             meets_target=claims <= chance)
         row("unknown_share_after_remove", 100.0 * np.mean([a == UNKNOWN for a in removed]), base=where)

@@ -16,11 +16,13 @@ def test_a_short_run_reports_every_phase_and_target(tmp_path, capsys):
     report = json.loads((tmp_path / "report.json").read_text())
     assert code in (0, 1)
     metrics = {r["metric"] for r in report["rows"]}
-    assert {"accuracy_without_documents", "accuracy_after_add", "follows_replacement", "still_claims_after_remove",
-            "follows_local_when_bases_disagree", "unrelated_accuracy_change", "recall_at_5", "item_latency_ms_p50",
-            "query_latency_ms_p50", "docs_per_s"} <= metrics
+    assert {"accuracy_without_documents", "accuracy_after_add", "follows_replacement", "follows_reworded_replacement",
+            "still_claims_after_remove", "follows_local_when_bases_disagree", "unrelated_accuracy_change",
+            "recall_at_5", "item_latency_ms_p50", "query_latency_ms_p50", "flat_speedup_over_faiss_flatip",
+            "docs_per_s"} <= metrics
     rows = {(r["metric"], r.get("base"), r.get("phrasing")): r for r in report["rows"]}
     assert rows[("accuracy_after_add", "global", "seen")]["value"] > rows[("accuracy_without_documents", None, "seen")]["value"]
+    assert rows[("follows_replacement", "global", "seen")]["value"] > 50.0
     assert rows[("still_claims_after_remove", "local", None)]["value"] < 50.0
     assert all("meets_target" in r for r in report["rows"] if "target" in r)
     assert report["meta"]["config"]["checkpoint"] == "models/rag"
