@@ -23,7 +23,8 @@ the same channel draws (AWGN at ``--snr-db``):
   follows the local one (the documented rule, :mod:`mtsc_sdr.model.knowledge`);
 * **locality**: ordinary VQA questions about the image, with both bases empty and with both full:
   the accuracy change (same items, same channel draws);
-* **retrieval**: recall@5 of the needed document over the questions, query latency p50 / p99 of
+* **retrieval**: recall@1 and @5 of the needed document over the questions (searched with the
+  question's embedding as the model maps it: its query adapter, if it has one), query latency p50 / p99 of
   an exact index of 100,000 documents on one thread beside the peer's (a bare
   ``faiss.IndexFlatIP`` of the same vectors, queries interleaved) and the ratio, ingestion
   documents/s (:func:`mtsc_sdr.rag.bench.retrieval_figures`), and one item's end-to-end latency
@@ -84,7 +85,7 @@ class Asker:
         from mtsc_sdr.data import collate
         from mtsc_sdr.rag.augment import with_context
 
-        items = with_context(items, local, glob, self.k)
+        items = with_context(items, local, glob, self.k, self.model.client.retrieval_query)
         out: list[str] = []
         for start in range(0, len(items), self.batch):
             chunk = items[start:start + self.batch]
@@ -209,8 +210,12 @@ def run(args) -> dict:
                  "items": len(unrelated), "target": f"|change| <= {LOCALITY_POINTS:g} point",
                  "meets_target": abs(a1 - a0) <= LOCALITY_POINTS})
     # -- retrieval: recall@5 of the needed document (global base holds the whole state)
-    recall = np.mean([any(h.doc_id == e.fact for h in global_kb.query(e.question, k=5)) for e in items])
-    row("recall_at_5", 100.0 * recall, unit="%")
+    sha = str(embedder.sha256)                      # searched as the model searches: its query adapter
+    hits = [global_kb.query_vectors(model.client.retrieval_query(embedder.embed([e.question]), sha), k=5)[0]
+            for e in items]
+    for n in (1, 5):
+        row(f"recall_at_{n}", 100.0 * np.mean([any(h.doc_id == e.fact for h in got[:n]) for e, got in zip(items, hits)]),
+            unit="%")
     # -- one item end to end, with and without retrieval (batch 1)
     one = Asker(model, args.snr_db, args.seed, k, batch=1)
     lat = {"with": [], "without": []}

@@ -78,6 +78,12 @@ class ModelConfig:
             client's local snippets after the question in the LAM encoder's input, the base
             station's global snippets as extra memory the LAM decoder cross-attends to. 0 (the
             default): a model without retrieval inputs.
+        query_adapter_dim: a model with ``context_tokens`` may carry a learned query adapter
+            (:func:`.knowledge.adapted_query`): a (dim, dim) matrix that corrects the question's
+            sentence embedding before it searches a knowledge base, fit for one embedder of this
+            dimension. 0 (the default): none; questions search with their plain embedding.
+        query_adapter_embedder: the sha256 of the embedder's weights the adapter was fit for; with
+            another embedder the adapter is not applied.
     """
 
     d_model: int = 128
@@ -109,6 +115,8 @@ class ModelConfig:
     lora_alpha: float = 16.0
     analog_image: bool = True
     context_tokens: int = 0
+    query_adapter_dim: int = 0
+    query_adapter_embedder: str = ""
 
     def validate(self, path: str = "") -> None:
         """Range checks; raise :class:`mtsc_sdr.config.ConfigError` naming the field."""
@@ -148,6 +156,9 @@ class ModelConfig:
         check(self.symbols_per_item >= self.rate_table[-1], p("symbols_per_item"),
               f"must fit one token at the largest rate ({self.rate_table[-1]}), got {self.symbols_per_item}")
         check(self.context_tokens >= 0, p("context_tokens"), f"must be >= 0, got {self.context_tokens}")
+        check(self.query_adapter_dim >= 0, p("query_adapter_dim"), f"must be >= 0, got {self.query_adapter_dim}")
+        check(not self.query_adapter_dim or self.context_tokens, p("query_adapter_dim"),
+              "a query adapter needs a model with retrieval inputs (context_tokens > 0)")
         need = 1 + max(self.image_tokens + self.max_question_len + self.context_tokens, self.audio_tokens,
                        self.video_frames)
         check(self.max_positions >= max(need, self.task_queries), p("max_positions"),

@@ -15,11 +15,30 @@ the client's local base wins -- it is the user's own, more specific knowledge.
 
 from __future__ import annotations
 
+from typing import Optional
+
+import numpy as np
 import torch
 from torch import nn
 
 from .config import ModelConfig
 from .tokenizer import TextTokenizer
+
+
+def adapted_query(vectors: np.ndarray, adapter: Optional[np.ndarray]) -> np.ndarray:
+    """Questions' sentence embeddings float32 (Q, dim) -> the vectors that search a knowledge base:
+    ``normalize(v + v @ adapter.T)`` with the model's learned query adapter float (dim, dim)
+    (:mod:`mtsc_sdr.rag.adapter`), or ``vectors`` unchanged for None.
+
+    The document side is untouched (every stored vector stays the embedder's), so a base needs no
+    re-embedding and takes new documents as before: only the question moves, as the trained query
+    encoder of retrieval-augmented generation does (Lewis et al., 2020, fine-tune the query encoder
+    and keep the document index)."""
+    vectors = np.asarray(vectors, dtype=np.float32)
+    if adapter is None:
+        return vectors
+    out = vectors + vectors @ np.asarray(adapter, dtype=np.float32).T
+    return (out / np.maximum(np.linalg.norm(out, axis=-1, keepdims=True), 1e-12)).astype(np.float32)
 
 
 def padded(rows: list[list[int]], pad_id: int, device) -> torch.Tensor:

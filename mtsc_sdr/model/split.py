@@ -36,7 +36,7 @@ from .config import ModelConfig
 from .encoders import AudioEncoder, ImageEncoder, VideoEncoder
 from .heads import head_for
 from .jsc import JSCDecoder, JSCEncoder, choose_rate
-from .knowledge import KnowledgeEncoder, context_ids, padded
+from .knowledge import KnowledgeEncoder, adapted_query, context_ids, padded
 from .lam import LAMDecoder, LAMEncoder
 from .tokenizer import TextTokenizer
 
@@ -102,6 +102,12 @@ class ClientModel(nn.Module):
         self.modality_embed = nn.Parameter(torch.zeros(len(_MODALITY), d))
         #: marks the local knowledge snippets' tokens (:mod:`.knowledge`); only with context_tokens
         self.context_embed = nn.Parameter(torch.zeros(d)) if cfg.context_tokens else None
+        #: the learned query adapter (dim, dim) (:func:`.knowledge.adapted_query`); fit, not trained
+        #: by the model's loss (:mod:`mtsc_sdr.rag.adapter`); zeros: the plain embedding
+        if cfg.query_adapter_dim:
+            self.register_buffer("query_adapter", torch.zeros(cfg.query_adapter_dim, cfg.query_adapter_dim))
+        else:
+            self.query_adapter = None
         self.lam_encoder = lam_encoder
         self.jsc_encoder = JSCEncoder(cfg)
         #: the dense image task's linear analog code (:mod:`.analog`), None without ``analog_image``
@@ -157,6 +163,16 @@ class ClientModel(nn.Module):
             inputs_embeds float32 (B, L, d), mask bool (B, L).
         """
         return self.embed(task, self.encoder_inputs(batch, task))
+
+    def retrieval_query(self, vectors, embedder_sha256: str):
+        """Questions' sentence embeddings float32 (Q, dim), made by the embedder whose weights have
+        ``embedder_sha256`` -> the vectors that search the knowledge bases, float32 (Q, dim): adapted
+        by the learned query adapter (:func:`.knowledge.adapted_query`) when the model has one fit
+        for that embedder, else unchanged. The client queries its local base with them and sends
+        them to the base station for the global one."""
+        if self.query_adapter is None or embedder_sha256 != self.cfg.query_adapter_embedder:
+            return adapted_query(vectors, None)
+        return adapted_query(vectors, self.query_adapter.detach().cpu().numpy())
 
     def embed(self, task: str, inputs: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """:meth:`embed_inputs` from :meth:`encoder_inputs`' tensors: the modality encoder, the

@@ -11,7 +11,9 @@ makes of them); the base station queries its base with the question's embedding.
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Optional
+from typing import Callable, Optional
+
+import numpy as np
 
 from mtsc_sdr.data import TaskExample
 
@@ -39,17 +41,28 @@ def open_for_model(path, cfg, retrieval_k: int = RETRIEVAL_K) -> KnowledgeBase:
     return KnowledgeBase.open(path, create=False)
 
 
-def snippets(base: Optional[KnowledgeBase], question: str, k: int) -> str:
+#: (question embeddings float32 (Q, dim), the embedder's sha256) -> the vectors that search a base:
+#: a model's :meth:`~mtsc_sdr.model.split.ClientModel.retrieval_query`
+QueryMap = Callable[[np.ndarray, str], np.ndarray]
+
+
+def snippets(base: Optional[KnowledgeBase], question: str, k: int, query: Optional[QueryMap] = None) -> str:
     """The top ``k`` snippets of ``base`` for ``question``, best first, joined by a space ("" for
-    no base or no hit)."""
+    no base or no hit). ``query``: the model's map of the question's embedding to the vector that
+    searches (its query adapter); None: the plain embedding."""
     if base is None:
         return ""
-    return " ".join(h.text for h in base.query(question, k=k))
+    vector = base.embedder.embed([question])                                   # (1, dim)
+    if query is not None:
+        vector = query(vector, str(base.embedder.sha256))
+    return " ".join(h.text for h in base.query_vectors(vector, k=k)[0])
 
 
 def with_context(items: list[TaskExample], local: Optional[KnowledgeBase], glob: Optional[KnowledgeBase],
-                 k: int = 2) -> list[TaskExample]:
+                 k: int = 2, query: Optional[QueryMap] = None) -> list[TaskExample]:
     """``items`` with ``local_context`` / ``global_context`` retrieved for those with a question
-    (one query per item and base, as a client and a base station make them item by item)."""
-    return [replace(e, local_context=snippets(local, e.question, k), global_context=snippets(glob, e.question, k))
+    (one query per item and base, as a client and a base station make them item by item), the
+    questions mapped by ``query`` (:func:`snippets`)."""
+    return [replace(e, local_context=snippets(local, e.question, k, query),
+                    global_context=snippets(glob, e.question, k, query))
             if e.question else e for e in items]

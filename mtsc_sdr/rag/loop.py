@@ -37,6 +37,9 @@ hit, so without it a model learns to read the first snippet only: the stage-4 re
 the orange square.", and "dave" with the two sentences swapped. A base ranks a reworded or
 edited document below its neighbours often enough (rag_update: a reworded replacement is the
 top hit for 81 % of its questions) that the answer must not depend on the rank.
+
+**Query adapter** (``query_adapter``): a model that has one (:mod:`.adapter`) searches with the
+question's embedding moved by it, here as at inference, so it trains on the hits it will be given.
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ import numpy as np
 
 from mtsc_sdr.data import TaskExample
 from mtsc_sdr.data import knowledge as kn
+from mtsc_sdr.model.knowledge import adapted_query
 
 from .embedder import Embedder
 
@@ -68,11 +72,13 @@ class RetrievalLoop:
             with its words shuffled (see the module docstring).
         extra_words: at most this many of the relation's words added to a shuffled sentence.
         reorder: probability that a base's retrieved snippets are given in a random order.
+        query_adapter: the model's query adapter float32 (dim, dim) (:mod:`.adapter`), applied to
+            each question's embedding before it is scored, as at inference; None: the plain embedding.
     """
 
     def __init__(self, embedder: Embedder, k: int = 2, max_local: int = 6, max_global: int = 10,
                  cases: tuple[tuple[str, float], ...] = CASES, shuffle: float = 0.0, extra_words: int = 0,
-                 reorder: float = 0.0):
+                 reorder: float = 0.0, query_adapter: Optional[np.ndarray] = None):
         for name, prob in (("shuffle", shuffle), ("reorder", reorder)):
             if not 0.0 <= prob <= 1.0:
                 raise ValueError(f"{name} must be a probability in [0, 1], got {prob}")
@@ -80,6 +86,7 @@ class RetrievalLoop:
             raise ValueError(f"extra_words must be >= 0, got {extra_words}")
         self.embedder, self.k, self.shuffle, self.reorder = embedder, int(k), float(shuffle), float(reorder)
         self.extra_words = int(extra_words)
+        self.query_adapter = query_adapter
         self._words = {r: relation_words(r) for r in kn.RELATIONS}
         self._held_out = _held_out_sentences()
         self.max_local, self.max_global = int(max_local), int(max_global)
@@ -102,7 +109,7 @@ class RetrievalLoop:
         """The top ``k`` of ``docs`` ((key, text) pairs) for ``query``, best first."""
         if not docs:
             return []
-        scores = self.vectors([d[1] for d in docs]) @ self.vectors([query])[0]
+        scores = self.vectors([d[1] for d in docs]) @ adapted_query(self.vectors([query]), self.query_adapter)[0]
         return [docs[i] for i in np.argsort(-scores, kind="stable")[:self.k].tolist()]
 
     def attach(self, items: list[TaskExample], rng: np.random.Generator) -> list[TaskExample]:

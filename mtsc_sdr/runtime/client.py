@@ -410,7 +410,8 @@ class Client:
         """For an item with a question, in a model with ``context_tokens``: ``example`` with the
         local base's top ``retrieval_k`` snippets as its ``local_context``, the question's
         embedding float32 (dim,) for the base station (None when it gets none), and what goes
-        into the item's record. Other items pass unchanged."""
+        into the item's record. Other items pass unchanged. Both bases are searched with the
+        embedding as the model maps it (its query adapter: ``ClientModel.retrieval_query``)."""
         question = example.question if tasks.get(example.task).question else None
         if not question or not self.model.cfg.context_tokens or (self.kb is None and self._query_embedder is None):
             return example, None, {}
@@ -418,7 +419,8 @@ class Client:
         info: dict[str, Any] = {}
         vector = None
         if self.kb is not None:
-            vector = self.kb.embedder.embed([question])                                  # (1, dim)
+            embedder = self.kb.embedder                      # the model's query adapter, if it has one for it
+            vector = self.model.retrieval_query(embedder.embed([question]), str(embedder.sha256))   # (1, dim)
             hits = self.kb.query_vectors(vector, k=self.s.retrieval_k)[0]
             example = replace(example, local_context=" ".join(h.text for h in hits))
             info = {"retrieval_ms": round(1e3 * (time.perf_counter() - t0), 3), "local_snippets": len(hits),
@@ -428,7 +430,8 @@ class Client:
         query = None
         if self._query_embedder is not None:
             if vector is None or self._query_embedder is not self.kb.embedder:
-                vector = self._query_embedder.embed([question])
+                embedder = self._query_embedder
+                vector = self.model.retrieval_query(embedder.embed([question]), str(embedder.sha256))
             query = np.asarray(vector[0], np.float32)
         info["global_query"] = query is not None
         return example, query, info

@@ -185,3 +185,14 @@ def test_reordered_hits_keep_the_documents_and_the_answer():
     assert moved > 50
     with pytest.raises(ValueError, match="reorder"):
         RetrievalLoop(WordsEmbedder(), reorder=1.5)
+
+
+def test_retrieval_scores_the_question_as_the_query_adapter_maps_it():
+    embedder = WordsEmbedder()
+    docs = [("owner/red/circle", "the red circle belongs to bob."), ("origin/red/circle", "the red circle was made in rome.")]
+    question = "who owns the red circle?"
+    plain = RetrievalLoop(embedder, k=1).retrieve(question, docs)
+    other = [d for d in docs if d not in plain]
+    q, far = embedder.embed([question])[0], embedder.embed([other[0][1]])[0]
+    adapter = 5.0 * np.outer(far, q)                       # A q = 5 (q . q) far: the question moves to the other
+    assert RetrievalLoop(embedder, k=1, query_adapter=adapter).retrieve(question, docs) == other

@@ -26,13 +26,14 @@ QUESTIONS = ["who owns the red circle?", "whose is the red circle?", "who is the
 
 @pytest.fixture(scope="module")
 def rag_checkpoint(minilm_base, tmp_path_factory):
-    """A micro model with retrieved context (16 tokens), trained for 10 steps with the fixture
-    embedder (a few seconds)."""
+    """A micro model with retrieved context (16 tokens) and a query adapter fit for the fixture
+    embedder (dimension 32), trained for 10 steps (a few seconds)."""
     from mtsc_sdr.train.config import TrainConfig
     from mtsc_sdr.train.trainer import train
 
     out = tmp_path_factory.mktemp("rag") / "ck"
-    cfg = TrainConfig.from_dict({"preset": "micro", "model": {"context_tokens": 16}, "knowledge_fraction": 0.5,
+    cfg = TrainConfig.from_dict({"preset": "micro", "model": {"context_tokens": 16, "query_adapter_dim": 32},
+                                 "knowledge_fraction": 0.5,
                                  "tokenizer_scenes": 40, "examples_per_task": 16, "task_examples": {"vqa": 32},
                                  "steps": 10, "batch_size": 4, "checkpoint_dir": str(out), "num_threads": 1})
     with pytest.MonkeyPatch.context() as mp:
@@ -137,6 +138,28 @@ def test_private_knowledge_never_crosses_the_link(rag_checkpoint, bases, monkeyp
         assert ids and tok.unk_id not in ids, text               # the model reads them: the words are its own
         for dtype in (np.int64, np.int32):
             assert np.asarray(ids, dtype).tobytes() not in data, (text, dtype)
+
+
+def test_questions_search_both_bases_as_the_models_query_adapter_maps_them(rag_checkpoint, bases, monkeypatch):
+    """The client queries with the question's embedding moved by the model's query adapter (fit
+    for this embedder when the model was trained), and sends the base station that same vector."""
+    from mtsc_sdr.model import load
+    from mtsc_sdr.rag import SentenceEmbedder
+
+    client = load(rag_checkpoint).client
+    embedder = SentenceEmbedder()
+    plain = embedder.embed([QUESTIONS[0]])                                   # (1, 32)
+    mapped = client.retrieval_query(plain, embedder.sha256)
+    assert float(client.query_adapter.abs().sum()) > 0 and not np.allclose(mapped, plain, atol=1e-3)
+    np.testing.assert_allclose(np.linalg.norm(mapped, axis=1), 1.0, rtol=1e-5)
+    np.testing.assert_array_equal(client.retrieval_query(plain, "f" * 64), plain)   # fit for another embedder
+    sent = []
+    real = protocol.query_message
+    monkeypatch.setattr(protocol, "query_message", lambda seq, v: (sent.append(np.array(v)), real(seq, v))[1])
+    local_dir, global_dir = bases
+    records, _, _ = _run_split(rag_checkpoint, local_dir, global_dir, _question_items(1), session=12)
+    assert len(records) == 1 and len(sent) == 1
+    np.testing.assert_allclose(sent[0], mapped[0], rtol=1e-5, atol=1e-6)
 
 
 def test_an_item_whose_query_is_lost_is_decoded_without_global_knowledge(rag_checkpoint, bases, monkeypatch):
