@@ -207,7 +207,7 @@ def run(args) -> dict:
     a0, a1 = accuracy(before, refs), accuracy(after, refs)
     rows.append({"system": "mtsc", "task": "vqa", "channel": "awgn", "snr_db": args.snr_db,
                  "metric": "unrelated_accuracy_change", "value": round(a1 - a0, 3), "before": a0, "after": a1,
-                 "items": len(unrelated), "target": f"|change| <= {LOCALITY_POINTS:g} point",
+                 "items": len(unrelated), "target": f"abs(change) <= {LOCALITY_POINTS:g} point",
                  "meets_target": abs(a1 - a0) <= LOCALITY_POINTS})
     # -- retrieval: recall@5 of the needed document (global base holds the whole state)
     sha = str(embedder.sha256)                      # searched as the model searches: its query adapter

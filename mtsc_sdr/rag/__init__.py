@@ -6,6 +6,8 @@ and the base station's public global one are the same :class:`KnowledgeBase`.
 * :mod:`.store` - the durable store: SQLite in WAL mode, one transaction per write, a generation
   counter, the embedder's identity.
 * :mod:`.index` - the faiss index (exact flat inner product, or HNSW), a cache of the store.
+* :mod:`.adapter` - fitting a model's query adapter (the question's embedding, moved before it
+  searches); :mod:`.loop` - retrieval in the training loop; :mod:`.augment` - retrieval at inference.
 * :mod:`.kb` - :class:`KnowledgeBase`: add / upsert / remove / get / query, chunking, filters,
   the writers' lock.
 * :mod:`.cli` - ``mtsc-sdr kb {add,remove,query,stats,rebuild}``; :mod:`.bench` - latency and

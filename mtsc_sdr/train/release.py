@@ -73,7 +73,10 @@ def _describe(model) -> list[str]:
         [f"- Retrieval inputs (`context_tokens` {cfg.context_tokens}): for a task with a question, up to "
          f"{cfg.context_tokens} tokens of snippets from the client's local knowledge base (LAM encoder input and "
          f"text-decoder prompt) and as many from the base station's global one (LAM decoder memory); "
-         f"`mtsc_sdr/model/knowledge.py`."] if cfg.context_tokens else [])
+         f"`mtsc_sdr/model/knowledge.py`."] if cfg.context_tokens else []) + (
+        [f"- Query adapter ({cfg.query_adapter_dim} x {cfg.query_adapter_dim}, fit for the embedder with weights "
+         f"sha256 `{cfg.query_adapter_embedder[:12]}..`): moves a question's sentence embedding before it searches "
+         f"either knowledge base; `mtsc_sdr/rag/adapter.py`."] if cfg.query_adapter_dim else [])
 
 
 def _where(run: dict) -> str:
