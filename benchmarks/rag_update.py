@@ -134,6 +134,7 @@ def run(args) -> dict:
     from mtsc_sdr.data import examples
     from mtsc_sdr.data.knowledge import RELATIONS, UNKNOWN, Facts, other_value
     from mtsc_sdr.model import load
+    from mtsc_sdr.rag.augment import hits
     from mtsc_sdr.rag.bench import retrieval_figures
     from mtsc_sdr.rag.embedder import SentenceEmbedder
     from mtsc_sdr.rag.kb import KnowledgeBase
@@ -210,11 +211,9 @@ def run(args) -> dict:
                  "items": len(unrelated), "target": f"abs(change) <= {LOCALITY_POINTS:g} point",
                  "meets_target": abs(a1 - a0) <= LOCALITY_POINTS})
     # -- retrieval: recall@5 of the needed document (global base holds the whole state)
-    sha = str(embedder.sha256)                      # searched as the model searches: its query adapter
-    hits = [global_kb.query_vectors(model.client.retrieval_query(embedder.embed([e.question]), sha), k=5)[0]
-            for e in items]
+    found = [hits(global_kb, e.question, 5, model.client.retrieval_query) for e in items]   # as the model searches
     for n in (1, 5):
-        row(f"recall_at_{n}", 100.0 * np.mean([any(h.doc_id == e.fact for h in got[:n]) for e, got in zip(items, hits)]),
+        row(f"recall_at_{n}", 100.0 * np.mean([any(h.doc_id == e.fact for h in got[:n]) for e, got in zip(items, found)]),
             unit="%")
     # -- one item end to end, with and without retrieval (batch 1)
     one = Asker(model, args.snr_db, args.seed, k, batch=1)

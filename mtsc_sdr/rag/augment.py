@@ -46,16 +46,21 @@ def open_for_model(path, cfg, retrieval_k: int = RETRIEVAL_K) -> KnowledgeBase:
 QueryMap = Callable[[np.ndarray, str], np.ndarray]
 
 
-def snippets(base: Optional[KnowledgeBase], question: str, k: int, query: Optional[QueryMap] = None) -> str:
-    """The top ``k`` snippets of ``base`` for ``question``, best first, joined by a space ("" for
-    no base or no hit). ``query``: the model's map of the question's embedding to the vector that
-    searches (its query adapter); None: the plain embedding."""
-    if base is None:
-        return ""
+def hits(base: KnowledgeBase, question: str, k: int, query: Optional[QueryMap] = None) -> list:
+    """The top ``k`` :class:`~.kb.Hit` of ``base`` for ``question``, best first. ``query``: the
+    model's map of the question's embedding to the vector that searches (its query adapter); None:
+    the plain embedding."""
     vector = base.embedder.embed([question])                                   # (1, dim)
     if query is not None:
         vector = query(vector, str(base.embedder.sha256))
-    return " ".join(h.text for h in base.query_vectors(vector, k=k)[0])
+    return base.query_vectors(vector, k=k)[0]
+
+
+def snippets(base: Optional[KnowledgeBase], question: str, k: int, query: Optional[QueryMap] = None) -> str:
+    """The texts of :func:`hits`, joined by a space ("" for no base or no hit)."""
+    if base is None:
+        return ""
+    return " ".join(h.text for h in hits(base, question, k, query))
 
 
 def with_context(items: list[TaskExample], local: Optional[KnowledgeBase], glob: Optional[KnowledgeBase],

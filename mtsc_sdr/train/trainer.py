@@ -131,50 +131,58 @@ def _with_knowledge_questions(items: list, cfg: TrainConfig) -> list:
     return items[:keep] + [knowledge_example(world.scene("train", int(i)), rng) for i in scenes.tolist()]
 
 
-def retrieval_loop(cfg: TrainConfig, query_adapter=None):
+def knowledge_embedder(embedder=None):
+    """``embedder``, or the knowledge bases' packaged one (loaded once per run and shared)."""
+    if embedder is not None:
+        return embedder
+    from mtsc_sdr.rag.embedder import SentenceEmbedder
+
+    return SentenceEmbedder()
+
+
+def retrieval_loop(cfg: TrainConfig, query_adapter=None, embedder=None):
     """The :class:`~mtsc_sdr.rag.loop.RetrievalLoop` of a run whose model takes retrieved
-    context (``model.context_tokens``), with the knowledge bases' embedder and the model's query
-    adapter float32 (dim, dim) (None: none); None for a model without retrieval inputs."""
+    context (``model.context_tokens``), with the knowledge bases' embedder (``embedder``, else
+    the packaged one) and the model's query adapter float32 (dim, dim) (None: none); None for a
+    model without retrieval inputs."""
     if not cfg.model_config().context_tokens:
         return None
-    from mtsc_sdr.rag.embedder import SentenceEmbedder
     from mtsc_sdr.rag.loop import RetrievalLoop
 
-    return RetrievalLoop(SentenceEmbedder(), k=cfg.retrieval_k, shuffle=cfg.knowledge_shuffle,
+    return RetrievalLoop(knowledge_embedder(embedder), k=cfg.retrieval_k, shuffle=cfg.knowledge_shuffle,
                          extra_words=cfg.knowledge_extra_words, max_local=int(cfg.knowledge_base_docs[0]),
                          max_global=int(cfg.knowledge_base_docs[1]), reorder=cfg.knowledge_reorder,
                          query_adapter=query_adapter)
 
 
-def with_adapter_embedder(mcfg):
-    """``mcfg`` with ``query_adapter_embedder`` set to the packaged embedder's sha256 when it has a
-    query adapter (``query_adapter_dim``) and names no embedder; the adapter's dimension must be
-    that embedder's (ConfigError naming the field otherwise)."""
+def with_adapter_embedder(mcfg, embedder=None):
+    """``mcfg`` with ``query_adapter_embedder`` set to the embedder's sha256 (``embedder``, else
+    the packaged one) when it has a query adapter (``query_adapter_dim``) and names no embedder;
+    the adapter's dimension must be that embedder's (ConfigError naming the field otherwise)."""
     if not mcfg.query_adapter_dim:
         return mcfg
     from dataclasses import replace
 
-    from mtsc_sdr.rag.embedder import SentenceEmbedder, identity
+    from mtsc_sdr.rag.embedder import identity
 
-    embedder = identity(SentenceEmbedder())
+    embedder = identity(knowledge_embedder(embedder))
     if mcfg.query_adapter_dim != embedder["dim"]:
         raise ConfigError("model.query_adapter_dim", f"is {mcfg.query_adapter_dim}, but the packaged embedder "
                                                      f"{embedder['name']} makes vectors of {embedder['dim']}")
     return replace(mcfg, query_adapter_embedder=mcfg.query_adapter_embedder or embedder["sha256"])
 
 
-def fit_query_adapter_into(model, seed: int) -> Optional[dict]:
+def fit_query_adapter_into(model, seed: int, embedder=None) -> Optional[dict]:
     """Fit the query adapter of a fresh model with one (:func:`mtsc_sdr.rag.adapter.fit_query_adapter`,
-    the packaged embedder) and copy it into ``model.client.query_adapter``; its report, or None
-    for a model without one."""
+    ``embedder``, else the packaged one) and copy it into ``model.client.query_adapter``; its
+    report, or None for a model without one."""
     if model.client.query_adapter is None:
         return None
     import torch
 
     from mtsc_sdr.rag.adapter import fit_query_adapter
-    from mtsc_sdr.rag.embedder import SentenceEmbedder
 
-    adapter, report = fit_query_adapter(SentenceEmbedder(), seed=seed)
+    adapter, report = fit_query_adapter(knowledge_embedder(embedder), seed=seed)
     with torch.no_grad():
         model.client.query_adapter.copy_(torch.from_numpy(adapter))
     return report
@@ -481,7 +489,9 @@ def train(cfg: TrainConfig, *, restart: bool = False, until_step: Optional[int] 
     torch.set_num_threads(cfg.num_threads)
     directory = cfg.output_dir()
     state = None if restart else read_state(directory)
-    mcfg = with_adapter_embedder(backbones.sized(cfg.model_config()))   # minilm: its packaged weights' sizes
+    # the knowledge bases' embedder, loaded once for the adapter's identity and fit and the retrieval loop
+    embedder = knowledge_embedder() if cfg.model_config().context_tokens else None
+    mcfg = with_adapter_embedder(backbones.sized(cfg.model_config()), embedder)   # minilm: its weights' sizes
     source_state = state.get("init_from") if state is not None else None   # the init_from run, kept
     if state is not None:
         _compatible(state["train_config"], cfg, directory)
@@ -506,10 +516,10 @@ def train(cfg: TrainConfig, *, restart: bool = False, until_step: Optional[int] 
     adapter_report = state.get("query_adapter") if state is not None else None
     if state is None:
         fit_analog_code(model, analog_fit_pool(cfg))
-        adapter_report = fit_query_adapter_into(model, cfg.seed)
+        adapter_report = fit_query_adapter_into(model, cfg.seed, embedder)
     sizes = {t: len(v) for t, v in pool.items()}
     adapter = model.client.query_adapter
-    retrieval = retrieval_loop(cfg, None if adapter is None else adapter.detach().cpu().numpy())
+    retrieval = retrieval_loop(cfg, None if adapter is None else adapter.detach().cpu().numpy(), embedder)
     autocast, scaler = mixed_precision(cfg.device, precision)
     setup_s = time.monotonic() - t_setup
 
