@@ -30,6 +30,14 @@ relation's training question and document templates): a question is then recogni
 and any of its relation's words, not only the words of two question templates (a new phrasing
 such as "in which city ..." borrows "in" from the documents).
 
+**Filler words** (``filler_words``): a knowledge question, shuffled or not, also gains 0..n words
+inserted at random places, drawn from the words of the world's image questions that name no kind
+of object and belong to no relation (:func:`filler_vocabulary`: "what", "object", "many", "on", ...).
+The relation's words and the object stay the cue, and a word the model knows from elsewhere no
+longer turns a knowledge question into "unknown" (the stage-6 release answered "unknown" to 11.5 %
+of "whose object is the red circle?" with the fact as its first snippet). A question that happens to
+spell a held-out phrasing is drawn again here too.
+
 **Reordered hits** (``reorder``): with that probability, a base's retrieved snippets are given in
 a random order instead of best first. A trained fact's own document is nearly always the best
 hit, so without it a model learns to read the first snippet only: the stage-4 release answered
@@ -49,8 +57,9 @@ from typing import Optional
 
 import numpy as np
 
-from mtsc_sdr.data import TaskExample
+from mtsc_sdr.data import SyntheticWorld, TaskExample
 from mtsc_sdr.data import knowledge as kn
+from mtsc_sdr.data.vocab import COLOURS, SHAPES
 from mtsc_sdr.model.knowledge import adapted_query
 
 from .embedder import Embedder
@@ -71,6 +80,7 @@ class RetrievalLoop:
         shuffle: probability that a knowledge question, and each document given with it, is shown
             with its words shuffled (see the module docstring).
         extra_words: at most this many of the relation's words added to a shuffled sentence.
+        filler_words: at most this many :func:`filler_vocabulary` words inserted into each knowledge question.
         reorder: probability that a base's retrieved snippets are given in a random order.
         query_adapter: the model's query adapter float32 (dim, dim) (:mod:`.adapter`), applied to
             each question's embedding before it is scored, as at inference; None: the plain embedding.
@@ -78,14 +88,16 @@ class RetrievalLoop:
 
     def __init__(self, embedder: Embedder, k: int = 2, max_local: int = 6, max_global: int = 10,
                  cases: tuple[tuple[str, float], ...] = CASES, shuffle: float = 0.0, extra_words: int = 0,
-                 reorder: float = 0.0, query_adapter: Optional[np.ndarray] = None):
+                 filler_words: int = 0, reorder: float = 0.0, query_adapter: Optional[np.ndarray] = None):
         for name, prob in (("shuffle", shuffle), ("reorder", reorder)):
             if not 0.0 <= prob <= 1.0:
                 raise ValueError(f"{name} must be a probability in [0, 1], got {prob}")
-        if extra_words < 0:
-            raise ValueError(f"extra_words must be >= 0, got {extra_words}")
+        for name, n in (("extra_words", extra_words), ("filler_words", filler_words)):
+            if n < 0:
+                raise ValueError(f"{name} must be >= 0, got {n}")
         self.embedder, self.k, self.shuffle, self.reorder = embedder, int(k), float(shuffle), float(reorder)
-        self.extra_words = int(extra_words)
+        self.extra_words, self.filler_words = int(extra_words), int(filler_words)
+        self._filler = filler_vocabulary() if filler_words else []
         self.query_adapter = query_adapter
         self._words = {r: relation_words(r) for r in kn.RELATIONS}
         self._held_out = _held_out_sentences()
@@ -140,10 +152,11 @@ class RetrievalLoop:
         if item.fact is None:
             return item
         item = kn.answered(item, answer_from(item.fact, got_local, got_global))
-        if self.shuffle == 0.0:
+        if self.shuffle == 0.0 and self.filler_words == 0:
             return item
         shuffler = np.random.default_rng(int(rng.integers(2**63)))   # one draw of rng, however much is shuffled
-        return replace(item, question=self._maybe_shuffled(item.question, item.fact, shuffler),
+        question = self._with_filler(self._maybe_shuffled(item.question, item.fact, shuffler), shuffler)
+        return replace(item, question=question,
                        local_context=" ".join(self._maybe_shuffled(t, key, shuffler) for key, t in got_local),
                        global_context=" ".join(self._maybe_shuffled(t, key, shuffler) for key, t in got_global))
 
@@ -151,6 +164,22 @@ class RetrievalLoop:
         """``hits`` in a random order with probability ``reorder`` (the same draws of ``rng`` either way)."""
         order = rng.permutation(len(hits)).tolist()
         return [hits[i] for i in order] if rng.random() < self.reorder else hits
+
+    def _with_filler(self, question: str, rng: np.random.Generator) -> str:
+        """``question`` with 0..``filler_words`` filler words inserted at random places before its
+        final ``?``; never one of the held-out phrasings (redrawn, else unchanged)."""
+        n = int(rng.integers(self.filler_words + 1)) if self.filler_words else 0
+        if n == 0:
+            return question
+        end = question[-1] if question[-1:] in ("?", ".") else ""
+        for _ in range(8):
+            words = (question[:-1] if end else question).split()
+            for word in rng.choice(self._filler, size=n).tolist():
+                words.insert(int(rng.integers(len(words) + 1)), word)
+            out = " ".join(words) + end
+            if out not in self._held_out:
+                return out
+        return question
 
     def _maybe_shuffled(self, sentence: str, key: str, rng: np.random.Generator) -> str:
         """``sentence`` (about fact ``key``) with its words in a random order (its final ``?`` or
@@ -193,6 +222,16 @@ def relation_words(relation: str) -> list[str]:
     templates = kn.QUESTIONS[relation]["seen"] + kn.DOCUMENTS[relation]["seen"]
     words = {w for t in templates for w in t.replace("?", " ").replace(".", " ").split()}
     return sorted(words - {"{s}", "{v}"})
+
+
+def filler_vocabulary(n_scenes: int = 200) -> list[str]:
+    """The words of the image questions of the first ``n_scenes`` built-in train scenes that are
+    neither a colour nor a shape (singular or plural) nor a knowledge word
+    (:data:`mtsc_sdr.data.knowledge.WORDS`: the relations' words, values, punctuation), sorted."""
+    words = {w for scene in SyntheticWorld(seed=0).scenes("train", n_scenes) for qa in scene.qa
+             for w in qa.question.replace("?", " ").replace(",", " ").split()}
+    banned = {*COLOURS, *SHAPES, *(f"{s}s" for s in SHAPES), *kn.WORDS}
+    return sorted(words - banned)
 
 
 def _held_out_sentences() -> frozenset[str]:

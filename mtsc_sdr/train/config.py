@@ -116,6 +116,9 @@ class TrainConfig:
             ``shuffle``: reading by the words, not the sentence pattern, for new phrasings).
         knowledge_extra_words: at most this many of the relation's training words added to each
             shuffled sentence (``RetrievalLoop``'s ``extra_words``).
+        knowledge_filler_words: at most this many words of the world's image questions that name
+            no object and no relation inserted into each knowledge question (``RetrievalLoop``'s
+            ``filler_words``), so that a known word in a new place does not hide the question.
         knowledge_reorder: probability that a base's retrieved snippets are trained in a random
             order instead of best first (``RetrievalLoop``'s ``reorder``), so the model reads a
             fact wherever the base ranks it.
@@ -161,6 +164,7 @@ class TrainConfig:
     retrieval_k: int = 2
     knowledge_shuffle: float = 0.0
     knowledge_extra_words: int = 0
+    knowledge_filler_words: int = 0
     knowledge_reorder: float = 0.0
     knowledge_base_docs: tuple[int, int] = (6, 10)
     precision: str = "auto"
@@ -218,6 +222,8 @@ class TrainConfig:
               f"must be a probability in [0, 1], got {self.knowledge_shuffle}")
         check(self.knowledge_extra_words >= 0, p("knowledge_extra_words"),
               f"must be >= 0, got {self.knowledge_extra_words}")
+        check(self.knowledge_filler_words >= 0, p("knowledge_filler_words"),
+              f"must be >= 0, got {self.knowledge_filler_words}")
         check(0.0 <= self.knowledge_reorder <= 1.0, p("knowledge_reorder"),
               f"must be a probability in [0, 1], got {self.knowledge_reorder}")
         check(len(self.knowledge_base_docs) == 2 and all(int(n) == n and n >= 0 for n in self.knowledge_base_docs),

@@ -150,7 +150,8 @@ def retrieval_loop(cfg: TrainConfig, query_adapter=None, embedder=None):
     from mtsc_sdr.rag.loop import RetrievalLoop
 
     return RetrievalLoop(knowledge_embedder(embedder), k=cfg.retrieval_k, shuffle=cfg.knowledge_shuffle,
-                         extra_words=cfg.knowledge_extra_words, max_local=int(cfg.knowledge_base_docs[0]),
+                         extra_words=cfg.knowledge_extra_words, filler_words=cfg.knowledge_filler_words,
+                         max_local=int(cfg.knowledge_base_docs[0]),
                          max_global=int(cfg.knowledge_base_docs[1]), reorder=cfg.knowledge_reorder,
                          query_adapter=query_adapter)
 

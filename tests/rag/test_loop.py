@@ -131,6 +131,48 @@ def test_extra_words_come_from_the_relation_of_the_sentence():
     assert relation_words("owner") == ["belongs", "is", "owns", "the", "to", "who", "whose"]
 
 
+def test_filler_words_are_inserted_into_knowledge_questions_only_and_keep_their_words_in_order():
+    from mtsc_sdr.rag.loop import filler_vocabulary
+
+    filler = filler_vocabulary()
+    assert "object" in filler and "what" in filler
+    assert not set(filler) & {*kn.WORDS, "red", "circle", "circles"}    # no object, relation or value
+    items = _knowledge(200) + examples("train", ["vqa"], 20)
+    # shuffle ~0 in both: the same draws, never shuffled; only the filler differs
+    plain = RetrievalLoop(WordsEmbedder(), k=2, shuffle=1e-12).attach(items, np.random.default_rng(6))
+    filled = RetrievalLoop(WordsEmbedder(), k=2, shuffle=1e-12, filler_words=2).attach(items, np.random.default_rng(6))
+    counts = [0, 0, 0]
+    for p, f in zip(plain, filled):
+        assert (f.references, f.local_context, f.global_context) == (p.references, p.local_context, p.global_context)
+        if p.fact is None:
+            assert f.question == p.question                  # image questions as written
+            continue
+        before, after = p.question[:-1].split(), iter(f.question[:-1].split())
+        assert all(w in after for w in before) and f.question.endswith("?")   # a subsequence, in order
+        added = f.question[:-1].split()
+        for w in before:
+            added.remove(w)
+        assert set(added) <= set(filler)
+        counts[len(added)] += 1
+    assert min(counts) > 30                               # 0, 1 or 2 words, about a third each
+
+
+def test_filler_never_spells_a_held_out_question():
+    loop = RetrievalLoop(WordsEmbedder(), k=2, filler_words=1)
+    held_out = kn.question("owner", "red", "circle", "held_out", 1)
+    assert held_out == "whose object is the red circle?"   # "whose is the red circle?" + "object"
+    rng = np.random.default_rng(0)
+    outs = [loop._with_filler("whose is the red circle?", rng) for _ in range(3000)]
+    assert held_out not in outs
+    assert "whose is the red object circle?" in outs      # other insertions of the same word do happen
+
+
+def test_word_counts_must_not_be_negative():
+    for name in ("extra_words", "filler_words"):
+        with pytest.raises(ValueError, match=name):
+            RetrievalLoop(WordsEmbedder(), **{name: -1})
+
+
 def test_full_bases_put_the_hardest_neighbours_beside_the_fact():
     """With bases that hold (nearly) every fact, what is retrieved beside a fact is a close
     neighbour (the same object's other relation, the same colour or shape), as in a deployed base

@@ -88,6 +88,8 @@ def test_bad_config_names_the_field(tmp_path):
         TrainConfig.from_dict({"snr_db_range": [20, -5]})
     with pytest.raises(ConfigError, match=r"^importance_weight: must be >= 0"):
         TrainConfig.from_dict({"importance_weight": -1})
+    with pytest.raises(ConfigError, match=r"^knowledge_filler_words: must be >= 0"):
+        TrainConfig.from_dict({"knowledge_filler_words": -1})
     with pytest.raises(ConfigError, match=r"^bogus: unknown field"):
         TrainConfig.from_dict({"bogus": 1})
     f = tmp_path / "bad.yaml"
