@@ -34,7 +34,8 @@ Run::
 
     .venv/bin/python benchmarks/rag_update.py [--checkpoint models/rag] [--json]
 
-Writes ``results/bench/rag_update/report.json`` ({meta, rows}, a target row per issue target).
+Writes ``results/bench/rag_update/report.json`` ({meta, rows, by_question_template, retrieval}: a
+target row per issue target; each knowledge phase's accuracy per question template).
 """
 
 from __future__ import annotations
@@ -94,6 +95,12 @@ class Asker:
         return out
 
 
+def question_template(item) -> str:
+    """The question template of a knowledge item: its question with the object as ``{s}``."""
+    colour, shape = item.fact.split("/")[1].split("-")
+    return item.question.replace(f"{colour} {shape}", "{s}")
+
+
 def accuracy(answers, truth) -> float:
     """Percent of answers equal to the truth (exact match after normalisation)."""
     from mtsc_sdr.metrics.vqa import normalize_answer
@@ -144,6 +151,7 @@ def run(args) -> dict:
     asker = Asker(model, args.snr_db, args.seed, k)
     items = knowledge_items(args.scenes, args.seed)
     phrasing = np.array([e.question_type for e in items])
+    template = [question_template(e) for e in items]
     state = Facts(np.random.default_rng([args.seed, 99]))
     new = {key: other_value(key.split("/")[0], v, np.random.default_rng([args.seed, i]))
            for i, (key, v) in enumerate(state.values.items())}
@@ -156,6 +164,7 @@ def run(args) -> dict:
     chance = 100.0 * float(np.mean([1.0 / len(RELATIONS[e.fact.split('/')[0]]) for e in items]))
     embedder = SentenceEmbedder()
     rows, tmp = [], Path(tempfile.mkdtemp(prefix="rag_update-"))
+    by_template: dict[str, dict[str, float]] = {}
 
     def row(metric, value, **extra):
         rows.append({"system": "mtsc", "task": "vqa", "channel": "awgn", "snr_db": args.snr_db,
@@ -169,6 +178,9 @@ def run(args) -> dict:
             goal = ({"target": f">= {least:g} %", "meets_target": acc >= least} if least is not None else
                     {"target": f"<= {most:g} % (near chance)", "meets_target": acc <= most} if most is not None else {})
             row(metric, acc, phrasing=ph, **extra, **goal)
+        name = f"{metric}/{extra['base']}" if "base" in extra else metric
+        by_template[name] = {t: accuracy(*zip(*[(a, truth_[i]) for i, a in enumerate(answers) if template[i] == t]))
+                             for t in sorted(set(template))}
 
     def fact_doc(key, value, variant=0):
         return {"id": key, "text": replace(state.fact(key), value=value).text("seen", variant)}
@@ -241,7 +253,7 @@ def run(args) -> dict:
     rows.append({"system": "mtsc", "task": "retrieval", "channel": "none", "snr_db": None,
                  "metric": "flat_speedup_over_faiss_flatip", "value": figures["flat_speedup"],
                  "stage": f"same hits for every query: {figures['same_hits']}", "items": args.index_docs})
-    return {"rows": rows, "retrieval": figures, "wall_s": round(time.monotonic() - t0, 1)}
+    return {"rows": rows, "by_question_template": by_template, "retrieval": figures, "wall_s": round(time.monotonic() - t0, 1)}
 
 
 def markdown(rows) -> str:
@@ -286,6 +298,7 @@ def main(argv=None) -> int:
         extra = {k: v for k, v in r.items() if k not in ("system", "task", "channel", "snr_db", "metric", "value",
                                                          "meets_target")}
         print(f"{verdict}{r['metric']}: {r['value']} {json.dumps(extra)}")
+    print("accuracy (%) per question template: " + json.dumps(result["by_question_template"]))
     print("retrieval: " + json.dumps(result["retrieval"]))
     if args.markdown:
         print(markdown(result["rows"]))

@@ -25,4 +25,7 @@ def test_a_short_run_reports_every_phase_and_target(tmp_path, capsys):
     assert rows[("follows_replacement", "global", "seen")]["value"] > 50.0
     assert rows[("still_claims_after_remove", "local", None)]["value"] < 50.0
     assert all("meets_target" in r for r in report["rows"] if "target" in r)
+    per_template = report["by_question_template"]["accuracy_after_add/local"]
+    assert "whose object is the {s}?" in per_template or "the {s} belongs to who?" in per_template
+    assert all(0.0 <= v <= 100.0 for v in per_template.values())
     assert report["meta"]["config"]["checkpoint"] == "models/rag"
