@@ -162,6 +162,7 @@ class IQPush(SocketOwner):
         if max_message_samples < 1:
             raise ValueError("max_message_samples must be >= 1")
         self.pass_tags = pass_tags
+        self.hwm = int(hwm)
         self.max_message_samples = int(max_message_samples)
         self.samples_sent = 0
         self.messages_sent = 0
