@@ -141,13 +141,13 @@ def run(args) -> dict:
     from mtsc_sdr.data import examples
     from mtsc_sdr.data.knowledge import RELATIONS, UNKNOWN, Facts, other_value
     from mtsc_sdr.model import load
-    from mtsc_sdr.rag.augment import hits
+    from mtsc_sdr.rag.augment import hits, retrieval_k_of
     from mtsc_sdr.rag.bench import retrieval_figures
     from mtsc_sdr.rag.embedder import SentenceEmbedder
     from mtsc_sdr.rag.kb import KnowledgeBase
 
     model = load(args.checkpoint).eval()
-    k = int(args.k)
+    k = retrieval_k_of(model.cfg, args.k)
     asker = Asker(model, args.snr_db, args.seed, k)
     items = knowledge_items(args.scenes, args.seed)
     phrasing = np.array([e.question_type for e in items])
@@ -253,7 +253,7 @@ def run(args) -> dict:
     rows.append({"system": "mtsc", "task": "retrieval", "channel": "none", "snr_db": None,
                  "metric": "flat_speedup_over_faiss_flatip", "value": figures["flat_speedup"],
                  "stage": f"same hits for every query: {figures['same_hits']}", "items": args.index_docs})
-    return {"rows": rows, "by_question_template": by_template, "retrieval": figures, "wall_s": round(time.monotonic() - t0, 1)}
+    return {"rows": rows, "retrieval_k": k, "by_question_template": by_template, "retrieval": figures, "wall_s": round(time.monotonic() - t0, 1)}
 
 
 def markdown(rows) -> str:
@@ -273,7 +273,7 @@ def main(argv=None) -> int:
     p.add_argument("--scenes", type=int, default=100, help="test scenes; 4 knowledge questions each")
     p.add_argument("--unrelated", type=int, default=300, help="ordinary VQA test items for locality")
     p.add_argument("--snr-db", type=float, default=20.0)
-    p.add_argument("-k", type=int, default=2, help="snippets retrieved per base (the model's training k)")
+    p.add_argument("-k", type=int, help="snippets retrieved per base (default: the k the model was trained with)")
     p.add_argument("--latency-items", type=int, default=50)
     p.add_argument("--index-docs", type=int, default=100_000)
     p.add_argument("--seed", type=int, default=0)

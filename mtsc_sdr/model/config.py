@@ -84,6 +84,10 @@ class ModelConfig:
             dimension. 0 (the default): none; questions search with their plain embedding.
         query_adapter_embedder: the sha256 of the embedder's weights the adapter was fit for; with
             another embedder the adapter is not applied.
+        retrieval_k: snippets the model was trained to read from each knowledge base per question
+            item (the training run's ``retrieval_k``); what ``--kb`` retrieves unless
+            ``--retrieval-k`` says otherwise. Checkpoints written before this field existed were
+            trained with 2.
     """
 
     d_model: int = 128
@@ -117,6 +121,7 @@ class ModelConfig:
     context_tokens: int = 0
     query_adapter_dim: int = 0
     query_adapter_embedder: str = ""
+    retrieval_k: int = 2
 
     def validate(self, path: str = "") -> None:
         """Range checks; raise :class:`mtsc_sdr.config.ConfigError` naming the field."""
@@ -157,6 +162,7 @@ class ModelConfig:
               f"must fit one token at the largest rate ({self.rate_table[-1]}), got {self.symbols_per_item}")
         check(self.context_tokens >= 0, p("context_tokens"), f"must be >= 0, got {self.context_tokens}")
         check(self.query_adapter_dim >= 0, p("query_adapter_dim"), f"must be >= 0, got {self.query_adapter_dim}")
+        check(self.retrieval_k >= 1, p("retrieval_k"), f"must be >= 1, got {self.retrieval_k}")
         check(not self.query_adapter_dim or self.context_tokens, p("query_adapter_dim"),
               "a query adapter needs a model with retrieval inputs (context_tokens > 0)")
         need = 1 + max(self.image_tokens + self.max_question_len + self.context_tokens, self.audio_tokens,

@@ -20,24 +20,31 @@ from mtsc_sdr.data import TaskExample
 from .kb import KnowledgeBase
 
 
-#: snippets each base gives a question item, unless told otherwise (the release model trained with 2)
-RETRIEVAL_K = 2
-
-
-def open_for_model(path, cfg, retrieval_k: int = RETRIEVAL_K) -> KnowledgeBase:
-    """The existing knowledge base at ``path`` (``create=False``) for a model of config ``cfg``
-    that is to read ``retrieval_k`` of its snippets per question item: what ``--kb`` opens on
-    either side of the link.
+def retrieval_k_of(cfg, retrieval_k: Optional[int] = None) -> int:
+    """The snippets each base gives a question item of a model of config ``cfg``: ``retrieval_k``
+    when given (``--retrieval-k``), else the k the model was trained with (``cfg.retrieval_k``).
 
     Raises:
-        ValueError: the model takes no retrieved context (``context_tokens`` 0), or ``retrieval_k`` < 1.
+        ValueError: ``retrieval_k`` is not a positive integer (names ``--retrieval-k``).
+    """
+    if retrieval_k is None:
+        return int(cfg.retrieval_k)
+    if not isinstance(retrieval_k, int) or retrieval_k < 1:
+        raise ValueError(f"--retrieval-k must be a positive integer, got {retrieval_k!r}")
+    return retrieval_k
+
+
+def open_for_model(path, cfg) -> KnowledgeBase:
+    """The existing knowledge base at ``path`` (``create=False``) for a model of config ``cfg``:
+    what ``--kb`` opens on either side of the link.
+
+    Raises:
+        ValueError: the model takes no retrieved context (``context_tokens`` 0).
         KnowledgeBaseError: nothing there, or a base that cannot be opened.
     """
     if not cfg.context_tokens:
         raise ValueError(f"--kb {path}: the checkpoint's model takes no retrieved context (context_tokens 0); "
                          "use a model trained with retrieval (model.context_tokens > 0), or leave out --kb")
-    if not isinstance(retrieval_k, int) or retrieval_k < 1:
-        raise ValueError(f"--retrieval-k must be a positive integer, got {retrieval_k!r}")
     return KnowledgeBase.open(path, create=False)
 
 

@@ -91,7 +91,7 @@ from mtsc_sdr.model.checkpoint import shipped_model_dir
 from mtsc_sdr.options import add_checkpoint, add_threads
 from mtsc_sdr.phy.rx import Receiver, ReceiverConfig, warm_up
 from mtsc_sdr.report import peak_rss_mb
-from mtsc_sdr.rag.augment import RETRIEVAL_K, open_for_model
+from mtsc_sdr.rag.augment import open_for_model, retrieval_k_of
 from mtsc_sdr.runtime import protocol
 
 # torch is imported where the model runs: `run` and `replay` import this module for the base
@@ -150,7 +150,7 @@ class BaseStation:
     def __init__(self, checkpoint: str, rx_endpoints: list[str], control_endpoint: str, *,
                  sample_rate_hz: float = 1e6, threads: int = 1, security: LinkSecurity | None = None,
                  capture: str | None = None, capture_info: dict[str, Any] | None = None,
-                 knowledge: str | Path | None = None, retrieval_k: int = RETRIEVAL_K,
+                 knowledge: str | Path | None = None, retrieval_k: int | None = None,
                  max_queries: int = MAX_QUERIES, max_queued_samples: int = DEFAULT_MAX_QUEUED_SAMPLES):
         import torch
 
@@ -163,8 +163,8 @@ class BaseStation:
         self.server, self.tokenizer = model.server.eval(), model.tokenizer
         self.host = protocol.host_id()
         self.stats: Counter = Counter()
-        self.kb = None if knowledge is None else open_for_model(knowledge, model.cfg, retrieval_k)
-        self.retrieval_k, self.max_queries = int(retrieval_k), int(max_queries)
+        self.retrieval_k, self.max_queries = retrieval_k_of(model.cfg, retrieval_k), int(max_queries)
+        self.kb = None if knowledge is None else open_for_model(knowledge, model.cfg)
         self.queries: OrderedDict[tuple[int, int], np.ndarray] = OrderedDict()  # (session, seq) -> float32 (dim,)
         self._query_sessions: set[int] = set()          # sessions that sent a valid query
         self._queryless: Counter = Counter()            # session -> question items without one, before any
@@ -542,8 +542,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--kb", metavar="PATH",
                    help="the public global knowledge base (a directory made by `mtsc-sdr kb add`) whose snippets the "
                         "LAM decoder reads for question items; needs a model trained with retrieval (context_tokens)")
-    p.add_argument("--retrieval-k", type=int, default=RETRIEVAL_K, metavar="K",
-                   help="with --kb: snippets retrieved for each question item")
+    p.add_argument("--retrieval-k", type=int, metavar="K",
+                   help="with --kb: snippets retrieved for each question item (default: the k the model was trained with)")
     p.add_argument("--rx-queue-samples", type=int, default=DEFAULT_MAX_QUEUED_SAMPLES, metavar="N",
                    help="bound of each --rx stream's queue in complex64 samples; when the base station falls "
                         "behind, the oldest chunks beyond it are dropped and counted (default %(default)s)")

@@ -93,7 +93,7 @@ from mtsc_sdr.options import add_checkpoint, add_seed, add_threads
 from mtsc_sdr.phy.header import FrameHeader
 from mtsc_sdr.phy.ofdm import SUBCARRIER_SNR_GAIN_DB
 from mtsc_sdr.phy.tx import Transmitter
-from mtsc_sdr.rag.augment import RETRIEVAL_K
+from mtsc_sdr.rag.augment import retrieval_k_of
 from mtsc_sdr.report import peak_rss_mb
 from mtsc_sdr.runtime import protocol
 from mtsc_sdr.runtime.outputs import outputs_for
@@ -225,7 +225,7 @@ class ClientSettings:
     hello_timeout_s: float = 120.0
     images_dir: Optional[str] = None
     items: Optional[dict] = None     # where the items come from (:func:`item_source`), told in hello
-    retrieval_k: int = RETRIEVAL_K   # snippets of the local knowledge base per question item
+    retrieval_k: Optional[int] = None   # snippets of the local knowledge base per question item (None: the model's)
     counters: Counter = field(default_factory=Counter)
 
 
@@ -421,7 +421,7 @@ class Client:
         if self.kb is not None:
             embedder = self.kb.embedder                      # the model's query adapter, if it has one for it
             vector = self.model.retrieval_query(embedder.embed([question]), str(embedder.sha256))   # (1, dim)
-            hits = self.kb.query_vectors(vector, k=self.s.retrieval_k)[0]
+            hits = self.kb.query_vectors(vector, k=retrieval_k_of(self.model.cfg, self.s.retrieval_k))[0]
             example = replace(example, local_context=" ".join(h.text for h in hits))
             info = {"retrieval_ms": round(1e3 * (time.perf_counter() - t0), 3), "local_snippets": len(hits),
                     "local_doc_ids": [h.doc_id for h in hits]}
@@ -676,8 +676,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="the client's local, private knowledge base (a directory made by `mtsc-sdr kb add`): its "
                         "snippets join the encoder input of question items, their text never leaves the client; "
                         "needs a model trained with retrieval (context_tokens)")
-    p.add_argument("--retrieval-k", type=int, default=RETRIEVAL_K, metavar="K",
-                   help="with --kb: snippets retrieved for each question item")
+    p.add_argument("--retrieval-k", type=int, metavar="K",
+                   help="with --kb: snippets retrieved for each question item (default: the k the model was trained with)")
     add_threads(p)
     p.add_argument("--out", help="JSON lines file (default: stdout)")
     p.add_argument("--images", metavar="DIR", help="write reconstructed images here")
@@ -745,7 +745,8 @@ def run(args: argparse.Namespace) -> int:
     from mtsc_sdr.rag.errors import KnowledgeBaseError
 
     try:
-        kb = open_local_knowledge(args.kb, loaded.model.cfg, loaded.encoder.runtime, args.retrieval_k)
+        args.retrieval_k = retrieval_k_of(loaded.model.cfg, args.retrieval_k)
+        kb = open_local_knowledge(args.kb, loaded.model.cfg, loaded.encoder.runtime)
     except (ValueError, KnowledgeBaseError) as exc:
         print(f"mtsc-sdr client: {exc}", file=sys.stderr)
         return 2
@@ -756,18 +757,18 @@ def run(args: argparse.Namespace) -> int:
             kb.close()
 
 
-def open_local_knowledge(path: Optional[str], cfg, runtime: str, retrieval_k: int):
+def open_local_knowledge(path: Optional[str], cfg, runtime: str):
     """The client's local knowledge base at ``path`` (``create=False``; None: none) for a model of
     config ``cfg`` on the encode ``runtime``. ValueError naming the option when it cannot be used
-    (a model without ``context_tokens``, a graph runtime, whose graphs take no retrieved context,
-    ``retrieval_k`` < 1); KnowledgeBaseError when nothing is there or it cannot be opened."""
+    (a model without ``context_tokens``, a graph runtime, whose graphs take no retrieved context);
+    KnowledgeBaseError when nothing is there or it cannot be opened."""
     if path is None:
         return None
     if runtime != "torch":
         raise ValueError(f"--kb {path}: the {runtime} runtime's graphs take no retrieved context; use --runtime torch")
     from mtsc_sdr.rag.augment import open_for_model
 
-    return open_for_model(path, cfg, retrieval_k)
+    return open_for_model(path, cfg)
 
 
 def _run_points(args: argparse.Namespace, points: list, loaded, items: list, source: dict, precision: str,

@@ -110,7 +110,8 @@ class TrainConfig:
             the built-in world only) instead of questions about the image. Every item with a
             question is trained with retrieval in the loop (:mod:`mtsc_sdr.rag.loop`).
         retrieval_k: snippets retrieved from each knowledge base per item, in training as at
-            inference.
+            inference (the model's config records it: ``ModelConfig.retrieval_k``, the default of
+            ``--retrieval-k``).
         knowledge_shuffle: probability that a knowledge question, and each document retrieved for
             it, is trained with its words in random order (:class:`mtsc_sdr.rag.loop.RetrievalLoop`'s
             ``shuffle``: reading by the words, not the sentence pattern, for new phrasings).
@@ -246,9 +247,13 @@ class TrainConfig:
 
     # -- derived --------------------------------------------------------------------------------
     def model_config(self, path: str = ""):
-        """The :class:`~mtsc_sdr.model.ModelConfig`: the preset's, with ``model`` overrides."""
+        """The :class:`~mtsc_sdr.model.ModelConfig`: the preset's, with ``model`` overrides and the
+        run's ``retrieval_k``."""
+        where = f"{path}.model" if path else "model"
+        check("retrieval_k" not in self.model, f"{where}.retrieval_k",
+              "is the run's retrieval_k (a top-level field), not a model field to set")
         base = ModelConfig.micro() if self.preset == "micro" else ModelConfig.default()
-        return ModelConfig.from_dict({**to_dict(base), **self.model}, f"{path}.model" if path else "model")
+        return ModelConfig.from_dict({**to_dict(base), **self.model, "retrieval_k": self.retrieval_k}, where)
 
     def data_source(self) -> DataSource:
         """The :class:`~mtsc_sdr.data.sources.DataSource` of ``data`` at the model's input sizes."""

@@ -292,10 +292,26 @@ def test_kb_with_a_model_without_retrieved_context_is_refused_at_start(rag_check
         BaseStation(str(plain), [free_tcp_endpoint()], "tcp://127.0.0.1:*", knowledge=global_dir)
     cfg = load(rag_checkpoint).cfg
     with pytest.raises(KnowledgeBaseError, match="no knowledge base"):        # create=False: nothing made
-        open_local_knowledge(str(tmp_path / "missing"), cfg, "torch", 2)
+        open_local_knowledge(str(tmp_path / "missing"), cfg, "torch")
     assert not (tmp_path / "missing").exists()
     with pytest.raises(ValueError, match="runtime"):
-        open_local_knowledge(str(local_dir), cfg, "onnxruntime", 2)
+        open_local_knowledge(str(local_dir), cfg, "onnxruntime")
+
+
+def test_snippets_per_base_default_to_the_k_the_model_was_trained_with(rag_checkpoint):
+    from dataclasses import replace
+
+    from mtsc_sdr.model import load
+    from mtsc_sdr.rag.augment import retrieval_k_of
+    from mtsc_sdr.train.config import TrainConfig
+
+    cfg = load(rag_checkpoint).cfg
+    assert cfg.retrieval_k == TrainConfig().retrieval_k == 2             # recorded by the training run
+    assert retrieval_k_of(cfg) == 2 and retrieval_k_of(replace(cfg, retrieval_k=3)) == 3
+    assert retrieval_k_of(replace(cfg, retrieval_k=3), 1) == 1          # --retrieval-k overrides it
+    for bad in (0, -1, 2.5):
+        with pytest.raises(ValueError, match="--retrieval-k"):
+            retrieval_k_of(cfg, bad)
 
 
 def test_send_passes_the_local_knowledge_base_to_its_client(rag_checkpoint, bases, tmp_path):

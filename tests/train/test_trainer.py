@@ -75,6 +75,11 @@ def test_resume_refuses_another_config(tmp_path):
         train(micro(tmp_path, "c", steps=2, lr=5e-3), quiet=True)
 
 
+def test_the_model_config_records_the_runs_retrieval_k():
+    cfg = TrainConfig.from_dict({"preset": "micro", "model": {"context_tokens": 8}, "retrieval_k": 3})
+    assert cfg.model_config().retrieval_k == 3
+
+
 def test_bad_config_names_the_field(tmp_path):
     with pytest.raises(ConfigError, match=r"^task_weights"):
         TrainConfig.from_dict({"task_weights": [1.0, 2.0]})
@@ -90,6 +95,10 @@ def test_bad_config_names_the_field(tmp_path):
         TrainConfig.from_dict({"importance_weight": -1})
     with pytest.raises(ConfigError, match=r"^knowledge_filler_words: must be >= 0"):
         TrainConfig.from_dict({"knowledge_filler_words": -1})
+    with pytest.raises(ConfigError, match=r"^model\.retrieval_k: is the run's retrieval_k"):
+        TrainConfig.from_dict({"model": {"context_tokens": 8, "retrieval_k": 3}}).model_config()
+    with pytest.raises(ConfigError, match=r"^retrieval_k: must be >= 1"):
+        TrainConfig.from_dict({"retrieval_k": 0})
     with pytest.raises(ConfigError, match=r"^bogus: unknown field"):
         TrainConfig.from_dict({"bogus": 1})
     f = tmp_path / "bad.yaml"
