@@ -45,7 +45,8 @@ from mtsc_sdr.model.checkpoint import identity as checkpoint_identity
 
 FORMAT = "mtsc-sdr-client-artifact"
 #: 2: the analog image code's whole encode is in its graph (inputs image and snr_db).
-VERSION = 2
+#: 3: a model with retrieval inputs: the graphs of tasks with a question take ``context_ids``.
+VERSION = 3
 MANIFEST = "manifest.json"
 #: Quantization of an artifact: torch's own (``fp32``, ``int8-torch``: :mod:`.quantize`) or one
 #: of the graph methods (:mod:`.onnx_quant`).

@@ -3,7 +3,8 @@
 A graph holds everything of the encode that is a fixed computation on tensors (the network):
 
 * a token task (VQA, captions): inputs :meth:`~mtsc_sdr.model.split.ClientModel.encoder_inputs`
-  plus ``snr_db`` float32 (B,) -> modality encoder -> LAM encoder -> JSC projection, rate choice,
+  (with ``context_ids``, the local knowledge snippets' tokens, for a task with a question in a
+  model with retrieval inputs) plus ``snr_db`` float32 (B,) -> modality encoder -> LAM encoder -> JSC projection, rate choice,
   top-k and power (:meth:`~mtsc_sdr.model.jsc.JSCEncoder.assemble_reals`) -> outputs ``reals``
   float32 (B, budget, 2) (the complex symbols as (re, im)), ``rate_idx`` and ``n_tokens`` int64
   (B,);
@@ -14,8 +15,8 @@ A graph holds everything of the encode that is a fixed computation on tensors (t
 
 What stays outside, in the client's torch/Python: tokenising the question and the audio log-mel
 front end (:meth:`~mtsc_sdr.model.encoders.AudioEncoder.features`; ONNX Runtime's STFT took
-27x torch's time). The budget is a constant of the graph (it sets output shapes); the batch size
-and the question length are dynamic.
+27x torch's time). The budget is a constant of the graph (it sets output shapes); the batch size,
+the question length and the snippets' length (1..``context_tokens``) are dynamic.
 
 Export uses torch's dynamo-based exporter (``torch.onnx.export(..., dynamo=True)``), the one
 torch maintains; the TorchScript-based one cannot export the STFT and is deprecated.
@@ -26,14 +27,16 @@ from __future__ import annotations
 import contextlib
 import logging
 import warnings
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
 from mtsc_sdr import tasks
 from mtsc_sdr.data import collate, examples
+from mtsc_sdr.data.knowledge import Facts
 from mtsc_sdr.model.analog import ItemCode
 
 #: ONNX opset of exported graphs (what ONNX Runtime 1.32 and TensorRT 10 both take).
@@ -56,11 +59,23 @@ def signature(client, task: str) -> Signature:
     """The graph interface of ``task`` for ``client`` (a ClientModel)."""
     spec = tasks.get(task)
     names = ["audio_mel", "audio_length"] if spec.modality == "audio" else [spec.modality]
+    sequence = {"question_ids": "question"}
     if spec.question:
         names.append("question_ids")
+        if client.cfg.context_tokens:
+            names.append("context_ids")
+            sequence["context_ids"] = "context"
     names.append("snr_db")
-    dynamic = {n: {0: "batch", **({1: "question"} if n == "question_ids" else {})} for n in names}
+    dynamic = {n: {0: "batch", **({1: sequence[n]} if n in sequence else {})} for n in names}
     return Signature(tuple(names), ("reals", "rate_idx", "n_tokens"), dynamic)
+
+
+def dim_ranges(cfg) -> dict[str, tuple[int, int, int]]:
+    """(min, opt, max) of the graphs' dynamic dims that a model config bounds, by dim name, for an
+    engine's optimization profile (:func:`mtsc_sdr.compress.tensorrt.derive_shape_ranges`): the
+    snippets' tokens, 1..``context_tokens`` (a longer encoder input than the model's positions
+    would not build)."""
+    return {"context": (1, cfg.context_tokens, cfg.context_tokens)} if cfg.context_tokens else {}
 
 
 def graph_inputs(client, batch: dict, task: str, snr_db: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -97,9 +112,13 @@ class EncodeGraph(nn.Module):
 
 
 def example_inputs(client, task: str, n: int = 2, seed: int = 1) -> dict[str, torch.Tensor]:
-    """Inputs of ``n`` validation items of ``task`` (SNRs spread over the rate classes): what the
-    exporter traces with."""
-    batch = collate(examples("val", [task], n_per_task=n, seed=seed))
+    """Inputs of ``n`` validation items of ``task`` (SNRs spread over the rate classes; for a model
+    with retrieval inputs, each item with a knowledge snippet): what the exporter traces with."""
+    items = examples("val", [task], n_per_task=n, seed=seed)
+    if client.cfg.context_tokens:
+        facts = Facts(np.random.default_rng(seed)).facts()
+        items = [replace(e, local_context=facts[i].text()) for i, e in enumerate(items)]
+    batch = collate(items)
     snr = torch.linspace(-3.0, 18.0, n)
     return graph_inputs(client, batch, task, snr)
 
@@ -111,7 +130,8 @@ def export(client, task: str, budget: int, path: str | Path) -> Signature:
     graph = EncodeGraph(client, task, budget).eval()
     inputs = example_inputs(client, task)
     dims = {"batch": torch.export.Dim("batch", min=1, max=MAX_BATCH),
-            "question": torch.export.Dim("question", min=1, max=MAX_QUESTION)}
+            "question": torch.export.Dim("question", min=1, max=MAX_QUESTION),
+            "context": torch.export.Dim("context", min=1, max=max(2, client.cfg.context_tokens))}
     shapes = tuple({axis: dims[name] for axis, name in graph.sig.dynamic[n].items()} for n in graph.sig.inputs)
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     with torch.no_grad(), warnings.catch_warnings(), quiet("torch.onnx", "onnx_ir", "onnxscript"):

@@ -777,12 +777,14 @@ def tensorrt_encoder(client, artifact, threads: int = 1, precision: str | None =
     first use (:func:`ensure_engine`; kept beside the graphs and reused while they fit)."""
     import torch
 
+    from .graph import dim_ranges
     from .runtimes import GraphEncoder
 
     ok, reason = gpu_available()
     if not ok:
         raise ValueError(f"runtime 'tensorrt' needs TensorRT and a CUDA GPU: {reason}")
     torch.set_num_threads(threads)
+    ranges = dim_ranges(client.cfg)
     return GraphEncoder("tensorrt", client, artifact,
-                        lambda path: TensorRTSession(ensure_engine(path, precision=precision)))
+                        lambda path: TensorRTSession(ensure_engine(path, precision=precision, dim_ranges=ranges)))
 

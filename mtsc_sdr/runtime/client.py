@@ -746,7 +746,7 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         args.retrieval_k = retrieval_k_of(loaded.model.cfg, args.retrieval_k)
-        kb = open_local_knowledge(args.kb, loaded.model.cfg, loaded.encoder.runtime)
+        kb = open_local_knowledge(args.kb, loaded.model.cfg)
     except (ValueError, KnowledgeBaseError) as exc:
         print(f"mtsc-sdr client: {exc}", file=sys.stderr)
         return 2
@@ -757,15 +757,13 @@ def run(args: argparse.Namespace) -> int:
             kb.close()
 
 
-def open_local_knowledge(path: Optional[str], cfg, runtime: str):
+def open_local_knowledge(path: Optional[str], cfg):
     """The client's local knowledge base at ``path`` (``create=False``; None: none) for a model of
-    config ``cfg`` on the encode ``runtime``. ValueError naming the option when it cannot be used
-    (a model without ``context_tokens``, a graph runtime, whose graphs take no retrieved context);
+    config ``cfg`` (every runtime reads its snippets: the graphs of an artifact take them as
+    ``context_ids``). ValueError naming the option when the model takes no retrieved context;
     KnowledgeBaseError when nothing is there or it cannot be opened."""
     if path is None:
         return None
-    if runtime != "torch":
-        raise ValueError(f"--kb {path}: the {runtime} runtime's graphs take no retrieved context; use --runtime torch")
     from mtsc_sdr.rag.augment import open_for_model
 
     return open_for_model(path, cfg)

@@ -167,3 +167,41 @@ def test_a_composed_client_takes_each_tasks_graphs_from_its_artifact(micro_check
     with pytest.raises(ValueError, match="budgets"):
         other = build(micro_checkpoint, tmp_path / "one", Technique("fp32"), "onnxruntime", log=lambda *a: None)
         compose(fp32_artifact.directory, {"vqa": other.directory}, tmp_path / "bad")
+
+
+def test_a_model_with_retrieval_inputs_reads_its_snippets_through_the_graphs(tmp_path):
+    """The graphs of tasks with a question take the local snippets (``context_ids``, 1..context_tokens
+    long): ONNX Runtime encodes them as torch does, and the snippets change what is sent. An
+    engine's optimization profile bounds their length by the model's ``context_tokens``."""
+    from dataclasses import replace
+
+    import onnx
+
+    from mtsc_sdr.compress.graph import dim_ranges
+    from mtsc_sdr.compress.tensorrt import derive_shape_ranges
+    from mtsc_sdr.model import ModelConfig, TextTokenizer, build_model, save
+    from mtsc_sdr.model.tokenizer import corpus
+    from mtsc_sdr.train.trainer import knowledge_tokenizer
+
+    cfg = replace(ModelConfig.micro(), context_tokens=12)
+    tok = knowledge_tokenizer(cfg, TextTokenizer.train(corpus(n_scenes=20, n_audio=5, n_video=5)))
+    torch.manual_seed(0)
+    save(build_model(cfg, tok), tmp_path / "ck")
+    art = build(tmp_path / "ck", tmp_path / "art", Technique("fp32"), "onnxruntime", log=lambda *a: None)
+    graph = onnx.load(str(art.graph_path("vqa", cfg.symbols_per_item)))
+    dims = {i.name: [d.dim_param or d.dim_value for d in i.type.tensor_type.shape.dim] for i in graph.graph.input}
+    assert dims["context_ids"] == ["batch", "context"]
+    assert "context_ids" not in {i.name for i in onnx.load(str(art.graph_path("caption_image", cfg.symbols_per_item))).graph.input}
+    assert derive_shape_ranges(graph, dim_ranges=dim_ranges(cfg))["context_ids"][2][1] == 12
+
+    ref = load_client(tmp_path / "ck")
+    ort = load_client(tmp_path / "ck", "onnxruntime", art.directory)
+    snippets = ["the red circle belongs to alice.", "", "the blue square was made in oslo. bob owns the green circle.",
+                "the white triangle belongs to zara. " * 4]                     # the last one is cut to 12 tokens
+    items = [replace(e, local_context=s) for e, s in zip(examples("val", ["vqa"], n_per_task=4, seed=4), snippets)]
+    snr = torch.linspace(-4.0, 19.0, 4)
+    a, _ = ref.encoder.encode(collate(items), "vqa", snr, None)
+    b, _ = ort.encoder.encode(collate(items), "vqa", snr, None)
+    assert torch.equal(a.rate_idx, b.rate_idx) and float((a.symbols - b.symbols).abs().max()) < FP32_SYMBOL_TOL
+    bare, _ = ort.encoder.encode(collate([replace(e, local_context="") for e in items]), "vqa", snr, None)
+    assert float((bare.symbols[0] - b.symbols[0]).abs().max()) > 1e-3          # the snippet is read

@@ -292,10 +292,8 @@ def test_kb_with_a_model_without_retrieved_context_is_refused_at_start(rag_check
         BaseStation(str(plain), [free_tcp_endpoint()], "tcp://127.0.0.1:*", knowledge=global_dir)
     cfg = load(rag_checkpoint).cfg
     with pytest.raises(KnowledgeBaseError, match="no knowledge base"):        # create=False: nothing made
-        open_local_knowledge(str(tmp_path / "missing"), cfg, "torch")
+        open_local_knowledge(str(tmp_path / "missing"), cfg)
     assert not (tmp_path / "missing").exists()
-    with pytest.raises(ValueError, match="runtime"):
-        open_local_knowledge(str(local_dir), cfg, "onnxruntime")
 
 
 def test_snippets_per_base_default_to_the_k_the_model_was_trained_with(rag_checkpoint):
