@@ -2,7 +2,9 @@
 
 A release directory (``models/default``, ``models/minilm``) holds what loading needs and nothing
 else: ``model.safetensors`` (float16 with ``--half``: half the bytes, read back as float32),
-``config.json``, the tokenizer files, and ``MODEL_CARD.md``: what the model is, the exact command,
+``config.json``, the tokenizer files, ``provenance.json`` (the run's record: configuration, steps,
+wall time, machines, commits and what it was initialised from, so that a run initialised from the
+release carries them onto its own card), and ``MODEL_CARD.md``: what the model is, the exact command,
 training configuration, steps, wall time, machine, threads or GPU and commit that produced it, the
 sha256 of the weights, the training loss per task, and the evaluation tables (``--evaluation``: a
 Markdown file, e.g. ``benchmarks/quality_vs_snr.py --markdown`` run on the released weights, with
@@ -22,6 +24,7 @@ the card's evaluation of a first release holds for the second::
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import sys
 from pathlib import Path
@@ -33,7 +36,7 @@ from mtsc_sdr.model import load, save
 from mtsc_sdr.model.checkpoint import WEIGHTS
 from mtsc_sdr.report import machine, versions
 
-from .trainer import read_state
+from .trainer import PROVENANCE_FILE, PROVENANCE_FORMAT, PROVENANCE_KEYS, read_state
 
 CARD = "MODEL_CARD.md"
 #: the largest a release directory may be (the project ships it in git)
@@ -103,16 +106,23 @@ def _source_lines(source: Optional[dict]) -> list[str]:
     return lines + _source_lines(source.get("init_from"))
 
 
+def recorded_runs(state: dict, commit: Optional[str]) -> list[dict]:
+    """The runs a trainer state records (machine, versions, commit, device, threads, first step),
+    or for a state that predates those records, one recorded now with ``commit``."""
+    train_cfg = state.get("train_config", {})
+    return state.get("runs") or [{"machine": machine(), "versions": versions(), "commit": commit,
+                                  "device": train_cfg.get("device", "cpu"),
+                                  "num_threads": train_cfg.get("num_threads"), "start_step": 0,
+                                  "recorded": "at release (the training run predates provenance records)"}]
+
+
 def card_text(name: str, src: Path, model, state: dict, weights: Path, half: bool, command: str,
               commit: Optional[str], evaluation: Optional[str]) -> str:
     """The Markdown model card of a release (see the module docstring for what it holds)."""
     from mtsc_sdr.model.backbones.minilm import file_sha256   # imports torch: not on `--help`'s path
 
     train_cfg = state.get("train_config", {})
-    runs = state.get("runs") or [{"machine": machine(), "versions": versions(), "commit": commit,
-                                  "device": train_cfg.get("device", "cpu"),
-                                  "num_threads": train_cfg.get("num_threads"), "start_step": 0,
-                                  "recorded": "at release (the training run predates provenance records)"}]
+    runs = recorded_runs(state, commit)
     lines = [f"# Model card: `{name}`", "",
              "Multi-task semantic communication model of mtsc-sdr (client half + base-station half; "
              "`mtsc_sdr/model/split.py` documents the cut), trained in phase I over the differentiable "
@@ -173,6 +183,9 @@ def release(src: str | Path, dst: str | Path, *, command: str, half: bool = Fals
     shutil.rmtree(tmp, ignore_errors=True)
     save(model, tmp, half=half)
     released = load(tmp)                        # what users will load: the card describes it
+    record = {"format": PROVENANCE_FORMAT, "command": command, **{k: state[k] for k in PROVENANCE_KEYS if k in state},
+              "runs": recorded_runs(state, commit)}
+    (tmp / PROVENANCE_FILE).write_text(json.dumps(record, indent=1, sort_keys=True))
     (tmp / CARD).write_text(card_text(dst.name, src, released, state, tmp / WEIGHTS, half, command, commit,
                                       evaluation))
     size = directory_bytes(tmp)

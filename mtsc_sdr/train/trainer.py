@@ -56,6 +56,12 @@ from .config import OPERATIONAL_FIELDS, TrainConfig
 STATE_FORMAT = "mtsc-sdr-trainer"
 STATE_VERSION = 1
 STATE_FILE = "trainer_state.json"
+#: A release directory's record of the run that made it (no loss history, no optimizer), so that a
+#: run initialised from a release carries the release's history onto its own model card.
+PROVENANCE_FILE = "provenance.json"
+PROVENANCE_FORMAT = "mtsc-sdr-provenance"
+#: what of a trainer state a provenance record and an ``init_from`` summary keep
+PROVENANCE_KEYS = ("train_config", "step", "elapsed_s", "runs", "init_from")
 OPTIMIZER_FILE = "optimizer.safetensors"
 
 
@@ -212,9 +218,9 @@ def init_from(cfg: TrainConfig, mcfg):
     if not taken:
         raise ConfigError("init_from", f"{cfg.init_from} shares no tensor with the configured model")
     model.load_state_dict(taken, strict=False)
-    saved = read_state(Path(cfg.init_from)) or {}
+    saved = read_state(Path(cfg.init_from)) or read_provenance(Path(cfg.init_from)) or {}
     summary = {"path": str(cfg.init_from), "tensors_taken": len(taken), "tensors_new": len(own) - len(taken),
-               **{k: saved[k] for k in ("train_config", "step", "elapsed_s", "runs", "init_from") if k in saved}}
+               **{k: saved[k] for k in PROVENANCE_KEYS if k in saved}}
     return model, summary
 
 
@@ -419,6 +425,22 @@ def read_state(directory: Path) -> Optional[dict]:
     if state.get("format") != STATE_FORMAT or state.get("version") != STATE_VERSION:
         raise ResumeMismatch("", f"{file}: not a version-{STATE_VERSION} {STATE_FORMAT} state")
     return state
+
+
+def read_provenance(directory: Path) -> Optional[dict]:
+    """What a release directory records of the run that made it (:data:`PROVENANCE_FILE`, written
+    by ``mtsc-sdr release``): :data:`PROVENANCE_KEYS` of its trainer state; None if there is none.
+    Raises ConfigError (``init_from``) for a file that is not one."""
+    file = Path(directory) / PROVENANCE_FILE
+    if not file.is_file():
+        return None
+    try:
+        record = json.loads(file.read_text())
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ConfigError("init_from", f"{file}: not JSON ({exc})") from None
+    if not isinstance(record, dict) or record.get("format") != PROVENANCE_FORMAT:
+        raise ConfigError("init_from", f"{file}: not a {PROVENANCE_FORMAT} record")
+    return {k: record[k] for k in PROVENANCE_KEYS if k in record}
 
 
 def _write_checkpoint(directory: Path, model, opt, state: dict) -> None:
