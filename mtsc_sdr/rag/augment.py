@@ -53,14 +53,18 @@ def open_for_model(path, cfg) -> KnowledgeBase:
 QueryMap = Callable[[np.ndarray, str], np.ndarray]
 
 
+def question_vector(embedder, question: str, query: Optional[QueryMap] = None) -> np.ndarray:
+    """The vector float32 (1, dim) that searches a base of ``embedder`` for ``question``: its
+    embedding, mapped by ``query`` (the model's query adapter, :data:`QueryMap`); None: the plain
+    embedding."""
+    vector = embedder.embed([question])
+    return vector if query is None else query(vector, str(embedder.sha256))
+
+
 def hits(base: KnowledgeBase, question: str, k: int, query: Optional[QueryMap] = None) -> list:
-    """The top ``k`` :class:`~.kb.Hit` of ``base`` for ``question``, best first. ``query``: the
-    model's map of the question's embedding to the vector that searches (its query adapter); None:
-    the plain embedding."""
-    vector = base.embedder.embed([question])                                   # (1, dim)
-    if query is not None:
-        vector = query(vector, str(base.embedder.sha256))
-    return base.query_vectors(vector, k=k)[0]
+    """The top ``k`` :class:`~.kb.Hit` of ``base`` for ``question``, best first, searched with
+    :func:`question_vector`."""
+    return base.query_vectors(question_vector(base.embedder, question, query), k=k)[0]
 
 
 def snippets(base: Optional[KnowledgeBase], question: str, k: int, query: Optional[QueryMap] = None) -> str:

@@ -93,7 +93,7 @@ from mtsc_sdr.options import add_checkpoint, add_seed, add_threads
 from mtsc_sdr.phy.header import FrameHeader
 from mtsc_sdr.phy.ofdm import SUBCARRIER_SNR_GAIN_DB
 from mtsc_sdr.phy.tx import Transmitter
-from mtsc_sdr.rag.augment import retrieval_k_of
+from mtsc_sdr.rag.augment import question_vector, retrieval_k_of
 from mtsc_sdr.report import peak_rss_mb
 from mtsc_sdr.runtime import protocol
 from mtsc_sdr.runtime.outputs import outputs_for
@@ -252,6 +252,7 @@ class Client:
             raise ValueError("a local knowledge base needs a model trained with retrieval (context_tokens > 0); "
                              "this one takes no retrieved context")
         self.model, self.identity, self.s = model, identity, settings
+        self.retrieval_k = retrieval_k_of(model.cfg, settings.retrieval_k)   # local snippets per question item
         self.kb = knowledge
         self._query_embedder = None                   # embeds questions for the base station's global base
         self._own_embedder = None                     # a SentenceEmbedder, when the local base's is not that one
@@ -419,9 +420,8 @@ class Client:
         info: dict[str, Any] = {}
         vector = None
         if self.kb is not None:
-            embedder = self.kb.embedder                      # the model's query adapter, if it has one for it
-            vector = self.model.retrieval_query(embedder.embed([question]), str(embedder.sha256))   # (1, dim)
-            hits = self.kb.query_vectors(vector, k=retrieval_k_of(self.model.cfg, self.s.retrieval_k))[0]
+            vector = question_vector(self.kb.embedder, question, self.model.retrieval_query)   # (1, dim)
+            hits = self.kb.query_vectors(vector, k=self.retrieval_k)[0]
             example = replace(example, local_context=" ".join(h.text for h in hits))
             info = {"retrieval_ms": round(1e3 * (time.perf_counter() - t0), 3), "local_snippets": len(hits),
                     "local_doc_ids": [h.doc_id for h in hits]}
@@ -430,8 +430,7 @@ class Client:
         query = None
         if self._query_embedder is not None:
             if vector is None or self._query_embedder is not self.kb.embedder:
-                embedder = self._query_embedder
-                vector = self.model.retrieval_query(embedder.embed([question]), str(embedder.sha256))
+                vector = question_vector(self._query_embedder, question, self.model.retrieval_query)
             query = np.asarray(vector[0], np.float32)
         info["global_query"] = query is not None
         return example, query, info

@@ -429,8 +429,8 @@ def read_state(directory: Path) -> Optional[dict]:
 
 def read_provenance(directory: Path) -> Optional[dict]:
     """What a release directory records of the run that made it (:data:`PROVENANCE_FILE`, written
-    by ``mtsc-sdr release``): :data:`PROVENANCE_KEYS` of its trainer state; None if there is none.
-    Raises ConfigError (``init_from``) for a file that is not one."""
+    by ``mtsc-sdr release``: :data:`PROVENANCE_KEYS` of its trainer state, the release command);
+    None if there is none. Raises ConfigError (``init_from``) for a file that is not one."""
     file = Path(directory) / PROVENANCE_FILE
     if not file.is_file():
         return None
@@ -440,7 +440,7 @@ def read_provenance(directory: Path) -> Optional[dict]:
         raise ConfigError("init_from", f"{file}: not JSON ({exc})") from None
     if not isinstance(record, dict) or record.get("format") != PROVENANCE_FORMAT:
         raise ConfigError("init_from", f"{file}: not a {PROVENANCE_FORMAT} record")
-    return {k: record[k] for k in PROVENANCE_KEYS if k in record}
+    return record
 
 
 def _write_checkpoint(directory: Path, model, opt, state: dict) -> None:
